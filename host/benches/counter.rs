@@ -1,0 +1,66 @@
+//! Bench binary: generate -> counter -> drop, 100,000 distinct keys, 1 worker; the wasm `counter`
+//! plugin against the built-in `native_counter`, interleaved in one run so both see the same
+//! machine load. Prints records/s for each and the ratio.
+//!
+//! Run: `bash plugins/build.sh && cargo bench --bench counter` (env: BENCH_RECORDS, default
+//! 2,000,000 per run; BENCH_ROUNDS, default 3).
+
+use arkflow::config::EngineConfig;
+use arkflow::engine;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn config(processor: &str, records: u64) -> EngineConfig {
+    let yaml = format!(
+        r#"
+streams:
+  - name: bench
+    input: {{ type: generate, count: {records}, keys: 100000, payload_bytes: 16, seed: 1, batch_size: 1024 }}
+    pipeline:
+      thread_num: 1
+      batch_size: 256
+      processors:
+        - {processor}
+    output: {{ type: drop }}
+"#
+    );
+    EngineConfig::from_yaml_str(&yaml, None).expect("bench config")
+}
+
+fn run(cfg: &EngineConfig) -> (f64, u64) {
+    let stream = engine::build_stream(cfg, &cfg.streams[0]).expect("build");
+    let start = Instant::now();
+    let report = stream.run(Arc::new(AtomicBool::new(false)));
+    let secs = start.elapsed().as_secs_f64();
+    assert!(report.failure.is_none(), "{:?}", report.failure);
+    assert_eq!(report.records_out, report.records_in);
+    (report.records_in as f64 / secs, report.state_entries)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // `cargo test --benches` probes bench binaries; nothing to list.
+    }
+    let records: u64 = std::env::var("BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist/counter.wasm");
+    assert!(plugin.exists(), "{} missing: run `bash plugins/build.sh` first", plugin.display());
+    let wasm = config(&format!("{{ type: wasm, path: {} }}", plugin.display()), records);
+    let native = config("{ type: native_counter }", records);
+    let (mut w, mut n) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (rw, kw) = run(&wasm);
+        let (rn, kn) = run(&native);
+        assert_eq!(kw, kn, "both counters must hold the same number of keys");
+        println!("round {round}: wasm {rw:>12.0} rec/s   native {rn:>12.0} rec/s   ratio {:.3}", rw / rn);
+        w.push(rw);
+        n.push(rn);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let (mw, mn) = (median(&mut w), median(&mut n));
+    println!("median: wasm {mw:.0} rec/s, native {mn:.0} rec/s, wasm/native = {:.3} ({records} records/run, 100000 keys, 1 worker)", mw / mn);
+}

@@ -1,0 +1,306 @@
+//! Entry points: `EngineConfig::from_file` / `from_yaml_str`, and the top-level sections.
+//!
+//! Contract: text -> `${VAR}` interpolation -> span map (yaml-rust2) -> `serde_yaml::Value` ->
+//! raw structs (`deny_unknown_fields`, via `Ctx::de`) -> typed model with defaults applied and
+//! relative paths resolved -> cross-stream validation. The first problem found is returned as a
+//! `ConfigError` located in the file as written.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_yaml::Value;
+
+use super::ctx::Ctx;
+use super::dispatch::dispatch;
+use super::error::{ConfigError, ConfigErrorKind as K};
+use super::interp::{interpolate, LineIndex};
+use super::model::*;
+use super::spans::{self, SpanMap, YPath};
+use super::{inputs, outputs, processors, validate};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoot {
+    state_management: Option<RawStateManagement>,
+    streams: Vec<RawStream>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStateManagement {
+    enabled: Option<bool>,
+    backend_type: Option<String>,
+    checkpoint_interval_ms: Option<u64>,
+    retained_checkpoints: Option<u32>,
+    exactly_once: Option<bool>,
+    state_timeout_ms: Option<u64>,
+    s3_config: Option<RawS3>,
+    local_config: Option<RawLocal>,
+    key_groups: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawS3 {
+    bucket: String,
+    region: Option<String>,
+    prefix: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    endpoint_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLocal {
+    path: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStream {
+    name: Option<String>,
+    input: Value,
+    pipeline: Option<RawPipeline>,
+    output: Value,
+    error_output: Option<Value>,
+    key_by: Option<String>,
+    state: Option<RawStreamState>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    thread_num: Option<usize>,
+    batch_size: Option<usize>,
+    channel_capacity: Option<usize>,
+    processors: Option<Vec<Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStreamState {
+    operator_id: Option<String>,
+    enabled: Option<bool>,
+    custom_keys: Option<Vec<String>>,
+}
+
+impl EngineConfig {
+    /// Reads and loads the config file at `path` (relative paths inside resolve against its directory).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<EngineConfig, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(
+                K::Io,
+                &path.display().to_string(),
+                format!("cannot read config file: {e}"),
+            )
+        })?;
+        Self::from_yaml_str(&text, Some(path))
+    }
+
+    /// Loads config text. `origin` names the file in messages (`<config>` when None) and is the
+    /// base for relative paths (left relative when None); it becomes `EngineConfig::source`.
+    pub fn from_yaml_str(text: &str, origin: Option<&Path>) -> Result<EngineConfig, ConfigError> {
+        load(text, origin, &|name| std::env::var(name).ok())
+    }
+}
+
+/// [`EngineConfig::from_yaml_str`] with an injectable environment (for tests).
+pub(crate) fn load(
+    text: &str,
+    origin: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<EngineConfig, ConfigError> {
+    let file = origin.map_or_else(|| "<config>".to_string(), |p| p.display().to_string());
+    let base_dir = origin.map(|p| p.parent().unwrap_or(Path::new("")).to_path_buf());
+    let interp = interpolate(text, env).map_err(|e| {
+        ConfigError::new(K::Interpolation, &file, e.message)
+            .at(Some(LineIndex::new(text).position(e.index)))
+    })?;
+    let expanded_lines = LineIndex::new(&interp.text);
+    let spans = spans::build(&interp.text);
+    let parsed = serde_yaml::from_str::<Value>(&interp.text);
+    let (span_map, span_err) = match spans {
+        Ok(m) => (m, None),
+        Err(e) => (SpanMap::default(), Some(e)),
+    };
+    let ctx = Ctx::new(file.clone(), base_dir, span_map, interp, text);
+    if let Some(e) = span_err {
+        let msg = format!("invalid YAML: {}", e.message);
+        return Err(ConfigError::new(K::Syntax, &file, msg).at(Some(ctx.position(e.index))));
+    }
+    let mut value = parsed.map_err(|e| {
+        let loc = e
+            .location()
+            .map(|l| ctx.position(expanded_lines.index(l.line(), l.column())));
+        ConfigError::new(K::Syntax, &file, format!("invalid YAML: {e}")).at(loc)
+    })?;
+    value.apply_merge().map_err(|e| {
+        ConfigError::new(
+            K::Syntax,
+            &file,
+            format!("invalid YAML merge key (<<): {e}"),
+        )
+    })?;
+    if value.is_null() {
+        let msg = "the configuration is empty: expected a mapping with at least a `streams:` list";
+        return Err(ConfigError::new(K::MissingKey, &file, msg));
+    }
+    let root: RawRoot = ctx.de(value, &YPath::root(), &[])?;
+    let state_management = state_management(&ctx, root.state_management)?;
+    let streams = (root.streams.into_iter().enumerate())
+        .map(|(i, raw)| stream(&ctx, i, raw))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cfg = EngineConfig {
+        state_management,
+        streams,
+        source: origin.map(Path::to_path_buf),
+    };
+    validate::check(&ctx, &cfg)?;
+    Ok(cfg)
+}
+
+fn state_management(
+    ctx: &Ctx,
+    raw: Option<RawStateManagement>,
+) -> Result<StateManagementConfig, ConfigError> {
+    let path = YPath::root().key("state_management");
+    let d = StateManagementConfig::default();
+    let Some(r) = raw else {
+        return Ok(StateManagementConfig {
+            local_config: LocalConfig {
+                path: ctx.resolve(d.local_config.path),
+            },
+            ..d
+        });
+    };
+    let backend_path = path.key("backend_type");
+    let backend_type = ctx.named(
+        r.backend_type,
+        &backend_path,
+        "backend_type",
+        BackendType::NAMES,
+        BackendType::from_name,
+        d.backend_type,
+    )?;
+    let s3_config = r.s3_config.map(|s| {
+        let d3 = S3Config::new(s.bucket);
+        S3Config {
+            region: s.region.unwrap_or(d3.region.clone()),
+            prefix: s.prefix.unwrap_or(d3.prefix.clone()),
+            access_key_id: s.access_key_id,
+            secret_access_key: s.secret_access_key,
+            endpoint_url: s.endpoint_url,
+            ..d3
+        }
+    });
+    if let Some(s3) = &s3_config {
+        if s3.bucket.is_empty() {
+            let at = path.key("s3_config").key("bucket");
+            return Err(ctx.invalid(&at, format!("{at} must not be empty")));
+        }
+    } else if matches!(backend_type, BackendType::S3 | BackendType::Hybrid) {
+        let msg = format!(
+            "state_management.s3_config is required when backend_type is `{}` (add s3_config: {{bucket: ...}})",
+            backend_type.name()
+        );
+        return Err(ctx.at_value(K::MissingKey, &backend_path, msg));
+    }
+    let local_path = r
+        .local_config
+        .and_then(|l| l.path)
+        .unwrap_or(d.local_config.path);
+    let cfg = StateManagementConfig {
+        enabled: r.enabled.unwrap_or(d.enabled),
+        backend_type,
+        checkpoint_interval_ms: r.checkpoint_interval_ms.unwrap_or(d.checkpoint_interval_ms),
+        retained_checkpoints: r.retained_checkpoints.unwrap_or(d.retained_checkpoints),
+        exactly_once: r.exactly_once.unwrap_or(d.exactly_once),
+        state_timeout_ms: r.state_timeout_ms,
+        s3_config,
+        local_config: LocalConfig {
+            path: inputs::non_empty_path(ctx, local_path, &path.key("local_config").key("path"))?,
+        },
+        key_groups: r.key_groups.unwrap_or(d.key_groups),
+    };
+    ctx.at_least(
+        &path.key("checkpoint_interval_ms"),
+        cfg.checkpoint_interval_ms,
+        1,
+    )?;
+    ctx.at_least(
+        &path.key("retained_checkpoints"),
+        cfg.retained_checkpoints,
+        1,
+    )?;
+    ctx.at_least(&path.key("key_groups"), cfg.key_groups, 1)?;
+    if let Some(t) = cfg.state_timeout_ms {
+        ctx.at_least(&path.key("state_timeout_ms"), t, 1)?;
+    }
+    Ok(cfg)
+}
+
+fn stream(ctx: &Ctx, index: usize, raw: RawStream) -> Result<StreamConfig, ConfigError> {
+    let path = YPath::root().key("streams").index(index);
+    let name = raw.name.unwrap_or_else(|| default_stream_name(index));
+    let input = dispatch(ctx, raw.input, &path.key("input"), "input", inputs::TYPES)?;
+    let pipeline = pipeline(ctx, raw.pipeline, &path.key("pipeline"))?;
+    let output = dispatch(
+        ctx,
+        raw.output,
+        &path.key("output"),
+        "output",
+        outputs::TYPES,
+    )?;
+    let error_output = match raw.error_output {
+        Some(v) => Some(dispatch(
+            ctx,
+            v,
+            &path.key("error_output"),
+            "output",
+            outputs::TYPES,
+        )?),
+        None => None,
+    };
+    let state = match raw.state {
+        None => StreamStateConfig::for_stream(&name),
+        Some(s) => StreamStateConfig {
+            operator_id: s.operator_id.unwrap_or_else(|| name.clone()),
+            enabled: s.enabled.unwrap_or(true),
+            custom_keys: s.custom_keys.unwrap_or_default(),
+        },
+    };
+    Ok(StreamConfig {
+        name,
+        input,
+        pipeline,
+        output,
+        error_output,
+        state,
+        key_by: raw.key_by,
+    })
+}
+
+fn pipeline(
+    ctx: &Ctx,
+    raw: Option<RawPipeline>,
+    path: &YPath,
+) -> Result<PipelineConfig, ConfigError> {
+    let d = PipelineConfig::default();
+    let Some(r) = raw else { return Ok(d) };
+    let procs_path = path.key("processors");
+    let processors = (r.processors.unwrap_or_default().into_iter().enumerate())
+        .map(|(j, v)| dispatch(ctx, v, &procs_path.index(j), "processor", processors::TYPES))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cfg = PipelineConfig {
+        thread_num: r.thread_num.unwrap_or(d.thread_num),
+        batch_size: r.batch_size.unwrap_or(d.batch_size),
+        channel_capacity: r.channel_capacity.unwrap_or(d.channel_capacity),
+        processors,
+    };
+    ctx.at_least(&path.key("thread_num"), cfg.thread_num, 1)?;
+    ctx.at_least(&path.key("batch_size"), cfg.batch_size, 1)?;
+    ctx.at_least(&path.key("channel_capacity"), cfg.channel_capacity, 1)?;
+    Ok(cfg)
+}

@@ -1,0 +1,420 @@
+//! The typed configuration model: what a YAML file means once it is parsed and resolved.
+//!
+//! Every default lives here, in one place, and `docs/CONFIG.md` documents the same values.
+//! The loader (`super::load`) turns YAML text into these types and reports errors with
+//! file:line:col; nothing else in the host parses YAML.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    pub state_management: StateManagementConfig,
+    pub streams: Vec<StreamConfig>,
+    /// The file the config was read from (None when built from a string).
+    pub source: Option<PathBuf>,
+}
+
+/// Which backend keeps checkpointed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendType {
+    Memory,
+    Local,
+    S3,
+    Hybrid,
+}
+
+/// `state_management:` — global state and checkpoint settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateManagementConfig {
+    /// default false
+    pub enabled: bool,
+    /// default memory
+    pub backend_type: BackendType,
+    /// default 30000
+    pub checkpoint_interval_ms: u64,
+    /// default 5
+    pub retained_checkpoints: u32,
+    /// default false
+    pub exactly_once: bool,
+    /// default None (no expiry)
+    pub state_timeout_ms: Option<u64>,
+    pub s3_config: Option<S3Config>,
+    /// `local_config: {path}`; default path `./arkflow-state`
+    pub local_config: LocalConfig,
+    /// default 128; fixed for the life of the state
+    pub key_groups: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct S3Config {
+    pub bucket: String,
+    /// default "us-east-1"
+    pub region: String,
+    /// default ""
+    pub prefix: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalConfig {
+    pub path: PathBuf,
+}
+
+/// One entry of `streams:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamConfig {
+    /// default "stream-{index}"
+    pub name: String,
+    pub input: InputConfig,
+    pub pipeline: PipelineConfig,
+    pub output: OutputConfig,
+    pub error_output: Option<OutputConfig>,
+    /// default: enabled, operator_id = name, custom_keys = []
+    pub state: StreamStateConfig,
+    /// JSON field of the record value used as routing key when the record has no key; default None
+    pub key_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineConfig {
+    /// default 1
+    pub thread_num: usize,
+    /// Max records per `process-batch` call; default 256
+    pub batch_size: usize,
+    /// Capacity, in batches, of each channel between stages; default 16
+    pub channel_capacity: usize,
+    pub processors: Vec<ProcessorConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamStateConfig {
+    /// default: the stream name
+    pub operator_id: String,
+    /// default true
+    pub enabled: bool,
+    /// default []
+    pub custom_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputConfig {
+    Generate(GenerateInput),
+    File(FileInput),
+    Stdin(StdinInput),
+}
+
+/// `type: generate` — deterministic synthetic JSON events
+/// `{"id":N,"key":"k<K>","ts":T,"payload":"..."}`; record key = `k<K>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateInput {
+    /// Records to produce; None = unbounded (default None)
+    pub count: Option<u64>,
+    /// Records per second; None = as fast as possible (default None)
+    pub rate_per_sec: Option<u64>,
+    /// Distinct keys; default 1000
+    pub keys: u64,
+    /// Bytes of the "payload" string; default 16
+    pub payload_bytes: usize,
+    /// default 0
+    pub seed: u64,
+    /// Records per input batch; default 1024
+    pub batch_size: usize,
+}
+
+/// `type: file` — JSON lines; position = line number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileInput {
+    pub path: PathBuf,
+    /// default 1024
+    pub batch_size: usize,
+    /// JSON field holding the record key; default None (then the stream's key_by applies)
+    pub key_field: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StdinInput {
+    /// default 1024
+    pub batch_size: usize,
+    pub key_field: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProcessorConfig {
+    Wasm(WasmProcessorConfig),
+    /// Built-in twin of the `counter` plugin, for benchmarks only.
+    NativeCounter(NativeCounterConfig),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NativeCounterConfig {
+    /// default "default"
+    pub store: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WasmProcessorConfig {
+    /// Path to the component; relative paths are resolved against the config file's directory.
+    pub path: PathBuf,
+    /// Passed to `init`; scalars as strings, nested values as JSON text. default {}
+    pub config: BTreeMap<String, String>,
+    pub limits: WasmLimits,
+    /// Re-instantiations and retries of a failed batch before `on_failure` applies; default 2
+    pub retries: u32,
+    /// default Fail
+    pub on_failure: FailurePolicy,
+    pub grants: WasiGrants,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Stop the stream with an error.
+    Fail,
+    /// Send the batch's records to `error_output` and continue.
+    ErrorOutput,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WasmLimits {
+    /// Linear memory cap per instance; default 64
+    pub memory_mb: u64,
+    /// CPU deadline per call; default 5000
+    pub batch_timeout_ms: u64,
+    /// Total bytes a batch may emit (keys + values + headers); default 16 MiB
+    pub max_output_bytes: u64,
+    /// default 4096
+    pub max_key_bytes: u64,
+    /// default 1 MiB
+    pub max_value_bytes: u64,
+    /// Bytes of staged state writes per call; default 64 MiB
+    pub max_batch_state_bytes: u64,
+    /// Total bytes of this operator's state per worker; default 1 GiB
+    pub max_state_bytes: u64,
+    /// Log line cap; default 4096
+    pub max_log_line: usize,
+}
+
+/// What WASI access the plugin gets. Default: nothing (no env, no files, no network, no stdio).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WasiGrants {
+    /// Environment variables passed through by name.
+    pub env: Vec<String>,
+    /// Let the plugin write to the host's stdout/stderr.
+    pub inherit_stdio: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputConfig {
+    Stdout(StdoutOutput),
+    File(FileOutput),
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// One JSON object per record: the value if it is JSON, else {"key","value"} text. default
+    Json,
+    /// The raw value bytes followed by a newline.
+    Raw,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StdoutOutput {
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileOutput {
+    pub path: PathBuf,
+    pub format: OutputFormat,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defaults. These are the only place default values are written down (besides docs/CONFIG.md).
+// ---------------------------------------------------------------------------------------------
+
+/// `state_management.checkpoint_interval_ms` default.
+pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 30_000;
+/// `state_management.retained_checkpoints` default.
+pub const DEFAULT_RETAINED_CHECKPOINTS: u32 = 5;
+/// `state_management.key_groups` default.
+pub const DEFAULT_KEY_GROUPS: u32 = 128;
+/// `state_management.local_config.path` default (resolved against the config file's directory).
+pub const DEFAULT_LOCAL_STATE_PATH: &str = "./arkflow-state";
+/// `state_management.s3_config.region` default.
+pub const DEFAULT_S3_REGION: &str = "us-east-1";
+/// `batch_size` default of every input.
+pub const DEFAULT_INPUT_BATCH_SIZE: usize = 1024;
+/// `generate` input `keys` default.
+pub const DEFAULT_GENERATE_KEYS: u64 = 1000;
+/// `generate` input `payload_bytes` default.
+pub const DEFAULT_GENERATE_PAYLOAD_BYTES: usize = 16;
+/// `pipeline.thread_num` default.
+pub const DEFAULT_THREAD_NUM: usize = 1;
+/// `pipeline.batch_size` default.
+pub const DEFAULT_PIPELINE_BATCH_SIZE: usize = 256;
+/// `pipeline.channel_capacity` default.
+pub const DEFAULT_CHANNEL_CAPACITY: usize = 16;
+/// `wasm` processor `retries` default.
+pub const DEFAULT_WASM_RETRIES: u32 = 2;
+/// `native_counter` processor `store` default; also the reserved name of the implicit store.
+pub const DEFAULT_STORE: &str = "default";
+
+/// The name of a stream that has no `name:` (`index` is its position in `streams:`, from 0).
+pub fn default_stream_name(index: usize) -> String {
+    format!("stream-{index}")
+}
+
+impl Default for StateManagementConfig {
+    fn default() -> Self {
+        StateManagementConfig {
+            enabled: false,
+            backend_type: BackendType::Memory,
+            checkpoint_interval_ms: DEFAULT_CHECKPOINT_INTERVAL_MS,
+            retained_checkpoints: DEFAULT_RETAINED_CHECKPOINTS,
+            exactly_once: false,
+            state_timeout_ms: None,
+            s3_config: None,
+            local_config: LocalConfig::default(),
+            key_groups: DEFAULT_KEY_GROUPS,
+        }
+    }
+}
+
+impl S3Config {
+    /// An S3 config for `bucket` with every optional field at its default.
+    pub fn new(bucket: impl Into<String>) -> Self {
+        S3Config {
+            bucket: bucket.into(),
+            region: DEFAULT_S3_REGION.to_string(),
+            prefix: String::new(),
+            access_key_id: None,
+            secret_access_key: None,
+            endpoint_url: None,
+        }
+    }
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        LocalConfig {
+            path: PathBuf::from(DEFAULT_LOCAL_STATE_PATH),
+        }
+    }
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            thread_num: DEFAULT_THREAD_NUM,
+            batch_size: DEFAULT_PIPELINE_BATCH_SIZE,
+            channel_capacity: DEFAULT_CHANNEL_CAPACITY,
+            processors: Vec::new(),
+        }
+    }
+}
+
+impl StreamStateConfig {
+    /// The state section a stream gets when it has no `state:`.
+    pub fn for_stream(stream_name: &str) -> Self {
+        StreamStateConfig {
+            operator_id: stream_name.to_string(),
+            enabled: true,
+            custom_keys: Vec::new(),
+        }
+    }
+}
+
+impl Default for GenerateInput {
+    fn default() -> Self {
+        GenerateInput {
+            count: None,
+            rate_per_sec: None,
+            keys: DEFAULT_GENERATE_KEYS,
+            payload_bytes: DEFAULT_GENERATE_PAYLOAD_BYTES,
+            seed: 0,
+            batch_size: DEFAULT_INPUT_BATCH_SIZE,
+        }
+    }
+}
+
+impl Default for StdinInput {
+    fn default() -> Self {
+        StdinInput {
+            batch_size: DEFAULT_INPUT_BATCH_SIZE,
+            key_field: None,
+        }
+    }
+}
+
+impl Default for NativeCounterConfig {
+    fn default() -> Self {
+        NativeCounterConfig {
+            store: DEFAULT_STORE.to_string(),
+        }
+    }
+}
+
+impl Default for WasmLimits {
+    fn default() -> Self {
+        WasmLimits {
+            memory_mb: 64,
+            batch_timeout_ms: 5_000,
+            max_output_bytes: 16 * 1024 * 1024,
+            max_key_bytes: 4096,
+            max_value_bytes: 1024 * 1024,
+            max_batch_state_bytes: 64 * 1024 * 1024,
+            max_state_bytes: 1024 * 1024 * 1024,
+            max_log_line: 4096,
+        }
+    }
+}
+
+// Hand-written rather than derived so the type definitions above stay exactly as agreed.
+#[allow(clippy::derivable_impls)]
+impl Default for FailurePolicy {
+    fn default() -> Self {
+        FailurePolicy::Fail
+    }
+}
+
+#[allow(clippy::derivable_impls)]
+impl Default for OutputFormat {
+    fn default() -> Self {
+        OutputFormat::Json
+    }
+}
+
+#[allow(clippy::derivable_impls)]
+impl Default for StdoutOutput {
+    fn default() -> Self {
+        StdoutOutput {
+            format: OutputFormat::default(),
+        }
+    }
+}
+
+/// Lowercase YAML names of enum-like settings, parsed and printed through one table each.
+macro_rules! named_enum {
+    ($ty:ident { $($name:literal => $variant:ident),+ $(,)? }) => {
+        impl $ty {
+            /// Every accepted YAML spelling, in documentation order.
+            pub const NAMES: &'static [&'static str] = &[$($name),+];
+            /// Parses the lowercase YAML name; None if unknown.
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name { $($name => Some($ty::$variant),)+ _ => None }
+            }
+            /// The YAML name of this value.
+            pub fn name(self) -> &'static str {
+                match self { $($ty::$variant => $name,)+ }
+            }
+        }
+    };
+}
+
+named_enum!(BackendType { "memory" => Memory, "s3" => S3, "hybrid" => Hybrid, "local" => Local });
+named_enum!(FailurePolicy { "fail" => Fail, "error_output" => ErrorOutput });
+named_enum!(OutputFormat { "json" => Json, "raw" => Raw });

@@ -1,0 +1,167 @@
+//! Processor types: `wasm`, `native_counter`.
+//!
+//! Contract: [`TYPES`] maps each `type:` name to a builder, as in `inputs.rs`. For `wasm`:
+//! `path` is required and resolved against the config file's directory; `config` values become
+//! strings (scalars as written, null as "", nested lists/maps as JSON text); every `limits`
+//! field is optional and must be >= 1; `on_failure` accepts `FailurePolicy::NAMES`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_yaml::{Mapping, Value};
+
+use super::ctx::Ctx;
+use super::dispatch::Build;
+use super::error::{ConfigError, ConfigErrorKind as K};
+use super::inputs::non_empty_path;
+use super::model::*;
+use super::spans::YPath;
+
+/// Known processor types, in documentation order.
+pub(crate) const TYPES: &[(&str, Build<ProcessorConfig>)] =
+    &[("wasm", wasm), ("native_counter", native_counter)];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWasm {
+    path: PathBuf,
+    config: Option<Mapping>,
+    limits: Option<RawLimits>,
+    retries: Option<u32>,
+    on_failure: Option<String>,
+    grants: Option<RawGrants>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    memory_mb: Option<u64>,
+    batch_timeout_ms: Option<u64>,
+    max_output_bytes: Option<u64>,
+    max_key_bytes: Option<u64>,
+    max_value_bytes: Option<u64>,
+    max_batch_state_bytes: Option<u64>,
+    max_state_bytes: Option<u64>,
+    max_log_line: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrants {
+    env: Option<Vec<String>>,
+    inherit_stdio: Option<bool>,
+}
+
+fn wasm(ctx: &Ctx, value: Value, path: &YPath) -> Result<ProcessorConfig, ConfigError> {
+    let raw: RawWasm = ctx.de(value, path, &["type"])?;
+    let cfg = WasmProcessorConfig {
+        path: non_empty_path(ctx, raw.path, &path.key("path"))?,
+        config: plugin_config(ctx, raw.config.unwrap_or_default(), &path.key("config"))?,
+        limits: limits(ctx, raw.limits, &path.key("limits"))?,
+        retries: raw.retries.unwrap_or(DEFAULT_WASM_RETRIES),
+        on_failure: ctx.named(
+            raw.on_failure,
+            &path.key("on_failure"),
+            "on_failure",
+            FailurePolicy::NAMES,
+            FailurePolicy::from_name,
+            FailurePolicy::default(),
+        )?,
+        grants: match raw.grants {
+            None => WasiGrants::default(),
+            Some(g) => WasiGrants {
+                env: g.env.unwrap_or_default(),
+                inherit_stdio: g.inherit_stdio.unwrap_or(false),
+            },
+        },
+    };
+    Ok(ProcessorConfig::Wasm(cfg))
+}
+
+fn limits(ctx: &Ctx, raw: Option<RawLimits>, path: &YPath) -> Result<WasmLimits, ConfigError> {
+    let d = WasmLimits::default();
+    let Some(r) = raw else { return Ok(d) };
+    let l = WasmLimits {
+        memory_mb: r.memory_mb.unwrap_or(d.memory_mb),
+        batch_timeout_ms: r.batch_timeout_ms.unwrap_or(d.batch_timeout_ms),
+        max_output_bytes: r.max_output_bytes.unwrap_or(d.max_output_bytes),
+        max_key_bytes: r.max_key_bytes.unwrap_or(d.max_key_bytes),
+        max_value_bytes: r.max_value_bytes.unwrap_or(d.max_value_bytes),
+        max_batch_state_bytes: r.max_batch_state_bytes.unwrap_or(d.max_batch_state_bytes),
+        max_state_bytes: r.max_state_bytes.unwrap_or(d.max_state_bytes),
+        max_log_line: r.max_log_line.unwrap_or(d.max_log_line),
+    };
+    let checks: [(&str, u64); 8] = [
+        ("memory_mb", l.memory_mb),
+        ("batch_timeout_ms", l.batch_timeout_ms),
+        ("max_output_bytes", l.max_output_bytes),
+        ("max_key_bytes", l.max_key_bytes),
+        ("max_value_bytes", l.max_value_bytes),
+        ("max_batch_state_bytes", l.max_batch_state_bytes),
+        ("max_state_bytes", l.max_state_bytes),
+        ("max_log_line", l.max_log_line as u64),
+    ];
+    for (key, v) in checks {
+        ctx.at_least(&path.key(key), v, 1)?;
+    }
+    Ok(l)
+}
+
+/// `config:` -> string map: scalars as written, null as "", lists and mappings as JSON text.
+fn plugin_config(
+    ctx: &Ctx,
+    map: Mapping,
+    path: &YPath,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in map {
+        let key = match scalar_text(&k) {
+            Some(s) => s,
+            None => {
+                return Err(ctx.at_value(
+                    K::InvalidType,
+                    path,
+                    format!("keys of {path} must be scalars"),
+                ))
+            }
+        };
+        let at = path.key(&key);
+        let text = match scalar_text(&v) {
+            Some(s) => s,
+            None => serde_json::to_string(&v).map_err(|e| {
+                ctx.at_value(
+                    K::InvalidType,
+                    &at,
+                    format!("{at} cannot be converted to JSON text: {e}"),
+                )
+            })?,
+        };
+        out.insert(key, text);
+    }
+    Ok(out)
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => Some(String::new()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        Value::Tagged(t) => scalar_text(&t.value),
+        Value::Sequence(_) | Value::Mapping(_) => None,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNativeCounter {
+    store: Option<String>,
+}
+
+fn native_counter(ctx: &Ctx, value: Value, path: &YPath) -> Result<ProcessorConfig, ConfigError> {
+    let raw: RawNativeCounter = ctx.de(value, path, &["type"])?;
+    Ok(ProcessorConfig::NativeCounter(NativeCounterConfig {
+        store: raw.store.unwrap_or_else(|| DEFAULT_STORE.to_string()),
+    }))
+}

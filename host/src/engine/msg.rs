@@ -1,0 +1,27 @@
+//! Messages on the stream's channels. Barriers are a message kind of their own in every channel,
+//! ordered with the data: everything before barrier `e` belongs to epoch `e`.
+
+use crate::record::Record;
+
+/// A record with its key group, as the router sends it to the group's worker.
+pub struct Routed {
+    pub group: u32,
+    pub record: Record,
+}
+
+/// Input -> worker.
+pub enum WorkerMsg {
+    Data(Vec<Routed>),
+    Barrier(u64),
+    Eof,
+}
+
+/// Worker -> output. The epoch of data and the worker of barriers/EOF are carried for the
+/// checkpoint coordinator; the output stage of this version only counts them.
+#[allow(dead_code)]
+pub enum OutMsg {
+    /// Output and error records of one processed batch, tagged with the epoch they belong to.
+    Data { epoch: u64, records: Vec<Record>, errors: Vec<Record> },
+    Barrier { epoch: u64, worker: usize },
+    Eof { worker: usize },
+}

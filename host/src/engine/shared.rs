@@ -1,0 +1,51 @@
+//! What the threads of one stream share: stop flag, first failure, counters.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+pub struct StreamMetrics {
+    pub records_in: AtomicU64,
+    pub records_out: AtomicU64,
+    pub records_dropped: AtomicU64,
+    /// Records sent to error_output (or logged when there is none).
+    pub records_failed: AtomicU64,
+    pub batches: AtomicU64,
+    /// Batches that failed after retries.
+    pub batch_failures: AtomicU64,
+    /// Highest epoch whose barrier reached the output from every worker.
+    pub last_aligned_epoch: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct StreamShared {
+    pub name: String,
+    /// Set when the stream must stop early (failure); the input stops reading.
+    pub stop: AtomicBool,
+    failure: Mutex<Option<String>>,
+    pub metrics: StreamMetrics,
+}
+
+impl StreamShared {
+    pub fn new(name: String) -> Self {
+        StreamShared { name, stop: AtomicBool::new(false), failure: Mutex::new(None), metrics: StreamMetrics::default() }
+    }
+
+    /// Records the first failure and asks the stream to stop.
+    pub fn fail(&self, msg: String) {
+        tracing::error!(stream = %self.name, "{msg}");
+        let mut f = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        if f.is_none() {
+            *f = Some(msg);
+        }
+        self.stop.store(true, Relaxed);
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn failed(&self) -> bool {
+        self.stop.load(Relaxed) && self.failure().is_some()
+    }
+}

@@ -1,0 +1,308 @@
+//! One stream: input -> router -> `thread_num` workers -> output, on bounded channels.
+//!
+//! Threads: the caller's thread runs the input and routes each record to the worker owning its key
+//! group (`group = xxh3(routing key) % key_groups`; workers own contiguous group ranges); one
+//! thread per worker; one output thread. Backpressure: every channel is bounded, so a slow output
+//! stalls the workers and then the input. The input injects barriers (periodically when
+//! checkpointing is enabled, and always once at the end) into every worker's channel; the output
+//! stage sees a barrier as aligned when all workers forwarded it, and flushes the sinks.
+//! Shutdown (EOF, signal, or a failure) ends with a final barrier then EOF, which drains
+//! everything in flight.
+
+use super::msg::{OutMsg, Routed, WorkerMsg};
+use super::shared::StreamShared;
+use super::worker::Worker;
+use crate::config::StreamConfig;
+use crate::input::Input;
+use crate::output::Output;
+use crate::processor::ProcessorFactory;
+use crate::state::{StateLimits, WorkerState};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A built, ready-to-run stream.
+pub struct Stream {
+    pub config: StreamConfig,
+    pub(crate) factories: Vec<Arc<dyn ProcessorFactory>>,
+    pub(crate) store_names: Vec<String>,
+    pub(crate) key_groups: u32,
+    pub(crate) ttl_ms: Option<u64>,
+    pub(crate) state_limits: StateLimits,
+    pub(crate) input: Box<dyn Input>,
+    pub(crate) output: Box<dyn Output>,
+    pub(crate) error_output: Option<Box<dyn Output>>,
+    pub(crate) barrier_interval: Option<Duration>,
+    pub shared: Arc<StreamShared>,
+}
+
+/// How a stream ended.
+#[derive(Debug, Clone)]
+pub struct StreamReport {
+    pub name: String,
+    pub records_in: u64,
+    pub records_out: u64,
+    pub records_dropped: u64,
+    pub records_failed: u64,
+    pub last_aligned_epoch: u64,
+    /// The error that stopped the stream, if any.
+    pub failure: Option<String>,
+    /// Entries of keyed state held at the end, summed over workers.
+    pub state_entries: u64,
+}
+
+impl Stream {
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Runs to completion on the calling thread. `stop` is the process-wide shutdown flag.
+    pub fn run(self, stop: Arc<AtomicBool>) -> StreamReport {
+        let Stream { config, factories, store_names, key_groups, ttl_ms, state_limits, mut input, output, error_output, barrier_interval, shared } = self;
+        let n = config.pipeline.thread_num.max(1);
+        let cap = config.pipeline.channel_capacity.max(1);
+        let (out_tx, out_rx) = bounded::<OutMsg>(cap * n);
+        let out_shared = shared.clone();
+        let out_thread = std::thread::Builder::new()
+            .name(format!("{}-output", shared.name))
+            .spawn(move || output_stage(out_rx, output, error_output, n, &out_shared))
+            .expect("spawn output thread");
+
+        let mut inboxes = Vec::with_capacity(n);
+        let mut workers = Vec::with_capacity(n);
+        for w in 0..n {
+            let (tx, rx) = bounded::<WorkerMsg>(cap);
+            inboxes.push(tx);
+            let processors: anyhow::Result<Vec<_>> = factories.iter().map(|f| f.instantiate(w)).collect();
+            let processors = match processors {
+                Ok(p) => p,
+                Err(e) => {
+                    shared.fail(format!("stream {}: {e:#}", shared.name));
+                    Vec::new()
+                }
+            };
+            let mut st = WorkerState::new(store_names.clone(), ttl_ms, state_limits);
+            st.set_track_dirty(barrier_interval.is_some());
+            let worker = Worker::new(w, processors, Some(Box::new(st)), config.pipeline.batch_size, out_tx.clone(), shared.clone(), 1);
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("{}-worker-{w}", shared.name))
+                    .spawn(move || worker.run(rx))
+                    .expect("spawn worker thread"),
+            );
+        }
+        drop(out_tx);
+
+        let mut router = Router { key_groups, workers: n, key_by: config.key_by.clone(), unkeyed: 0 };
+        let epoch = input_loop(&mut *input, &mut router, &inboxes, &shared, &stop, barrier_interval);
+        for tx in &inboxes {
+            let _ = tx.send(WorkerMsg::Barrier(epoch));
+            let _ = tx.send(WorkerMsg::Eof);
+        }
+        drop(inboxes);
+        let mut state_entries = 0;
+        for w in workers {
+            match w.join() {
+                Ok(Some(st)) => state_entries += st.entries(),
+                Ok(None) => {}
+                Err(_) => shared.fail(format!("stream {}: a worker thread panicked", shared.name)),
+            }
+        }
+        if out_thread.join().is_err() {
+            shared.fail(format!("stream {}: the output thread panicked", shared.name));
+        }
+        let m = &shared.metrics;
+        StreamReport {
+            name: shared.name.clone(),
+            records_in: m.records_in.load(Relaxed),
+            records_out: m.records_out.load(Relaxed),
+            records_dropped: m.records_dropped.load(Relaxed),
+            records_failed: m.records_failed.load(Relaxed),
+            last_aligned_epoch: m.last_aligned_epoch.load(Relaxed),
+            failure: shared.failure(),
+            state_entries,
+        }
+    }
+}
+
+/// Reads the input until EOF, shutdown or failure; returns the epoch of the final barrier.
+fn input_loop(
+    input: &mut dyn Input,
+    router: &mut Router,
+    inboxes: &[Sender<WorkerMsg>],
+    shared: &StreamShared,
+    stop: &AtomicBool,
+    barrier_interval: Option<Duration>,
+) -> u64 {
+    let mut epoch = 1;
+    let mut last_barrier = Instant::now();
+    while !stop.load(Relaxed) && !shared.stop.load(Relaxed) {
+        if let Some(iv) = barrier_interval {
+            if last_barrier.elapsed() >= iv {
+                for tx in inboxes {
+                    let _ = tx.send(WorkerMsg::Barrier(epoch));
+                }
+                epoch += 1;
+                last_barrier = Instant::now();
+            }
+        }
+        match input.next_batch() {
+            Ok(Some(batch)) => {
+                if batch.is_empty() {
+                    continue;
+                }
+                shared.metrics.records_in.fetch_add(batch.len() as u64, Relaxed);
+                for (w, routed) in router.route(batch).into_iter().enumerate() {
+                    if !routed.is_empty() && inboxes[w].send(WorkerMsg::Data(routed)).is_err() {
+                        return epoch;
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                shared.fail(format!("stream {}: input failed: {e:#}", shared.name));
+                break;
+            }
+        }
+    }
+    epoch
+}
+
+/// Assigns key groups and workers.
+pub struct Router {
+    pub key_groups: u32,
+    pub workers: usize,
+    pub key_by: Option<String>,
+    unkeyed: u64,
+}
+
+impl Router {
+    pub fn new(key_groups: u32, workers: usize, key_by: Option<String>) -> Self {
+        Router { key_groups, workers, key_by, unkeyed: 0 }
+    }
+
+    /// The key group of a routing key.
+    pub fn group_of(&self, key: &[u8]) -> u32 {
+        (xxhash_rust::xxh3::xxh3_64(key) % self.key_groups as u64) as u32
+    }
+
+    /// The worker owning `group` (contiguous ranges).
+    pub fn worker_of(&self, group: u32) -> usize {
+        (group as u64 * self.workers as u64 / self.key_groups as u64) as usize
+    }
+
+    pub fn route(&mut self, batch: Vec<crate::record::Record>) -> Vec<Vec<Routed>> {
+        let mut out: Vec<Vec<Routed>> = (0..self.workers).map(|_| Vec::with_capacity(batch.len() / self.workers + 1)).collect();
+        for record in batch {
+            let group = match (&record.key, &self.key_by) {
+                (Some(k), _) => self.group_of(k),
+                (None, Some(field)) => match record.value.as_deref().and_then(|v| crate::util::json::field_bytes(v, field)) {
+                    Some(k) => self.group_of(&k),
+                    None => self.next_unkeyed(),
+                },
+                (None, None) => self.next_unkeyed(),
+            };
+            out[self.worker_of(group)].push(Routed { group, record });
+        }
+        out
+    }
+
+    fn next_unkeyed(&mut self) -> u32 {
+        self.unkeyed += 1;
+        (self.unkeyed % self.key_groups as u64) as u32
+    }
+}
+
+/// The output thread: writes records and errors, aligns barriers, ends after every worker's EOF.
+fn output_stage(
+    rx: Receiver<OutMsg>,
+    mut output: Box<dyn Output>,
+    mut errors: Option<Box<dyn Output>>,
+    workers: usize,
+    shared: &StreamShared,
+) {
+    let m = &shared.metrics;
+    let mut broken = false;
+    let mut aligned: std::collections::BTreeMap<u64, usize> = Default::default();
+    let mut eofs = 0;
+    let check = |r: anyhow::Result<()>, broken: &mut bool| {
+        if let Err(e) = r {
+            if !*broken {
+                shared.fail(format!("stream {}: output failed: {e:#}", shared.name));
+            }
+            *broken = true;
+        }
+    };
+    // Outputs are flushed when the inbox runs dry, so sparse output is never held back waiting for
+    // a barrier or a full buffer.
+    let mut dirty = false;
+    loop {
+        let msg = match rx.try_recv() {
+            Ok(m) => m,
+            Err(crossbeam_channel::TryRecvError::Empty) => {
+                if dirty && !broken {
+                    check(output.flush(), &mut broken);
+                    if let Some(e) = errors.as_mut() {
+                        check(e.flush(), &mut broken);
+                    }
+                }
+                dirty = false;
+                match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
+            }
+            Err(crossbeam_channel::TryRecvError::Disconnected) => break,
+        };
+        match msg {
+            OutMsg::Data { records, errors: errs, .. } => {
+                if broken {
+                    continue;
+                }
+                dirty = true;
+                if !records.is_empty() {
+                    check(output.write_batch(&records), &mut broken);
+                    m.records_out.fetch_add(records.len() as u64, Relaxed);
+                }
+                if !errs.is_empty() {
+                    match errors.as_mut() {
+                        Some(e) => check(e.write_batch(&errs), &mut broken),
+                        None => {
+                            for r in &errs {
+                                tracing::warn!(stream = %shared.name, "failed record (no error_output): {}", String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()));
+                            }
+                        }
+                    }
+                }
+            }
+            OutMsg::Barrier { epoch, .. } => {
+                let c = aligned.entry(epoch).or_default();
+                *c += 1;
+                if *c == workers {
+                    aligned.remove(&epoch);
+                    if !broken {
+                        check(output.flush(), &mut broken);
+                        if let Some(e) = errors.as_mut() {
+                            check(e.flush(), &mut broken);
+                        }
+                    }
+                    m.last_aligned_epoch.store(epoch, Relaxed);
+                    tracing::debug!(stream = %shared.name, epoch, "barrier aligned at the output");
+                }
+            }
+            OutMsg::Eof { .. } => {
+                eofs += 1;
+                if eofs == workers {
+                    break;
+                }
+            }
+        }
+    }
+    if !broken {
+        check(output.close(), &mut broken);
+        if let Some(e) = errors.as_mut() {
+            check(e.close(), &mut broken);
+        }
+    }
+}

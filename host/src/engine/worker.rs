@@ -1,0 +1,216 @@
+//! A worker: owns a range of key groups, their state and one instance of every processor.
+//!
+//! Records are buffered per key group and a group is processed when its buffer reaches
+//! `batch_size`, or when the inbox is empty (so batches grow under load and latency stays low when
+//! idle), or at a barrier. Per-key order is kept because a key's group is processed in arrival
+//! order by this one thread. At barrier `e` the worker flushes every buffer, calls
+//! `on_checkpoint` for each group processed since the last barrier, and forwards the barrier.
+//! After a fatal failure it stops processing but still forwards barriers and EOF so the stream
+//! drains and ends cleanly.
+
+use super::msg::{OutMsg, Routed, WorkerMsg};
+use super::shared::StreamShared;
+use crate::config::FailurePolicy;
+use crate::processor::{BatchCtx, BatchError, Processor, StateSlot};
+use crate::record::{Outcome, Record, RecordError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use hashbrown::{HashMap, HashSet};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+pub struct Worker {
+    pub id: usize,
+    pub processors: Vec<Box<dyn Processor>>,
+    pub state: StateSlot,
+    pub batch_size: usize,
+    pub out: Sender<OutMsg>,
+    pub shared: Arc<StreamShared>,
+    pub(super) pending: HashMap<u32, Vec<Record>>,
+    pub(super) touched: HashSet<u32>,
+    pub(super) epoch: u64,
+    pub(super) dead: bool,
+    pub(super) batch_id: u64,
+}
+
+impl Worker {
+    pub fn new(
+        id: usize,
+        processors: Vec<Box<dyn Processor>>,
+        state: StateSlot,
+        batch_size: usize,
+        out: Sender<OutMsg>,
+        shared: Arc<StreamShared>,
+        first_epoch: u64,
+    ) -> Self {
+        Worker {
+            id,
+            processors,
+            state,
+            batch_size,
+            out,
+            shared,
+            pending: HashMap::new(),
+            touched: HashSet::new(),
+            epoch: first_epoch,
+            dead: false,
+            batch_id: 0,
+        }
+    }
+
+    /// Runs until EOF; returns the state for inspection.
+    pub fn run(mut self, inbox: Receiver<WorkerMsg>) -> StateSlot {
+        loop {
+            let msg = match inbox.try_recv() {
+                Ok(m) => m,
+                Err(TryRecvError::Empty) => {
+                    self.flush_all();
+                    match inbox.recv() {
+                        Ok(m) => m,
+                        Err(_) => break,
+                    }
+                }
+                Err(TryRecvError::Disconnected) => break,
+            };
+            match msg {
+                WorkerMsg::Data(records) => self.accept(records),
+                WorkerMsg::Barrier(epoch) => self.barrier(epoch),
+                WorkerMsg::Eof => {
+                    self.flush_all();
+                    let _ = self.out.send(OutMsg::Eof { worker: self.id });
+                    break;
+                }
+            }
+        }
+        self.state
+    }
+
+    fn accept(&mut self, records: Vec<Routed>) {
+        if self.dead {
+            return;
+        }
+        for Routed { group, record } in records {
+            let buf = self.pending.entry(group).or_default();
+            buf.push(record);
+            if buf.len() >= self.batch_size {
+                let batch = std::mem::take(buf);
+                self.process_group(group, batch);
+            }
+        }
+    }
+
+    fn flush_all(&mut self) {
+        let groups: Vec<u32> = self.pending.iter().filter(|(_, v)| !v.is_empty()).map(|(g, _)| *g).collect();
+        for g in groups {
+            // A fatal failure while flushing clears every buffer.
+            let Some(buf) = self.pending.get_mut(&g) else { break };
+            let batch = std::mem::take(buf);
+            self.process_group(g, batch);
+        }
+    }
+
+    fn barrier(&mut self, epoch: u64) {
+        self.flush_all();
+        if !self.dead {
+            let now = crate::input::now_ms();
+            let mut groups: Vec<u32> = self.touched.drain().collect();
+            groups.sort_unstable();
+            'outer: for g in groups {
+                for i in 0..self.processors.len() {
+                    if let Err(e) = self.processors[i].on_checkpoint(epoch, g, now, &mut self.state) {
+                        self.fatal(e);
+                        break 'outer;
+                    }
+                }
+            }
+        }
+        self.epoch = epoch + 1;
+        let _ = self.out.send(OutMsg::Barrier { epoch, worker: self.id });
+    }
+
+    fn fatal(&mut self, e: BatchError) {
+        self.dead = true;
+        self.pending.clear();
+        self.shared.fail(e.message);
+    }
+
+    /// Runs one key group's batch through every processor and sends the results downstream.
+    fn process_group(&mut self, group: u32, batch: Vec<Record>) {
+        if self.dead || batch.is_empty() {
+            return;
+        }
+        let shared = self.shared.clone();
+        let m = &shared.metrics;
+        m.batches.fetch_add(1, Relaxed);
+        self.touched.insert(group);
+        let partition = batch[0].partition;
+        let mut current = batch;
+        let mut errors = Vec::new();
+        let now = crate::input::now_ms();
+        for i in 0..self.processors.len() {
+            self.batch_id += 1;
+            let ctx = BatchCtx { batch_id: self.batch_id, key_group: group, partition, epoch: self.epoch, now_ms: now };
+            let p = &mut self.processors[i];
+            match p.process(&ctx, &current, &mut self.state) {
+                Ok(outcomes) => {
+                    let mut next = Vec::with_capacity(current.len());
+                    for (input, outcome) in current.iter().zip(outcomes) {
+                        match outcome {
+                            Outcome::Emit(v) => next.extend(v),
+                            Outcome::Drop => {
+                                m.records_dropped.fetch_add(1, Relaxed);
+                            }
+                            Outcome::Fail(e) => errors.push(error_record(&shared.name, p.name(), input, &e)),
+                        }
+                    }
+                    current = next;
+                }
+                Err(e) => {
+                    m.batch_failures.fetch_add(1, Relaxed);
+                    match e.policy {
+                        FailurePolicy::Fail => return self.fatal(e),
+                        FailurePolicy::ErrorOutput => {
+                            let re = RecordError { class: "batch".into(), code: "batch-failed".into(), message: e.message };
+                            errors.extend(current.iter().map(|r| error_record(&shared.name, p.name(), r, &re)));
+                            current = Vec::new();
+                            break;
+                        }
+                    }
+                }
+            }
+            if current.is_empty() {
+                break;
+            }
+        }
+        m.records_failed.fetch_add(errors.len() as u64, Relaxed);
+        if current.is_empty() && errors.is_empty() {
+            return;
+        }
+        let _ = self.out.send(OutMsg::Data { epoch: self.epoch, records: current, errors });
+    }
+}
+
+/// The record sent to `error_output` for a failed input record.
+pub fn error_record(stream: &str, processor: &str, input: &Record, err: &RecordError) -> Record {
+    let value = input.value.as_deref().map(|v| match serde_json::from_slice::<serde_json::Value>(v) {
+        Ok(j) => j,
+        Err(_) => serde_json::Value::String(String::from_utf8_lossy(v).into_owned()),
+    });
+    let body = serde_json::json!({
+        "error": { "class": err.class, "code": err.code, "message": err.message },
+        "stream": stream,
+        "processor": processor,
+        "key": input.key.as_deref().map(String::from_utf8_lossy),
+        "value": value,
+        "partition": input.partition,
+        "offset": input.offset,
+        "timestamp_ms": input.timestamp_ms,
+    });
+    Record {
+        key: input.key.clone(),
+        value: Some(body.to_string().into_bytes()),
+        headers: vec![],
+        timestamp_ms: input.timestamp_ms,
+        partition: input.partition,
+        offset: input.offset,
+    }
+}

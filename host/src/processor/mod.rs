@@ -1,0 +1,82 @@
+//! Processors: what a worker runs on each batch.
+//!
+//! Contract: a [`Processor`] instance belongs to one worker and is called with batches whose
+//! records all belong to one key group. It returns exactly one [`Outcome`] per input record, or a
+//! [`BatchError`] when the batch as a whole failed after the processor's own retries; then the
+//! error's policy decides between failing the stream and routing the batch to `error_output`.
+//! State is passed in as the worker's `WorkerState` (moved, never shared); a processor stages its
+//! writes and commits them only when the batch succeeds.
+//!
+//! A [`ProcessorFactory`] is built once per stream (compilation, validation) and makes one
+//! instance per worker.
+
+pub mod native_counter;
+pub mod wasm;
+
+use crate::config::{FailurePolicy, ProcessorConfig, StreamConfig};
+use crate::record::{Outcome, Record};
+use crate::state::WorkerState;
+use std::sync::Arc;
+
+/// Context of one batch.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchCtx {
+    pub batch_id: u64,
+    pub key_group: u32,
+    pub partition: u32,
+    /// The epoch the batch belongs to (next checkpoint number).
+    pub epoch: u64,
+    /// TTL clock, milliseconds.
+    pub now_ms: i64,
+}
+
+/// A batch failed for good (after retries).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct BatchError {
+    pub message: String,
+    pub policy: FailurePolicy,
+}
+
+/// The worker's state, lent to a processor for one call.
+pub type StateSlot = Option<Box<WorkerState>>;
+
+pub trait Processor: Send {
+    /// For logs and error records.
+    fn name(&self) -> &str;
+
+    /// Processes `records` (one key group) and returns one outcome per record.
+    fn process(&mut self, ctx: &BatchCtx, records: &[Record], state: &mut StateSlot) -> Result<Vec<Outcome>, BatchError>;
+
+    /// Called at a checkpoint barrier for each key group processed since the last one.
+    fn on_checkpoint(&mut self, epoch: u64, key_group: u32, now_ms: i64, state: &mut StateSlot) -> Result<(), BatchError>;
+}
+
+/// Builds per-worker instances of one configured processor.
+pub trait ProcessorFactory: Send + Sync {
+    fn name(&self) -> &str;
+    fn instantiate(&self, worker: usize) -> anyhow::Result<Box<dyn Processor>>;
+}
+
+/// Compiles and validates every processor of a stream's pipeline.
+/// `store_names` are the stream's state stores ("default" first).
+pub fn build_factories(stream: &StreamConfig, store_names: &[String]) -> anyhow::Result<Vec<Arc<dyn ProcessorFactory>>> {
+    let state_enabled = stream.state.enabled;
+    stream
+        .pipeline
+        .processors
+        .iter()
+        .enumerate()
+        .map(|(i, p)| -> anyhow::Result<Arc<dyn ProcessorFactory>> {
+            let label = format!("streams[{}].pipeline.processors[{i}]", stream.name);
+            Ok(match p {
+                ProcessorConfig::Wasm(cfg) => {
+                    Arc::new(wasm::WasmFactory::load(cfg, &label, store_names, state_enabled)?)
+                }
+                ProcessorConfig::NativeCounter(cfg) => {
+                    Arc::new(native_counter::NativeCounterFactory::new(cfg, store_names, &label)?)
+                }
+            })
+        })
+        .collect()
+}

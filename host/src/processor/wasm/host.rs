@@ -1,0 +1,220 @@
+//! The host side of the plugin's imports: keyed state, log and metrics, plus a WASI context that
+//! grants nothing beyond what the YAML allows.
+//!
+//! `HostCtx` is the data of one wasmtime `Store`. The worker's state is moved into it for the
+//! duration of a call (`state`, `scope`) and moved back out afterwards; state calls outside a
+//! scope fail with `no-scope`. A store handle's resource rep is the store id itself, so state
+//! calls need no table lookup.
+
+use super::bindings::arkflow::plugin::{log, metrics, state, types};
+use super::bindings::WitStateError;
+use crate::state::{Staging, StateError, WorkerState};
+use std::collections::HashMap;
+use std::sync::Arc;
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Marker type of the WIT `store` resource; the rep is the store id.
+pub struct StoreRes;
+
+/// Per-store data of a plugin instance.
+pub struct HostCtx {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limits: StoreLimits,
+    /// The worker's state while a call runs.
+    pub(super) state: Option<Box<WorkerState>>,
+    pub(super) staging: Staging,
+    /// (key group, TTL clock) of the running call; None outside calls that may touch state.
+    pub(super) scope: Option<(u32, i64)>,
+    store_names: Arc<Vec<String>>,
+    state_enabled: bool,
+    plugin: Arc<str>,
+    max_log_line: usize,
+    /// The last error-level log line (the SDK logs panic messages there before trapping).
+    pub(super) last_error_log: Option<String>,
+    /// Plugin-defined metrics: counters, gauges and histogram sums by name.
+    pub(super) metrics: HashMap<String, f64>,
+}
+
+impl HostCtx {
+    pub fn new(shared: &super::WasmShared) -> Self {
+        let mut b = WasiCtx::builder();
+        for name in &shared.cfg.grants.env {
+            if let Ok(v) = std::env::var(name) {
+                b.env(name, v);
+            }
+        }
+        if shared.cfg.grants.inherit_stdio {
+            b.inherit_stderr();
+        }
+        let limits = StoreLimitsBuilder::new()
+            .memory_size((shared.cfg.limits.memory_mb as usize).saturating_mul(1 << 20))
+            .trap_on_grow_failure(true)
+            .instances(64)
+            .tables(64)
+            .memories(16)
+            .build();
+        HostCtx {
+            wasi: b.build(),
+            table: ResourceTable::new(),
+            limits,
+            state: None,
+            staging: Staging::default(),
+            scope: None,
+            store_names: shared.store_names.clone(),
+            state_enabled: shared.state_enabled,
+            plugin: Arc::from(format!("{} ({})", shared.info.name, shared.path.display())),
+            max_log_line: shared.cfg.limits.max_log_line,
+            metrics: HashMap::new(),
+            last_error_log: None,
+        }
+    }
+
+    fn with_scope<R>(
+        &mut self,
+        store: &Resource<StoreRes>,
+        f: impl FnOnce(&mut crate::state::Scope<'_>, u16) -> Result<R, StateError>,
+    ) -> Result<R, WitStateError> {
+        let (group, now) = self.scope.ok_or(WitStateError::NoScope)?;
+        let state = self.state.as_mut().ok_or(WitStateError::NoScope)?;
+        let id = store.rep() as u16;
+        let mut scope = state.scope(&mut self.staging, group, now);
+        f(&mut scope, id).map_err(to_wit)
+    }
+}
+
+fn to_wit(e: StateError) -> WitStateError {
+    match e {
+        StateError::UnknownStore(s) => WitStateError::UnknownStore(s),
+        StateError::NoScope => WitStateError::NoScope,
+        StateError::KeyTooLarge(n) => WitStateError::KeyTooLarge(n),
+        StateError::ValueTooLarge(n) => WitStateError::ValueTooLarge(n),
+        StateError::QuotaExceeded(s) => WitStateError::QuotaExceeded(s),
+        StateError::NotACounter => WitStateError::NotACounter,
+        StateError::Disabled => WitStateError::Disabled,
+    }
+}
+
+impl WasiView for HostCtx {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl types::Host for HostCtx {}
+
+impl state::Host for HostCtx {}
+
+impl state::HostStore for HostCtx {
+    fn open(&mut self, name: String) -> Result<Resource<StoreRes>, WitStateError> {
+        if !self.state_enabled {
+            return Err(WitStateError::Disabled);
+        }
+        match self.store_names.iter().position(|n| *n == name) {
+            Some(id) => Ok(Resource::new_own(id as u32)),
+            None => Err(WitStateError::UnknownStore(name)),
+        }
+    }
+
+    fn get(&mut self, store: Resource<StoreRes>, key: Vec<u8>) -> Result<Option<Vec<u8>>, WitStateError> {
+        self.with_scope(&store, |s, id| Ok(s.get(id, &key)?.map(<[u8]>::to_vec)))
+    }
+
+    fn put(&mut self, store: Resource<StoreRes>, key: Vec<u8>, value: Vec<u8>) -> Result<(), WitStateError> {
+        self.with_scope(&store, |s, id| s.put(id, key, value))
+    }
+
+    fn delete(&mut self, store: Resource<StoreRes>, key: Vec<u8>) -> Result<bool, WitStateError> {
+        self.with_scope(&store, |s, id| s.delete(id, key))
+    }
+
+    fn get_many(&mut self, store: Resource<StoreRes>, keys: Vec<Vec<u8>>) -> Result<Vec<Option<Vec<u8>>>, WitStateError> {
+        self.with_scope(&store, |s, id| keys.iter().map(|k| Ok(s.get(id, k)?.map(<[u8]>::to_vec))).collect())
+    }
+
+    fn put_many(&mut self, store: Resource<StoreRes>, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), WitStateError> {
+        self.with_scope(&store, |s, id| entries.into_iter().try_for_each(|(k, v)| s.put(id, k, v)))
+    }
+
+    fn delete_many(&mut self, store: Resource<StoreRes>, keys: Vec<Vec<u8>>) -> Result<(), WitStateError> {
+        self.with_scope(&store, |s, id| keys.into_iter().try_for_each(|k| s.delete(id, k).map(|_| ())))
+    }
+
+    fn increment(&mut self, store: Resource<StoreRes>, key: Vec<u8>, delta: i64) -> Result<i64, WitStateError> {
+        self.with_scope(&store, |s, id| s.increment(id, key, delta))
+    }
+
+    fn scan_prefix(
+        &mut self,
+        store: Resource<StoreRes>,
+        prefix: Vec<u8>,
+        start_after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> Result<state::ScanPage, WitStateError> {
+        self.with_scope(&store, |s, id| {
+            let p = s.scan_prefix(id, &prefix, start_after.as_deref(), limit)?;
+            Ok(state::ScanPage { entries: p.entries, next: p.next })
+        })
+    }
+
+    fn drop(&mut self, _store: Resource<StoreRes>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+impl log::Host for HostCtx {
+    fn log(&mut self, level: log::Level, message: String) {
+        let mut msg = message;
+        if msg.len() > self.max_log_line {
+            let mut cut = self.max_log_line;
+            while !msg.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            msg.truncate(cut);
+            msg.push_str("…");
+        }
+        if matches!(level, log::Level::Error) {
+            self.last_error_log = Some(msg.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+        let plugin = &*self.plugin;
+        match level {
+            log::Level::Trace => tracing::trace!(plugin, "{msg}"),
+            log::Level::Debug => tracing::debug!(plugin, "{msg}"),
+            log::Level::Info => tracing::info!(plugin, "{msg}"),
+            log::Level::Warn => tracing::warn!(plugin, "{msg}"),
+            log::Level::Error => tracing::error!(plugin, "{msg}"),
+        }
+    }
+}
+
+/// Cap on distinct plugin metric names per instance.
+const MAX_METRICS: usize = 256;
+
+impl HostCtx {
+    fn metric(&mut self, name: String) -> Option<&mut f64> {
+        if self.metrics.len() >= MAX_METRICS && !self.metrics.contains_key(&name) {
+            return None;
+        }
+        Some(self.metrics.entry(name).or_insert(0.0))
+    }
+}
+
+impl metrics::Host for HostCtx {
+    fn counter_add(&mut self, name: String, delta: u64) {
+        if let Some(v) = self.metric(name) {
+            *v += delta as f64;
+        }
+    }
+    fn gauge_set(&mut self, name: String, value: f64) {
+        if let Some(v) = self.metric(name) {
+            *v = value;
+        }
+    }
+    fn histogram_record(&mut self, name: String, value: f64) {
+        if let Some(v) = self.metric(name) {
+            *v += value;
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! One plugin instance per worker: its own `Store`, limits and retry loop.
+//!
+//! A call lends the worker's state to the store, runs under an epoch deadline and a memory cap,
+//! and checks the result (one outcome per record, output size, state quota). Any failure discards
+//! the staged writes; a trap also drops the instance, which is re-created (and re-`init`ed) for
+//! the next attempt. After `retries` failed attempts the batch fails with the configured policy.
+
+use super::bindings::{wit, Plugin};
+use super::engine::{deadline_ticks, shared_engine};
+use super::{HostCtx, PluginInfo, WasmShared, PROCESSOR_EXPORT};
+use crate::processor::{BatchCtx, BatchError, Processor, StateSlot};
+use crate::record::{Outcome, Record, RecordError};
+use std::sync::Arc;
+use wasmtime::{Store, Trap};
+
+pub struct WasmProcessor {
+    shared: Arc<WasmShared>,
+    instance: Option<(Store<HostCtx>, Plugin)>,
+    batch_id: u64,
+    name: String,
+    worker: usize,
+}
+
+/// Instantiates once without init and calls `describe`.
+pub(super) fn describe(shared: &WasmShared) -> anyhow::Result<PluginInfo> {
+    let mut store = new_store(shared);
+    let plugin = shared
+        .pre
+        .instantiate(&mut store)
+        .map_err(|e| anyhow::anyhow!("instantiation failed: {}", trap_text(&e)))?;
+    let info = plugin
+        .arkflow_plugin_processor()
+        .call_describe(&mut store)
+        .map_err(|e| anyhow::anyhow!("export {PROCESSOR_EXPORT}#describe trapped: {}", trap_text(&e)))?;
+    Ok(PluginInfo { name: info.name, version: info.version, abi: info.abi, state_stores: info.state_stores })
+}
+
+fn new_store(shared: &WasmShared) -> Store<HostCtx> {
+    let mut store = Store::new(shared_engine(), HostCtx::new(shared));
+    store.limiter(|h| &mut h.limits);
+    store.epoch_deadline_trap();
+    store.set_epoch_deadline(deadline_ticks(shared.cfg.limits.batch_timeout_ms));
+    store
+}
+
+/// A one-line description of a wasmtime error: the trap kind or cause, without the wasm backtrace.
+fn trap_text(e: &wasmtime::Error) -> String {
+    if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+        return "deadline exceeded (limits.batch_timeout_ms)".to_string();
+    }
+    let parts: Vec<String> = e
+        .chain()
+        .map(|c| c.to_string().lines().next().unwrap_or_default().to_string())
+        .filter(|s| !s.is_empty() && !s.starts_with("error while executing at wasm backtrace"))
+        .collect();
+    let text = parts.join(": ");
+    if text.contains("growing memory") || text.contains("memory.grow") {
+        format!("memory limit exceeded (limits.memory_mb): {text}")
+    } else if e.downcast_ref::<Trap>().is_some() {
+        format!("trap: {text}")
+    } else {
+        text
+    }
+}
+
+/// Appends the plugin's last error-level log line of the call (the SDK logs panic messages there).
+fn with_last_log(msg: String, store: &mut Store<HostCtx>) -> String {
+    match store.data_mut().last_error_log.take() {
+        Some(l) => format!("{msg} (plugin log: {l})"),
+        None => msg,
+    }
+}
+
+impl WasmProcessor {
+    pub fn new(shared: Arc<WasmShared>, worker: usize) -> Self {
+        let name = format!("{}@{}", shared.info.name, shared.info.version);
+        WasmProcessor { shared, instance: None, batch_id: 0, name, worker }
+    }
+
+    /// Creates and `init`s the instance if there is none.
+    pub fn ensure_instance(&mut self) -> Result<(), String> {
+        if self.instance.is_some() {
+            return Ok(());
+        }
+        let s = &self.shared;
+        let where_ = format!("{}: plugin {}", s.label, s.path.display());
+        let mut store = new_store(s);
+        let plugin = s.pre.instantiate(&mut store).map_err(|e| format!("{where_}: instantiation failed: {}", trap_text(&e)))?;
+        store.set_epoch_deadline(deadline_ticks(s.cfg.limits.batch_timeout_ms));
+        match plugin.arkflow_plugin_processor().call_init(&mut store, &s.init_config) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("{where_}: export {PROCESSOR_EXPORT}#init refused the config: {}", wit_error(&e))),
+            Err(e) => {
+                return Err(with_last_log(format!("{where_}: export {PROCESSOR_EXPORT}#init trapped: {}", trap_text(&e)), &mut store))
+            }
+        }
+        self.instance = Some((store, plugin));
+        Ok(())
+    }
+
+    /// One attempt. Err(message) leaves state untouched.
+    fn attempt(&mut self, ctx: &BatchCtx, records: &[Record], state: &mut StateSlot, attempt: u32) -> Result<Vec<Outcome>, String> {
+        self.ensure_instance()?;
+        let limits = &self.shared.cfg.limits;
+        let (store, plugin) = self.instance.as_mut().expect("instance ensured");
+        let input: Vec<wit::RecordIn> = records.iter().map(to_wit).collect();
+        let wctx = wit::BatchContext {
+            batch_id: self.batch_id,
+            key_group: ctx.key_group,
+            partition: ctx.partition,
+            attempt,
+            checkpoint_epoch: ctx.epoch,
+        };
+        {
+            let data = store.data_mut();
+            data.state = state.take();
+            data.scope = Some((ctx.key_group, ctx.now_ms));
+        }
+        store.set_epoch_deadline(deadline_ticks(limits.batch_timeout_ms));
+        let result = plugin.arkflow_plugin_processor().call_process_batch(&mut *store, wctx, &input);
+        let data = store.data_mut();
+        *state = data.state.take();
+        data.scope = None;
+        let where_ = format!("plugin {} export {PROCESSOR_EXPORT}#process-batch", self.shared.path.display());
+        let outcomes = match result {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => {
+                data.staging.discard();
+                return Err(format!("{where_} returned an error: {}", wit_error(&e)));
+            }
+            Err(e) => {
+                data.staging.discard();
+                let msg = with_last_log(format!("{where_}: {}", trap_text(&e)), store);
+                self.instance = None;
+                return Err(msg);
+            }
+        };
+        if let Some(v) = data.staging.violation() {
+            let msg = format!("{where_}: {v}");
+            data.staging.discard();
+            return Err(msg);
+        }
+        if outcomes.len() != records.len() {
+            data.staging.discard();
+            return Err(format!("{where_} returned {} outcomes for {} records", outcomes.len(), records.len()));
+        }
+        let out = from_wit(outcomes, records);
+        let bytes: usize = out
+            .iter()
+            .map(|o| match o {
+                Outcome::Emit(v) => v.iter().map(Record::size).sum(),
+                _ => 0,
+            })
+            .sum();
+        if bytes as u64 > limits.max_output_bytes {
+            data.staging.discard();
+            return Err(format!("{where_} emitted {bytes} bytes, more than limits.max_output_bytes = {}", limits.max_output_bytes));
+        }
+        let st = state.as_mut().expect("state returned");
+        st.commit(&mut data.staging, ctx.key_group, ctx.now_ms);
+        Ok(out)
+    }
+}
+
+impl Processor for WasmProcessor {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn process(&mut self, ctx: &BatchCtx, records: &[Record], state: &mut StateSlot) -> Result<Vec<Outcome>, BatchError> {
+        self.batch_id += 1;
+        let attempts = self.shared.cfg.retries + 1;
+        let mut last = String::new();
+        for attempt in 0..attempts {
+            match self.attempt(ctx, records, state, attempt) {
+                Ok(out) => return Ok(out),
+                Err(e) => {
+                    tracing::warn!(worker = self.worker, attempt, "{}: {e}", self.shared.label);
+                    last = e;
+                }
+            }
+        }
+        Err(BatchError {
+            message: format!("{}: batch of {} records failed after {attempts} attempts: {last}", self.shared.label, records.len()),
+            policy: self.shared.cfg.on_failure,
+        })
+    }
+
+    fn on_checkpoint(&mut self, epoch: u64, key_group: u32, now_ms: i64, state: &mut StateSlot) -> Result<(), BatchError> {
+        let fail = |message: String| BatchError { message, policy: crate::config::FailurePolicy::Fail };
+        self.ensure_instance().map_err(fail)?;
+        let (store, plugin) = self.instance.as_mut().expect("instance ensured");
+        store.data_mut().state = state.take();
+        store.data_mut().scope = Some((key_group, now_ms));
+        store.set_epoch_deadline(deadline_ticks(self.shared.cfg.limits.batch_timeout_ms));
+        let r = plugin.arkflow_plugin_processor().call_on_checkpoint(&mut *store, wit::CheckpointContext { epoch, key_group });
+        let data = store.data_mut();
+        *state = data.state.take();
+        data.scope = None;
+        let where_ = format!("{}: plugin {} export {PROCESSOR_EXPORT}#on-checkpoint", self.shared.label, self.shared.path.display());
+        match r {
+            Ok(Ok(())) if data.staging.violation().is_none() => {
+                state.as_mut().expect("state returned").commit(&mut data.staging, key_group, now_ms);
+                Ok(())
+            }
+            Ok(Ok(())) => {
+                let v = data.staging.violation().unwrap_or_default().to_string();
+                data.staging.discard();
+                Err(fail(format!("{where_}: {v}")))
+            }
+            Ok(Err(e)) => {
+                data.staging.discard();
+                Err(fail(format!("{where_} returned an error: {}", wit_error(&e))))
+            }
+            Err(e) => {
+                data.staging.discard();
+                let msg = with_last_log(format!("{where_}: {}", trap_text(&e)), store);
+                self.instance = None;
+                Err(fail(msg))
+            }
+        }
+    }
+}
+
+fn wit_error(e: &wit::Error) -> String {
+    format!("{:?} [{}]: {}", e.class, e.code, truncate(&e.message, 1024))
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &s[..cut]
+}
+
+fn to_wit(r: &Record) -> wit::RecordIn {
+    wit::RecordIn {
+        key: r.key.clone(),
+        value: r.value.clone(),
+        headers: r.headers.iter().map(|(k, v)| wit::Header { key: k.clone(), value: v.clone() }).collect(),
+        timestamp_ms: r.timestamp_ms,
+        partition: r.partition,
+        offset: r.offset,
+    }
+}
+
+fn from_wit(outcomes: Vec<wit::RecordOutcome>, inputs: &[Record]) -> Vec<Outcome> {
+    outcomes
+        .into_iter()
+        .zip(inputs)
+        .map(|(o, input)| match o {
+            wit::RecordOutcome::Drop => Outcome::Drop,
+            wit::RecordOutcome::Fail(e) => Outcome::Fail(RecordError {
+                class: format!("{:?}", e.class).to_lowercase(),
+                code: truncate(&e.code, 256).to_string(),
+                message: truncate(&e.message, 4096).to_string(),
+            }),
+            wit::RecordOutcome::Emit(outs) => Outcome::Emit(
+                outs.into_iter()
+                    .map(|o| Record {
+                        key: o.key.or_else(|| input.key.clone()),
+                        value: o.value,
+                        headers: o.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+                        timestamp_ms: o.timestamp_ms.unwrap_or(input.timestamp_ms),
+                        partition: input.partition,
+                        offset: input.offset,
+                    })
+                    .collect(),
+            ),
+        })
+        .collect()
+}

@@ -1,0 +1,178 @@
+//! The `wasm` processor: a WebAssembly component loaded by path through the `arkflow:plugin` WIT
+//! package.
+//!
+//! Contract:
+//! - [`WasmFactory::load`] compiles the component once, links it against the host's `state`, `log`,
+//!   `metrics` and a capability-less WASI, prepares an `InstancePre`, and checks the plugin's
+//!   `describe()`: ABI compatible with the host's WIT version and every declared state store known
+//!   to the stream. Every failure names the plugin path and the WIT export involved.
+//! - Each worker gets its own `Store` ([`instance::WasmProcessor`]); limits (memory, CPU deadline by
+//!   epoch interruption, output size, state quotas) come from the YAML.
+//! - A trap, deadline, bad result or error discards the batch's staged state writes, drops the
+//!   instance, re-instantiates and retries; after `retries` the configured policy applies.
+
+mod bindings;
+mod engine;
+mod host;
+mod instance;
+
+use crate::config::WasmProcessorConfig;
+use anyhow::{anyhow, Context};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wasmtime::component::{Component, Linker};
+
+pub use engine::shared_engine;
+pub use host::HostCtx;
+pub use instance::WasmProcessor;
+
+/// The WIT package version this host implements.
+pub const HOST_ABI: &str = "0.1.0";
+/// The interface a plugin must export.
+pub const PROCESSOR_EXPORT: &str = "arkflow:plugin/processor@0.1.0";
+
+/// What `describe()` returned.
+#[derive(Debug, Clone)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub abi: String,
+    pub state_stores: Vec<String>,
+}
+
+/// Everything shared by a processor's per-worker instances.
+pub struct WasmShared {
+    pub path: PathBuf,
+    pub label: String,
+    pub cfg: WasmProcessorConfig,
+    pub info: PluginInfo,
+    pub pre: bindings::PluginPre<HostCtx>,
+    pub store_names: Arc<Vec<String>>,
+    pub state_enabled: bool,
+    pub init_config: Vec<(String, String)>,
+}
+
+pub struct WasmFactory {
+    shared: Arc<WasmShared>,
+    name: String,
+}
+
+impl WasmFactory {
+    /// Compiles, links and checks the plugin at `cfg.path`.
+    pub fn load(cfg: &WasmProcessorConfig, label: &str, store_names: &[String], state_enabled: bool) -> anyhow::Result<Self> {
+        let path = cfg.path.clone();
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(&path).map_err(|e| anyhow!("{label}: cannot read plugin {shown}: {e}"))?;
+        let engine = shared_engine();
+        let component = Component::new(engine, &bytes)
+            .map_err(|e| anyhow!("{label}: plugin {shown} is not a valid WebAssembly component: {e}"))?;
+        let mut linker: Linker<HostCtx> = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("linking WASI: {e}"))?;
+        bindings::Plugin::add_to_linker::<HostCtx, wasmtime::component::HasSelf<HostCtx>>(&mut linker, |h| h)
+            .map_err(|e| anyhow!("linking arkflow:plugin imports: {e}"))?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| {
+            anyhow!("{label}: plugin {shown} imports something the host does not provide (world arkflow:plugin/plugin): {e}")
+        })?;
+        let pre = bindings::PluginPre::new(pre).map_err(|e| {
+            anyhow!("{label}: plugin {shown} does not export {PROCESSOR_EXPORT} with the expected functions (world arkflow:plugin/plugin): {e}")
+        })?;
+        let init_config: Vec<(String, String)> = cfg.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut shared = WasmShared {
+            path: path.clone(),
+            label: label.to_string(),
+            cfg: cfg.clone(),
+            info: PluginInfo { name: String::new(), version: String::new(), abi: String::new(), state_stores: vec![] },
+            pre,
+            store_names: Arc::new(store_names.to_vec()),
+            state_enabled,
+            init_config,
+        };
+        shared.info = instance::describe(&shared).with_context(|| format!("{label}: plugin {shown}"))?;
+        check_info(&shared.info, store_names, state_enabled).map_err(|e| anyhow!("{label}: plugin {shown}: {e}"))?;
+        let name = format!("{}@{}", shared.info.name, shared.info.version);
+        Ok(WasmFactory { shared: Arc::new(shared), name })
+    }
+
+    /// Instantiates the plugin once and calls `init` with its config (used by `--validate`).
+    pub fn check_init(&self) -> anyhow::Result<()> {
+        let mut p = WasmProcessor::new(self.shared.clone(), 0);
+        p.ensure_instance().map_err(|e| anyhow!("{e}"))
+    }
+
+    pub fn info(&self) -> &PluginInfo {
+        &self.shared.info
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+}
+
+impl super::ProcessorFactory for WasmFactory {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn instantiate(&self, worker: usize) -> anyhow::Result<Box<dyn super::Processor>> {
+        Ok(Box::new(WasmProcessor::new(self.shared.clone(), worker)))
+    }
+}
+
+/// Checks `describe()` against the host ABI and the stream's stores.
+fn check_info(info: &PluginInfo, store_names: &[String], state_enabled: bool) -> Result<(), String> {
+    if !abi_compatible(&info.abi) {
+        return Err(format!(
+            "describe() reports ABI `{}`, incompatible with the host's arkflow:plugin@{HOST_ABI} (same major version required; for 0.x the same minor)",
+            info.abi
+        ));
+    }
+    if !info.state_stores.is_empty() && !state_enabled {
+        return Err(format!(
+            "describe() declares state stores {:?} but the stream has `state.enabled: false`",
+            info.state_stores
+        ));
+    }
+    for s in &info.state_stores {
+        if !store_names.iter().any(|n| n == s) {
+            return Err(format!(
+                "describe() declares state store `{s}`, which is not \"default\" nor in the stream's state.custom_keys {:?}",
+                &store_names[1..]
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn abi_compatible(abi: &str) -> bool {
+    let parse = |s: &str| -> Option<(u64, u64)> {
+        let mut it = s.trim().split('.');
+        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    };
+    match (parse(abi), parse(HOST_ABI)) {
+        (Some((ma, mi)), Some((hma, hmi))) => ma == hma && (ma != 0 || mi == hmi),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abi_rules() {
+        assert!(abi_compatible("0.1.0"));
+        assert!(abi_compatible("0.1.7"));
+        assert!(!abi_compatible("0.2.0"));
+        assert!(!abi_compatible("1.1.0"));
+        assert!(!abi_compatible("garbage"));
+    }
+
+    #[test]
+    fn stores_must_be_declared() {
+        let info = PluginInfo { name: "x".into(), version: "1".into(), abi: "0.1.0".into(), state_stores: vec!["counts".into()] };
+        let names = vec!["default".to_string()];
+        assert!(check_info(&info, &names, true).unwrap_err().contains("custom_keys"));
+        let names = vec!["default".to_string(), "counts".to_string()];
+        assert!(check_info(&info, &names, true).is_ok());
+        assert!(check_info(&info, &names, false).unwrap_err().contains("state.enabled"));
+    }
+}

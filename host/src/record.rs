@@ -1,0 +1,51 @@
+//! The record that flows through a stream, and the outcome a processor returns for it.
+//!
+//! A `Record` carries its source position (`partition` = input split, `offset` = position in the
+//! split) so that failed records can be reported precisely and checkpoints can record positions.
+
+/// One record. Keys and values are raw bytes; JSON inputs put UTF-8 JSON text in `value`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub timestamp_ms: i64,
+    /// The input split the record came from (0 for single-split inputs).
+    pub partition: u32,
+    /// Position of the record in its split (line number, sequence number, Kafka offset).
+    pub offset: u64,
+}
+
+impl Record {
+    /// Bytes of key, value and headers: what output caps count.
+    pub fn size(&self) -> usize {
+        self.key.as_ref().map_or(0, Vec::len)
+            + self.value.as_ref().map_or(0, Vec::len)
+            + self.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+    }
+}
+
+/// What a processor decided for one input record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Zero or more records to pass downstream.
+    Emit(Vec<Record>),
+    /// Consumed without output.
+    Drop,
+    /// The record failed; it goes to `error_output` with this error.
+    Fail(RecordError),
+}
+
+/// An error attached to one failed record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    pub class: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} [{}]: {}", self.class, self.code, self.message)
+    }
+}

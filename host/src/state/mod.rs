@@ -1,0 +1,244 @@
+//! Keyed state owned by one worker.
+//!
+//! Contract:
+//! - State belongs to a stream's operator and is split into named stores (`default` plus the
+//!   stream's `custom_keys`) and, orthogonally, into key groups. A worker owns a set of key groups
+//!   and is the only thread that touches their state: no locks on the hot path.
+//! - Every read and write happens through a [`Scope`]: one key group, one staged write set. Writes
+//!   are visible to later reads of the same scope, applied by [`WorkerState::commit`] and dropped by
+//!   [`Staging::discard`]. That is what makes a retried batch exact.
+//! - Values carry their last write time; with a state timeout, expired values are never returned
+//!   and are purged lazily when touched.
+//! - When dirty tracking is on, every committed write or delete records its key in the group's
+//!   dirty set, so a checkpoint can take exactly the changed keys.
+
+mod scope;
+#[cfg(test)]
+mod tests;
+
+use hashbrown::{HashMap, HashSet};
+
+pub use scope::{Scope, ScanPage, StateError};
+
+/// Limits on keys, values and quotas, from the processor's YAML `limits`.
+#[derive(Debug, Clone, Copy)]
+pub struct StateLimits {
+    pub max_key_bytes: u64,
+    pub max_value_bytes: u64,
+    /// Staged bytes per scope (keys + values).
+    pub max_batch_state_bytes: u64,
+    /// Total bytes of this worker's state.
+    pub max_state_bytes: u64,
+}
+
+impl Default for StateLimits {
+    fn default() -> Self {
+        StateLimits {
+            max_key_bytes: 4096,
+            max_value_bytes: 1 << 20,
+            max_batch_state_bytes: 64 << 20,
+            max_state_bytes: 1 << 30,
+        }
+    }
+}
+
+/// One committed value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub value: Vec<u8>,
+    /// Time of the last write, milliseconds on the TTL clock.
+    pub written_ms: i64,
+}
+
+/// The state of one key group: one map per store, and the keys changed since the last checkpoint.
+#[derive(Debug, Default)]
+pub struct GroupState {
+    pub(crate) maps: Vec<HashMap<Vec<u8>, Entry>>,
+    pub(crate) dirty: HashSet<(u16, Vec<u8>)>,
+}
+
+/// All state of one worker's key groups.
+#[derive(Debug)]
+pub struct WorkerState {
+    store_names: Vec<String>,
+    groups: HashMap<u32, GroupState>,
+    ttl_ms: Option<u64>,
+    track_dirty: bool,
+    limits: StateLimits,
+    bytes: u64,
+    entries: u64,
+}
+
+/// Writes staged by one scope: `None` is a delete.
+#[derive(Debug, Default)]
+pub struct Staging {
+    pub(crate) writes: HashMap<(u16, Vec<u8>), Option<Vec<u8>>>,
+    pub(crate) bytes: u64,
+    /// Set when a write broke a quota; the caller must fail the batch even if the plugin ignored
+    /// the error it was given.
+    pub(crate) violation: Option<String>,
+}
+
+impl Staging {
+    /// Drops every staged write.
+    pub fn discard(&mut self) {
+        self.writes.clear();
+        self.bytes = 0;
+        self.violation = None;
+    }
+
+    /// The quota violation of this scope, if any.
+    pub fn violation(&self) -> Option<&str> {
+        self.violation.as_deref()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+}
+
+impl WorkerState {
+    /// `store_names[0]` must be "default"; the index of a name is its store id.
+    pub fn new(store_names: Vec<String>, ttl_ms: Option<u64>, limits: StateLimits) -> Self {
+        debug_assert_eq!(store_names.first().map(String::as_str), Some("default"));
+        WorkerState {
+            store_names,
+            groups: HashMap::new(),
+            ttl_ms,
+            track_dirty: false,
+            limits,
+            bytes: 0,
+            entries: 0,
+        }
+    }
+
+    /// Record changed keys for incremental checkpoints.
+    pub fn set_track_dirty(&mut self, on: bool) {
+        self.track_dirty = on;
+    }
+
+    /// The id of a store name, if the stream declared it.
+    pub fn store_id(&self, name: &str) -> Option<u16> {
+        self.store_names.iter().position(|n| n == name).map(|i| i as u16)
+    }
+
+    pub fn store_names(&self) -> &[String] {
+        &self.store_names
+    }
+
+    pub fn limits(&self) -> &StateLimits {
+        &self.limits
+    }
+
+    /// Opens a scope on `group` at TTL-clock time `now_ms`.
+    pub fn scope<'a>(&'a mut self, staging: &'a mut Staging, group: u32, now_ms: i64) -> Scope<'a> {
+        Scope::new(self, staging, group, now_ms)
+    }
+
+    /// Applies a scope's staged writes to `group`.
+    pub fn commit(&mut self, staging: &mut Staging, group: u32, now_ms: i64) {
+        if staging.writes.is_empty() {
+            staging.discard();
+            return;
+        }
+        let nstores = self.store_names.len();
+        let track = self.track_dirty;
+        let g = self.groups.entry(group).or_default();
+        if g.maps.len() < nstores {
+            g.maps.resize_with(nstores, HashMap::new);
+        }
+        let (mut bytes, mut entries) = (self.bytes as i64, self.entries as i64);
+        for ((store, key), value) in staging.writes.drain() {
+            let map = &mut g.maps[store as usize];
+            let klen = key.len() as i64;
+            match value {
+                Some(value) => {
+                    let vlen = value.len() as i64;
+                    if track {
+                        g.dirty.insert((store, key.clone()));
+                    }
+                    match map.insert(key, Entry { value, written_ms: now_ms }) {
+                        Some(old) => bytes += vlen - old.value.len() as i64,
+                        None => {
+                            bytes += klen + vlen;
+                            entries += 1;
+                        }
+                    }
+                }
+                None => {
+                    if let Some(old) = map.remove(&key) {
+                        bytes -= klen + old.value.len() as i64;
+                        entries -= 1;
+                    }
+                    if track {
+                        g.dirty.insert((store, key));
+                    }
+                }
+            }
+        }
+        self.bytes = bytes.max(0) as u64;
+        self.entries = entries.max(0) as u64;
+        staging.discard();
+    }
+
+    /// Whether `entry` is expired at `now_ms`.
+    pub(crate) fn expired(&self, entry: &Entry, now_ms: i64) -> bool {
+        match self.ttl_ms {
+            Some(ttl) => now_ms.saturating_sub(entry.written_ms) >= ttl as i64,
+            None => false,
+        }
+    }
+
+    /// Removes an expired entry found by a read (lazy purge).
+    pub(crate) fn purge(&mut self, group: u32, store: u16, key: &[u8]) {
+        if let Some(g) = self.groups.get_mut(&group) {
+            if let Some(old) = g.maps.get_mut(store as usize).and_then(|m| m.remove(key)) {
+                self.bytes = self.bytes.saturating_sub((key.len() + old.value.len()) as u64);
+                self.entries = self.entries.saturating_sub(1);
+                if self.track_dirty {
+                    g.dirty.insert((store, key.to_vec()));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn committed(&self, group: u32, store: u16, key: &[u8]) -> Option<&Entry> {
+        self.groups.get(&group)?.maps.get(store as usize)?.get(key)
+    }
+
+    pub(crate) fn group(&self, group: u32) -> Option<&GroupState> {
+        self.groups.get(&group)
+    }
+
+    /// Number of live entries (expired but not yet purged ones included).
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Bytes of keys and values held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Key groups that hold state.
+    pub fn groups(&self) -> impl Iterator<Item = u32> + '_ {
+        self.groups.keys().copied()
+    }
+
+    /// Takes the set of keys changed in `group` since the last call (for a delta snapshot).
+    pub fn take_dirty(&mut self, group: u32) -> HashSet<(u16, Vec<u8>)> {
+        self.groups.get_mut(&group).map(|g| std::mem::take(&mut g.dirty)).unwrap_or_default()
+    }
+
+    /// Reads a committed value, ignoring TTL (for snapshots, tests and inspection).
+    pub fn peek(&self, group: u32, store: &str, key: &[u8]) -> Option<&Entry> {
+        self.committed(group, self.store_id(store)?, key)
+    }
+
+    /// Iterates every committed entry of `group` as (store id, key, entry).
+    pub fn iter_group(&self, group: u32) -> impl Iterator<Item = (u16, &[u8], &Entry)> + '_ {
+        self.groups.get(&group).into_iter().flat_map(|g| {
+            g.maps.iter().enumerate().flat_map(|(s, m)| m.iter().map(move |(k, e)| (s as u16, k.as_slice(), e)))
+        })
+    }
+}

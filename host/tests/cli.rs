@@ -1,0 +1,85 @@
+//! The binary's handling of bad input: config errors with file:line:col, missing and wrong
+//! plugins; `--validate` on a good config.
+
+mod common;
+use common::*;
+
+#[test]
+fn unknown_key_names_line_and_column_and_suggests() {
+    let dir = Dir::new();
+    let cfg = dir.config("streams:\n  - input:\n      type: generate\n      cuont: 5\n    pipeline: { processors: [] }\n    output: { type: drop }\n");
+    let out = run(&cfg, &["--validate"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("config.yaml:4:7"), "{err}");
+    assert!(err.contains("cuont"), "{err}");
+    assert!(err.contains("count"), "suggests the closest key: {err}");
+}
+
+#[test]
+fn bad_type_names_the_place() {
+    let dir = Dir::new();
+    let cfg = dir.config("streams:\n  - input: { type: generate, count: many }\n    pipeline: { thread_num: 1, processors: [] }\n    output: { type: drop }\n");
+    let err = stderr(&run(&cfg, &["--validate"]));
+    assert!(err.contains("config.yaml:2:"), "{err}");
+    assert!(err.contains("count"), "{err}");
+}
+
+#[test]
+fn missing_plugin_file_is_a_clear_error() {
+    let dir = Dir::new();
+    let cfg = dir.config("streams:\n  - input: { type: generate, count: 1 }\n    pipeline:\n      processors:\n        - type: wasm\n          path: nowhere/missing.wasm\n    output: { type: drop }\n");
+    for args in [&["--validate"][..], &[][..]] {
+        let out = run(&cfg, args);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(err.contains("missing.wasm") && err.contains("cannot read plugin"), "{err}");
+    }
+}
+
+#[test]
+fn plugin_with_the_wrong_world_is_refused() {
+    let dir = Dir::new();
+    let cfg = dir.config(&format!(
+        "streams:\n  - input: {{ type: generate, count: 1 }}\n    pipeline:\n      processors:\n        - type: wasm\n          path: {}\n    output: {{ type: drop }}\n",
+        plugin("wrong_world").display()
+    ));
+    let out = run(&cfg, &["--validate"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("wrong_world.wasm"), "{err}");
+    assert!(err.contains("arkflow:plugin/processor@0.1.0"), "names the expected export: {err}");
+}
+
+#[test]
+fn not_a_component_is_refused() {
+    let dir = Dir::new();
+    let bogus = dir.path("bogus.wasm");
+    std::fs::write(&bogus, b"\0asm not really").unwrap();
+    let cfg = dir.config(&format!(
+        "streams:\n  - input: {{ type: generate, count: 1 }}\n    pipeline:\n      processors:\n        - {{ type: wasm, path: {} }}\n    output: {{ type: drop }}\n",
+        bogus.display()
+    ));
+    let err = stderr(&run(&cfg, &["--validate"]));
+    assert!(err.contains("not a valid WebAssembly component"), "{err}");
+}
+
+#[test]
+fn undeclared_state_store_is_refused() {
+    // The counter declares store "default"; a stream with state disabled cannot host it.
+    let dir = Dir::new();
+    let cfg = dir.config(&format!(
+        "streams:\n  - input: {{ type: generate, count: 1 }}\n    pipeline:\n      processors:\n        - {{ type: wasm, path: {} }}\n    output: {{ type: drop }}\n    state: {{ operator_id: x, enabled: false }}\n",
+        plugin("counter").display()
+    ));
+    let err = stderr(&run(&cfg, &["--validate"]));
+    assert!(err.contains("state.enabled"), "{err}");
+}
+
+#[test]
+fn validate_accepts_the_quickstart() {
+    let q = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart.yaml");
+    let out = run(&q, &["--validate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("counter"));
+}

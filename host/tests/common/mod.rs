@@ -1,0 +1,107 @@
+//! Helpers for tests that run the real `arkflow` binary with plugins built from source
+//! (`bash plugins/build.sh` puts them in `plugins/dist/`).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_arkflow"))
+}
+
+/// Path of a built plugin; panics with the command to build it when absent.
+pub fn plugin(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist").join(format!("{name}.wasm"));
+    assert!(p.exists(), "{} is missing: run `bash plugins/build.sh`", p.display());
+    p.canonicalize().unwrap()
+}
+
+pub struct Dir(pub tempfile::TempDir);
+
+impl Dir {
+    pub fn new() -> Self {
+        Dir(tempfile::tempdir().unwrap())
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.path().join(name)
+    }
+    /// Writes `config.yaml` and returns its path.
+    pub fn config(&self, yaml: &str) -> PathBuf {
+        let p = self.path("config.yaml");
+        std::fs::write(&p, yaml).unwrap();
+        p
+    }
+}
+
+pub fn run(config: &Path, extra: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("--config")
+        .arg(config)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run arkflow")
+}
+
+pub fn spawn(config: &Path) -> Child {
+    Command::new(bin())
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn arkflow")
+}
+
+/// Sends `sig` ("TERM", "INT", "KILL") to a child this test started.
+pub fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap().success();
+    assert!(ok, "kill -{sig} {}", child.id());
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Parses a JSON-lines file.
+pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l}: {e}"))).collect()
+}
+
+/// Waits until `f` holds or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// For `{"key","count"}` lines: the counts of each key in output order.
+pub fn counts_by_key(lines: &[serde_json::Value]) -> HashMap<String, Vec<i64>> {
+    let mut m: HashMap<String, Vec<i64>> = HashMap::new();
+    for l in lines {
+        let k = l["key"].as_str().unwrap_or_else(|| panic!("no key in {l}")).to_string();
+        m.entry(k).or_default().push(l["count"].as_i64().unwrap());
+    }
+    m
+}
+
+/// Independent re-computation of the generate input's key of record `id` (splitmix64 of
+/// seed ^ id, modulo keys), used to check counts without trusting the host.
+pub fn generated_key(seed: u64, keys: u64, id: u64) -> String {
+    let mut x = (seed ^ id).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    format!("k{}", x % keys)
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command: builds the plugins from source (installing the wasm32-wasip2 target when
+# missing), then runs every test of the workspace in the release profile (the one profile used for
+# tests, benchmarks and the binary).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash plugins/build.sh
+cargo bench --no-run --bench counter
+cargo test --release --workspace "$@"
