@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash plugins/build.sh
 cargo bench --no-run --bench counter
+# Plugin SDK unit tests run on the host target, in the plugins' own target dir.
+(cd plugins && cargo test --quiet --target-dir "${ARKFLOW_PLUGIN_TARGET_DIR:-$HOME/.cache/arkflow-plugins-target}")
 cargo test --release --workspace "$@"

@@ -49,6 +49,12 @@ fn main() {
     let wasm = config(&format!("{{ type: wasm, path: {} }}", plugin.display()), records);
     let native = config("{ type: native_counter }", records);
     let (mut w, mut n) = (Vec::new(), Vec::new());
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        // For profiling one side: BENCH_ONLY=wasm|native.
+        let (r, _) = run(if only == "wasm" { &wasm } else { &native });
+        println!("{only}: {r:.0} rec/s");
+        return;
+    }
     for round in 0..rounds {
         let (rw, kw) = run(&wasm);
         let (rn, kn) = run(&native);

@@ -16,6 +16,10 @@ pub mod util;
 
 pub use engine_builder::EngineBuilder;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Errors of the library API.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -178,7 +178,7 @@ streams:
         counter = plugin("counter").display(),
         out = out_path.display()
     ));
-    let mut child = spawn(&cfg);
+    let child = spawn(&cfg);
     std::thread::sleep(Duration::from_millis(1200));
     signal(&child, "TERM");
     let out = child.wait_with_output().unwrap();
@@ -226,4 +226,63 @@ streams:
     for (k, c) in counts_by_key(&lines) {
         assert!(c.iter().enumerate().all(|(i, v)| *v == i as i64 + 1), "key {k}: {:?}", &c[..c.len().min(5)]);
     }
+}
+
+#[test]
+fn stdin_input_with_key_field_feeds_the_counter() {
+    use std::io::Write;
+    let dir = Dir::new();
+    let cfg = dir.config(&format!(
+        "streams:\n  - input: {{ type: stdin, key_field: user }}\n    pipeline:\n      thread_num: 2\n      processors:\n        - {{ type: wasm, path: {} }}\n    output: {{ type: stdout }}\n",
+        plugin("counter").display()
+    ));
+    let mut child = std::process::Command::new(bin())
+        .arg("--config")
+        .arg(&cfg)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for i in 0..300 {
+            writeln!(stdin, "{{\"user\":\"u{}\",\"n\":{i}}}", i % 3).unwrap();
+        }
+    } // EOF on stdin ends the stream
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let by_key = counts_by_key(&lines);
+    assert_eq!(by_key.len(), 3);
+    for (k, c) in by_key {
+        assert_eq!(c, (1..=100).collect::<Vec<i64>>(), "key {k}");
+    }
+}
+
+#[test]
+fn dedupe_drops_ids_seen_within_the_ttl() {
+    // File input; the record key is the id, so duplicates meet in one key group. Record
+    // timestamps are ingestion times (all within the run), far inside the 1 h TTL.
+    let dir = Dir::new();
+    let input = dir.path("in.jsonl");
+    let mut text = String::new();
+    for i in 0..3000 {
+        text += &format!("{{\"id\":\"e{}\",\"seq\":{i}}}\n", i % 1000);
+    }
+    std::fs::write(&input, text).unwrap();
+    let cfg = dir.config(&format!(
+        "streams:\n  - input: {{ type: file, path: {}, key_field: id }}\n    pipeline:\n      thread_num: 3\n      processors:\n        - type: wasm\n          path: {}\n          config: {{ id_field: id, ttl_ms: 3600000 }}\n    output: {{ type: file, path: {} }}\n",
+        input.display(),
+        plugin("dedupe").display(),
+        dir.path("out.jsonl").display()
+    ));
+    let out = run(&cfg, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&dir.path("out.jsonl"));
+    assert_eq!(lines.len(), 1000, "each id once");
+    let mut seqs: Vec<i64> = lines.iter().map(|l| l["seq"].as_i64().unwrap()).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..1000).collect::<Vec<_>>(), "the first occurrence of each id is kept");
 }

@@ -7,17 +7,18 @@
 //! count is stored as an 8-byte LE i64 (the `increment` encoding). Per batch: one `get-many` of
 //! the distinct keys, counting in order in memory, one `put-many`.
 use arkflow_plugin_sdk::prelude::*;
+use std::borrow::Cow;
 
 struct Counter { store: Store, key_field: Option<String> }
 
 impl Counter {
-    fn key_of(&self, r: &RecordIn) -> Result<Vec<u8>, Error> {
-        if let Some(k) = &r.key { return Ok(k.clone()); }
+    fn key_of<'r>(&self, r: &'r RecordIn) -> Result<Cow<'r, [u8]>, Error> {
+        if let Some(k) = &r.key { return Ok(Cow::Borrowed(k)); }
         let (Some(field), Some(value)) = (&self.key_field, &r.value) else {
             return Err(Error::invalid_input("no-key", "record has no key and no `key_field` value"));
         };
         match json::field(value, field)? {
-            Some(v) => v.as_key().map(|k| k.as_bytes().to_vec()),
+            Some(v) => v.as_key().map(|k| Cow::Owned(k.as_bytes().to_vec())),
             None => None,
         }
         .ok_or_else(|| Error::invalid_input("no-key", format!("no string/number field `{field}`")))
@@ -35,12 +36,17 @@ impl Processor for Counter {
 
     fn process_batch(&mut self, _ctx: &BatchContext, records: Vec<RecordIn>) -> Result<Vec<Outcome>, Error> {
         let keys: Vec<_> = records.iter().map(|r| self.key_of(r)).collect();
-        let mut counts = StateCache::load(&self.store, keys.iter().flatten().map(Vec::as_slice))?;
-        let outcomes = keys.into_iter().map(|key| {
-            let key = key?;
-            let n = counts.increment(&key, 1)?;
-            let key = json::escape(&String::from_utf8_lossy(&key));
-            Ok(Outcome::emit_one(format!(r#"{{"key":"{key}","count":{n}}}"#)))
+        let mut counts = StateCache::load(&self.store, keys.iter().flatten().map(|k| &**k))?;
+        let outcomes = keys.iter().map(|key| {
+            let key = key.as_ref().map_err(Clone::clone)?;
+            let n = counts.increment(key, 1)?;
+            let mut v = Vec::with_capacity(key.len() + 32);
+            v.extend_from_slice(br#"{"key":""#);
+            json::escape_bytes_into(&mut v, key);
+            v.extend_from_slice(br#"","count":"#);
+            v.extend_from_slice(n.to_string().as_bytes());
+            v.push(b'}');
+            Ok(Outcome::emit_one(v))
         });
         let outcomes = outcomes.map(|o: Result<_, Error>| o.unwrap_or_else(Outcome::Fail)).collect();
         counts.flush(&self.store)?;

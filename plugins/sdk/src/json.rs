@@ -126,6 +126,18 @@ pub fn escape_into(out: &mut String, s: &str) {
     out.push_str(&s[start..]);
 }
 
+/// Appends `bytes` (UTF-8, invalid sequences replaced) JSON-escaped, without quotes. Copies the
+/// bytes straight through when nothing needs escaping (the common case for keys).
+pub fn escape_bytes_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x80) {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    let mut s = String::new();
+    escape_into(&mut s, &String::from_utf8_lossy(bytes));
+    out.extend_from_slice(s.as_bytes());
+}
+
 /// `s` JSON-escaped, without surrounding quotes.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);

@@ -14,22 +14,46 @@
 use crate::codec::{decode_i64, encode_i64};
 use crate::{Error, StateError, Store};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, DefaultHasher};
+use std::hash::{BuildHasherDefault, Hasher};
 
-// Fixed-key SipHash: no dependence on `wasi:random` and deterministic per run. The cache lives for
-// one batch, so hash flooding costs at most that batch's time.
-type Map<V> = HashMap<Vec<u8>, V, BuildHasherDefault<DefaultHasher>>;
+/// FxHash-style hasher: fast on short keys, deterministic, no `wasi:random`. The cache lives for
+/// one batch, so hash flooding costs at most that batch's time.
+#[derive(Default)]
+pub struct FxHasher(u64);
 
-struct Slot {
-    value: Option<Vec<u8>>,
-    dirty: bool,
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(c.try_into().unwrap())).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            h = (h.rotate_left(5) ^ b as u64).wrapping_mul(K);
+        }
+        self.0 = h;
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0.rotate_left(5) ^ n as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
+
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// Values of a set of keys of one store, plus the writes made to them. See the module docs.
 #[derive(Default)]
 pub struct StateCache {
-    slots: Map<Slot>,
-    write_order: Vec<Vec<u8>>,
+    /// Key -> slot index.
+    index: Map<Vec<u8>, usize>,
+    keys: Vec<Vec<u8>>,
+    values: Vec<Option<Vec<u8>>>,
+    dirty: Vec<bool>,
+    /// Slots written, in first-write order.
+    write_order: Vec<usize>,
 }
 
 impl StateCache {
@@ -51,34 +75,44 @@ impl StateCache {
                 format!("get-many returned {} values for {} keys", values.len(), keys.len()),
             ));
         }
-        let mut slots = Map::default();
-        slots.reserve(keys.len());
-        for (k, value) in keys.into_iter().zip(values) {
-            slots.insert(k, Slot { value, dirty: false });
+        let mut index = Map::default();
+        index.reserve(keys.len());
+        for (i, k) in keys.iter().enumerate() {
+            index.insert(k.clone(), i);
         }
-        Ok(StateCache { slots, write_order: Vec::new() })
+        let dirty = vec![false; keys.len()];
+        Ok(StateCache { index, keys, values, dirty, write_order: Vec::new() })
+    }
+
+    fn slot(&mut self, key: &[u8]) -> usize {
+        if let Some(&i) = self.index.get(key) {
+            return i;
+        }
+        let i = self.keys.len();
+        self.index.insert(key.to_vec(), i);
+        self.keys.push(key.to_vec());
+        self.values.push(None);
+        self.dirty.push(false);
+        i
+    }
+
+    fn mark(&mut self, i: usize) {
+        if !self.dirty[i] {
+            self.dirty[i] = true;
+            self.write_order.push(i);
+        }
     }
 
     /// The current value of `key` (after this cache's writes); `None` when absent or not loaded.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.slots.get(key).and_then(|s| s.value.as_deref())
+        self.index.get(key).and_then(|&i| self.values[i].as_deref())
     }
 
     /// Sets `key` to `value` in the cache; written by [`flush`](Self::flush).
     pub fn put(&mut self, key: &[u8], value: Vec<u8>) {
-        match self.slots.get_mut(key) {
-            Some(slot) => {
-                if !slot.dirty {
-                    slot.dirty = true;
-                    self.write_order.push(key.to_vec());
-                }
-                slot.value = Some(value);
-            }
-            None => {
-                self.slots.insert(key.to_vec(), Slot { value: Some(value), dirty: true });
-                self.write_order.push(key.to_vec());
-            }
-        }
+        let i = self.slot(key);
+        self.values[i] = Some(value);
+        self.mark(i);
     }
 
     /// The i64 at `key` (absent = `None`), or `not-a-counter` if it is not 8 bytes.
@@ -95,9 +129,21 @@ impl StateCache {
     }
 
     /// `increment` in the cache: adds `delta` (absent = 0, wrapping) and returns the new value.
+    /// Updates the stored bytes in place: no allocation per call once a key is cached.
     pub fn increment(&mut self, key: &[u8], delta: i64) -> Result<i64, Error> {
-        let v = self.get_i64(key)?.unwrap_or(0).wrapping_add(delta);
-        self.put_i64(key, v);
+        let i = self.slot(key);
+        let v = match &mut self.values[i] {
+            Some(bytes) => {
+                let v = decode_i64(bytes).ok_or(StateError::NotACounter)?.wrapping_add(delta);
+                bytes.copy_from_slice(&encode_i64(v));
+                v
+            }
+            slot @ None => {
+                *slot = Some(encode_i64(delta).to_vec());
+                delta
+            }
+        };
+        self.mark(i);
         Ok(v)
     }
 
@@ -105,11 +151,10 @@ impl StateCache {
     pub fn take_writes(&mut self) -> Vec<(Vec<u8>, Vec<u8>)> {
         let order = std::mem::take(&mut self.write_order);
         let mut out = Vec::with_capacity(order.len());
-        for k in order {
-            let slot = self.slots.get_mut(&k).expect("written key is cached");
-            slot.dirty = false;
-            let v = slot.value.clone().expect("written key has a value");
-            out.push((k, v));
+        for i in order {
+            self.dirty[i] = false;
+            let v = self.values[i].clone().expect("written key has a value");
+            out.push((self.keys[i].clone(), v));
         }
         out
     }
@@ -126,7 +171,7 @@ impl StateCache {
 
 /// The distinct keys of `keys`, in first-seen order.
 pub fn distinct_keys<'k>(keys: impl IntoIterator<Item = &'k [u8]>) -> Vec<Vec<u8>> {
-    let mut seen: HashMap<&[u8], (), BuildHasherDefault<DefaultHasher>> = HashMap::default();
+    let mut seen: Map<&[u8], ()> = Map::default();
     let mut out = Vec::new();
     for k in keys {
         if seen.insert(k, ()).is_none() {

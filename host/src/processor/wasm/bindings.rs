@@ -3,10 +3,12 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "arkflow:plugin/plugin",
+    // Borrowed export parameters: a batch is lowered straight from the host's records, no copy.
+    ownership: Borrowing { duplicate_if_necessary: true },
     with: {
         "arkflow:plugin/state.store": super::host::StoreRes,
     },
 });
 
-pub use arkflow::plugin::state::StateError as WitStateError;
-pub use arkflow::plugin::types as wit;
+pub use self::arkflow::plugin::state::StateError as WitStateError;
+pub use self::arkflow::plugin::types as wit;

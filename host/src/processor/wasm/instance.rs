@@ -87,7 +87,7 @@ impl WasmProcessor {
         let mut store = new_store(s);
         let plugin = s.pre.instantiate(&mut store).map_err(|e| format!("{where_}: instantiation failed: {}", trap_text(&e)))?;
         store.set_epoch_deadline(deadline_ticks(s.cfg.limits.batch_timeout_ms));
-        match plugin.arkflow_plugin_processor().call_init(&mut store, &s.init_config) {
+        match plugin.arkflow_plugin_processor().call_init(&mut store, &s.init_config.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>()) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(format!("{where_}: export {PROCESSOR_EXPORT}#init refused the config: {}", wit_error(&e))),
             Err(e) => {
@@ -103,7 +103,11 @@ impl WasmProcessor {
         self.ensure_instance()?;
         let limits = &self.shared.cfg.limits;
         let (store, plugin) = self.instance.as_mut().expect("instance ensured");
-        let input: Vec<wit::RecordIn> = records.iter().map(to_wit).collect();
+        let headers: Vec<Vec<wit::HeaderParam<'_>>> = records
+            .iter()
+            .map(|r| r.headers.iter().map(|(k, v)| wit::HeaderParam { key: k, value: v }).collect())
+            .collect();
+        let input: Vec<wit::RecordIn<'_>> = records.iter().zip(&headers).map(|(r, h)| to_wit(r, h)).collect();
         let wctx = wit::BatchContext {
             batch_id: self.batch_id,
             key_group: ctx.key_group,
@@ -237,11 +241,12 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..cut]
 }
 
-fn to_wit(r: &Record) -> wit::RecordIn {
+/// Borrowed view of a record for lowering into the guest (headers need a small side vector).
+fn to_wit<'a>(r: &'a Record, headers: &'a [wit::HeaderParam<'a>]) -> wit::RecordIn<'a> {
     wit::RecordIn {
-        key: r.key.clone(),
-        value: r.value.clone(),
-        headers: r.headers.iter().map(|(k, v)| wit::Header { key: k.clone(), value: v.clone() }).collect(),
+        key: r.key.as_deref(),
+        value: r.value.as_deref(),
+        headers,
         timestamp_ms: r.timestamp_ms,
         partition: r.partition,
         offset: r.offset,
