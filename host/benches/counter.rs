@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 fn config(processor: &str, records: u64) -> EngineConfig {
+    let bs: usize = std::env::var("BENCH_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
     let yaml = format!(
         r#"
 streams:
@@ -19,7 +20,7 @@ streams:
     input: {{ type: generate, count: {records}, keys: 100000, payload_bytes: 16, seed: 1, batch_size: 1024 }}
     pipeline:
       thread_num: 1
-      batch_size: 256
+      batch_size: {bs}
       processors:
         - {processor}
     output: {{ type: drop }}
