@@ -4,6 +4,7 @@
 //! Data flows one way: input -> router (key groups) -> workers (processors + keyed state) ->
 //! output. See `DESIGN.md` in the project's shared notes and `docs/` for the contracts.
 
+pub mod checkpoint;
 pub mod config;
 pub mod engine;
 pub mod engine_builder;

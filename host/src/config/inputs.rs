@@ -55,6 +55,7 @@ struct RawFile {
     path: PathBuf,
     batch_size: Option<usize>,
     key_field: Option<String>,
+    rate_per_sec: Option<u64>,
 }
 
 fn file(ctx: &Ctx, value: Value, path: &YPath) -> Result<InputConfig, ConfigError> {
@@ -63,8 +64,12 @@ fn file(ctx: &Ctx, value: Value, path: &YPath) -> Result<InputConfig, ConfigErro
         path: non_empty_path(ctx, raw.path, &path.key("path"))?,
         batch_size: raw.batch_size.unwrap_or(DEFAULT_INPUT_BATCH_SIZE),
         key_field: raw.key_field,
+        rate_per_sec: raw.rate_per_sec,
     };
     ctx.at_least(&path.key("batch_size"), cfg.batch_size, 1)?;
+    if let Some(rate) = cfg.rate_per_sec {
+        ctx.at_least(&path.key("rate_per_sec"), rate, 1)?;
+    }
     Ok(InputConfig::File(cfg))
 }
 

@@ -133,6 +133,8 @@ pub struct FileInput {
     pub batch_size: usize,
     /// JSON field holding the record key; default None (then the stream's key_by applies)
     pub key_field: Option<String>,
+    /// Records per second at most (replay throttle); None = as fast as possible (default None)
+    pub rate_per_sec: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -12,7 +12,7 @@ mod stream;
 mod worker;
 
 pub use shared::{StreamMetrics, StreamShared};
-pub use stream::{Router, Stream, StreamReport};
+pub use stream::{CheckpointSetup, Router, Stream, StreamReport};
 
 use crate::config::{EngineConfig, ProcessorConfig, StreamConfig};
 use crate::state::StateLimits;
@@ -46,11 +46,22 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
         })
         .unwrap_or_default();
     let sm = &engine.state_management;
-    let input = crate::input::build(&cfg.input).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
-    let output = crate::output::build(&cfg.output).map_err(|e| anyhow::anyhow!("stream {}: output: {e:#}", cfg.name))?;
+    let mut input = crate::input::build(&cfg.input).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
+
     let error_output = match &cfg.error_output {
         Some(o) => Some(crate::output::build(o).map_err(|e| anyhow::anyhow!("stream {}: error_output: {e:#}", cfg.name))?),
         None => None,
+    };
+    let (checkpoint, eo_output) = match sm.enabled {
+        true => {
+            let (c, o) = checkpoint_setup(engine, cfg, &mut *input)?;
+            (Some(c), o)
+        }
+        false => (None, None),
+    };
+    let output = match eo_output {
+        Some(o) => o,
+        None => crate::output::build(&cfg.output).map_err(|e| anyhow::anyhow!("stream {}: output: {e:#}", cfg.name))?,
     };
     Ok(Stream {
         config: cfg.clone(),
@@ -63,8 +74,70 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
         output,
         error_output,
         barrier_interval: sm.enabled.then(|| Duration::from_millis(sm.checkpoint_interval_ms.max(1))),
+        checkpoint,
         shared: Arc::new(StreamShared::new(cfg.name.clone())),
     })
+}
+
+/// Opens the state backend, checks it, recovers the last decided checkpoint, seeks the input and
+/// switches a `file` output to its exactly-once form when `exactly_once` is set.
+fn checkpoint_setup(
+    engine: &EngineConfig,
+    cfg: &StreamConfig,
+    input: &mut dyn crate::input::Input,
+) -> anyhow::Result<(stream::CheckpointSetup, Option<Box<dyn crate::output::Output>>)> {
+    use crate::config::{BackendType, OutputConfig};
+    use crate::state::backend::{LocalStore, MemoryStore, ObjectStore};
+    let sm = &engine.state_management;
+    let name = &cfg.name;
+    let store: Arc<dyn ObjectStore> = match sm.backend_type {
+        BackendType::Memory => Arc::new(MemoryStore::new()),
+        BackendType::Local => Arc::new(LocalStore::new(&sm.local_config.path)?),
+        BackendType::S3 | BackendType::Hybrid => {
+            let s3 = sm.s3_config.as_ref().ok_or_else(|| anyhow::anyhow!("state_management.s3_config is required for backend_type s3/hybrid"))?;
+            Arc::new(crate::checkpoint::block_on(crate::state::backend::s3::S3Store::new(s3))?)
+        }
+    };
+    let settings = crate::checkpoint::CheckpointSettings {
+        scope: cfg.state.operator_id.clone(),
+        stream: name.clone(),
+        interval: Duration::from_millis(sm.checkpoint_interval_ms.max(1)),
+        timeout: Duration::from_millis((sm.checkpoint_interval_ms * 10).clamp(10_000, 600_000)),
+        retained: sm.retained_checkpoints.max(1) as usize,
+        exactly_once: sm.exactly_once,
+        key_groups: sm.key_groups.max(1),
+        ttl_ms: sm.state_timeout_ms,
+        gc_grace: Duration::from_secs(60),
+    };
+    if sm.exactly_once {
+        if sm.backend_type == BackendType::Memory {
+            tracing::warn!(stream = %name, "exactly_once with backend_type memory: state and checkpoints do not survive a process restart");
+        } else {
+            let ok = crate::checkpoint::block_on(crate::state::backend::probe_create_only(&*store, &settings.scope))?;
+            if !ok {
+                anyhow::bail!(
+                    "stream {name}: state store {} does not honour create-only writes (If-None-Match: *): exactly_once needs them to keep one decision per epoch; use a store that does, or set state_management.exactly_once: false",
+                    store.describe()
+                );
+            }
+        }
+        if matches!(cfg.output, OutputConfig::Stdout(_)) {
+            tracing::warn!(stream = %name, "exactly_once: the stdout output stays at-least-once (records since the last checkpoint are printed again after a crash)");
+        }
+    }
+    let recovered = crate::checkpoint::block_on(crate::checkpoint::recovery::recover(store.clone(), &settings))
+        .map_err(|e| anyhow::anyhow!("stream {name}: recovery from {} failed: {e:#}", store.describe()))?;
+    if let Some(m) = &recovered.manifest {
+        input.seek(&m.input_position).map_err(|e| anyhow::anyhow!("stream {name}: {e:#}"))?;
+        tracing::info!(stream = %name, epoch = m.epoch, generation = recovered.generation, entries = recovered.entries.len(), restore_ms = recovered.restore_ms, store = %store.describe(), "restored from the last decided checkpoint");
+    } else {
+        tracing::info!(stream = %name, generation = recovered.generation, store = %store.describe(), "no decided checkpoint: starting fresh");
+    }
+    let eo_output: Option<Box<dyn crate::output::Output>> = match (&cfg.output, sm.exactly_once) {
+        (OutputConfig::File(f), true) => Some(Box::new(crate::output::EoFileOut::open(&f.path, f.format, recovered.generation)?)),
+        _ => None,
+    };
+    Ok((stream::CheckpointSetup { store, settings, recovered, metrics: Default::default() }, eo_output))
 }
 
 /// Runs every stream to completion (each on its own threads) and returns their reports.

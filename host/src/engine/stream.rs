@@ -34,7 +34,16 @@ pub struct Stream {
     pub(crate) output: Box<dyn Output>,
     pub(crate) error_output: Option<Box<dyn Output>>,
     pub(crate) barrier_interval: Option<Duration>,
+    pub(crate) checkpoint: Option<CheckpointSetup>,
     pub shared: Arc<StreamShared>,
+}
+
+/// Checkpointing of a stream, prepared by recovery at build time.
+pub struct CheckpointSetup {
+    pub store: Arc<dyn crate::state::backend::ObjectStore>,
+    pub settings: crate::checkpoint::CheckpointSettings,
+    pub recovered: crate::checkpoint::recovery::Recovered,
+    pub metrics: Arc<crate::checkpoint::coordinator::CheckpointMetrics>,
 }
 
 /// How a stream ended.
@@ -59,19 +68,49 @@ impl Stream {
 
     /// Runs to completion on the calling thread. `stop` is the process-wide shutdown flag.
     pub fn run(self, stop: Arc<AtomicBool>) -> StreamReport {
-        let Stream { config, factories, store_names, key_groups, ttl_ms, state_limits, mut input, output, error_output, barrier_interval, shared } = self;
+        let Stream { config, factories, store_names, key_groups, ttl_ms, state_limits, mut input, output, error_output, barrier_interval, checkpoint, shared } =
+            self;
         let n = config.pipeline.thread_num.max(1);
         let cap = config.pipeline.channel_capacity.max(1);
+        let router = Router::new(key_groups, n, config.key_by.clone());
+        // Restored state goes to the worker that now owns each key group.
+        let mut states: Vec<WorkerState> = (0..n)
+            .map(|_| {
+                let mut st = WorkerState::new(store_names.clone(), ttl_ms, state_limits);
+                st.set_track_dirty(checkpoint.is_some());
+                st
+            })
+            .collect();
+        let mut first_epoch = 1;
+        let coordinator = checkpoint.map(|c| {
+            first_epoch = c.recovered.next_epoch;
+            for e in c.recovered.entries {
+                let w = router.worker_of(e.group);
+                if let Err(msg) = states[w].restore(e) {
+                    shared.fail(format!("stream {}: restoring state: {msg}", shared.name));
+                }
+            }
+            crate::checkpoint::coordinator::Coordinator::spawn(
+                c.store,
+                c.settings,
+                c.recovered.generation,
+                n,
+                c.recovered.manifest.as_ref(),
+                c.metrics,
+            )
+        });
+        let ckpt_tx = coordinator.as_ref().map(|c| c.tx.clone());
         let (out_tx, out_rx) = bounded::<OutMsg>(cap * n);
         let out_shared = shared.clone();
+        let out_ckpt = ckpt_tx.clone();
         let out_thread = std::thread::Builder::new()
             .name(format!("{}-output", shared.name))
-            .spawn(move || output_stage(out_rx, output, error_output, n, &out_shared))
+            .spawn(move || output_stage(out_rx, output, error_output, n, &out_shared, out_ckpt))
             .expect("spawn output thread");
 
         let mut inboxes = Vec::with_capacity(n);
         let mut workers = Vec::with_capacity(n);
-        for w in 0..n {
+        for (w, st) in states.into_iter().enumerate() {
             let (tx, rx) = bounded::<WorkerMsg>(cap);
             inboxes.push(tx);
             let processors: anyhow::Result<Vec<_>> = factories.iter().map(|f| f.instantiate(w)).collect();
@@ -82,9 +121,8 @@ impl Stream {
                     Vec::new()
                 }
             };
-            let mut st = WorkerState::new(store_names.clone(), ttl_ms, state_limits);
-            st.set_track_dirty(barrier_interval.is_some());
-            let worker = Worker::new(w, processors, Some(Box::new(st)), config.pipeline.batch_size, out_tx.clone(), shared.clone(), 1);
+            let mut worker = Worker::new(w, processors, Some(Box::new(st)), config.pipeline.batch_size, out_tx.clone(), shared.clone(), first_epoch);
+            worker.ckpt = ckpt_tx.clone();
             workers.push(
                 std::thread::Builder::new()
                     .name(format!("{}-worker-{w}", shared.name))
@@ -94,10 +132,13 @@ impl Stream {
         }
         drop(out_tx);
 
-        let mut router = Router { key_groups, workers: n, key_by: config.key_by.clone(), unkeyed: 0 };
-        let epoch = input_loop(&mut *input, &mut router, &inboxes, &shared, &stop, barrier_interval);
+        let mut router = router;
+        let mut barriers = Barriers { interval: barrier_interval, coordinator: coordinator.as_ref(), next: first_epoch, last: Instant::now() };
+        input_loop(&mut *input, &mut router, &inboxes, &shared, &stop, &mut barriers);
+        // The final barrier: wait for the checkpoint in flight, then checkpoint everything read.
+        barriers.wait_idle(&shared);
+        barriers.inject(&*input, &inboxes);
         for tx in &inboxes {
-            let _ = tx.send(WorkerMsg::Barrier(epoch));
             let _ = tx.send(WorkerMsg::Eof);
         }
         drop(inboxes);
@@ -111,6 +152,15 @@ impl Stream {
         }
         if out_thread.join().is_err() {
             shared.fail(format!("stream {}: the output thread panicked", shared.name));
+        }
+        if let Some(c) = coordinator {
+            let _ = c.tx.send(crate::checkpoint::coordinator::CkptMsg::Shutdown);
+            if c.join.join().is_err() {
+                shared.fail(format!("stream {}: the checkpoint coordinator panicked", shared.name));
+            }
+            if let Some(msg) = c.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+                shared.fail(format!("stream {}: {msg}", shared.name));
+            }
         }
         let m = &shared.metrics;
         StreamReport {
@@ -126,26 +176,69 @@ impl Stream {
     }
 }
 
-/// Reads the input until EOF, shutdown or failure; returns the epoch of the final barrier.
+/// Injects barriers: periodically when checkpointing (one checkpoint in flight at a time), and
+/// once at the end.
+struct Barriers<'a> {
+    interval: Option<Duration>,
+    coordinator: Option<&'a crate::checkpoint::coordinator::CoordinatorHandle>,
+    next: u64,
+    last: Instant,
+}
+
+impl Barriers<'_> {
+    fn due(&self) -> bool {
+        let idle = self.coordinator.is_none_or(|c| c.in_flight.load(Relaxed) == 0);
+        self.interval.is_some_and(|iv| self.last.elapsed() >= iv) && idle
+    }
+
+    /// Sends barrier `next` to every worker (and tells the coordinator where the input is).
+    fn inject(&mut self, input: &dyn Input, inboxes: &[Sender<WorkerMsg>]) {
+        let epoch = self.next;
+        if let Some(c) = self.coordinator {
+            c.in_flight.store(epoch, Relaxed);
+            let _ = c.tx.send(crate::checkpoint::coordinator::CkptMsg::Injected {
+                epoch,
+                position: input.position(),
+                ttl_clock_ms: crate::input::now_ms(),
+            });
+        }
+        for tx in inboxes {
+            let _ = tx.send(WorkerMsg::Barrier(epoch));
+        }
+        self.next += 1;
+        self.last = Instant::now();
+    }
+
+    /// Waits (bounded by the checkpoint timeout) until no checkpoint is in flight.
+    fn wait_idle(&self, shared: &StreamShared) {
+        let Some(c) = self.coordinator else { return };
+        let start = Instant::now();
+        while c.in_flight.load(Relaxed) != 0 && start.elapsed() < Duration::from_secs(60) && !shared.failed() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn fatal(&self) -> Option<String> {
+        self.coordinator.and_then(|c| c.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
+/// Reads the input until EOF, shutdown or failure.
 fn input_loop(
     input: &mut dyn Input,
     router: &mut Router,
     inboxes: &[Sender<WorkerMsg>],
     shared: &StreamShared,
     stop: &AtomicBool,
-    barrier_interval: Option<Duration>,
-) -> u64 {
-    let mut epoch = 1;
-    let mut last_barrier = Instant::now();
+    barriers: &mut Barriers<'_>,
+) {
     while !stop.load(Relaxed) && !shared.stop.load(Relaxed) {
-        if let Some(iv) = barrier_interval {
-            if last_barrier.elapsed() >= iv {
-                for tx in inboxes {
-                    let _ = tx.send(WorkerMsg::Barrier(epoch));
-                }
-                epoch += 1;
-                last_barrier = Instant::now();
-            }
+        if barriers.due() {
+            barriers.inject(&*input, inboxes);
+        }
+        if let Some(msg) = barriers.fatal() {
+            shared.fail(format!("stream {}: {msg}", shared.name));
+            break;
         }
         match input.next_batch() {
             Ok(Some(batch)) => {
@@ -155,7 +248,7 @@ fn input_loop(
                 shared.metrics.records_in.fetch_add(batch.len() as u64, Relaxed);
                 for (w, routed) in router.route(batch).into_iter().enumerate() {
                     if !routed.is_empty() && inboxes[w].send(WorkerMsg::Data(routed)).is_err() {
-                        return epoch;
+                        return;
                     }
                 }
             }
@@ -166,7 +259,6 @@ fn input_loop(
             }
         }
     }
-    epoch
 }
 
 /// Assigns key groups and workers.
@@ -221,6 +313,7 @@ fn output_stage(
     mut errors: Option<Box<dyn Output>>,
     workers: usize,
     shared: &StreamShared,
+    ckpt: Option<Sender<crate::checkpoint::coordinator::CkptMsg>>,
 ) {
     let m = &shared.metrics;
     let mut broken = false;
@@ -256,13 +349,13 @@ fn output_stage(
             Err(crossbeam_channel::TryRecvError::Disconnected) => break,
         };
         match msg {
-            OutMsg::Data { records, errors: errs, .. } => {
+            OutMsg::Data { epoch, records, errors: errs } => {
                 if broken {
                     continue;
                 }
                 dirty = true;
                 if !records.is_empty() {
-                    check(output.write_batch(&records), &mut broken);
+                    check(output.write_epoch(epoch, &records), &mut broken);
                     m.records_out.fetch_add(records.len() as u64, Relaxed);
                 }
                 if !errs.is_empty() {
@@ -282,7 +375,15 @@ fn output_stage(
                 if *c == workers {
                     aligned.remove(&epoch);
                     if !broken {
-                        check(output.flush(), &mut broken);
+                        // Prepare the epoch (exactly-once outputs fsync its part file) and report it.
+                        match output.prepare(epoch) {
+                            Ok(files) => {
+                                if let Some(tx) = &ckpt {
+                                    let _ = tx.send(crate::checkpoint::coordinator::CkptMsg::SinkPrepared { epoch, files });
+                                }
+                            }
+                            Err(e) => check(Err(e), &mut broken),
+                        }
                         if let Some(e) = errors.as_mut() {
                             check(e.flush(), &mut broken);
                         }

@@ -30,6 +30,8 @@ pub struct Worker {
     pub(super) epoch: u64,
     pub(super) dead: bool,
     pub(super) batch_id: u64,
+    /// The checkpoint coordinator, when the stream checkpoints.
+    pub ckpt: Option<crossbeam_channel::Sender<crate::checkpoint::coordinator::CkptMsg>>,
 }
 
 impl Worker {
@@ -54,6 +56,7 @@ impl Worker {
             epoch: first_epoch,
             dead: false,
             batch_id: 0,
+            ckpt: None,
         }
     }
 
@@ -122,6 +125,12 @@ impl Worker {
                     }
                 }
             }
+        }
+        if let (Some(tx), Some(st), false) = (&self.ckpt, self.state.as_mut(), self.dead) {
+            // Hand the changed keys to the coordinator, which uploads them in the background. A
+            // failed worker sends nothing, so no checkpoint can be decided past its lost batch.
+            let entries = st.take_delta();
+            let _ = tx.send(crate::checkpoint::coordinator::CkptMsg::Delta { epoch, worker: self.id, entries });
         }
         self.epoch = epoch + 1;
         let _ = self.out.send(OutMsg::Barrier { epoch, worker: self.id });

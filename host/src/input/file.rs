@@ -15,20 +15,29 @@ pub struct FileInput {
     byte_offset: u64,
     line: u64,
     buf: Vec<u8>,
+    rate: Option<super::RateLimiter>,
 }
 
 impl FileInput {
     pub fn open(cfg: Config) -> anyhow::Result<Self> {
         let f = File::open(&cfg.path).with_context(|| format!("file input: cannot open {}", cfg.path.display()))?;
-        Ok(FileInput { cfg, reader: BufReader::with_capacity(1 << 20, f), byte_offset: 0, line: 0, buf: Vec::new() })
+        let rate = cfg.rate_per_sec.map(super::RateLimiter::new);
+        Ok(FileInput { cfg, reader: BufReader::with_capacity(1 << 20, f), byte_offset: 0, line: 0, buf: Vec::new(), rate })
     }
 }
 
 impl Input for FileInput {
     fn next_batch(&mut self) -> anyhow::Result<Option<Vec<Record>>> {
-        let mut batch = Vec::with_capacity(self.cfg.batch_size);
+        let mut limit = self.cfg.batch_size;
+        if let Some(rate) = &mut self.rate {
+            limit = rate.allow(limit as u64) as usize;
+            if limit == 0 {
+                return Ok(Some(Vec::new()));
+            }
+        }
+        let mut batch = Vec::with_capacity(limit);
         let now = now_ms();
-        while batch.len() < self.cfg.batch_size {
+        while batch.len() < limit {
             self.buf.clear();
             let n = self
                 .reader
@@ -65,6 +74,9 @@ impl Input for FileInput {
         self.reader.seek(SeekFrom::Start(off))?;
         self.byte_offset = off;
         self.line = line;
+        if let Some(r) = &mut self.rate {
+            r.reset();
+        }
         Ok(())
     }
 }
@@ -78,7 +90,7 @@ mod tests {
     fn reads_lines_with_keys_and_seeks() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         write!(f, "{{\"u\":\"a\",\"n\":1}}\n\n{{\"u\":\"b\",\"n\":2}}\n{{\"u\":\"c\",\"n\":3}}").unwrap();
-        let cfg = Config { path: f.path().into(), batch_size: 2, key_field: Some("u".into()) };
+        let cfg = Config { path: f.path().into(), batch_size: 2, key_field: Some("u".into()), rate_per_sec: None };
         let mut input = FileInput::open(cfg.clone()).unwrap();
         let b1 = input.next_batch().unwrap().unwrap();
         assert_eq!(b1.len(), 2);

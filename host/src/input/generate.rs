@@ -8,16 +8,13 @@
 use super::Input;
 use crate::config::GenerateInput as Config;
 use crate::record::Record;
-use std::time::{Duration, Instant};
 
 pub const BASE_TS: i64 = 1_700_000_000_000;
 
 pub struct GenerateInput {
     cfg: Config,
     next: u64,
-    /// Rate limiting: when `rate_start_id` was produced.
-    rate_start: Instant,
-    rate_start_id: u64,
+    rate: Option<super::RateLimiter>,
 }
 
 pub fn splitmix64(mut x: u64) -> u64 {
@@ -34,7 +31,8 @@ pub fn key_of(seed: u64, keys: u64, id: u64) -> u64 {
 
 impl GenerateInput {
     pub fn new(cfg: Config) -> Self {
-        GenerateInput { cfg, next: 0, rate_start: Instant::now(), rate_start_id: 0 }
+        let rate = cfg.rate_per_sec.map(super::RateLimiter::new);
+        GenerateInput { cfg, next: 0, rate }
     }
 
     fn record(&self, id: u64) -> Record {
@@ -62,16 +60,11 @@ impl Input for GenerateInput {
             return Ok(None);
         }
         let mut n = (self.cfg.batch_size as u64).min(remaining);
-        if let Some(rate) = self.cfg.rate_per_sec.filter(|r| *r > 0) {
-            // Produce only what the rate allows by now; wait at most 100 ms for more.
-            let elapsed = self.rate_start.elapsed().as_secs_f64();
-            let allowed = self.rate_start_id + (elapsed * rate as f64) as u64 + 1;
-            if allowed <= self.next {
-                let wait = (self.next + 1 - self.rate_start_id) as f64 / rate as f64 - elapsed;
-                std::thread::sleep(Duration::from_secs_f64(wait.clamp(0.0, 0.1)));
+        if let Some(rate) = &mut self.rate {
+            n = rate.allow(n);
+            if n == 0 {
                 return Ok(Some(Vec::new()));
             }
-            n = n.min(allowed - self.next);
         }
         let batch = (self.next..self.next + n).map(|id| self.record(id)).collect();
         self.next += n;
@@ -88,8 +81,9 @@ impl Input for GenerateInput {
             .and_then(serde_json::Value::as_u64)
             .ok_or_else(|| anyhow::anyhow!("generate input: bad position {position}"))?;
         self.next = next;
-        self.rate_start = Instant::now();
-        self.rate_start_id = next;
+        if let Some(r) = &mut self.rate {
+            r.reset();
+        }
         Ok(())
     }
 }
@@ -97,6 +91,7 @@ impl Input for GenerateInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
 
     fn cfg(count: u64) -> Config {
         Config { count: Some(count), rate_per_sec: None, keys: 10, payload_bytes: 20, seed: 7, batch_size: 4 }

@@ -37,6 +37,39 @@ pub(crate) fn json_line_record(line: &[u8], key_field: Option<&str>, offset: u64
     Record { key, value: Some(line.to_vec()), headers: vec![], timestamp_ms: now_ms, partition: 0, offset }
 }
 
+/// Caps a record rate: `allow(n)` returns how many of `n` records may go now (0 after sleeping
+/// at most 100 ms when none may).
+pub(crate) struct RateLimiter {
+    rate: u64,
+    start: std::time::Instant,
+    sent: u64,
+}
+
+impl RateLimiter {
+    pub fn new(rate: u64) -> Self {
+        RateLimiter { rate: rate.max(1), start: std::time::Instant::now(), sent: 0 }
+    }
+
+    /// Restarts the clock (after a seek).
+    pub fn reset(&mut self) {
+        self.start = std::time::Instant::now();
+        self.sent = 0;
+    }
+
+    pub fn allow(&mut self, n: u64) -> u64 {
+        let elapsed = self.start.elapsed().as_secs_f64();
+        let allowed = (elapsed * self.rate as f64) as u64 + 1;
+        if allowed <= self.sent {
+            let wait = (self.sent + 1) as f64 / self.rate as f64 - elapsed;
+            std::thread::sleep(std::time::Duration::from_secs_f64(wait.clamp(0.0, 0.1)));
+            return 0;
+        }
+        let n = n.min(allowed - self.sent);
+        self.sent += n;
+        n
+    }
+}
+
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -4,6 +4,10 @@
 //! the output can (called at every barrier and at the end); `close` flushes and releases. Outputs
 //! here are at-least-once: after a crash, records since the last checkpoint are written again.
 
+mod eo_file;
+
+pub use eo_file::EoFileOut;
+
 use crate::config::{OutputConfig, OutputFormat};
 use crate::record::Record;
 use anyhow::Context;
@@ -11,6 +15,16 @@ use std::io::Write;
 
 pub trait Output: Send {
     fn write_batch(&mut self, records: &[Record]) -> anyhow::Result<()>;
+    /// Writes records of `epoch` (exactly-once outputs keep epochs apart).
+    fn write_epoch(&mut self, _epoch: u64, records: &[Record]) -> anyhow::Result<()> {
+        self.write_batch(records)
+    }
+    /// Prepares every epoch up to `epoch` at its aligned barrier: makes it durable and returns
+    /// the files to finalize after the decision (none for at-least-once outputs).
+    fn prepare(&mut self, _epoch: u64) -> anyhow::Result<Vec<crate::checkpoint::SinkFile>> {
+        self.flush()?;
+        Ok(Vec::new())
+    }
     fn flush(&mut self) -> anyhow::Result<()>;
     fn close(&mut self) -> anyhow::Result<()> {
         self.flush()

@@ -12,7 +12,9 @@
 //! - When dirty tracking is on, every committed write or delete records its key in the group's
 //!   dirty set, so a checkpoint can take exactly the changed keys.
 
+pub mod backend;
 mod scope;
+pub mod snapshot;
 #[cfg(test)]
 mod tests;
 

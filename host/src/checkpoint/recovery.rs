@@ -1,0 +1,135 @@
+//! Recovery at start: claim a generation, find the last decided epoch, fence the next one, load
+//! its manifest and state files, and replay its post-commit actions (finalize output files).
+//!
+//! Never "the newest manifest": only `commits/{e}` records decide. Fencing: the new generation
+//! creates a `Fence` decision for the epoch after the highest decided one, so an older
+//! generation (a zombie still running) that tries to decide that epoch finds it taken and stops;
+//! its later epochs are never reached because epochs are decided in order.
+
+use super::{key, parse_tail, CheckpointSettings, Decision, Manifest, SinkFile};
+use crate::state::backend::{ObjectStore, PutOutcome};
+use crate::state::snapshot::{self, SnapshotEntry};
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// What a new generation starts from.
+#[derive(Debug)]
+pub struct Recovered {
+    pub generation: u64,
+    /// The last decided manifest, if any.
+    pub manifest: Option<Manifest>,
+    /// The first epoch this generation may decide.
+    pub next_epoch: u64,
+    /// Restored entries, oldest file first.
+    pub entries: Vec<SnapshotEntry>,
+    /// Time spent loading state files.
+    pub restore_ms: u64,
+}
+
+pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings) -> anyhow::Result<Recovered> {
+    let scope = &s.scope;
+    // 1. Claim a generation.
+    let gens = store.list(&format!("{scope}/generations/")).await?;
+    let mut generation = gens.iter().filter_map(|m| parse_tail(&m.key)).max().unwrap_or(0) + 1;
+    while store.put_if_absent(&key(scope, "generations", generation), Bytes::from(generation.to_string())).await? == PutOutcome::Exists {
+        generation += 1;
+    }
+    // 2. Find the last decided epoch and fence the one after the highest decision.
+    let (decided, fence) = loop {
+        let mut decided: Option<(u64, Decision)> = None;
+        let mut highest = 0;
+        for m in store.list(&format!("{scope}/commits/")).await? {
+            let Some(e) = parse_tail(&m.key) else { continue };
+            highest = highest.max(e);
+            if decided.as_ref().is_some_and(|(d, _)| *d > e) {
+                continue;
+            }
+            let bytes = store.get(&m.key).await?.ok_or_else(|| anyhow::anyhow!("{} vanished during recovery", m.key))?;
+            let d: Decision = serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow::anyhow!("decision record {} in {} is unreadable: {e}", m.key, store.describe()))?;
+            if matches!(d, Decision::Commit { .. }) {
+                decided = Some((e, d));
+            }
+        }
+        let fence = highest + 1;
+        let rec = serde_json::to_vec(&Decision::Fence { epoch: fence, generation })?;
+        if store.put_if_absent(&key(scope, "commits", fence), Bytes::from(rec)).await? == PutOutcome::Created {
+            break (decided, fence);
+        }
+        // Another instance decided `fence` meanwhile: read again.
+    };
+    let mut out = Recovered { generation, manifest: None, next_epoch: fence + 1, entries: Vec::new(), restore_ms: 0 };
+    let Some((_, Decision::Commit { manifest: mkey, checksum, .. })) = decided else {
+        return Ok(out);
+    };
+    // 3. Load the decided manifest, verified against the decision's checksum.
+    let mbytes = store
+        .get(&mkey)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("manifest {mkey} named by a decision is missing from {}", store.describe()))?;
+    if snapshot::checksum_of(&mbytes) != checksum {
+        anyhow::bail!("manifest {mkey} in {}: checksum mismatch with its decision record (corrupted)", store.describe());
+    }
+    let manifest: Manifest = serde_json::from_slice(&mbytes).map_err(|e| anyhow::anyhow!("manifest {mkey}: unreadable: {e}"))?;
+    if manifest.key_groups != s.key_groups {
+        anyhow::bail!(
+            "manifest {mkey} was written with key_groups = {}, the config says {}: key groups are fixed for the life of the state",
+            manifest.key_groups,
+            s.key_groups
+        );
+    }
+    // 4. Fetch and check every state file in parallel, apply in chain order.
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, f) in manifest.state_files.iter().cloned().enumerate() {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let bytes = store.get(&f.key).await?.ok_or_else(|| anyhow::anyhow!("state file {} is missing from {}", f.key, store.describe()))?;
+            if bytes.len() as u64 != f.size || snapshot::checksum_of(&bytes) != f.checksum {
+                anyhow::bail!("state file {} in {}: size or checksum differs from the manifest (corrupted or truncated)", f.key, store.describe());
+            }
+            let (_, entries) = tokio::task::spawn_blocking(move || snapshot::decode(&bytes, &f.key)).await??;
+            Ok::<_, anyhow::Error>((i, entries))
+        });
+    }
+    let mut parts: Vec<(usize, Vec<SnapshotEntry>)> = Vec::with_capacity(manifest.state_files.len());
+    while let Some(r) = tasks.join_next().await {
+        parts.push(r??);
+    }
+    parts.sort_by_key(|(i, _)| *i);
+    out.entries = parts.into_iter().flat_map(|(_, e)| e).collect();
+    out.restore_ms = started.elapsed().as_millis() as u64;
+    // 5. Post-commit actions of the decided epoch (idempotent).
+    finalize_sink_files(&manifest.sink_files)?;
+    let _ = store.put_if_absent(&key(scope, "committed", manifest.epoch), Bytes::from_static(b"{}")).await;
+    out.manifest = Some(manifest);
+    Ok(out)
+}
+
+/// Renames prepared output files to their final names. Idempotent: a file already renamed is
+/// skipped; a temp file longer than prepared is cut back to the prepared length.
+pub fn finalize_sink_files(files: &[SinkFile]) -> anyhow::Result<()> {
+    for f in files {
+        let fin = std::path::Path::new(&f.final_path);
+        if fin.exists() {
+            continue;
+        }
+        let tmp = std::path::Path::new(&f.temp);
+        let len = std::fs::metadata(tmp)
+            .map_err(|e| anyhow::anyhow!("prepared output file {} is missing ({e}); cannot finalize {}", f.temp, f.final_path))?
+            .len();
+        if len < f.len {
+            anyhow::bail!("prepared output file {} has {len} bytes, {} were fsynced: refusing to finalize", f.temp, f.len);
+        }
+        if len > f.len {
+            let file = std::fs::OpenOptions::new().write(true).open(tmp)?;
+            file.set_len(f.len)?;
+            file.sync_all()?;
+        }
+        std::fs::rename(tmp, fin).map_err(|e| anyhow::anyhow!("finalizing {} -> {}: {e}", f.temp, f.final_path))?;
+        if let Some(dir) = fin.parent() {
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+    }
+    Ok(())
+}
