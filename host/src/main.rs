@@ -87,9 +87,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             failed = r.records_failed,
             last_barrier = r.last_aligned_epoch,
             state_entries = r.state_entries,
+            state_bytes = r.state_bytes,
             "stream finished{}",
             if r.failure.is_some() { " with an error" } else { "" }
         );
+    }
+    for r in &reports {
+        if let Some(c) = &r.checkpoints {
+            tracing::info!(
+                stream = %r.name,
+                backend = %c.backend,
+                last_decided = c.last_decided,
+                decided = c.decided,
+                failed = c.failures,
+                last_duration_ms = c.last_duration_ms,
+                last_bytes = c.last_bytes,
+                restore_ms = c.restore_ms,
+                "checkpoints"
+            );
+        }
     }
     let failures: Vec<_> = reports.iter().filter_map(|r| r.failure.clone()).collect();
     if failures.is_empty() {

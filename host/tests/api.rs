@@ -24,6 +24,10 @@ async fn builds_and_runs_streams_from_a_file() {
     assert_eq!((r.name.as_str(), r.records_in, r.records_out), ("api", 20000, 20000));
     assert_eq!(r.state_entries, 7, "one counter per key");
     assert!(r.last_aligned_epoch >= 1, "barriers reached the output");
+    let c = r.checkpoints.as_ref().expect("checkpointing is on");
+    assert_eq!(c.backend, "memory");
+    assert!(c.decided >= 1 && c.last_decided >= 2, "{c:?}");
+    assert_eq!(c.current_epoch, c.last_decided, "the final checkpoint was decided: {c:?}");
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ mod stream;
 mod worker;
 
 pub use shared::{StreamMetrics, StreamShared};
-pub use stream::{CheckpointSetup, Router, Stream, StreamReport};
+pub use stream::{CheckpointReport, CheckpointSetup, Router, Stream, StreamReport};
 
 use crate::config::{EngineConfig, ProcessorConfig, StreamConfig};
 use crate::state::StateLimits;
@@ -163,6 +163,8 @@ pub fn run_streams(streams: Vec<Stream>, stop: Arc<AtomicBool>) -> Vec<StreamRep
                 last_aligned_epoch: 0,
                 failure: Some(format!("stream {name}: input thread panicked")),
                 state_entries: 0,
+                state_bytes: 0,
+                checkpoints: None,
             })
         })
         .collect()

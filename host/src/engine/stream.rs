@@ -59,6 +59,23 @@ pub struct StreamReport {
     pub failure: Option<String>,
     /// Entries of keyed state held at the end, summed over workers.
     pub state_entries: u64,
+    /// Bytes of keyed state (keys + values) held at the end, summed over workers.
+    pub state_bytes: u64,
+    /// Checkpoint figures (the seed's metrics); None when checkpointing is off.
+    pub checkpoints: Option<CheckpointReport>,
+}
+
+/// What the checkpoint coordinator did during the run.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointReport {
+    pub backend: String,
+    pub current_epoch: u64,
+    pub last_decided: u64,
+    pub decided: u64,
+    pub failures: u64,
+    pub last_duration_ms: u64,
+    pub last_bytes: u64,
+    pub restore_ms: u64,
 }
 
 impl Stream {
@@ -82,6 +99,11 @@ impl Stream {
             })
             .collect();
         let mut first_epoch = 1;
+        let mut ckpt_report = checkpoint.as_ref().map(|c| CheckpointReport {
+            backend: c.store.describe(),
+            restore_ms: c.recovered.restore_ms,
+            ..Default::default()
+        });
         let coordinator = checkpoint.map(|c| {
             first_epoch = c.recovered.next_epoch;
             for e in c.recovered.entries {
@@ -142,10 +164,13 @@ impl Stream {
             let _ = tx.send(WorkerMsg::Eof);
         }
         drop(inboxes);
-        let mut state_entries = 0;
+        let (mut state_entries, mut state_bytes) = (0, 0);
         for w in workers {
             match w.join() {
-                Ok(Some(st)) => state_entries += st.entries(),
+                Ok(Some(st)) => {
+                    state_entries += st.entries();
+                    state_bytes += st.bytes();
+                }
                 Ok(None) => {}
                 Err(_) => shared.fail(format!("stream {}: a worker thread panicked", shared.name)),
             }
@@ -161,6 +186,16 @@ impl Stream {
             if let Some(msg) = c.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone() {
                 shared.fail(format!("stream {}: {msg}", shared.name));
             }
+            if let Some(r) = ckpt_report.as_mut() {
+                let m = &c.metrics;
+                use std::sync::atomic::Ordering::SeqCst;
+                r.current_epoch = m.current_epoch.load(SeqCst);
+                r.last_decided = m.last_decided.load(SeqCst);
+                r.decided = m.decided.load(SeqCst);
+                r.failures = m.failures.load(SeqCst);
+                r.last_duration_ms = m.last_duration_ms.load(SeqCst);
+                r.last_bytes = m.last_bytes.load(SeqCst);
+            }
         }
         let m = &shared.metrics;
         StreamReport {
@@ -172,6 +207,8 @@ impl Stream {
             last_aligned_epoch: m.last_aligned_epoch.load(Relaxed),
             failure: shared.failure(),
             state_entries,
+            state_bytes,
+            checkpoints: ckpt_report,
         }
     }
 }

@@ -1,0 +1,126 @@
+//! Recovery with the `local` backend: a restart resumes exactly after the last decided
+//! checkpoint, state TTL holds across restarts, and corrupted checkpoint objects are refused
+//! with an error naming the object.
+
+mod common;
+use common::*;
+use std::io::Write;
+use std::path::Path;
+
+fn append(path: &Path, from: u64, to: u64, users: u64) {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    for id in from..to {
+        writeln!(f, "{{\"id\":{id},\"user\":\"u{}\"}}", id % users).unwrap();
+    }
+}
+
+fn config(dir: &Dir, ttl: Option<u64>) -> std::path::PathBuf {
+    let ttl = ttl.map(|t| format!("  state_timeout_ms: {t}\n")).unwrap_or_default();
+    dir.config(&format!(
+        "state_management:\n  enabled: true\n  backend_type: local\n  local_config: {{ path: {state} }}\n  checkpoint_interval_ms: 100\n  exactly_once: true\n{ttl}streams:\n  - name: r\n    input: {{ type: file, path: {input}, key_field: user }}\n    pipeline:\n      thread_num: 2\n      processors:\n        - {{ type: wasm, path: {counter} }}\n    output: {{ type: file, path: {out} }}\n    state: {{ operator_id: rec, enabled: true }}\n",
+        state = dir.path("state").display(),
+        input = dir.path("in.jsonl").display(),
+        counter = plugin("counter").display(),
+        out = dir.path("out/o.jsonl").display()
+    ))
+}
+
+fn all_parts(dir: &Path) -> Vec<serde_json::Value> {
+    let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("o.jsonl.")).collect();
+    names.sort();
+    names.iter().flat_map(|n| json_lines(&dir.join(n))).collect()
+}
+
+#[test]
+fn a_restart_resumes_after_the_last_decided_checkpoint() {
+    let dir = Dir::new();
+    let cfg = config(&dir, None);
+    append(&dir.path("in.jsonl"), 0, 3000, 3);
+    let out = run(&cfg, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(all_parts(&dir.path("out")).len(), 3000);
+    // New lines appended; the second run reads only them and continues the counts.
+    append(&dir.path("in.jsonl"), 3000, 3300, 3);
+    let out = run(&cfg, &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("restored from the last decided checkpoint"), "{err}");
+    let lines = all_parts(&dir.path("out"));
+    assert_eq!(lines.len(), 3300);
+    for (k, c) in counts_by_key(&lines) {
+        assert_eq!(c, (1..=1100).collect::<Vec<i64>>(), "key {k}");
+    }
+}
+
+#[test]
+fn state_ttl_holds_across_restarts() {
+    let dir = Dir::new();
+    let cfg = config(&dir, Some(1500));
+    append(&dir.path("in.jsonl"), 0, 30, 3);
+    assert!(run(&cfg, &[]).status.success());
+    // Within the TTL: counts continue.
+    append(&dir.path("in.jsonl"), 30, 33, 3);
+    assert!(run(&cfg, &[]).status.success());
+    let lines = all_parts(&dir.path("out"));
+    assert_eq!(lines[30..].iter().map(|l| l["count"].as_i64().unwrap()).collect::<Vec<_>>(), [11, 11, 11]);
+    // Past the TTL (measured from the last write, saved in the checkpoint): counts restart.
+    std::thread::sleep(std::time::Duration::from_millis(1700));
+    append(&dir.path("in.jsonl"), 33, 36, 3);
+    assert!(run(&cfg, &[]).status.success());
+    let lines = all_parts(&dir.path("out"));
+    assert_eq!(lines[33..].iter().map(|l| l["count"].as_i64().unwrap()).collect::<Vec<_>>(), [1, 1, 1]);
+}
+
+fn files_under(dir: &Path, part: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().contains(part) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_corrupted_state_file_is_refused_naming_it() {
+    let dir = Dir::new();
+    let cfg = config(&dir, None);
+    append(&dir.path("in.jsonl"), 0, 5000, 50);
+    assert!(run(&cfg, &[]).status.success());
+    let snaps = files_under(&dir.path("state"), ".snap");
+    assert!(!snaps.is_empty());
+    let victim = &snaps[0];
+    let mut bytes = std::fs::read(victim).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(victim, bytes).unwrap();
+    let out = run(&cfg, &[]);
+    assert!(!out.status.success(), "a corrupted checkpoint must not be restored");
+    let err = stderr(&out);
+    let name = victim.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(err.contains(&name) && err.contains("checksum"), "{err}");
+}
+
+#[test]
+fn a_truncated_manifest_is_refused_naming_it() {
+    let dir = Dir::new();
+    let cfg = config(&dir, None);
+    append(&dir.path("in.jsonl"), 0, 2000, 5);
+    assert!(run(&cfg, &[]).status.success());
+    let manifests = files_under(&dir.path("state"), "/manifests/");
+    let last = manifests.last().unwrap();
+    let bytes = std::fs::read(last).unwrap();
+    std::fs::write(last, &bytes[..bytes.len() / 2]).unwrap();
+    let out = run(&cfg, &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let name = last.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(err.contains(&name) && err.contains("checksum"), "{err}");
+}
