@@ -342,7 +342,15 @@ impl ObjectStore for S3Store {
         let ambiguous = attempts.get() > 1;
         if ambiguous || conflicts > CONFLICT_RETRIES {
             match self.get_full(key).await? {
-                Some(stored) if ambiguous && stored == data => return Ok(PutOutcome::Created),
+                Some(stored) if ambiguous && stored == data => {
+                    tracing::warn!(
+                        store = %self.describe(),
+                        key,
+                        attempts = attempts.get(),
+                        "create-only write: a retry found the object holding our own payload (an earlier attempt stored it); counted as created"
+                    );
+                    return Ok(PutOutcome::Created);
+                }
                 Some(_) => return Ok(PutOutcome::Exists),
                 None => {
                     return Err(self.err(

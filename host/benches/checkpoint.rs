@@ -1,0 +1,148 @@
+//! Bench binary: the cost of checkpoints.
+//!
+//! State is preloaded with K keys (a decided checkpoint written straight into a `local` store),
+//! then `generate` -> wasm `counter` -> `drop` runs over a hot set of 10,000 of those keys (1 % of
+//! 1,000,000: the churn per interval), 1 worker, with checkpoints every second ("on") or never
+//! during the run ("off": same restore, no periodic checkpoint). Runs alternate on/off. Reports
+//! throughput and the ratio, and checkpoint bytes/duration for each K.
+//!
+//! Run: `bash plugins/build.sh && cargo bench --bench checkpoint`
+//! (env: BENCH_KEYS="100000,1000000,5000000", BENCH_RECORDS per run (default 4,000,000), BENCH_ROUNDS (2)).
+
+use arkflow::checkpoint::{Decision, Manifest, StateFile};
+use arkflow::config::EngineConfig;
+use arkflow::engine::{self, Router};
+use arkflow::state::backend::{LocalStore, ObjectStore};
+use arkflow::state::snapshot::{self, SnapshotEntry};
+use bytes::Bytes;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+const SCOPE: &str = "bench";
+
+/// Writes a decided checkpoint holding `keys` counters into a local store at `dir`.
+fn preload(dir: &Path, keys: u64) {
+    let store = LocalStore::new(dir).unwrap();
+    let router = Router::new(128, 1, None);
+    let now = arkflow::input::now_ms();
+    let entries: Vec<SnapshotEntry> = (0..keys)
+        .map(|k| {
+            let key = format!("k{k}").into_bytes();
+            SnapshotEntry { group: router.group_of(&key), store: "default".into(), key, value: Some(1i64.to_le_bytes().to_vec()), written_ms: now }
+        })
+        .collect();
+    let bytes = snapshot::encode(1, &entries);
+    let fkey = format!("{SCOPE}/data/{:020}/base.snap", 1);
+    let file = StateFile { key: fkey.clone(), epoch: 1, size: bytes.len() as u64, checksum: snapshot::checksum_of(&bytes), entries: keys };
+    let manifest = Manifest {
+        version: 1,
+        operator_id: SCOPE.into(),
+        stream: "bench".into(),
+        epoch: 1,
+        parent: None,
+        generation: 1,
+        key_groups: 128,
+        input_position: serde_json::json!({"next_id": 0}),
+        state_files: vec![file],
+        sink_files: vec![],
+        ttl_clock_ms: now,
+        created_ms: now,
+    };
+    let mbytes = serde_json::to_vec(&manifest).unwrap();
+    let decision = Decision::Commit { epoch: 1, manifest: format!("{SCOPE}/manifests/{:020}", 1), checksum: snapshot::checksum_of(&mbytes), generation: 1 };
+    arkflow::checkpoint::block_on(async {
+        store.put_if_absent(&fkey, Bytes::from(bytes)).await.unwrap();
+        store.put_if_absent(&format!("{SCOPE}/manifests/{:020}", 1), Bytes::from(mbytes)).await.unwrap();
+        store.put_if_absent(&format!("{SCOPE}/commits/{:020}", 1), Bytes::from(serde_json::to_vec(&decision).unwrap())).await.unwrap();
+    });
+}
+
+fn config(state_dir: &Path, interval_ms: u64, records: u64) -> EngineConfig {
+    let plugin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist/counter.wasm");
+    assert!(plugin.exists(), "{} missing: run `bash plugins/build.sh` first", plugin.display());
+    let yaml = format!(
+        r#"
+state_management:
+  enabled: true
+  backend_type: local
+  local_config: {{ path: {state} }}
+  checkpoint_interval_ms: {interval_ms}
+  exactly_once: true
+streams:
+  - name: bench
+    input: {{ type: generate, count: {records}, keys: 10000, seed: 3 }}
+    pipeline:
+      thread_num: 1
+      processors:
+        - {{ type: wasm, path: {plugin} }}
+    output: {{ type: drop }}
+    state: {{ operator_id: {SCOPE}, enabled: true }}
+"#,
+        state = state_dir.display(),
+        plugin = plugin.display()
+    );
+    EngineConfig::from_yaml_str(&yaml, None).unwrap()
+}
+
+struct Run {
+    rate: f64,
+    report: arkflow::engine::StreamReport,
+}
+
+fn run(template: &Path, interval_ms: u64, records: u64) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("cp").arg("-a").arg(template).arg(dir.path().join("s")).status().unwrap();
+    assert!(status.success());
+    let cfg = config(&dir.path().join("s"), interval_ms, records);
+    let stream = engine::build_stream(&cfg, &cfg.streams[0]).expect("build");
+    let start = Instant::now();
+    let report = stream.run(Arc::new(AtomicBool::new(false)));
+    let secs = start.elapsed().as_secs_f64();
+    assert!(report.failure.is_none(), "{:?}", report.failure);
+    Run { rate: report.records_in as f64 / secs, report }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let keys: Vec<u64> = std::env::var("BENCH_KEYS")
+        .unwrap_or_else(|_| "100000,1000000,5000000".into())
+        .split(',')
+        .map(|k| k.trim().parse().unwrap())
+        .collect();
+    let records: u64 = std::env::var("BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4_000_000);
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    println!("| state keys | on: rec/s | off: rec/s | on/off | checkpoints | bytes/checkpoint | ms/checkpoint | restore ms |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for k in keys {
+        let template = tempfile::tempdir().unwrap();
+        preload(template.path(), k);
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        let mut last = None;
+        for _ in 0..rounds {
+            let a = run(template.path(), 1000, records);
+            let b = run(template.path(), 3_600_000, records);
+            on.push(a.rate);
+            off.push(b.rate);
+            last = Some(a.report);
+        }
+        let med = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            v[v.len() / 2]
+        };
+        let (mon, moff) = (med(&mut on), med(&mut off));
+        let r = last.unwrap();
+        let c = r.checkpoints.unwrap();
+        println!(
+            "| {k} | {mon:.0} | {moff:.0} | {:.3} | {} | {} | {} | {} |",
+            mon / moff,
+            c.decided,
+            c.last_bytes,
+            c.last_duration_ms,
+            c.restore_ms
+        );
+    }
+}

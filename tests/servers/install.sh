@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the S3-compatible servers the tests start on 127.0.0.1, when missing:
+#   moto_server  (PyPI moto[server], ~30 s)  - in memory, honours If-None-Match: *
+#   garage       (crates.io garage, ~8-15 min cold build) - persistent, ignores conditional headers
+# Idempotent and quick when both are present. Prints where each one is.
+set -euo pipefail
+
+GARAGE_VERSION=2.5.0   # 2.5 builds with Rust 1.95 (see TOOLCHAINS.md)
+MOTO_SPEC='moto[server]>=5.2,<6'
+
+# --- moto -------------------------------------------------------------------------------------
+moto_ok() { python3 -c 'import moto.server, flask, flask_cors' >/dev/null 2>&1; }
+if ! moto_ok; then
+    echo "installing $MOTO_SPEC ..."
+    # A system Python with PEP 668 (Debian 12) refuses plain pip installs: fall back to --user.
+    python3 -m pip install --quiet "$MOTO_SPEC" ||
+        python3 -m pip install --quiet --user --break-system-packages "$MOTO_SPEC"
+    command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+    moto_ok || { echo "moto installed but not importable by python3" >&2; exit 1; }
+fi
+if moto_bin=$(command -v moto_server); then
+    echo "moto_server: $moto_bin"
+else
+    # The tests fall back to `python3 -m moto.server`; the console script is here:
+    echo "moto_server: not on PATH; tests run 'python3 -m moto.server' ($(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/moto_server; also see ~/.local/bin)"
+fi
+
+# --- garage -----------------------------------------------------------------------------------
+cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+if garage_bin=$(command -v garage) || { [ -x "$cargo_bin/garage" ] && garage_bin="$cargo_bin/garage"; }; then
+    echo "garage: $garage_bin"
+else
+    echo "installing garage $GARAGE_VERSION (cargo install, several minutes) ..."
+    cargo install --locked --quiet garage --version "$GARAGE_VERSION"
+    echo "garage: $cargo_bin/garage"
+fi
