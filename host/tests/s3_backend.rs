@@ -3,11 +3,7 @@
 //! Install them with `bash tests/servers/install.sh`.
 
 mod common;
-// The server helpers live in `common/s3.rs`; included by path so this file does not depend on
-// `common/mod.rs` declaring them (with `pub mod s3;` there, `use common::s3 as servers;` works too).
-#[allow(dead_code)]
-#[path = "common/s3.rs"]
-mod servers;
+use common::s3 as servers;
 
 use arkflow::state::backend::s3::S3Store;
 use arkflow::state::backend::{probe_create_only, ObjectStore, PutOutcome};

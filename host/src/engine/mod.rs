@@ -94,6 +94,9 @@ fn checkpoint_setup(
         BackendType::Memory => Arc::new(MemoryStore::new()),
         BackendType::Local => Arc::new(LocalStore::new(&sm.local_config.path)?),
         BackendType::S3 | BackendType::Hybrid => {
+            if sm.backend_type == BackendType::Hybrid {
+                tracing::warn!(stream = %name, "backend_type hybrid: evicting cold key groups from RAM is not implemented yet; all state stays in RAM and every checkpoint goes to S3, as with backend_type s3");
+            }
             let s3 = sm.s3_config.as_ref().ok_or_else(|| anyhow::anyhow!("state_management.s3_config is required for backend_type s3/hybrid"))?;
             Arc::new(crate::checkpoint::block_on(crate::state::backend::s3::S3Store::new(s3))?)
         }

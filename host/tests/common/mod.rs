@@ -2,6 +2,9 @@
 //! (`bash plugins/build.sh` puts them in `plugins/dist/`).
 #![allow(dead_code)]
 
+pub mod kill;
+pub mod s3;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
