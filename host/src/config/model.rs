@@ -47,7 +47,7 @@ pub struct StateManagementConfig {
     pub key_groups: u32,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct S3Config {
     pub bucket: String,
     /// default "us-east-1"
@@ -420,3 +420,18 @@ macro_rules! named_enum {
 named_enum!(BackendType { "memory" => Memory, "s3" => S3, "hybrid" => Hybrid, "local" => Local });
 named_enum!(FailurePolicy { "fail" => Fail, "error_output" => ErrorOutput });
 named_enum!(OutputFormat { "json" => Json, "raw" => Raw });
+
+/// Credentials never appear in logs or errors: Debug redacts them.
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("prefix", &self.prefix)
+            .field("access_key_id", &redact(&self.access_key_id))
+            .field("secret_access_key", &redact(&self.secret_access_key))
+            .field("endpoint_url", &self.endpoint_url)
+            .finish()
+    }
+}

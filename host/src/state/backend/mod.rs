@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 pub use local::LocalStore;
 pub use memory::MemoryStore;
+pub use s3::S3Store;
 
 /// Result of a create-only write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
