@@ -124,3 +124,37 @@ fn a_truncated_manifest_is_refused_naming_it() {
     let name = last.file_name().unwrap().to_string_lossy().into_owned();
     assert!(err.contains(&name) && err.contains("checksum"), "{err}");
 }
+
+#[test]
+fn gc_keeps_the_retained_checkpoints_restorable_and_deletes_the_rest() {
+    let dir = Dir::new();
+    let cfg = dir.config(&format!(
+        "state_management:\n  enabled: true\n  backend_type: local\n  local_config: {{ path: {state} }}\n  checkpoint_interval_ms: 20\n  retained_checkpoints: 2\n  gc_grace_ms: 0\n  exactly_once: true\nstreams:\n  - name: gc\n    input: {{ type: file, path: {input}, key_field: user, rate_per_sec: 20000 }}\n    pipeline:\n      processors:\n        - {{ type: wasm, path: {counter} }}\n    output: {{ type: file, path: {out} }}\n    state: {{ operator_id: gc, enabled: true }}\n",
+        state = dir.path("state").display(),
+        input = dir.path("in.jsonl").display(),
+        counter = plugin("counter").display(),
+        out = dir.path("out/o.jsonl").display()
+    ));
+    append(&dir.path("in.jsonl"), 0, 40_000, 500);
+    let out = run(&cfg, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let decided = files_under(&dir.path("state/gc/commits"), "/");
+    let manifests = files_under(&dir.path("state/gc/manifests"), "/");
+    let parts = std::fs::read_dir(dir.path("out")).unwrap().count();
+    assert!(parts > 30, "many checkpoints were taken: {parts}");
+    // GC runs after each decision, in the background: allow the last one to lag.
+    assert!(manifests.len() <= 4, "old manifests deleted: {manifests:?}");
+    assert!(decided.len() <= 5, "old decisions deleted: {decided:?}");
+    let snaps = files_under(&dir.path("state/gc/data"), ".snap");
+    assert!(snaps.len() < parts, "state files no retained checkpoint reaches are deleted ({} files, {parts} epochs)", snaps.len());
+    assert!(snaps.iter().any(|p| p.to_string_lossy().contains("base")), "the chain was compacted into a base: {snaps:?}");
+    // What is left restores exactly.
+    append(&dir.path("in.jsonl"), 40_000, 40_500, 500);
+    let out = run(&cfg, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = all_parts(&dir.path("out"));
+    assert_eq!(lines.len(), 40_500);
+    for (k, c) in counts_by_key(&lines) {
+        assert_eq!(c, (1..=81).collect::<Vec<i64>>(), "key {k}");
+    }
+}

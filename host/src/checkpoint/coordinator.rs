@@ -65,6 +65,8 @@ pub struct Coordinator {
     /// Set when the stream must stop (fenced by a newer generation).
     pub fatal: Arc<std::sync::Mutex<Option<String>>>,
     upload_seq: u32,
+    /// Failed checkpoints since the last decided one.
+    consecutive_failures: u32,
 }
 
 struct Pending {
@@ -124,6 +126,7 @@ impl Coordinator {
             compacted: None,
             fatal: fatal.clone(),
             upload_seq: 0,
+            consecutive_failures: 0,
         };
         let name = format!("{}-checkpoint", c.s.stream);
         let join = std::thread::Builder::new().name(name).spawn(move || c.run()).expect("spawn coordinator");
@@ -247,6 +250,14 @@ impl Coordinator {
         if let Some(p) = self.current.take() {
             tracing::warn!(stream = %self.s.stream, epoch = p.epoch, "checkpoint abandoned: {why}");
             self.metrics.failures.fetch_add(1, SeqCst);
+            self.consecutive_failures += 1;
+            if self.consecutive_failures > self.s.tolerated_failures {
+                let msg = format!(
+                    "{} consecutive checkpoints failed (state_management.tolerated_checkpoint_failures = {}); last: epoch {}: {why}",
+                    self.consecutive_failures, self.s.tolerated_failures, p.epoch
+                );
+                *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(msg);
+            }
             self.carry_files.extend(p.files);
             self.carry_sink.extend(p.sink.unwrap_or_default());
             self.in_flight.store(0, SeqCst);
@@ -369,6 +380,7 @@ impl Coordinator {
         self.carry_sink.clear();
         self.metrics.last_decided.store(p.epoch, SeqCst);
         self.metrics.decided.fetch_add(1, SeqCst);
+        self.consecutive_failures = 0;
         self.metrics.last_duration_ms.store(p.started.elapsed().as_millis() as u64, SeqCst);
         self.metrics.last_bytes.store(bytes, SeqCst);
         tracing::debug!(stream = %self.s.stream, epoch = p.epoch, bytes, files = self.chain.len(), "checkpoint decided");

@@ -88,6 +88,8 @@ pub struct CheckpointSettings {
     pub stream: String,
     pub interval: std::time::Duration,
     pub timeout: std::time::Duration,
+    /// Consecutive failed checkpoints tolerated before the stream stops.
+    pub tolerated_failures: u32,
     pub retained: usize,
     pub exactly_once: bool,
     pub key_groups: u32,

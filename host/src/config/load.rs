@@ -37,6 +37,9 @@ struct RawStateManagement {
     s3_config: Option<RawS3>,
     local_config: Option<RawLocal>,
     key_groups: Option<u32>,
+    checkpoint_timeout_ms: Option<u64>,
+    tolerated_checkpoint_failures: Option<u32>,
+    gc_grace_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -223,7 +226,13 @@ fn state_management(
             path: inputs::non_empty_path(ctx, local_path, &path.key("local_config").key("path"))?,
         },
         key_groups: r.key_groups.unwrap_or(d.key_groups),
+        checkpoint_timeout_ms: r.checkpoint_timeout_ms,
+        tolerated_checkpoint_failures: r.tolerated_checkpoint_failures.unwrap_or(d.tolerated_checkpoint_failures),
+        gc_grace_ms: r.gc_grace_ms.unwrap_or(d.gc_grace_ms),
     };
+    if let Some(t) = cfg.checkpoint_timeout_ms {
+        ctx.at_least(&path.key("checkpoint_timeout_ms"), t, 1)?;
+    }
     ctx.at_least(
         &path.key("checkpoint_interval_ms"),
         cfg.checkpoint_interval_ms,

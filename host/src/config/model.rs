@@ -45,6 +45,13 @@ pub struct StateManagementConfig {
     pub local_config: LocalConfig,
     /// default 128; fixed for the life of the state
     pub key_groups: u32,
+    /// A checkpoint not decided after this long is abandoned; default None = 10 x interval,
+    /// clamped to 10 s .. 10 min
+    pub checkpoint_timeout_ms: Option<u64>,
+    /// Consecutive failed checkpoints after which the stream stops with an error; default 10
+    pub tolerated_checkpoint_failures: u32,
+    /// GC deletes only objects older than this; default 60000
+    pub gc_grace_ms: u64,
 }
 
 #[derive(Clone, PartialEq)]
@@ -282,6 +289,9 @@ impl Default for StateManagementConfig {
             s3_config: None,
             local_config: LocalConfig::default(),
             key_groups: DEFAULT_KEY_GROUPS,
+            checkpoint_timeout_ms: None,
+            tolerated_checkpoint_failures: 10,
+            gc_grace_ms: 60_000,
         }
     }
 }

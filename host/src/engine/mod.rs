@@ -105,12 +105,13 @@ fn checkpoint_setup(
         scope: cfg.state.operator_id.clone(),
         stream: name.clone(),
         interval: Duration::from_millis(sm.checkpoint_interval_ms.max(1)),
-        timeout: Duration::from_millis((sm.checkpoint_interval_ms * 10).clamp(10_000, 600_000)),
+        timeout: Duration::from_millis(sm.checkpoint_timeout_ms.unwrap_or((sm.checkpoint_interval_ms * 10).clamp(10_000, 600_000))),
+        tolerated_failures: sm.tolerated_checkpoint_failures,
         retained: sm.retained_checkpoints.max(1) as usize,
         exactly_once: sm.exactly_once,
         key_groups: sm.key_groups.max(1),
         ttl_ms: sm.state_timeout_ms,
-        gc_grace: Duration::from_secs(60),
+        gc_grace: Duration::from_millis(sm.gc_grace_ms),
     };
     if sm.exactly_once {
         if sm.backend_type == BackendType::Memory {
