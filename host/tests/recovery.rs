@@ -158,3 +158,32 @@ fn gc_keeps_the_retained_checkpoints_restorable_and_deletes_the_rest() {
         assert_eq!(c, (1..=81).collect::<Vec<i64>>(), "key {k}");
     }
 }
+
+#[test]
+fn a_zombie_can_never_decide_after_a_newer_generation_started() {
+    // Process A runs (throttled); process B starts on the same state: B fences the next epoch, so
+    // A's next decision finds it taken and A stops with an error, while B finishes the input.
+    let dir = Dir::new();
+    let cfg = dir.config(&format!(
+        "state_management:\n  enabled: true\n  backend_type: local\n  local_config: {{ path: {state} }}\n  checkpoint_interval_ms: 100\n  exactly_once: true\nstreams:\n  - name: z\n    input: {{ type: file, path: {input}, key_field: user, rate_per_sec: 5000 }}\n    pipeline:\n      processors:\n        - {{ type: wasm, path: {counter} }}\n    output: {{ type: file, path: {out} }}\n    state: {{ operator_id: zombie, enabled: true }}\n",
+        state = dir.path("state").display(),
+        input = dir.path("in.jsonl").display(),
+        counter = plugin("counter").display(),
+        out = dir.path("out/o.jsonl").display()
+    ));
+    append(&dir.path("in.jsonl"), 0, 15_000, 10);
+    let zombie = spawn(&cfg);
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let newer = spawn(&cfg);
+    let z = zombie.wait_with_output().unwrap();
+    let zerr = String::from_utf8_lossy(&z.stderr);
+    assert!(!z.status.success(), "the older generation must stop: {zerr}");
+    assert!(zerr.contains("fenced") || zerr.contains("another generation") || zerr.contains("another instance"), "{zerr}");
+    let n = newer.wait_with_output().unwrap();
+    assert!(n.status.success(), "{}", String::from_utf8_lossy(&n.stderr));
+    let lines = all_parts(&dir.path("out"));
+    assert_eq!(lines.len(), 15_000, "exactly once despite two processes on one state");
+    for (k, c) in counts_by_key(&lines) {
+        assert_eq!(c, (1..=1500).collect::<Vec<i64>>(), "key {k}");
+    }
+}

@@ -115,9 +115,12 @@ pub fn finalize_sink_files(files: &[SinkFile]) -> anyhow::Result<()> {
             continue;
         }
         let tmp = std::path::Path::new(&f.temp);
-        let len = std::fs::metadata(tmp)
-            .map_err(|e| anyhow::anyhow!("prepared output file {} is missing ({e}); cannot finalize {}", f.temp, f.final_path))?
-            .len();
+        let len = match std::fs::metadata(tmp) {
+            Ok(m) => m.len(),
+            // Another process (an older generation finishing its post-commit) renamed it meanwhile.
+            Err(_) if fin.exists() => continue,
+            Err(e) => anyhow::bail!("prepared output file {} is missing ({e}); cannot finalize {}", f.temp, f.final_path),
+        };
         if len < f.len {
             anyhow::bail!("prepared output file {} has {len} bytes, {} were fsynced: refusing to finalize", f.temp, f.len);
         }
@@ -126,7 +129,11 @@ pub fn finalize_sink_files(files: &[SinkFile]) -> anyhow::Result<()> {
             file.set_len(f.len)?;
             file.sync_all()?;
         }
-        std::fs::rename(tmp, fin).map_err(|e| anyhow::anyhow!("finalizing {} -> {}: {e}", f.temp, f.final_path))?;
+        if let Err(e) = std::fs::rename(tmp, fin) {
+            if !fin.exists() {
+                anyhow::bail!("finalizing {} -> {}: {e}", f.temp, f.final_path);
+            }
+        }
         if let Some(dir) = fin.parent() {
             let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
         }
