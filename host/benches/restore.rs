@@ -89,6 +89,7 @@ fn main() {
         exactly_once: true,
         key_groups: 128,
         ttl_ms: None,
+        lazy_restore: false,
         gc_grace: Duration::from_secs(60),
     };
     println!("state: {keys} keys, {total} bytes of keys+values, {stored} bytes stored in {nfiles} files on moto");

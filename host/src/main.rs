@@ -103,6 +103,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 last_duration_ms = c.last_duration_ms,
                 last_bytes = c.last_bytes,
                 restore_ms = c.restore_ms,
+                hybrid_loads = c.hybrid_loads,
+                hybrid_evictions = c.hybrid_evictions,
                 "checkpoints"
             );
         }

@@ -29,7 +29,46 @@ fn kill_loop_s3_backend_on_moto_is_exactly_once() {
 fn kill_loop_hybrid_backend_on_moto_is_exactly_once() {
     let moto = Moto::start();
     let dir = Dir::new();
-    kill_loop(&dir, &s3_state("hybrid", &moto.target, "hy/"));
+    // A RAM cache far smaller than the state: key groups are evicted and read back all along.
+    let state = format!("{}  hybrid_config: {{ cache_kb: 16 }}\n", s3_state("hybrid", &moto.target, "hy/"));
+    kill_loop(&dir, &state);
+}
+
+#[test]
+fn hybrid_evicts_cold_key_groups_and_reads_them_back_exactly() {
+    let moto = Moto::start();
+    let dir = Dir::new();
+    // Keys with locality: runs of 50 records per user, 100 users (long names) cycling, so a user
+    // comes back every 5,000 records, after its key group went cold and was evicted.
+    let input = dir.path("in.jsonl");
+    let mut expected: std::collections::HashMap<String, i64> = Default::default();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+    for id in 0..30_000u64 {
+        let user = format!("user-{:040}", (id / 50) % 100);
+        writeln!(f, "{{\"id\":{id},\"user\":\"{user}\"}}").unwrap();
+        *expected.entry(user).or_default() += 1;
+    }
+    f.flush().unwrap();
+    drop(f);
+    let cfg = dir.config(&format!(
+        "state_management:\n  enabled: true\n  checkpoint_interval_ms: 100\n  exactly_once: true\n{}  hybrid_config: {{ cache_kb: 1 }}\nstreams:\n  - name: h\n    input: {{ type: file, path: {}, key_field: user, rate_per_sec: 20000 }}\n    pipeline:\n      thread_num: 2\n      processors:\n        - {{ type: wasm, path: {} }}\n    output: {{ type: file, path: {} }}\n    state: {{ operator_id: hyb, enabled: true }}\n",
+        s3_state("hybrid", &moto.target, "h/"),
+        input.display(),
+        plugin("counter").display(),
+        dir.path("out/out.jsonl").display()
+    ));
+    let out = run(&cfg, &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let line = err.lines().find(|l| l.contains("hybrid_loads=")).expect("checkpoint report");
+    let num = |k: &str| -> u64 { line.split(&format!("{k}=")).nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap() };
+    assert!(num("hybrid_evictions") > 10, "cold groups were evicted: {line}");
+    assert!(num("hybrid_loads") > num("hybrid_evictions") / 2, "evicted groups were read back: {line}");
+    let (lines, _) = read_parts(&dir.path("out"));
+    assert_eq!(lines.len(), 30_000);
+    for (k, c) in counts_by_key(&lines) {
+        assert_eq!(c, (1..=expected[&k]).collect::<Vec<_>>(), "key {k}");
+    }
 }
 
 /// Runs a throttled file stream with exactly-once output on `state`; `during` is called while it

@@ -67,6 +67,8 @@ pub struct Coordinator {
     upload_seq: u32,
     /// Failed checkpoints since the last decided one.
     consecutive_failures: u32,
+    /// The hybrid backend's cache, told about every decision.
+    hybrid: Option<Arc<crate::state::hybrid::HybridCache>>,
 }
 
 struct Pending {
@@ -99,6 +101,7 @@ impl Coordinator {
         workers: usize,
         decided: Option<&Manifest>,
         metrics: Arc<CheckpointMetrics>,
+        hybrid: Option<Arc<crate::state::hybrid::HybridCache>>,
     ) -> CoordinatorHandle {
         let (tx, rx) = crossbeam_channel::unbounded();
         let in_flight = Arc::new(AtomicU64::new(0));
@@ -127,6 +130,7 @@ impl Coordinator {
             fatal: fatal.clone(),
             upload_seq: 0,
             consecutive_failures: 0,
+            hybrid,
         };
         let name = format!("{}-checkpoint", c.s.stream);
         let join = std::thread::Builder::new().name(name).spawn(move || c.run()).expect("spawn coordinator");
@@ -374,6 +378,9 @@ impl Coordinator {
             let _ = store.put(&format!("{scope}/latest"), Bytes::from(p.epoch.to_string())).await;
         });
         self.chain = manifest.state_files.clone();
+        if let Some(h) = &self.hybrid {
+            h.decided(p.epoch, &self.chain);
+        }
         self.compacted = None;
         self.last_decided = Some(p.epoch);
         self.carry_files.clear();

@@ -93,6 +93,8 @@ pub struct CheckpointSettings {
     pub retained: usize,
     pub exactly_once: bool,
     pub key_groups: u32,
+    /// Hybrid backend: do not load state at start (groups are read back on first use).
+    pub lazy_restore: bool,
     /// State TTL: compaction drops values older than this.
     pub ttl_ms: Option<u64>,
     /// Objects younger than this are never deleted by GC.

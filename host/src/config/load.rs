@@ -40,6 +40,13 @@ struct RawStateManagement {
     checkpoint_timeout_ms: Option<u64>,
     tolerated_checkpoint_failures: Option<u32>,
     gc_grace_ms: Option<u64>,
+    hybrid_config: Option<RawHybrid>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHybrid {
+    cache_kb: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -229,7 +236,11 @@ fn state_management(
         checkpoint_timeout_ms: r.checkpoint_timeout_ms,
         tolerated_checkpoint_failures: r.tolerated_checkpoint_failures.unwrap_or(d.tolerated_checkpoint_failures),
         gc_grace_ms: r.gc_grace_ms.unwrap_or(d.gc_grace_ms),
+        hybrid_config: HybridConfig {
+            cache_kb: r.hybrid_config.and_then(|h| h.cache_kb).unwrap_or(d.hybrid_config.cache_kb),
+        },
     };
+    ctx.at_least(&path.key("hybrid_config").key("cache_kb"), cfg.hybrid_config.cache_kb, 1)?;
     if let Some(t) = cfg.checkpoint_timeout_ms {
         ctx.at_least(&path.key("checkpoint_timeout_ms"), t, 1)?;
     }

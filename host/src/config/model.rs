@@ -52,6 +52,21 @@ pub struct StateManagementConfig {
     pub tolerated_checkpoint_failures: u32,
     /// GC deletes only objects older than this; default 60000
     pub gc_grace_ms: u64,
+    /// `hybrid_config: {cache_kb}`; default 262144 (256 MiB) per worker
+    pub hybrid_config: HybridConfig,
+}
+
+/// RAM cache of the hybrid backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HybridConfig {
+    /// Keys + values held in RAM per worker before cold key groups are evicted (KiB).
+    pub cache_kb: u64,
+}
+
+impl Default for HybridConfig {
+    fn default() -> Self {
+        HybridConfig { cache_kb: 256 * 1024 }
+    }
 }
 
 #[derive(Clone, PartialEq)]
@@ -292,6 +307,7 @@ impl Default for StateManagementConfig {
             checkpoint_timeout_ms: None,
             tolerated_checkpoint_failures: 10,
             gc_grace_ms: 60_000,
+            hybrid_config: HybridConfig::default(),
         }
     }
 }

@@ -94,9 +94,6 @@ fn checkpoint_setup(
         BackendType::Memory => Arc::new(MemoryStore::new()),
         BackendType::Local => Arc::new(LocalStore::new(&sm.local_config.path)?),
         BackendType::S3 | BackendType::Hybrid => {
-            if sm.backend_type == BackendType::Hybrid {
-                tracing::warn!(stream = %name, "backend_type hybrid: evicting cold key groups from RAM is not implemented yet; all state stays in RAM and every checkpoint goes to S3, as with backend_type s3");
-            }
             let s3 = sm.s3_config.as_ref().ok_or_else(|| anyhow::anyhow!("state_management.s3_config is required for backend_type s3/hybrid"))?;
             Arc::new(crate::checkpoint::block_on(crate::state::backend::s3::S3Store::new(s3))?)
         }
@@ -111,6 +108,7 @@ fn checkpoint_setup(
         exactly_once: sm.exactly_once,
         key_groups: sm.key_groups.max(1),
         ttl_ms: sm.state_timeout_ms,
+        lazy_restore: sm.backend_type == BackendType::Hybrid,
         gc_grace: Duration::from_millis(sm.gc_grace_ms),
     };
     if sm.exactly_once {
@@ -141,7 +139,16 @@ fn checkpoint_setup(
         (OutputConfig::File(f), true) => Some(Box::new(crate::output::EoFileOut::open(&f.path, f.format, recovered.generation)?)),
         _ => None,
     };
-    Ok((stream::CheckpointSetup { store, settings, recovered, metrics: Default::default() }, eo_output))
+    let hybrid = (sm.backend_type == BackendType::Hybrid).then(|| {
+        let m = recovered.manifest.as_ref();
+        Arc::new(crate::state::hybrid::HybridCache::new(
+            store.clone(),
+            m.map(|m| m.state_files.clone()).unwrap_or_default(),
+            m.map_or(0, |m| m.epoch),
+            sm.hybrid_config.cache_kb.saturating_mul(1024),
+        ))
+    });
+    Ok((stream::CheckpointSetup { store, settings, recovered, metrics: Default::default(), hybrid }, eo_output))
 }
 
 /// Runs every stream to completion (each on its own threads) and returns their reports.

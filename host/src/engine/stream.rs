@@ -44,6 +44,8 @@ pub struct CheckpointSetup {
     pub settings: crate::checkpoint::CheckpointSettings,
     pub recovered: crate::checkpoint::recovery::Recovered,
     pub metrics: Arc<crate::checkpoint::coordinator::CheckpointMetrics>,
+    /// The hybrid backend's RAM cache.
+    pub hybrid: Option<Arc<crate::state::hybrid::HybridCache>>,
 }
 
 /// How a stream ended.
@@ -76,6 +78,9 @@ pub struct CheckpointReport {
     pub last_duration_ms: u64,
     pub last_bytes: u64,
     pub restore_ms: u64,
+    /// Hybrid backend: key groups read back from S3, and evicted from RAM.
+    pub hybrid_loads: u64,
+    pub hybrid_evictions: u64,
 }
 
 impl Stream {
@@ -91,10 +96,14 @@ impl Stream {
         let cap = config.pipeline.channel_capacity.max(1);
         let router = Router::new(key_groups, n, config.key_by.clone());
         // Restored state goes to the worker that now owns each key group.
+        let hybrid = checkpoint.as_ref().and_then(|c| c.hybrid.clone());
         let mut states: Vec<WorkerState> = (0..n)
             .map(|_| {
                 let mut st = WorkerState::new(store_names.clone(), ttl_ms, state_limits);
                 st.set_track_dirty(checkpoint.is_some());
+                if hybrid.is_some() {
+                    st.set_lazy();
+                }
                 st
             })
             .collect();
@@ -119,6 +128,7 @@ impl Stream {
                 n,
                 c.recovered.manifest.as_ref(),
                 c.metrics,
+                c.hybrid,
             )
         });
         let ckpt_tx = coordinator.as_ref().map(|c| c.tx.clone());
@@ -145,6 +155,7 @@ impl Stream {
             };
             let mut worker = Worker::new(w, processors, Some(Box::new(st)), config.pipeline.batch_size, out_tx.clone(), shared.clone(), first_epoch);
             worker.ckpt = ckpt_tx.clone();
+            worker.hybrid = hybrid.clone();
             workers.push(
                 std::thread::Builder::new()
                     .name(format!("{}-worker-{w}", shared.name))
@@ -187,6 +198,10 @@ impl Stream {
                 shared.fail(format!("stream {}: {msg}", shared.name));
             }
             if let Some(r) = ckpt_report.as_mut() {
+                if let Some(h) = &hybrid {
+                    r.hybrid_loads = h.loads.load(std::sync::atomic::Ordering::SeqCst);
+                    r.hybrid_evictions = h.evictions.load(std::sync::atomic::Ordering::SeqCst);
+                }
                 let m = &c.metrics;
                 use std::sync::atomic::Ordering::SeqCst;
                 r.current_epoch = m.current_epoch.load(SeqCst);

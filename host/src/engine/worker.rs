@@ -32,6 +32,12 @@ pub struct Worker {
     pub(super) batch_id: u64,
     /// The checkpoint coordinator, when the stream checkpoints.
     pub ckpt: Option<crossbeam_channel::Sender<crate::checkpoint::coordinator::CkptMsg>>,
+    /// The hybrid backend's RAM cache, when it is in use.
+    pub hybrid: Option<Arc<crate::state::hybrid::HybridCache>>,
+    /// Hybrid: the last epoch each group was written in, and when it was last used.
+    dirty_epoch: HashMap<u32, u64>,
+    last_used: HashMap<u32, u64>,
+    tick: u64,
 }
 
 impl Worker {
@@ -57,6 +63,10 @@ impl Worker {
             dead: false,
             batch_id: 0,
             ckpt: None,
+            hybrid: None,
+            dirty_epoch: HashMap::new(),
+            last_used: HashMap::new(),
+            tick: 0,
         }
     }
 
@@ -132,8 +142,60 @@ impl Worker {
             let entries = st.take_delta();
             let _ = tx.send(crate::checkpoint::coordinator::CkptMsg::Delta { epoch, worker: self.id, entries });
         }
+        self.evict_cold();
         self.epoch = epoch + 1;
         let _ = self.out.send(OutMsg::Barrier { epoch, worker: self.id });
+    }
+
+    /// Hybrid: loads `group` from the decided checkpoint files if it is not in RAM.
+    fn ensure_resident(&mut self, group: u32) -> bool {
+        let (Some(h), Some(st)) = (&self.hybrid, self.state.as_mut()) else { return true };
+        if st.is_resident(group) {
+            return true;
+        }
+        match h.load_group(group) {
+            Ok(entries) => {
+                for e in entries {
+                    if let Err(msg) = st.restore(e) {
+                        self.shared.fail(format!("stream {}: loading key group {group}: {msg}", self.shared.name));
+                        return false;
+                    }
+                }
+                st.mark_resident(group);
+                true
+            }
+            Err(e) => {
+                let msg = format!("stream {}: hybrid state: loading key group {group} failed: {e:#}", self.shared.name);
+                self.fatal(BatchError { message: msg, policy: FailurePolicy::Fail });
+                false
+            }
+        }
+    }
+
+    /// Hybrid: evicts least recently used groups whose changes are all decided, down to 80 % of
+    /// the budget, when RAM use exceeds it.
+    fn evict_cold(&mut self) {
+        let (Some(h), Some(st)) = (&self.hybrid, self.state.as_mut()) else { return };
+        if st.bytes() <= h.budget_bytes {
+            return;
+        }
+        let decided = h.last_decided.load(Relaxed);
+        let mut cold: Vec<(u64, u32)> = st
+            .resident_groups()
+            .into_iter()
+            .filter(|g| self.dirty_epoch.get(g).is_none_or(|e| *e <= decided))
+            .map(|g| (self.last_used.get(&g).copied().unwrap_or(0), g))
+            .collect();
+        cold.sort_unstable();
+        let target = h.budget_bytes * 8 / 10;
+        for (_, g) in cold {
+            if st.bytes() <= target {
+                break;
+            }
+            st.evict(g);
+            self.dirty_epoch.remove(&g);
+            h.evictions.fetch_add(1, Relaxed);
+        }
     }
 
     fn fatal(&mut self, e: BatchError) {
@@ -146,6 +208,14 @@ impl Worker {
     fn process_group(&mut self, group: u32, batch: Vec<Record>) {
         if self.dead || batch.is_empty() {
             return;
+        }
+        if !self.ensure_resident(group) {
+            return;
+        }
+        if self.hybrid.is_some() {
+            self.tick += 1;
+            self.dirty_epoch.insert(group, self.epoch);
+            self.last_used.insert(group, self.tick);
         }
         let shared = self.shared.clone();
         let m = &shared.metrics;

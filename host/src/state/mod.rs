@@ -13,6 +13,7 @@
 //!   dirty set, so a checkpoint can take exactly the changed keys.
 
 pub mod backend;
+pub mod hybrid;
 mod scope;
 pub mod snapshot;
 #[cfg(test)]
@@ -69,6 +70,8 @@ pub struct WorkerState {
     limits: StateLimits,
     bytes: u64,
     entries: u64,
+    /// With the hybrid backend: the groups held in RAM (None = every group is resident).
+    resident: Option<HashSet<u32>>,
 }
 
 /// Writes staged by one scope: `None` is a delete.
@@ -111,7 +114,52 @@ impl WorkerState {
             limits,
             bytes: 0,
             entries: 0,
+            resident: None,
         }
+    }
+
+    /// Hybrid backend: no group is resident until loaded.
+    pub fn set_lazy(&mut self) {
+        self.resident = Some(HashSet::new());
+    }
+
+    pub fn is_resident(&self, group: u32) -> bool {
+        self.resident.as_ref().is_none_or(|r| r.contains(&group))
+    }
+
+    pub fn mark_resident(&mut self, group: u32) {
+        if let Some(r) = self.resident.as_mut() {
+            r.insert(group);
+        }
+    }
+
+    /// Groups held in RAM (hybrid only).
+    pub fn resident_groups(&self) -> Vec<u32> {
+        self.resident.as_ref().map(|r| r.iter().copied().collect()).unwrap_or_default()
+    }
+
+    /// Drops a clean group from RAM (hybrid); returns the bytes freed.
+    pub fn evict(&mut self, group: u32) -> u64 {
+        let Some(g) = self.groups.remove(&group) else {
+            if let Some(r) = self.resident.as_mut() {
+                r.remove(&group);
+            }
+            return 0;
+        };
+        debug_assert!(g.dirty.is_empty(), "only clean groups are evicted");
+        let (mut bytes, mut entries) = (0u64, 0u64);
+        for m in &g.maps {
+            for (k, e) in m {
+                bytes += (k.len() + e.value.len()) as u64;
+                entries += 1;
+            }
+        }
+        self.bytes = self.bytes.saturating_sub(bytes);
+        self.entries = self.entries.saturating_sub(entries);
+        if let Some(r) = self.resident.as_mut() {
+            r.remove(&group);
+        }
+        bytes
     }
 
     /// Record changed keys for incremental checkpoints.

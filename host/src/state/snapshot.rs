@@ -1,16 +1,22 @@
 //! State snapshot files: the changed entries of one checkpoint (a delta) or all entries (a base).
 //!
-//! Layout (little-endian): magic `AFS1`, epoch u64, store-name table (u16 count, then u16 length +
-//! UTF-8 name each), entry count u64, uncompressed body length u64, LZ4 block of the body, then an
-//! xxh3-64 checksum of everything before it. Body entries: key group u32, store index u16, kind u8
-//! (0 = put, 1 = delete), written_ms i64, key (u32 length + bytes), value (u32 length + bytes, puts
-//! only). Store names, not ids, are recorded so a changed `custom_keys` order cannot mix stores up.
-//! [`decode`] verifies the checksum before anything else: a corrupted or truncated file is an
-//! error naming the object, never a partial restore.
+//! Layout (little-endian): magic `AFS2`, epoch u64, store-name table (u16 count, then u16 length +
+//! UTF-8 name each), group count u32, then one index row per key group (group u32, block offset
+//! u64 from the start of the file, compressed length u32, raw length u32, entry count u32, xxh3 of
+//! the compressed block u64), an xxh3 of the header so far, the LZ4 blocks (one per key group,
+//! groups ascending), and an xxh3 of everything before it. Block entries: store index u16, kind u8
+//! (0 = put, 1 = delete), written_ms i64, key (u32 length + bytes), value (u32 length + bytes,
+//! puts only). Store names, not ids, are recorded so a changed `custom_keys` order cannot mix
+//! stores up. Per-group blocks let the hybrid backend read one key group with ranged reads
+//! ([`Header::parse`], [`decode_block`]).
+//!
+//! Every read verifies checksums before decoding: a corrupted or truncated file is an error
+//! naming the object, never a partial restore.
 
 use super::{Entry, WorkerState};
 
-const MAGIC: &[u8; 4] = b"AFS1";
+const MAGIC: &[u8; 4] = b"AFS2";
+const INDEX_ROW: usize = 4 + 8 + 4 + 4 + 4 + 8;
 
 /// One changed entry; `value: None` is a tombstone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,30 +35,67 @@ pub struct SnapshotError {
     pub problem: String,
 }
 
-/// Encodes `entries` of `epoch`.
+fn err(name: &str, problem: impl Into<String>) -> SnapshotError {
+    SnapshotError { name: name.to_string(), problem: problem.into() }
+}
+
+/// Where one key group's block is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockRef {
+    pub group: u32,
+    pub offset: u64,
+    pub clen: u32,
+    pub rawlen: u32,
+    pub count: u32,
+    pub sum: u64,
+}
+
+/// The parsed header of a file: epoch, stores and the block index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub epoch: u64,
+    pub stores: Vec<String>,
+    pub blocks: Vec<BlockRef>,
+    /// Bytes of the header (where the first block starts).
+    pub len: usize,
+}
+
+/// Encodes `entries` of `epoch` (any order; stable within a key group).
 pub fn encode(epoch: u64, entries: &[SnapshotEntry]) -> Vec<u8> {
     let mut stores: Vec<&str> = Vec::new();
-    let mut body = Vec::with_capacity(entries.len() * 48);
-    for e in entries {
-        let sid = match stores.iter().position(|s| *s == e.store) {
-            Some(i) => i,
-            None => {
-                stores.push(&e.store);
-                stores.len() - 1
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by_key(|&i| entries[i].group);
+    let mut blocks: Vec<(u32, Vec<u8>, u32, u32)> = Vec::new(); // group, compressed, rawlen, count
+    let mut body = Vec::new();
+    let mut i = 0;
+    while i < order.len() {
+        let group = entries[order[i]].group;
+        body.clear();
+        let mut count = 0u32;
+        while i < order.len() && entries[order[i]].group == group {
+            let e = &entries[order[i]];
+            let sid = match stores.iter().position(|s| *s == e.store) {
+                Some(x) => x,
+                None => {
+                    stores.push(&e.store);
+                    stores.len() - 1
+                }
+            };
+            body.extend_from_slice(&(sid as u16).to_le_bytes());
+            body.push(u8::from(e.value.is_none()));
+            body.extend_from_slice(&e.written_ms.to_le_bytes());
+            body.extend_from_slice(&(e.key.len() as u32).to_le_bytes());
+            body.extend_from_slice(&e.key);
+            if let Some(v) = &e.value {
+                body.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                body.extend_from_slice(v);
             }
-        };
-        body.extend_from_slice(&e.group.to_le_bytes());
-        body.extend_from_slice(&(sid as u16).to_le_bytes());
-        body.push(u8::from(e.value.is_none()));
-        body.extend_from_slice(&e.written_ms.to_le_bytes());
-        body.extend_from_slice(&(e.key.len() as u32).to_le_bytes());
-        body.extend_from_slice(&e.key);
-        if let Some(v) = &e.value {
-            body.extend_from_slice(&(v.len() as u32).to_le_bytes());
-            body.extend_from_slice(v);
+            count += 1;
+            i += 1;
         }
+        blocks.push((group, lz4_flex::block::compress(&body), body.len() as u32, count));
     }
-    let mut out = Vec::with_capacity(body.len() / 2 + 64);
+    let mut out = Vec::new();
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&epoch.to_le_bytes());
     out.extend_from_slice(&(stores.len() as u16).to_le_bytes());
@@ -60,15 +103,29 @@ pub fn encode(epoch: u64, entries: &[SnapshotEntry]) -> Vec<u8> {
         out.extend_from_slice(&(s.len() as u16).to_le_bytes());
         out.extend_from_slice(s.as_bytes());
     }
-    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&lz4_flex::block::compress(&body));
+    out.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
+    let header_len = out.len() + blocks.len() * INDEX_ROW + 8;
+    let mut offset = header_len as u64;
+    for (group, c, rawlen, count) in &blocks {
+        out.extend_from_slice(&group.to_le_bytes());
+        out.extend_from_slice(&offset.to_le_bytes());
+        out.extend_from_slice(&(c.len() as u32).to_le_bytes());
+        out.extend_from_slice(&rawlen.to_le_bytes());
+        out.extend_from_slice(&count.to_le_bytes());
+        out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(c).to_le_bytes());
+        offset += c.len() as u64;
+    }
+    let hsum = xxhash_rust::xxh3::xxh3_64(&out);
+    out.extend_from_slice(&hsum.to_le_bytes());
+    for (_, c, _, _) in &blocks {
+        out.extend_from_slice(c);
+    }
     let sum = xxhash_rust::xxh3::xxh3_64(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     out
 }
 
-/// The checksum of an encoded file (its trailing 8 bytes), as recorded in manifests.
+/// The checksum recorded in manifests for an encoded file.
 pub fn checksum_of(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)
 }
@@ -95,51 +152,97 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes a file; `name` is used in errors.
-pub fn decode(bytes: &[u8], name: &str) -> Result<(u64, Vec<SnapshotEntry>), SnapshotError> {
-    let err = |problem: &str| SnapshotError { name: name.to_string(), problem: problem.to_string() };
-    if bytes.len() < 4 + 8 + 2 + 8 + 8 + 8 || &bytes[..4] != MAGIC {
-        return Err(err("not a state snapshot (bad magic or truncated)"));
+/// Why a header could not be parsed from a prefix of a file.
+#[derive(Debug)]
+pub enum HeaderError {
+    /// The prefix is too short: read at least this many bytes and try again.
+    Need(usize),
+    Bad(SnapshotError),
+}
+
+impl Header {
+    /// Parses the header from the first bytes of a file (verifying its checksum).
+    pub fn parse(prefix: &[u8], name: &str) -> Result<Header, HeaderError> {
+        let bad = |p: &str| HeaderError::Bad(err(name, p));
+        if prefix.len() >= 4 && &prefix[..4] != MAGIC {
+            return Err(bad("not a state snapshot (bad magic)"));
+        }
+        let mut r = Reader { b: prefix, pos: 4 };
+        let need = |r: &Reader, more: usize| HeaderError::Need(r.pos + more + 1024);
+        let epoch = r.u64().ok_or_else(|| need(&r, 8))?;
+        let nstores = r.u16().ok_or_else(|| need(&r, 2))?;
+        let mut stores = Vec::with_capacity(nstores as usize);
+        for _ in 0..nstores {
+            let len = r.u16().ok_or_else(|| need(&r, 2))? as usize;
+            let s = r.take(len).ok_or_else(|| need(&r, len))?;
+            stores.push(std::str::from_utf8(s).map_err(|_| bad("malformed store name"))?.to_string());
+        }
+        let n = r.u32().ok_or_else(|| need(&r, 4))? as usize;
+        let rows = r.take(n * INDEX_ROW).ok_or_else(|| need(&r, n * INDEX_ROW + 8))?;
+        let hsum = r.u64().ok_or_else(|| need(&r, 8))?;
+        if xxhash_rust::xxh3::xxh3_64(&prefix[..r.pos - 8]).to_le_bytes() != hsum.to_le_bytes() {
+            return Err(bad("header checksum mismatch: the file is corrupted"));
+        }
+        let mut rr = Reader { b: rows, pos: 0 };
+        let blocks = (0..n)
+            .map(|_| -> Option<BlockRef> {
+                Some(BlockRef { group: rr.u32()?, offset: rr.u64()?, clen: rr.u32()?, rawlen: rr.u32()?, count: rr.u32()?, sum: rr.u64()? })
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| bad("malformed index"))?;
+        Ok(Header { epoch, stores, blocks, len: r.pos })
     }
-    let (content, sum) = bytes.split_at(bytes.len() - 8);
-    if xxhash_rust::xxh3::xxh3_64(content).to_le_bytes() != sum {
-        return Err(err("checksum mismatch: the file is corrupted or truncated"));
+}
+
+/// Decodes one group's compressed block (checksum verified).
+pub fn decode_block(h: &Header, b: &BlockRef, block: &[u8], name: &str) -> Result<Vec<SnapshotEntry>, SnapshotError> {
+    if block.len() != b.clen as usize || xxhash_rust::xxh3::xxh3_64(block) != b.sum {
+        return Err(err(name, format!("checksum mismatch in the block of key group {}: the file is corrupted or truncated", b.group)));
     }
-    let mut r = Reader { b: content, pos: 4 };
-    let bad = || err("malformed header");
-    let epoch = r.u64().ok_or_else(bad)?;
-    let nstores = r.u16().ok_or_else(bad)?;
-    let mut stores = Vec::with_capacity(nstores as usize);
-    for _ in 0..nstores {
-        let len = r.u16().ok_or_else(bad)? as usize;
-        let s = std::str::from_utf8(r.take(len).ok_or_else(bad)?).map_err(|_| bad())?;
-        stores.push(s.to_string());
-    }
-    let count = r.u64().ok_or_else(bad)?;
-    let body_len = r.u64().ok_or_else(bad)? as usize;
-    let body = lz4_flex::block::decompress(&content[r.pos..], body_len).map_err(|e| err(&format!("decompression failed: {e}")))?;
-    let mut b = Reader { b: &body, pos: 0 };
-    let bad = || err("malformed entry");
-    let mut entries = Vec::with_capacity(count.min(1 << 24) as usize);
-    for _ in 0..count {
-        let group = b.u32().ok_or_else(bad)?;
-        let sid = b.u16().ok_or_else(bad)? as usize;
-        let kind = *b.take(1).ok_or_else(bad)?.first().ok_or_else(bad)?;
-        let written_ms = b.u64().ok_or_else(bad)? as i64;
-        let klen = b.u32().ok_or_else(bad)? as usize;
-        let key = b.take(klen).ok_or_else(bad)?.to_vec();
+    let raw = lz4_flex::block::decompress(block, b.rawlen as usize).map_err(|e| err(name, format!("decompression failed: {e}")))?;
+    let mut r = Reader { b: &raw, pos: 0 };
+    let bad = || err(name, "malformed entry");
+    let mut out = Vec::with_capacity(b.count as usize);
+    for _ in 0..b.count {
+        let sid = r.u16().ok_or_else(bad)? as usize;
+        let kind = *r.take(1).ok_or_else(bad)?.first().ok_or_else(bad)?;
+        let written_ms = r.u64().ok_or_else(bad)? as i64;
+        let klen = r.u32().ok_or_else(bad)? as usize;
+        let key = r.take(klen).ok_or_else(bad)?.to_vec();
         let value = match kind {
             0 => {
-                let vlen = b.u32().ok_or_else(bad)? as usize;
-                Some(b.take(vlen).ok_or_else(bad)?.to_vec())
+                let vlen = r.u32().ok_or_else(bad)? as usize;
+                Some(r.take(vlen).ok_or_else(bad)?.to_vec())
             }
             1 => None,
             _ => return Err(bad()),
         };
-        let store = stores.get(sid).ok_or_else(bad)?.clone();
-        entries.push(SnapshotEntry { group, store, key, value, written_ms });
+        let store = h.stores.get(sid).ok_or_else(bad)?.clone();
+        out.push(SnapshotEntry { group: b.group, store, key, value, written_ms });
     }
-    Ok((epoch, entries))
+    Ok(out)
+}
+
+/// Decodes a whole file; `name` is used in errors.
+pub fn decode(bytes: &[u8], name: &str) -> Result<(u64, Vec<SnapshotEntry>), SnapshotError> {
+    if bytes.len() < 8 + 4 || &bytes[..4] != MAGIC {
+        return Err(err(name, "not a state snapshot (bad magic or truncated)"));
+    }
+    let (content, sum) = bytes.split_at(bytes.len() - 8);
+    if xxhash_rust::xxh3::xxh3_64(content).to_le_bytes() != sum {
+        return Err(err(name, "checksum mismatch: the file is corrupted or truncated"));
+    }
+    let h = match Header::parse(content, name) {
+        Ok(h) => h,
+        Err(HeaderError::Bad(e)) => return Err(e),
+        Err(HeaderError::Need(_)) => return Err(err(name, "truncated header")),
+    };
+    let mut out = Vec::new();
+    for b in &h.blocks {
+        let block = content.get(b.offset as usize..b.offset as usize + b.clen as usize).ok_or_else(|| err(name, "block out of range"))?;
+        out.extend(decode_block(&h, b, block, name)?);
+    }
+    Ok((h.epoch, out))
 }
 
 impl WorkerState {
@@ -228,9 +331,21 @@ mod tests {
     fn roundtrip_and_checksum() {
         let entries = vec![entry(1, "a", Some("x")), entry(2, "b", None), SnapshotEntry { store: "other".into(), ..entry(3, "c", Some("")) }];
         let bytes = encode(42, &entries);
-        assert_eq!(decode(&bytes, "f").unwrap(), (42, entries));
+        assert_eq!(decode(&bytes, "f").unwrap(), (42, entries.clone()));
+        // One group through the index, as a ranged read would.
+        let h = match Header::parse(&bytes[..10], "f") {
+            Err(HeaderError::Need(n)) => Header::parse(&bytes[..n.min(bytes.len())], "f").unwrap(),
+            other => panic!("{other:?}"),
+        };
+        let b = h.blocks.iter().find(|b| b.group == 2).unwrap();
+        let block = &bytes[b.offset as usize..(b.offset + b.clen as u64) as usize];
+        assert_eq!(decode_block(&h, b, block, "f").unwrap(), vec![entries[1].clone()]);
+        let mut flipped = block.to_vec();
+        flipped[0] ^= 1;
+        assert!(decode_block(&h, b, &flipped, "f").is_err());
         let mut bad = bytes.clone();
-        bad[20] ^= 1;
+        let last = bad.len() - 10;
+        bad[last] ^= 1;
         assert!(decode(&bad, "data/1/w0").unwrap_err().to_string().contains("data/1/w0: checksum mismatch"));
         assert!(decode(&bytes[..bytes.len() - 3], "t").unwrap_err().to_string().contains("checksum"));
         assert!(decode(b"nope", "n").unwrap_err().to_string().contains("bad magic"));

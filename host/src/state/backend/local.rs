@@ -85,6 +85,19 @@ impl ObjectStore for LocalStore {
         }
     }
 
+    async fn get_range(&self, key: &str, start: u64, end: u64) -> Result<Option<Bytes>, StoreError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = match std::fs::File::open(self.path(key)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.err("get", key, e)),
+        };
+        let mut buf = Vec::with_capacity(end.saturating_sub(start) as usize);
+        f.seek(SeekFrom::Start(start)).map_err(|e| self.err("get", key, e))?;
+        f.take(end.saturating_sub(start)).read_to_end(&mut buf).map_err(|e| self.err("get", key, e))?;
+        Ok(Some(Bytes::from(buf)))
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
         // Walk the deepest directory that the prefix names, then filter by the full prefix.
         let dir_part = match prefix.rfind('/') {

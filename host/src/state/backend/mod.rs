@@ -51,6 +51,13 @@ pub trait ObjectStore: Send + Sync {
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError>;
     /// The object's bytes, or None when absent.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
+    /// Bytes `start..end` of the object (fewer when it is shorter), or None when absent.
+    async fn get_range(&self, key: &str, start: u64, end: u64) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.get(key).await?.map(|b| {
+            let len = b.len() as u64;
+            b.slice(start.min(len) as usize..end.min(len) as usize)
+        }))
+    }
     /// Every object under `prefix`, sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
     /// Removes `key`; absent keys are not an error.
@@ -89,6 +96,9 @@ pub(crate) mod conformance {
         store.put_if_absent("b/y", Bytes::from_static(b"other")).await.unwrap();
         let keys: Vec<String> = store.list("a/x/").await.unwrap().into_iter().map(|m| m.key).collect();
         assert_eq!(keys, ["a/x/0", "a/x/1"]);
+        assert_eq!(store.get_range("a/x/1", 1, 3).await.unwrap().as_deref(), Some(&b"ne"[..]));
+        assert_eq!(store.get_range("a/x/1", 2, 100).await.unwrap().as_deref(), Some(&b"e"[..]));
+        assert_eq!(store.get_range("a/missing", 0, 1).await.unwrap(), None);
         let meta = &store.list("a/x/1").await.unwrap()[0];
         assert_eq!(meta.size, 3);
         assert!(meta.modified_ms > 0);

@@ -210,12 +210,18 @@ impl S3Store {
 
     /// Reads the object; `None` when absent. Also returns how many attempts the request used.
     async fn get_full(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        self.get_object(key, None).await
+    }
+
+    /// GetObject, optionally of the byte range `start..end`.
+    async fn get_object(&self, key: &str, range: Option<(u64, u64)>) -> Result<Option<Bytes>, StoreError> {
         let attempts = Attempts::default();
         let res = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(self.full(key))
+            .set_range(range.map(|(a, b)| format!("bytes={a}-{}", b.saturating_sub(1))))
             .customize()
             .interceptor(attempts.clone())
             .send()
@@ -374,6 +380,13 @@ impl ObjectStore for S3Store {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         self.get_full(key).await
+    }
+
+    async fn get_range(&self, key: &str, start: u64, end: u64) -> Result<Option<Bytes>, StoreError> {
+        if end <= start {
+            return Ok(Some(Bytes::new()));
+        }
+        self.get_object(key, Some((start, end))).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
