@@ -69,6 +69,10 @@ pub struct Coordinator {
     consecutive_failures: u32,
     /// The hybrid backend's cache, told about every decision.
     hybrid: Option<Arc<crate::state::hybrid::HybridCache>>,
+    /// Highest epoch already decided or abandoned: late messages for it only carry over.
+    closed_upto: u64,
+    /// Uploads of abandoned epochs still in flight; no epoch is decided before they finish.
+    carry_uploads: usize,
 }
 
 struct Pending {
@@ -131,6 +135,8 @@ impl Coordinator {
             upload_seq: 0,
             consecutive_failures: 0,
             hybrid,
+            closed_upto: decided.map_or(0, |m| m.epoch),
+            carry_uploads: 0,
         };
         let name = format!("{}-checkpoint", c.s.stream);
         let join = std::thread::Builder::new().name(name).spawn(move || c.run()).expect("spawn coordinator");
@@ -199,23 +205,28 @@ impl Coordinator {
         })
     }
 
-    /// Encodes and uploads one worker's delta (plus carried entries) in the background.
-    fn upload(&mut self, epoch: u64, worker: usize, mut entries: Vec<SnapshotEntry>) {
-        if worker == 0 && !self.carry_entries.is_empty() {
-            let mut carried = std::mem::take(&mut self.carry_entries);
-            carried.append(&mut entries);
-            entries = carried;
+    /// Takes one worker's delta for `epoch` and uploads it in the background. A delta of an epoch
+    /// already abandoned is still uploaded; its file carries over into the next decision.
+    fn upload(&mut self, epoch: u64, worker: usize, entries: Vec<SnapshotEntry>) {
+        let open = epoch > self.closed_upto;
+        if open {
+            let p = self.pending(epoch);
+            p.deltas = p.deltas.saturating_sub(1);
         }
-        self.upload_seq += 1;
-        let seq = self.upload_seq;
-        let p = self.pending(epoch);
-        p.deltas = p.deltas.saturating_sub(1);
         if entries.is_empty() {
             return;
         }
-        p.uploads += 1;
+        match open {
+            true => self.pending(epoch).uploads += 1,
+            false => self.carry_uploads += 1,
+        }
+        self.spawn_upload(epoch, &format!("w{worker}"), entries);
+    }
+
+    fn spawn_upload(&mut self, epoch: u64, name: &str, entries: Vec<SnapshotEntry>) {
+        self.upload_seq += 1;
         let store = self.store.clone();
-        let key = data_key(&self.s.scope, epoch, worker, seq);
+        let key = data_key(&self.s.scope, epoch, name, self.upload_seq);
         let tx = self.tx.clone();
         super::io_runtime().spawn(async move {
             let (bytes, n) = tokio::task::spawn_blocking(move || {
@@ -245,13 +256,19 @@ impl Coordinator {
                 p.failed.get_or_insert(format!("state upload failed: {e}"));
                 self.carry_entries.extend(entries);
             }
-            (None, Ok(f)) => self.carry_files.push(f),
-            (None, Err((_, entries))) => self.carry_entries.extend(entries),
+            (None, r) => {
+                self.carry_uploads = self.carry_uploads.saturating_sub(1);
+                match r {
+                    Ok(f) => self.carry_files.push(f),
+                    Err((_, entries)) => self.carry_entries.extend(entries),
+                }
+            }
         }
     }
 
     fn abandon(&mut self, why: String) {
         if let Some(p) = self.current.take() {
+            self.closed_upto = self.closed_upto.max(p.epoch);
             tracing::warn!(stream = %self.s.stream, epoch = p.epoch, "checkpoint abandoned: {why}");
             self.metrics.failures.fetch_add(1, SeqCst);
             self.consecutive_failures += 1;
@@ -264,7 +281,9 @@ impl Coordinator {
             }
             self.carry_files.extend(p.files);
             self.carry_sink.extend(p.sink.unwrap_or_default());
-            self.in_flight.store(0, SeqCst);
+            // Its uploads still in flight land in carry_files (or carry_entries) when they finish.
+            self.carry_uploads += p.uploads;
+            let _ = self.in_flight.compare_exchange(p.epoch, 0, SeqCst, SeqCst);
         }
     }
 
@@ -283,6 +302,17 @@ impl Coordinator {
             return;
         }
         if p.position.is_none() || p.deltas > 0 || p.uploads > 0 || p.sink.is_none() {
+            return;
+        }
+        // Everything of abandoned epochs must be durable first: this epoch's position covers it.
+        if self.carry_uploads > 0 {
+            return;
+        }
+        if !self.carry_entries.is_empty() {
+            let epoch = p.epoch;
+            let entries = std::mem::take(&mut self.carry_entries);
+            self.current.as_mut().expect("checked").uploads += 1;
+            self.spawn_upload(epoch, "carry", entries);
             return;
         }
         let p = self.current.take().expect("checked");
@@ -383,6 +413,7 @@ impl Coordinator {
         }
         self.compacted = None;
         self.last_decided = Some(p.epoch);
+        self.closed_upto = self.closed_upto.max(p.epoch);
         self.carry_files.clear();
         self.carry_sink.clear();
         self.metrics.last_decided.store(p.epoch, SeqCst);

@@ -20,8 +20,9 @@ pub fn key(scope: &str, kind: &str, n: u64) -> String {
     format!("{scope}/{kind}/{n:020}")
 }
 
-pub fn data_key(scope: &str, epoch: u64, worker: usize, seq: u32) -> String {
-    format!("{scope}/data/{epoch:020}/w{worker}-{seq}.snap")
+/// Key of a state file of `epoch`; `name` tells who wrote it (`w3`, `carry`).
+pub fn data_key(scope: &str, epoch: u64, name: &str, seq: u32) -> String {
+    format!("{scope}/data/{epoch:020}/{name}-{seq}.snap")
 }
 
 /// The number at the end of a listed key (`.../00000000000000000042` -> 42).
