@@ -12,8 +12,12 @@
 
 pub mod coordinator;
 pub mod recovery;
+#[cfg(test)]
+mod tests;
 
 use serde::{Deserialize, Serialize};
+#[cfg(test)]
+use crate::state::snapshot;
 
 /// Key of an object of `scope` (the operator id).
 pub fn key(scope: &str, kind: &str, n: u64) -> String {
