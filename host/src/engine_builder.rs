@@ -34,7 +34,15 @@ impl EngineBuilder {
     /// stream; an error when any stream failed.
     pub async fn run(&self, streams: Vec<Stream>) -> Result<Vec<StreamReport>, crate::Error> {
         let stop = engine::shutdown_flag_on_signals();
-        Self::run_with_stop(streams, stop).await
+        let probes = Arc::new(crate::metrics::Probes::default());
+        if let Some(http) = &self.config.http {
+            crate::metrics::serve(http.address, probes.clone()).map_err(|e| crate::Error::Build(format!("{e:#}")))?;
+        }
+        *probes.streams.write().unwrap_or_else(|p| p.into_inner()) = streams.iter().map(Stream::probe).collect();
+        probes.running.store(true, std::sync::atomic::Ordering::SeqCst);
+        let result = Self::run_with_stop(streams, stop).await;
+        probes.running.store(false, std::sync::atomic::Ordering::SeqCst);
+        result
     }
 
     /// Like [`run`](Self::run) with a caller-owned stop flag.

@@ -23,6 +23,13 @@ use super::{inputs, outputs, processors, validate};
 struct RawRoot {
     state_management: Option<RawStateManagement>,
     streams: Vec<RawStream>,
+    http: Option<RawHttp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    address: String,
 }
 
 #[derive(Deserialize)]
@@ -162,10 +169,22 @@ pub(crate) fn load(
     let streams = (root.streams.into_iter().enumerate())
         .map(|(i, raw)| stream(&ctx, i, raw))
         .collect::<Result<Vec<_>, _>>()?;
+    let http = match root.http {
+        Some(h) => {
+            let at = YPath::root().key("http").key("address");
+            let address: std::net::SocketAddr = h
+                .address
+                .parse()
+                .map_err(|e| ctx.invalid(&at, format!("{at} must be IP:port, e.g. 127.0.0.1:9464 ({e})")))?;
+            Some(HttpConfig { address })
+        }
+        None => None,
+    };
     let cfg = EngineConfig {
         state_management,
         streams,
         source: origin.map(Path::to_path_buf),
+        http,
     };
     validate::check(&ctx, &cfg)?;
     Ok(cfg)

@@ -14,6 +14,15 @@ pub struct EngineConfig {
     pub streams: Vec<StreamConfig>,
     /// The file the config was read from (None when built from a string).
     pub source: Option<PathBuf>,
+    /// `http: {address}` — serve /metrics, /health and /ready; default None (no server)
+    pub http: Option<HttpConfig>,
+}
+
+/// The operations endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    /// e.g. 127.0.0.1:9464
+    pub address: std::net::SocketAddr,
 }
 
 /// Which backend keeps checkpointed state.

@@ -15,6 +15,9 @@ pub struct StreamMetrics {
     pub batch_failures: AtomicU64,
     /// Highest epoch whose barrier reached the output from every worker.
     pub last_aligned_epoch: AtomicU64,
+    /// Keyed state held, summed over workers (updated after every batch).
+    pub state_entries: std::sync::atomic::AtomicI64,
+    pub state_bytes: std::sync::atomic::AtomicI64,
 }
 
 #[derive(Debug)]

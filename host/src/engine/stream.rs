@@ -88,6 +88,14 @@ impl Stream {
         &self.shared.name
     }
 
+    /// What the operations endpoint reads while the stream runs.
+    pub fn probe(&self) -> crate::metrics::StreamProbe {
+        crate::metrics::StreamProbe {
+            shared: self.shared.clone(),
+            checkpoint: self.checkpoint.as_ref().map(|c| (c.store.describe(), c.metrics.clone())),
+        }
+    }
+
     /// Runs to completion on the calling thread. `stop` is the process-wide shutdown flag.
     pub fn run(self, stop: Arc<AtomicBool>) -> StreamReport {
         let Stream { config, factories, store_names, key_groups, ttl_ms, state_limits, mut input, output, error_output, barrier_interval, checkpoint, shared } =

@@ -38,6 +38,8 @@ pub struct Worker {
     dirty_epoch: HashMap<u32, u64>,
     last_used: HashMap<u32, u64>,
     tick: u64,
+    /// State entries and bytes last added to the stream's gauges.
+    reported: (i64, i64),
 }
 
 impl Worker {
@@ -67,6 +69,7 @@ impl Worker {
             dirty_epoch: HashMap::new(),
             last_used: HashMap::new(),
             tick: 0,
+            reported: (0, 0),
         }
     }
 
@@ -261,6 +264,12 @@ impl Worker {
             }
         }
         m.records_failed.fetch_add(errors.len() as u64, Relaxed);
+        if let Some(st) = self.state.as_ref() {
+            let (e, b) = (st.entries() as i64, st.bytes() as i64);
+            m.state_entries.fetch_add(e - self.reported.0, Relaxed);
+            m.state_bytes.fetch_add(b - self.reported.1, Relaxed);
+            self.reported = (e, b);
+        }
         if current.is_empty() && errors.is_empty() {
             return;
         }

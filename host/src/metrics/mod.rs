@@ -1,0 +1,109 @@
+//! The operations endpoint: Prometheus metrics at `/metrics`, liveness at `/health`, readiness at
+//! `/ready`, on the address of the YAML's `http:` section (loopback in every example).
+//!
+//! Contract: metrics are read from the streams' shared counters at scrape time through a
+//! `prometheus-client` collector (labels: `stream`); nothing on the data path waits for a
+//! scrape. `/ready` answers 200 while every stream runs and none has failed, 503 otherwise.
+//! Credentials never appear: the backend is described by `ObjectStore::describe`.
+
+mod http;
+
+pub use http::serve;
+
+use crate::checkpoint::coordinator::CheckpointMetrics;
+use crate::engine::StreamShared;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, RwLock};
+
+/// What the endpoint reads of one stream.
+#[derive(Clone, Debug)]
+pub struct StreamProbe {
+    pub shared: Arc<StreamShared>,
+    /// (backend description, checkpoint metrics) when the stream checkpoints.
+    pub checkpoint: Option<(String, Arc<CheckpointMetrics>)>,
+}
+
+/// The streams being served, plus whether they are all up.
+#[derive(Debug, Default)]
+pub struct Probes {
+    pub streams: RwLock<Vec<StreamProbe>>,
+    /// Set once the streams are built and running; cleared when they end.
+    pub running: std::sync::atomic::AtomicBool,
+}
+
+impl Probes {
+    pub fn ready(&self) -> bool {
+        self.running.load(Relaxed) && self.streams.read().unwrap_or_else(|p| p.into_inner()).iter().all(|s| !s.shared.failed())
+    }
+}
+
+#[derive(Debug)]
+struct StreamsCollector(Arc<Probes>);
+
+type Getter = fn(&StreamProbe) -> Option<i64>;
+
+const METRICS: &[(&str, &str, MetricType, Getter)] = &[
+    ("arkflow_records_in", "Records read from the input.", MetricType::Counter, |s| Some(s.shared.metrics.records_in.load(Relaxed) as i64)),
+    ("arkflow_records_out", "Records written to the output.", MetricType::Counter, |s| Some(s.shared.metrics.records_out.load(Relaxed) as i64)),
+    ("arkflow_records_dropped", "Records dropped by processors.", MetricType::Counter, |s| Some(s.shared.metrics.records_dropped.load(Relaxed) as i64)),
+    ("arkflow_records_failed", "Records sent to error_output (or logged).", MetricType::Counter, |s| Some(s.shared.metrics.records_failed.load(Relaxed) as i64)),
+    ("arkflow_batches", "Batches processed.", MetricType::Counter, |s| Some(s.shared.metrics.batches.load(Relaxed) as i64)),
+    ("arkflow_batch_failures", "Batches that failed after retries.", MetricType::Counter, |s| Some(s.shared.metrics.batch_failures.load(Relaxed) as i64)),
+    ("arkflow_last_aligned_epoch", "Last barrier aligned at the output.", MetricType::Gauge, |s| Some(s.shared.metrics.last_aligned_epoch.load(Relaxed) as i64)),
+    ("arkflow_state_entries", "Keyed state entries held in RAM (local state count).", MetricType::Gauge, |s| Some(s.shared.metrics.state_entries.load(Relaxed))),
+    ("arkflow_state_bytes", "Bytes of keys and values of keyed state held in RAM.", MetricType::Gauge, |s| Some(s.shared.metrics.state_bytes.load(Relaxed))),
+    ("arkflow_checkpoint_current_epoch", "Epoch of the checkpoint in progress (current checkpoint id).", MetricType::Gauge, |s| ck(s, |m| m.current_epoch.load(Relaxed))),
+    ("arkflow_checkpoint_last_decided_epoch", "Last decided checkpoint.", MetricType::Gauge, |s| ck(s, |m| m.last_decided.load(Relaxed))),
+    ("arkflow_checkpoints_decided", "Checkpoints decided.", MetricType::Counter, |s| ck(s, |m| m.decided.load(Relaxed))),
+    ("arkflow_checkpoints_failed", "Checkpoints abandoned before their decision.", MetricType::Counter, |s| ck(s, |m| m.failures.load(Relaxed))),
+    ("arkflow_checkpoint_last_duration_ms", "Duration of the last decided checkpoint.", MetricType::Gauge, |s| ck(s, |m| m.last_duration_ms.load(Relaxed))),
+    ("arkflow_checkpoint_last_bytes", "State bytes uploaded by the last decided checkpoint.", MetricType::Gauge, |s| ck(s, |m| m.last_bytes.load(Relaxed))),
+];
+
+fn ck(s: &StreamProbe, f: impl Fn(&CheckpointMetrics) -> u64) -> Option<i64> {
+    s.checkpoint.as_ref().map(|(_, m)| f(m) as i64)
+}
+
+impl Collector for StreamsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let streams = self.0.streams.read().unwrap_or_else(|p| p.into_inner()).clone();
+        for (name, help, kind, get) in METRICS {
+            let values: Vec<(&str, i64)> = streams.iter().filter_map(|s| get(s).map(|v| (s.shared.name.as_str(), v))).collect();
+            if values.is_empty() {
+                continue;
+            }
+            let mut metric = encoder.encode_descriptor(name, help, None, kind.clone())?;
+            for (stream, v) in values {
+                let labels = [("stream", stream)];
+                let mut family = metric.encode_family(&labels)?;
+                match kind {
+                    MetricType::Counter => family.encode_counter::<NoLabelSet, _, u64>(&(v.max(0) as u64), None)?,
+                    _ => family.encode_gauge(&v)?,
+                }
+            }
+        }
+        // The seed's "backend type", as an info-style gauge.
+        let backends: Vec<(String, String)> =
+            streams.iter().filter_map(|s| s.checkpoint.as_ref().map(|(b, _)| (s.shared.name.clone(), b.clone()))).collect();
+        if !backends.is_empty() {
+            let mut metric = encoder.encode_descriptor("arkflow_state_backend", "State backend of the stream (value 1).", None, MetricType::Gauge)?;
+            for (stream, backend) in &backends {
+                let labels = [("stream", stream.as_str()), ("backend", backend.as_str())];
+                metric.encode_family(&labels)?.encode_gauge(&1i64)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Prometheus text for the current values.
+pub fn render(probes: &Arc<Probes>) -> String {
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(StreamsCollector(probes.clone())));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String cannot fail");
+    out
+}

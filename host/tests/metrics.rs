@@ -1,0 +1,71 @@
+//! The operations endpoint of a running binary: /metrics values checked against what the run did,
+//! /health and /ready.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+fn get(port: u16, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text[9..12].parse().unwrap();
+    (code, text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
+}
+
+fn value(body: &str, metric: &str) -> Option<i64> {
+    body.lines().find(|l| l.starts_with(&format!("{metric}{{stream=\"m\"}}"))).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn metrics_follow_the_run() {
+    let dir = Dir::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = dir.config(&format!(
+        "http: {{ address: \"127.0.0.1:{port}\" }}\nstate_management:\n  enabled: true\n  backend_type: local\n  local_config: {{ path: {} }}\n  checkpoint_interval_ms: 100\nstreams:\n  - name: m\n    input: {{ type: stdin, key_field: user }}\n    pipeline:\n      thread_num: 2\n      processors:\n        - {{ type: wasm, path: {} }}\n    output: {{ type: file, path: {} }}\n",
+        dir.path("state").display(),
+        plugin("counter").display(),
+        dir.path("out.jsonl").display()
+    ));
+    let mut child = std::process::Command::new(bin())
+        .arg("--config")
+        .arg(&cfg)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..500 {
+        writeln!(stdin, "{{\"user\":\"u{}\"}}", i % 7).unwrap();
+    }
+    stdin.flush().unwrap();
+    let mut body = String::new();
+    let done = wait_for(Duration::from_secs(10), || {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            drop(s);
+            body = get(port, "/metrics").1;
+            value(&body, "arkflow_records_out_total").or(value(&body, "arkflow_records_out")) == Some(500)
+        } else {
+            false
+        }
+    });
+    assert!(done, "records out reached 500:\n{body}");
+    let out_metric = if body.contains("arkflow_records_out_total") { "arkflow_records_out_total" } else { "arkflow_records_out" };
+    assert_eq!(value(&body, out_metric), Some(json_lines(&dir.path("out.jsonl")).len() as i64), "records out equals records written");
+    assert_eq!(value(&body, "arkflow_state_entries"), Some(7), "one counter per user");
+    assert!(body.contains("arkflow_state_backend{stream=\"m\",backend=\"local:"), "{body}");
+    let e1 = value(&body, "arkflow_checkpoint_last_decided_epoch").unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let body2 = get(port, "/metrics").1;
+    let e2 = value(&body2, "arkflow_checkpoint_last_decided_epoch").unwrap();
+    assert!(e2 > e1, "the checkpoint id advances: {e1} -> {e2}");
+    assert_eq!(get(port, "/health").0, 200);
+    assert_eq!(get(port, "/ready").0, 200);
+    assert_eq!(get(port, "/nope").0, 404);
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
