@@ -40,6 +40,10 @@ impl EngineBuilder {
         }
         *probes.streams.write().unwrap_or_else(|p| p.into_inner()) = streams.iter().map(Stream::probe).collect();
         probes.running.store(true, std::sync::atomic::Ordering::SeqCst);
+        if self.config.status_interval_ms > 0 {
+            let interval = std::time::Duration::from_millis(self.config.status_interval_ms);
+            tokio::spawn(crate::metrics::status_lines(probes.clone(), interval));
+        }
         let result = Self::run_with_stop(streams, stop).await;
         probes.running.store(false, std::sync::atomic::Ordering::SeqCst);
         result

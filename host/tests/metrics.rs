@@ -24,7 +24,7 @@ fn metrics_follow_the_run() {
     let dir = Dir::new();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let cfg = dir.config(&format!(
-        "http: {{ address: \"127.0.0.1:{port}\" }}\nstate_management:\n  enabled: true\n  backend_type: local\n  local_config: {{ path: {} }}\n  checkpoint_interval_ms: 100\nstreams:\n  - name: m\n    input: {{ type: stdin, key_field: user }}\n    pipeline:\n      thread_num: 2\n      processors:\n        - {{ type: wasm, path: {} }}\n    output: {{ type: file, path: {} }}\n",
+        "http: {{ address: \"127.0.0.1:{port}\" }}\nstatus_interval_ms: 200\nstate_management:\n  enabled: true\n  backend_type: local\n  local_config: {{ path: {} }}\n  checkpoint_interval_ms: 100\nstreams:\n  - name: m\n    input: {{ type: stdin, key_field: user }}\n    pipeline:\n      thread_num: 2\n      processors:\n        - {{ type: wasm, path: {} }}\n    output: {{ type: file, path: {} }}\n",
         dir.path("state").display(),
         plugin("counter").display(),
         dir.path("out.jsonl").display()
@@ -67,5 +67,9 @@ fn metrics_follow_the_run() {
     assert_eq!(get(port, "/nope").0, 404);
     drop(stdin);
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let status = err.lines().filter(|l| l.contains(" status ") && l.contains("records_per_sec=")).count();
+    assert!(status >= 2, "periodic status lines in the log:\n{err}");
+    assert!(err.lines().any(|l| l.contains(" status ") && l.contains("records_in=500") && l.contains("state_entries=7")), "{err}");
 }

@@ -24,6 +24,7 @@ struct RawRoot {
     state_management: Option<RawStateManagement>,
     streams: Vec<RawStream>,
     http: Option<RawHttp>,
+    status_interval_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -185,6 +186,7 @@ pub(crate) fn load(
         streams,
         source: origin.map(Path::to_path_buf),
         http,
+        status_interval_ms: root.status_interval_ms.unwrap_or(10_000),
     };
     validate::check(&ctx, &cfg)?;
     Ok(cfg)

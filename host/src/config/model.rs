@@ -16,6 +16,8 @@ pub struct EngineConfig {
     pub source: Option<PathBuf>,
     /// `http: {address}` — serve /metrics, /health and /ready; default None (no server)
     pub http: Option<HttpConfig>,
+    /// A status line per stream in the log this often; 0 = never; default 10000
+    pub status_interval_ms: u64,
 }
 
 /// The operations endpoint.

@@ -99,6 +99,38 @@ impl Collector for StreamsCollector {
     }
 }
 
+/// Logs one status line per stream every `interval` (records/s since the last line, totals,
+/// last decided checkpoint, state size) until `probes.running` is cleared.
+pub async fn status_lines(probes: Arc<Probes>, interval: std::time::Duration) {
+    let mut last: std::collections::HashMap<String, (u64, std::time::Instant)> = Default::default();
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if !probes.running.load(Relaxed) {
+            return;
+        }
+        let streams = probes.streams.read().unwrap_or_else(|p| p.into_inner()).clone();
+        for s in streams {
+            let m = &s.shared.metrics;
+            let (records_in, now) = (m.records_in.load(Relaxed), std::time::Instant::now());
+            let (prev, at) = last.insert(s.shared.name.clone(), (records_in, now)).unwrap_or((0, now - interval));
+            let rate = (records_in - prev) as f64 / now.duration_since(at).as_secs_f64().max(1e-3);
+            tracing::info!(
+                stream = %s.shared.name,
+                records_per_sec = rate.round() as u64,
+                records_in,
+                records_out = m.records_out.load(Relaxed),
+                failed = m.records_failed.load(Relaxed),
+                last_decided_checkpoint = s.checkpoint.as_ref().map_or(0, |(_, c)| c.last_decided.load(Relaxed)),
+                state_entries = m.state_entries.load(Relaxed),
+                state_bytes = m.state_bytes.load(Relaxed),
+                "status"
+            );
+        }
+    }
+}
+
 /// Prometheus text for the current values.
 pub fn render(probes: &Arc<Probes>) -> String {
     let mut registry = prometheus_client::registry::Registry::default();
