@@ -11,9 +11,11 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "arkflow", version, about = "Stream processing with WebAssembly plugins and host-owned, checkpointed state")]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The YAML config file.
     #[arg(short, long)]
-    config: PathBuf,
+    config: Option<PathBuf>,
     /// Check the config and that every plugin loads, exports the right WIT world and accepts its
     /// config; then exit (0 when valid).
     #[arg(long)]
@@ -21,6 +23,12 @@ struct Cli {
     /// Log format on stderr. Filter with RUST_LOG (default "info").
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Print the JSON Schema of the config file format (for editors and validators).
+    Schema,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -41,6 +49,10 @@ fn init_tracing(format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Schema) = cli.command {
+        println!("{}", serde_json::to_string_pretty(&arkflow::config::json_schema()).expect("schema serializes"));
+        return ExitCode::SUCCESS;
+    }
     init_tracing(cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
@@ -59,7 +71,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = EngineConfig::from_file(&cli.config)?;
+    let path = cli.config.as_ref().ok_or_else(|| anyhow::anyhow!("--config FILE is required (or run `arkflow schema`)"))?;
+    let config = EngineConfig::from_file(path)?;
     if cli.validate {
         // Plugins run synchronously (and WASI may block on tokio): keep them off the async workers.
         return tokio::task::spawn_blocking(move || validate(config)).await?;

@@ -19,7 +19,11 @@ use super::spans::YPath;
 pub(crate) const TYPES: &[(&str, Build<InputConfig>)] =
     &[("generate", generate), ("file", file), ("stdin", stdin)];
 
-#[derive(Deserialize)]
+/// The schema of each type's section, from the raw structs below (see `schema.rs`).
+pub(crate) const SCHEMAS: &[(&str, super::schema::SchemaFn)] =
+    &[("generate", super::schema::of::<RawGenerate>), ("file", super::schema::of::<RawFile>), ("stdin", super::schema::of::<RawStdin>)];
+
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawGenerate {
     count: Option<u64>,
@@ -49,7 +53,7 @@ fn generate(ctx: &Ctx, value: Value, path: &YPath) -> Result<InputConfig, Config
     Ok(InputConfig::Generate(cfg))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
     path: PathBuf,
@@ -73,7 +77,7 @@ fn file(ctx: &Ctx, value: Value, path: &YPath) -> Result<InputConfig, ConfigErro
     Ok(InputConfig::File(cfg))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawStdin {
     batch_size: Option<usize>,

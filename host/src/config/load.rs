@@ -18,22 +18,25 @@ use super::model::*;
 use super::spans::{self, SpanMap, YPath};
 use super::{inputs, outputs, processors, validate};
 
-#[derive(Deserialize)]
+/// The root as the schema generator sees it.
+pub(crate) type RawRootSchema = RawRoot;
+
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawRoot {
+pub(crate) struct RawRoot {
     state_management: Option<RawStateManagement>,
     streams: Vec<RawStream>,
     http: Option<RawHttp>,
     status_interval_ms: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     address: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawStateManagement {
     enabled: Option<bool>,
@@ -51,13 +54,13 @@ struct RawStateManagement {
     hybrid_config: Option<RawHybrid>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawHybrid {
     cache_kb: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawS3 {
     bucket: String,
@@ -68,34 +71,38 @@ struct RawS3 {
     endpoint_url: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawLocal {
     path: Option<PathBuf>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawStream {
     name: Option<String>,
+    #[schemars(with = "serde_json::Value")]
     input: Value,
     pipeline: Option<RawPipeline>,
+    #[schemars(with = "serde_json::Value")]
     output: Value,
+    #[schemars(with = "Option<serde_json::Value>")]
     error_output: Option<Value>,
     key_by: Option<String>,
     state: Option<RawStreamState>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawPipeline {
     thread_num: Option<usize>,
     batch_size: Option<usize>,
     channel_capacity: Option<usize>,
+    #[schemars(with = "Option<Vec<serde_json::Value>>")]
     processors: Option<Vec<Value>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawStreamState {
     operator_id: Option<String>,

@@ -16,6 +16,8 @@ mod interp;
 mod load;
 mod outputs;
 mod processors;
+mod schema;
+pub use schema::json_schema;
 mod spans;
 mod suggest;
 mod validate;

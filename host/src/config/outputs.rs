@@ -19,6 +19,10 @@ use super::spans::YPath;
 pub(crate) const TYPES: &[(&str, Build<OutputConfig>)] =
     &[("stdout", stdout), ("file", file), ("drop", drop_output)];
 
+/// The schema of each type's section, from the raw structs below (see `schema.rs`).
+pub(crate) const SCHEMAS: &[(&str, super::schema::SchemaFn)] =
+    &[("stdout", super::schema::of::<RawStdout>), ("file", super::schema::of::<RawFile>), ("drop", super::schema::of::<RawDrop>)];
+
 fn format(ctx: &Ctx, raw: Option<String>, path: &YPath) -> Result<OutputFormat, ConfigError> {
     ctx.named(
         raw,
@@ -30,7 +34,7 @@ fn format(ctx: &Ctx, raw: Option<String>, path: &YPath) -> Result<OutputFormat, 
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawStdout {
     format: Option<String>,
@@ -43,7 +47,7 @@ fn stdout(ctx: &Ctx, value: Value, path: &YPath) -> Result<OutputConfig, ConfigE
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
     path: PathBuf,
@@ -59,7 +63,7 @@ fn file(ctx: &Ctx, value: Value, path: &YPath) -> Result<OutputConfig, ConfigErr
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawDrop {}
 

@@ -22,10 +22,15 @@ use super::spans::YPath;
 pub(crate) const TYPES: &[(&str, Build<ProcessorConfig>)] =
     &[("wasm", wasm), ("native_counter", native_counter)];
 
-#[derive(Deserialize)]
+/// The schema of each type's section, from the raw structs below (see `schema.rs`).
+pub(crate) const SCHEMAS: &[(&str, super::schema::SchemaFn)] =
+    &[("wasm", super::schema::of::<RawWasm>), ("native_counter", super::schema::of::<RawNativeCounter>)];
+
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawWasm {
     path: PathBuf,
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
     config: Option<Mapping>,
     limits: Option<RawLimits>,
     retries: Option<u32>,
@@ -33,7 +38,7 @@ struct RawWasm {
     grants: Option<RawGrants>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawLimits {
     memory_mb: Option<u64>,
@@ -46,7 +51,7 @@ struct RawLimits {
     max_log_line: Option<usize>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawGrants {
     env: Option<Vec<String>>,
@@ -153,7 +158,7 @@ fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawNativeCounter {
     store: Option<String>,

@@ -1,0 +1,81 @@
+//! `arkflow schema`: the JSON Schema of the whole config, generated from the same raw structs the
+//! loader deserializes (`schemars` derives on them) and the same `type` tables it dispatches on,
+//! so the schema cannot drift from the parser. Editors use it to complete and check YAML.
+
+use serde_json::{json, Value};
+
+pub(crate) type SchemaFn = fn() -> Value;
+
+/// The inline JSON Schema of one raw struct.
+pub(crate) fn of<T: schemars::JsonSchema>() -> Value {
+    let settings = schemars::generate::SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true);
+    let mut v = settings.into_generator().into_root_schema_for::<T>().to_value();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("$schema");
+        o.remove("title");
+    }
+    v
+}
+
+/// `oneOf` the types of a table, each with its `type` constant.
+fn one_of(table: &[(&str, SchemaFn)]) -> Value {
+    let variants: Vec<Value> = table
+        .iter()
+        .map(|(name, f)| {
+            let mut v = f();
+            v["properties"]["type"] = json!({ "const": name });
+            let req = v["required"].as_array().cloned().unwrap_or_default();
+            let mut req: Vec<Value> = req.into_iter().filter(|r| r != "type").collect();
+            req.insert(0, json!("type"));
+            v["required"] = Value::Array(req);
+            v["title"] = json!(name);
+            v
+        })
+        .collect();
+    json!({ "oneOf": variants })
+}
+
+/// Replaces the free-form component sections with the `oneOf` of their types.
+fn patch(v: &mut Value, inputs: &Value, processors: &Value, outputs: &Value) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::Object(props)) = o.get_mut("properties") {
+                if props.contains_key("input") && props.contains_key("output") {
+                    props.insert("input".into(), inputs.clone());
+                    props.insert("output".into(), outputs.clone());
+                    props.insert("error_output".into(), json!({ "anyOf": [outputs, { "type": "null" }] }));
+                }
+                if props.contains_key("processors") && props.contains_key("thread_num") {
+                    props.insert("processors".into(), json!({ "type": ["array", "null"], "items": processors }));
+                }
+            }
+            for child in o.values_mut() {
+                patch(child, inputs, processors, outputs);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|c| patch(c, inputs, processors, outputs)),
+        _ => {}
+    }
+}
+
+/// The JSON Schema (draft 2020-12) of an arkflow config file.
+pub fn json_schema() -> Value {
+    let mut root = of::<super::load::RawRootSchema>();
+    let (i, p, o) = (one_of(super::inputs::SCHEMAS), one_of(super::processors::SCHEMAS), one_of(super::outputs::SCHEMAS));
+    patch(&mut root, &i, &p, &o);
+    root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
+    root["title"] = json!("arkflow configuration");
+    root
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_type_has_a_schema() {
+        let names = |t: &[(&str, super::SchemaFn)]| t.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>();
+        let types = |t: Vec<&str>| t.into_iter().map(String::from).collect::<Vec<_>>();
+        assert_eq!(names(super::super::inputs::SCHEMAS), types(super::super::inputs::TYPES.iter().map(|(n, _)| *n).collect()));
+        assert_eq!(names(super::super::processors::SCHEMAS), types(super::super::processors::TYPES.iter().map(|(n, _)| *n).collect()));
+        assert_eq!(names(super::super::outputs::SCHEMAS), types(super::super::outputs::TYPES.iter().map(|(n, _)| *n).collect()));
+    }
+}
