@@ -96,7 +96,7 @@ fn main() {
     let mut times = Vec::new();
     for round in 0..rounds {
         let start = Instant::now();
-        let rec = arkflow::checkpoint::block_on(recovery::recover(store.clone(), &settings)).unwrap();
+        let rec = arkflow::checkpoint::block_on(recovery::recover(store.clone(), &settings, None)).unwrap();
         let fetched = start.elapsed();
         let mut st = WorkerState::new(vec!["default".into()], None, StateLimits::default());
         let n = rec.entries.len();

@@ -238,6 +238,7 @@ fn garage_checkpoints_and_recovers_without_exactly_once_and_is_refused_with_it()
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("restored from the last decided checkpoint"), "{err}");
+    assert!(!err.contains(&garage.target.secret_access_key), "no secret in logs");
     let lines = json_lines(&dir.path("out.jsonl"));
     assert_eq!(lines.len(), 3, "only the new records were processed");
     let mut got: Vec<(String, i64)> = lines.iter().map(|l| (l["key"].as_str().unwrap().to_string(), l["count"].as_i64().unwrap())).collect();

@@ -12,6 +12,7 @@
 
 pub mod coordinator;
 pub mod recovery;
+pub mod savepoint;
 #[cfg(test)]
 mod tests;
 

@@ -26,67 +26,44 @@ pub struct Recovered {
     pub restore_ms: u64,
 }
 
-pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings) -> anyhow::Result<Recovered> {
-    let scope = &s.scope;
-    // 1. Claim a generation.
-    let gens = store.list(&format!("{scope}/generations/")).await?;
-    let mut generation = gens.iter().filter_map(|m| parse_tail(&m.key)).max().unwrap_or(0) + 1;
-    while store.put_if_absent(&key(scope, "generations", generation), Bytes::from(generation.to_string())).await? == PutOutcome::Exists {
-        generation += 1;
+/// Every decision record of `scope`, ascending, and the highest epoch seen.
+pub async fn decisions(store: &dyn ObjectStore, scope: &str) -> anyhow::Result<(Vec<(u64, Decision)>, u64)> {
+    let mut out = Vec::new();
+    let mut highest = 0;
+    for m in store.list(&format!("{scope}/commits/")).await? {
+        let Some(e) = parse_tail(&m.key) else { continue };
+        highest = highest.max(e);
+        let Some(bytes) = store.get(&m.key).await? else { continue }; // deleted by GC meanwhile
+        let d: Decision = serde_json::from_slice(&bytes)
+            .map_err(|err| anyhow::anyhow!("decision record {} in {} is unreadable: {err}", m.key, store.describe()))?;
+        out.push((e, d));
     }
-    // 2. Find the last decided epoch and fence the one after the highest decision.
-    let (decided, fence) = loop {
-        let mut decided: Option<(u64, Decision)> = None;
-        let mut highest = 0;
-        for m in store.list(&format!("{scope}/commits/")).await? {
-            let Some(e) = parse_tail(&m.key) else { continue };
-            highest = highest.max(e);
-            if decided.as_ref().is_some_and(|(d, _)| *d > e) {
-                continue;
-            }
-            let bytes = store.get(&m.key).await?.ok_or_else(|| anyhow::anyhow!("{} vanished during recovery", m.key))?;
-            let d: Decision = serde_json::from_slice(&bytes)
-                .map_err(|e| anyhow::anyhow!("decision record {} in {} is unreadable: {e}", m.key, store.describe()))?;
-            if matches!(d, Decision::Commit { .. }) {
-                decided = Some((e, d));
-            }
-        }
-        let fence = highest + 1;
-        let rec = serde_json::to_vec(&Decision::Fence { epoch: fence, generation })?;
-        if store.put_if_absent(&key(scope, "commits", fence), Bytes::from(rec)).await? == PutOutcome::Created {
-            break (decided, fence);
-        }
-        // Another instance decided `fence` meanwhile: read again.
-    };
-    let mut out = Recovered { generation, manifest: None, next_epoch: fence + 1, entries: Vec::new(), restore_ms: 0 };
-    let Some((_, Decision::Commit { manifest: mkey, checksum, .. })) = decided else {
-        return Ok(out);
-    };
-    // 3. Load the decided manifest, verified against the decision's checksum.
+    Ok((out, highest))
+}
+
+/// The last decided epoch's manifest (read-only: claims nothing, fences nothing).
+pub async fn last_decided(store: &dyn ObjectStore, scope: &str) -> anyhow::Result<Option<Manifest>> {
+    let (all, _) = decisions(store, scope).await?;
+    match all.into_iter().rev().find(|(_, d)| matches!(d, Decision::Commit { .. })) {
+        Some((_, Decision::Commit { manifest, checksum, .. })) => Ok(Some(load_manifest(store, &manifest, Some(checksum)).await?)),
+        _ => Ok(None),
+    }
+}
+
+/// Reads a manifest, verified against `checksum` when given.
+pub async fn load_manifest(store: &dyn ObjectStore, mkey: &str, checksum: Option<u64>) -> anyhow::Result<Manifest> {
     let mbytes = store
-        .get(&mkey)
+        .get(mkey)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("manifest {mkey} named by a decision is missing from {}", store.describe()))?;
-    if snapshot::checksum_of(&mbytes) != checksum {
+        .ok_or_else(|| anyhow::anyhow!("manifest {mkey} is missing from {}", store.describe()))?;
+    if checksum.is_some_and(|c| snapshot::checksum_of(&mbytes) != c) {
         anyhow::bail!("manifest {mkey} in {}: checksum mismatch with its decision record (corrupted)", store.describe());
     }
-    let manifest: Manifest = serde_json::from_slice(&mbytes).map_err(|e| anyhow::anyhow!("manifest {mkey}: unreadable: {e}"))?;
-    if manifest.key_groups != s.key_groups {
-        anyhow::bail!(
-            "manifest {mkey} was written with key_groups = {}, the config says {}: key groups are fixed for the life of the state",
-            manifest.key_groups,
-            s.key_groups
-        );
-    }
-    // 4. Fetch and check every state file in parallel, apply in chain order (unless the hybrid
-    //    backend reads key groups back on first use).
-    let started = std::time::Instant::now();
-    if s.lazy_restore {
-        finalize_sink_files(&manifest.sink_files)?;
-        let _ = store.put_if_absent(&key(scope, "committed", manifest.epoch), Bytes::from_static(b"{}")).await;
-        out.manifest = Some(manifest);
-        return Ok(out);
-    }
+    serde_json::from_slice(&mbytes).map_err(|e| anyhow::anyhow!("manifest {mkey} in {}: unreadable: {e}", store.describe()))
+}
+
+/// Fetches and checks every state file of `manifest` in parallel; entries in chain order.
+pub async fn load_entries(store: Arc<dyn ObjectStore>, manifest: &Manifest) -> anyhow::Result<Vec<SnapshotEntry>> {
     let mut tasks = tokio::task::JoinSet::new();
     for (i, f) in manifest.state_files.iter().cloned().enumerate() {
         let store = store.clone();
@@ -104,7 +81,51 @@ pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings) -> any
         parts.push(r??);
     }
     parts.sort_by_key(|(i, _)| *i);
-    out.entries = parts.into_iter().flat_map(|(_, e)| e).collect();
+    Ok(parts.into_iter().flat_map(|(_, e)| e).collect())
+}
+
+/// Claims a new generation, fences the next epoch, and loads the last decided checkpoint — or,
+/// with `from_savepoint`, the savepoint of that name.
+pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings, from_savepoint: Option<&str>) -> anyhow::Result<Recovered> {
+    let scope = &s.scope;
+    // 1. Claim a generation.
+    let gens = store.list(&format!("{scope}/generations/")).await?;
+    let mut generation = gens.iter().filter_map(|m| parse_tail(&m.key)).max().unwrap_or(0) + 1;
+    while store.put_if_absent(&key(scope, "generations", generation), Bytes::from(generation.to_string())).await? == PutOutcome::Exists {
+        generation += 1;
+    }
+    // 2. Find the last decided epoch and fence the one after the highest decision.
+    let (decided, fence) = loop {
+        let (all, highest) = decisions(&*store, scope).await?;
+        let decided = all.into_iter().rev().find(|(_, d)| matches!(d, Decision::Commit { .. }));
+        let fence = highest + 1;
+        let rec = serde_json::to_vec(&Decision::Fence { epoch: fence, generation })?;
+        if store.put_if_absent(&key(scope, "commits", fence), Bytes::from(rec)).await? == PutOutcome::Created {
+            break (decided, fence);
+        }
+        // Another instance decided `fence` meanwhile: read again.
+    };
+    let mut out = Recovered { generation, manifest: None, next_epoch: fence + 1, entries: Vec::new(), restore_ms: 0 };
+    // 3. Load the manifest to start from, verified.
+    let manifest = match (from_savepoint, decided) {
+        (Some(name), _) => load_manifest(&*store, &super::savepoint::manifest_key(scope, name), None).await?,
+        (None, Some((_, Decision::Commit { manifest, checksum, .. }))) => load_manifest(&*store, &manifest, Some(checksum)).await?,
+        (None, _) => return Ok(out),
+    };
+    if manifest.key_groups != s.key_groups {
+        anyhow::bail!(
+            "manifest of epoch {} was written with key_groups = {}, the config says {}: key groups are fixed for the life of the state",
+            manifest.epoch,
+            manifest.key_groups,
+            s.key_groups
+        );
+    }
+    // 4. Fetch and check every state file in parallel, apply in chain order (unless the hybrid
+    //    backend reads key groups back on first use).
+    let started = std::time::Instant::now();
+    if !s.lazy_restore {
+        out.entries = load_entries(store.clone(), &manifest).await?;
+    }
     out.restore_ms = started.elapsed().as_millis() as u64;
     // 5. Post-commit actions of the decided epoch (idempotent).
     finalize_sink_files(&manifest.sink_files)?;

@@ -267,6 +267,7 @@ fn state_management(
         hybrid_config: HybridConfig {
             cache_kb: r.hybrid_config.and_then(|h| h.cache_kb).unwrap_or(d.hybrid_config.cache_kb),
         },
+        from_savepoint: None,
     };
     ctx.at_least(&path.key("hybrid_config").key("cache_kb"), cfg.hybrid_config.cache_kb, 1)?;
     if let Some(t) = cfg.checkpoint_timeout_ms {

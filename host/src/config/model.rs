@@ -65,6 +65,9 @@ pub struct StateManagementConfig {
     pub gc_grace_ms: u64,
     /// `hybrid_config: {cache_kb}`; default 262144 (256 MiB) per worker
     pub hybrid_config: HybridConfig,
+    /// Start from this savepoint instead of the last decided checkpoint (command line
+    /// `--from-savepoint`, not YAML); default None
+    pub from_savepoint: Option<String>,
 }
 
 /// RAM cache of the hybrid backend.
@@ -319,6 +322,7 @@ impl Default for StateManagementConfig {
             tolerated_checkpoint_failures: 10,
             gc_grace_ms: 60_000,
             hybrid_config: HybridConfig::default(),
+            from_savepoint: None,
         }
     }
 }

@@ -79,6 +79,20 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
     })
 }
 
+/// Opens the object store of the configured state backend.
+pub fn open_store(sm: &crate::config::StateManagementConfig) -> anyhow::Result<Arc<dyn crate::state::backend::ObjectStore>> {
+    use crate::config::BackendType;
+    use crate::state::backend::{LocalStore, MemoryStore};
+    Ok(match sm.backend_type {
+        BackendType::Memory => Arc::new(MemoryStore::new()),
+        BackendType::Local => Arc::new(LocalStore::new(&sm.local_config.path)?),
+        BackendType::S3 | BackendType::Hybrid => {
+            let s3 = sm.s3_config.as_ref().ok_or_else(|| anyhow::anyhow!("state_management.s3_config is required for backend_type s3/hybrid"))?;
+            Arc::new(crate::checkpoint::block_on(crate::state::backend::s3::S3Store::new(s3))?)
+        }
+    })
+}
+
 /// Opens the state backend, checks it, recovers the last decided checkpoint, seeks the input and
 /// switches a `file` output to its exactly-once form when `exactly_once` is set.
 fn checkpoint_setup(
@@ -87,17 +101,9 @@ fn checkpoint_setup(
     input: &mut dyn crate::input::Input,
 ) -> anyhow::Result<(stream::CheckpointSetup, Option<Box<dyn crate::output::Output>>)> {
     use crate::config::{BackendType, OutputConfig};
-    use crate::state::backend::{LocalStore, MemoryStore, ObjectStore};
     let sm = &engine.state_management;
     let name = &cfg.name;
-    let store: Arc<dyn ObjectStore> = match sm.backend_type {
-        BackendType::Memory => Arc::new(MemoryStore::new()),
-        BackendType::Local => Arc::new(LocalStore::new(&sm.local_config.path)?),
-        BackendType::S3 | BackendType::Hybrid => {
-            let s3 = sm.s3_config.as_ref().ok_or_else(|| anyhow::anyhow!("state_management.s3_config is required for backend_type s3/hybrid"))?;
-            Arc::new(crate::checkpoint::block_on(crate::state::backend::s3::S3Store::new(s3))?)
-        }
-    };
+    let store = open_store(sm)?;
     let settings = crate::checkpoint::CheckpointSettings {
         scope: cfg.state.operator_id.clone(),
         stream: name.clone(),
@@ -127,7 +133,7 @@ fn checkpoint_setup(
             tracing::warn!(stream = %name, "exactly_once: the stdout output stays at-least-once (records since the last checkpoint are printed again after a crash)");
         }
     }
-    let recovered = crate::checkpoint::block_on(crate::checkpoint::recovery::recover(store.clone(), &settings))
+    let recovered = crate::checkpoint::block_on(crate::checkpoint::recovery::recover(store.clone(), &settings, sm.from_savepoint.as_deref()))
         .map_err(|e| anyhow::anyhow!("stream {name}: recovery from {} failed: {e:#}", store.describe()))?;
     if let Some(m) = &recovered.manifest {
         input.seek(&m.input_position).map_err(|e| anyhow::anyhow!("stream {name}: {e:#}"))?;

@@ -1,0 +1,39 @@
+//! Savepoints: a self-contained, compacted copy of a decided checkpoint under
+//! `{scope}/savepoints/{name}/` (one state file and a manifest). GC never lists `savepoints/`,
+//! so a savepoint stays until deleted by hand; `--from-savepoint NAME` starts a new generation
+//! from it (any `thread_num`: state is keyed by key group, not by worker).
+
+use super::recovery::{last_decided, load_entries};
+use super::{Manifest, StateFile};
+use crate::state::backend::{ObjectStore, PutOutcome};
+use crate::state::snapshot::{self, SnapshotEntry};
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub fn manifest_key(scope: &str, name: &str) -> String {
+    format!("{scope}/savepoints/{name}/manifest")
+}
+
+/// Takes a savepoint of the last decided checkpoint of `scope`.
+pub async fn take(store: Arc<dyn ObjectStore>, scope: &str, name: &str) -> anyhow::Result<Manifest> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        anyhow::bail!("savepoint name `{name}`: use letters, digits, `-` and `_`");
+    }
+    let m = last_decided(&*store, scope).await?.ok_or_else(|| anyhow::anyhow!("operator `{scope}` has no decided checkpoint in {}", store.describe()))?;
+    let entries = load_entries(store.clone(), &m).await?;
+    let mut merged: BTreeMap<(u32, String, Vec<u8>), SnapshotEntry> = BTreeMap::new();
+    for e in entries {
+        merged.insert((e.group, e.store.clone(), e.key.clone()), e);
+    }
+    let live: Vec<SnapshotEntry> = merged.into_values().filter(|e| e.value.is_some()).collect();
+    let bytes = snapshot::encode(m.epoch, &live);
+    let fkey = format!("{scope}/savepoints/{name}/state.snap");
+    let file = StateFile { key: fkey.clone(), epoch: m.epoch, size: bytes.len() as u64, checksum: snapshot::checksum_of(&bytes), entries: live.len() as u64 };
+    if store.put_if_absent(&fkey, Bytes::from(bytes)).await? == PutOutcome::Exists {
+        anyhow::bail!("savepoint `{name}` of operator `{scope}` already exists in {}", store.describe());
+    }
+    let sp = Manifest { state_files: vec![file], sink_files: vec![], created_ms: crate::input::now_ms(), ..m };
+    store.put_if_absent(&manifest_key(scope, name), Bytes::from(serde_json::to_vec_pretty(&sp)?)).await?;
+    Ok(sp)
+}
