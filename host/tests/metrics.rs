@@ -16,7 +16,11 @@ fn get(port: u16, path: &str) -> (u16, String) {
 }
 
 fn value(body: &str, metric: &str) -> Option<i64> {
-    body.lines().find(|l| l.starts_with(&format!("{metric}{{stream=\"m\"}}"))).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    value_of(body, metric, "m")
+}
+
+fn value_of(body: &str, metric: &str, stream: &str) -> Option<i64> {
+    body.lines().find(|l| l.starts_with(&format!("{metric}{{stream=\"{stream}\"}}"))).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).map(|v| v as i64)
 }
 
 #[test]
@@ -24,10 +28,11 @@ fn metrics_follow_the_run() {
     let dir = Dir::new();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let cfg = dir.config(&format!(
-        "http: {{ address: \"127.0.0.1:{port}\" }}\nstatus_interval_ms: 200\nstate_management:\n  enabled: true\n  backend_type: local\n  local_config: {{ path: {} }}\n  checkpoint_interval_ms: 100\nstreams:\n  - name: m\n    input: {{ type: stdin, key_field: user }}\n    pipeline:\n      thread_num: 2\n      processors:\n        - {{ type: wasm, path: {} }}\n    output: {{ type: file, path: {} }}\n",
+        "http: {{ address: \"127.0.0.1:{port}\" }}\nstatus_interval_ms: 200\nstate_management:\n  enabled: true\n  backend_type: local\n  local_config: {{ path: {} }}\n  checkpoint_interval_ms: 100\nstreams:\n  - name: m\n    input: {{ type: stdin, key_field: user }}\n    pipeline:\n      thread_num: 2\n      processors:\n        - {{ type: wasm, path: {} }}\n    output: {{ type: file, path: {} }}\n  - name: t\n    input: {{ type: generate, count: 300, keys: 5 }}\n    pipeline:\n      processors:\n        - {{ type: wasm, path: {}, config: {{ mode: trap-first-attempt }}, retries: 1 }}\n    output: {{ type: drop }}\n",
         dir.path("state").display(),
         plugin("counter").display(),
-        dir.path("out.jsonl").display()
+        dir.path("out.jsonl").display(),
+        plugin("evil").display()
     ));
     let mut child = std::process::Command::new(bin())
         .arg("--config")
@@ -56,6 +61,14 @@ fn metrics_follow_the_run() {
     let out_metric = if body.contains("arkflow_records_out_total") { "arkflow_records_out_total" } else { "arkflow_records_out" };
     assert_eq!(value(&body, out_metric), Some(json_lines(&dir.path("out.jsonl")).len() as i64), "records out equals records written");
     assert_eq!(value(&body, "arkflow_state_entries"), Some(7), "one counter per user");
+    let written = std::fs::metadata(dir.path("out.jsonl")).unwrap().len() as i64;
+    // Bytes out count keys and values: the file holds the values plus a newline each, and every
+    // key ("u0".."u6") is 2 bytes.
+    assert_eq!(value(&body, "arkflow_bytes_out_total"), Some(written - 500 + 500 * 2), "bytes out match what was written");
+    assert!(value(&body, "arkflow_batch_latency_seconds_count").unwrap() >= 1, "{body}");
+    assert_eq!(value(&body, "arkflow_plugin_traps_total"), Some(0));
+    assert!(value_of(&body, "arkflow_plugin_traps_total", "t").unwrap() >= 1, "the evil stream's traps are counted: {body}");
+    assert_eq!(value_of(&body, "arkflow_records_out_total", "t"), Some(300));
     assert!(body.contains("arkflow_state_backend{stream=\"m\",backend=\"local:"), "{body}");
     let e1 = value(&body, "arkflow_checkpoint_last_decided_epoch").unwrap();
     std::thread::sleep(Duration::from_millis(600));

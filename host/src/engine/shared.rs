@@ -18,6 +18,12 @@ pub struct StreamMetrics {
     /// Keyed state held, summed over workers (updated after every batch).
     pub state_entries: std::sync::atomic::AtomicI64,
     pub state_bytes: std::sync::atomic::AtomicI64,
+    /// Bytes (keys + values + headers) read and written.
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// Plugin calls that trapped, and that were stopped at their CPU deadline.
+    pub plugin_traps: AtomicU64,
+    pub deadline_kills: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -27,11 +33,24 @@ pub struct StreamShared {
     pub stop: AtomicBool,
     failure: Mutex<Option<String>>,
     pub metrics: StreamMetrics,
+    /// Seconds per batch through the pipeline.
+    pub batch_latency: prometheus_client::metrics::histogram::Histogram,
+    /// Time to restore state at start, when the stream restored a checkpoint.
+    pub restore_ms: AtomicU64,
 }
 
 impl StreamShared {
     pub fn new(name: String) -> Self {
-        StreamShared { name, stop: AtomicBool::new(false), failure: Mutex::new(None), metrics: StreamMetrics::default() }
+        StreamShared {
+            name,
+            stop: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            metrics: StreamMetrics::default(),
+            batch_latency: prometheus_client::metrics::histogram::Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.0001, 4.0, 10),
+            ),
+            restore_ms: AtomicU64::new(0),
+        }
     }
 
     /// Records the first failure and asks the stream to stop.

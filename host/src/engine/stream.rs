@@ -123,6 +123,7 @@ impl Stream {
         });
         let coordinator = checkpoint.map(|c| {
             first_epoch = c.recovered.next_epoch;
+            shared.restore_ms.store(c.recovered.restore_ms, Relaxed);
             for e in c.recovered.entries {
                 let w = router.worker_of(e.group);
                 if let Err(msg) = states[w].restore(e) {
@@ -153,7 +154,7 @@ impl Stream {
         for (w, st) in states.into_iter().enumerate() {
             let (tx, rx) = bounded::<WorkerMsg>(cap);
             inboxes.push(tx);
-            let processors: anyhow::Result<Vec<_>> = factories.iter().map(|f| f.instantiate(w)).collect();
+            let processors: anyhow::Result<Vec<_>> = factories.iter().map(|f| f.instantiate(w, shared.clone())).collect();
             let processors = match processors {
                 Ok(p) => p,
                 Err(e) => {
@@ -306,6 +307,7 @@ fn input_loop(
                     continue;
                 }
                 shared.metrics.records_in.fetch_add(batch.len() as u64, Relaxed);
+                shared.metrics.bytes_in.fetch_add(batch.iter().map(|r| r.size() as u64).sum(), Relaxed);
                 for (w, routed) in router.route(batch).into_iter().enumerate() {
                     if !routed.is_empty() && inboxes[w].send(WorkerMsg::Data(routed)).is_err() {
                         return;
@@ -417,6 +419,7 @@ fn output_stage(
                 if !records.is_empty() {
                     check(output.write_epoch(epoch, &records), &mut broken);
                     m.records_out.fetch_add(records.len() as u64, Relaxed);
+                    m.bytes_out.fetch_add(records.iter().map(|r| r.size() as u64).sum(), Relaxed);
                 }
                 if !errs.is_empty() {
                     match errors.as_mut() {

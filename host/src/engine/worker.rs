@@ -223,6 +223,7 @@ impl Worker {
         let shared = self.shared.clone();
         let m = &shared.metrics;
         m.batches.fetch_add(1, Relaxed);
+        let started = std::time::Instant::now();
         self.touched.insert(group);
         let partition = batch[0].partition;
         let mut current = batch;
@@ -264,6 +265,7 @@ impl Worker {
             }
         }
         m.records_failed.fetch_add(errors.len() as u64, Relaxed);
+        shared.batch_latency.observe(started.elapsed().as_secs_f64());
         if let Some(st) = self.state.as_ref() {
             let (e, b) = (st.entries() as i64, st.bytes() as i64);
             m.state_entries.fetch_add(e - self.reported.0, Relaxed);

@@ -52,6 +52,11 @@ const METRICS: &[(&str, &str, MetricType, Getter)] = &[
     ("arkflow_records_failed", "Records sent to error_output (or logged).", MetricType::Counter, |s| Some(s.shared.metrics.records_failed.load(Relaxed) as i64)),
     ("arkflow_batches", "Batches processed.", MetricType::Counter, |s| Some(s.shared.metrics.batches.load(Relaxed) as i64)),
     ("arkflow_batch_failures", "Batches that failed after retries.", MetricType::Counter, |s| Some(s.shared.metrics.batch_failures.load(Relaxed) as i64)),
+    ("arkflow_bytes_in", "Bytes (keys, values, headers) read from the input.", MetricType::Counter, |s| Some(s.shared.metrics.bytes_in.load(Relaxed) as i64)),
+    ("arkflow_bytes_out", "Bytes (keys, values, headers) written to the output.", MetricType::Counter, |s| Some(s.shared.metrics.bytes_out.load(Relaxed) as i64)),
+    ("arkflow_plugin_traps", "Plugin calls that trapped (each attempt).", MetricType::Counter, |s| Some(s.shared.metrics.plugin_traps.load(Relaxed) as i64)),
+    ("arkflow_plugin_deadline_kills", "Plugin calls stopped at limits.batch_timeout_ms.", MetricType::Counter, |s| Some(s.shared.metrics.deadline_kills.load(Relaxed) as i64)),
+    ("arkflow_restore_ms", "Time spent restoring state at start.", MetricType::Gauge, |s| Some(s.shared.restore_ms.load(Relaxed) as i64)),
     ("arkflow_last_aligned_epoch", "Last barrier aligned at the output.", MetricType::Gauge, |s| Some(s.shared.metrics.last_aligned_epoch.load(Relaxed) as i64)),
     ("arkflow_state_entries", "Keyed state entries held in RAM (local state count).", MetricType::Gauge, |s| Some(s.shared.metrics.state_entries.load(Relaxed))),
     ("arkflow_state_bytes", "Bytes of keys and values of keyed state held in RAM.", MetricType::Gauge, |s| Some(s.shared.metrics.state_bytes.load(Relaxed))),
@@ -83,6 +88,13 @@ impl Collector for StreamsCollector {
                     MetricType::Counter => family.encode_counter::<NoLabelSet, _, u64>(&(v.max(0) as u64), None)?,
                     _ => family.encode_gauge(&v)?,
                 }
+            }
+        }
+        {
+            let mut metric = encoder.encode_descriptor("arkflow_batch_latency_seconds", "Time of one batch through the pipeline.", None, MetricType::Histogram)?;
+            for s in &streams {
+                let labels = [("stream", s.shared.name.as_str())];
+                prometheus_client::encoding::EncodeMetric::encode(&s.shared.batch_latency, metric.encode_family(&labels)?)?;
             }
         }
         // The seed's "backend type", as an info-style gauge.

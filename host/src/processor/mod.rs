@@ -55,7 +55,8 @@ pub trait Processor: Send {
 /// Builds per-worker instances of one configured processor.
 pub trait ProcessorFactory: Send + Sync {
     fn name(&self) -> &str;
-    fn instantiate(&self, worker: usize) -> anyhow::Result<Box<dyn Processor>>;
+    /// `stream` receives the instance's counters (plugin traps, deadline kills).
+    fn instantiate(&self, worker: usize, stream: std::sync::Arc<crate::engine::StreamShared>) -> anyhow::Result<Box<dyn Processor>>;
 }
 
 /// Compiles and validates every processor of a stream's pipeline.

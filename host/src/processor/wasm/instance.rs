@@ -19,6 +19,8 @@ pub struct WasmProcessor {
     batch_id: u64,
     name: String,
     worker: usize,
+    /// Where traps and deadline kills are counted.
+    pub stream: Option<Arc<crate::engine::StreamShared>>,
 }
 
 /// Instantiates once without init and calls `describe`.
@@ -74,7 +76,7 @@ fn with_last_log(msg: String, store: &mut Store<HostCtx>) -> String {
 impl WasmProcessor {
     pub fn new(shared: Arc<WasmShared>, worker: usize) -> Self {
         let name = format!("{}@{}", shared.info.name, shared.info.version);
-        WasmProcessor { shared, instance: None, batch_id: 0, name, worker }
+        WasmProcessor { shared, instance: None, batch_id: 0, name, worker, stream: None }
     }
 
     /// Creates and `init`s the instance if there is none.
@@ -134,6 +136,13 @@ impl WasmProcessor {
             }
             Err(e) => {
                 data.staging.discard();
+                if let Some(s) = &self.stream {
+                    let counter = match e.downcast_ref::<Trap>() {
+                        Some(Trap::Interrupt) => &s.metrics.deadline_kills,
+                        _ => &s.metrics.plugin_traps,
+                    };
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 let msg = with_last_log(format!("{where_}: {}", trap_text(&e)), store);
                 self.instance = None;
                 return Err(msg);

@@ -112,8 +112,10 @@ impl super::ProcessorFactory for WasmFactory {
     fn name(&self) -> &str {
         &self.name
     }
-    fn instantiate(&self, worker: usize) -> anyhow::Result<Box<dyn super::Processor>> {
-        Ok(Box::new(WasmProcessor::new(self.shared.clone(), worker)))
+    fn instantiate(&self, worker: usize, stream: Arc<crate::engine::StreamShared>) -> anyhow::Result<Box<dyn super::Processor>> {
+        let mut p = WasmProcessor::new(self.shared.clone(), worker);
+        p.stream = Some(stream);
+        Ok(Box::new(p))
     }
 }
 
