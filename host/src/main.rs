@@ -228,7 +228,19 @@ fn state_command(config: Option<&std::path::Path>, cmd: &StateCmd) -> anyhow::Re
                     println!("stream {}: no decided checkpoint", s.name);
                     continue;
                 };
-                println!("stream {} epoch {} store {store_name}:", s.name, m.epoch);
+                // Value format as the stream's plugins declare it (describe().state-formats).
+                let mut format = String::from("bytes");
+                let names = arkflow::engine::store_names(s);
+                for (i, p) in s.pipeline.processors.iter().enumerate() {
+                    if let ProcessorConfig::Wasm(w) = p {
+                        let label = format!("streams[{}].pipeline.processors[{i}]", s.name);
+                        let f = arkflow::processor::wasm::WasmFactory::load(w, &label, &names, s.state.enabled)?;
+                        if let Some((_, fmt)) = f.info().state_formats.iter().find(|(st, _)| st == store_name) {
+                            format = fmt.clone();
+                        }
+                    }
+                }
+                println!("stream {} epoch {} store {store_name} ({format}):", s.name, m.epoch);
                 let mut live = std::collections::BTreeMap::new();
                 for e in block_on(recovery::load_entries(store.clone(), &m))? {
                     if e.store == *store_name {
@@ -242,10 +254,11 @@ fn state_command(config: Option<&std::path::Path>, cmd: &StateCmd) -> anyhow::Re
                     .take(*limit);
                 for e in shown {
                     let v = e.value.unwrap_or_default();
-                    let text = match (std::str::from_utf8(&v), <[u8; 8]>::try_from(v.as_slice())) {
-                        (_, Ok(b)) => format!("{} (i64)", i64::from_le_bytes(b)),
-                        (Ok(t), _) => t.to_string(),
-                        (Err(_), _) => v.iter().map(|b| format!("{b:02x}")).collect(),
+                    let hex = || v.iter().map(|b| format!("{b:02x}")).collect::<String>();
+                    let text = match format.as_str() {
+                        "i64" => <[u8; 8]>::try_from(v.as_slice()).map_or_else(|_| hex(), |b| i64::from_le_bytes(b).to_string()),
+                        "utf8" | "json" => std::str::from_utf8(&v).map_or_else(|_| hex(), str::to_string),
+                        _ => hex(),
                     };
                     println!("  {}\t{text}", String::from_utf8_lossy(&e.key));
                 }

@@ -54,7 +54,7 @@ fn a_savepoint_restores_into_a_run_with_another_thread_num() {
 
     let show = cli(&["state", "show", "--config", c1s, "--key", "u3"]);
     let text = String::from_utf8_lossy(&show.stdout);
-    assert!(text.contains("u3\t400 (i64)"), "{text}");
+    assert!(text.contains("store default (i64)") && text.contains("u3\t400"), "decoded as the counter declares: {text}");
 
     let sp = cli(&["state", "savepoint", "--config", c1s, "--name", "sp1"]);
     assert!(sp.status.success(), "{}", String::from_utf8_lossy(&sp.stderr));

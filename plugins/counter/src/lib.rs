@@ -29,6 +29,7 @@ impl Processor for Counter {
     const NAME: &'static str = "counter";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const STATE_STORES: &'static [&'static str] = &["default"];
+    const STATE_FORMATS: &'static [(&'static str, ValueFormat)] = &[("default", ValueFormat::I64)];
 
     fn init(config: Config) -> Result<Self, Error> {
         Ok(Counter { store: Store::open("default")?, key_field: config.get("key_field").map(String::from) })

@@ -37,6 +37,7 @@ impl Processor for Dedupe {
     const NAME: &'static str = "dedupe";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const STATE_STORES: &'static [&'static str] = &["default"];
+    const STATE_FORMATS: &'static [(&'static str, ValueFormat)] = &[("default", ValueFormat::I64)];
 
     fn init(config: Config) -> Result<Self, Error> {
         let ttl_ms = config.get_parse_or::<u64>("ttl_ms", 60_000)?;

@@ -41,7 +41,7 @@ pub use bindings::arkflow::plugin::metrics;
 pub use bindings::arkflow::plugin::state::{ScanPage, StateError, Store};
 pub use bindings::arkflow::plugin::types::{
     BatchContext, CheckpointContext, Error, ErrorClass, Header, Info, RecordIn, RecordOut,
-    RecordOutcome as Outcome,
+    RecordOutcome as Outcome, StoreFormat, ValueFormat,
 };
 pub use config::Config;
 pub use state::StateCache;
@@ -57,7 +57,7 @@ pub mod prelude {
     pub use crate::{
         export_processor, metrics, BatchContext, CheckpointContext, Config, Error, ErrorClass,
         Header, Info, Outcome, Processor, RecordIn, RecordOut, StateCache, StateError, Store,
-        ABI_VERSION,
+        ValueFormat, ABI_VERSION,
     };
     pub use crate::{log_debug, log_error, log_info, log_trace, log_warn};
 }
@@ -72,6 +72,8 @@ pub trait Processor: Sized + 'static {
     const VERSION: &'static str;
     /// State stores the plugin opens ("default" or names from the stream's `state.custom_keys`).
     const STATE_STORES: &'static [&'static str] = &[];
+    /// How those stores' values are encoded, for `arkflow state show`; unlisted = opaque bytes.
+    const STATE_FORMATS: &'static [(&'static str, ValueFormat)] = &[];
 
     /// What `describe` returns. The default builds it from the consts and [`ABI_VERSION`].
     fn describe() -> Info {
@@ -80,6 +82,7 @@ pub trait Processor: Sized + 'static {
             version: Self::VERSION.to_string(),
             abi: ABI_VERSION.to_string(),
             state_stores: Self::STATE_STORES.iter().map(|s| s.to_string()).collect(),
+            state_formats: Self::STATE_FORMATS.iter().map(|(s, f)| StoreFormat { store: s.to_string(), format: *f }).collect(),
         }
     }
 

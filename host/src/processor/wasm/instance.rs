@@ -34,7 +34,20 @@ pub(super) fn describe(shared: &WasmShared) -> anyhow::Result<PluginInfo> {
         .arkflow_plugin_processor()
         .call_describe(&mut store)
         .map_err(|e| anyhow::anyhow!("export {PROCESSOR_EXPORT}#describe trapped: {}", trap_text(&e)))?;
-    Ok(PluginInfo { name: info.name, version: info.version, abi: info.abi, state_stores: info.state_stores })
+    let state_formats = info
+        .state_formats
+        .into_iter()
+        .map(|f| {
+            let format = match f.format {
+                wit::ValueFormat::Bytes => "bytes",
+                wit::ValueFormat::Utf8 => "utf8",
+                wit::ValueFormat::Json => "json",
+                wit::ValueFormat::I64 => "i64",
+            };
+            (f.store, format.to_string())
+        })
+        .collect();
+    Ok(PluginInfo { name: info.name, version: info.version, abi: info.abi, state_stores: info.state_stores, state_formats })
 }
 
 fn new_store(shared: &WasmShared) -> Store<HostCtx> {

@@ -38,6 +38,8 @@ pub struct PluginInfo {
     pub version: String,
     pub abi: String,
     pub state_stores: Vec<String>,
+    /// (store, format) as declared: "bytes", "utf8", "json" or "i64".
+    pub state_formats: Vec<(String, String)>,
 }
 
 /// Everything shared by a processor's per-worker instances.
@@ -81,7 +83,7 @@ impl WasmFactory {
             path: path.clone(),
             label: label.to_string(),
             cfg: cfg.clone(),
-            info: PluginInfo { name: String::new(), version: String::new(), abi: String::new(), state_stores: vec![] },
+            info: PluginInfo { name: String::new(), version: String::new(), abi: String::new(), state_stores: vec![], state_formats: vec![] },
             pre,
             store_names: Arc::new(store_names.to_vec()),
             state_enabled,
@@ -170,7 +172,7 @@ mod tests {
 
     #[test]
     fn stores_must_be_declared() {
-        let info = PluginInfo { name: "x".into(), version: "1".into(), abi: "0.1.0".into(), state_stores: vec!["counts".into()] };
+        let info = PluginInfo { name: "x".into(), version: "1".into(), abi: "0.1.0".into(), state_stores: vec!["counts".into()], state_formats: vec![] };
         let names = vec!["default".to_string()];
         assert!(check_info(&info, &names, true).unwrap_err().contains("custom_keys"));
         let names = vec!["default".to_string(), "counts".to_string()];
