@@ -204,7 +204,8 @@ impl WorkerState {
             match value {
                 Some(value) => {
                     let vlen = value.len() as i64;
-                    if track {
+                    // Hot keys are already dirty: look before cloning the key.
+                    if track && !g.dirty.contains(&scope::KeyRef(store, &key)) {
                         g.dirty.insert((store, key.clone()));
                     }
                     match map.insert(key, Entry { value, written_ms: now_ms }) {
