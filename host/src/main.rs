@@ -242,7 +242,7 @@ fn state_command(config: Option<&std::path::Path>, cmd: &StateCmd) -> anyhow::Re
                 }
                 println!("stream {} epoch {} store {store_name} ({format}):", s.name, m.epoch);
                 let mut live = std::collections::BTreeMap::new();
-                for e in block_on(recovery::load_entries(store.clone(), &m))? {
+                for e in block_on(recovery::load_entries(store.clone(), &m.state_files))? {
                     if e.store == *store_name {
                         live.insert(e.key.clone(), e);
                     }

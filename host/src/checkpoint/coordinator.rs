@@ -14,7 +14,7 @@ use crate::state::backend::{ObjectStore, PutOutcome};
 use crate::state::snapshot::{self, SnapshotEntry};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +26,8 @@ pub enum CkptMsg {
     Uploaded { epoch: u64, result: Result<StateFile, (String, Vec<SnapshotEntry>)> },
     SinkPrepared { epoch: u64, files: Vec<SinkFile> },
     Compacted { upto: u64, file: StateFile },
+    /// Compaction could not read or write; it is tried again after the next decision.
+    CompactionFailed,
     /// No more barriers: finish (or abandon) the epoch in flight, then exit.
     Shutdown,
 }
@@ -164,6 +166,7 @@ impl Coordinator {
                     Some(p) => p.sink = Some(files),
                     None => self.carry_sink.extend(files),
                 },
+                Some(CkptMsg::CompactionFailed) => self.compacting = false,
                 Some(CkptMsg::Compacted { upto, file }) => {
                     self.compacting = false;
                     self.compacted = Some((upto, file));
@@ -446,26 +449,28 @@ impl Coordinator {
         let tx = self.tx.clone();
         let ttl = self.s.ttl_ms;
         super::io_runtime().spawn(async move {
-            let mut merged: BTreeMap<(u32, String, Vec<u8>), SnapshotEntry> = BTreeMap::new();
-            for f in &files {
-                let Ok(Some(bytes)) = store.get(&f.key).await else { return };
-                let Ok((_, entries)) = snapshot::decode(&bytes, &f.key) else { return };
-                for e in entries {
-                    merged.insert((e.group, e.store.clone(), e.key.clone()), e);
+            // A chain that cannot be read (or is corrupted) is not compacted; the next decision retries.
+            let entries = match super::recovery::load_entries(store.clone(), &files).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!("compaction skipped: {e:#}");
+                    let _ = tx.send(CkptMsg::CompactionFailed);
+                    return;
                 }
-            }
+            };
             // Tombstones and TTL-expired values end here.
-            let now = crate::input::now_ms();
-            let live: Vec<SnapshotEntry> = merged
-                .into_values()
-                .filter(|e| e.value.is_some() && ttl.is_none_or(|t| now.saturating_sub(e.written_ms) < t as i64))
-                .collect();
+            let live = snapshot::compact(entries, crate::input::now_ms(), ttl);
             let n = live.len() as u64;
             let bytes = tokio::task::spawn_blocking(move || snapshot::encode(upto, &live)).await.expect("encode");
             let file = StateFile { key: key.clone(), epoch: upto, size: bytes.len() as u64, checksum: snapshot::checksum_of(&bytes), entries: n };
-            if store.put_if_absent(&key, Bytes::from(bytes)).await.is_ok() {
-                let _ = tx.send(CkptMsg::Compacted { upto, file });
-            }
+            let msg = match store.put_if_absent(&key, Bytes::from(bytes)).await {
+                Ok(_) => CkptMsg::Compacted { upto, file },
+                Err(e) => {
+                    tracing::warn!("compaction skipped: {e:#}");
+                    CkptMsg::CompactionFailed
+                }
+            };
+            let _ = tx.send(msg);
         });
     }
 

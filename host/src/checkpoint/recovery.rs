@@ -6,7 +6,7 @@
 //! generation (a zombie still running) that tries to decide that epoch finds it taken and stops;
 //! its later epochs are never reached because epochs are decided in order.
 
-use super::{key, parse_tail, CheckpointSettings, Decision, Manifest, SinkFile};
+use super::{key, parse_tail, CheckpointSettings, Decision, Manifest, SinkFile, StateFile};
 use crate::state::backend::{ObjectStore, PutOutcome};
 use crate::state::snapshot::{self, SnapshotEntry};
 use bytes::Bytes;
@@ -62,10 +62,11 @@ pub async fn load_manifest(store: &dyn ObjectStore, mkey: &str, checksum: Option
     serde_json::from_slice(&mbytes).map_err(|e| anyhow::anyhow!("manifest {mkey} in {}: unreadable: {e}", store.describe()))
 }
 
-/// Fetches and checks every state file of `manifest` in parallel; entries in chain order.
-pub async fn load_entries(store: Arc<dyn ObjectStore>, manifest: &Manifest) -> anyhow::Result<Vec<SnapshotEntry>> {
+/// Fetches and checks (size and checksum against the manifest) every state file in parallel;
+/// entries in chain order.
+pub async fn load_entries(store: Arc<dyn ObjectStore>, files: &[StateFile]) -> anyhow::Result<Vec<SnapshotEntry>> {
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, f) in manifest.state_files.iter().cloned().enumerate() {
+    for (i, f) in files.iter().cloned().enumerate() {
         let store = store.clone();
         tasks.spawn(async move {
             let bytes = store.get(&f.key).await?.ok_or_else(|| anyhow::anyhow!("state file {} is missing from {}", f.key, store.describe()))?;
@@ -76,7 +77,7 @@ pub async fn load_entries(store: Arc<dyn ObjectStore>, manifest: &Manifest) -> a
             Ok::<_, anyhow::Error>((i, entries))
         });
     }
-    let mut parts: Vec<(usize, Vec<SnapshotEntry>)> = Vec::with_capacity(manifest.state_files.len());
+    let mut parts: Vec<(usize, Vec<SnapshotEntry>)> = Vec::with_capacity(files.len());
     while let Some(r) = tasks.join_next().await {
         parts.push(r??);
     }
@@ -124,7 +125,7 @@ pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings, from_s
     //    backend reads key groups back on first use).
     let started = std::time::Instant::now();
     if !s.lazy_restore {
-        out.entries = load_entries(store.clone(), &manifest).await?;
+        out.entries = load_entries(store.clone(), &manifest.state_files).await?;
     }
     out.restore_ms = started.elapsed().as_millis() as u64;
     // 5. Post-commit actions of the decided epoch (idempotent).

@@ -6,9 +6,8 @@
 use super::recovery::{last_decided, load_entries};
 use super::{Manifest, StateFile};
 use crate::state::backend::{ObjectStore, PutOutcome};
-use crate::state::snapshot::{self, SnapshotEntry};
+use crate::state::snapshot;
 use bytes::Bytes;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub fn manifest_key(scope: &str, name: &str) -> String {
@@ -21,12 +20,9 @@ pub async fn take(store: Arc<dyn ObjectStore>, scope: &str, name: &str) -> anyho
         anyhow::bail!("savepoint name `{name}`: use letters, digits, `-` and `_`");
     }
     let m = last_decided(&*store, scope).await?.ok_or_else(|| anyhow::anyhow!("operator `{scope}` has no decided checkpoint in {}", store.describe()))?;
-    let entries = load_entries(store.clone(), &m).await?;
-    let mut merged: BTreeMap<(u32, String, Vec<u8>), SnapshotEntry> = BTreeMap::new();
-    for e in entries {
-        merged.insert((e.group, e.store.clone(), e.key.clone()), e);
-    }
-    let live: Vec<SnapshotEntry> = merged.into_values().filter(|e| e.value.is_some()).collect();
+    let entries = load_entries(store.clone(), &m.state_files).await?;
+    // Expired values stay: the run started from the savepoint judges expiry at its own clock.
+    let live = snapshot::compact(entries, crate::input::now_ms(), None);
     let bytes = snapshot::encode(m.epoch, &live);
     let fkey = format!("{scope}/savepoints/{name}/state.snap");
     let file = StateFile { key: fkey.clone(), epoch: m.epoch, size: bytes.len() as u64, checksum: snapshot::checksum_of(&bytes), entries: live.len() as u64 };

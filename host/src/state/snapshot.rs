@@ -245,6 +245,20 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<(u64, Vec<SnapshotEntry>), Sna
     Ok((h.epoch, out))
 }
 
+/// Merges entries in restore order into the live state: the last write of each (group, store,
+/// key) wins; tombstones and values expired at `now_ms` under `ttl_ms` are dropped. Used by
+/// background compaction and savepoints.
+pub fn compact(entries: Vec<SnapshotEntry>, now_ms: i64, ttl_ms: Option<u64>) -> Vec<SnapshotEntry> {
+    let mut merged: std::collections::BTreeMap<(u32, String, Vec<u8>), SnapshotEntry> = Default::default();
+    for e in entries {
+        merged.insert((e.group, e.store.clone(), e.key.clone()), e);
+    }
+    merged
+        .into_values()
+        .filter(|e| e.value.is_some() && ttl_ms.is_none_or(|t| now_ms.saturating_sub(e.written_ms) < t as i64))
+        .collect()
+}
+
 impl WorkerState {
     /// The changed entries of every group since the last call, with current values (tombstones
     /// for deleted keys), in a deterministic order.
