@@ -4,15 +4,8 @@
 
 mod common;
 use common::*;
-use std::io::Write;
 use std::path::Path;
 
-fn append(path: &Path, from: u64, to: u64, users: u64) {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
-    for id in from..to {
-        writeln!(f, "{{\"id\":{id},\"user\":\"u{}\"}}", id % users).unwrap();
-    }
-}
 
 fn config(dir: &Dir, ttl: Option<u64>) -> std::path::PathBuf {
     let ttl = ttl.map(|t| format!("  state_timeout_ms: {t}\n")).unwrap_or_default();
@@ -26,21 +19,19 @@ fn config(dir: &Dir, ttl: Option<u64>) -> std::path::PathBuf {
 }
 
 fn all_parts(dir: &Path) -> Vec<serde_json::Value> {
-    let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("o.jsonl.")).collect();
-    names.sort();
-    names.iter().flat_map(|n| json_lines(&dir.join(n))).collect()
+    read_parts(dir).0
 }
 
 #[test]
 fn a_restart_resumes_after_the_last_decided_checkpoint() {
     let dir = Dir::new();
     let cfg = config(&dir, None);
-    append(&dir.path("in.jsonl"), 0, 3000, 3);
+    append_users(&dir.path("in.jsonl"), 0, 3000, 3);
     let out = run(&cfg, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(all_parts(&dir.path("out")).len(), 3000);
     // New lines appended; the second run reads only them and continues the counts.
-    append(&dir.path("in.jsonl"), 3000, 3300, 3);
+    append_users(&dir.path("in.jsonl"), 3000, 3300, 3);
     let out = run(&cfg, &[]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
@@ -56,16 +47,16 @@ fn a_restart_resumes_after_the_last_decided_checkpoint() {
 fn state_ttl_holds_across_restarts() {
     let dir = Dir::new();
     let cfg = config(&dir, Some(1500));
-    append(&dir.path("in.jsonl"), 0, 30, 3);
+    append_users(&dir.path("in.jsonl"), 0, 30, 3);
     assert!(run(&cfg, &[]).status.success());
     // Within the TTL: counts continue.
-    append(&dir.path("in.jsonl"), 30, 33, 3);
+    append_users(&dir.path("in.jsonl"), 30, 33, 3);
     assert!(run(&cfg, &[]).status.success());
     let lines = all_parts(&dir.path("out"));
     assert_eq!(lines[30..].iter().map(|l| l["count"].as_i64().unwrap()).collect::<Vec<_>>(), [11, 11, 11]);
     // Past the TTL (measured from the last write, saved in the checkpoint): counts restart.
     std::thread::sleep(std::time::Duration::from_millis(1700));
-    append(&dir.path("in.jsonl"), 33, 36, 3);
+    append_users(&dir.path("in.jsonl"), 33, 36, 3);
     assert!(run(&cfg, &[]).status.success());
     let lines = all_parts(&dir.path("out"));
     assert_eq!(lines[33..].iter().map(|l| l["count"].as_i64().unwrap()).collect::<Vec<_>>(), [1, 1, 1]);
@@ -92,7 +83,7 @@ fn files_under(dir: &Path, part: &str) -> Vec<std::path::PathBuf> {
 fn a_corrupted_state_file_is_refused_naming_it() {
     let dir = Dir::new();
     let cfg = config(&dir, None);
-    append(&dir.path("in.jsonl"), 0, 5000, 50);
+    append_users(&dir.path("in.jsonl"), 0, 5000, 50);
     assert!(run(&cfg, &[]).status.success());
     let snaps = files_under(&dir.path("state"), ".snap");
     assert!(!snaps.is_empty());
@@ -112,7 +103,7 @@ fn a_corrupted_state_file_is_refused_naming_it() {
 fn a_truncated_manifest_is_refused_naming_it() {
     let dir = Dir::new();
     let cfg = config(&dir, None);
-    append(&dir.path("in.jsonl"), 0, 2000, 5);
+    append_users(&dir.path("in.jsonl"), 0, 2000, 5);
     assert!(run(&cfg, &[]).status.success());
     let manifests = files_under(&dir.path("state"), "/manifests/");
     let last = manifests.last().unwrap();
@@ -135,7 +126,7 @@ fn gc_keeps_the_retained_checkpoints_restorable_and_deletes_the_rest() {
         counter = plugin("counter").display(),
         out = dir.path("out/o.jsonl").display()
     ));
-    append(&dir.path("in.jsonl"), 0, 40_000, 500);
+    append_users(&dir.path("in.jsonl"), 0, 40_000, 500);
     let out = run(&cfg, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let decided = files_under(&dir.path("state/gc/commits"), "/");
@@ -149,7 +140,7 @@ fn gc_keeps_the_retained_checkpoints_restorable_and_deletes_the_rest() {
     assert!(snaps.len() < parts, "state files no retained checkpoint reaches are deleted ({} files, {parts} epochs)", snaps.len());
     assert!(snaps.iter().any(|p| p.to_string_lossy().contains("base")), "the chain was compacted into a base: {snaps:?}");
     // What is left restores exactly.
-    append(&dir.path("in.jsonl"), 40_000, 40_500, 500);
+    append_users(&dir.path("in.jsonl"), 40_000, 40_500, 500);
     let out = run(&cfg, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let lines = all_parts(&dir.path("out"));
@@ -171,7 +162,7 @@ fn a_zombie_can_never_decide_after_a_newer_generation_started() {
         counter = plugin("counter").display(),
         out = dir.path("out/o.jsonl").display()
     ));
-    append(&dir.path("in.jsonl"), 0, 15_000, 10);
+    append_users(&dir.path("in.jsonl"), 0, 15_000, 10);
     let zombie = spawn(&cfg);
     std::thread::sleep(std::time::Duration::from_millis(1200));
     let newer = spawn(&cfg);

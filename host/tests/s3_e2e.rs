@@ -5,7 +5,7 @@
 //! Servers: `bash tests/servers/install.sh` installs them.
 
 mod common;
-use common::kill::{kill_loop, read_parts, write_input};
+use common::kill::{kill_loop, write_input};
 use common::s3::{Garage, Moto, S3Target};
 use common::*;
 use std::io::{Read, Write};

@@ -3,14 +3,7 @@
 
 mod common;
 use common::*;
-use std::io::Write;
 
-fn append(path: &std::path::Path, from: u64, to: u64) {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
-    for id in from..to {
-        writeln!(f, "{{\"id\":{id},\"user\":\"u{}\"}}", id % 10).unwrap();
-    }
-}
 
 fn config(dir: &Dir, name: &str, threads: usize, out: &str) -> std::path::PathBuf {
     let p = dir.path(name);
@@ -32,16 +25,11 @@ fn cli(args: &[&str]) -> std::process::Output {
     std::process::Command::new(bin()).args(args).output().unwrap()
 }
 
-fn parts(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| !p.to_string_lossy().ends_with(".tmp")).collect();
-    names.sort();
-    names.iter().flat_map(|p| json_lines(p)).collect()
-}
 
 #[test]
 fn a_savepoint_restores_into_a_run_with_another_thread_num() {
     let dir = Dir::new();
-    append(&dir.path("in.jsonl"), 0, 4000);
+    append_users(&dir.path("in.jsonl"), 0, 4000, 10);
     let c1 = config(&dir, "c1.yaml", 2, "out1");
     let out = run(&c1, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -63,11 +51,11 @@ fn a_savepoint_restores_into_a_run_with_another_thread_num() {
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already exists"));
 
     // New input, a new run with 3 workers started from the savepoint.
-    append(&dir.path("in.jsonl"), 4000, 6000);
+    append_users(&dir.path("in.jsonl"), 4000, 6000, 10);
     let c2 = config(&dir, "c2.yaml", 3, "out2");
     let out = run(&c2, &["--from-savepoint", "sp1"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let lines = parts(&dir.path("out2"));
+    let (lines, _) = read_parts(&dir.path("out2"));
     assert_eq!(lines.len(), 2000, "only the records after the savepoint");
     for (k, c) in counts_by_key(&lines) {
         assert_eq!(c, (401..=600).collect::<Vec<i64>>(), "key {k}: the counts continue from the savepoint");

@@ -27,21 +27,6 @@ pub fn write_input(path: &Path, n: u64, keys: u64) -> HashMap<String, i64> {
     counts
 }
 
-/// Reads every finalized part `out.jsonl.<epoch>` in epoch order.
-pub fn read_parts(dir: &Path) -> (Vec<serde_json::Value>, usize) {
-    let mut parts: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("out.jsonl.") && !n.ends_with(".tmp"))
-        .collect();
-    parts.sort();
-    let mut lines = Vec::new();
-    for p in &parts {
-        lines.extend(json_lines(&dir.join(p)));
-    }
-    (lines, parts.len())
-}
 
 /// Runs the kill loop with the given `state_management` block (indented YAML lines).
 pub fn kill_loop(dir: &Dir, state_management: &str) {

@@ -108,3 +108,26 @@ pub fn generated_key(seed: u64, keys: u64, id: u64) -> String {
     x ^= x >> 31;
     format!("k{}", x % keys)
 }
+
+/// Every finalized output part in `dir` (the exactly-once file output's `<name>.<epoch>` files;
+/// hidden temp files skipped), in epoch order, and how many parts there were.
+pub fn read_parts(dir: &Path) -> (Vec<serde_json::Value>, usize) {
+    let mut parts: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.') && !n.ends_with(".tmp"))
+        .collect();
+    parts.sort();
+    let lines = parts.iter().flat_map(|p| json_lines(&dir.join(p))).collect();
+    (lines, parts.len())
+}
+
+/// Appends JSON lines `{"id":N,"user":"u<N % users>"}` for ids `from..to`.
+pub fn append_users(path: &Path, from: u64, to: u64, users: u64) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    for id in from..to {
+        writeln!(f, "{{\"id\":{id},\"user\":\"u{}\"}}", id % users).unwrap();
+    }
+}
