@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The test command: builds the plugins from source (installing the wasm32-wasip2 target when
-# missing), installs the S3 test servers when missing, then runs every test of the workspace in
-# the release profile (the one profile used for tests, benchmarks and the binary).
+# missing), installs the host's system packages (cmake, libcurl headers for librdkafka) and the
+# test servers (moto and garage for S3, tansu for Kafka) when missing, then runs every test of the
+# workspace in the release profile (the one profile used for tests, benchmarks and the binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash plugins/build.sh
-# Real S3-compatible servers for the checkpoint tests (moto, garage); skipped when present.
+bash host/system-deps.sh
+# Real S3-compatible servers (moto, garage) and a Kafka-protocol broker (tansu); skipped when present.
 bash tests/servers/install.sh
 cargo bench --no-run
 # Plugin SDK unit tests run on the host target, in the plugins' own target dir.

@@ -91,6 +91,8 @@ fn main() {
         ttl_ms: None,
         lazy_restore: false,
         gc_grace: Duration::from_secs(60),
+        decider: None,
+        external_last: None,
     };
     println!("state: {keys} keys, {total} bytes of keys+values, {stored} bytes stored in {nfiles} files on moto");
     let mut times = Vec::new();

@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod engine_builder;
 pub mod input;
+pub mod kafka;
 pub mod metrics;
 pub mod output;
 pub mod processor;

@@ -86,3 +86,37 @@ fn metrics_follow_the_run() {
     assert!(status >= 2, "periodic status lines in the log:\n{err}");
     assert!(err.lines().any(|l| l.contains(" status ") && l.contains("records_in=500") && l.contains("state_entries=7")), "{err}");
 }
+
+#[test]
+fn kafka_consumer_lag_per_partition_is_exported() {
+    let tansu = common::kafka::Tansu::start();
+    tansu.create_topic("lag", 2);
+    tansu.produce("lag", (0..20_000).map(|i| (i % 2, format!("k{i}"), format!("{{\"i\":{i}}}"))));
+    let dir = Dir::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Throttled far below the backlog, so lag stays large while the test looks.
+    let cfg = dir.config(&format!(
+        "http: {{ address: \"127.0.0.1:{port}\" }}\nstreams:\n  - name: k\n    input: {{ type: kafka, brokers: [\"{}\"], topics: [lag], rate_per_sec: 500 }}\n    output: {{ type: drop }}\n",
+        tansu.broker
+    ));
+    let mut child = spawn(&cfg);
+    let start = std::time::Instant::now();
+    let lag = |body: &str, p: u32| -> Option<i64> {
+        let head = format!("arkflow_kafka_consumer_lag{{stream=\"k\",topic=\"lag\",partition=\"{p}\"}} ");
+        body.lines().find_map(|l| l.strip_prefix(&head)).and_then(|v| v.trim().parse().ok())
+    };
+    let body = loop {
+        let body = std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| get(port, "/metrics").1).unwrap_or_default();
+        if lag(&body, 0).is_some() && lag(&body, 1).is_some() {
+            break body;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no lag figures after 30 s:\n{body}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    signal(&child, "KILL");
+    let _ = child.wait();
+    for p in 0..2 {
+        let l = lag(&body, p).unwrap();
+        assert!(l > 1_000 && l <= 10_000, "partition {p}: lag {l} of a 10,000-record backlog read at 500/s");
+    }
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the S3-compatible servers the tests start on 127.0.0.1, when missing:
-#   moto_server  (PyPI moto[server], ~30 s)  - in memory, honours If-None-Match: *
-#   garage       (crates.io garage, ~8-15 min cold build) - persistent, ignores conditional headers
+# Installs the servers the tests start on 127.0.0.1, when missing:
+#   moto_server  (PyPI moto[server], ~30 s)  - S3, in memory, honours If-None-Match: *
+#   garage       (crates.io garage, ~8-15 min cold build) - S3, persistent, ignores conditional headers
+#   tansu        (crates.io tansu 0.6.0, ~10 min cold build) - Kafka protocol, sqlite storage, no EndTxn
 # Idempotent and quick when both are present. Prints where each one is.
 set -euo pipefail
 
@@ -33,4 +34,15 @@ else
     echo "installing garage $GARAGE_VERSION (cargo install, several minutes) ..."
     cargo install --locked --quiet garage --version "$GARAGE_VERSION"
     echo "garage: $cargo_bin/garage"
+fi
+
+# --- tansu ------------------------------------------------------------------------------------
+TANSU_VERSION=0.6.0
+if tansu_bin=$(command -v tansu) || { [ -x "$cargo_bin/tansu" ] && tansu_bin="$cargo_bin/tansu"; }; then
+    echo "tansu: $tansu_bin"
+else
+    echo "installing tansu $TANSU_VERSION (cargo install, several minutes) ..."
+    # The default features have no storage engine; sqlite needs libsql (see TOOLCHAINS.md).
+    cargo install --locked --quiet tansu --version "$TANSU_VERSION" --features dynostore,libsql
+    echo "tansu: $cargo_bin/tansu"
 fi

@@ -41,6 +41,8 @@ pub struct CheckpointMetrics {
     pub last_bytes: AtomicU64,
     pub failures: AtomicU64,
     pub decided: AtomicU64,
+    /// The input position of the last decided checkpoint, until the input takes it.
+    pub decided_position: std::sync::Mutex<Option<(u64, serde_json::Value)>>,
 }
 
 pub struct Coordinator {
@@ -63,6 +65,9 @@ pub struct Coordinator {
     /// Decided manifests kept restorable (newest last).
     retained: VecDeque<Manifest>,
     compacting: bool,
+    /// Mirrors `compacting` for the stream: a clean stop waits for it before the final barrier,
+    /// so the last decision names the new base.
+    compacting_flag: Arc<std::sync::atomic::AtomicBool>,
     compacted: Option<(u64, StateFile)>,
     /// Set when the stream must stop (fenced by a newer generation).
     pub fatal: Arc<std::sync::Mutex<Option<String>>>,
@@ -93,6 +98,8 @@ struct Pending {
 pub struct CoordinatorHandle {
     pub tx: Sender<CkptMsg>,
     pub in_flight: Arc<AtomicU64>,
+    /// A background compaction is running.
+    pub compacting: Arc<std::sync::atomic::AtomicBool>,
     pub metrics: Arc<CheckpointMetrics>,
     pub fatal: Arc<std::sync::Mutex<Option<String>>>,
     pub join: std::thread::JoinHandle<()>,
@@ -111,6 +118,7 @@ impl Coordinator {
     ) -> CoordinatorHandle {
         let (tx, rx) = crossbeam_channel::unbounded();
         let in_flight = Arc::new(AtomicU64::new(0));
+        let compacting = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let fatal = Arc::new(std::sync::Mutex::new(None));
         if let Some(m) = decided {
             metrics.last_decided.store(m.epoch, SeqCst);
@@ -132,6 +140,7 @@ impl Coordinator {
             current: None,
             retained: decided.cloned().into_iter().collect(),
             compacting: false,
+            compacting_flag: compacting.clone(),
             compacted: None,
             fatal: fatal.clone(),
             upload_seq: 0,
@@ -142,7 +151,7 @@ impl Coordinator {
         };
         let name = format!("{}-checkpoint", c.s.stream);
         let join = std::thread::Builder::new().name(name).spawn(move || c.run()).expect("spawn coordinator");
-        CoordinatorHandle { tx, in_flight, metrics, fatal, join }
+        CoordinatorHandle { tx, in_flight, compacting, metrics, fatal, join }
     }
 
     fn run(mut self) {
@@ -166,9 +175,13 @@ impl Coordinator {
                     Some(p) => p.sink = Some(files),
                     None => self.carry_sink.extend(files),
                 },
-                Some(CkptMsg::CompactionFailed) => self.compacting = false,
+                Some(CkptMsg::CompactionFailed) => {
+                    self.compacting = false;
+                    self.compacting_flag.store(false, SeqCst);
+                }
                 Some(CkptMsg::Compacted { upto, file }) => {
                     self.compacting = false;
+                    self.compacting_flag.store(false, SeqCst);
                     self.compacted = Some((upto, file));
                 }
                 Some(CkptMsg::Shutdown) => {
@@ -370,6 +383,11 @@ impl Coordinator {
         if created == PutOutcome::Exists {
             return Err(DecideError::Fenced(format!("manifest {mkey} already exists: another instance runs this operator; stopping")));
         }
+        if let Some(d) = &self.s.decider {
+            // The external decider (a Kafka transaction) decides; `commits/{e}` below is its copy.
+            let ext = super::ExternalDecision { epoch: p.epoch, manifest: mkey.clone(), checksum, generation: self.generation };
+            d.decide(&ext, &manifest.input_position).map_err(DecideError::Fenced)?;
+        }
         let decision = Decision::Commit { epoch: p.epoch, manifest: mkey.clone(), checksum, generation: self.generation };
         let dbytes = Bytes::from(serde_json::to_vec(&decision).expect("decision serializes"));
         let ckey = key(&scope, "commits", p.epoch);
@@ -421,6 +439,7 @@ impl Coordinator {
         self.carry_sink.clear();
         self.metrics.last_decided.store(p.epoch, SeqCst);
         self.metrics.decided.fetch_add(1, SeqCst);
+        *self.metrics.decided_position.lock().unwrap_or_else(|x| x.into_inner()) = Some((p.epoch, manifest.input_position.clone()));
         self.consecutive_failures = 0;
         self.metrics.last_duration_ms.store(p.started.elapsed().as_millis() as u64, SeqCst);
         self.metrics.last_bytes.store(bytes, SeqCst);
@@ -442,6 +461,7 @@ impl Coordinator {
             return;
         }
         self.compacting = true;
+        self.compacting_flag.store(true, SeqCst);
         let files = self.chain.clone();
         let upto = files.iter().map(|f| f.epoch).max().unwrap_or(0);
         let store = self.store.clone();

@@ -105,6 +105,34 @@ pub struct CheckpointSettings {
     pub ttl_ms: Option<u64>,
     /// Objects younger than this are never deleted by GC.
     pub gc_grace: std::time::Duration,
+    /// Decides epochs instead of `commits/{e}` (a transactional Kafka sink); the store then keeps
+    /// a copy of each decision, written after it.
+    pub decider: Option<std::sync::Arc<dyn ExternalDecider>>,
+    /// The last decision the external decider holds, read at start (recovery trusts it over the
+    /// store's copies).
+    pub external_last: Option<ExternalDecision>,
+}
+
+/// An epoch decided outside the state store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalDecision {
+    pub epoch: u64,
+    pub manifest: String,
+    pub checksum: u64,
+    pub generation: u64,
+}
+
+/// Decides epochs outside the state store. `decide` is called once the manifest of `epoch` is
+/// durable; Ok means decided; Err means not decided and the stream must stop (it restarts from the
+/// last decision).
+pub trait ExternalDecider: Send + Sync {
+    fn decide(&self, d: &ExternalDecision, input_position: &serde_json::Value) -> Result<(), String>;
+}
+
+impl std::fmt::Debug for dyn ExternalDecider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExternalDecider")
+    }
 }
 
 /// The process-wide runtime for checkpoint I/O (object stores are async; the data path is not).

@@ -95,7 +95,21 @@ pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings, from_s
     while store.put_if_absent(&key(scope, "generations", generation), Bytes::from(generation.to_string())).await? == PutOutcome::Exists {
         generation += 1;
     }
-    // 2. Find the last decided epoch and fence the one after the highest decision.
+    // 2. An external decider (Kafka) holds the decisions: copy its last one into the store if the
+    //    copy was not written before the crash.
+    if let Some(x) = &s.external_last {
+        let rec = serde_json::to_vec(&Decision::Commit { epoch: x.epoch, manifest: x.manifest.clone(), checksum: x.checksum, generation: x.generation })?;
+        if store.put_if_absent(&key(scope, "commits", x.epoch), Bytes::from(rec.clone())).await? == PutOutcome::Exists {
+            let have = store.get(&key(scope, "commits", x.epoch)).await?.unwrap_or_default();
+            if have != rec {
+                anyhow::bail!(
+                    "Kafka holds decision {} of operator `{scope}`, but the state store's record of that epoch differs (a fence or another decision): the state store and the Kafka cluster do not belong together",
+                    x.epoch
+                );
+            }
+        }
+    }
+    // 3. Find the last decided epoch and fence the one after the highest decision.
     let (decided, fence) = loop {
         let (all, highest) = decisions(&*store, scope).await?;
         let decided = all.into_iter().rev().find(|(_, d)| matches!(d, Decision::Commit { .. }));
@@ -106,8 +120,13 @@ pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings, from_s
         }
         // Another instance decided `fence` meanwhile: read again.
     };
+    if let (Some(x), Some((e, _))) = (&s.external_last, &decided) {
+        if *e != x.epoch {
+            anyhow::bail!("the state store's last decision of operator `{scope}` is epoch {e}, Kafka's is {}: the decider is Kafka, so the store must not be ahead of it", x.epoch);
+        }
+    }
     let mut out = Recovered { generation, manifest: None, next_epoch: fence + 1, entries: Vec::new(), restore_ms: 0 };
-    // 3. Load the manifest to start from, verified.
+    // 4. Load the manifest to start from, verified.
     let manifest = match (from_savepoint, decided) {
         (Some(name), _) => load_manifest(&*store, &super::savepoint::manifest_key(scope, name), None).await?,
         (None, Some((_, Decision::Commit { manifest, checksum, .. }))) => load_manifest(&*store, &manifest, Some(checksum)).await?,
@@ -121,14 +140,14 @@ pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings, from_s
             s.key_groups
         );
     }
-    // 4. Fetch and check every state file in parallel, apply in chain order (unless the hybrid
+    // 5. Fetch and check every state file in parallel, apply in chain order (unless the hybrid
     //    backend reads key groups back on first use).
     let started = std::time::Instant::now();
     if !s.lazy_restore {
         out.entries = load_entries(store.clone(), &manifest.state_files).await?;
     }
     out.restore_ms = started.elapsed().as_millis() as u64;
-    // 5. Post-commit actions of the decided epoch (idempotent).
+    // 6. Post-commit actions of the decided epoch (idempotent).
     finalize_sink_files(&manifest.sink_files)?;
     let _ = store.put_if_absent(&key(scope, "committed", manifest.epoch), Bytes::from_static(b"{}")).await;
     out.manifest = Some(manifest);

@@ -64,6 +64,8 @@ fn settings(timeout_ms: u64, tolerated: u32) -> CheckpointSettings {
         lazy_restore: false,
         ttl_ms: None,
         gc_grace: Duration::from_secs(3600),
+        decider: None,
+        external_last: None,
     }
 }
 

@@ -1,4 +1,4 @@
-//! Input types: `generate`, `file`, `stdin`.
+//! Input types: `generate`, `file`, `stdin`, `kafka`.
 //!
 //! Contract: [`TYPES`] maps each `type:` name to a builder that deserializes the section's
 //! raw struct (unknown keys rejected), applies the defaults from `model.rs`, resolves paths and
@@ -17,11 +17,11 @@ use super::spans::YPath;
 
 /// Known input types, in documentation order.
 pub(crate) const TYPES: &[(&str, Build<InputConfig>)] =
-    &[("generate", generate), ("file", file), ("stdin", stdin)];
+    &[("generate", generate), ("file", file), ("stdin", stdin), ("kafka", kafka)];
 
 /// The schema of each type's section, from the raw structs below (see `schema.rs`).
 pub(crate) const SCHEMAS: &[(&str, super::schema::SchemaFn)] =
-    &[("generate", super::schema::of::<RawGenerate>), ("file", super::schema::of::<RawFile>), ("stdin", super::schema::of::<RawStdin>)];
+    &[("generate", super::schema::of::<RawGenerate>), ("file", super::schema::of::<RawFile>), ("stdin", super::schema::of::<RawStdin>), ("kafka", super::schema::of::<RawKafka>)];
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -92,6 +92,62 @@ fn stdin(ctx: &Ctx, value: Value, path: &YPath) -> Result<InputConfig, ConfigErr
     };
     ctx.at_least(&path.key("batch_size"), cfg.batch_size, 1)?;
     Ok(InputConfig::Stdin(cfg))
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawKafka {
+    brokers: Vec<String>,
+    topics: Vec<String>,
+    consumer_group: Option<String>,
+    client_id: Option<String>,
+    start_from: Option<String>,
+    isolation_level: Option<String>,
+    batch_size: Option<usize>,
+    max_batch_bytes: Option<usize>,
+    max_wait_ms: Option<u64>,
+    stop_at_end: Option<bool>,
+    rate_per_sec: Option<u64>,
+    options: Option<std::collections::BTreeMap<String, String>>,
+}
+
+fn kafka(ctx: &Ctx, value: Value, path: &YPath) -> Result<InputConfig, ConfigError> {
+    let raw: RawKafka = ctx.de(value, path, &["type"])?;
+    let cfg = KafkaInput {
+        brokers: non_empty_list(ctx, raw.brokers, &path.key("brokers"))?,
+        topics: non_empty_list(ctx, raw.topics, &path.key("topics"))?,
+        consumer_group: raw.consumer_group,
+        client_id: raw.client_id.unwrap_or_else(|| DEFAULT_KAFKA_CLIENT_ID.into()),
+        start_from: ctx.named(raw.start_from, &path.key("start_from"), "start_from", StartFrom::NAMES, StartFrom::from_name, StartFrom::Earliest)?,
+        isolation_level: ctx.named(
+            raw.isolation_level,
+            &path.key("isolation_level"),
+            "isolation_level",
+            IsolationLevel::NAMES,
+            IsolationLevel::from_name,
+            IsolationLevel::ReadCommitted,
+        )?,
+        batch_size: raw.batch_size.unwrap_or(DEFAULT_INPUT_BATCH_SIZE),
+        max_batch_bytes: raw.max_batch_bytes.unwrap_or(DEFAULT_KAFKA_MAX_BATCH_BYTES),
+        max_wait_ms: raw.max_wait_ms.unwrap_or(DEFAULT_KAFKA_MAX_WAIT_MS),
+        stop_at_end: raw.stop_at_end.unwrap_or(false),
+        rate_per_sec: raw.rate_per_sec,
+        options: raw.options.unwrap_or_default(),
+    };
+    if let Some(rate) = cfg.rate_per_sec {
+        ctx.at_least(&path.key("rate_per_sec"), rate, 1)?;
+    }
+    ctx.at_least(&path.key("batch_size"), cfg.batch_size, 1)?;
+    ctx.at_least(&path.key("max_batch_bytes"), cfg.max_batch_bytes, 1)?;
+    Ok(InputConfig::Kafka(cfg))
+}
+
+/// Rejects an empty list or an empty entry.
+pub(crate) fn non_empty_list(ctx: &Ctx, v: Vec<String>, at: &YPath) -> Result<Vec<String>, ConfigError> {
+    if v.is_empty() || v.iter().any(|s| s.trim().is_empty()) {
+        return Err(ctx.invalid(at, format!("{at} must be a non-empty list of non-empty names")));
+    }
+    Ok(v)
 }
 
 /// Rejects an empty path and resolves a relative one against the config file's directory.

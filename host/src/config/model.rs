@@ -141,6 +141,7 @@ pub enum InputConfig {
     Generate(GenerateInput),
     File(FileInput),
     Stdin(StdinInput),
+    Kafka(KafkaInput),
 }
 
 /// `type: generate` — deterministic synthetic JSON events
@@ -248,6 +249,7 @@ pub struct WasiGrants {
 pub enum OutputConfig {
     Stdout(StdoutOutput),
     File(FileOutput),
+    Kafka(KafkaOutput),
     Drop,
 }
 
@@ -461,6 +463,10 @@ macro_rules! named_enum {
 named_enum!(BackendType { "memory" => Memory, "s3" => S3, "hybrid" => Hybrid, "local" => Local });
 named_enum!(FailurePolicy { "fail" => Fail, "error_output" => ErrorOutput });
 named_enum!(OutputFormat { "json" => Json, "raw" => Raw });
+
+#[path = "model_kafka.rs"]
+mod kafka;
+pub use kafka::*;
 
 /// Credentials never appear in logs or errors: Debug redacts them.
 impl std::fmt::Debug for S3Config {

@@ -1,4 +1,4 @@
-//! Output types: `stdout`, `file`, `drop` (used for both `output:` and `error_output:`).
+//! Output types: `stdout`, `file`, `kafka`, `drop` (used for both `output:` and `error_output:`).
 //!
 //! Contract: [`TYPES`] maps each `type:` name to a builder, as in `inputs.rs`. `format` accepts
 //! the names in `OutputFormat::NAMES`. To add an output: a raw struct, a builder, one entry.
@@ -11,17 +11,17 @@ use serde_yaml::Value;
 use super::ctx::Ctx;
 use super::dispatch::Build;
 use super::error::ConfigError;
-use super::inputs::non_empty_path;
+use super::inputs::{non_empty_list, non_empty_path};
 use super::model::*;
 use super::spans::YPath;
 
 /// Known output types, in documentation order.
 pub(crate) const TYPES: &[(&str, Build<OutputConfig>)] =
-    &[("stdout", stdout), ("file", file), ("drop", drop_output)];
+    &[("stdout", stdout), ("file", file), ("kafka", kafka), ("drop", drop_output)];
 
 /// The schema of each type's section, from the raw structs below (see `schema.rs`).
 pub(crate) const SCHEMAS: &[(&str, super::schema::SchemaFn)] =
-    &[("stdout", super::schema::of::<RawStdout>), ("file", super::schema::of::<RawFile>), ("drop", super::schema::of::<RawDrop>)];
+    &[("stdout", super::schema::of::<RawStdout>), ("file", super::schema::of::<RawFile>), ("kafka", super::schema::of::<RawKafka>), ("drop", super::schema::of::<RawDrop>)];
 
 fn format(ctx: &Ctx, raw: Option<String>, path: &YPath) -> Result<OutputFormat, ConfigError> {
     ctx.named(
@@ -60,6 +60,68 @@ fn file(ctx: &Ctx, value: Value, path: &YPath) -> Result<OutputConfig, ConfigErr
     Ok(OutputConfig::File(FileOutput {
         path: out_path,
         format: format(ctx, raw.format, path)?,
+    }))
+}
+
+/// `acks: all` and `acks: 1` are both natural YAML.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+enum NameOrNumber {
+    Name(String),
+    Number(i64),
+}
+
+impl NameOrNumber {
+    fn into_name(self) -> String {
+        match self {
+            NameOrNumber::Name(s) => s,
+            NameOrNumber::Number(n) => n.to_string(),
+        }
+    }
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawKafka {
+    brokers: Vec<String>,
+    topic: String,
+    topic_field: Option<String>,
+    key_field: Option<String>,
+    headers: Option<std::collections::BTreeMap<String, String>>,
+    compression: Option<String>,
+    acks: Option<NameOrNumber>,
+    idempotent: Option<bool>,
+    exactly_once: Option<bool>,
+    control_topic: Option<String>,
+    client_id: Option<String>,
+    options: Option<std::collections::BTreeMap<String, String>>,
+}
+
+fn kafka(ctx: &Ctx, value: Value, path: &YPath) -> Result<OutputConfig, ConfigError> {
+    let raw: RawKafka = ctx.de(value, path, &["type"])?;
+    let acks = ctx.named(raw.acks.map(NameOrNumber::into_name), &path.key("acks"), "acks", Acks::NAMES, Acks::from_name, Acks::All)?;
+    let idempotent = raw.idempotent.unwrap_or(acks == Acks::All);
+    let exactly_once = raw.exactly_once.unwrap_or(false);
+    if idempotent && acks != Acks::All {
+        return Err(ctx.invalid(&path.key("idempotent"), format!("{} needs acks: all (an idempotent producer waits for all in-sync replicas)", path.key("idempotent"))));
+    }
+    if exactly_once && acks != Acks::All {
+        return Err(ctx.invalid(&path.key("exactly_once"), format!("{} needs acks: all", path.key("exactly_once"))));
+    }
+    let topic = non_empty_list(ctx, vec![raw.topic], &path.key("topic"))?.remove(0);
+    Ok(OutputConfig::Kafka(KafkaOutput {
+        brokers: non_empty_list(ctx, raw.brokers, &path.key("brokers"))?,
+        topic,
+        topic_field: raw.topic_field,
+        key_field: raw.key_field,
+        headers: raw.headers.unwrap_or_default(),
+        compression: ctx.named(raw.compression, &path.key("compression"), "compression", Compression::NAMES, Compression::from_name, Compression::None)?,
+        acks,
+        idempotent: idempotent || exactly_once,
+        exactly_once,
+        control_topic: raw.control_topic.unwrap_or_else(|| DEFAULT_KAFKA_CONTROL_TOPIC.into()),
+        client_id: raw.client_id.unwrap_or_else(|| DEFAULT_KAFKA_CLIENT_ID.into()),
+        options: raw.options.unwrap_or_default(),
     }))
 }
 

@@ -352,3 +352,34 @@ fn from_file_reads_and_reports_io_errors() {
         "{e}"
     );
 }
+
+#[test]
+fn kafka_input_and_output_defaults() {
+    let text = "streams:\n  - input: {type: kafka, brokers: [\"localhost:9092\"], topics: [orders]}\n    output: {type: kafka, brokers: [\"localhost:9092\"], topic: counts, acks: 1, idempotent: false, headers: {src: arkflow}}\n";
+    let cfg = parse(text).unwrap();
+    let InputConfig::Kafka(i) = &cfg.streams[0].input else { panic!("kafka input") };
+    assert_eq!(
+        *i,
+        KafkaInput {
+            brokers: vec!["localhost:9092".into()],
+            topics: vec!["orders".into()],
+            consumer_group: None,
+            client_id: "arkflow".into(),
+            start_from: StartFrom::Earliest,
+            isolation_level: IsolationLevel::ReadCommitted,
+            batch_size: DEFAULT_INPUT_BATCH_SIZE,
+            max_batch_bytes: DEFAULT_KAFKA_MAX_BATCH_BYTES,
+            max_wait_ms: DEFAULT_KAFKA_MAX_WAIT_MS,
+            stop_at_end: false,
+            rate_per_sec: None,
+            options: BTreeMap::new(),
+        }
+    );
+    let OutputConfig::Kafka(o) = &cfg.streams[0].output else { panic!("kafka output") };
+    assert_eq!((o.acks, o.idempotent, o.exactly_once, o.compression), (Acks::One, false, false, Compression::None));
+    assert_eq!(o.headers.get("src").map(String::as_str), Some("arkflow"));
+    assert_eq!(o.control_topic, DEFAULT_KAFKA_CONTROL_TOPIC);
+    let text = text.replace(", acks: 1, idempotent: false", "");
+    let OutputConfig::Kafka(o) = &parse(&text).unwrap().streams[0].output else { panic!() };
+    assert_eq!((o.acks, o.idempotent), (Acks::All, true), "idempotent by default with acks all");
+}

@@ -84,7 +84,7 @@ fn bad_types_are_located_at_the_value() {
     let text = format!("{HEAD}    input: generate\n    output: {{type: drop}}\n");
     assert_eq!(
         err(&text),
-        "config.yaml:3:12: invalid value for streams[0].input: expected a mapping with a `type` key (one of: generate, file, stdin), found string \"generate\""
+        "config.yaml:3:12: invalid value for streams[0].input: expected a mapping with a `type` key (one of: generate, file, stdin, kafka), found string \"generate\""
     );
 }
 
@@ -107,28 +107,25 @@ fn missing_required_keys_name_the_map() {
     let text = format!("{HEAD}    input: {{count: 3}}\n    output: {{type: drop}}\n");
     assert_eq!(
         err(&text),
-        "config.yaml:3:12: missing required key `type` in streams[0].input (known input types: generate, file, stdin)"
+        "config.yaml:3:12: missing required key `type` in streams[0].input (known input types: generate, file, stdin, kafka)"
     );
     assert_eq!(err(""), "config.yaml: the configuration is empty: expected a mapping with at least a `streams:` list");
 }
 
 #[test]
 fn unsupported_types_fail_clearly() {
-    let text = "streams:\n  - input:\n      type: kafka\n      brokers: [localhost:9092]\n      topics: [orders]\n    pipeline:\n      processors:\n        - type: sql\n          query: SELECT 1\n    output: {type: stdout}\n";
-    assert_eq!(err(text), "config.yaml:3:13: unknown input type `kafka` at streams[0].input.type (known: generate, file, stdin)");
+    let text = "streams:\n  - input:\n      type: mqtt\n      brokers: [localhost:9092]\n      topics: [orders]\n    pipeline:\n      processors:\n        - type: sql\n          query: SELECT 1\n    output: {type: stdout}\n";
+    assert_eq!(err(text), "config.yaml:3:13: unknown input type `mqtt` at streams[0].input.type (known: generate, file, stdin, kafka)");
     assert_eq!(kind(text), K::UnknownVariant);
-    let text = text.replace("kafka", "generate").replace(
-        "      brokers: [localhost:9092]\n      topics: [orders]\n",
-        "",
-    );
+    let text = text.replace("mqtt", "kafka");
     assert_eq!(
         err(&text),
-        "config.yaml:6:17: unknown processor type `sql` at streams[0].pipeline.processors[0].type (known: wasm, native_counter)"
+        "config.yaml:8:17: unknown processor type `sql` at streams[0].pipeline.processors[0].type (known: wasm, native_counter)"
     );
     let text = format!("{HEAD}    input: {{type: stdin}}\n    output: {{type: stdot}}\n");
     assert_eq!(
         err(&text),
-        "config.yaml:4:20: unknown output type `stdot` at streams[0].output.type (did you mean `stdout`? known: stdout, file, drop)"
+        "config.yaml:4:20: unknown output type `stdot` at streams[0].output.type (did you mean `stdout`? known: stdout, file, kafka, drop)"
     );
 }
 
@@ -233,4 +230,21 @@ fn EngineConfig_from_str_no_origin(text: &str) -> String {
     super::EngineConfig::from_yaml_str(text, None)
         .unwrap_err()
         .to_string()
+}
+
+#[test]
+fn kafka_sections_are_checked() {
+    let kafka = |input: &str, output: &str| format!("streams:\n  - input: {input}\n    output: {output}\n");
+    let ok_in = "{type: kafka, brokers: [\"127.0.0.1:9092\"], topics: [orders]}";
+    assert_eq!(
+        err(&kafka("{type: kafka, brokers: [], topics: [orders]}", "{type: drop}")),
+        "config.yaml:2:35: streams[0].input.brokers must be a non-empty list of non-empty names"
+    );
+    assert_eq!(
+        err(&kafka(ok_in, "{type: kafka, brokers: [b], topic: t, acks: 1, exactly_once: true}")),
+        "config.yaml:3:74: streams[0].output.exactly_once needs acks: all"
+    );
+    assert!(err(&kafka(ok_in, "{type: kafka, brokers: [b], topic: t, acks: 2}")).contains("unknown acks `2`"));
+    assert!(err(&kafka("{type: kafka, brokers: [b], topics: [t], start_from: newest}", "{type: drop}")).contains("unknown start_from `newest`"));
+    assert!(err(&kafka(ok_in, "{type: kafka, brokers: [b], topic: t, compresion: lz4}")).contains("did you mean `compression`"));
 }

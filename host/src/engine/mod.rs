@@ -46,7 +46,12 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
         })
         .unwrap_or_default();
     let sm = &engine.state_management;
-    let mut input = crate::input::build(&cfg.input).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
+    let shared = Arc::new(StreamShared::new(cfg.name.clone()));
+    if cfg.key_by.is_some() && matches!(cfg.input, crate::config::InputConfig::Kafka(_)) {
+        tracing::warn!(stream = %cfg.name, "key_by is ignored with a kafka input: records are routed by partition (a key's records must share a partition)");
+    }
+    let mut input =
+        crate::input::build(&cfg.input, &default_group(cfg), shared.kafka.clone()).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
 
     let error_output = match &cfg.error_output {
         Some(o) => Some(crate::output::build(o).map_err(|e| anyhow::anyhow!("stream {}: error_output: {e:#}", cfg.name))?),
@@ -54,10 +59,15 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
     };
     let (checkpoint, eo_output) = match sm.enabled {
         true => {
-            let (c, o) = checkpoint_setup(engine, cfg, &mut *input)?;
+            let (c, o) = checkpoint_setup(engine, cfg, &mut *input, &shared)?;
             (Some(c), o)
         }
-        false => (None, None),
+        false => {
+            if matches!(&cfg.output, crate::config::OutputConfig::Kafka(k) if k.exactly_once) {
+                anyhow::bail!("stream {}: output: a kafka output with exactly_once: true needs state_management.enabled: true (each epoch's transaction commits with its checkpoint)", cfg.name);
+            }
+            (None, None)
+        }
     };
     let output = match eo_output {
         Some(o) => o,
@@ -75,8 +85,16 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
         error_output,
         barrier_interval: sm.enabled.then(|| Duration::from_millis(sm.checkpoint_interval_ms.max(1))),
         checkpoint,
-        shared: Arc::new(StreamShared::new(cfg.name.clone())),
+        shared,
     })
+}
+
+/// The Kafka consumer group of a stream whose input names none.
+pub fn default_group(cfg: &StreamConfig) -> String {
+    match &cfg.input {
+        crate::config::InputConfig::Kafka(k) if k.consumer_group.is_some() => k.consumer_group.clone().unwrap_or_default(),
+        _ => format!("arkflow-{}", cfg.state.operator_id),
+    }
 }
 
 /// Opens the object store of the configured state backend.
@@ -99,12 +117,13 @@ fn checkpoint_setup(
     engine: &EngineConfig,
     cfg: &StreamConfig,
     input: &mut dyn crate::input::Input,
+    shared: &StreamShared,
 ) -> anyhow::Result<(stream::CheckpointSetup, Option<Box<dyn crate::output::Output>>)> {
     use crate::config::{BackendType, OutputConfig};
     let sm = &engine.state_management;
     let name = &cfg.name;
     let store = open_store(sm)?;
-    let settings = crate::checkpoint::CheckpointSettings {
+    let mut settings = crate::checkpoint::CheckpointSettings {
         scope: cfg.state.operator_id.clone(),
         stream: name.clone(),
         interval: Duration::from_millis(sm.checkpoint_interval_ms.max(1)),
@@ -116,6 +135,8 @@ fn checkpoint_setup(
         ttl_ms: sm.state_timeout_ms,
         lazy_restore: sm.backend_type == BackendType::Hybrid,
         gc_grace: Duration::from_millis(sm.gc_grace_ms),
+        decider: None,
+        external_last: None,
     };
     if sm.exactly_once {
         if sm.backend_type == BackendType::Memory {
@@ -133,6 +154,18 @@ fn checkpoint_setup(
             tracing::warn!(stream = %name, "exactly_once: the stdout output stays at-least-once (records since the last checkpoint are printed again after a crash)");
         }
     }
+    let txn_sink = match &cfg.output {
+        OutputConfig::Kafka(k) if k.exactly_once => {
+            if !sm.exactly_once {
+                anyhow::bail!("stream {name}: output: a kafka output with exactly_once: true needs state_management.exactly_once: true");
+            }
+            let sink = transactional_sink(cfg, k, shared)?;
+            settings.external_last = sink.1;
+            settings.decider = Some(sink.0.clone());
+            Some(sink.0)
+        }
+        _ => None,
+    };
     let recovered = crate::checkpoint::block_on(crate::checkpoint::recovery::recover(store.clone(), &settings, sm.from_savepoint.as_deref()))
         .map_err(|e| anyhow::anyhow!("stream {name}: recovery from {} failed: {e:#}", store.describe()))?;
     if let Some(m) = &recovered.manifest {
@@ -143,6 +176,9 @@ fn checkpoint_setup(
     }
     let eo_output: Option<Box<dyn crate::output::Output>> = match (&cfg.output, sm.exactly_once) {
         (OutputConfig::File(f), true) => Some(Box::new(crate::output::EoFileOut::open(&f.path, f.format, recovered.generation)?)),
+        (OutputConfig::Kafka(k), _) if txn_sink.is_some() => {
+            Some(Box::new(crate::kafka::KafkaOutput::transactional(k.clone(), txn_sink.clone().expect("checked"))))
+        }
         _ => None,
     };
     let hybrid = (sm.backend_type == BackendType::Hybrid).then(|| {
@@ -155,6 +191,27 @@ fn checkpoint_setup(
         ))
     });
     Ok((stream::CheckpointSetup { store, settings, recovered, metrics: Default::default(), hybrid }, eo_output))
+}
+
+type Sink = Arc<crate::kafka::txn::TxnSink<dyn crate::kafka::txn::TxnClient>>;
+
+/// The transactional Kafka sink of a stream: refuses brokers without the transaction APIs, fences
+/// older producers of the stream's transactional ids and reads the last decision from Kafka.
+fn transactional_sink(
+    cfg: &StreamConfig,
+    k: &crate::config::KafkaOutput,
+    shared: &StreamShared,
+) -> anyhow::Result<(Sink, Option<crate::checkpoint::ExternalDecision>)> {
+    let name = &cfg.name;
+    crate::kafka::probe::require_transactions(&k.brokers).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?;
+    let input_group = matches!(cfg.input, crate::config::InputConfig::Kafka(_)).then(|| default_group(cfg));
+    let prefix = format!("arkflow-{}", cfg.state.operator_id);
+    let client = crate::kafka::RdTxnClient::new(k.clone(), &prefix, input_group.as_deref())
+        .map_err(|e| anyhow::anyhow!("stream {name}: output: {e}"))?;
+    let client: Box<dyn crate::kafka::txn::TxnClient> = Box::new(client);
+    let (sink, last) = crate::kafka::txn::TxnSink::recover(client, name, shared.kafka.clone())
+        .map_err(|e| anyhow::anyhow!("stream {name}: output: recovering Kafka transactions: {e}"))?;
+    Ok((Arc::new(sink), last.map(Into::into)))
 }
 
 /// Runs every stream to completion (each on its own threads) and returns their reports.

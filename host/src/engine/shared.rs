@@ -37,6 +37,8 @@ pub struct StreamShared {
     pub batch_latency: prometheus_client::metrics::histogram::Histogram,
     /// Time to restore state at start, when the stream restored a checkpoint.
     pub restore_ms: AtomicU64,
+    /// Kafka figures (lag per partition, transactions); empty without Kafka.
+    pub kafka: std::sync::Arc<crate::kafka::KafkaMetrics>,
 }
 
 impl StreamShared {
@@ -50,6 +52,7 @@ impl StreamShared {
                 prometheus_client::metrics::histogram::exponential_buckets(0.0001, 4.0, 10),
             ),
             restore_ms: AtomicU64::new(0),
+            kafka: Default::default(),
         }
     }
 

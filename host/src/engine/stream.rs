@@ -102,7 +102,8 @@ impl Stream {
             self;
         let n = config.pipeline.thread_num.max(1);
         let cap = config.pipeline.channel_capacity.max(1);
-        let router = Router::new(key_groups, n, config.key_by.clone());
+        let mut router = Router::new(key_groups, n, config.key_by.clone());
+        router.by_partition = input.partitioned();
         // Restored state goes to the worker that now owns each key group.
         let hybrid = checkpoint.as_ref().and_then(|c| c.hybrid.clone());
         let mut states: Vec<WorkerState> = (0..n)
@@ -174,7 +175,6 @@ impl Stream {
         }
         drop(out_tx);
 
-        let mut router = router;
         let mut barriers = Barriers { interval: barrier_interval, coordinator: coordinator.as_ref(), next: first_epoch, last: Instant::now() };
         input_loop(&mut *input, &mut router, &inboxes, &shared, &stop, &mut barriers);
         // The final barrier: wait for the checkpoint in flight, then checkpoint everything read.
@@ -270,13 +270,20 @@ impl Barriers<'_> {
         self.last = Instant::now();
     }
 
-    /// Waits (bounded by the checkpoint timeout) until no checkpoint is in flight.
+    /// Waits (at most 60 s) until no checkpoint and no compaction is in flight, so that the final
+    /// checkpoint covers everything read and names a compacted chain.
     fn wait_idle(&self, shared: &StreamShared) {
         let Some(c) = self.coordinator else { return };
         let start = Instant::now();
-        while c.in_flight.load(Relaxed) != 0 && start.elapsed() < Duration::from_secs(60) && !shared.failed() {
+        let busy = || c.in_flight.load(Relaxed) != 0 || c.compacting.load(Relaxed);
+        while busy() && start.elapsed() < Duration::from_secs(60) && !shared.failed() {
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// The position of a checkpoint decided since the last call.
+    fn take_decided(&self) -> Option<(u64, serde_json::Value)> {
+        self.coordinator.and_then(|c| c.metrics.decided_position.lock().unwrap_or_else(|p| p.into_inner()).take())
     }
 
     fn fatal(&self) -> Option<String> {
@@ -300,6 +307,9 @@ fn input_loop(
         if let Some(msg) = barriers.fatal() {
             shared.fail(format!("stream {}: {msg}", shared.name));
             break;
+        }
+        if let Some((epoch, position)) = barriers.take_decided() {
+            input.decided(epoch, &position);
         }
         match input.next_batch() {
             Ok(Some(batch)) => {
@@ -328,12 +338,14 @@ pub struct Router {
     pub key_groups: u32,
     pub workers: usize,
     pub key_by: Option<String>,
+    /// Route by input partition (`partition % key_groups`) instead of by key.
+    pub by_partition: bool,
     unkeyed: u64,
 }
 
 impl Router {
     pub fn new(key_groups: u32, workers: usize, key_by: Option<String>) -> Self {
-        Router { key_groups, workers, key_by, unkeyed: 0 }
+        Router { key_groups, workers, key_by, by_partition: false, unkeyed: 0 }
     }
 
     /// The key group of a routing key.
@@ -349,6 +361,11 @@ impl Router {
     pub fn route(&mut self, batch: Vec<crate::record::Record>) -> Vec<Vec<Routed>> {
         let mut out: Vec<Vec<Routed>> = (0..self.workers).map(|_| Vec::with_capacity(batch.len() / self.workers + 1)).collect();
         for record in batch {
+            if self.by_partition {
+                let group = record.partition % self.key_groups;
+                out[self.worker_of(group)].push(Routed { group, record });
+                continue;
+            }
             let group = match (&record.key, &self.key_by) {
                 (Some(k), _) => self.group_of(k),
                 (None, Some(field)) => match record.value.as_deref().and_then(|v| crate::util::json::field_bytes(v, field)) {

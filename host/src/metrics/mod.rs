@@ -80,7 +80,7 @@ impl Collector for StreamsCollector {
             if values.is_empty() {
                 continue;
             }
-            let mut metric = encoder.encode_descriptor(name, help, None, kind.clone())?;
+            let mut metric = encoder.encode_descriptor(name, help, None, *kind)?;
             for (stream, v) in values {
                 let labels = [("stream", stream)];
                 let mut family = metric.encode_family(&labels)?;
@@ -97,6 +97,7 @@ impl Collector for StreamsCollector {
                 prometheus_client::encoding::EncodeMetric::encode(&s.shared.batch_latency, metric.encode_family(&labels)?)?;
             }
         }
+        encode_kafka(&mut encoder, &streams)?;
         // The seed's "backend type", as an info-style gauge.
         let backends: Vec<(String, String)> =
             streams.iter().filter_map(|s| s.checkpoint.as_ref().map(|(b, _)| (s.shared.name.clone(), b.clone()))).collect();
@@ -109,6 +110,50 @@ impl Collector for StreamsCollector {
         }
         Ok(())
     }
+}
+
+/// Kafka figures: consumer lag per partition; transactions of exactly-once Kafka outputs.
+fn encode_kafka(encoder: &mut DescriptorEncoder, streams: &[StreamProbe]) -> Result<(), std::fmt::Error> {
+    type Lags = Vec<(String, i32, i64)>;
+    let lags: Vec<(&str, Lags)> = streams.iter().map(|s| (s.shared.name.as_str(), s.shared.kafka.lag())).filter(|(_, l)| !l.is_empty()).collect();
+    if !lags.is_empty() {
+        let mut metric = encoder.encode_descriptor("arkflow_kafka_consumer_lag", "Records between the input's position and the partition's end offset.", None, MetricType::Gauge)?;
+        for (stream, parts) in &lags {
+            for (topic, p, lag) in parts {
+                let p = p.to_string();
+                let labels = [("stream", *stream), ("topic", topic.as_str()), ("partition", p.as_str())];
+                metric.encode_family(&labels)?.encode_gauge(lag)?;
+            }
+        }
+    }
+    let txn: Vec<&StreamProbe> = streams.iter().filter(|s| s.shared.kafka.transactional.load(Relaxed)).collect();
+    if txn.is_empty() {
+        return Ok(());
+    }
+    type KGet = fn(&crate::kafka::KafkaMetrics) -> i64;
+    const TXN: &[(&str, &str, MetricType, KGet)] = &[
+        ("arkflow_kafka_active_transactions", "Open Kafka transactions of the output.", MetricType::Gauge, |k| k.active_transactions.load(Relaxed)),
+        ("arkflow_kafka_transactions_committed", "Kafka transactions committed (epochs decided).", MetricType::Counter, |k| k.transactions_committed.load(Relaxed) as i64),
+        ("arkflow_kafka_transactions_aborted", "Kafka transactions aborted.", MetricType::Counter, |k| k.transactions_aborted.load(Relaxed) as i64),
+    ];
+    for (name, help, kind, get) in TXN {
+        let mut metric = encoder.encode_descriptor(name, help, None, *kind)?;
+        for s in &txn {
+            let labels = [("stream", s.shared.name.as_str())];
+            let v = get(&s.shared.kafka);
+            let mut family = metric.encode_family(&labels)?;
+            match kind {
+                MetricType::Counter => family.encode_counter::<NoLabelSet, _, u64>(&(v.max(0) as u64), None)?,
+                _ => family.encode_gauge(&v)?,
+            }
+        }
+    }
+    let mut metric = encoder.encode_descriptor("arkflow_kafka_commit_latency_seconds", "Time to commit an epoch's Kafka transaction.", None, MetricType::Histogram)?;
+    for s in &txn {
+        let labels = [("stream", s.shared.name.as_str())];
+        prometheus_client::encoding::EncodeMetric::encode(&s.shared.kafka.commit_latency, metric.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// Logs one status line per stream every `interval` (records/s since the last line, totals,

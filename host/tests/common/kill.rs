@@ -3,6 +3,7 @@
 //! exactly-once file output, and restarted each time; then every input record's effect must
 //! appear exactly once in the finalized parts and each key's final count must equal its number
 //! of input records. Size: ARKFLOW_CRASH_RECORDS (default 1,000,000), ARKFLOW_CRASH_KILLS (30).
+//! `kill_and_check` is the loop itself, for any input (the Kafka tests use it too).
 
 use super::*;
 use std::collections::HashMap;
@@ -58,6 +59,14 @@ streams:
         counter = plugin("counter").display(),
         out = out_dir.join("out.jsonl").display()
     ));
+    kill_and_check(&cfg, &out_dir, &expected, n, kills, (50, 700));
+}
+
+/// SIGKILLs the stream of `cfg` (wasm counter -> exactly-once file output in `out_dir`) at random
+/// moments `kills` times, restarting it each time, then runs it to completion and checks that the
+/// `n` input records' effects appear exactly once and each key's counts are 1..=expected. Each
+/// run lives a random time in `window_ms` (min, max) before its kill.
+pub fn kill_and_check(cfg: &Path, out_dir: &Path, expected: &HashMap<String, i64>, n: u64, kills: u64, window_ms: (u64, u64)) {
     let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
     eprintln!("kill loop: {n} records, {kills} kills, seed {seed}");
     let mut rand = move || {
@@ -67,8 +76,8 @@ streams:
     let mut killed = 0;
     let mut finished_early = 0;
     while killed < kills {
-        let mut child = spawn(&cfg);
-        let wait = Duration::from_millis(50 + rand() % 650);
+        let mut child = spawn(cfg);
+        let wait = Duration::from_millis(window_ms.0 + rand() % (window_ms.1 - window_ms.0));
         let start = Instant::now();
         let mut exited = None;
         while start.elapsed() < wait {
@@ -96,12 +105,12 @@ streams:
             }
         }
     }
-    let (before, parts_before) = read_parts(&out_dir);
+    let (before, parts_before) = read_parts(out_dir);
     eprintln!("kill loop: before the final run, {parts_before} parts with {} records were finalized", before.len());
     // A final run to completion.
-    let out = run(&cfg, &[]);
+    let out = run(cfg, &[]);
     assert!(out.status.success(), "final run: {}", stderr(&out));
-    let (lines, parts) = read_parts(&out_dir);
+    let (lines, parts) = read_parts(out_dir);
     eprintln!("kill loop: {killed} kills, {parts} parts, {} output records", lines.len());
     assert_eq!(killed, kills, "every planned kill landed while the stream ran");
     assert!(parts_before > 0 && !before.is_empty(), "kills landed after decided checkpoints");
@@ -115,7 +124,7 @@ streams:
         assert_eq!(sorted, (1..=n).collect::<Vec<_>>(), "key {k}: each count exactly once");
         assert_eq!(counts, sorted, "key {k}: counts in order across parts");
     }
-    let stale: Vec<_> = std::fs::read_dir(&out_dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+    let stale: Vec<_> = std::fs::read_dir(out_dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
     assert!(stale.is_empty(), "no temp files left after a clean end: {stale:?}");
 }
 

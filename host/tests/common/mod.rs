@@ -2,6 +2,7 @@
 //! (`bash plugins/build.sh` puts them in `plugins/dist/`).
 #![allow(dead_code)]
 
+pub mod kafka;
 pub mod kill;
 pub mod s3;
 

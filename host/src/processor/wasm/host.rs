@@ -173,7 +173,7 @@ impl log::Host for HostCtx {
                 cut -= 1;
             }
             msg.truncate(cut);
-            msg.push_str("…");
+            msg.push('…');
         }
         if matches!(level, log::Level::Error) {
             self.last_error_log = Some(msg.split_whitespace().collect::<Vec<_>>().join(" "));

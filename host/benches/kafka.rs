@@ -1,0 +1,198 @@
+//! Bench binary: Kafka in, records produced one at a time (one record per Kafka batch, the case
+//! where ArkFlow makes one pipeline batch per message), through the wasm `filter` plugin (keeps
+//! about half), out to (A) Kafka at-least-once, (B) a file at-least-once, (C) a file exactly-once
+//! (checkpoints decided in the local state store). Interleaved per round so all see the same
+//! machine load; prints records/s and the ratios, next to a plain rdkafka consumer reading the same
+//! topic (the broker's ceiling). The broker is a real `tansu` (sqlite storage)
+//! started on 127.0.0.1 by this binary, so the figures include its cost (it serves about 2 MB/s
+//! of fetches here).
+//!
+//! Run: `bash plugins/build.sh && bash tests/servers/install.sh && cargo bench --bench kafka`
+//! (env: BENCH_RECORDS, default 200,000; BENCH_ROUNDS, default 3; TANSU, the broker binary).
+
+use arkflow::config::EngineConfig;
+use arkflow::engine;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::ClientConfig;
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+struct Broker {
+    addr: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_tansu() -> Broker {
+    let bin = std::env::var("TANSU").unwrap_or_else(|_| format!("{}/.cargo/bin/tansu", std::env::var("HOME").unwrap()));
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new(&bin)
+        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://tansu.db"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {bin}: {e} (run `bash tests/servers/install.sh`)"));
+    let addr = format!("127.0.0.1:{port}");
+    let start = Instant::now();
+    while arkflow::kafka::probe::api_keys(&addr, Duration::from_secs(1)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(60), "tansu did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Broker { addr, child, _dir: dir }
+}
+
+fn create_topics(broker: &str, topics: &[(&str, i32)]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", broker).create().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let new: Vec<NewTopic> = topics.iter().map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1))).collect();
+    for r in rt.block_on(admin.create_topics(&new, &AdminOptions::new())).unwrap() {
+        r.unwrap();
+    }
+}
+
+/// Produces `n` records one at a time (no lingering: one record per Kafka batch); returns rec/s.
+fn produce_one_at_a_time(broker: &str, n: u64) -> f64 {
+    let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("linger.ms", "0")
+        .set("batch.num.messages", "1")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    let start = Instant::now();
+    for i in 0..n {
+        let key = format!("u{}", i % 10_000);
+        let value = format!("{{\"id\":{i},\"user\":\"{key}\",\"amount\":{}}}", i % 100);
+        let mut rec = BaseRecord::to("in").key(&key).payload(&value).partition((i % 4) as i32);
+        while let Err((_, back)) = p.send(rec) {
+            rec = back;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    p.flush(Duration::from_secs(300)).unwrap();
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Reads every record of `in` with a plain consumer (same fetch settings as the pipeline): the
+/// broker's own ceiling for the runs below; returns rec/s.
+fn read_ceiling(broker: &str, n: u64) -> f64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", "bench-ceiling")
+        .set("fetch.max.bytes", "262144")
+        .set("message.max.bytes", "200000")
+        .set("queued.min.messages", "100000")
+        .set("fetch.queue.backoff.ms", "10")
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition_offset("in", p, rdkafka::Offset::Beginning).unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let start = Instant::now();
+    let mut got = 0;
+    while got < n {
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            m.unwrap();
+            got += 1;
+        }
+        assert!(start.elapsed() < Duration::from_secs(600), "read {got} of {n}");
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn config(broker: &str, output: &str, exactly_once: bool, state: &std::path::Path) -> EngineConfig {
+    let filter = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist/filter.wasm");
+    assert!(filter.exists(), "{} missing: run `bash plugins/build.sh` first", filter.display());
+    let yaml = format!(
+        r#"
+state_management:
+  enabled: true
+  backend_type: local
+  local_config: {{ path: {state} }}
+  checkpoint_interval_ms: 1000
+  exactly_once: {exactly_once}
+streams:
+  - name: bench
+    input: {{ type: kafka, brokers: ["{broker}"], topics: [in], stop_at_end: true, options: {{ fetch.max.bytes: "262144", message.max.bytes: "200000" }} }}
+    pipeline:
+      thread_num: 2
+      processors:
+        - {{ type: wasm, path: {filter}, config: {{ field: amount, op: ge, value: "50" }} }}
+    output: {output}
+"#,
+        state = state.display(),
+        filter = filter.display()
+    );
+    EngineConfig::from_yaml_str(&yaml, None).expect("bench config")
+}
+
+fn run(cfg: &EngineConfig) -> f64 {
+    let stream = engine::build_stream(cfg, &cfg.streams[0]).expect("build");
+    let start = Instant::now();
+    let report = stream.run(Arc::new(AtomicBool::new(false)));
+    let secs = start.elapsed().as_secs_f64();
+    assert!(report.failure.is_none(), "{:?}", report.failure);
+    report.records_in as f64 / secs
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let n = env_u64("BENCH_RECORDS", 200_000);
+    let rounds = env_u64("BENCH_ROUNDS", 3);
+    let broker = start_tansu();
+    create_topics(&broker.addr, &[("in", 4), ("out", 4)]);
+    let produced = produce_one_at_a_time(&broker.addr, n);
+    println!("produced {n} records one at a time: {produced:.0} rec/s");
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    let mut ceil = Vec::new();
+    for round in 0..rounds {
+        let d = |name: &str| dir.path().join(format!("{name}-{round}"));
+        let kafka_out = format!("{{ type: kafka, brokers: [\"{}\"], topic: out }}", broker.addr);
+        let file_out = |name: &str| format!("{{ type: file, path: {} }}", d(name).join("out.jsonl").display());
+        let rr = read_ceiling(&broker.addr, n);
+        let ra = run(&config(&broker.addr, &kafka_out, false, &d("state-a")));
+        let rb = run(&config(&broker.addr, &file_out("b"), false, &d("state-b")));
+        let rc = run(&config(&broker.addr, &file_out("c"), true, &d("state-c")));
+        println!("round {round}: plain consumer {rr:.0} rec/s | kafka->filter->kafka (at-least-once) {ra:.0} rec/s | ->file at-least-once {rb:.0} rec/s | ->file exactly-once {rc:.0} rec/s | eo/alo {:.2}", rc / rb);
+        ceil.push(rr);
+        a.push(ra);
+        b.push(rb);
+        c.push(rc);
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (ma, mb, mc, mr) = (med(&mut a), med(&mut b), med(&mut c), med(&mut ceil));
+    println!("median of {rounds}: plain consumer (the broker's ceiling) {mr:.0} rec/s; kafka->kafka / ceiling {:.2}", ma / mr);
+    println!(
+        "median of {rounds}: kafka->kafka {ma:.0} rec/s ({:.1}x ArkFlow's 6.6 k msg/s for one-message batches); file at-least-once {mb:.0}; file exactly-once {mc:.0} (eo/alo {:.2})",
+        ma / 6600.0,
+        mc / mb
+    );
+}

@@ -1,0 +1,300 @@
+//! `kafka` input: reads the partitions of the configured topics with one rdkafka consumer.
+//!
+//! Contract: partitions are assigned explicitly (this process reads every partition); the stream
+//! routes each record to its partition's key group (DESIGN.md section 4). `position` is the next
+//! offset of every partition, `{"kafka": {topic: {partition: offset}}}`, and `seek` resumes from
+//! it: correctness never depends on Kafka's committed offsets. Partitions without a recorded
+//! position start from `start_from`, resolved to a concrete offset at assignment so that every
+//! checkpoint names one. After each decided checkpoint the decided positions are committed to the
+//! consumer group (metadata `arkflow epoch=N`, at most once a second) for monitoring and lag tools. Batches wait at most
+//! `max_wait_ms` after their first record to fill up to `batch_size` records / `max_batch_bytes`,
+//! so records arriving one at a time still form large batches. With `stop_at_end`, the input ends
+//! once every partition reached the high watermark it had when the input opened.
+
+use super::KafkaMetrics;
+use crate::config::{KafkaInput as Config, StartFrom};
+use crate::input::Input;
+use crate::record::Record;
+use anyhow::{bail, Context};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Part {
+    topic: String,
+    partition: i32,
+    /// Next offset to read; None until resolved at assignment.
+    next: Option<i64>,
+    /// `stop_at_end`: the high watermark at open.
+    end: Option<i64>,
+    paused: bool,
+}
+
+/// Reports partition end offsets from librdkafka statistics into the stream's Kafka metrics.
+pub struct StatsContext {
+    metrics: Arc<KafkaMetrics>,
+}
+
+impl ClientContext for StatsContext {
+    fn stats(&self, stats: rdkafka::Statistics) {
+        for (topic, t) in stats.topics {
+            for (p, s) in t.partitions {
+                if p >= 0 && s.hi_offset >= 0 {
+                    let end = if s.ls_offset >= 0 { s.ls_offset } else { s.hi_offset };
+                    self.metrics.set_end(&topic, p, end);
+                }
+            }
+        }
+    }
+}
+impl ConsumerContext for StatsContext {}
+
+pub struct KafkaInput {
+    cfg: Config,
+    consumer: BaseConsumer<StatsContext>,
+    parts: Vec<Part>,
+    index: BTreeMap<(String, i32), usize>,
+    assigned: bool,
+    metrics: Arc<KafkaMetrics>,
+    warned_at: Option<Instant>,
+    rate: Option<crate::input::RateLimiter>,
+    last_commit: Option<Instant>,
+}
+
+impl KafkaInput {
+    /// Connects, checks that every topic exists and lists its partitions. `group` is the consumer
+    /// group used when the config names none.
+    pub fn open(cfg: Config, default_group: &str, metrics: Arc<KafkaMetrics>) -> anyhow::Result<Self> {
+        let opened = Instant::now();
+        let brokers = cfg.brokers.join(",");
+        let mut cc = super::client_config(&cfg.brokers, &cfg.client_id, &Default::default());
+        cc.set("group.id", cfg.consumer_group.as_deref().unwrap_or(default_group))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("statistics.interval.ms", "5000")
+            .set("auto.offset.reset", cfg.start_from.name())
+            .set("isolation.level", cfg.isolation_level.name())
+            .set("fetch.wait.max.ms", cfg.max_wait_ms.clamp(1, 500).to_string())
+            .set("queued.min.messages", (cfg.batch_size * 16).max(100_000).to_string())
+            // A full local queue would otherwise pause fetching for a whole second.
+            .set("fetch.queue.backoff.ms", "10");
+        // The user's options come last: they may override any of the above.
+        for (k, v) in &cfg.options {
+            cc.set(k, v);
+        }
+        let consumer: BaseConsumer<StatsContext> = cc
+            .create_with_context(StatsContext { metrics: metrics.clone() })
+            .with_context(|| format!("kafka input: creating a consumer for {brokers}"))?;
+        let mut parts = Vec::new();
+        for topic in &cfg.topics {
+            let md = consumer
+                .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+                .with_context(|| format!("kafka input: cannot read metadata of topic `{topic}` from {brokers}"))?;
+            let t = md.topics().iter().find(|t| t.name() == topic);
+            let Some(t) = t.filter(|t| t.error().is_none() && !t.partitions().is_empty()) else {
+                bail!("kafka input: topic `{topic}` does not exist on {brokers} (create it first; inputs never create topics)");
+            };
+            let mut ps: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+            ps.sort_unstable();
+            for p in ps {
+                let end = if cfg.stop_at_end {
+                    let (_, high) = consumer
+                        .fetch_watermarks(topic, p, METADATA_TIMEOUT)
+                        .with_context(|| format!("kafka input: end offset of {topic}/{p}"))?;
+                    Some(high)
+                } else {
+                    None
+                };
+                parts.push(Part { topic: topic.clone(), partition: p, next: None, end, paused: false });
+            }
+        }
+        tracing::debug!(ms = opened.elapsed().as_millis() as u64, partitions = parts.len(), "kafka input: opened");
+        let index = parts.iter().enumerate().map(|(i, p)| ((p.topic.clone(), p.partition), i)).collect();
+        let rate = cfg.rate_per_sec.map(crate::input::RateLimiter::new);
+        Ok(KafkaInput { cfg, consumer, parts, index, assigned: false, metrics, warned_at: None, rate, last_commit: None })
+    }
+
+    fn done(&self, p: &Part) -> bool {
+        matches!((p.next, p.end), (Some(n), Some(e)) if n >= e)
+    }
+
+    /// Resolves start offsets of partitions without a position, then assigns every partition.
+    fn assign(&mut self) -> anyhow::Result<()> {
+        let mut tpl = TopicPartitionList::new();
+        for i in 0..self.parts.len() {
+            if self.parts[i].next.is_none() {
+                let (topic, p) = (self.parts[i].topic.clone(), self.parts[i].partition);
+                let (low, high) = self
+                    .consumer
+                    .fetch_watermarks(&topic, p, METADATA_TIMEOUT)
+                    .with_context(|| format!("kafka input: offsets of {topic}/{p}"))?;
+                self.parts[i].next = Some(match self.cfg.start_from {
+                    StartFrom::Earliest => low,
+                    StartFrom::Latest => high,
+                });
+            }
+            let part = &self.parts[i];
+            if self.done(part) {
+                continue;
+            }
+            tpl.add_partition_offset(&part.topic, part.partition, Offset::Offset(part.next.unwrap_or(0)))?;
+        }
+        self.consumer.assign(&tpl).context("kafka input: assigning partitions")?;
+        self.assigned = true;
+        Ok(())
+    }
+
+    fn warn(&mut self, e: &rdkafka::error::KafkaError) {
+        if self.warned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+            tracing::warn!(brokers = %self.cfg.brokers.join(","), "kafka input: {e} (retrying)");
+            self.warned_at = Some(Instant::now());
+        }
+    }
+
+    fn positions(&self) -> BTreeMap<&str, BTreeMap<String, i64>> {
+        let mut out: BTreeMap<&str, BTreeMap<String, i64>> = BTreeMap::new();
+        for p in &self.parts {
+            if let Some(n) = p.next {
+                out.entry(p.topic.as_str()).or_default().insert(p.partition.to_string(), n);
+            }
+        }
+        out
+    }
+}
+
+impl Input for KafkaInput {
+    fn next_batch(&mut self) -> anyhow::Result<Option<Vec<Record>>> {
+        if !self.assigned {
+            let t = Instant::now();
+            self.assign()?;
+            tracing::debug!(ms = t.elapsed().as_millis() as u64, partitions = self.parts.len(), "kafka input: partitions assigned");
+        }
+        if self.cfg.stop_at_end && self.parts.iter().all(|p| self.done(p)) {
+            return Ok(None);
+        }
+        let mut limit = self.cfg.batch_size;
+        if let Some(rate) = &mut self.rate {
+            limit = rate.allow(limit as u64) as usize;
+            if limit == 0 {
+                return Ok(Some(Vec::new()));
+            }
+        }
+        let mut batch = Vec::new();
+        let mut bytes = 0usize;
+        let mut deadline: Option<Instant> = None;
+        let wait = Duration::from_millis(self.cfg.max_wait_ms);
+        let idle_until = Instant::now() + Duration::from_millis(100);
+        while batch.len() < limit && bytes < self.cfg.max_batch_bytes {
+            let now = Instant::now();
+            let until = deadline.unwrap_or(idle_until);
+            if now >= until {
+                break;
+            }
+            let msg = match self.consumer.poll(until - now) {
+                None => continue,
+                Some(Err(e)) => {
+                    self.warn(&e);
+                    continue;
+                }
+                Some(Ok(m)) => m,
+            };
+            let Some(&i) = self.index.get(&(msg.topic().to_string(), msg.partition())) else { continue };
+            let part = &mut self.parts[i];
+            if part.end.is_some_and(|e| msg.offset() >= e) {
+                // Past the end of a bounded read: leave it for a later run.
+                if !part.paused {
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition(&part.topic, part.partition);
+                    let _ = self.consumer.pause(&tpl);
+                    part.paused = true;
+                }
+                continue;
+            }
+            part.next = Some(msg.offset() + 1);
+            let headers = msg
+                .headers()
+                .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect())
+                .unwrap_or_default();
+            let r = Record {
+                key: msg.key().map(<[u8]>::to_vec),
+                value: msg.payload().map(<[u8]>::to_vec),
+                headers,
+                timestamp_ms: msg.timestamp().to_millis().unwrap_or_else(crate::input::now_ms),
+                partition: msg.partition() as u32,
+                offset: msg.offset() as u64,
+            };
+            bytes += r.size();
+            batch.push(r);
+            deadline.get_or_insert(now + wait);
+            if self.cfg.stop_at_end && self.parts.iter().all(|p| self.done(p)) {
+                break;
+            }
+        }
+        if !batch.is_empty() {
+            for p in &self.parts {
+                if let Some(n) = p.next {
+                    self.metrics.set_position(&p.topic, p.partition, n);
+                }
+            }
+        }
+        Ok(Some(batch))
+    }
+
+    fn position(&self) -> serde_json::Value {
+        serde_json::json!({ "kafka": self.positions() })
+    }
+
+    fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()> {
+        let Some(topics) = position.get("kafka").and_then(serde_json::Value::as_object) else {
+            bail!("kafka input: the checkpoint's input position {position} is not a Kafka position (was the input type changed?)");
+        };
+        for (topic, ps) in topics {
+            for (p, off) in ps.as_object().into_iter().flatten() {
+                let (Ok(p), Some(off)) = (p.parse::<i32>(), off.as_i64()) else {
+                    bail!("kafka input: bad position {topic}/{p}: {off}");
+                };
+                match self.index.get(&(topic.clone(), p)) {
+                    Some(&i) => self.parts[i].next = Some(off),
+                    None => bail!("kafka input: the checkpoint has a position for {topic}/{p}, which this input does not read (topics or partitions changed?)"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn partitioned(&self) -> bool {
+        true
+    }
+
+    fn decided(&mut self, epoch: u64, position: &serde_json::Value) {
+        // Group offsets are for monitoring: once a second is plenty and spares the broker.
+        if self.last_commit.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        self.last_commit = Some(Instant::now());
+        let Some(topics) = position.get("kafka").and_then(serde_json::Value::as_object) else { return };
+        let mut tpl = TopicPartitionList::new();
+        for (topic, ps) in topics {
+            for (p, off) in ps.as_object().into_iter().flatten() {
+                if let (Ok(p), Some(off)) = (p.parse::<i32>(), off.as_i64()) {
+                    if tpl.add_partition_offset(topic, p, Offset::Offset(off)).is_ok() {
+                        if let Some(mut e) = tpl.find_partition(topic, p) {
+                            e.set_metadata(format!("arkflow epoch={epoch}"));
+                        }
+                    }
+                }
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                tracing::debug!("kafka input: committing offsets of epoch {epoch} to the group: {e}");
+            }
+        }
+    }
+}

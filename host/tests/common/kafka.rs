@@ -1,0 +1,147 @@
+//! A real Kafka-protocol broker on 127.0.0.1 for tests: `tansu` (installed by
+//! `bash tests/servers/install.sh`) with sqlite storage in a fresh directory, stopped by its own
+//! PID when the handle drops. Topics are created with the admin API; records are produced and
+//! read back with rdkafka.
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Tansu {
+    pub broker: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+fn tansu_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("TANSU") {
+        return p.into();
+    }
+    let cargo_bin = std::env::var_os("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo")).join("bin/tansu");
+    if cargo_bin.exists() {
+        cargo_bin
+    } else {
+        "tansu".into()
+    }
+}
+
+impl Tansu {
+    pub fn start() -> Tansu {
+        let dir = tempfile::tempdir().unwrap();
+        let port = super::s3::free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.path().join("tansu.log")).unwrap();
+        let child = Command::new(tansu_bin())
+            .arg("broker")
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            // Relative to the working directory (an absolute path is doubled by tansu 0.6.0).
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start tansu: run `bash tests/servers/install.sh`");
+        let mut t = Tansu { broker: format!("127.0.0.1:{port}"), child, _dir: dir };
+        let start = Instant::now();
+        while arkflow::kafka::probe::api_keys(&t.broker, Duration::from_secs(2)).is_err() {
+            if let Ok(Some(status)) = t.child.try_wait() {
+                panic!("tansu exited early: {status}: {}", t.log());
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "tansu did not answer on {} within 60 s", t.broker);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        t
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("tansu.log")).unwrap_or_default()
+    }
+
+    fn config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.broker);
+        c
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = self.config().create().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let res = rt.block_on(admin.create_topics([&topic], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))))).unwrap();
+        for r in res {
+            r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
+        }
+    }
+
+    /// Produces `(partition, key, value)` records (idempotent producer) and waits for them all.
+    pub fn produce(&self, topic: &str, records: impl IntoIterator<Item = (i32, String, String)>) {
+        let p: ThreadedProducer<DefaultProducerContext> =
+            self.config().set("enable.idempotence", "true").set("linger.ms", "20").set("queue.buffering.max.messages", "1000000").create().unwrap();
+        for (part, k, v) in records {
+            let mut rec = BaseRecord::to(topic).partition(part).key(&k).payload(&v);
+            loop {
+                match p.send(rec) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        rec = back;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+        }
+        p.flush(Duration::from_secs(120)).unwrap();
+    }
+
+    /// Every record of `topic` (all partitions, start to end): (partition, key, value).
+    pub fn read_all(&self, topic: &str) -> Vec<(i32, String, String)> {
+        let c: BaseConsumer = self.config().set("group.id", "arkflow-test-reader").set("enable.auto.commit", "false").create().unwrap();
+        let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+        let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+        let mut tpl = TopicPartitionList::new();
+        let mut remaining = 0;
+        let mut ends = std::collections::HashMap::new();
+        for &p in &parts {
+            let (low, high) = c.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap();
+            ends.insert(p, high);
+            remaining += (high - low).max(0);
+            tpl.add_partition_offset(topic, p, Offset::Offset(low)).unwrap();
+        }
+        c.assign(&tpl).unwrap();
+        let mut out = Vec::with_capacity(remaining as usize);
+        let start = Instant::now();
+        let mut done: std::collections::HashSet<i32> = ends.iter().filter(|(_, &h)| h == 0).map(|(&p, _)| p).collect();
+        while done.len() < parts.len() {
+            assert!(start.elapsed() < Duration::from_secs(120), "reading {topic}: {} of {remaining} records after 120 s", out.len());
+            let Some(m) = c.poll(Duration::from_millis(200)) else { continue };
+            let m = m.unwrap();
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+            let val = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+            out.push((m.partition(), key, val));
+            if m.offset() + 1 >= ends[&m.partition()] {
+                done.insert(m.partition());
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The partition the tests give a key: deterministic, independent of any client's partitioner.
+pub fn partition_of(key: &str, partitions: i32) -> i32 {
+    let h = key.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    (h % partitions as u64) as i32
+}
