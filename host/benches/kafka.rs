@@ -1,13 +1,13 @@
 //! Bench binary: Kafka in, records produced one at a time (one record per Kafka batch, the case
-//! where ArkFlow makes one pipeline batch per message), through the wasm `filter` plugin (keeps
-//! about half), out to (A) Kafka at-least-once, (B) a file at-least-once, (C) a file exactly-once
+//! where ArkFlow makes one pipeline batch per message), through a SQL filter (the `sql` processor,
+//! keeps about half), out to (A) Kafka at-least-once, (B) a file at-least-once, (C) a file exactly-once
 //! (checkpoints decided in the local state store). Interleaved per round so all see the same
 //! machine load; prints records/s and the ratios, next to a plain rdkafka consumer reading the same
 //! topic (the broker's ceiling). The broker is a real `tansu` (sqlite storage)
 //! started on 127.0.0.1 by this binary, so the figures include its cost (it serves about 2 MB/s
 //! of fetches here).
 //!
-//! Run: `bash plugins/build.sh && bash tests/servers/install.sh && cargo bench --bench kafka`
+//! Run: `bash tests/servers/install.sh && cargo bench --bench kafka`
 //! (env: BENCH_RECORDS, default 200,000; BENCH_ROUNDS, default 3; TANSU, the broker binary).
 
 use arkflow::config::EngineConfig;
@@ -123,8 +123,6 @@ fn read_ceiling(broker: &str, n: u64) -> f64 {
 }
 
 fn config(broker: &str, output: &str, exactly_once: bool, state: &std::path::Path) -> EngineConfig {
-    let filter = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist/filter.wasm");
-    assert!(filter.exists(), "{} missing: run `bash plugins/build.sh` first", filter.display());
     let yaml = format!(
         r#"
 state_management:
@@ -139,11 +137,10 @@ streams:
     pipeline:
       thread_num: 2
       processors:
-        - {{ type: wasm, path: {filter}, config: {{ field: amount, op: ge, value: "50" }} }}
+        - {{ type: sql, query: "SELECT id, user, amount FROM flow WHERE amount >= 50" }}
     output: {output}
 "#,
         state = state.display(),
-        filter = filter.display()
     );
     EngineConfig::from_yaml_str(&yaml, None).expect("bench config")
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod output;
 pub mod processor;
 pub mod record;
+pub mod sql;
 pub mod state;
 pub mod util;
 

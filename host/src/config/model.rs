@@ -184,9 +184,48 @@ pub struct StdinInput {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProcessorConfig {
     Wasm(WasmProcessorConfig),
+    Sql(SqlProcessorConfig),
+    /// JSON records -> one Arrow IPC record per batch (declared columns, else inferred).
+    JsonToArrow { schema: Vec<(String, SqlType)> },
+    /// Arrow IPC records -> one JSON record per row.
+    ArrowToJson,
     /// Built-in twin of the `counter` plugin, for benchmarks only.
     NativeCounter(NativeCounterConfig),
 }
+
+/// `type: sql` — a DataFusion query over each batch (`mode: batch`) or a continuous GROUP BY
+/// aggregation over keyed state (`mode: continuous`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlProcessorConfig {
+    pub query: String,
+    /// default "flow"
+    pub table_name: String,
+    /// default: continuous when the stream's state is enabled and the query has a GROUP BY, else batch
+    pub mode: Option<SqlMode>,
+    /// State store of continuous mode; default: the stream's first `custom_keys` entry, else "default"
+    pub store: Option<String>,
+    /// Declared columns (name, type), in order; default: inferred from each batch
+    pub schema: Vec<(String, SqlType)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlMode {
+    /// Each batch is a table of its own; results per batch.
+    Batch,
+    /// Aggregates accumulate over the whole stream in keyed state.
+    Continuous,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlType {
+    String,
+    Int,
+    Float,
+    Bool,
+}
+
+/// `sql` processor `table_name` default.
+pub const DEFAULT_SQL_TABLE: &str = "flow";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NativeCounterConfig {
@@ -463,6 +502,8 @@ macro_rules! named_enum {
 named_enum!(BackendType { "memory" => Memory, "s3" => S3, "hybrid" => Hybrid, "local" => Local });
 named_enum!(FailurePolicy { "fail" => Fail, "error_output" => ErrorOutput });
 named_enum!(OutputFormat { "json" => Json, "raw" => Raw });
+named_enum!(SqlMode { "batch" => Batch, "continuous" => Continuous });
+named_enum!(SqlType { "string" => String, "int" => Int, "float" => Float, "bool" => Bool });
 
 #[path = "model_kafka.rs"]
 mod kafka;

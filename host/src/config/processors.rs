@@ -1,4 +1,4 @@
-//! Processor types: `wasm`, `native_counter`.
+//! Processor types: `wasm`, `sql`, `json_to_arrow`, `arrow_to_json`, `native_counter`.
 //!
 //! Contract: [`TYPES`] maps each `type:` name to a builder, as in `inputs.rs`. For `wasm`:
 //! `path` is required and resolved against the config file's directory; `config` values become
@@ -20,11 +20,11 @@ use super::spans::YPath;
 
 /// Known processor types, in documentation order.
 pub(crate) const TYPES: &[(&str, Build<ProcessorConfig>)] =
-    &[("wasm", wasm), ("native_counter", native_counter)];
+    &[("wasm", wasm), ("sql", sql), ("json_to_arrow", json_to_arrow), ("arrow_to_json", arrow_to_json), ("native_counter", native_counter)];
 
 /// The schema of each type's section, from the raw structs below (see `schema.rs`).
 pub(crate) const SCHEMAS: &[(&str, super::schema::SchemaFn)] =
-    &[("wasm", super::schema::of::<RawWasm>), ("native_counter", super::schema::of::<RawNativeCounter>)];
+    &[("wasm", super::schema::of::<RawWasm>), ("sql", super::schema::of::<RawSql>), ("json_to_arrow", super::schema::of::<RawJsonToArrow>), ("arrow_to_json", super::schema::of::<RawArrowToJson>), ("native_counter", super::schema::of::<RawNativeCounter>)];
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -169,4 +169,61 @@ fn native_counter(ctx: &Ctx, value: Value, path: &YPath) -> Result<ProcessorConf
     Ok(ProcessorConfig::NativeCounter(NativeCounterConfig {
         store: raw.store.unwrap_or_else(|| DEFAULT_STORE.to_string()),
     }))
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawSql {
+    query: String,
+    table_name: Option<String>,
+    mode: Option<String>,
+    store: Option<String>,
+    schema: Option<BTreeMap<String, String>>,
+}
+
+fn sql(ctx: &Ctx, value: Value, path: &YPath) -> Result<ProcessorConfig, ConfigError> {
+    let raw: RawSql = ctx.de(value, path, &["type"])?;
+    if raw.query.trim().is_empty() {
+        return Err(ctx.invalid(&path.key("query"), format!("{} must not be empty", path.key("query"))));
+    }
+    let table_name = raw.table_name.unwrap_or_else(|| DEFAULT_SQL_TABLE.to_string());
+    if table_name.is_empty() || !table_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(ctx.invalid(&path.key("table_name"), format!("{} must be a plain identifier (letters, digits, _)", path.key("table_name"))));
+    }
+    let mode = match raw.mode {
+        None => None,
+        Some(m) => Some(SqlMode::from_name(&m).ok_or_else(|| ctx.unknown_name(&path.key("mode"), "mode", &m, SqlMode::NAMES))?),
+    };
+    let schema = columns(ctx, raw.schema, path)?;
+    Ok(ProcessorConfig::Sql(SqlProcessorConfig { query: raw.query, table_name, mode, store: raw.store, schema }))
+}
+
+/// A `schema:` map of column name -> type.
+fn columns(ctx: &Ctx, raw: Option<BTreeMap<String, String>>, path: &YPath) -> Result<Vec<(String, SqlType)>, ConfigError> {
+    let mut schema = Vec::new();
+    for (field, ty) in raw.unwrap_or_default() {
+        let t = SqlType::from_name(&ty).ok_or_else(|| ctx.unknown_name(&path.key("schema").key(&field), "type", &ty, SqlType::NAMES))?;
+        schema.push((field, t));
+    }
+    Ok(schema)
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawJsonToArrow {
+    schema: Option<BTreeMap<String, String>>,
+}
+
+fn json_to_arrow(ctx: &Ctx, value: Value, path: &YPath) -> Result<ProcessorConfig, ConfigError> {
+    let raw: RawJsonToArrow = ctx.de(value, path, &["type"])?;
+    Ok(ProcessorConfig::JsonToArrow { schema: columns(ctx, raw.schema, path)? })
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawArrowToJson {}
+
+fn arrow_to_json(ctx: &Ctx, value: Value, path: &YPath) -> Result<ProcessorConfig, ConfigError> {
+    let RawArrowToJson {} = ctx.de(value, path, &["type"])?;
+    Ok(ProcessorConfig::ArrowToJson)
 }

@@ -383,3 +383,24 @@ fn kafka_input_and_output_defaults() {
     let OutputConfig::Kafka(o) = &parse(&text).unwrap().streams[0].output else { panic!() };
     assert_eq!((o.acks, o.idempotent), (Acks::All, true), "idempotent by default with acks all");
 }
+
+#[test]
+fn sql_processor_section() {
+    let text = "streams:\n  - input: {type: stdin}\n    pipeline:\n      processors:\n        - type: sql\n          query: \"SELECT user_id, COUNT(*) FROM flow GROUP BY user_id\"\n          schema: {user_id: string, amount: float}\n    output: {type: stdout}\n";
+    let cfg = parse(text).unwrap();
+    let ProcessorConfig::Sql(s) = &cfg.streams[0].pipeline.processors[0] else { panic!("sql") };
+    assert_eq!((s.table_name.as_str(), s.mode, s.store.as_deref()), (DEFAULT_SQL_TABLE, None, None));
+    assert_eq!(s.schema, vec![("amount".to_string(), SqlType::Float), ("user_id".to_string(), SqlType::String)]);
+    let bad = text.replace("user_id: string", "user_id: text");
+    assert!(parse(&bad).unwrap_err().to_string().contains("unknown type `text`"));
+    let bad = text.replace("          schema", "          mode: streaming\n          schema");
+    assert!(parse(&bad).unwrap_err().to_string().contains("unknown mode `streaming`"));
+}
+
+#[test]
+fn codec_processor_sections() {
+    let text = "streams:\n  - input: {type: stdin}\n    pipeline:\n      processors:\n        - {type: json_to_arrow, schema: {n: int}}\n        - type: arrow_to_json\n    output: {type: stdout}\n";
+    let cfg = parse(text).unwrap();
+    assert_eq!(cfg.streams[0].pipeline.processors, vec![ProcessorConfig::JsonToArrow { schema: vec![("n".into(), SqlType::Int)] }, ProcessorConfig::ArrowToJson]);
+    assert!(parse(&text.replace("type: arrow_to_json", "{type: arrow_to_json, x: 1}")).unwrap_err().to_string().contains("unknown key"));
+}

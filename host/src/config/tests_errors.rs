@@ -117,10 +117,10 @@ fn unsupported_types_fail_clearly() {
     let text = "streams:\n  - input:\n      type: mqtt\n      brokers: [localhost:9092]\n      topics: [orders]\n    pipeline:\n      processors:\n        - type: sql\n          query: SELECT 1\n    output: {type: stdout}\n";
     assert_eq!(err(text), "config.yaml:3:13: unknown input type `mqtt` at streams[0].input.type (known: generate, file, stdin, kafka)");
     assert_eq!(kind(text), K::UnknownVariant);
-    let text = text.replace("mqtt", "kafka");
+    let text = text.replace("mqtt", "kafka").replace("type: sql", "type: sqll");
     assert_eq!(
         err(&text),
-        "config.yaml:8:17: unknown processor type `sql` at streams[0].pipeline.processors[0].type (known: wasm, native_counter)"
+        "config.yaml:8:17: unknown processor type `sqll` at streams[0].pipeline.processors[0].type (did you mean `sql`? known: wasm, sql, json_to_arrow, arrow_to_json, native_counter)"
     );
     let text = format!("{HEAD}    input: {{type: stdin}}\n    output: {{type: stdot}}\n");
     assert_eq!(

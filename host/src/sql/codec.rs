@@ -1,0 +1,143 @@
+//! JSON records <-> Arrow. A batch's JSON object values become one `RecordBatch`: the columns of
+//! the declared schema, or the schema inferred from the batch, plus the metadata columns
+//! `__key` (utf8), `__timestamp` (int64 ms), `__partition` (int32) and `__offset` (int64).
+//! Result batches become one JSON object per row (nulls omitted).
+
+use crate::config::SqlType;
+use crate::record::Record;
+use arrow_json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
+use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::error::ArrowError;
+use std::sync::Arc;
+
+pub const META_COLUMNS: &[&str] = &["__key", "__timestamp", "__partition", "__offset"];
+
+/// The declared schema of the YAML's `schema:` map.
+pub fn declared(fields: &[(String, SqlType)]) -> Schema {
+    Schema::new(
+        fields
+            .iter()
+            .map(|(name, t)| {
+                let dt = match t {
+                    SqlType::String => DataType::Utf8,
+                    SqlType::Int => DataType::Int64,
+                    SqlType::Float => DataType::Float64,
+                    SqlType::Bool => DataType::Boolean,
+                };
+                Field::new(name, dt, true)
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Why a record cannot join the table.
+pub enum Rejected {
+    NoValue,
+    NotAnObject(String),
+}
+
+/// JSON objects with the index of their record.
+pub type Objects = Vec<(usize, serde_json::Value)>;
+
+/// Parses each record's value; returns the objects (with their record index) and the rejects.
+pub fn parse(records: &[Record]) -> (Objects, Vec<(usize, Rejected)>) {
+    let (mut ok, mut bad) = (Vec::with_capacity(records.len()), Vec::new());
+    for (i, r) in records.iter().enumerate() {
+        match r.value.as_deref().map(serde_json::from_slice::<serde_json::Value>) {
+            None => bad.push((i, Rejected::NoValue)),
+            Some(Ok(v @ serde_json::Value::Object(_))) => ok.push((i, v)),
+            Some(Ok(_)) => bad.push((i, Rejected::NotAnObject("the value is JSON but not an object".into()))),
+            Some(Err(e)) => bad.push((i, Rejected::NotAnObject(format!("invalid JSON: {e}")))),
+        }
+    }
+    (ok, bad)
+}
+
+/// The table of one batch: data columns then the metadata columns.
+pub fn to_batch(values: &[(usize, serde_json::Value)], records: &[Record], declared: Option<&Schema>) -> Result<RecordBatch, ArrowError> {
+    let data_schema = match declared {
+        Some(s) => s.clone(),
+        None => infer_json_schema_from_iterator(values.iter().map(|(_, v)| Ok::<_, ArrowError>(v)))?,
+    };
+    // User fields never shadow the metadata columns.
+    let data_schema = Schema::new(data_schema.fields().iter().filter(|f| !META_COLUMNS.contains(&f.name().as_str())).cloned().collect::<Vec<_>>());
+    let mut decoder = ReaderBuilder::new(Arc::new(data_schema.clone())).with_strict_mode(false).build_decoder()?;
+    let objs: Vec<&serde_json::Value> = values.iter().map(|(_, v)| v).collect();
+    decoder.serialize(&objs)?;
+    let data = decoder.flush()?.unwrap_or_else(|| RecordBatch::new_empty(Arc::new(data_schema.clone())));
+    let rec = |i: usize| &records[values[i].0];
+    let n = values.len();
+    let key: StringArray = (0..n).map(|i| rec(i).key.as_deref().map(|k| String::from_utf8_lossy(k).into_owned())).collect();
+    let ts: Int64Array = (0..n).map(|i| Some(rec(i).timestamp_ms)).collect();
+    let part: Int32Array = (0..n).map(|i| Some(rec(i).partition as i32)).collect();
+    let off: Int64Array = (0..n).map(|i| Some(rec(i).offset as i64)).collect();
+    let mut fields: Vec<Field> = data_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("__key", DataType::Utf8, true));
+    fields.push(Field::new("__timestamp", DataType::Int64, false));
+    fields.push(Field::new("__partition", DataType::Int32, false));
+    fields.push(Field::new("__offset", DataType::Int64, false));
+    let mut columns: Vec<ArrayRef> = data.columns().to_vec();
+    columns.extend([Arc::new(key) as ArrayRef, Arc::new(ts), Arc::new(part), Arc::new(off)]);
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+/// One JSON object per row of `batches`, as bytes.
+pub fn to_json_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<u8>>, ArrowError> {
+    let mut out = Vec::new();
+    for b in batches {
+        let mut buf = Vec::new();
+        {
+            let mut w = arrow_json::LineDelimitedWriter::new(&mut buf);
+            w.write(b)?;
+            w.finish()?;
+        }
+        out.extend(buf.split(|c| *c == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec));
+    }
+    Ok(out)
+}
+
+/// The rows of `batches` as JSON values, by column position.
+pub fn to_value_rows(batches: &[RecordBatch], schema: &SchemaRef) -> Result<Vec<Vec<serde_json::Value>>, ArrowError> {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    to_json_rows(batches)?
+        .into_iter()
+        .map(|line| {
+            let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&line).map_err(|e| ArrowError::JsonError(e.to_string()))?;
+            Ok(names.iter().map(|n| obj.get(*n).cloned().unwrap_or(serde_json::Value::Null)).collect())
+        })
+        .collect()
+}
+
+/// The header that marks a record whose value is an Arrow IPC stream.
+pub const ARROW_CONTENT_TYPE: (&str, &[u8]) = ("content-type", b"application/vnd.apache.arrow.stream");
+
+pub fn is_arrow(r: &Record) -> bool {
+    r.headers.iter().any(|(k, v)| k == ARROW_CONTENT_TYPE.0 && v == ARROW_CONTENT_TYPE.1)
+}
+
+/// One record batch as an Arrow IPC stream.
+pub fn to_ipc(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
+    let mut buf = Vec::new();
+    {
+        let mut w = datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut buf, &batch.schema())?;
+        w.write(batch)?;
+        w.finish()?;
+    }
+    Ok(buf)
+}
+
+/// The batches of an Arrow IPC stream.
+pub fn from_ipc(bytes: &[u8]) -> Result<Vec<RecordBatch>, ArrowError> {
+    datafusion::arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)?.collect()
+}
+
+/// The table of a batch of Arrow records: their batches concatenated (one schema).
+pub fn from_arrow_records(records: &[Record]) -> Result<RecordBatch, ArrowError> {
+    let mut batches = Vec::new();
+    for r in records {
+        batches.extend(from_ipc(r.value.as_deref().unwrap_or_default())?);
+    }
+    let schema = batches.first().map(|b| b.schema()).ok_or_else(|| ArrowError::InvalidArgumentError("no Arrow data".into()))?;
+    datafusion::arrow::compute::concat_batches(&schema, &batches)
+}
