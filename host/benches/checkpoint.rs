@@ -9,6 +9,9 @@
 //! Run: `bash plugins/build.sh && cargo bench --bench checkpoint`
 //! (env: BENCH_KEYS="100000,1000000,5000000", BENCH_RECORDS per run (default 4,000,000), BENCH_ROUNDS (2)).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use arkflow::checkpoint::{Decision, Manifest, StateFile};
 use arkflow::config::EngineConfig;
 use arkflow::engine::{self, Router};
@@ -129,11 +132,7 @@ fn main() {
             off.push(b.rate);
             last = Some(a.report);
         }
-        let med = |v: &mut Vec<f64>| {
-            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            v[v.len() / 2]
-        };
-        let (mon, moff) = (med(&mut on), med(&mut off));
+        let (mon, moff) = (common::median(&mut on), common::median(&mut off));
         let r = last.unwrap();
         let c = r.checkpoints.unwrap();
         println!(

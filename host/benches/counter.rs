@@ -5,11 +5,10 @@
 //! Run: `bash plugins/build.sh && cargo bench --bench counter` (env: BENCH_RECORDS, default
 //! 2,000,000 per run; BENCH_ROUNDS, default 3).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use arkflow::config::EngineConfig;
-use arkflow::engine;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-use std::time::Instant;
 
 fn config(processor: &str, records: u64) -> EngineConfig {
     let bs: usize = std::env::var("BENCH_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
@@ -30,13 +29,9 @@ streams:
 }
 
 fn run(cfg: &EngineConfig) -> (f64, u64) {
-    let stream = engine::build_stream(cfg, &cfg.streams[0]).expect("build");
-    let start = Instant::now();
-    let report = stream.run(Arc::new(AtomicBool::new(false)));
-    let secs = start.elapsed().as_secs_f64();
-    assert!(report.failure.is_none(), "{:?}", report.failure);
+    let (rate, report) = common::run_stream(cfg);
     assert_eq!(report.records_out, report.records_in);
-    (report.records_in as f64 / secs, report.state_entries)
+    (rate, report.state_entries)
 }
 
 fn main() {
@@ -64,10 +59,6 @@ fn main() {
         w.push(rw);
         n.push(rn);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        v[v.len() / 2]
-    };
-    let (mw, mn) = (median(&mut w), median(&mut n));
+    let (mw, mn) = (common::median(&mut w), common::median(&mut n));
     println!("median: wasm {mw:.0} rec/s, native {mn:.0} rec/s, wasm/native = {:.3} ({records} records/run, 100000 keys, 1 worker)", mw / mn);
 }

@@ -10,15 +10,15 @@
 //! Run: `bash tests/servers/install.sh && cargo bench --bench kafka`
 //! (env: BENCH_RECORDS, default 200,000; BENCH_ROUNDS, default 3; TANSU, the broker binary).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use arkflow::config::EngineConfig;
-use arkflow::engine;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
 use std::process::{Command, Stdio};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -146,12 +146,7 @@ streams:
 }
 
 fn run(cfg: &EngineConfig) -> f64 {
-    let stream = engine::build_stream(cfg, &cfg.streams[0]).expect("build");
-    let start = Instant::now();
-    let report = stream.run(Arc::new(AtomicBool::new(false)));
-    let secs = start.elapsed().as_secs_f64();
-    assert!(report.failure.is_none(), "{:?}", report.failure);
-    report.records_in as f64 / secs
+    common::run_stream(cfg).0
 }
 
 fn main() {
@@ -181,10 +176,7 @@ fn main() {
         b.push(rb);
         c.push(rc);
     }
-    let med = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    let med = common::median;
     let (ma, mb, mc, mr) = (med(&mut a), med(&mut b), med(&mut c), med(&mut ceil));
     println!("median of {rounds}: plain consumer (the broker's ceiling) {mr:.0} rec/s; kafka->kafka / ceiling {:.2}", ma / mr);
     println!(

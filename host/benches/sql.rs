@@ -7,9 +7,10 @@
 //!
 //! Run: `cargo bench --bench sql` (env: BENCH_RECORDS, default 1,000,000; BENCH_ROUNDS, default 3).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use arkflow::config::EngineConfig;
-use arkflow::engine;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,11 +18,8 @@ const FILTER: &str = "SELECT key, id, payload FROM flow WHERE id % 2 = 0";
 
 fn run(yaml: &str) -> (f64, u64) {
     let cfg = EngineConfig::from_yaml_str(yaml, None).expect("bench config");
-    let stream = engine::build_stream(&cfg, &cfg.streams[0]).expect("build");
-    let start = Instant::now();
-    let report = stream.run(Arc::new(AtomicBool::new(false)));
-    assert!(report.failure.is_none(), "{:?}", report.failure);
-    (report.records_in as f64 / start.elapsed().as_secs_f64(), report.records_out)
+    let (rate, report) = common::run_stream(&cfg);
+    (rate, report.records_out)
 }
 
 fn pipeline(n: u64, query: &str, state: bool) -> String {
@@ -84,10 +82,6 @@ fn main() {
         b.push(rb);
         c.push(rc);
     }
-    let med = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (ma, mb, mc) = (med(&mut a), med(&mut b), med(&mut c));
+    let (ma, mb, mc) = (common::median(&mut a), common::median(&mut b), common::median(&mut c));
     println!("median of {rounds}: engine {ma:.0} rec/s, plain DataFusion {mb:.0} rec/s (ratio {:.2}); continuous GROUP BY {mc:.0} rec/s", ma / mb);
 }
