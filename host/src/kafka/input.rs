@@ -251,18 +251,14 @@ impl Input for KafkaInput {
     }
 
     fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()> {
-        let Some(topics) = position.get("kafka").and_then(serde_json::Value::as_object) else {
+        let Some(entries) = super::position_entries(position) else {
             bail!("kafka input: the checkpoint's input position {position} is not a Kafka position (was the input type changed?)");
         };
-        for (topic, ps) in topics {
-            for (p, off) in ps.as_object().into_iter().flatten() {
-                let (Ok(p), Some(off)) = (p.parse::<i32>(), off.as_i64()) else {
-                    bail!("kafka input: bad position {topic}/{p}: {off}");
-                };
-                match self.index.get(&(topic.clone(), p)) {
-                    Some(&i) => self.parts[i].next = Some(off),
-                    None => bail!("kafka input: the checkpoint has a position for {topic}/{p}, which this input does not read (topics or partitions changed?)"),
-                }
+        for entry in entries {
+            let (topic, p, off) = entry.map_err(|e| anyhow::anyhow!("kafka input: bad position {e}"))?;
+            match self.index.get(&(topic.clone(), p)) {
+                Some(&i) => self.parts[i].next = Some(off),
+                None => bail!("kafka input: the checkpoint has a position for {topic}/{p}, which this input does not read (topics or partitions changed?)"),
             }
         }
         Ok(())
@@ -278,19 +274,7 @@ impl Input for KafkaInput {
             return;
         }
         self.last_commit = Some(Instant::now());
-        let Some(topics) = position.get("kafka").and_then(serde_json::Value::as_object) else { return };
-        let mut tpl = TopicPartitionList::new();
-        for (topic, ps) in topics {
-            for (p, off) in ps.as_object().into_iter().flatten() {
-                if let (Ok(p), Some(off)) = (p.parse::<i32>(), off.as_i64()) {
-                    if tpl.add_partition_offset(topic, p, Offset::Offset(off)).is_ok() {
-                        if let Some(mut e) = tpl.find_partition(topic, p) {
-                            e.set_metadata(format!("arkflow epoch={epoch}"));
-                        }
-                    }
-                }
-            }
-        }
+        let Ok(tpl) = super::epoch_offsets(position, epoch) else { return };
         if tpl.count() > 0 {
             if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
                 tracing::debug!("kafka input: committing offsets of epoch {epoch} to the group: {e}");

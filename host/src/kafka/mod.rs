@@ -69,6 +69,31 @@ impl KafkaMetrics {
     }
 }
 
+/// The entries of a Kafka input position `{"kafka": {topic: {partition: next offset}}}` (None when
+/// `position` is not a Kafka position); a malformed entry is an error naming it.
+pub(crate) fn position_entries(position: &serde_json::Value) -> Option<impl Iterator<Item = Result<(String, i32, i64), String>> + '_> {
+    let topics = position.get("kafka")?.as_object()?;
+    Some(topics.iter().flat_map(|(topic, ps)| {
+        ps.as_object().into_iter().flatten().map(move |(p, off)| match (p.parse::<i32>(), off.as_i64()) {
+            (Ok(p), Some(off)) => Ok((topic.clone(), p, off)),
+            _ => Err(format!("{topic}/{p}: {off}")),
+        })
+    }))
+}
+
+/// The well-formed offsets of a position, each with the metadata `arkflow epoch=N`: what is
+/// committed to a consumer group for epoch `epoch`.
+pub(crate) fn epoch_offsets(position: &serde_json::Value, epoch: u64) -> rdkafka::error::KafkaResult<rdkafka::TopicPartitionList> {
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for (topic, p, off) in position_entries(position).into_iter().flatten().flatten() {
+        tpl.add_partition_offset(&topic, p, rdkafka::Offset::Offset(off))?;
+        if let Some(mut e) = tpl.find_partition(&topic, p) {
+            e.set_metadata(format!("arkflow epoch={epoch}"));
+        }
+    }
+    Ok(tpl)
+}
+
 /// The librdkafka settings every client of a section shares.
 pub(crate) fn client_config(brokers: &[String], client_id: &str, options: &BTreeMap<String, String>) -> rdkafka::ClientConfig {
     let mut cc = rdkafka::ClientConfig::new();

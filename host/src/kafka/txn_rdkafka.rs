@@ -88,18 +88,8 @@ impl TxnClient for RdTxnClient {
         }
         let meta = self.decisions.group_metadata().ok_or_else(|| TxnError::Fatal("no group metadata for the decision group".into()))?;
         p.send_offsets_to_transaction(&tpl, &meta, TXN_TIMEOUT).map_err(classify)?;
-        if let (Some(c), Some(topics)) = (&self.input_group, input_offsets.get("kafka").and_then(serde_json::Value::as_object)) {
-            let mut tpl = TopicPartitionList::new();
-            for (topic, ps) in topics {
-                for (part, off) in ps.as_object().into_iter().flatten() {
-                    if let (Ok(part), Some(off)) = (part.parse::<i32>(), off.as_i64()) {
-                        tpl.add_partition_offset(topic, part, Offset::Offset(off)).map_err(classify)?;
-                        if let Some(mut e) = tpl.find_partition(topic, part) {
-                            e.set_metadata(format!("arkflow epoch={}", d.epoch));
-                        }
-                    }
-                }
-            }
+        if let Some(c) = &self.input_group {
+            let tpl = super::epoch_offsets(input_offsets, d.epoch).map_err(classify)?;
             if tpl.count() > 0 {
                 let meta = c.group_metadata().ok_or_else(|| TxnError::Fatal("no group metadata for the input group".into()))?;
                 p.send_offsets_to_transaction(&tpl, &meta, TXN_TIMEOUT).map_err(classify)?;

@@ -13,6 +13,16 @@ use std::sync::Arc;
 
 pub const META_COLUMNS: &[&str] = &["__key", "__timestamp", "__partition", "__offset"];
 
+/// The metadata columns' fields, in `META_COLUMNS` order.
+pub fn meta_fields() -> [Field; 4] {
+    [
+        Field::new("__key", DataType::Utf8, true),
+        Field::new("__timestamp", DataType::Int64, false),
+        Field::new("__partition", DataType::Int32, false),
+        Field::new("__offset", DataType::Int64, false),
+    ]
+}
+
 /// The declared schema of the YAML's `schema:` map.
 pub fn declared(fields: &[(String, SqlType)]) -> Schema {
     Schema::new(
@@ -73,10 +83,7 @@ pub fn to_batch(values: &[(usize, serde_json::Value)], records: &[Record], decla
     let part: Int32Array = (0..n).map(|i| Some(rec(i).partition as i32)).collect();
     let off: Int64Array = (0..n).map(|i| Some(rec(i).offset as i64)).collect();
     let mut fields: Vec<Field> = data_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.push(Field::new("__key", DataType::Utf8, true));
-    fields.push(Field::new("__timestamp", DataType::Int64, false));
-    fields.push(Field::new("__partition", DataType::Int32, false));
-    fields.push(Field::new("__offset", DataType::Int64, false));
+    fields.extend(meta_fields());
     let mut columns: Vec<ArrayRef> = data.columns().to_vec();
     columns.extend([Arc::new(key) as ArrayRef, Arc::new(ts), Arc::new(part), Arc::new(off)]);
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)

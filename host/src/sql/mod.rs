@@ -81,12 +81,7 @@ impl SqlFactory {
             Some(s) => s.fields().iter().map(|f| f.as_ref().clone()).collect(),
             None => identifiers(&cfg.query).into_iter().filter(|n| !codec::META_COLUMNS.contains(&n.as_str())).map(|n| Field::new(n, DataType::Float64, true)).collect(),
         };
-        fields.extend([
-            Field::new("__key", DataType::Utf8, true),
-            Field::new("__timestamp", DataType::Int64, false),
-            Field::new("__partition", DataType::Int32, false),
-            Field::new("__offset", DataType::Int64, false),
-        ]);
+        fields.extend(codec::meta_fields());
         let placeholder = Arc::new(Schema::new(fields));
         let checked = match probe_logical(&cfg.table_name, &cfg.query, &placeholder) {
             Ok(plan) => {
