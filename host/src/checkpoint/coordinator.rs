@@ -64,7 +64,8 @@ pub struct Coordinator {
     current: Option<Pending>,
     /// Decided manifests kept restorable (newest last).
     retained: VecDeque<Manifest>,
-    compacting: bool,
+    /// The key of the base a background compaction is writing: GC must not delete it.
+    compacting: Option<String>,
     /// Mirrors `compacting` for the stream: a clean stop waits for it before the final barrier,
     /// so the last decision names the new base.
     compacting_flag: Arc<std::sync::atomic::AtomicBool>,
@@ -139,7 +140,7 @@ impl Coordinator {
             carry_sink: Vec::new(),
             current: None,
             retained: decided.cloned().into_iter().collect(),
-            compacting: false,
+            compacting: None,
             compacting_flag: compacting.clone(),
             compacted: None,
             fatal: fatal.clone(),
@@ -176,11 +177,11 @@ impl Coordinator {
                     None => self.carry_sink.extend(files),
                 },
                 Some(CkptMsg::CompactionFailed) => {
-                    self.compacting = false;
+                    self.compacting = None;
                     self.compacting_flag.store(false, SeqCst);
                 }
                 Some(CkptMsg::Compacted { upto, file }) => {
-                    self.compacting = false;
+                    self.compacting = None;
                     self.compacting_flag.store(false, SeqCst);
                     self.compacted = Some((upto, file));
                 }
@@ -457,15 +458,15 @@ impl Coordinator {
     /// Merges the decided chain into one base file in the background when it grows long.
     fn maybe_compact(&mut self) {
         const MAX_CHAIN: usize = 24;
-        if self.compacting || self.chain.len() <= MAX_CHAIN {
+        if self.compacting.is_some() || self.chain.len() <= MAX_CHAIN {
             return;
         }
-        self.compacting = true;
         self.compacting_flag.store(true, SeqCst);
         let files = self.chain.clone();
         let upto = files.iter().map(|f| f.epoch).max().unwrap_or(0);
         let store = self.store.clone();
         let key = format!("{}/data/{upto:020}/base-g{}.snap", self.s.scope, self.generation);
+        self.compacting = Some(key.clone());
         let tx = self.tx.clone();
         let ttl = self.s.ttl_ms;
         super::io_runtime().spawn(async move {
@@ -503,14 +504,21 @@ impl Coordinator {
                 keep.insert(&f.key, ());
             }
         }
-        let in_use: Vec<String> =
-            self.carry_files.iter().chain(self.compacted.as_ref().map(|(_, f)| f)).map(|f| f.key.clone()).collect();
+        // Also what is being or has been compacted but is not in a decided manifest yet.
+        let in_use: Vec<String> = self
+            .carry_files
+            .iter()
+            .chain(self.compacted.as_ref().map(|(_, f)| f))
+            .map(|f| f.key.clone())
+            .chain(self.compacting.clone())
+            .collect();
         let keep: std::collections::HashSet<String> = keep.keys().map(|k| k.to_string()).chain(in_use).collect();
         let store = self.store.clone();
         let scope = self.s.scope.clone();
         let grace = self.s.gc_grace.as_millis() as i64;
+        // Age is measured from when the keep set was taken: an object written after it survives.
+        let now = crate::input::now_ms();
         super::io_runtime().spawn(async move {
-            let now = crate::input::now_ms();
             let old = |m: &crate::state::backend::ObjectMeta| now - m.modified_ms > grace;
             for kind in ["manifests", "commits", "committed"] {
                 if let Ok(list) = store.list(&format!("{scope}/{kind}/")).await {
