@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# The test command: builds the plugins from source (installing the wasm32-wasip2 target when
-# missing), installs the host's system packages (cmake, libcurl headers for librdkafka) and the
+# The test command: builds the plugins from source (installing the wasm32-wasip2 target and the
+# guest-language toolchains when missing), installs the host's system packages (cmake, libcurl headers for librdkafka) and the
 # test servers (moto and garage for S3, tansu for Kafka) when missing, then runs every test of the
 # workspace in the release profile (the one profile used for tests, benchmarks and the binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash plugins/build.sh
+# The counter in C, Zig, Go, Python and JavaScript (toolchains installed when missing).
+bash plugins/build-guests.sh
 bash host/system-deps.sh
 # Real S3-compatible servers (moto, garage) and a Kafka-protocol broker (tansu); skipped when present.
 bash tests/servers/install.sh
 cargo bench --no-run
 # Plugin SDK unit tests run on the host target, in the plugins' own target dir.
 (cd plugins && cargo test --quiet --target-dir "${ARKFLOW_PLUGIN_TARGET_DIR:-$HOME/.cache/arkflow-plugins-target}")
+# The guest SDKs' own tests (Python, JavaScript: also run the built components under node; Go).
+bash plugins/python/test.sh
+bash plugins/js/test.sh
+bash plugins/go/build.sh --test counter
 cargo test --release --workspace "$@"

@@ -3,8 +3,12 @@
 //! State is preloaded with K keys (a decided checkpoint written straight into a `local` store),
 //! then `generate` -> wasm `counter` -> `drop` runs over a hot set of 10,000 of those keys (1 % of
 //! 1,000,000: the churn per interval), 1 worker, with checkpoints every second ("on") or never
-//! during the run ("off": same restore, no periodic checkpoint). Runs alternate on/off. Reports
-//! throughput and the ratio, and checkpoint bytes/duration for each K.
+//! during the run ("off": same restore, no periodic checkpoint). Runs are paired per round in
+//! alternating order (on/off, then off/on, ...) and the ratio is the median of the per-round
+//! ratios, which cancels the machine's slow drifts. Also reports the process CPU time per record
+//! (all threads: input, worker, output, checkpoint I/O) of each variant: the checkpoint's CPU cost,
+//! which unlike wall-clock throughput does not depend on how busy the shared machine is.
+//! And checkpoint bytes/duration for each K.
 //!
 //! Run: `bash plugins/build.sh && cargo bench --bench checkpoint`
 //! (env: BENCH_KEYS="100000,1000000,5000000", BENCH_RECORDS per run (default 4,000,000), BENCH_ROUNDS (2)).
@@ -91,6 +95,8 @@ streams:
 
 struct Run {
     rate: f64,
+    /// CPU microseconds per record, whole process.
+    cpu_us: f64,
     report: arkflow::engine::StreamReport,
 }
 
@@ -100,11 +106,14 @@ fn run(template: &Path, interval_ms: u64, records: u64) -> Run {
     assert!(status.success());
     let cfg = config(&dir.path().join("s"), interval_ms, records);
     let stream = engine::build_stream(&cfg, &cfg.streams[0]).expect("build");
-    let start = Instant::now();
+    let (start, (u0, s0)) = (Instant::now(), common::cpu_user_sys());
     let report = stream.run(Arc::new(AtomicBool::new(false)));
     let secs = start.elapsed().as_secs_f64();
+    let (u1, s1) = common::cpu_user_sys();
+    let cpu_us = (u1 - u0 + s1 - s0) * 1e6 / report.records_in as f64;
+    eprintln!("  interval {interval_ms} ms: user {:.2} s, system {:.2} s, wall {secs:.2} s", u1 - u0, s1 - s0);
     assert!(report.failure.is_none(), "{:?}", report.failure);
-    Run { rate: report.records_in as f64 / secs, report }
+    Run { rate: report.records_in as f64 / secs, cpu_us, report }
 }
 
 fn main() {
@@ -118,26 +127,40 @@ fn main() {
         .collect();
     let records: u64 = std::env::var("BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4_000_000);
     let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
-    println!("| state keys | on: rec/s | off: rec/s | on/off | checkpoints | bytes/checkpoint | ms/checkpoint | restore ms |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| state keys | on: rec/s | off: rec/s | on/off (median of rounds) | CPU us/rec on | off | CPU on/off | checkpoints | bytes/checkpoint | ms/checkpoint | restore ms |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for k in keys {
         let template = tempfile::tempdir().unwrap();
         preload(template.path(), k);
-        let (mut on, mut off) = (Vec::new(), Vec::new());
+        let (mut on, mut off, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut cpu_on, mut cpu_off, mut cpu_ratios) = (Vec::new(), Vec::new(), Vec::new());
         let mut last = None;
-        for _ in 0..rounds {
-            let a = run(template.path(), 1000, records);
-            let b = run(template.path(), 3_600_000, records);
+        for round in 0..rounds {
+            let (a, b) = if round % 2 == 0 {
+                let a = run(template.path(), 1000, records);
+                (a, run(template.path(), 3_600_000, records))
+            } else {
+                let b = run(template.path(), 3_600_000, records);
+                (run(template.path(), 1000, records), b)
+            };
+            eprintln!("keys {k} round {round}: on {:.0} rec/s {:.3} us/rec, off {:.0} rec/s {:.3} us/rec", a.rate, a.cpu_us, b.rate, b.cpu_us);
+            ratios.push(a.rate / b.rate);
+            cpu_ratios.push(a.cpu_us / b.cpu_us);
             on.push(a.rate);
             off.push(b.rate);
+            cpu_on.push(a.cpu_us);
+            cpu_off.push(b.cpu_us);
             last = Some(a.report);
         }
         let (mon, moff) = (common::median(&mut on), common::median(&mut off));
         let r = last.unwrap();
         let c = r.checkpoints.unwrap();
         println!(
-            "| {k} | {mon:.0} | {moff:.0} | {:.3} | {} | {} | {} | {} |",
-            mon / moff,
+            "| {k} | {mon:.0} | {moff:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} |",
+            common::median(&mut ratios),
+            common::median(&mut cpu_on),
+            common::median(&mut cpu_off),
+            common::median(&mut cpu_ratios),
             c.decided,
             c.last_bytes,
             c.last_duration_ms,

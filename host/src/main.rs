@@ -177,6 +177,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn validate(config: EngineConfig) -> anyhow::Result<()> {
+    arkflow::processor::wasm::cache::configure(&config.plugin_cache);
     for s in &config.streams {
         let names = arkflow::engine::store_names(s);
         for (i, p) in s.pipeline.processors.iter().enumerate() {

@@ -3,16 +3,11 @@
 
 mod common;
 use common::*;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 fn get(port: u16, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let code = text[9..12].parse().unwrap();
-    (code, text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
+    http_request(port, "GET", path)
 }
 
 fn value(body: &str, metric: &str) -> Option<i64> {
@@ -20,7 +15,7 @@ fn value(body: &str, metric: &str) -> Option<i64> {
 }
 
 fn value_of(body: &str, metric: &str, stream: &str) -> Option<i64> {
-    body.lines().find(|l| l.starts_with(&format!("{metric}{{stream=\"{stream}\"}}"))).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).map(|v| v as i64)
+    metric_value(body, metric, stream)
 }
 
 #[test]

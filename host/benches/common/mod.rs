@@ -24,3 +24,26 @@ pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
+
+/// CPU seconds (user + system, all threads) this process has used so far, from /proc/self/stat.
+pub fn cpu_secs() -> f64 {
+    let (user, sys) = cpu_user_sys();
+    user + sys
+}
+
+/// (user, system) CPU seconds of this process so far.
+pub fn cpu_user_sys() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = clock_ticks();
+    (f[11].parse::<f64>().unwrap() / t, f[12].parse::<f64>().unwrap() / t)
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0)
+    })
+}

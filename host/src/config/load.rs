@@ -28,12 +28,23 @@ pub(crate) struct RawRoot {
     streams: Vec<RawStream>,
     http: Option<RawHttp>,
     status_interval_ms: Option<u64>,
+    plugin_cache: Option<RawPluginCache>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawHttp {
-    address: String,
+    /// default 127.0.0.1:9464
+    address: Option<String>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawPluginCache {
+    /// default true
+    enabled: Option<bool>,
+    /// default $ARKFLOW_PLUGIN_CACHE, else ~/.cache/arkflow/plugins
+    path: Option<PathBuf>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -182,6 +193,8 @@ pub(crate) fn load(
             let at = YPath::root().key("http").key("address");
             let address: std::net::SocketAddr = h
                 .address
+                .as_deref()
+                .unwrap_or(DEFAULT_HTTP_ADDRESS)
                 .parse()
                 .map_err(|e| ctx.invalid(&at, format!("{at} must be IP:port, e.g. 127.0.0.1:9464 ({e})")))?;
             Some(HttpConfig { address })
@@ -194,6 +207,10 @@ pub(crate) fn load(
         source: origin.map(Path::to_path_buf),
         http,
         status_interval_ms: root.status_interval_ms.unwrap_or(10_000),
+        plugin_cache: root.plugin_cache.map(|c| match c.enabled.unwrap_or(true) {
+            false => None,
+            true => c.path.map(|p| ctx.resolve(p)).or_else(crate::processor::wasm::cache::default_dir),
+        }),
     };
     validate::check(&ctx, &cfg)?;
     Ok(cfg)

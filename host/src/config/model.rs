@@ -18,6 +18,9 @@ pub struct EngineConfig {
     pub http: Option<HttpConfig>,
     /// A status line per stream in the log this often; 0 = never; default 10000
     pub status_interval_ms: u64,
+    /// `plugin_cache: {enabled, path}` — where compiled plugins are cached. None: the default
+    /// (`$ARKFLOW_PLUGIN_CACHE`, else the user's cache dir); Some(None): disabled.
+    pub plugin_cache: Option<Option<PathBuf>>,
 }
 
 /// The operations endpoint.
@@ -245,6 +248,10 @@ pub struct WasmProcessorConfig {
     /// default Fail
     pub on_failure: FailurePolicy,
     pub grants: WasiGrants,
+    /// Swap the plugin live when its file changes (checked every `watch_interval_ms`); default false
+    pub watch: bool,
+    /// default 1000
+    pub watch_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,6 +324,8 @@ pub struct FileOutput {
 
 /// `state_management.checkpoint_interval_ms` default.
 pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 30_000;
+/// `http.address` default: loopback only.
+pub const DEFAULT_HTTP_ADDRESS: &str = "127.0.0.1:9464";
 /// `state_management.retained_checkpoints` default.
 pub const DEFAULT_RETAINED_CHECKPOINTS: u32 = 5;
 /// `state_management.key_groups` default.

@@ -3,7 +3,8 @@
 //! Contract: [`TYPES`] maps each `type:` name to a builder, as in `inputs.rs`. For `wasm`:
 //! `path` is required and resolved against the config file's directory; `config` values become
 //! strings (scalars as written, null as "", nested lists/maps as JSON text); every `limits`
-//! field is optional and must be >= 1; `on_failure` accepts `FailurePolicy::NAMES`.
+//! field is optional and must be >= 1; `on_failure` accepts `FailurePolicy::NAMES`; `watch`
+//! (default false) and `watch_interval_ms` (default 1000, >= 1) drive live swaps.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ struct RawWasm {
     retries: Option<u32>,
     on_failure: Option<String>,
     grants: Option<RawGrants>,
+    watch: Option<bool>,
+    watch_interval_ms: Option<u64>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -80,7 +83,10 @@ fn wasm(ctx: &Ctx, value: Value, path: &YPath) -> Result<ProcessorConfig, Config
                 inherit_stdio: g.inherit_stdio.unwrap_or(false),
             },
         },
+        watch: raw.watch.unwrap_or(false),
+        watch_interval_ms: raw.watch_interval_ms.unwrap_or(1000),
     };
+    ctx.at_least(&path.key("watch_interval_ms"), cfg.watch_interval_ms, 1)?;
     Ok(ProcessorConfig::Wasm(cfg))
 }
 

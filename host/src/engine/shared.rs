@@ -24,6 +24,10 @@ pub struct StreamMetrics {
     /// Plugin calls that trapped, and that were stopped at their CPU deadline.
     pub plugin_traps: AtomicU64,
     pub deadline_kills: AtomicU64,
+    /// Live plugin swaps armed, reloads refused, and the longest worker stall of the last swap.
+    pub plugin_swaps: AtomicU64,
+    pub plugin_swaps_refused: AtomicU64,
+    pub plugin_swap_pause_us: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -39,6 +43,10 @@ pub struct StreamShared {
     pub restore_ms: AtomicU64,
     /// Kafka figures (lag per partition, transactions); empty without Kafka.
     pub kafka: std::sync::Arc<crate::kafka::KafkaMetrics>,
+    /// The live-swap slots of the stream's `wasm` processors (see `processor::wasm::swap`).
+    pub swaps: Mutex<Vec<std::sync::Weak<crate::processor::wasm::swap::SwapSlot>>>,
+    /// The stream injects periodic barriers (it checkpoints); set before processors are made.
+    pub periodic_barriers: AtomicBool,
 }
 
 impl StreamShared {
@@ -53,7 +61,21 @@ impl StreamShared {
             ),
             restore_ms: AtomicU64::new(0),
             kafka: Default::default(),
+            swaps: Mutex::new(Vec::new()),
+            periodic_barriers: AtomicBool::new(false),
         }
+    }
+
+    /// Arms every staged plugin swap for barrier `epoch` (called just before it is injected).
+    pub fn arm_swaps(&self, epoch: u64) {
+        for slot in self.swaps.lock().unwrap_or_else(|p| p.into_inner()).iter().filter_map(std::sync::Weak::upgrade) {
+            slot.arm(epoch);
+        }
+    }
+
+    /// The swap slot of the `wasm` processor at `index` of the pipeline.
+    pub fn swap_slot(&self, index: usize) -> Option<std::sync::Arc<crate::processor::wasm::swap::SwapSlot>> {
+        self.swaps.lock().unwrap_or_else(|p| p.into_inner()).iter().filter_map(std::sync::Weak::upgrade).find(|s| s.index == index)
     }
 
     /// Records the first failure and asks the stream to stop.

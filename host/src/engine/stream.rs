@@ -102,6 +102,7 @@ impl Stream {
             self;
         let n = config.pipeline.thread_num.max(1);
         let cap = config.pipeline.channel_capacity.max(1);
+        shared.periodic_barriers.store(barrier_interval.is_some(), Relaxed);
         let mut router = Router::new(key_groups, n, config.key_by.clone());
         router.by_partition = input.partitioned();
         // Restored state goes to the worker that now owns each key group.
@@ -175,7 +176,7 @@ impl Stream {
         }
         drop(out_tx);
 
-        let mut barriers = Barriers { interval: barrier_interval, coordinator: coordinator.as_ref(), next: first_epoch, last: Instant::now() };
+        let mut barriers = Barriers { interval: barrier_interval, coordinator: coordinator.as_ref(), next: first_epoch, last: Instant::now(), shared: &shared };
         input_loop(&mut *input, &mut router, &inboxes, &shared, &stop, &mut barriers);
         // The final barrier: wait for the checkpoint in flight, then checkpoint everything read.
         barriers.wait_idle(&shared);
@@ -244,6 +245,7 @@ struct Barriers<'a> {
     coordinator: Option<&'a crate::checkpoint::coordinator::CoordinatorHandle>,
     next: u64,
     last: Instant,
+    shared: &'a StreamShared,
 }
 
 impl Barriers<'_> {
@@ -263,6 +265,8 @@ impl Barriers<'_> {
                 ttl_clock_ms: crate::input::now_ms(),
             });
         }
+        // A staged plugin swap takes effect at this barrier on every worker.
+        self.shared.arm_swaps(epoch);
         for tx in inboxes {
             let _ = tx.send(WorkerMsg::Barrier(epoch));
         }

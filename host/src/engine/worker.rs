@@ -145,6 +145,11 @@ impl Worker {
             let entries = st.take_delta();
             let _ = tx.send(crate::checkpoint::coordinator::CkptMsg::Delta { epoch, worker: self.id, entries });
         }
+        if !self.dead {
+            for p in &mut self.processors {
+                p.at_barrier(epoch);
+            }
+        }
         self.evict_cold();
         self.epoch = epoch + 1;
         let _ = self.out.send(OutMsg::Barrier { epoch, worker: self.id });

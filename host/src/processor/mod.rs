@@ -50,6 +50,10 @@ pub trait Processor: Send {
 
     /// Called at a checkpoint barrier for each key group processed since the last one.
     fn on_checkpoint(&mut self, epoch: u64, key_group: u32, now_ms: i64, state: &mut StateSlot) -> Result<(), BatchError>;
+
+    /// Called once per barrier after every `on_checkpoint` of that barrier, before the barrier is
+    /// forwarded: the point where a live plugin swap takes effect.
+    fn at_barrier(&mut self, _epoch: u64) {}
 }
 
 /// Builds per-worker instances of one configured processor.

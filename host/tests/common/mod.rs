@@ -132,3 +132,19 @@ pub fn append_users(path: &Path, from: u64, to: u64, users: u64) {
         writeln!(f, "{{\"id\":{id},\"user\":\"u{}\"}}", id % users).unwrap();
     }
 }
+
+/// One HTTP/1.1 request without a body to 127.0.0.1:`port`: (status, body).
+pub fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text[9..12].parse().unwrap();
+    (code, text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
+}
+
+/// The value of `metric{stream="<stream>"}` in a Prometheus text body.
+pub fn metric_value(body: &str, metric: &str, stream: &str) -> Option<i64> {
+    body.lines().find(|l| l.starts_with(&format!("{metric}{{stream=\"{stream}\"}}"))).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).map(|v| v as i64)
+}

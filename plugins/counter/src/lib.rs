@@ -6,6 +6,8 @@
 //! `{"key":"<key>","count":N}` (N includes this record; key/timestamp of the input kept). The
 //! count is stored as an 8-byte LE i64 (the `increment` encoding). Per batch: one `get-many` of
 //! the distinct keys, counting in order in memory, one `put-many`.
+//! Feature `v2` (crate counter-v2) appends `,"v":2` to every output; feature `init-trap` (crate
+//! counter-init-trap) panics in `init`: both exist for the live-swap tests.
 use arkflow_plugin_sdk::prelude::*;
 use std::borrow::Cow;
 
@@ -32,6 +34,9 @@ impl Processor for Counter {
     const STATE_FORMATS: &'static [(&'static str, ValueFormat)] = &[("default", ValueFormat::I64)];
 
     fn init(config: Config) -> Result<Self, Error> {
+        if cfg!(feature = "init-trap") {
+            panic!("counter-init-trap: init traps on purpose");
+        }
         Ok(Counter { store: Store::open("default")?, key_field: config.get("key_field").map(String::from) })
     }
 
@@ -46,6 +51,9 @@ impl Processor for Counter {
             json::escape_bytes_into(&mut v, key);
             v.extend_from_slice(br#"","count":"#);
             v.extend_from_slice(n.to_string().as_bytes());
+            if cfg!(feature = "v2") {
+                v.extend_from_slice(br#","v":2"#);
+            }
             v.push(b'}');
             Ok(Outcome::emit_one(v))
         });

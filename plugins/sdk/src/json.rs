@@ -317,7 +317,8 @@ impl<'a> Parser<'a> {
 
     fn hex4(&mut self) -> Result<u32, JsonError> {
         let h = self.b.get(self.pos..self.pos + 4).ok_or_else(|| self.err("truncated \\u escape"))?;
-        let h = std::str::from_utf8(h).ok().and_then(|h| u32::from_str_radix(h, 16).ok());
+        // Exactly four hex digits (from_str_radix alone would also take a sign, `\u+041`).
+        let h = h.iter().all(u8::is_ascii_hexdigit).then(|| std::str::from_utf8(h).ok().and_then(|h| u32::from_str_radix(h, 16).ok())).flatten();
         match h {
             Some(v) => {
                 self.pos += 4;
@@ -436,7 +437,7 @@ mod tests {
             "", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{a:1}", "{\"a\":01}", "{\"a\":1.}",
             "{\"a\":-}", "{\"a\":1e}", "{\"a\":tru}", "{\"a\":\"x}", "{\"a\":\"\\x\"}",
             "{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00\"}", "{\"a\":\"\\u12\"}", "{\"a\":1} x",
-            "{\"a\":[1,]}", "{\"a\":\"tab\there\"}", "[1 2]", "nul", "{\"a\":NaN}",
+            "{\"a\":[1,]}", "{\"a\":\"\\u+041\"}", "{\"a\":\"tab\there\"}", "[1 2]", "nul", "{\"a\":NaN}",
         ] {
             assert!(f(bad, "a").is_err(), "accepted {bad:?}");
         }

@@ -21,6 +21,9 @@ pub struct WasmProcessor {
     worker: usize,
     /// Where traps and deadline kills are counted.
     pub stream: Option<Arc<crate::engine::StreamShared>>,
+    /// Where a live swap of this processor is staged, and the swap generation this instance runs.
+    pub slot: Option<Arc<super::swap::SwapSlot>>,
+    generation: u64,
 }
 
 /// Instantiates once without init and calls `describe`.
@@ -89,7 +92,7 @@ fn with_last_log(msg: String, store: &mut Store<HostCtx>) -> String {
 impl WasmProcessor {
     pub fn new(shared: Arc<WasmShared>, worker: usize) -> Self {
         let name = format!("{}@{}", shared.info.name, shared.info.version);
-        WasmProcessor { shared, instance: None, batch_id: 0, name, worker, stream: None }
+        WasmProcessor { shared, instance: None, batch_id: 0, name, worker, stream: None, slot: None, generation: 0 }
     }
 
     /// Creates and `init`s the instance if there is none.
@@ -111,6 +114,24 @@ impl WasmProcessor {
         }
         self.instance = Some((store, plugin));
         Ok(())
+    }
+
+    /// Switches to the slot's armed version when it is due (at barrier `Some(e)`, or before a batch
+    /// when the stream has no barriers): drops the old instance and instantiates the new one now,
+    /// so the stall is paid here and measured.
+    fn maybe_switch(&mut self, barrier: Option<u64>) {
+        let Some(slot) = &self.slot else { return };
+        let Some((generation, new)) = slot.due(self.generation, barrier) else { return };
+        let start = std::time::Instant::now();
+        let old = std::mem::replace(&mut self.name, new.display_name());
+        self.shared = new;
+        self.generation = generation;
+        self.instance = None;
+        // A failure here surfaces on the next batch, through the usual retries.
+        let ready = self.ensure_instance();
+        let slot = self.slot.clone().expect("slot checked");
+        slot.switched(start.elapsed());
+        tracing::debug!(worker = self.worker, epoch = ?barrier, "{}: {old} -> {} ({} us){}", self.shared.label, self.name, start.elapsed().as_micros(), ready.err().map(|e| format!("; init failed: {e}")).unwrap_or_default());
     }
 
     /// One attempt. Err(message) leaves state untouched.
@@ -194,6 +215,7 @@ impl Processor for WasmProcessor {
     }
 
     fn process(&mut self, ctx: &BatchCtx, records: &[Record], state: &mut StateSlot) -> Result<Vec<Outcome>, BatchError> {
+        self.maybe_switch(None);
         self.batch_id += 1;
         let attempts = self.shared.cfg.retries + 1;
         let mut last = String::new();
@@ -210,6 +232,10 @@ impl Processor for WasmProcessor {
             message: format!("{}: batch of {} records failed after {attempts} attempts: {last}", self.shared.label, records.len()),
             policy: self.shared.cfg.on_failure,
         })
+    }
+
+    fn at_barrier(&mut self, epoch: u64) {
+        self.maybe_switch(Some(epoch));
     }
 
     fn on_checkpoint(&mut self, epoch: u64, key_group: u32, now_ms: i64, state: &mut StateSlot) -> Result<(), BatchError> {
@@ -248,6 +274,17 @@ impl Processor for WasmProcessor {
     }
 }
 
+/// The WIT name of an error class (`invalid-input`, ...), as error records carry it.
+fn class_name(c: wit::ErrorClass) -> &'static str {
+    match c {
+        wit::ErrorClass::InvalidInput => "invalid-input",
+        wit::ErrorClass::Config => "config",
+        wit::ErrorClass::State => "state",
+        wit::ErrorClass::Retriable => "retriable",
+        wit::ErrorClass::Internal => "internal",
+    }
+}
+
 fn wit_error(e: &wit::Error) -> String {
     format!("{:?} [{}]: {}", e.class, e.code, truncate(&e.message, 1024))
 }
@@ -282,7 +319,7 @@ fn from_wit(outcomes: Vec<wit::RecordOutcome>, inputs: &[Record]) -> Vec<Outcome
         .map(|(o, input)| match o {
             wit::RecordOutcome::Drop => Outcome::Drop,
             wit::RecordOutcome::Fail(e) => Outcome::Fail(RecordError {
-                class: format!("{:?}", e.class).to_lowercase(),
+                class: class_name(e.class).to_string(),
                 code: truncate(&e.code, 256).to_string(),
                 message: truncate(&e.message, 4096).to_string(),
             }),

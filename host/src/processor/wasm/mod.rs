@@ -6,21 +6,26 @@
 //!   `metrics` and a capability-less WASI, prepares an `InstancePre`, and checks the plugin's
 //!   `describe()`: ABI compatible with the host's WIT version and every declared state store known
 //!   to the stream. Every failure names the plugin path and the WIT export involved.
+//! - Compiled code is cached by content hash ([`cache`]), so restarts do not recompile.
+//! - A processor can be replaced while the stream runs ([`swap`]): the new file passes the same
+//!   checks plus an `init` canary off the data path and takes over at a checkpoint barrier.
 //! - Each worker gets its own `Store` ([`instance::WasmProcessor`]); limits (memory, CPU deadline by
 //!   epoch interruption, output size, state quotas) come from the YAML.
 //! - A trap, deadline, bad result or error discards the batch's staged state writes, drops the
 //!   instance, re-instantiates and retries; after `retries` the configured policy applies.
 
 mod bindings;
+pub mod cache;
 mod engine;
 mod host;
 mod instance;
+pub mod swap;
 
 use crate::config::WasmProcessorConfig;
 use anyhow::{anyhow, Context};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Linker;
 
 pub use engine::shared_engine;
 pub use host::HostCtx;
@@ -52,47 +57,62 @@ pub struct WasmShared {
     pub store_names: Arc<Vec<String>>,
     pub state_enabled: bool,
     pub init_config: Vec<(String, String)>,
+    /// xxh3-128 of the component bytes (hex): the version identity used by swaps and the cache.
+    pub content_hash: String,
 }
 
 pub struct WasmFactory {
     shared: Arc<WasmShared>,
     name: String,
+    /// Where live swaps of this processor are staged (shared by its per-worker instances).
+    slot: Arc<swap::SwapSlot>,
+}
+
+/// Reads, compiles (through the artifact cache), links and checks the plugin at `cfg.path`:
+/// everything a swap must pass too. Does not `init` an instance.
+pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, store_names: &[String], state_enabled: bool) -> anyhow::Result<WasmShared> {
+    let path = cfg.path.clone();
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(&path).map_err(|e| anyhow!("{label}: cannot read plugin {shown}: {e}"))?;
+    let engine = shared_engine();
+    let loaded = cache::load(engine, &bytes, cache::dir().as_deref())
+        .map_err(|e| anyhow!("{label}: plugin {shown} is not a valid WebAssembly component: {e}"))?;
+    tracing::debug!(plugin = %shown, hash = %loaded.content_hash, outcome = ?loaded.outcome, ms = loaded.elapsed.as_millis() as u64, "plugin loaded");
+    let mut linker: Linker<HostCtx> = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("linking WASI: {e}"))?;
+    bindings::Plugin::add_to_linker::<HostCtx, wasmtime::component::HasSelf<HostCtx>>(&mut linker, |h| h)
+        .map_err(|e| anyhow!("linking arkflow:plugin imports: {e}"))?;
+    let pre = linker.instantiate_pre(&loaded.component).map_err(|e| {
+        anyhow!("{label}: plugin {shown} imports something the host does not provide (world arkflow:plugin/plugin): {e}")
+    })?;
+    let pre = bindings::PluginPre::new(pre).map_err(|e| {
+        anyhow!("{label}: plugin {shown} does not export {PROCESSOR_EXPORT} with the expected functions (world arkflow:plugin/plugin): {e}")
+    })?;
+    let init_config: Vec<(String, String)> = cfg.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut shared = WasmShared {
+        path: path.clone(),
+        label: label.to_string(),
+        cfg: cfg.clone(),
+        info: PluginInfo { name: String::new(), version: String::new(), abi: String::new(), state_stores: vec![], state_formats: vec![] },
+        pre,
+        store_names: Arc::new(store_names.to_vec()),
+        state_enabled,
+        init_config,
+        content_hash: loaded.content_hash,
+    };
+    shared.info = instance::describe(&shared).with_context(|| format!("{label}: plugin {shown}"))?;
+    check_info(&shared.info, store_names, state_enabled).map_err(|e| anyhow!("{label}: plugin {shown}: {e}"))?;
+    Ok(shared)
 }
 
 impl WasmFactory {
     /// Compiles, links and checks the plugin at `cfg.path`.
     pub fn load(cfg: &WasmProcessorConfig, label: &str, store_names: &[String], state_enabled: bool) -> anyhow::Result<Self> {
-        let path = cfg.path.clone();
-        let shown = path.display().to_string();
-        let bytes = std::fs::read(&path).map_err(|e| anyhow!("{label}: cannot read plugin {shown}: {e}"))?;
-        let engine = shared_engine();
-        let component = Component::new(engine, &bytes)
-            .map_err(|e| anyhow!("{label}: plugin {shown} is not a valid WebAssembly component: {e}"))?;
-        let mut linker: Linker<HostCtx> = Linker::new(engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("linking WASI: {e}"))?;
-        bindings::Plugin::add_to_linker::<HostCtx, wasmtime::component::HasSelf<HostCtx>>(&mut linker, |h| h)
-            .map_err(|e| anyhow!("linking arkflow:plugin imports: {e}"))?;
-        let pre = linker.instantiate_pre(&component).map_err(|e| {
-            anyhow!("{label}: plugin {shown} imports something the host does not provide (world arkflow:plugin/plugin): {e}")
-        })?;
-        let pre = bindings::PluginPre::new(pre).map_err(|e| {
-            anyhow!("{label}: plugin {shown} does not export {PROCESSOR_EXPORT} with the expected functions (world arkflow:plugin/plugin): {e}")
-        })?;
-        let init_config: Vec<(String, String)> = cfg.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let mut shared = WasmShared {
-            path: path.clone(),
-            label: label.to_string(),
-            cfg: cfg.clone(),
-            info: PluginInfo { name: String::new(), version: String::new(), abi: String::new(), state_stores: vec![], state_formats: vec![] },
-            pre,
-            store_names: Arc::new(store_names.to_vec()),
-            state_enabled,
-            init_config,
-        };
-        shared.info = instance::describe(&shared).with_context(|| format!("{label}: plugin {shown}"))?;
-        check_info(&shared.info, store_names, state_enabled).map_err(|e| anyhow!("{label}: plugin {shown}: {e}"))?;
-        let name = format!("{}@{}", shared.info.name, shared.info.version);
-        Ok(WasmFactory { shared: Arc::new(shared), name })
+        let shared = Arc::new(prepare(cfg, label, store_names, state_enabled)?);
+        let name = shared.display_name();
+        let index = label.rsplit('[').next().and_then(|s| s.trim_end_matches(']').parse().ok()).unwrap_or(0);
+        let slot = swap::SwapSlot::new(shared.clone(), index);
+        Ok(WasmFactory { shared, name, slot })
     }
 
     /// Instantiates the plugin once and calls `init` with its config (used by `--validate`).
@@ -108,6 +128,18 @@ impl WasmFactory {
     pub fn path(&self) -> &Path {
         &self.shared.path
     }
+
+    /// The live-swap slot of this processor.
+    pub fn slot(&self) -> &Arc<swap::SwapSlot> {
+        &self.slot
+    }
+}
+
+impl WasmShared {
+    /// `name@version`, for logs and error records.
+    pub fn display_name(&self) -> String {
+        format!("{}@{}", self.info.name, self.info.version)
+    }
 }
 
 impl super::ProcessorFactory for WasmFactory {
@@ -115,7 +147,9 @@ impl super::ProcessorFactory for WasmFactory {
         &self.name
     }
     fn instantiate(&self, worker: usize, stream: Arc<crate::engine::StreamShared>) -> anyhow::Result<Box<dyn super::Processor>> {
+        self.slot.attach(&stream);
         let mut p = WasmProcessor::new(self.shared.clone(), worker);
+        p.slot = Some(self.slot.clone());
         p.stream = Some(stream);
         Ok(Box::new(p))
     }

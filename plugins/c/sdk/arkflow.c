@@ -1,0 +1,1208 @@
+/*
+ * arkflow.c — the C SDK's implementation: the WIT exports (describe, init, process-batch,
+ * on-checkpoint) over the plugin's ak_* callbacks, wrappers of the state/log/metrics imports,
+ * a JSON reader/escaper and the per-batch state cache. Behaviour mirrors the Rust SDK
+ * (plugins/sdk): same JSON acceptance rules and error messages, same escaping, same cache order.
+ */
+#include "arkflow.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AK_OUTCOME_UNSET 0xff
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) abort();
+    return p;
+}
+
+static void *xrealloc(void *p, size_t n) {
+    p = realloc(p, n ? n : 1);
+    if (!p) abort();
+    return p;
+}
+
+/* ================================ bytes and buffers ================================ */
+
+ak_bytes ak_str(const char *s) { return ak_bytes_of(s, strlen(s)); }
+
+bool ak_bytes_eq(ak_bytes a, ak_bytes b) {
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+ak_bytes ak_bytes_dup(ak_bytes b) {
+    ak_bytes r = {NULL, b.len};
+    if (b.len) {
+        r.ptr = xmalloc(b.len);
+        memcpy(r.ptr, b.ptr, b.len);
+    }
+    return r;
+}
+
+void ak_bytes_free(ak_bytes *b) {
+    if (b->len) free(b->ptr);
+    b->ptr = NULL;
+    b->len = 0;
+}
+
+void ak_buf_reserve(ak_buf *b, size_t extra) {
+    if (b->cap - b->len >= extra) return;
+    size_t cap = b->cap ? b->cap * 2 : 32;
+    while (cap - b->len < extra) cap *= 2;
+    b->ptr = xrealloc(b->ptr, cap);
+    b->cap = cap;
+}
+
+void ak_buf_put(ak_buf *b, const void *data, size_t len) {
+    if (!len) return;
+    ak_buf_reserve(b, len);
+    memcpy(b->ptr + b->len, data, len);
+    b->len += len;
+}
+
+void ak_buf_putb(ak_buf *b, ak_bytes data) { ak_buf_put(b, data.ptr, data.len); }
+void ak_buf_puts(ak_buf *b, const char *s) { ak_buf_put(b, s, strlen(s)); }
+
+void ak_buf_putc(ak_buf *b, char c) {
+    ak_buf_reserve(b, 1);
+    b->ptr[b->len++] = (uint8_t)c;
+}
+
+void ak_buf_put_i64(ak_buf *b, int64_t v) {
+    char tmp[24];
+    size_t i = sizeof tmp;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) tmp[--i] = '-';
+    ak_buf_put(b, tmp + i, sizeof tmp - i);
+}
+
+ak_bytes ak_buf_take(ak_buf *b) {
+    ak_bytes r = {b->ptr, b->len};
+    if (b->len == 0) {
+        free(b->ptr);
+        r.ptr = NULL;
+    }
+    b->ptr = NULL;
+    b->len = b->cap = 0;
+    return r;
+}
+
+void ak_buf_free(ak_buf *b) {
+    free(b->ptr);
+    b->ptr = NULL;
+    b->len = b->cap = 0;
+}
+
+/* Length of the UTF-8 sequence at s[0..n) when valid (1..4), else the negated length of its
+ * maximal valid prefix (at least 1): the unit Rust's from_utf8_lossy replaces with one U+FFFD. */
+static int utf8_seq(const uint8_t *s, size_t n) {
+    uint8_t c = s[0];
+    if (c < 0x80) return 1;
+    int width;
+    uint8_t lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) width = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        width = 3;
+        if (c == 0xe0) lo = 0xa0;
+        if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        width = 4;
+        if (c == 0xf0) lo = 0x90;
+        if (c == 0xf4) hi = 0x8f;
+    } else return -1;
+    for (int i = 1; i < width; i++) {
+        if ((size_t)i >= n) return -i;
+        uint8_t d = s[i];
+        if (i == 1 ? (d < lo || d > hi) : (d < 0x80 || d > 0xbf)) return -i;
+    }
+    return width;
+}
+
+/* Offset of the first invalid UTF-8 sequence, or n when s is valid. */
+static size_t utf8_valid_up_to(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        int w = utf8_seq(s + i, n - i);
+        if (w < 0) return i;
+        i += (size_t)w;
+    }
+    return n;
+}
+
+void ak_buf_put_json_escaped(ak_buf *b, ak_bytes data) {
+    const uint8_t *s = data.ptr;
+    size_t n = data.len, i = 0, run = 0;
+    static const char hex[] = "0123456789abcdef";
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            i++;
+            continue;
+        }
+        if (c >= 0x80) {
+            int w = utf8_seq(s + i, n - i);
+            if (w > 0) {
+                i += (size_t)w;
+                continue;
+            }
+            ak_buf_put(b, s + run, i - run);
+            ak_buf_put(b, "\xef\xbf\xbd", 3); /* U+FFFD */
+            i += (size_t)(-w);
+            run = i;
+            continue;
+        }
+        ak_buf_put(b, s + run, i - run);
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t elen = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case 0x08: esc[1] = 'b'; break;
+        case 0x0c: esc[1] = 'f'; break;
+        default:
+            esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
+            elen = 6;
+        }
+        ak_buf_put(b, esc, elen);
+        i++;
+        run = i;
+    }
+    ak_buf_put(b, s + run, n - run);
+}
+
+/* ====================================== errors ====================================== */
+
+static plugin_string_t str_dup_n(const void *s, size_t len) {
+    plugin_string_t r;
+    plugin_string_dup_n(&r, (const char *)s, len);
+    return r;
+}
+
+ak_error ak_error_new(ak_error_class cls, const char *code, const char *message) {
+    ak_error e;
+    e.class_ = cls;
+    e.code = str_dup_n(code, strlen(code));
+    e.message = str_dup_n(message, strlen(message));
+    return e;
+}
+
+static ak_error error_from_buf(ak_error_class cls, const char *code, ak_buf *msg) {
+    ak_error e;
+    e.class_ = cls;
+    e.code = str_dup_n(code, strlen(code));
+    e.message = str_dup_n(msg->ptr, msg->len);
+    ak_buf_free(msg);
+    return e;
+}
+
+ak_error ak_errorf(ak_error_class cls, const char *code, const char *fmt, ...) {
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    return ak_error_new(cls, code, tmp);
+}
+
+/* Rust's Debug rendering of a string payload, e.g. "x\"y". */
+static void put_debug_str(ak_buf *b, plugin_string_t s) {
+    ak_buf_putc(b, '"');
+    for (size_t i = 0; i < s.len; i++) {
+        uint8_t c = s.ptr[i];
+        switch (c) {
+        case '"': ak_buf_puts(b, "\\\""); break;
+        case '\\': ak_buf_puts(b, "\\\\"); break;
+        case '\n': ak_buf_puts(b, "\\n"); break;
+        case '\r': ak_buf_puts(b, "\\r"); break;
+        case '\t': ak_buf_puts(b, "\\t"); break;
+        case 0: ak_buf_puts(b, "\\0"); break;
+        default:
+            if (c < 0x20 || c == 0x7f) {
+                static const char hex[] = "0123456789abcdef";
+                ak_buf_puts(b, "\\u{");
+                if (c >> 4) ak_buf_putc(b, hex[c >> 4]);
+                ak_buf_putc(b, hex[c & 15]);
+                ak_buf_putc(b, '}');
+            } else {
+                ak_buf_putc(b, (char)c);
+            }
+        }
+    }
+    ak_buf_putc(b, '"');
+}
+
+ak_error ak_error_from_state(const ak_state_error *e) {
+    static const char *const codes[] = {"unknown-store",  "no-scope",      "key-too-large", "value-too-large",
+                                        "quota-exceeded", "not-a-counter", "disabled"};
+    static const char *const names[] = {"UnknownStore",  "NoScope",     "KeyTooLarge", "ValueTooLarge",
+                                        "QuotaExceeded", "NotACounter", "Disabled"};
+    unsigned t = e->tag < 7 ? e->tag : 6;
+    ak_buf m = {0};
+    ak_buf_puts(&m, "StateError::");
+    ak_buf_puts(&m, names[t]);
+    switch (e->tag) {
+    case ARKFLOW_PLUGIN_STATE_STATE_ERROR_UNKNOWN_STORE:
+    case ARKFLOW_PLUGIN_STATE_STATE_ERROR_QUOTA_EXCEEDED:
+        ak_buf_putc(&m, '(');
+        put_debug_str(&m, e->tag == ARKFLOW_PLUGIN_STATE_STATE_ERROR_UNKNOWN_STORE ? e->val.unknown_store
+                                                                                  : e->val.quota_exceeded);
+        ak_buf_putc(&m, ')');
+        break;
+    case ARKFLOW_PLUGIN_STATE_STATE_ERROR_KEY_TOO_LARGE:
+    case ARKFLOW_PLUGIN_STATE_STATE_ERROR_VALUE_TOO_LARGE:
+        ak_buf_putc(&m, '(');
+        ak_buf_put_i64(&m, (int64_t)(e->tag == ARKFLOW_PLUGIN_STATE_STATE_ERROR_KEY_TOO_LARGE ? e->val.key_too_large
+                                                                                             : e->val.value_too_large));
+        ak_buf_putc(&m, ')');
+        break;
+    default:
+        break;
+    }
+    return error_from_buf(AK_STATE, codes[t], &m);
+}
+
+/* Converts a failed import's state-error into *err and frees the state-error. */
+static bool state_fail(ak_state_error *se, ak_error *err) {
+    *err = ak_error_from_state(se);
+    arkflow_plugin_state_state_error_free(se);
+    return false;
+}
+
+ak_error ak_error_clone(const ak_error *e) {
+    ak_error r;
+    r.class_ = e->class_;
+    r.code = str_dup_n(e->code.ptr, e->code.len);
+    r.message = str_dup_n(e->message.ptr, e->message.len);
+    return r;
+}
+
+void ak_error_free(ak_error *e) { arkflow_plugin_types_error_free(e); }
+
+/* ===================================== outcomes ===================================== */
+
+ak_record_out ak_record_out_new(ak_bytes value) {
+    ak_record_out r;
+    memset(&r, 0, sizeof r);
+    r.value.is_some = true;
+    r.value.val = ak_bytes_dup(value);
+    return r;
+}
+
+void ak_outcome_emit(ak_outcome *o, ak_record_out record) {
+    ak_record_out *one = xmalloc(sizeof *one);
+    *one = record;
+    o->tag = ARKFLOW_PLUGIN_TYPES_RECORD_OUTCOME_EMIT;
+    o->val.emit.ptr = one;
+    o->val.emit.len = 1;
+}
+
+void ak_outcome_emit_value(ak_outcome *o, ak_buf *value) {
+    ak_record_out r;
+    memset(&r, 0, sizeof r);
+    r.value.is_some = true;
+    r.value.val = ak_buf_take(value);
+    ak_outcome_emit(o, r);
+}
+
+void ak_outcome_pass(ak_outcome *o, ak_record_in *in) {
+    ak_record_out r;
+    memset(&r, 0, sizeof r);
+    r.key = in->key;
+    r.value = in->value;
+    r.headers = in->headers;
+    memset(&in->key, 0, sizeof in->key);
+    memset(&in->value, 0, sizeof in->value);
+    memset(&in->headers, 0, sizeof in->headers);
+    ak_outcome_emit(o, r);
+}
+
+void ak_outcome_drop(ak_outcome *o) { o->tag = ARKFLOW_PLUGIN_TYPES_RECORD_OUTCOME_DROP; }
+
+void ak_outcome_fail(ak_outcome *o, ak_error err) {
+    o->tag = ARKFLOW_PLUGIN_TYPES_RECORD_OUTCOME_FAIL;
+    o->val.fail = err;
+}
+
+/* ====================================== config ====================================== */
+
+const char *ak_config_get(const ak_config *c, const char *key) {
+    for (size_t i = c->len; i-- > 0;)
+        if (strcmp(c->keys[i], key) == 0) return c->values[i];
+    return NULL;
+}
+
+const char *ak_config_get_or(const ak_config *c, const char *key, const char *dflt) {
+    const char *v = ak_config_get(c, key);
+    return v ? v : dflt;
+}
+
+bool ak_config_require(const ak_config *c, const char *key, const char **out, ak_error *err) {
+    *out = ak_config_get(c, key);
+    if (*out) return true;
+    ak_buf m = {0};
+    ak_buf_puts(&m, "config `");
+    ak_buf_puts(&m, key);
+    ak_buf_puts(&m, "` is required");
+    *err = error_from_buf(AK_CONFIG, "missing-config", &m);
+    return false;
+}
+
+bool ak_config_get_i64(const ak_config *c, const char *key, int64_t dflt, int64_t *out, ak_error *err) {
+    const char *raw = ak_config_get(c, key);
+    *out = dflt;
+    if (!raw) return true;
+    const char *s = raw, *end = raw + strlen(raw);
+    while (s < end && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) s++;
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r')) end--;
+    bool neg = false, ok = s < end;
+    if (ok && (*s == '-' || *s == '+')) neg = *s++ == '-', ok = s < end;
+    uint64_t u = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; ok && s < end; s++) {
+        if (*s < '0' || *s > '9' || u > (limit - (uint64_t)(*s - '0')) / 10) ok = false;
+        else u = u * 10 + (uint64_t)(*s - '0');
+    }
+    if (!ok) {
+        ak_buf m = {0};
+        ak_buf_puts(&m, "config `");
+        ak_buf_puts(&m, key);
+        ak_buf_puts(&m, "`: cannot parse \"");
+        ak_buf_puts(&m, raw);
+        ak_buf_puts(&m, "\" as i64");
+        *err = error_from_buf(AK_CONFIG, "bad-config", &m);
+        return false;
+    }
+    *out = neg ? (int64_t)(0 - u) : (int64_t)u;
+    return true;
+}
+
+/* ======================================= JSON ======================================= */
+
+#define AK_JSON_MAX_DEPTH 128
+
+typedef struct {
+    const uint8_t *b;
+    size_t n, pos, depth;
+    size_t err_at;
+    const char *err;
+} jparser;
+
+static bool jfail(jparser *p, const char *reason) {
+    p->err_at = p->pos;
+    p->err = reason;
+    return false;
+}
+
+static int jpeek(const jparser *p) { return p->pos < p->n ? p->b[p->pos] : -1; }
+
+static void jws(jparser *p) {
+    while (p->pos < p->n) {
+        uint8_t c = p->b[p->pos];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+        p->pos++;
+    }
+}
+
+static int hexval(uint8_t c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Exactly four hex digits. */
+static bool jhex4(jparser *p, uint32_t *out) {
+    if (p->n - p->pos < 4) return jfail(p, "truncated \\u escape");
+    const uint8_t *h = p->b + p->pos;
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        int d = hexval(h[i]);
+        if (d < 0) return jfail(p, "invalid \\u escape");
+        v = v * 16 + (uint32_t)d;
+    }
+    p->pos += 4;
+    *out = v;
+    return true;
+}
+
+static void put_utf8(ak_buf *b, uint32_t cp) {
+    uint8_t u[4];
+    size_t n;
+    if (cp < 0x80) u[0] = (uint8_t)cp, n = 1;
+    else if (cp < 0x800) u[0] = (uint8_t)(0xc0 | cp >> 6), u[1] = (uint8_t)(0x80 | (cp & 0x3f)), n = 2;
+    else if (cp < 0x10000)
+        u[0] = (uint8_t)(0xe0 | cp >> 12), u[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f)),
+        u[2] = (uint8_t)(0x80 | (cp & 0x3f)), n = 3;
+    else
+        u[0] = (uint8_t)(0xf0 | cp >> 18), u[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f)),
+        u[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f)), u[3] = (uint8_t)(0x80 | (cp & 0x3f)), n = 4;
+    ak_buf_put(b, u, n);
+}
+
+/* A string at pos (which is '"'). With out: its unescaped contents, pointing into the document
+ * when it has no escapes, else into *scratch (reset first). */
+static bool jstring(jparser *p, ak_bytes *out, ak_buf *scratch) {
+    p->pos++;
+    size_t start = p->pos;
+    for (;;) {
+        int c = jpeek(p);
+        if (c < 0) return jfail(p, "unterminated string");
+        if (c == '"') {
+            if (out) *out = ak_bytes_of(p->b + start, p->pos - start);
+            p->pos++;
+            return true;
+        }
+        if (c == '\\') break;
+        if (c < 0x20) return jfail(p, "control character in string");
+        p->pos++;
+    }
+    if (scratch) {
+        scratch->len = 0;
+        ak_buf_put(scratch, p->b + start, p->pos - start);
+    }
+    for (;;) {
+        size_t run = p->pos;
+        for (;;) {
+            int c = jpeek(p);
+            if (c < 0) return jfail(p, "unterminated string");
+            if (c == '"' || c == '\\') break;
+            if (c < 0x20) return jfail(p, "control character in string");
+            p->pos++;
+        }
+        if (scratch) ak_buf_put(scratch, p->b + run, p->pos - run);
+        if (jpeek(p) == '"') {
+            p->pos++;
+            if (out) *out = ak_bytes_of(scratch->ptr, scratch->len);
+            return true;
+        }
+        p->pos++; /* the backslash */
+        int c = jpeek(p);
+        if (c < 0) return jfail(p, "unterminated string");
+        p->pos++;
+        uint32_t cp;
+        switch (c) {
+        case '"': cp = '"'; break;
+        case '\\': cp = '\\'; break;
+        case '/': cp = '/'; break;
+        case 'b': cp = 0x08; break;
+        case 'f': cp = 0x0c; break;
+        case 'n': cp = '\n'; break;
+        case 'r': cp = '\r'; break;
+        case 't': cp = '\t'; break;
+        case 'u': {
+            uint32_t hi, lo;
+            if (!jhex4(p, &hi)) return false;
+            if (hi >= 0xd800 && hi < 0xdc00) {
+                if (p->n - p->pos < 2 || p->b[p->pos] != '\\' || p->b[p->pos + 1] != 'u')
+                    return jfail(p, "lone surrogate");
+                p->pos += 2;
+                if (!jhex4(p, &lo)) return false;
+                if (lo < 0xdc00 || lo >= 0xe000) return jfail(p, "lone surrogate");
+                cp = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
+            } else if (hi >= 0xdc00 && hi < 0xe000) {
+                return jfail(p, "lone surrogate");
+            } else {
+                cp = hi;
+            }
+            break;
+        }
+        default: return jfail(p, "invalid escape");
+        }
+        if (scratch) put_utf8(scratch, cp);
+    }
+}
+
+static bool jdigits(jparser *p) {
+    size_t start = p->pos;
+    while (p->pos < p->n && p->b[p->pos] >= '0' && p->b[p->pos] <= '9') p->pos++;
+    return p->pos > start;
+}
+
+static bool jnumber(jparser *p) {
+    if (jpeek(p) == '-') p->pos++;
+    int c = jpeek(p);
+    if (c == '0') p->pos++;
+    else if (c >= '1' && c <= '9') jdigits(p);
+    else return jfail(p, "invalid number");
+    if (jpeek(p) == '.') {
+        p->pos++;
+        if (!jdigits(p)) return jfail(p, "invalid number");
+    }
+    c = jpeek(p);
+    if (c == 'e' || c == 'E') {
+        p->pos++;
+        c = jpeek(p);
+        if (c == '+' || c == '-') p->pos++;
+        if (!jdigits(p)) return jfail(p, "invalid number");
+    }
+    return true;
+}
+
+static bool jliteral(jparser *p, const char *word) {
+    size_t n = strlen(word);
+    if (p->n - p->pos < n || memcmp(p->b + p->pos, word, n) != 0) return jfail(p, "invalid literal");
+    p->pos += n;
+    return true;
+}
+
+static bool jvalue(jparser *p, ak_json_value *out, ak_buf *scratch);
+
+/* An object at pos; with want: its first member named want goes to *out (*found = true). */
+static bool jobject(jparser *p, const char *want, bool *found, ak_json_value *out, ak_buf *names, ak_buf *scratch) {
+    if (++p->depth > AK_JSON_MAX_DEPTH) return jfail(p, "nesting too deep");
+    p->pos++; /* '{' */
+    jws(p);
+    if (jpeek(p) == '}') {
+        p->pos++;
+        p->depth--;
+        return true;
+    }
+    size_t want_len = want ? strlen(want) : 0;
+    for (;;) {
+        jws(p);
+        if (jpeek(p) != '"') return jfail(p, "expected a member name");
+        ak_bytes name;
+        if (!jstring(p, want ? &name : NULL, want ? names : NULL)) return false;
+        jws(p);
+        if (jpeek(p) != ':') return jfail(p, "expected ':'");
+        p->pos++;
+        bool take = want && !*found && name.len == want_len && memcmp(name.ptr, want, want_len) == 0;
+        if (!jvalue(p, take ? out : NULL, take ? scratch : NULL)) return false;
+        if (take) *found = true;
+        jws(p);
+        int c = jpeek(p);
+        if (c == ',') p->pos++;
+        else if (c == '}') {
+            p->pos++;
+            break;
+        } else return jfail(p, "expected ',' or '}'");
+    }
+    p->depth--;
+    return true;
+}
+
+static bool jarray(jparser *p) {
+    if (++p->depth > AK_JSON_MAX_DEPTH) return jfail(p, "nesting too deep");
+    p->pos++; /* '[' */
+    jws(p);
+    if (jpeek(p) == ']') {
+        p->pos++;
+        p->depth--;
+        return true;
+    }
+    for (;;) {
+        if (!jvalue(p, NULL, NULL)) return false;
+        jws(p);
+        int c = jpeek(p);
+        if (c == ',') p->pos++;
+        else if (c == ']') {
+            p->pos++;
+            break;
+        } else return jfail(p, "expected ',' or ']'");
+    }
+    p->depth--;
+    return true;
+}
+
+static bool jvalue(jparser *p, ak_json_value *out, ak_buf *scratch) {
+    jws(p);
+    size_t start = p->pos;
+    int c = jpeek(p);
+    ak_json_kind kind;
+    bool ok;
+    switch (c) {
+    case '"': {
+        ak_bytes s;
+        if (!jstring(p, out ? &s : NULL, scratch)) return false;
+        if (out) {
+            out->kind = AK_JSON_STRING;
+            out->text = s;
+        }
+        return true;
+    }
+    case '{': {
+        bool found = false;
+        kind = AK_JSON_OBJECT, ok = jobject(p, NULL, &found, NULL, NULL, NULL);
+        break;
+    }
+    case '[': kind = AK_JSON_ARRAY, ok = jarray(p); break;
+    case 't': kind = AK_JSON_BOOL, ok = jliteral(p, "true"); break;
+    case 'f': kind = AK_JSON_BOOL, ok = jliteral(p, "false"); break;
+    case 'n': kind = AK_JSON_NULL, ok = jliteral(p, "null"); break;
+    case -1: return jfail(p, "unexpected end of input");
+    default:
+        if (c == '-' || (c >= '0' && c <= '9')) kind = AK_JSON_NUMBER, ok = jnumber(p);
+        else return jfail(p, "unexpected character");
+    }
+    if (ok && out) {
+        out->kind = kind;
+        out->text = ak_bytes_of(p->b + start, p->pos - start);
+    }
+    return ok;
+}
+
+static void json_error(const jparser *p, ak_error *err) {
+    ak_buf m = {0};
+    ak_buf_puts(&m, "invalid JSON at byte ");
+    ak_buf_put_i64(&m, (int64_t)p->err_at);
+    ak_buf_puts(&m, ": ");
+    ak_buf_puts(&m, p->err);
+    *err = error_from_buf(AK_INVALID_INPUT, "bad-json", &m);
+}
+
+int ak_json_field(ak_bytes doc, const char *name, ak_json_value *out, ak_error *err) {
+    jparser p = {doc.ptr, doc.len, 0, 0, 0, NULL};
+    ak_json_value v = {AK_JSON_NULL, {NULL, 0}, NULL};
+    ak_buf names = {0}, scratch = {0};
+    bool found = false, ok;
+    size_t valid = utf8_valid_up_to(doc.ptr, doc.len);
+    if (valid != doc.len) {
+        p.pos = valid;
+        ok = jfail(&p, "not UTF-8");
+    } else {
+        jws(&p);
+        if (jpeek(&p) == '{') ok = jobject(&p, name, &found, &v, &names, &scratch);
+        else ok = jvalue(&p, NULL, NULL);
+        if (ok) {
+            jws(&p);
+            if (p.pos != p.n) ok = jfail(&p, "trailing characters");
+        }
+    }
+    ak_buf_free(&names);
+    if (!ok) {
+        ak_buf_free(&scratch);
+        json_error(&p, err);
+        return -1;
+    }
+    if (!found) {
+        ak_buf_free(&scratch);
+        return 0;
+    }
+    if (v.kind == AK_JSON_STRING && scratch.ptr && v.text.ptr == scratch.ptr) {
+        v.owned_ = scratch.ptr; /* unescaped copy: keep it */
+    } else {
+        ak_buf_free(&scratch);
+    }
+    *out = v;
+    return 1;
+}
+
+bool ak_json_validate(ak_bytes doc, ak_error *err) {
+    ak_json_value v;
+    int r = ak_json_field(doc, "", &v, err);
+    if (r == 1) ak_json_value_free(&v);
+    return r >= 0;
+}
+
+bool ak_json_as_key(const ak_json_value *v, ak_bytes *out) {
+    if (v->kind != AK_JSON_STRING && v->kind != AK_JSON_NUMBER) return false;
+    *out = v->text;
+    return true;
+}
+
+void ak_json_value_free(ak_json_value *v) {
+    free(v->owned_);
+    v->owned_ = NULL;
+}
+
+/* ================================== record helpers ================================== */
+
+bool ak_record_key(const ak_record_in *r, const char *key_field, ak_key *out) {
+    memset(out, 0, sizeof *out);
+    if (r->key.is_some) {
+        out->ok = true;
+        out->bytes = r->key.val;
+        return true;
+    }
+    if (!key_field || !r->value.is_some) {
+        out->err = ak_invalid_input("no-key", "record has no key and no `key_field` value");
+        return false;
+    }
+    ak_json_value v;
+    int found = ak_json_field(r->value.val, key_field, &v, &out->err);
+    if (found < 0) return false;
+    if (found && ak_json_as_key(&v, &out->bytes)) {
+        out->ok = true;
+        out->owned_ = v.owned_;
+        return true;
+    }
+    if (found) ak_json_value_free(&v);
+    ak_buf m = {0};
+    ak_buf_puts(&m, "no string/number field `");
+    ak_buf_puts(&m, key_field);
+    ak_buf_putc(&m, '`');
+    out->err = error_from_buf(AK_INVALID_INPUT, "no-key", &m);
+    return false;
+}
+
+void ak_key_free(ak_key *k) {
+    free(k->owned_);
+    k->owned_ = NULL;
+    if (!k->ok && k->err.code.ptr) ak_error_free(&k->err);
+    memset(&k->err, 0, sizeof k->err);
+}
+
+ak_key *ak_batch_keys(ak_batch *batch, const char *key_field) {
+    if (batch->keys_) return batch->keys_;
+    ak_key *keys = xmalloc(batch->len * sizeof *keys);
+    for (size_t i = 0; i < batch->len; i++) ak_record_key(&batch->records[i], key_field, &keys[i]);
+    batch->keys_ = keys;
+    return keys;
+}
+
+const ak_bytes *ak_record_header(const ak_record_in *r, const char *name) {
+    size_t n = strlen(name);
+    for (size_t i = 0; i < r->headers.len; i++) {
+        const ak_header *h = &r->headers.ptr[i];
+        if (h->key.len == n && memcmp(h->key.ptr, name, n) == 0) return &h->value;
+    }
+    return NULL;
+}
+
+/* ======================================= state ====================================== */
+
+static arkflow_plugin_state_borrow_store_t borrow(ak_store s) { return arkflow_plugin_state_borrow_store(s); }
+
+bool ak_store_open(const char *name, ak_store *out, ak_error *err) {
+    plugin_string_t n = {(uint8_t *)name, strlen(name)};
+    ak_state_error se;
+    if (!arkflow_plugin_state_static_store_open(&n, out, &se)) return state_fail(&se, err);
+    return true;
+}
+
+bool ak_store_get(ak_store s, ak_bytes key, ak_opt_bytes *out, ak_error *err) {
+    ak_state_error se;
+    if (!arkflow_plugin_state_method_store_get(borrow(s), &key, out, &se)) return state_fail(&se, err);
+    return true;
+}
+
+bool ak_store_put(ak_store s, ak_bytes key, ak_bytes value, ak_error *err) {
+    ak_state_error se;
+    if (!arkflow_plugin_state_method_store_put(borrow(s), &key, &value, &se)) return state_fail(&se, err);
+    return true;
+}
+
+bool ak_store_delete(ak_store s, ak_bytes key, bool *was_present, ak_error *err) {
+    ak_state_error se;
+    bool present;
+    if (!arkflow_plugin_state_method_store_delete(borrow(s), &key, &present, &se)) return state_fail(&se, err);
+    if (was_present) *was_present = present;
+    return true;
+}
+
+bool ak_store_get_many(ak_store s, const ak_bytes *keys, size_t n, ak_opt_bytes_list *out, ak_error *err) {
+    plugin_list_list_u8_t list = {(plugin_list_u8_t *)keys, n};
+    ak_state_error se;
+    if (!arkflow_plugin_state_method_store_get_many(borrow(s), &list, out, &se)) return state_fail(&se, err);
+    return true;
+}
+
+bool ak_store_put_many(ak_store s, const ak_bytes *keys, const ak_bytes *values, size_t n, ak_error *err) {
+    plugin_tuple2_list_u8_list_u8_t *entries = xmalloc(n * sizeof *entries);
+    for (size_t i = 0; i < n; i++) entries[i].f0 = keys[i], entries[i].f1 = values[i];
+    plugin_list_tuple2_list_u8_list_u8_t list = {entries, n};
+    ak_state_error se;
+    bool ok = arkflow_plugin_state_method_store_put_many(borrow(s), &list, &se);
+    free(entries);
+    return ok ? true : state_fail(&se, err);
+}
+
+bool ak_store_delete_many(ak_store s, const ak_bytes *keys, size_t n, ak_error *err) {
+    plugin_list_list_u8_t list = {(plugin_list_u8_t *)keys, n};
+    ak_state_error se;
+    if (!arkflow_plugin_state_method_store_delete_many(borrow(s), &list, &se)) return state_fail(&se, err);
+    return true;
+}
+
+bool ak_store_increment(ak_store s, ak_bytes key, int64_t delta, int64_t *out, ak_error *err) {
+    ak_state_error se;
+    if (!arkflow_plugin_state_method_store_increment(borrow(s), &key, delta, out, &se)) return state_fail(&se, err);
+    return true;
+}
+
+bool ak_store_scan_prefix(ak_store s, ak_bytes prefix, const ak_bytes *start_after, uint32_t limit,
+                          ak_scan_page *out, ak_error *err) {
+    ak_bytes after = start_after ? *start_after : ak_bytes_of(NULL, 0);
+    ak_state_error se;
+    if (!arkflow_plugin_state_method_store_scan_prefix(borrow(s), &prefix, start_after ? &after : NULL, limit, out, &se))
+        return state_fail(&se, err);
+    return true;
+}
+
+void ak_scan_page_free(ak_scan_page *p) { arkflow_plugin_state_scan_page_free(p); }
+
+void ak_encode_i64(int64_t v, uint8_t out[8]) {
+    uint64_t u = (uint64_t)v;
+    for (int i = 0; i < 8; i++) out[i] = (uint8_t)(u >> (8 * i));
+}
+
+bool ak_decode_i64(ak_bytes b, int64_t *out) {
+    if (b.len != 8) return false;
+    uint64_t u = 0;
+    for (int i = 7; i >= 0; i--) u = u << 8 | b.ptr[i];
+    *out = (int64_t)u;
+    return true;
+}
+
+/* ==================================== state cache =================================== */
+
+static uint64_t fxhash(const uint8_t *p, size_t n) {
+    const uint64_t k = 0x517cc1b727220a95ull;
+    uint64_t h = 0;
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = ((h << 5 | h >> 59) ^ w) * k;
+    }
+    for (; n; p++, n--) h = ((h << 5 | h >> 59) ^ *p) * k;
+    return h ^ (h >> 29);
+}
+
+static void cache_rehash(ak_cache *c, size_t cap) {
+    free(c->table);
+    c->table = calloc(cap, sizeof *c->table);
+    if (!c->table) abort();
+    c->table_cap = cap;
+    for (size_t i = 0; i < c->len; i++) {
+        size_t j = c->slots[i].hash & (cap - 1);
+        while (c->table[j]) j = (j + 1) & (cap - 1);
+        c->table[j] = (uint32_t)i + 1;
+    }
+}
+
+/* The slot of key, or -1; with insert: creates it (absent value). */
+static long cache_slot(ak_cache *c, ak_bytes key, bool insert) {
+    uint64_t h = fxhash(key.ptr, key.len);
+    if (c->table_cap) {
+        size_t j = h & (c->table_cap - 1);
+        for (uint32_t t; (t = c->table[j]); j = (j + 1) & (c->table_cap - 1)) {
+            ak_cache_slot_ *s = &c->slots[t - 1];
+            if (s->hash == h && s->key_len == key.len && (key.len == 0 || memcmp(s->key, key.ptr, key.len) == 0))
+                return (long)(t - 1);
+        }
+    }
+    if (!insert) return -1;
+    if (c->len == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->slots = xrealloc(c->slots, c->cap * sizeof *c->slots);
+    }
+    ak_cache_slot_ *s = &c->slots[c->len];
+    memset(s, 0, sizeof *s);
+    s->hash = h;
+    s->key_len = key.len;
+    if (key.len) {
+        s->key = xmalloc(key.len);
+        memcpy(s->key, key.ptr, key.len);
+    }
+    c->len++;
+    if (c->len * 2 > c->table_cap) cache_rehash(c, c->table_cap ? c->table_cap * 2 : 32);
+    else {
+        size_t j = h & (c->table_cap - 1);
+        while (c->table[j]) j = (j + 1) & (c->table_cap - 1);
+        c->table[j] = (uint32_t)c->len;
+    }
+    return (long)(c->len - 1);
+}
+
+static void cache_mark(ak_cache *c, size_t i) {
+    if (c->slots[i].dirty) return;
+    c->slots[i].dirty = true;
+    if (c->writes == c->writes_cap) {
+        c->writes_cap = c->writes_cap ? c->writes_cap * 2 : 16;
+        c->write_order = xrealloc(c->write_order, c->writes_cap * sizeof *c->write_order);
+    }
+    c->write_order[c->writes++] = (uint32_t)i;
+}
+
+/* Loads the slots from `first` on (the keys just inserted) with one get-many. */
+static bool cache_fetch(ak_cache *c, ak_store s, size_t first, ak_error *err) {
+    size_t n = c->len - first;
+    if (n == 0) return true;
+    ak_bytes *keys = xmalloc(n * sizeof *keys);
+    for (size_t i = 0; i < n; i++) keys[i] = ak_bytes_of(c->slots[first + i].key, c->slots[first + i].key_len);
+    ak_opt_bytes_list vals;
+    bool ok = ak_store_get_many(s, keys, n, &vals, err);
+    free(keys);
+    if (!ok) return false;
+    if (vals.len != n) {
+        ak_buf m = {0};
+        ak_buf_puts(&m, "get-many returned ");
+        ak_buf_put_i64(&m, (int64_t)vals.len);
+        ak_buf_puts(&m, " values for ");
+        ak_buf_put_i64(&m, (int64_t)n);
+        ak_buf_puts(&m, " keys");
+        *err = error_from_buf(AK_INTERNAL, "bad-get-many", &m);
+        plugin_list_option_list_u8_free(&vals);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ak_cache_slot_ *sl = &c->slots[first + i];
+        if (!vals.ptr[i].is_some) continue;
+        sl->value_len = vals.ptr[i].val.len;
+        sl->value_cap = sl->value_len; /* take the buffer the bindings allocated */
+        sl->value = sl->value_len ? vals.ptr[i].val.ptr : xmalloc(1);
+        if (!sl->value_len) sl->value_cap = 1;
+    }
+    if (vals.len) free(vals.ptr);
+    return true;
+}
+
+bool ak_cache_load(ak_cache *c, ak_store s, const ak_bytes *keys, size_t n, ak_error *err) {
+    size_t first = c->len;
+    for (size_t i = 0; i < n; i++) cache_slot(c, keys[i], true);
+    return cache_fetch(c, s, first, err);
+}
+
+bool ak_cache_load_keys(ak_cache *c, ak_store s, const ak_key *keys, size_t n, ak_error *err) {
+    size_t first = c->len;
+    for (size_t i = 0; i < n; i++)
+        if (keys[i].ok) cache_slot(c, keys[i].bytes, true);
+    return cache_fetch(c, s, first, err);
+}
+
+const uint8_t *ak_cache_get(const ak_cache *c, ak_bytes key, size_t *len) {
+    long i = cache_slot((ak_cache *)c, key, false);
+    if (i < 0 || !c->slots[i].value) return NULL;
+    *len = c->slots[i].value_len;
+    return c->slots[i].value;
+}
+
+static void slot_set(ak_cache_slot_ *s, const void *v, size_t n) {
+    if (!s->value || s->value_cap < n) {
+        free(s->value);
+        s->value = xmalloc(n);
+        s->value_cap = n ? n : 1;
+    }
+    if (n) memcpy(s->value, v, n);
+    s->value_len = n;
+}
+
+void ak_cache_put(ak_cache *c, ak_bytes key, ak_bytes value) {
+    long i = cache_slot(c, key, true);
+    slot_set(&c->slots[i], value.ptr, value.len);
+    cache_mark(c, (size_t)i);
+}
+
+static ak_error not_a_counter(void) {
+    ak_state_error se = {.tag = ARKFLOW_PLUGIN_STATE_STATE_ERROR_NOT_A_COUNTER};
+    return ak_error_from_state(&se);
+}
+
+bool ak_cache_get_i64(const ak_cache *c, ak_bytes key, bool *found, int64_t *v, ak_error *err) {
+    size_t n;
+    const uint8_t *p = ak_cache_get(c, key, &n);
+    *found = p != NULL;
+    if (!p) return true;
+    if (!ak_decode_i64(ak_bytes_of(p, n), v)) {
+        *err = not_a_counter();
+        return false;
+    }
+    return true;
+}
+
+void ak_cache_put_i64(ak_cache *c, ak_bytes key, int64_t v) {
+    uint8_t b[8];
+    ak_encode_i64(v, b);
+    ak_cache_put(c, key, ak_bytes_of(b, 8));
+}
+
+bool ak_cache_increment(ak_cache *c, ak_bytes key, int64_t delta, int64_t *out, ak_error *err) {
+    long i = cache_slot(c, key, true);
+    ak_cache_slot_ *s = &c->slots[i];
+    int64_t v = delta;
+    if (s->value) {
+        if (!ak_decode_i64(ak_bytes_of(s->value, s->value_len), &v)) {
+            *err = not_a_counter();
+            return false;
+        }
+        v = (int64_t)((uint64_t)v + (uint64_t)delta);
+    }
+    uint8_t b[8];
+    ak_encode_i64(v, b);
+    slot_set(s, b, 8);
+    cache_mark(c, (size_t)i);
+    *out = v;
+    return true;
+}
+
+bool ak_cache_flush(ak_cache *c, ak_store s, ak_error *err) {
+    size_t n = c->writes;
+    if (n == 0) return true;
+    plugin_tuple2_list_u8_list_u8_t *entries = xmalloc(n * sizeof *entries);
+    for (size_t w = 0; w < n; w++) {
+        ak_cache_slot_ *sl = &c->slots[c->write_order[w]];
+        entries[w].f0 = ak_bytes_of(sl->key, sl->key_len);
+        entries[w].f1 = ak_bytes_of(sl->value, sl->value_len);
+        sl->dirty = false;
+    }
+    c->writes = 0;
+    plugin_list_tuple2_list_u8_list_u8_t list = {entries, n};
+    ak_state_error se;
+    bool ok = arkflow_plugin_state_method_store_put_many(borrow(s), &list, &se);
+    free(entries);
+    return ok ? true : state_fail(&se, err);
+}
+
+void ak_cache_free(ak_cache *c) {
+    for (size_t i = 0; i < c->len; i++) {
+        free(c->slots[i].key);
+        free(c->slots[i].value);
+    }
+    free(c->slots);
+    free(c->table);
+    free(c->write_order);
+    memset(c, 0, sizeof *c);
+}
+
+/* ================================== log and metrics ================================= */
+
+void ak_log(ak_log_level level, const char *message) {
+    plugin_string_t m = {(uint8_t *)message, strlen(message)};
+    arkflow_plugin_log_log(level, &m);
+}
+
+void ak_logf(ak_log_level level, const char *fmt, ...) {
+    char tmp[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    ak_log(level, tmp);
+}
+
+void ak_metric_counter_add(const char *name, uint64_t delta) {
+    plugin_string_t n = {(uint8_t *)name, strlen(name)};
+    arkflow_plugin_metrics_counter_add(&n, delta);
+}
+
+void ak_metric_gauge_set(const char *name, double value) {
+    plugin_string_t n = {(uint8_t *)name, strlen(name)};
+    arkflow_plugin_metrics_gauge_set(&n, value);
+}
+
+void ak_metric_histogram_record(const char *name, double value) {
+    plugin_string_t n = {(uint8_t *)name, strlen(name)};
+    arkflow_plugin_metrics_histogram_record(&n, value);
+}
+
+/* ================================== the WIT exports ================================= */
+
+static bool g_initialized;
+static ak_config g_config;
+
+static ak_error not_initialized(void) {
+    return ak_internal("not-initialized", "the host called the plugin before a successful init");
+}
+
+__attribute__((weak)) bool ak_on_checkpoint(const ak_checkpoint_context *ctx, ak_error *err) {
+    (void)ctx;
+    (void)err;
+    return true;
+}
+
+void exports_arkflow_plugin_processor_describe(exports_arkflow_plugin_processor_info_t *ret) {
+    plugin_string_dup(&ret->name, ak_plugin.name);
+    plugin_string_dup(&ret->version, ak_plugin.version);
+    plugin_string_dup(&ret->abi, AK_ABI_VERSION);
+    size_t n = 0, m = 0;
+    while (ak_plugin.state_stores && ak_plugin.state_stores[n]) n++;
+    while (ak_plugin.state_formats && ak_plugin.state_formats[m].store) m++;
+    ret->state_stores.len = n;
+    ret->state_stores.ptr = n ? xmalloc(n * sizeof(plugin_string_t)) : NULL;
+    for (size_t i = 0; i < n; i++) plugin_string_dup(&ret->state_stores.ptr[i], ak_plugin.state_stores[i]);
+    ret->state_formats.len = m;
+    ret->state_formats.ptr = m ? xmalloc(m * sizeof(arkflow_plugin_types_store_format_t)) : NULL;
+    for (size_t i = 0; i < m; i++) {
+        plugin_string_dup(&ret->state_formats.ptr[i].store, ak_plugin.state_formats[i].store);
+        ret->state_formats.ptr[i].format = ak_plugin.state_formats[i].format;
+    }
+}
+
+static char *cstr(plugin_string_t s) {
+    char *r = xmalloc(s.len + 1);
+    if (s.len) memcpy(r, s.ptr, s.len);
+    r[s.len] = 0;
+    return r;
+}
+
+static void config_free(ak_config *c) {
+    for (size_t i = 0; i < c->len; i++) {
+        free((char *)c->keys[i]);
+        free((char *)c->values[i]);
+    }
+    free(c->keys);
+    free(c->values);
+    memset(c, 0, sizeof *c);
+}
+
+bool exports_arkflow_plugin_processor_init(plugin_list_tuple2_string_string_t *config,
+                                           exports_arkflow_plugin_processor_error_t *err) {
+    config_free(&g_config);
+    g_initialized = false;
+    g_config.len = config->len;
+    g_config.keys = xmalloc(config->len * sizeof(char *));
+    g_config.values = xmalloc(config->len * sizeof(char *));
+    for (size_t i = 0; i < config->len; i++) {
+        g_config.keys[i] = cstr(config->ptr[i].f0);
+        g_config.values[i] = cstr(config->ptr[i].f1);
+    }
+    plugin_list_tuple2_string_string_free(config);
+    g_initialized = ak_init(&g_config, err);
+    return g_initialized;
+}
+
+bool exports_arkflow_plugin_processor_process_batch(exports_arkflow_plugin_processor_batch_context_t *ctx,
+                                                    exports_arkflow_plugin_processor_list_record_in_t *records,
+                                                    exports_arkflow_plugin_processor_list_record_outcome_t *ret,
+                                                    exports_arkflow_plugin_processor_error_t *err) {
+    size_t n = records->len;
+    bool ok = false;
+    ak_batch b = {ctx, records->ptr, NULL, n, NULL};
+    if (!g_initialized) {
+        *err = not_initialized();
+    } else {
+        b.outcomes = n ? xmalloc(n * sizeof *b.outcomes) : NULL;
+        for (size_t i = 0; i < n; i++) b.outcomes[i].tag = AK_OUTCOME_UNSET;
+        ok = ak_process_batch(&b, err);
+    }
+    if (b.keys_) {
+        ak_key *keys = b.keys_;
+        for (size_t i = 0; i < n; i++) ak_key_free(&keys[i]);
+        free(keys);
+    }
+    exports_arkflow_plugin_processor_list_record_in_free(records);
+    if (!ok) {
+        for (size_t i = 0; b.outcomes && i < n; i++)
+            if (b.outcomes[i].tag != AK_OUTCOME_UNSET) arkflow_plugin_types_record_outcome_free(&b.outcomes[i]);
+        free(b.outcomes);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (b.outcomes[i].tag == AK_OUTCOME_UNSET)
+            ak_outcome_fail(&b.outcomes[i], ak_internal("no-outcome", "the plugin set no outcome for this record"));
+    ret->ptr = b.outcomes;
+    ret->len = n;
+    return true;
+}
+
+bool exports_arkflow_plugin_processor_on_checkpoint(exports_arkflow_plugin_processor_checkpoint_context_t *ctx,
+                                                    exports_arkflow_plugin_processor_error_t *err) {
+    if (!g_initialized) {
+        *err = not_initialized();
+        return false;
+    }
+    return ak_on_checkpoint(ctx, err);
+}

@@ -1,0 +1,3 @@
+module arkflow/plugins/go
+
+go 1.27.1

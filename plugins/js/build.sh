@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the JavaScript plugins with componentize-js into plugins/dist/<name>_js.wasm. Each plugin
+# is a directory plugins/js/<name>/ whose ES module app.js exports `processor` for world
+# arkflow:plugin/plugin. componentize-js is pinned exactly in package.json / package-lock.json and
+# installed with `npm ci` into plugins/js/node_modules (gitignored; ~400 MB, ~15 s) when missing or
+# when the lock file changed. Needs node >= 18 and npm.
+#   plugins/js/build.sh            # every plugin
+#   plugins/js/build.sh counter    # only these
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../toolchain/common.sh"
+
+here="$ARKFLOW_ROOT/plugins/js"
+dist="$ARKFLOW_ROOT/plugins/dist"
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || {
+    echo "js/build.sh: needs node and npm (apt-get install nodejs npm)" >&2
+    exit 1
+}
+stamp="$here/node_modules/.arkflow-package-lock.json"
+if ! cmp -s "$here/package-lock.json" "$stamp"; then
+    echo "installing componentize-js (npm ci in plugins/js) ..." >&2
+    (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$here/package-lock.json" "$stamp"
+fi
+
+mkdir -p "$dist"
+if [ $# -eq 0 ]; then
+    set -- $(cd "$here" && for d in */app.js; do echo "${d%/app.js}"; done)
+fi
+for name in "$@"; do
+    [ -f "$here/$name/app.js" ] || { echo "js/build.sh: no plugin $name (expected $here/$name/app.js)" >&2; exit 1; }
+    out="$dist/${name}_js.wasm"
+    # -d http fetch-event: without them the component would import (and need) wasi:http.
+    "$here/node_modules/.bin/componentize-js" --wit "$WIT_DIR" --world-name plugin \
+        -d http fetch-event -o "$out" "$here/$name/app.js" >/dev/null
+    printf 'built %-40s %8d bytes\n' "plugins/dist/${name}_js.wasm" "$(wc -c <"$out")"
+done

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The counter contract suite (plugins/js/tests/counter.test.mjs, node's test runner) run on:
+#   1. the JavaScript source, natively;
+#   2. each built counter component present in plugins/dist -- counter_js.wasm and
+#      counter_python.wasm -- transpiled to JS + core wasm by jco (installed with componentize-js)
+#      and run in node, with the WIT imports backed by the same fakes.
+# So the Python and JavaScript components are checked against one suite. Build them first
+# (plugins/js/build.sh, plugins/python/build.sh); a component missing from dist fails the run.
+#   plugins/js/test.sh                       # all three
+#   plugins/js/test.sh counter_js            # native + only these components
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+[ -x node_modules/.bin/jco ] && cmp -s package-lock.json node_modules/.arkflow-package-lock.json || {
+    echo "js/test.sh: node_modules is missing or stale: run plugins/js/build.sh first" >&2
+    exit 1
+}
+# The Python component uses extended constant expressions, behind a flag in node 20's V8.
+node_flags=()
+node --v8-options | grep -q -- '--experimental-wasm-extended-const' && node_flags+=(--experimental-wasm-extended-const)
+
+echo "== counter contract: plugins/js/counter/app.js (native)"
+node --import ./tests/register.mjs --test tests/counter.test.mjs
+
+[ $# -gt 0 ] || set -- counter_js counter_python
+out="node_modules/.arkflow-transpiled"
+for c in "$@"; do
+    wasm="../dist/$c.wasm"
+    [ -f "$wasm" ] || { echo "js/test.sh: $wasm not built" >&2; exit 1; }
+    echo "== counter contract: plugins/dist/$c.wasm (through jco transpile)"
+    rm -rf "${out:?}/$c"
+    # The import map is written verbatim into $out/$c/$c.js, so it is relative to that directory.
+    ./node_modules/.bin/jco transpile "$wasm" -o "$out/$c" --no-typescript -q \
+        --map 'arkflow:plugin/*=../../../tests/fake-wit.mjs'
+    ARKFLOW_COUNTER_MODULE="$out/$c/$c.js" node "${node_flags[@]}" --test tests/counter.test.mjs
+done

@@ -1,0 +1,32 @@
+// Stands in for every `arkflow:plugin/*` import in the unit tests (native, and of components
+// transpiled by jco). A test sets `globalThis.arkflowFake = { open(name), log(level, message) }`;
+// `open` returns an object with the store's methods, which the `Store` resource delegates to (jco
+// accepts only instances of the imported class as resource handles).
+export class Store {
+  #impl;
+
+  constructor(impl) {
+    this.#impl = impl;
+  }
+
+  static open(name) {
+    return new Store(globalThis.arkflowFake.open(name));
+  }
+
+  get(key) { return this.#impl.get(key); }
+  put(key, value) { return this.#impl.put(key, value); }
+  delete(key) { return this.#impl.delete(key); }
+  getMany(keys) { return this.#impl.getMany(keys); }
+  putMany(entries) { return this.#impl.putMany(entries); }
+  deleteMany(keys) { return this.#impl.deleteMany(keys); }
+  increment(key, delta) { return this.#impl.increment(key, delta); }
+  scanPrefix(prefix, startAfter, limit) { return this.#impl.scanPrefix(prefix, startAfter, limit); }
+}
+
+export function log(level, message) {
+  globalThis.arkflowFake.log(level, message);
+}
+
+export function counterAdd() {}
+export function gaugeSet() {}
+export function histogramRecord() {}

@@ -1,0 +1,1 @@
+// Intentionally empty: this crate exists only to be fetched (see Cargo.toml).

