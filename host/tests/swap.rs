@@ -99,17 +99,32 @@ fn check_output(out: &Path, expected: &HashMap<String, i64>) {
     }
 }
 
-#[test]
-fn watched_file_swaps_at_a_barrier_and_broken_versions_are_refused() {
+/// The binary running v1 from `plugin.wasm` on the test input, past its first 20,000 outputs.
+struct Running {
+    dir: Dir,
+    expected: HashMap<String, i64>,
+    live: std::path::PathBuf,
+    out: std::path::PathBuf,
+    port: u16,
+    child: std::process::Child,
+}
+
+fn start(watch: bool) -> Running {
     let dir = Dir::new();
     let expected = kill::write_input(&dir.path("in.jsonl"), RECORDS, KEYS);
     std::fs::create_dir_all(dir.path("out")).unwrap();
     let live = dir.path("plugin.wasm");
     install(&plugin("counter"), &live);
     let port = free_port();
-    let child = spawn(&config(&dir, port, true));
+    let child = spawn(&config(&dir, port, watch));
     let out = dir.path("out");
     assert!(wait_for(Duration::from_secs(30), || output_versions(&out).len() > 20_000), "v1 produced no output");
+    Running { dir, expected, live, out, port, child }
+}
+
+#[test]
+fn watched_file_swaps_at_a_barrier_and_broken_versions_are_refused() {
+    let Running { dir: _dir, expected, live, out, port, child } = start(true);
     install(&plugin("counter_v2"), &live);
     assert!(wait_for(Duration::from_secs(20), || output_versions(&out).contains(&2)), "v2 never took over");
     assert_eq!(metric(port, "arkflow_plugin_swaps_total"), 1);
@@ -132,15 +147,7 @@ fn watched_file_swaps_at_a_barrier_and_broken_versions_are_refused() {
 
 #[test]
 fn control_request_swaps_and_reports_refusals() {
-    let dir = Dir::new();
-    let expected = kill::write_input(&dir.path("in.jsonl"), RECORDS, KEYS);
-    std::fs::create_dir_all(dir.path("out")).unwrap();
-    let live = dir.path("plugin.wasm");
-    install(&plugin("counter"), &live);
-    let port = free_port();
-    let child = spawn(&config(&dir, port, false));
-    let out = dir.path("out");
-    assert!(wait_for(Duration::from_secs(30), || output_versions(&out).len() > 20_000), "v1 produced no output");
+    let Running { dir: _dir, expected, live, out, port, child } = start(false);
     let reload = "/streams/s/processors/0/reload";
     // A broken file first: refused with the reason, v1 keeps running.
     install(&plugin("wrong_world"), &live);

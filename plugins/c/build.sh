@@ -54,21 +54,8 @@ ADAPTER="$(reactor_adapter)"
 mkdir -p "$BUILD" "$DIST"
 
 # Bindings: plugin.h, plugin.c, plugin_component_type.o (world `plugin`).
-rm -rf "$GEN.tmp"
-log="$(wit-bindgen c "$WIT_DIR" --world plugin --out-dir "$GEN.tmp" 2>&1)" || { echo "$log" >&2; exit 1; }
-rm -rf "$GEN"
-mv "$GEN.tmp" "$GEN"
-
-if [ $# -gt 0 ]; then
-    plugins=("$@")
-else
-    plugins=()
-    for d in "$C_DIR"/*/; do
-        name="$(basename "$d")"
-        [ "$name" = sdk ] && continue
-        compgen -G "$d*.c" >/dev/null && plugins+=("$name")
-    done
-fi
+wit_bindgen_c "$GEN"
+mapfile -t plugins < <(plugin_names "$C_DIR" '*.c' "$@")
 
 for name in "${plugins[@]}"; do
     src="$C_DIR/$name"

@@ -6,6 +6,10 @@
 #   reactor_adapter   -> path of wasi_snapshot_preview1.reactor.wasm (crate
 #                        wasi-preview1-component-adapter-provider, fetched with cargo)
 #   pip_install PKG.. -> pip install for python3 (falls back to --user on PEP 668 systems)
+#   plugin_names ROOT GLOB [NAME..] -> the plugins to build: the names given, else every
+#                        subdirectory of ROOT (but sdk) holding GLOB ({} = the directory's name)
+#   wit_bindgen_c DIR -> C bindings of world `plugin` (plugin.h, plugin.c,
+#                        plugin_component_type.o) written to DIR, replaced atomically
 # Paths: ARKFLOW_ROOT is the repository root; WIT_DIR its wit/ directory.
 set -euo pipefail
 
@@ -45,4 +49,27 @@ reactor_adapter() {
     local file="$dir/artefacts/wasi_snapshot_preview1.reactor.wasm"
     [ -f "$file" ] || { echo "common.sh: adapter not found at $file" >&2; return 1; }
     echo "$file"
+}
+
+plugin_names() {
+    local root="$1" pattern="$2"
+    shift 2
+    if [ $# -gt 0 ]; then
+        printf '%s\n' "$@"
+        return
+    fi
+    local d name
+    for d in "$root"/*/; do
+        name="$(basename "$d")"
+        [ "$name" = sdk ] && continue
+        if compgen -G "$d${pattern//\{\}/$name}" >/dev/null; then echo "$name"; fi
+    done
+}
+
+wit_bindgen_c() {
+    local out="$1" log
+    rm -rf "$out.tmp"
+    log="$(wit-bindgen c "$WIT_DIR" --world plugin --out-dir "$out.tmp" 2>&1)" || { echo "$log" >&2; return 1; }
+    rm -rf "$out"
+    mv "$out.tmp" "$out"
 }

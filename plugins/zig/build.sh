@@ -43,23 +43,10 @@ ADAPTER="$(reactor_adapter)"
 mkdir -p "$BUILD" "$DIST"
 
 # Bindings: plugin.h / plugin.c / plugin_component_type.o, and bindings.zig = translate-c(plugin.h).
-rm -rf "$GEN.tmp"
-mkdir -p "$GEN.tmp"
-log="$(wit-bindgen c "$WIT_DIR" --world plugin --out-dir "$GEN.tmp" 2>&1)" || { echo "$log" >&2; exit 1; }
-zig translate-c "$GEN.tmp/plugin.h" -target wasm32-wasi -lc >"$GEN.tmp/bindings.zig"
-rm -rf "$GEN"
-mv "$GEN.tmp" "$GEN"
-
-if [ $# -gt 0 ]; then
-    plugins=("$@")
-else
-    plugins=()
-    for d in "$ZIG_DIR"/*/; do
-        name="$(basename "$d")"
-        [ "$name" = sdk ] && continue
-        [ -f "$d$name.zig" ] && plugins+=("$name")
-    done
-fi
+wit_bindgen_c "$GEN"
+zig translate-c "$GEN/plugin.h" -target wasm32-wasi -lc >"$GEN/bindings.zig.tmp"
+mv "$GEN/bindings.zig.tmp" "$GEN/bindings.zig"
+mapfile -t plugins < <(plugin_names "$ZIG_DIR" '{}.zig' "$@")
 
 cd "$BUILD"
 for name in "${plugins[@]}"; do

@@ -30,6 +30,7 @@ pub fn store_names(stream: &StreamConfig) -> Vec<String> {
 /// Builds one stream.
 pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result<Stream> {
     let names = store_names(cfg);
+    crate::tune_allocator();
     crate::processor::wasm::cache::configure(&engine.plugin_cache);
     let factories = crate::processor::build_factories(cfg, &names)?;
     let state_limits = cfg
