@@ -11,10 +11,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/../toolchain/common.sh"
 
 here="$ARKFLOW_ROOT/plugins/js"
 dist="$ARKFLOW_ROOT/plugins/dist"
-command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || {
-    echo "js/build.sh: needs node and npm (apt-get install nodejs npm)" >&2
-    exit 1
-}
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    # A fresh Debian machine: install them from apt (root, or through sudo).
+    echo "installing nodejs and npm (apt) ..." >&2
+    sudo_=(); [ "$(id -u)" = 0 ] || sudo_=(sudo)
+    "${sudo_[@]}" apt-get update -qq
+    "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { echo "js/build.sh: needs node and npm" >&2; exit 1; }
+fi
 stamp="$here/node_modules/.arkflow-package-lock.json"
 if ! cmp -s "$here/package-lock.json" "$stamp"; then
     echo "installing componentize-js (npm ci in plugins/js) ..." >&2
