@@ -183,7 +183,7 @@ fn validate(config: EngineConfig) -> anyhow::Result<()> {
         for (i, p) in s.pipeline.processors.iter().enumerate() {
             if let ProcessorConfig::Wasm(w) = p {
                 let label = format!("streams[{}].pipeline.processors[{i}]", s.name);
-                let f = arkflow::processor::wasm::WasmFactory::load(w, &label, &names, s.state.enabled)?;
+                let f = arkflow::processor::wasm::WasmFactory::load(w, &label, i, &names, s.state.enabled)?;
                 f.check_init().with_context(|| format!("{label}: init"))?;
                 let info = f.info();
                 println!("ok: {label}: {} {} (abi {}, stores {:?}) from {}", info.name, info.version, info.abi, info.state_stores, w.path.display());
@@ -235,7 +235,7 @@ fn state_command(config: Option<&std::path::Path>, cmd: &StateCmd) -> anyhow::Re
                 for (i, p) in s.pipeline.processors.iter().enumerate() {
                     if let ProcessorConfig::Wasm(w) = p {
                         let label = format!("streams[{}].pipeline.processors[{i}]", s.name);
-                        let f = arkflow::processor::wasm::WasmFactory::load(w, &label, &names, s.state.enabled)?;
+                        let f = arkflow::processor::wasm::WasmFactory::load(w, &label, i, &names, s.state.enabled)?;
                         if let Some((_, fmt)) = f.info().state_formats.iter().find(|(st, _)| st == store_name) {
                             format = fmt.clone();
                         }

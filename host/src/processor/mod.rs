@@ -76,7 +76,7 @@ pub fn build_factories(stream: &StreamConfig, store_names: &[String]) -> anyhow:
             let label = format!("streams[{}].pipeline.processors[{i}]", stream.name);
             Ok(match p {
                 ProcessorConfig::Wasm(cfg) => {
-                    Arc::new(wasm::WasmFactory::load(cfg, &label, store_names, state_enabled)?)
+                    Arc::new(wasm::WasmFactory::load(cfg, &label, i, store_names, state_enabled)?)
                 }
                 ProcessorConfig::Sql(cfg) => Arc::new(crate::sql::SqlFactory::new(cfg, &label, store_names, state_enabled)?),
                 ProcessorConfig::JsonToArrow { schema } => Arc::new(crate::sql::codecs::CodecFactory {

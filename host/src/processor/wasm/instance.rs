@@ -120,7 +120,7 @@ impl WasmProcessor {
     /// when the stream has no barriers): drops the old instance and instantiates the new one now,
     /// so the stall is paid here and measured.
     fn maybe_switch(&mut self, barrier: Option<u64>) {
-        let Some(slot) = &self.slot else { return };
+        let Some(slot) = self.slot.clone() else { return };
         let Some((generation, new)) = slot.due(self.generation, barrier) else { return };
         let start = std::time::Instant::now();
         let old = std::mem::replace(&mut self.name, new.display_name());
@@ -129,7 +129,6 @@ impl WasmProcessor {
         self.instance = None;
         // A failure here surfaces on the next batch, through the usual retries.
         let ready = self.ensure_instance();
-        let slot = self.slot.clone().expect("slot checked");
         slot.switched(start.elapsed());
         tracing::debug!(worker = self.worker, epoch = ?barrier, "{}: {old} -> {} ({} us){}", self.shared.label, self.name, start.elapsed().as_micros(), ready.err().map(|e| format!("; init failed: {e}")).unwrap_or_default());
     }

@@ -106,11 +106,11 @@ pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, store_names: &[Str
 }
 
 impl WasmFactory {
-    /// Compiles, links and checks the plugin at `cfg.path`.
-    pub fn load(cfg: &WasmProcessorConfig, label: &str, store_names: &[String], state_enabled: bool) -> anyhow::Result<Self> {
+    /// Compiles, links and checks the plugin at `cfg.path`, the processor at `index` of its
+    /// pipeline (the address of control requests).
+    pub fn load(cfg: &WasmProcessorConfig, label: &str, index: usize, store_names: &[String], state_enabled: bool) -> anyhow::Result<Self> {
         let shared = Arc::new(prepare(cfg, label, store_names, state_enabled)?);
         let name = shared.display_name();
-        let index = label.rsplit('[').next().and_then(|s| s.trim_end_matches(']').parse().ok()).unwrap_or(0);
         let slot = swap::SwapSlot::new(shared.clone(), index);
         Ok(WasmFactory { shared, name, slot })
     }
