@@ -16,7 +16,6 @@ source "$C_DIR/../toolchain/common.sh"
 
 BUILD="$C_DIR/.build"
 GEN="$BUILD/gen"
-DIST="$ARKFLOW_ROOT/plugins/dist"
 CC="${CC_WASM:-clang}"
 CFLAGS=(--target=wasm32-wasi --sysroot=/usr -O2 -mexec-model=reactor -std=c11
         -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers)
@@ -49,9 +48,9 @@ need_clang_wasi() {
 need_clang_wasi
 need_wasm_tools >/dev/null
 need_wit_bindgen >/dev/null
-ADAPTER="$(reactor_adapter)"
+reactor_adapter >/dev/null   # fetch the adapter before building anything
 
-mkdir -p "$BUILD" "$DIST"
+mkdir -p "$BUILD"
 
 # Bindings: plugin.h, plugin.c, plugin_component_type.o (world `plugin`).
 wit_bindgen_c "$GEN"
@@ -65,8 +64,5 @@ for name in "${plugins[@]}"; do
     "$CC" "${CFLAGS[@]}" -I"$GEN" -I"$C_DIR/sdk" -o "$core" \
         "$src"/*.c "$C_DIR/sdk/arkflow.c" "$GEN/plugin.c" "$GEN/plugin_component_type.o" \
         -Wl,--strip-all
-    wasm-tools component new "$core" --adapt wasi_snapshot_preview1="$ADAPTER" -o "$BUILD/$out_name.wasm"
-    wasm-tools validate --features component-model "$BUILD/$out_name.wasm"
-    cp "$BUILD/$out_name.wasm" "$DIST/$out_name.wasm"
-    printf 'built %-40s %8d bytes\n' "plugins/dist/$out_name.wasm" "$(wc -c <"$DIST/$out_name.wasm")"
+    core_to_dist "$core" "$out_name"
 done

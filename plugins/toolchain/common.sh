@@ -8,6 +8,8 @@
 #   pip_install PKG.. -> pip install for python3 (falls back to --user on PEP 668 systems)
 #   plugin_names ROOT GLOB [NAME..] -> the plugins to build: the names given, else every
 #                        subdirectory of ROOT (but sdk) holding GLOB ({} = the directory's name)
+#   core_to_dist CORE NAME -> wraps a WASI preview1 reactor core module into a component with the
+#                        reactor adapter, validates it, copies it to plugins/dist/NAME.wasm
 #   wit_bindgen_c DIR -> C bindings of world `plugin` (plugin.h, plugin.c,
 #                        plugin_component_type.o) written to DIR, replaced atomically
 # Paths: ARKFLOW_ROOT is the repository root; WIT_DIR its wit/ directory.
@@ -72,4 +74,14 @@ wit_bindgen_c() {
     log="$(wit-bindgen c "$WIT_DIR" --world plugin --out-dir "$out.tmp" 2>&1)" || { echo "$log" >&2; return 1; }
     rm -rf "$out"
     mv "$out.tmp" "$out"
+}
+
+core_to_dist() {
+    local core="$1" name="$2"
+    local component="${core%.core.wasm}.wasm" dist="$ARKFLOW_ROOT/plugins/dist"
+    mkdir -p "$dist"
+    wasm-tools component new "$core" --adapt wasi_snapshot_preview1="$(reactor_adapter)" -o "$component"
+    wasm-tools validate --features component-model "$component"
+    cp "$component" "$dist/$name.wasm"
+    printf 'built %-40s %8d bytes\n' "plugins/dist/$name.wasm" "$(wc -c <"$dist/$name.wasm")"
 }

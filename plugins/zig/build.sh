@@ -19,7 +19,6 @@ source "$ZIG_DIR/../toolchain/common.sh"
 
 BUILD="$ZIG_DIR/.build"
 GEN="$BUILD/gen"
-DIST="$ARKFLOW_ROOT/plugins/dist"
 ZIG_SERIES=0.17
 
 zig() { python3 -m ziglang "$@"; }
@@ -38,9 +37,9 @@ need_zig() {
 need_zig
 need_wasm_tools >/dev/null
 need_wit_bindgen >/dev/null
-ADAPTER="$(reactor_adapter)"
+reactor_adapter >/dev/null   # fetch the adapter before building anything
 
-mkdir -p "$BUILD" "$DIST"
+mkdir -p "$BUILD"
 
 # Bindings: plugin.h / plugin.c / plugin_component_type.o, and bindings.zig = translate-c(plugin.h).
 wit_bindgen_c "$GEN"
@@ -59,8 +58,5 @@ for name in "${plugins[@]}"; do
         --dep arkflow -Mroot="$root" \
         --dep bindings -Markflow="$ZIG_DIR/sdk/arkflow.zig" \
         -Mbindings="$GEN/bindings.zig"
-    wasm-tools component new "$BUILD/$out_name.core.wasm" --adapt wasi_snapshot_preview1="$ADAPTER" -o "$BUILD/$out_name.wasm"
-    wasm-tools validate --features component-model "$BUILD/$out_name.wasm"
-    cp "$BUILD/$out_name.wasm" "$DIST/$out_name.wasm"
-    printf 'built %-40s %8d bytes\n' "plugins/dist/$out_name.wasm" "$(wc -c <"$DIST/$out_name.wasm")"
+    core_to_dist "$BUILD/$out_name.core.wasm" "$out_name"
 done
