@@ -93,6 +93,7 @@ fn main() {
         gc_grace: Duration::from_secs(60),
         decider: None,
         external_last: None,
+        post_commit: None,
     };
     println!("state: {keys} keys, {total} bytes of keys+values, {stored} bytes stored in {nfiles} files on moto");
     let mut times = Vec::new();

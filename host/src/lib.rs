@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod engine;
 pub mod engine_builder;
+pub mod group;
 pub mod input;
 pub mod kafka;
 pub mod metrics;

@@ -25,6 +25,7 @@ fn output(brokers: &str) -> KafkaOutput {
         acks: Acks::All,
         idempotent: true,
         exactly_once: true,
+        exactly_once_mode: arkflow::config::ExactlyOnceMode::Transactions,
         control_topic: "arkflow-control".into(),
         client_id: "arkflow-mock-test".into(),
         options: Default::default(),

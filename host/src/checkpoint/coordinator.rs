@@ -41,6 +41,9 @@ pub struct CheckpointMetrics {
     pub last_bytes: AtomicU64,
     pub failures: AtomicU64,
     pub decided: AtomicU64,
+    /// Set when another generation decided or fenced an epoch of this one (group mode ends the
+    /// session instead of the stream).
+    pub fenced: std::sync::atomic::AtomicBool,
     /// The input position of the last decided checkpoint, until the input takes it.
     pub decided_position: std::sync::Mutex<Option<(u64, serde_json::Value)>>,
 }
@@ -116,6 +119,7 @@ impl Coordinator {
         decided: Option<&Manifest>,
         metrics: Arc<CheckpointMetrics>,
         hybrid: Option<Arc<crate::state::hybrid::HybridCache>>,
+        carry: Vec<SnapshotEntry>,
     ) -> CoordinatorHandle {
         let (tx, rx) = crossbeam_channel::unbounded();
         let in_flight = Arc::new(AtomicU64::new(0));
@@ -136,7 +140,9 @@ impl Coordinator {
             chain: decided.map(|m| m.state_files.clone()).unwrap_or_default(),
             last_decided: decided.map(|m| m.epoch),
             carry_files: Vec::new(),
-            carry_entries: Vec::new(),
+            // State restored from other generations' checkpoints (group mode): written as part of
+            // the first checkpoint, so this generation's chain stands on its own.
+            carry_entries: carry,
             carry_sink: Vec::new(),
             current: None,
             retained: decided.cloned().into_iter().collect(),
@@ -341,6 +347,7 @@ impl Coordinator {
             }
             Err(DecideError::Fenced(e)) => {
                 tracing::error!(stream = %self.s.stream, "{e}");
+                self.metrics.fenced.store(true, SeqCst);
                 *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(e);
                 self.in_flight.store(0, SeqCst);
             }
@@ -429,6 +436,11 @@ impl Coordinator {
             let _ = store.put_if_absent(&key(&scope, "committed", p.epoch), Bytes::from_static(b"{}")).await;
             let _ = store.put(&format!("{scope}/latest"), Bytes::from(p.epoch.to_string())).await;
         });
+        if let Some(pc) = &self.s.post_commit {
+            if let Err(e) = pc.decided(p.epoch) {
+                tracing::warn!(stream = %self.s.stream, epoch = p.epoch, "post-commit action failed (retried after the next decision): {e}");
+            }
+        }
         self.chain = manifest.state_files.clone();
         if let Some(h) = &self.hybrid {
             h.decided(p.epoch, &self.chain);

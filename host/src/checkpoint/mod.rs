@@ -111,6 +111,21 @@ pub struct CheckpointSettings {
     /// The last decision the external decider holds, read at start (recovery trusts it over the
     /// store's copies).
     pub external_last: Option<ExternalDecision>,
+    /// Runs after each decision (the outbox publishes the decided epochs' records).
+    pub post_commit: Option<std::sync::Arc<dyn PostCommit>>,
+}
+
+/// A post-commit action: told after epoch `epoch` was decided (every prepared epoch up to it is
+/// covered by the decision). Failures are logged; the next decision or recovery repeats the work,
+/// so the action must be idempotent.
+pub trait PostCommit: Send + Sync {
+    fn decided(&self, epoch: u64) -> Result<(), String>;
+}
+
+impl std::fmt::Debug for dyn PostCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PostCommit")
+    }
 }
 
 /// An epoch decided outside the state store.

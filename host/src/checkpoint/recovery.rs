@@ -85,16 +85,37 @@ pub async fn load_entries(store: Arc<dyn ObjectStore>, files: &[StateFile]) -> a
     Ok(parts.into_iter().flat_map(|(_, e)| e).collect())
 }
 
-/// Claims a new generation, fences the next epoch, and loads the last decided checkpoint — or,
-/// with `from_savepoint`, the savepoint of that name.
-pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings, from_savepoint: Option<&str>) -> anyhow::Result<Recovered> {
-    let scope = &s.scope;
-    // 1. Claim a generation.
+/// Claims the next free generation number of `scope` (create-only `generations/{g}`).
+pub async fn claim_generation(store: &dyn ObjectStore, scope: &str) -> anyhow::Result<u64> {
     let gens = store.list(&format!("{scope}/generations/")).await?;
     let mut generation = gens.iter().filter_map(|m| parse_tail(&m.key)).max().unwrap_or(0) + 1;
     while store.put_if_absent(&key(scope, "generations", generation), Bytes::from(generation.to_string())).await? == PutOutcome::Exists {
         generation += 1;
     }
+    Ok(generation)
+}
+
+/// Burns the epoch after the highest decision of `scope` with a `Fence` of `generation`, so no
+/// older generation can decide again; returns the last `Commit` decision and the fenced epoch.
+pub async fn fence_next(store: &dyn ObjectStore, scope: &str, generation: u64) -> anyhow::Result<(Option<(u64, Decision)>, u64)> {
+    loop {
+        let (all, highest) = decisions(store, scope).await?;
+        let decided = all.into_iter().rev().find(|(_, d)| matches!(d, Decision::Commit { .. }));
+        let fence = highest + 1;
+        let rec = serde_json::to_vec(&Decision::Fence { epoch: fence, generation })?;
+        if store.put_if_absent(&key(scope, "commits", fence), Bytes::from(rec)).await? == PutOutcome::Created {
+            return Ok((decided, fence));
+        }
+        // Another instance decided `fence` meanwhile: read again.
+    }
+}
+
+/// Claims a new generation, fences the next epoch, and loads the last decided checkpoint — or,
+/// with `from_savepoint`, the savepoint of that name.
+pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings, from_savepoint: Option<&str>) -> anyhow::Result<Recovered> {
+    let scope = &s.scope;
+    // 1. Claim a generation.
+    let generation = claim_generation(&*store, scope).await?;
     // 2. An external decider (Kafka) holds the decisions: copy its last one into the store if the
     //    copy was not written before the crash.
     if let Some(x) = &s.external_last {
@@ -110,16 +131,7 @@ pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings, from_s
         }
     }
     // 3. Find the last decided epoch and fence the one after the highest decision.
-    let (decided, fence) = loop {
-        let (all, highest) = decisions(&*store, scope).await?;
-        let decided = all.into_iter().rev().find(|(_, d)| matches!(d, Decision::Commit { .. }));
-        let fence = highest + 1;
-        let rec = serde_json::to_vec(&Decision::Fence { epoch: fence, generation })?;
-        if store.put_if_absent(&key(scope, "commits", fence), Bytes::from(rec)).await? == PutOutcome::Created {
-            break (decided, fence);
-        }
-        // Another instance decided `fence` meanwhile: read again.
-    };
+    let (decided, fence) = fence_next(&*store, scope, generation).await?;
     if let (Some(x), Some((e, _))) = (&s.external_last, &decided) {
         if *e != x.epoch {
             anyhow::bail!("the state store's last decision of operator `{scope}` is epoch {e}, Kafka's is {}: the decider is Kafka, so the store must not be ahead of it", x.epoch);

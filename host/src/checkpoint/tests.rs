@@ -66,11 +66,12 @@ fn settings(timeout_ms: u64, tolerated: u32) -> CheckpointSettings {
         gc_grace: Duration::from_secs(3600),
         decider: None,
         external_last: None,
+        post_commit: None,
     }
 }
 
 fn spawn(store: Arc<Flaky>, s: CheckpointSettings, workers: usize) -> CoordinatorHandle {
-    Coordinator::spawn(store, s, 1, workers, None, Arc::new(CheckpointMetrics::default()), None)
+    Coordinator::spawn(store, s, 1, workers, None, Arc::new(CheckpointMetrics::default()), None, Vec::new())
 }
 
 fn entry(k: &str) -> SnapshotEntry {

@@ -108,6 +108,7 @@ struct RawKafka {
     max_wait_ms: Option<u64>,
     stop_at_end: Option<bool>,
     rate_per_sec: Option<u64>,
+    assignment: Option<String>,
     options: Option<std::collections::BTreeMap<String, String>>,
 }
 
@@ -132,6 +133,7 @@ fn kafka(ctx: &Ctx, value: Value, path: &YPath) -> Result<InputConfig, ConfigErr
         max_wait_ms: raw.max_wait_ms.unwrap_or(DEFAULT_KAFKA_MAX_WAIT_MS),
         stop_at_end: raw.stop_at_end.unwrap_or(false),
         rate_per_sec: raw.rate_per_sec,
+        assignment: ctx.named(raw.assignment, &path.key("assignment"), "assignment", Assignment::NAMES, Assignment::from_name, Assignment::All)?,
         options: raw.options.unwrap_or_default(),
     };
     if let Some(rate) = cfg.rate_per_sec {

@@ -29,8 +29,30 @@ pub struct KafkaInput {
     pub stop_at_end: bool,
     /// Records per second at most (replay throttle); None = as fast as possible (default None)
     pub rate_per_sec: Option<u64>,
+    /// Who reads which partition: `All` (this process reads every partition, default) or
+    /// `Group` (several processes share the partitions through the consumer group; docs/SCALE_OUT.md).
+    pub assignment: Assignment,
     /// Extra librdkafka settings (security, timeouts), passed through verbatim.
     pub options: BTreeMap<String, String>,
+}
+
+/// How a `kafka` input's partitions are assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignment {
+    /// This process reads every partition (explicit assignment).
+    All,
+    /// The consumer group assigns partitions among every process running this stream.
+    Group,
+}
+
+/// How an exactly-once `kafka` output makes an epoch's records visible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExactlyOnceMode {
+    /// One Kafka transaction per epoch decides it (needs the broker's transaction APIs).
+    Transactions,
+    /// The state store decides; the epoch's records are kept in the store (the outbox) and
+    /// published after the decision, deduplicated on recovery (any broker).
+    Outbox,
 }
 
 /// Where a partition without a checkpointed position starts.
@@ -65,6 +87,8 @@ pub struct KafkaOutput {
     pub idempotent: bool,
     /// Kafka transactions decide each epoch (DESIGN.md section 6); default false
     pub exactly_once: bool,
+    /// How `exactly_once` is achieved; default Transactions
+    pub exactly_once_mode: ExactlyOnceMode,
     /// Topic of the per-epoch control records of `exactly_once`; default "arkflow-control"
     pub control_topic: String,
     /// default "arkflow"
@@ -101,4 +125,6 @@ pub const DEFAULT_KAFKA_CONTROL_TOPIC: &str = "arkflow-control";
 named_enum!(StartFrom { "earliest" => Earliest, "latest" => Latest });
 named_enum!(IsolationLevel { "read_committed" => ReadCommitted, "read_uncommitted" => ReadUncommitted });
 named_enum!(Compression { "none" => None, "gzip" => Gzip, "snappy" => Snappy, "lz4" => Lz4, "zstd" => Zstd });
+named_enum!(Assignment { "all" => All, "group" => Group });
+named_enum!(ExactlyOnceMode { "transactions" => Transactions, "outbox" => Outbox });
 named_enum!(Acks { "all" => All, "1" => One, "0" => Zero });

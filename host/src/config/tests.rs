@@ -371,6 +371,7 @@ fn kafka_input_and_output_defaults() {
             max_batch_bytes: DEFAULT_KAFKA_MAX_BATCH_BYTES,
             max_wait_ms: DEFAULT_KAFKA_MAX_WAIT_MS,
             stop_at_end: false,
+            assignment: Assignment::All,
             rate_per_sec: None,
             options: BTreeMap::new(),
         }

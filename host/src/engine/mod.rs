@@ -52,6 +52,11 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
     if cfg.key_by.is_some() && matches!(cfg.input, crate::config::InputConfig::Kafka(_)) {
         tracing::warn!(stream = %cfg.name, "key_by is ignored with a kafka input: records are routed by partition (a key's records must share a partition)");
     }
+    if let crate::config::InputConfig::Kafka(k) = &cfg.input {
+        if k.assignment == crate::config::Assignment::Group {
+            return crate::group::build(engine, cfg, factories, names, state_limits, shared);
+        }
+    }
     let mut input =
         crate::input::build(&cfg.input, &default_group(cfg), shared.kafka.clone()).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
 
@@ -88,6 +93,7 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
         barrier_interval: sm.enabled.then(|| Duration::from_millis(sm.checkpoint_interval_ms.max(1))),
         checkpoint,
         shared,
+        group: None,
     })
 }
 
@@ -113,6 +119,28 @@ pub fn open_store(sm: &crate::config::StateManagementConfig) -> anyhow::Result<A
     })
 }
 
+/// The checkpoint settings of a stream (scope = its operator id).
+pub(crate) fn checkpoint_settings(engine: &EngineConfig, cfg: &StreamConfig) -> crate::checkpoint::CheckpointSettings {
+    use crate::config::BackendType;
+    let sm = &engine.state_management;
+    crate::checkpoint::CheckpointSettings {
+        scope: cfg.state.operator_id.clone(),
+        stream: cfg.name.clone(),
+        interval: Duration::from_millis(sm.checkpoint_interval_ms.max(1)),
+        timeout: Duration::from_millis(sm.checkpoint_timeout_ms.unwrap_or((sm.checkpoint_interval_ms * 10).clamp(10_000, 600_000))),
+        tolerated_failures: sm.tolerated_checkpoint_failures,
+        retained: sm.retained_checkpoints.max(1) as usize,
+        exactly_once: sm.exactly_once,
+        key_groups: sm.key_groups.max(1),
+        ttl_ms: sm.state_timeout_ms,
+        lazy_restore: sm.backend_type == BackendType::Hybrid,
+        gc_grace: Duration::from_millis(sm.gc_grace_ms),
+        decider: None,
+        external_last: None,
+        post_commit: None,
+    }
+}
+
 /// Opens the state backend, checks it, recovers the last decided checkpoint, seeks the input and
 /// switches a `file` output to its exactly-once form when `exactly_once` is set.
 fn checkpoint_setup(
@@ -125,21 +153,7 @@ fn checkpoint_setup(
     let sm = &engine.state_management;
     let name = &cfg.name;
     let store = open_store(sm)?;
-    let mut settings = crate::checkpoint::CheckpointSettings {
-        scope: cfg.state.operator_id.clone(),
-        stream: name.clone(),
-        interval: Duration::from_millis(sm.checkpoint_interval_ms.max(1)),
-        timeout: Duration::from_millis(sm.checkpoint_timeout_ms.unwrap_or((sm.checkpoint_interval_ms * 10).clamp(10_000, 600_000))),
-        tolerated_failures: sm.tolerated_checkpoint_failures,
-        retained: sm.retained_checkpoints.max(1) as usize,
-        exactly_once: sm.exactly_once,
-        key_groups: sm.key_groups.max(1),
-        ttl_ms: sm.state_timeout_ms,
-        lazy_restore: sm.backend_type == BackendType::Hybrid,
-        gc_grace: Duration::from_millis(sm.gc_grace_ms),
-        decider: None,
-        external_last: None,
-    };
+    let mut settings = checkpoint_settings(engine, cfg);
     if sm.exactly_once {
         if sm.backend_type == BackendType::Memory {
             tracing::warn!(stream = %name, "exactly_once with backend_type memory: state and checkpoints do not survive a process restart");
@@ -157,7 +171,7 @@ fn checkpoint_setup(
         }
     }
     let txn_sink = match &cfg.output {
-        OutputConfig::Kafka(k) if k.exactly_once => {
+        OutputConfig::Kafka(k) if k.exactly_once && k.exactly_once_mode == crate::config::ExactlyOnceMode::Transactions => {
             if !sm.exactly_once {
                 anyhow::bail!("stream {name}: output: a kafka output with exactly_once: true needs state_management.exactly_once: true");
             }
@@ -176,8 +190,28 @@ fn checkpoint_setup(
     } else {
         tracing::info!(stream = %name, generation = recovered.generation, store = %store.describe(), "no decided checkpoint: starting fresh");
     }
+    let outbox = match &cfg.output {
+        OutputConfig::Kafka(k) if k.exactly_once && k.exactly_once_mode == crate::config::ExactlyOnceMode::Outbox => {
+            if !sm.exactly_once {
+                anyhow::bail!("stream {name}: output: a kafka output with exactly_once: true needs state_management.exactly_once: true");
+            }
+            if let Some(m) = &recovered.manifest {
+                let l = crate::kafka::outbox::Leftovers { scope: &settings.scope, generation: m.generation, upto: m.epoch, groups: None, mark: true };
+                crate::checkpoint::block_on(crate::kafka::outbox::publish_leftovers(k, store.clone(), l))
+                    .map_err(|e| anyhow::anyhow!("stream {name}: output: publishing the records of decided epochs: {e:#}"))?;
+            }
+            let producer = crate::kafka::outbox::Outbox::shared_producer(k).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?;
+            let ob = crate::kafka::outbox::Outbox::open(k.clone(), producer, store.clone(), &settings.scope, recovered.generation);
+            settings.post_commit = Some(ob.clone());
+            Some(ob)
+        }
+        _ => None,
+    };
     let eo_output: Option<Box<dyn crate::output::Output>> = match (&cfg.output, sm.exactly_once) {
         (OutputConfig::File(f), true) => Some(Box::new(crate::output::EoFileOut::open(&f.path, f.format, recovered.generation)?)),
+        (OutputConfig::Kafka(_), _) if outbox.is_some() => {
+            Some(Box::new(crate::kafka::outbox::OutboxOutput::new(outbox.clone().expect("checked"), settings.key_groups)))
+        }
         (OutputConfig::Kafka(k), _) if txn_sink.is_some() => {
             Some(Box::new(crate::kafka::KafkaOutput::transactional(k.clone(), txn_sink.clone().expect("checked"))))
         }
@@ -192,7 +226,7 @@ fn checkpoint_setup(
             sm.hybrid_config.cache_kb.saturating_mul(1024),
         ))
     });
-    Ok((stream::CheckpointSetup { store, settings, recovered, metrics: Default::default(), hybrid }, eo_output))
+    Ok((stream::CheckpointSetup { store, settings, recovered, metrics: Default::default(), hybrid, carry_restored: false }, eo_output))
 }
 
 type Sink = Arc<crate::kafka::txn::TxnSink<dyn crate::kafka::txn::TxnClient>>;

@@ -88,6 +88,13 @@ impl StreamShared {
         self.stop.store(true, Relaxed);
     }
 
+    /// Forgets a failure that ended one group session only (fenced by a newer owner): the
+    /// stream goes on with its next session.
+    pub fn clear_failure(&self) -> Option<String> {
+        self.stop.store(false, Relaxed);
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
     pub fn failure(&self) -> Option<String> {
         self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }

@@ -36,6 +36,9 @@ pub struct Stream {
     pub(crate) barrier_interval: Option<Duration>,
     pub(crate) checkpoint: Option<CheckpointSetup>,
     pub shared: Arc<StreamShared>,
+    /// `assignment: group`: the stream runs as a series of sessions, one per partition
+    /// assignment (`crate::group`).
+    pub(crate) group: Option<crate::group::GroupSetup>,
 }
 
 /// Checkpointing of a stream, prepared by recovery at build time.
@@ -46,6 +49,9 @@ pub struct CheckpointSetup {
     pub metrics: Arc<crate::checkpoint::coordinator::CheckpointMetrics>,
     /// The hybrid backend's RAM cache.
     pub hybrid: Option<Arc<crate::state::hybrid::HybridCache>>,
+    /// The restored entries come from other generations' checkpoints (group mode): the first
+    /// checkpoint writes them again, under this generation.
+    pub carry_restored: bool,
 }
 
 /// How a stream ended.
@@ -97,8 +103,11 @@ impl Stream {
     }
 
     /// Runs to completion on the calling thread. `stop` is the process-wide shutdown flag.
-    pub fn run(self, stop: Arc<AtomicBool>) -> StreamReport {
-        let Stream { config, factories, store_names, key_groups, ttl_ms, state_limits, mut input, output, error_output, barrier_interval, checkpoint, shared } =
+    pub fn run(mut self, stop: Arc<AtomicBool>) -> StreamReport {
+        if let Some(g) = self.group.take() {
+            return crate::group::run(self, g, stop);
+        }
+        let Stream { config, factories, store_names, key_groups, ttl_ms, state_limits, mut input, output, error_output, barrier_interval, checkpoint, shared, group: _ } =
             self;
         let n = config.pipeline.thread_num.max(1);
         let cap = config.pipeline.channel_capacity.max(1);
@@ -126,6 +135,7 @@ impl Stream {
         let coordinator = checkpoint.map(|c| {
             first_epoch = c.recovered.next_epoch;
             shared.restore_ms.store(c.recovered.restore_ms, Relaxed);
+            let carry = if c.carry_restored { c.recovered.entries.clone() } else { Vec::new() };
             for e in c.recovered.entries {
                 let w = router.worker_of(e.group);
                 if let Err(msg) = states[w].restore(e) {
@@ -140,6 +150,7 @@ impl Stream {
                 c.recovered.manifest.as_ref(),
                 c.metrics,
                 c.hybrid,
+                carry,
             )
         });
         let ckpt_tx = coordinator.as_ref().map(|c| c.tx.clone());

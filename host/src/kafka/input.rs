@@ -1,6 +1,12 @@
 //! `kafka` input: reads the partitions of the configured topics with one rdkafka consumer.
 //!
-//! Contract: partitions are assigned explicitly (this process reads every partition); the stream
+//! Contract: with `assignment: all` partitions are assigned explicitly (this process reads every
+//! partition). With `assignment: group` the consumer subscribes and the group assigns (eager
+//! `range` protocol); rebalance events are only recorded here, and the group driver
+//! (`crate::group`) reacts between sessions: a revoke ends the current session's input (the stream
+//! drains and takes its last checkpoint before the partitions are released with `end_session`),
+//! an assignment starts the next session at the positions the checkpoints recorded
+//! (`begin_session`). librdkafka keeps the group protocol waiting until the (un)assign call. The stream
 //! routes each record to its partition's key group (DESIGN.md section 4). `position` is the next
 //! offset of every partition, `{"kafka": {topic: {partition: offset}}}`, and `seek` resumes from
 //! it: correctness never depends on Kafka's committed offsets. Partitions without a recorded
@@ -33,11 +39,25 @@ struct Part {
     /// `stop_at_end`: the high watermark at open.
     end: Option<i64>,
     paused: bool,
+    /// Group mode: the first record after a session began is checked against `next`.
+    check_first: bool,
 }
 
-/// Reports partition end offsets from librdkafka statistics into the stream's Kafka metrics.
+/// A consumer-group rebalance, as recorded by the consumer's context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupEvent {
+    Assign(Vec<(String, i32)>),
+    Revoke(Vec<(String, i32)>),
+}
+
+/// Reports partition end offsets from librdkafka statistics into the stream's Kafka metrics, and
+/// records rebalances (group mode) for the group driver instead of applying them.
 pub struct StatsContext {
     metrics: Arc<KafkaMetrics>,
+    group: bool,
+    events: std::sync::Mutex<std::collections::VecDeque<GroupEvent>>,
+    /// Set when the consumer closes: the revoke of leaving the group is applied at once.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl ClientContext for StatsContext {
@@ -52,7 +72,40 @@ impl ClientContext for StatsContext {
         }
     }
 }
-impl ConsumerContext for StatsContext {}
+impl ConsumerContext for StatsContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: rdkafka::types::RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        use rdkafka::types::RDKafkaRespErr as E;
+        if !self.group {
+            return; // partitions are assigned explicitly; a group rebalance never reaches here
+        }
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = consumer.unassign();
+            return;
+        }
+        let list: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+        let ev = match err {
+            E::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => GroupEvent::Assign(list),
+            E::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => GroupEvent::Revoke(list),
+            other => {
+                tracing::warn!("kafka input: consumer group rebalance error {other:?}; releasing partitions");
+                let _ = consumer.unassign();
+                return;
+            }
+        };
+        tracing::info!("kafka input: consumer group {ev:?}");
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).push_back(ev);
+    }
+}
+
+impl StatsContext {
+    fn next_event(&self) -> Option<GroupEvent> {
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
+    }
+
+    fn revoke_pending(&self) -> bool {
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|e| matches!(e, GroupEvent::Revoke(_)))
+    }
+}
 
 pub struct KafkaInput {
     cfg: Config,
@@ -64,6 +117,10 @@ pub struct KafkaInput {
     warned_at: Option<Instant>,
     rate: Option<crate::input::RateLimiter>,
     last_commit: Option<Instant>,
+    /// Group mode: the partitions (indexes into `parts`) of the current session.
+    owned: Option<std::collections::BTreeSet<usize>>,
+    /// Group mode: set (by the group driver's watchdog) to leave and join the group again.
+    pub(crate) rejoin: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl KafkaInput {
@@ -84,12 +141,20 @@ impl KafkaInput {
             .set("queued.min.messages", (cfg.batch_size * 16).max(100_000).to_string())
             // A full local queue would otherwise pause fetching for a whole second.
             .set("fetch.queue.backoff.ms", "10");
+        let group = cfg.assignment == crate::config::Assignment::Group;
+        if group {
+            // Eager `range`: every rebalance revokes everything first (cooperative-sticky was seen
+            // assigning one partition to two members on some brokers), and co-partitioned topics
+            // keep equal partition numbers on one member, so a key group has one owner.
+            cc.set("partition.assignment.strategy", "range").set("session.timeout.ms", "30000").set("heartbeat.interval.ms", "3000");
+        }
         // The user's options come last: they may override any of the above.
         for (k, v) in &cfg.options {
             cc.set(k, v);
         }
+        let ctx = StatsContext { metrics: metrics.clone(), group, events: Default::default(), closing: Default::default() };
         let consumer: BaseConsumer<StatsContext> = cc
-            .create_with_context(StatsContext { metrics: metrics.clone() })
+            .create_with_context(ctx)
             .with_context(|| format!("kafka input: creating a consumer for {brokers}"))?;
         let mut parts = Vec::new();
         for topic in &cfg.topics {
@@ -111,23 +176,135 @@ impl KafkaInput {
                 } else {
                     None
                 };
-                parts.push(Part { topic: topic.clone(), partition: p, next: None, end, paused: false });
+                parts.push(Part { topic: topic.clone(), partition: p, next: None, end, paused: false, check_first: false });
             }
         }
         tracing::debug!(ms = opened.elapsed().as_millis() as u64, partitions = parts.len(), "kafka input: opened");
         let index = parts.iter().enumerate().map(|(i, p)| ((p.topic.clone(), p.partition), i)).collect();
         let rate = cfg.rate_per_sec.map(crate::input::RateLimiter::new);
-        Ok(KafkaInput { cfg, consumer, parts, index, assigned: false, metrics, warned_at: None, rate, last_commit: None })
+        let owned = group.then(Default::default);
+        if group {
+            let counts: std::collections::BTreeSet<usize> =
+                cfg.topics.iter().map(|t| parts.iter().filter(|p| &p.topic == t).count()).collect();
+            if counts.len() > 1 {
+                bail!("kafka input: assignment: group needs topics with equal partition counts (co-partitioned), so that one process owns each key group; {:?} differ", cfg.topics);
+            }
+            let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
+            consumer.subscribe(&topics).with_context(|| format!("kafka input: subscribing to {topics:?}"))?;
+        }
+        Ok(KafkaInput { cfg, consumer, parts, index, assigned: false, metrics, warned_at: None, rate, last_commit: None, owned, rejoin: Default::default() })
+    }
+
+    /// Partitions per topic (equal for every topic in group mode).
+    pub(crate) fn partition_count(&self) -> usize {
+        self.parts.iter().filter(|p| p.topic == self.parts[0].topic).count()
+    }
+
+    fn owns(&self, i: usize) -> bool {
+        self.owned.as_ref().is_none_or(|o| o.contains(&i))
+    }
+
+    /// Group mode, between sessions: polls the group until it assigns partitions to this member
+    /// (None when `stop` is set first). A revoke seen here has nothing to drain: released at once.
+    pub(crate) fn wait_assignment(&mut self, stop: &dyn Fn() -> bool) -> Option<Vec<(String, i32)>> {
+        while !stop() {
+            if let Err(e) = self.rejoin_if_asked() {
+                tracing::warn!("{e:#}");
+            }
+            if let Some(Ok(m)) = self.consumer.poll(Duration::from_millis(100)) {
+                tracing::debug!(topic = m.topic(), partition = m.partition(), "kafka input: record outside a session ignored");
+            }
+            match self.consumer.context().next_event() {
+                Some(GroupEvent::Assign(list)) => {
+                    // Take the assignment at once, paused: librdkafka heartbeats again only after
+                    // the assign call, and taking the key groups over may take a while. The
+                    // session assigns again at the checkpointed positions.
+                    let mut tpl = TopicPartitionList::new();
+                    for (t, p) in &list {
+                        let _ = tpl.add_partition_offset(t, *p, Offset::End);
+                    }
+                    if let Err(e) = self.consumer.assign(&tpl).and_then(|()| self.consumer.pause(&tpl)) {
+                        tracing::warn!("kafka input: taking the assignment: {e}");
+                    }
+                    return Some(list);
+                }
+                Some(GroupEvent::Revoke(_)) => {
+                    let _ = self.consumer.unassign();
+                }
+                None => {}
+            }
+        }
+        None
+    }
+
+    /// Group mode: starts reading `partitions` from `position` (partitions it does not name start
+    /// from `start_from`).
+    pub(crate) fn begin_session(&mut self, partitions: &[(String, i32)], position: &serde_json::Value) -> anyhow::Result<()> {
+        let mut owned = std::collections::BTreeSet::new();
+        for (t, p) in partitions {
+            match self.index.get(&(t.clone(), *p)) {
+                Some(&i) => {
+                    owned.insert(i);
+                }
+                None => bail!("kafka input: the group assigned {t}/{p}, which is not among the topics' partitions at start"),
+            }
+        }
+        for part in &mut self.parts {
+            part.next = None;
+            part.paused = false;
+            part.check_first = true;
+        }
+        self.owned = Some(owned);
+        self.seek(position)?;
+        self.assigned = false;
+        Ok(())
+    }
+
+    /// Group mode: a revoke is waiting (or a rejoin was asked for); the session's input has ended.
+    pub(crate) fn revoked(&self) -> bool {
+        self.consumer.context().revoke_pending() || self.rejoin.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Group mode, between sessions: when a rejoin was asked for, leaves the group and joins it
+    /// again as a new member, which makes the coordinator start a new generation that every
+    /// member must join.
+    pub(crate) fn rejoin_if_asked(&mut self) -> anyhow::Result<()> {
+        if !self.rejoin.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.consumer.unsubscribe();
+        let topics: Vec<&str> = self.cfg.topics.iter().map(String::as_str).collect();
+        self.consumer.subscribe(&topics).with_context(|| format!("kafka input: subscribing to {topics:?} again"))?;
+        Ok(())
+    }
+
+    /// Group mode: releases the session's partitions (after its last checkpoint) and takes the
+    /// pending revoke, so the group can go on with the rebalance.
+    pub(crate) fn end_session(&mut self) {
+        let _ = self.consumer.unassign();
+        if self.revoked() {
+            let _ = self.consumer.context().next_event();
+        }
+        self.owned = Some(Default::default());
+        self.assigned = false;
     }
 
     fn done(&self, p: &Part) -> bool {
         matches!((p.next, p.end), (Some(n), Some(e)) if n >= e)
     }
 
+    /// `stop_at_end` and every partition this process reads is at its end.
+    fn all_done(&self) -> bool {
+        self.cfg.stop_at_end && self.parts.iter().enumerate().all(|(i, p)| !self.owns(i) || self.done(p))
+    }
+
     /// Resolves start offsets of partitions without a position, then assigns every partition.
     fn assign(&mut self) -> anyhow::Result<()> {
         let mut tpl = TopicPartitionList::new();
         for i in 0..self.parts.len() {
+            if !self.owns(i) {
+                continue;
+            }
             if self.parts[i].next.is_none() {
                 let (topic, p) = (self.parts[i].topic.clone(), self.parts[i].partition);
                 let (low, high) = self
@@ -146,6 +323,9 @@ impl KafkaInput {
             tpl.add_partition_offset(&part.topic, part.partition, Offset::Offset(part.next.unwrap_or(0)))?;
         }
         self.consumer.assign(&tpl).context("kafka input: assigning partitions")?;
+        if self.owned.is_some() {
+            self.consumer.resume(&tpl).context("kafka input: resuming partitions")?;
+        }
         self.assigned = true;
         Ok(())
     }
@@ -159,12 +339,22 @@ impl KafkaInput {
 
     fn positions(&self) -> BTreeMap<&str, BTreeMap<String, i64>> {
         let mut out: BTreeMap<&str, BTreeMap<String, i64>> = BTreeMap::new();
-        for p in &self.parts {
+        for (i, p) in self.parts.iter().enumerate() {
+            if !self.owns(i) {
+                continue;
+            }
             if let Some(n) = p.next {
                 out.entry(p.topic.as_str()).or_default().insert(p.partition.to_string(), n);
             }
         }
         out
+    }
+}
+
+impl Drop for KafkaInput {
+    /// Closing leaves the group; its revoke must not wait for a session to drain.
+    fn drop(&mut self) {
+        self.consumer.context().closing.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -175,8 +365,11 @@ impl Input for KafkaInput {
             self.assign()?;
             tracing::debug!(ms = t.elapsed().as_millis() as u64, partitions = self.parts.len(), "kafka input: partitions assigned");
         }
-        if self.cfg.stop_at_end && self.parts.iter().all(|p| self.done(p)) {
+        if self.all_done() {
             return Ok(None);
+        }
+        if self.owned.is_some() && self.revoked() {
+            return Ok(None); // the session ends here; the group driver drains it
         }
         let mut limit = self.cfg.batch_size;
         if let Some(rate) = &mut self.rate {
@@ -205,7 +398,25 @@ impl Input for KafkaInput {
                 Some(Ok(m)) => m,
             };
             let Some(&i) = self.index.get(&(msg.topic().to_string(), msg.partition())) else { continue };
+            if !self.owns(i) {
+                continue;
+            }
             let part = &mut self.parts[i];
+            if let Some(next) = part.next {
+                // A record below the position was read before a re-assignment or seek: skip it.
+                if msg.offset() < next {
+                    continue;
+                }
+                // Group mode: the first record of a session must be the one at the position; a
+                // later one can be left over from the paused assignment taken at the rebalance.
+                // Seek once; a gap that remains is real (deleted or compacted offsets).
+                if part.check_first && msg.offset() > next {
+                    part.check_first = false;
+                    let _ = self.consumer.seek(&part.topic, part.partition, Offset::Offset(next), Duration::from_secs(5));
+                    continue;
+                }
+            }
+            part.check_first = false;
             if part.end.is_some_and(|e| msg.offset() >= e) {
                 // Past the end of a bounded read: leave it for a later run.
                 if !part.paused {
@@ -232,7 +443,10 @@ impl Input for KafkaInput {
             bytes += r.size();
             batch.push(r);
             deadline.get_or_insert(now + wait);
-            if self.cfg.stop_at_end && self.parts.iter().all(|p| self.done(p)) {
+            if self.all_done() {
+                break;
+            }
+            if self.owned.is_some() && self.revoked() {
                 break;
             }
         }
@@ -269,6 +483,12 @@ impl Input for KafkaInput {
     }
 
     fn decided(&mut self, epoch: u64, position: &serde_json::Value) {
+        // Group mode: no commits. They are for monitoring only, and a commit the coordinator is
+        // slow to answer holds back the heartbeats queued behind it (seen on tansu), which costs
+        // the membership.
+        if self.owned.is_some() {
+            return;
+        }
         // Group offsets are for monitoring: once a second is plenty and spares the broker.
         if self.last_commit.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
             return;

@@ -7,11 +7,12 @@
 
 mod input;
 mod output;
+pub mod outbox;
 pub mod probe;
 pub mod txn;
 mod txn_rdkafka;
 
-pub use input::KafkaInput;
+pub use input::{GroupEvent, KafkaInput};
 pub use output::KafkaOutput;
 pub use txn_rdkafka::RdTxnClient;
 

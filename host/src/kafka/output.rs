@@ -69,6 +69,16 @@ pub(crate) fn producer_config(cfg: &Config) -> rdkafka::ClientConfig {
     cc
 }
 
+/// The topic of a record (`topic_field` of its JSON value, else `topic`) and its message key
+/// when `key_field` overrides the record's key.
+pub(crate) fn route(cfg: &Config, r: &Record) -> (String, Option<Vec<u8>>) {
+    let value = r.value.as_deref();
+    let topic_owned = cfg.topic_field.as_deref().and_then(|f| value.and_then(|v| crate::util::json::field_bytes(v, f)));
+    let topic = topic_owned.as_deref().and_then(|t| std::str::from_utf8(t).ok()).unwrap_or(&cfg.topic).to_string();
+    let key_owned = cfg.key_field.as_deref().and_then(|f| value.and_then(|v| crate::util::json::field_bytes(v, f)));
+    (topic, key_owned)
+}
+
 /// Sends `records` with `send`, retrying while librdkafka's queue is full.
 pub(crate) fn send_all(
     cfg: &Config,
@@ -77,9 +87,8 @@ pub(crate) fn send_all(
 ) -> anyhow::Result<()> {
     for r in records {
         let value = r.value.as_deref();
-        let topic_owned = cfg.topic_field.as_deref().and_then(|f| value.and_then(|v| crate::util::json::field_bytes(v, f)));
-        let topic = topic_owned.as_deref().and_then(|t| std::str::from_utf8(t).ok()).unwrap_or(&cfg.topic);
-        let key_owned = cfg.key_field.as_deref().and_then(|f| value.and_then(|v| crate::util::json::field_bytes(v, f)));
+        let (topic, key_owned) = route(cfg, r);
+        let topic = topic.as_str();
         let key = key_owned.as_deref().or(r.key.as_deref());
         let mut headers = OwnedHeaders::new_with_capacity(r.headers.len() + cfg.headers.len());
         for (k, v) in &r.headers {

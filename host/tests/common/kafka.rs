@@ -33,6 +33,11 @@ fn tansu_bin() -> PathBuf {
 
 impl Tansu {
     pub fn start() -> Tansu {
+        Self::start_logging("warn")
+    }
+
+    /// Starts tansu with its log at `level` (group tests read its membership decisions).
+    pub fn start_logging(level: &str) -> Tansu {
         let dir = tempfile::tempdir().unwrap();
         let port = super::s3::free_port();
         let url = format!("tcp://127.0.0.1:{port}");
@@ -43,7 +48,7 @@ impl Tansu {
             // Relative to the working directory (an absolute path is doubled by tansu 0.6.0).
             .args(["--storage-engine", "sqlite://tansu.db"])
             .current_dir(dir.path())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -66,9 +71,7 @@ impl Tansu {
     }
 
     fn config(&self) -> ClientConfig {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.broker);
-        c
+        config_for(&self.broker)
     }
 
     pub fn create_topic(&self, name: &str, partitions: i32) {
@@ -83,26 +86,27 @@ impl Tansu {
 
     /// Produces `(partition, key, value)` records (idempotent producer) and waits for them all.
     pub fn produce(&self, topic: &str, records: impl IntoIterator<Item = (i32, String, String)>) {
-        let p: ThreadedProducer<DefaultProducerContext> =
-            self.config().set("enable.idempotence", "true").set("linger.ms", "20").set("queue.buffering.max.messages", "1000000").create().unwrap();
-        for (part, k, v) in records {
-            let mut rec = BaseRecord::to(topic).partition(part).key(&k).payload(&v);
-            loop {
-                match p.send(rec) {
-                    Ok(()) => break,
-                    Err((_, back)) => {
-                        rec = back;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                }
-            }
-        }
-        p.flush(Duration::from_secs(120)).unwrap();
+        produce_to(&self.broker, topic, records)
     }
 
     /// Every record of `topic` (all partitions, start to end): (partition, key, value).
     pub fn read_all(&self, topic: &str) -> Vec<(i32, String, String)> {
-        let c: BaseConsumer = self.config().set("group.id", "arkflow-test-reader").set("enable.auto.commit", "false").create().unwrap();
+        self.read_all_isolated(topic, "read_committed")
+    }
+
+    /// [`Tansu::read_all`] with an explicit `isolation.level`.
+    pub fn read_all_isolated(&self, topic: &str, isolation: &str) -> Vec<(i32, String, String)> {
+        let c: BaseConsumer =
+            self.config()
+                .set("group.id", "arkflow-test-reader")
+                .set("enable.auto.commit", "false")
+                .set("isolation.level", isolation)
+                // tansu 0.6.0 answers a default-sized fetch of records with headers with nothing.
+                .set("fetch.max.bytes", "262144")
+                .set("message.max.bytes", "200000")
+                .set("fetch.wait.max.ms", "50")
+                .create()
+                .unwrap();
         let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
         let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
         let mut tpl = TopicPartitionList::new();
@@ -119,9 +123,12 @@ impl Tansu {
         let start = Instant::now();
         let mut done: std::collections::HashSet<i32> = ends.iter().filter(|(_, &h)| h == 0).map(|(&p, _)| p).collect();
         while done.len() < parts.len() {
-            assert!(start.elapsed() < Duration::from_secs(120), "reading {topic}: {} of {remaining} records after 120 s", out.len());
+            if start.elapsed() > Duration::from_secs(120) {
+                let log = self.log();
+                panic!("reading {topic}: {} of {remaining} records after 120 s; tansu log tail:\n{}", out.len(), &log[log.len().saturating_sub(4000)..]);
+            }
             let Some(m) = c.poll(Duration::from_millis(200)) else { continue };
-            let m = m.unwrap();
+            let m = m.unwrap_or_else(|e| panic!("reading {topic}: {e}"));
             let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
             let val = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
             out.push((m.partition(), key, val));
@@ -138,6 +145,40 @@ impl Drop for Tansu {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn config_for(broker: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", broker);
+    c
+}
+
+/// Produces `(partition, key, value)` records to `broker` (idempotent producer) and waits for them.
+pub fn produce_to(broker: &str, topic: &str, records: impl IntoIterator<Item = (i32, String, String)>) {
+    let p: ThreadedProducer<DefaultProducerContext> =
+        config_for(broker).set("enable.idempotence", "true").set("linger.ms", "20").set("queue.buffering.max.messages", "1000000").create().unwrap();
+    for (part, k, v) in records {
+        let mut rec = BaseRecord::to(topic).partition(part).key(&k).payload(&v);
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    rec = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(120)).unwrap();
+}
+
+/// The sum of the end offsets of every partition of `topic` on `broker` (0 when unreadable).
+#[allow(dead_code)]
+pub fn end_offsets(broker: &str, topic: &str) -> i64 {
+    let Ok(c) = config_for(broker).create::<BaseConsumer>() else { return 0 };
+    let Ok(md) = c.fetch_metadata(Some(topic), Duration::from_secs(10)) else { return 0 };
+    let parts: Vec<i32> = md.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    parts.iter().filter_map(|&p| c.fetch_watermarks(topic, p, Duration::from_secs(10)).ok()).map(|(_, h)| h).sum()
 }
 
 /// The partition the tests give a key: deterministic, independent of any client's partitioner.

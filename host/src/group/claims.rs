@@ -1,0 +1,172 @@
+//! Key-group ownership in the state store (group mode), and what a new owner restores.
+//!
+//! Layout under `{operator_id}/`: `sessions/{g}/...` is session `g`'s own checkpoint scope
+//! (`data/`, `manifests/`, `commits/`, `outbox/`, `published/`, as in `checkpoint`), and
+//! `keygroups/{k}/{n}` is the `n`-th claim of key group `k` (create-only), naming the session
+//! that owns it from then on and the decided checkpoint it started from. This is the per-key-group
+//! manifest index: the latest state of `k` is the last decision of the session of `k`'s newest
+//! claim, or, when that session decided nothing, the checkpoint its claim started from.
+//!
+//! Taking over `k` (a session starts with `k` among its partitions' key groups):
+//! 1. read `k`'s newest claim `n` and fence its session (a `Fence` decision after its highest
+//!    epoch, exactly as recovery fences an older generation), so it can never decide again; its
+//!    last decision is now final. Without claims, `k` continues the single-process checkpoints
+//!    of the operator (`{operator_id}/commits/`), fenced the same way.
+//! 2. publish that checkpoint's decided but unpublished outbox records of `k` (outbox mode);
+//! 3. create claim `n + 1`; if another session created it first, start again from 1.
+//!
+//! Two sessions therefore never decide state of the same key group after one another's claim:
+//! durability before visibility and one decision per epoch hold per session, and each key
+//! group's history is a chain of sessions.
+
+use crate::checkpoint::recovery::{fence_next, load_entries, load_manifest};
+use crate::checkpoint::{parse_tail, Decision};
+use crate::state::backend::{ObjectStore, PutOutcome};
+use crate::state::snapshot::SnapshotEntry;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// A decided checkpoint holding some key groups' state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub scope: String,
+    pub epoch: u64,
+    pub generation: u64,
+    pub manifest: String,
+    pub checksum: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Claim {
+    session: u64,
+    from: Option<Head>,
+}
+
+/// The checkpoint scope of session `g`.
+pub fn session_scope(op: &str, g: u64) -> String {
+    format!("{op}/sessions/{g:020}")
+}
+
+fn claims_prefix(op: &str, k: u32) -> String {
+    format!("{op}/keygroups/{k:05}/")
+}
+
+fn head_of(scope: &str, d: Option<(u64, Decision)>) -> Option<Head> {
+    match d {
+        Some((_, Decision::Commit { epoch, manifest, checksum, generation })) => Some(Head { scope: scope.to_string(), epoch, generation, manifest, checksum }),
+        _ => None,
+    }
+}
+
+/// What a session starts from.
+#[derive(Debug, Default)]
+pub struct TakeOver {
+    /// Restored entries of the session's key groups, in chain order per group.
+    pub entries: Vec<SnapshotEntry>,
+    /// Input position of the session's partitions (`{"kafka": {topic: {partition: offset}}}`).
+    pub position: serde_json::Value,
+    /// Key group -> the checkpoint it was restored from (None = fresh).
+    pub heads: BTreeMap<u32, Option<Head>>,
+    pub restore_ms: u64,
+    /// Outbox messages the previous owners had not published, published now.
+    pub leftovers: usize,
+}
+
+/// Claims `groups` for session `g` and loads their latest state (see the module contract).
+pub async fn take_over(
+    store: Arc<dyn ObjectStore>,
+    op: &str,
+    g: u64,
+    groups: &BTreeSet<u32>,
+    key_groups: u32,
+    outbox: Option<&crate::config::KafkaOutput>,
+) -> anyhow::Result<TakeOver> {
+    let mut out = TakeOver::default();
+    let mut todo: BTreeSet<u32> = groups.clone();
+    // Each fenced scope's last decision, so a session is fenced once however many groups it had.
+    let mut fenced: HashMap<String, Option<Head>> = HashMap::new();
+    while !todo.is_empty() {
+        // 1. Resolve every group's head, fencing its current owner.
+        let mut next: BTreeMap<u32, (u64, Option<Head>)> = BTreeMap::new();
+        for &k in &todo {
+            let list = store.list(&claims_prefix(op, k)).await?;
+            let (n, scope, from) = match list.iter().filter_map(|m| parse_tail(&m.key)).max() {
+                None if store.list(&format!("{op}/commits/")).await?.is_empty() => (0, None, None),
+                None => (0, Some(op.to_string()), None),
+                Some(n) => {
+                    let ck = format!("{}{n:020}", claims_prefix(op, k));
+                    let bytes = store.get(&ck).await?.ok_or_else(|| anyhow::anyhow!("claim {ck} vanished from {}", store.describe()))?;
+                    let c: Claim = serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("claim {ck} in {} is unreadable: {e}", store.describe()))?;
+                    (n, Some(session_scope(op, c.session)), c.from)
+                }
+            };
+            let head = match scope {
+                None => None,
+                Some(scope) => {
+                    if !fenced.contains_key(&scope) {
+                        let (d, _) = fence_next(&*store, &scope, g).await?;
+                        fenced.insert(scope.clone(), head_of(&scope, d));
+                    }
+                    fenced[&scope].clone().or(from)
+                }
+            };
+            next.insert(k, (n + 1, head));
+        }
+        // 2. Publish what the previous owners decided but did not publish, per head.
+        if let Some(cfg) = outbox {
+            let mut by_head: BTreeMap<String, (Head, BTreeSet<u32>)> = BTreeMap::new();
+            for (k, (_, h)) in &next {
+                if let Some(h) = h {
+                    by_head.entry(h.manifest.clone()).or_insert_with(|| (h.clone(), BTreeSet::new())).1.insert(*k);
+                }
+            }
+            for (h, ks) in by_head.values() {
+                let l = crate::kafka::outbox::Leftovers { scope: &h.scope, generation: h.generation, upto: h.epoch, groups: Some(ks), mark: false };
+                out.leftovers += crate::kafka::outbox::publish_leftovers(cfg, store.clone(), l).await?;
+            }
+        }
+        // 3. Claim; a group someone else claimed meanwhile goes round again.
+        for (k, (n, head)) in next {
+            let claim = serde_json::to_vec(&Claim { session: g, from: head.clone() })?;
+            let ck = format!("{}{n:020}", claims_prefix(op, k));
+            if store.put_if_absent(&ck, Bytes::from(claim)).await? == PutOutcome::Created {
+                todo.remove(&k);
+                out.heads.insert(k, head);
+            } else {
+                tracing::warn!(key_group = k, "another session claimed key group {k} at the same time; resolving again");
+                fenced.clear();
+            }
+        }
+    }
+    // 4. Restore each head's groups from its manifest.
+    let started = std::time::Instant::now();
+    let mut by_manifest: BTreeMap<String, (Head, BTreeSet<u32>)> = BTreeMap::new();
+    for (k, h) in &out.heads {
+        if let Some(h) = h {
+            by_manifest.entry(h.manifest.clone()).or_insert_with(|| (h.clone(), BTreeSet::new())).1.insert(*k);
+        }
+    }
+    let mut position: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for (h, ks) in by_manifest.values() {
+        let m = load_manifest(&*store, &h.manifest, Some(h.checksum)).await?;
+        if m.key_groups != key_groups {
+            anyhow::bail!(
+                "checkpoint {} was written with key_groups = {}, the config says {}: key groups are fixed for the life of the state",
+                h.manifest,
+                m.key_groups,
+                key_groups
+            );
+        }
+        out.entries.extend(load_entries(store.clone(), &m.state_files).await?.into_iter().filter(|e| ks.contains(&e.group)));
+        for (topic, p, off) in crate::kafka::position_entries(&m.input_position).into_iter().flatten().flatten() {
+            if ks.contains(&(p as u32 % key_groups)) {
+                position.entry(topic).or_default().insert(p.to_string(), off);
+            }
+        }
+    }
+    out.position = serde_json::json!({ "kafka": position });
+    out.restore_ms = started.elapsed().as_millis() as u64;
+    Ok(out)
+}

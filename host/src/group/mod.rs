@@ -1,0 +1,354 @@
+//! Group mode (`assignment: group` on a `kafka` input): several `arkflow` processes with the same
+//! config share the input through Kafka's consumer group. No cluster manager of our own: Kafka
+//! assigns partitions, the state store arbitrates key-group ownership (`claims`).
+//!
+//! The stream runs as a series of *sessions*, one per assignment the group hands this process.
+//! A session is a generation of its own, with its own checkpoint scope
+//! (`{operator_id}/sessions/{g}`), so two processes never write the same objects:
+//! 1. wait for an assignment; take over the key groups of its partitions (fence their previous
+//!    sessions, publish their decided-but-unpublished output, claim, restore state and
+//!    positions);
+//! 2. run the ordinary stream engine on those partitions: the restored state is written again by
+//!    the session's first checkpoint, so its chain stands on its own;
+//! 3. on a revoke, the input ends: the stream drains, takes its last checkpoint and publishes it,
+//!    and only then are the partitions released and the group allowed to go on (eager protocol);
+//!    on a signal, the same, then the consumer leaves the group.
+//!
+//! A session fenced by a newer owner (overlapping assignments) ends without failing the stream;
+//! its undecided epoch is replayed by the new owner, so nothing is lost or doubled.
+//!
+//! Exactly-once across moves: the state store decides (one `commits/{e}` per session epoch,
+//! fenced per key group by the claims) and a `kafka` output publishes through the outbox
+//! (`exactly_once_mode: outbox`). KIP-447-style transactional fencing needs a broker with
+//! transactions, which the brokers we test against lack, and an outbox works on any broker.
+
+pub mod claims;
+
+use crate::config::{EngineConfig, OutputConfig, StreamConfig};
+use crate::engine::{CheckpointSetup, Stream, StreamReport, StreamShared};
+use crate::input::Input;
+use crate::kafka::KafkaInput;
+use crate::processor::ProcessorFactory;
+use crate::state::backend::ObjectStore;
+use crate::state::StateLimits;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What a group-mode stream keeps across sessions.
+pub struct GroupSetup {
+    engine: EngineConfig,
+    store: Arc<dyn ObjectStore>,
+    input: Arc<Mutex<KafkaInput>>,
+    /// The outbox producer (exactly-once kafka output), shared by every session.
+    producer: Option<Arc<rdkafka::producer::ThreadedProducer<crate::kafka::outbox::OutboxCtx>>>,
+}
+
+/// One session's view of the shared consumer.
+struct SessionInput(Arc<Mutex<KafkaInput>>);
+
+impl SessionInput {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KafkaInput> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Input for SessionInput {
+    fn next_batch(&mut self) -> anyhow::Result<Option<Vec<crate::record::Record>>> {
+        self.lock().next_batch()
+    }
+    fn position(&self) -> serde_json::Value {
+        self.lock().position()
+    }
+    fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()> {
+        self.lock().seek(position)
+    }
+    fn partitioned(&self) -> bool {
+        true
+    }
+    fn decided(&mut self, epoch: u64, position: &serde_json::Value) {
+        self.lock().decided(epoch, position)
+    }
+}
+
+/// Checks that the stream can run in group mode and builds it (the consumer subscribes here).
+pub(crate) fn build(
+    engine: &EngineConfig,
+    cfg: &StreamConfig,
+    factories: Vec<Arc<dyn ProcessorFactory>>,
+    store_names: Vec<String>,
+    state_limits: StateLimits,
+    shared: Arc<StreamShared>,
+) -> anyhow::Result<Stream> {
+    use crate::config::{BackendType, ExactlyOnceMode, InputConfig};
+    let name = &cfg.name;
+    let sm = &engine.state_management;
+    let refuse = |why: &str| anyhow::anyhow!("stream {name}: input.assignment: group {why}");
+    if !sm.enabled {
+        return Err(refuse("needs state_management.enabled: true (key groups move between processes through checkpoints)"));
+    }
+    match sm.backend_type {
+        BackendType::Memory => return Err(refuse("needs a state store every process reaches (backend_type s3, or local on one machine); memory is private to a process")),
+        BackendType::Hybrid => return Err(refuse("does not support backend_type hybrid yet; use s3")),
+        _ => {}
+    }
+    if sm.from_savepoint.is_some() {
+        return Err(refuse("cannot start from a savepoint (start one process from it first, then scale out)"));
+    }
+    match &cfg.output {
+        OutputConfig::File(_) => return Err(refuse("cannot use a file output: every process would write the same file; use a kafka output")),
+        OutputConfig::Kafka(k) if k.exactly_once && k.exactly_once_mode != ExactlyOnceMode::Outbox => {
+            return Err(refuse("with an exactly-once kafka output needs exactly_once_mode: outbox (Kafka transactions per partition set are not supported)"))
+        }
+        _ => {}
+    }
+    if matches!(cfg.error_output, Some(OutputConfig::File(_))) {
+        return Err(refuse("cannot use a file error_output: every process would write the same file"));
+    }
+    let InputConfig::Kafka(k) = &cfg.input else { unreachable!("group mode is a kafka input setting") };
+    let input = KafkaInput::open(k.clone(), &crate::engine::default_group(cfg), shared.kafka.clone()).map_err(|e| anyhow::anyhow!("stream {name}: {e:#}"))?;
+    let key_groups = sm.key_groups.max(1);
+    if input.partition_count() > key_groups as usize {
+        return Err(refuse(&format!(
+            "needs at least one key group per partition: the topics have {} partitions, state_management.key_groups is {key_groups}",
+            input.partition_count()
+        )));
+    }
+    let store = crate::engine::open_store(sm)?;
+    if sm.exactly_once && !crate::checkpoint::block_on(crate::state::backend::probe_create_only(&*store, &cfg.state.operator_id))? {
+        anyhow::bail!(
+            "stream {name}: state store {} does not honour create-only writes (If-None-Match: *): exactly_once needs them; use a store that does, or set state_management.exactly_once: false",
+            store.describe()
+        );
+    }
+    let producer = match &cfg.output {
+        OutputConfig::Kafka(k) if k.exactly_once => {
+            Some(crate::kafka::outbox::Outbox::shared_producer(k).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?)
+        }
+        _ => None,
+    };
+    let input = Arc::new(Mutex::new(input));
+    Ok(Stream {
+        config: cfg.clone(),
+        factories,
+        store_names,
+        key_groups,
+        ttl_ms: sm.state_timeout_ms,
+        state_limits,
+        input: Box::new(SessionInput(input.clone())),
+        output: crate::output::build(&OutputConfig::Drop)?,
+        error_output: None,
+        barrier_interval: Some(Duration::from_millis(sm.checkpoint_interval_ms.max(1))),
+        checkpoint: None,
+        shared,
+        group: Some(GroupSetup { engine: engine.clone(), store, input, producer }),
+    })
+}
+
+/// Runs sessions until the input ends, a signal stops the process, or a session fails.
+pub(crate) fn run(template: Stream, g: GroupSetup, stop: Arc<AtomicBool>) -> StreamReport {
+    let shared = template.shared.clone();
+    let name = shared.name.clone();
+    let mut last: Option<StreamReport> = None;
+    let halt = || stop.load(Relaxed) || shared.stop.load(Relaxed);
+    let current = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let watchdog = Watchdog::spawn(&template, &g, current.clone());
+    loop {
+        let assignment = g.input.lock().unwrap_or_else(|p| p.into_inner()).wait_assignment(&halt);
+        let Some(assignment) = assignment else { break };
+        let started = Instant::now();
+        let session = match start_session(&template, &g, &assignment) {
+            Ok(s) => s,
+            Err(e) => {
+                shared.fail(format!("stream {name}: starting a group session: {e:#}"));
+                break;
+            }
+        };
+        let fenced = session.checkpoint.as_ref().map(|c| c.metrics.clone());
+        tracing::info!(
+            stream = %name,
+            partitions = ?assignment,
+            at_ms = crate::input::now_ms(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "group session started"
+        );
+        current.store(session.checkpoint.as_ref().map_or(0, |c| c.recovered.generation), Relaxed);
+        let report = session.run(stop.clone());
+        let revoked = g.input.lock().unwrap_or_else(|p| p.into_inner()).revoked();
+        {
+            let mut input = g.input.lock().unwrap_or_else(|p| p.into_inner());
+            input.end_session();
+            if let Err(e) = input.rejoin_if_asked() {
+                shared.fail(format!("stream {name}: {e:#}"));
+            }
+        }
+        let was_fenced = fenced.is_some_and(|m| m.fenced.load(std::sync::atomic::Ordering::SeqCst));
+        let failed = report.failure.is_some();
+        last = Some(report);
+        if failed && was_fenced {
+            let why = shared.clear_failure().unwrap_or_default();
+            tracing::warn!(stream = %name, "group session ended: another session took over its key groups ({why}); waiting for the next assignment");
+            continue;
+        }
+        if failed || halt() || !revoked {
+            break; // a failure, a signal, or the end of a bounded input
+        }
+        tracing::info!(stream = %name, at_ms = crate::input::now_ms(), "group session ended: partitions revoked after the last checkpoint");
+    }
+    watchdog.stop();
+    let mut report = last.unwrap_or_else(|| StreamReport {
+        name: name.clone(),
+        records_in: 0,
+        records_out: 0,
+        records_dropped: 0,
+        records_failed: 0,
+        last_aligned_epoch: 0,
+        failure: None,
+        state_entries: 0,
+        state_bytes: 0,
+        checkpoints: None,
+    });
+    report.failure = shared.failure();
+    report
+}
+
+/// Watches for key groups nobody processes: their newest claim names another session that has
+/// not decided a checkpoint for [`Watchdog::STALE_MS`] (sessions decide every checkpoint
+/// interval, idle or not). That happens when the coordinator hands a dead member's partitions to
+/// it again, or starts a generation some members never hear of (both seen with tansu 0.6.0). The
+/// watchdog then asks this process to leave and rejoin the group, at most once a minute: a new
+/// member forces a new generation, and the coordinator drops members that stopped heartbeating.
+/// It never changes ownership itself; Kafka's group protocol does.
+struct Watchdog {
+    stop: Arc<AtomicBool>,
+    join: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    const STALE_MS: i64 = 30_000;
+    const EVERY: Duration = Duration::from_secs(5);
+    const NUDGE_GAP_MS: i64 = 60_000;
+
+    fn spawn(t: &Stream, g: &GroupSetup, current: Arc<std::sync::atomic::AtomicU64>) -> Watchdog {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (store, op, rejoin) = (g.store.clone(), t.config.state.operator_id.clone(), g.input.lock().unwrap_or_else(|p| p.into_inner()).rejoin.clone());
+        let groups: BTreeSet<u32> = (0..g.input.lock().unwrap_or_else(|p| p.into_inner()).partition_count() as u32).map(|p| p % t.key_groups).collect();
+        let name = t.config.name.clone();
+        let s2 = stop.clone();
+        let join = std::thread::Builder::new()
+            .name(format!("{name}-group-watchdog"))
+            .spawn(move || {
+                let started = crate::input::now_ms();
+                let mut last_nudge = 0i64;
+                while !s2.load(Relaxed) {
+                    std::thread::sleep(Self::EVERY);
+                    let now = crate::input::now_ms();
+                    if now - started < Self::STALE_MS || now - last_nudge < Self::NUDGE_GAP_MS {
+                        continue;
+                    }
+                    let own = current.load(Relaxed);
+                    match crate::checkpoint::block_on(orphans(&*store, &op, &groups, own, now)) {
+                        Ok(o) if !o.is_empty() => {
+                            tracing::warn!(stream = %name, key_groups = ?o, "key groups are owned by sessions that stopped checkpointing; leaving and rejoining the consumer group to make it reassign them");
+                            rejoin.store(true, std::sync::atomic::Ordering::SeqCst);
+                            last_nudge = now;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!(stream = %name, "group watchdog: {e:#}"),
+                    }
+                }
+            })
+            .ok();
+        Watchdog { stop, join }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+/// The key groups whose newest claim names a session (not `own`) without a decision for
+/// [`Watchdog::STALE_MS`], or that nobody claimed.
+async fn orphans(store: &dyn ObjectStore, op: &str, groups: &BTreeSet<u32>, own: u64, now: i64) -> anyhow::Result<Vec<u32>> {
+    let mut out = Vec::new();
+    for &k in groups {
+        let claims = store.list(&format!("{op}/keygroups/{k:05}/")).await?;
+        let Some(newest) = claims.last() else {
+            out.push(k);
+            continue;
+        };
+        let Some(bytes) = store.get(&newest.key).await? else { continue };
+        let session = serde_json::from_slice::<serde_json::Value>(&bytes)?.get("session").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        if session == own {
+            continue;
+        }
+        let latest = store.list(&format!("{}/latest", claims::session_scope(op, session))).await?;
+        let last_sign = latest.first().map_or(newest.modified_ms, |m| m.modified_ms.max(newest.modified_ms));
+        if now - last_sign > Watchdog::STALE_MS {
+            out.push(k);
+        }
+    }
+    Ok(out)
+}
+
+/// Claims a generation, takes over the assignment's key groups and builds the session's stream.
+fn start_session(t: &Stream, g: &GroupSetup, assignment: &[(String, i32)]) -> anyhow::Result<Stream> {
+    let cfg = &t.config;
+    let op = &cfg.state.operator_id;
+    let store = g.store.clone();
+    let generation = crate::checkpoint::block_on(crate::checkpoint::recovery::claim_generation(&*store, op))?;
+    let scope = claims::session_scope(op, generation);
+    let groups: BTreeSet<u32> = assignment.iter().map(|(_, p)| *p as u32 % t.key_groups).collect();
+    let outbox_cfg = match &cfg.output {
+        OutputConfig::Kafka(k) if k.exactly_once => Some(k.clone()),
+        _ => None,
+    };
+    let took = crate::checkpoint::block_on(claims::take_over(store.clone(), op, generation, &groups, t.key_groups, outbox_cfg.as_ref()))?;
+    let restored_from: BTreeSet<&str> = took.heads.values().flatten().map(|h| h.scope.as_str()).collect();
+    tracing::info!(
+        stream = %cfg.name,
+        generation,
+        key_groups = ?groups,
+        entries = took.entries.len(),
+        restore_ms = took.restore_ms,
+        leftovers = took.leftovers,
+        from = ?restored_from,
+        "group session: key groups taken over"
+    );
+    g.input.lock().unwrap_or_else(|p| p.into_inner()).begin_session(assignment, &took.position)?;
+    let mut settings = crate::engine::checkpoint_settings(&g.engine, cfg);
+    settings.scope = scope.clone();
+    settings.lazy_restore = false;
+    let output: Box<dyn crate::output::Output> = match (&outbox_cfg, &g.producer) {
+        (Some(k), Some(p)) => {
+            let ob = crate::kafka::outbox::Outbox::open(k.clone(), p.clone(), store.clone(), &scope, generation);
+            settings.post_commit = Some(ob.clone());
+            Box::new(crate::kafka::outbox::OutboxOutput::new(ob, t.key_groups))
+        }
+        _ => crate::output::build(&cfg.output)?,
+    };
+    let error_output = match &cfg.error_output {
+        Some(o) => Some(crate::output::build(o)?),
+        None => None,
+    };
+    let recovered = crate::checkpoint::recovery::Recovered { generation, manifest: None, next_epoch: 1, entries: took.entries, restore_ms: took.restore_ms };
+    Ok(Stream {
+        config: cfg.clone(),
+        factories: t.factories.clone(),
+        store_names: t.store_names.clone(),
+        key_groups: t.key_groups,
+        ttl_ms: t.ttl_ms,
+        state_limits: t.state_limits,
+        input: Box::new(SessionInput(g.input.clone())),
+        output,
+        error_output,
+        barrier_interval: t.barrier_interval,
+        checkpoint: Some(CheckpointSetup { store, settings, recovered, metrics: Default::default(), hybrid: None, carry_restored: true }),
+        shared: t.shared.clone(),
+        group: None,
+    })
+}

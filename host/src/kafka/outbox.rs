@@ -1,0 +1,544 @@
+//! Exactly-once `kafka` output without Kafka transactions: "the state store decides, then Kafka
+//! publishes" (`exactly_once_mode: outbox`). Works on any broker, tansu included, and with
+//! `assignment: group`.
+//!
+//! Protocol, per generation `G` writing under `scope`:
+//! 1. Records of epoch `e` are kept in memory. At `e`'s aligned barrier (`prepare`) they are
+//!    written to the store as `{scope}/outbox/{e}-g{G}` (create-only) — before the decision, so
+//!    durability comes before visibility.
+//! 2. After the decision of `e` ([`PostCommit::decided`]) every prepared epoch `<= e` is published
+//!    in order, each message with header `arkflow-outbox: {scope}/{epoch}/{index}`; after every
+//!    delivery is acknowledged, `{scope}/published/{e}` records the output partitions' offsets
+//!    reached (the *frontier*), and the outbox object is deleted.
+//! 3. Recovery ([`publish_leftovers`]) — by the next generation of the scope (single process) or
+//!    by the new owner of key groups (group mode) — publishes what the last decided epoch's
+//!    generation decided but had not published: outbox objects of epochs after the last
+//!    `published` marker up to the decided epoch, of the deciding generation only (a fenced
+//!    zombie's outbox is never published). It first reads the output partitions back from the
+//!    marker's frontier and skips every message whose header is already there, so a crash in the
+//!    middle of publishing neither loses nor duplicates. In group mode each owner publishes only
+//!    the messages of its key groups (`group` = input partition % key groups), so owners never
+//!    publish the same message.
+//!
+//! Limit (documented in docs/SCALE_OUT.md): a process that lost its partitions but still runs
+//! (paused, not dead) could publish its last decided epoch while the new owner reads back; live
+//! processes release partitions only after publishing, so this needs a zombie.
+
+use super::output::{producer_config, route};
+use crate::config::KafkaOutput as Config;
+use crate::output::Output;
+use crate::record::Record;
+use crate::state::backend::{ObjectStore, PutOutcome};
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const HEADER: &str = "arkflow-outbox";
+const MAGIC: &[u8; 4] = b"AFO1";
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Output partition -> next offset: below it, nothing of a later epoch exists.
+type Frontier = BTreeMap<String, BTreeMap<i32, i64>>;
+
+/// One message as it will be published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutMessage {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub timestamp_ms: i64,
+    /// The key group of the input record it came from.
+    pub group: u32,
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        Some(b) => {
+            out.extend_from_slice(&(b.len() as i32).to_le_bytes());
+            out.extend_from_slice(b);
+        }
+        None => out.extend_from_slice(&(-1i32).to_le_bytes()),
+    }
+}
+
+/// Encodes an epoch's messages (magic, count, messages, xxh3 of everything before it).
+pub fn encode(msgs: &[OutMessage]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(msgs.len() * 64 + 16);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(msgs.len() as u32).to_le_bytes());
+    for m in msgs {
+        out.extend_from_slice(&m.group.to_le_bytes());
+        out.extend_from_slice(&m.timestamp_ms.to_le_bytes());
+        put_bytes(&mut out, Some(m.topic.as_bytes()));
+        put_bytes(&mut out, m.key.as_deref());
+        put_bytes(&mut out, m.value.as_deref());
+        out.extend_from_slice(&(m.headers.len() as u32).to_le_bytes());
+        for (k, v) in &m.headers {
+            put_bytes(&mut out, Some(k.as_bytes()));
+            put_bytes(&mut out, Some(v));
+        }
+    }
+    let sum = xxhash_rust::xxh3::xxh3_64(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
+}
+
+/// Decodes [`encode`]'s output, verifying its checksum; `name` is used in errors.
+pub fn decode(bytes: &[u8], name: &str) -> anyhow::Result<Vec<OutMessage>> {
+    let bad = || anyhow::anyhow!("outbox object {name} is corrupted or truncated");
+    if bytes.len() < 16 || &bytes[..4] != MAGIC {
+        return Err(bad());
+    }
+    let (content, sum) = bytes.split_at(bytes.len() - 8);
+    if xxhash_rust::xxh3::xxh3_64(content).to_le_bytes() != sum {
+        return Err(bad());
+    }
+    let mut r = Cursor { b: content, pos: 4 };
+    let n = r.u32().ok_or_else(bad)?;
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let group = r.u32().ok_or_else(bad)?;
+        let timestamp_ms = i64::from_le_bytes(r.take(8).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+        let topic = String::from_utf8(r.bytes().ok_or_else(bad)?.ok_or_else(bad)?).map_err(|_| bad())?;
+        let key = r.bytes().ok_or_else(bad)?;
+        let value = r.bytes().ok_or_else(bad)?;
+        let nh = r.u32().ok_or_else(bad)?;
+        let mut headers = Vec::with_capacity(nh as usize);
+        for _ in 0..nh {
+            let k = String::from_utf8(r.bytes().ok_or_else(bad)?.ok_or_else(bad)?).map_err(|_| bad())?;
+            headers.push((k, r.bytes().ok_or_else(bad)?.unwrap_or_default()));
+        }
+        out.push(OutMessage { topic, key, value, headers, timestamp_ms, group });
+    }
+    Ok(out)
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.b.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(s)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    /// A length-prefixed byte string; -1 is None.
+    fn bytes(&mut self) -> Option<Option<Vec<u8>>> {
+        let len = i32::from_le_bytes(self.take(4)?.try_into().ok()?);
+        Some(if len < 0 { None } else { Some(self.take(len as usize)?.to_vec()) })
+    }
+}
+
+/// Tracks failed deliveries and the highest offset delivered per partition.
+#[derive(Default)]
+pub struct OutboxCtx {
+    failed: Mutex<Option<String>>,
+    reached: Mutex<Frontier>,
+}
+
+impl ClientContext for OutboxCtx {}
+impl ProducerContext for OutboxCtx {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        match r {
+            Ok(m) => {
+                let mut f = self.reached.lock().unwrap_or_else(|p| p.into_inner());
+                let e = f.entry(m.topic().to_string()).or_default().entry(m.partition()).or_insert(0);
+                *e = (*e).max(m.offset() + 1);
+            }
+            Err((e, _)) => {
+                self.failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+fn producer(cfg: &Config) -> anyhow::Result<ThreadedProducer<OutboxCtx>> {
+    producer_config(cfg)
+        .create_with_context(OutboxCtx::default())
+        .with_context(|| format!("kafka output: creating a producer for {}", cfg.brokers.join(",")))
+}
+
+/// Sends `msgs` (with their outbox ids) and waits until every one is acknowledged.
+fn publish(p: &ThreadedProducer<OutboxCtx>, msgs: &[(String, &OutMessage)]) -> anyhow::Result<()> {
+    for (id, m) in msgs {
+        let mut headers = OwnedHeaders::new_with_capacity(m.headers.len() + 1);
+        for (k, v) in &m.headers {
+            headers = headers.insert(Header { key: k, value: Some(v) });
+        }
+        headers = headers.insert(Header { key: HEADER, value: Some(id.as_bytes()) });
+        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&m.topic).headers(headers);
+        if let Some(k) = &m.key {
+            rec = rec.key(k);
+        }
+        if let Some(v) = &m.value {
+            rec = rec.payload(v);
+        }
+        if m.timestamp_ms > 0 {
+            rec = rec.timestamp(m.timestamp_ms);
+        }
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                    rec = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err((e, _)) => bail!("kafka output: publishing to topic `{}`: {e}", m.topic),
+            }
+        }
+    }
+    p.flush(Duration::from_secs(120)).context("kafka output: flushing published records")?;
+    if let Some(e) = p.context().failed.lock().unwrap_or_else(|x| x.into_inner()).take() {
+        bail!("kafka output: a published record was not delivered: {e}");
+    }
+    Ok(())
+}
+
+fn outbox_key(scope: &str, epoch: u64, generation: u64) -> String {
+    format!("{scope}/outbox/{epoch:020}-g{generation}")
+}
+
+fn published_key(scope: &str, epoch: u64) -> String {
+    crate::checkpoint::key(scope, "published", epoch)
+}
+
+/// The high watermark of every partition of `topics`.
+fn watermarks(client: &rdkafka::client::Client<impl ClientContext>, topics: &BTreeSet<String>) -> anyhow::Result<Frontier> {
+    let mut f = Frontier::new();
+    for t in topics {
+        let md = client.fetch_metadata(Some(t), TIMEOUT).with_context(|| format!("kafka output: metadata of `{t}`"))?;
+        for tm in md.topics().iter().filter(|x| x.name() == t) {
+            for p in tm.partitions() {
+                let (_, high) = client.fetch_watermarks(t, p.id(), TIMEOUT).with_context(|| format!("kafka output: end offset of {t}/{}", p.id()))?;
+                f.entry(t.clone()).or_default().insert(p.id(), high);
+            }
+        }
+    }
+    Ok(f)
+}
+
+/// The outbox of one generation: the output thread prepares epochs into it, the coordinator
+/// publishes them after each decision.
+pub struct Outbox {
+    cfg: Config,
+    producer: Arc<ThreadedProducer<OutboxCtx>>,
+    store: Arc<dyn ObjectStore>,
+    scope: String,
+    generation: u64,
+    /// Prepared epochs waiting for their decision.
+    prepared: Mutex<BTreeMap<u64, Vec<OutMessage>>>,
+    /// Offsets reached so far (the frontier recorded with each published marker).
+    frontier: Mutex<Frontier>,
+    /// The newest published marker written by this outbox (older ones are deleted).
+    last_marker: Mutex<Option<u64>>,
+}
+
+impl Outbox {
+    /// The outbox of `generation` under `scope` (call after [`publish_leftovers`]). One producer
+    /// serves every generation of a process (`shared_producer`).
+    pub fn open(cfg: Config, producer: Arc<ThreadedProducer<OutboxCtx>>, store: Arc<dyn ObjectStore>, scope: &str, generation: u64) -> Arc<Self> {
+        Arc::new(Outbox {
+            cfg,
+            producer,
+            store,
+            scope: scope.to_string(),
+            generation,
+            prepared: Mutex::default(),
+            frontier: Mutex::default(),
+            last_marker: Mutex::default(),
+        })
+    }
+
+    /// The producer outboxes publish with; checks that the topic exists.
+    pub fn shared_producer(cfg: &Config) -> anyhow::Result<Arc<ThreadedProducer<OutboxCtx>>> {
+        let p = producer(cfg)?;
+        let md = p.client().fetch_metadata(Some(&cfg.topic), TIMEOUT).with_context(|| format!("kafka output: metadata of `{}`", cfg.topic))?;
+        if !md.topics().iter().any(|t| t.name() == cfg.topic && t.error().is_none() && !t.partitions().is_empty()) {
+            bail!("kafka output: topic `{}` does not exist on {} (create it first)", cfg.topic, cfg.brokers.join(","));
+        }
+        Ok(Arc::new(p))
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Before the first publication of this generation: records where the output partitions end
+    /// now (`published/0`), so reading back after a crash starts there. A scope without any
+    /// marker has published nothing.
+    fn baseline(&self, msgs: &[(u64, Vec<OutMessage>)]) -> anyhow::Result<()> {
+        if !Self::lock(&self.frontier).is_empty() {
+            return Ok(());
+        }
+        let mut topics: BTreeSet<String> = msgs.iter().flat_map(|(_, m)| m.iter().map(|m| m.topic.clone())).collect();
+        topics.insert(self.cfg.topic.clone());
+        let f = watermarks(self.producer.client(), &topics)?;
+        let store = self.store.clone();
+        let (marker, bytes) = (published_key(&self.scope, 0), Bytes::from(serde_json::to_vec(&f)?));
+        crate::checkpoint::block_on(async move { store.put_if_absent(&marker, bytes).await })?;
+        *Self::lock(&self.frontier) = f;
+        Ok(())
+    }
+}
+
+impl crate::checkpoint::PostCommit for Outbox {
+    /// Publishes every prepared epoch up to `epoch`, in order; then marks them published.
+    fn decided(&self, epoch: u64) -> Result<(), String> {
+        let ready: Vec<(u64, Vec<OutMessage>)> = {
+            let mut p = Self::lock(&self.prepared);
+            let later = p.split_off(&(epoch + 1));
+            std::mem::replace(&mut *p, later).into_iter().collect()
+        };
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let run = || -> anyhow::Result<()> {
+            self.baseline(&ready)?;
+            for (e, msgs) in &ready {
+                let ids: Vec<(String, &OutMessage)> = msgs.iter().enumerate().map(|(i, m)| (format!("{}/{e}/{i}", self.scope), m)).collect();
+                publish(&self.producer, &ids)?;
+            }
+            let mut f = Self::lock(&self.frontier);
+            for (t, ps) in Self::lock(&self.producer.context().reached).iter() {
+                for (p, off) in ps {
+                    let e = f.entry(t.clone()).or_default().entry(*p).or_insert(0);
+                    *e = (*e).max(*off);
+                }
+            }
+            let marker = Bytes::from(serde_json::to_vec(&*f)?);
+            drop(f);
+            let store = self.store.clone();
+            let (scope, generation) = (self.scope.clone(), self.generation);
+            let epochs: Vec<u64> = ready.iter().map(|(e, _)| *e).collect();
+            let previous = Self::lock(&self.last_marker).replace(epoch);
+            crate::checkpoint::block_on(async move {
+                store.put_if_absent(&published_key(&scope, epoch), marker).await?;
+                for e in epochs {
+                    let _ = store.delete(&outbox_key(&scope, e, generation)).await;
+                }
+                if let Some(prev) = previous {
+                    let _ = store.delete(&published_key(&scope, prev)).await;
+                }
+                anyhow::Ok(())
+            })
+        };
+        // Published records cannot be taken back: a failure stops the stream, and recovery
+        // finishes the job with the read-back.
+        run().map_err(|e| format!("{e:#} (the stream stops; on restart the decided records are published without duplicates)"))
+    }
+}
+
+/// The `kafka` output in outbox mode.
+pub struct OutboxOutput {
+    outbox: Arc<Outbox>,
+    key_groups: u32,
+    /// Records per epoch: a worker's records of epoch `e + 1` can arrive before another worker's
+    /// barrier `e`, and must not join `e`'s outbox.
+    pending: BTreeMap<u64, Vec<OutMessage>>,
+}
+
+impl OutboxOutput {
+    pub fn new(outbox: Arc<Outbox>, key_groups: u32) -> Self {
+        OutboxOutput { outbox, key_groups: key_groups.max(1), pending: BTreeMap::new() }
+    }
+}
+
+impl Output for OutboxOutput {
+    fn write_batch(&mut self, _records: &[Record]) -> anyhow::Result<()> {
+        bail!("kafka output: exactly-once records must carry their epoch")
+    }
+
+    fn write_epoch(&mut self, epoch: u64, records: &[Record]) -> anyhow::Result<()> {
+        let pending = self.pending.entry(epoch).or_default();
+        for r in records {
+            let (topic, key) = route(&self.outbox.cfg, r);
+            let mut headers = r.headers.clone();
+            headers.extend(self.outbox.cfg.headers.iter().map(|(k, v)| (k.clone(), v.as_bytes().to_vec())));
+            pending.push(OutMessage {
+                topic,
+                key: key.or_else(|| r.key.clone()),
+                value: r.value.clone(),
+                headers,
+                timestamp_ms: r.timestamp_ms,
+                group: r.partition % self.key_groups,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes the epoch's records to the store: the decision may only come after this.
+    fn prepare(&mut self, epoch: u64) -> anyhow::Result<Vec<crate::checkpoint::SinkFile>> {
+        let later = self.pending.split_off(&(epoch + 1));
+        let msgs: Vec<OutMessage> = std::mem::replace(&mut self.pending, later).into_values().flatten().collect();
+        if msgs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ob = &self.outbox;
+        let key = outbox_key(&ob.scope, epoch, ob.generation);
+        let bytes = Bytes::from(encode(&msgs));
+        let store = ob.store.clone();
+        let k2 = key.clone();
+        let outcome = crate::checkpoint::block_on(async move { store.put_if_absent(&k2, bytes).await })
+            .with_context(|| format!("kafka output: writing outbox {key}"))?;
+        if outcome == PutOutcome::Exists {
+            bail!("kafka output: outbox {key} already exists: another instance runs this generation");
+        }
+        Outbox::lock(&ob.prepared).insert(epoch, msgs);
+        Ok(Vec::new())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// What a recovering owner publishes: the outbox of generation `generation` under `scope`, up
+/// to its decided epoch `upto`, restricted to `groups` (None = every key group). With
+/// `mark`, the epochs are marked published afterwards (the owner of the whole scope).
+pub struct Leftovers<'a> {
+    pub scope: &'a str,
+    pub generation: u64,
+    pub upto: u64,
+    pub groups: Option<&'a BTreeSet<u32>>,
+    pub mark: bool,
+}
+
+/// Publishes what a decided generation had not published (see the module contract); returns the
+/// number of messages published now.
+pub async fn publish_leftovers(cfg: &Config, store: Arc<dyn ObjectStore>, l: Leftovers<'_>) -> anyhow::Result<usize> {
+    let markers = store.list(&format!("{}/published/", l.scope)).await?;
+    let last = markers.iter().filter_map(|m| crate::checkpoint::parse_tail(&m.key)).max();
+    if last.is_some_and(|m| m >= l.upto) {
+        return Ok(0);
+    }
+    let suffix = format!("-g{}", l.generation);
+    let mut epochs: Vec<(u64, String)> = Vec::new();
+    for m in store.list(&format!("{}/outbox/", l.scope)).await? {
+        let Some(name) = m.key.rsplit('/').next() else { continue };
+        let Some(e) = name.strip_suffix(&suffix).and_then(|e| e.parse::<u64>().ok()) else { continue };
+        if e > last.unwrap_or(0) && e <= l.upto {
+            epochs.push((e, m.key.clone()));
+        }
+    }
+    if epochs.is_empty() {
+        return Ok(0);
+    }
+    // No marker at all: the generation never started publishing (its baseline comes first).
+    let frontier: Option<Frontier> = match last {
+        Some(m) => match store.get(&published_key(l.scope, m)).await? {
+            Some(b) => Some(serde_json::from_slice(&b).with_context(|| format!("published marker {m} of {}", l.scope))?),
+            None => Some(Frontier::new()),
+        },
+        None => None,
+    };
+    let mut todo: Vec<(String, OutMessage)> = Vec::new();
+    for (e, key) in &epochs {
+        let bytes = store.get(key).await?.ok_or_else(|| anyhow::anyhow!("outbox {key} vanished while publishing leftovers"))?;
+        for (i, m) in decode(&bytes, key)?.into_iter().enumerate() {
+            if l.groups.is_none_or(|g| g.contains(&m.group)) {
+                todo.push((format!("{}/{e}/{i}", l.scope), m));
+            }
+        }
+    }
+    let cfg = cfg.clone();
+    let prefix = format!("{}/", l.scope);
+    let (n, reached) = tokio::task::spawn_blocking(move || -> anyhow::Result<(usize, Frontier)> {
+        let topics: BTreeSet<String> = todo.iter().map(|(_, m)| m.topic.clone()).collect();
+        let seen = match &frontier {
+            Some(f) => read_back(&cfg, &topics, f, &prefix)?,
+            None => HashSet::new(),
+        };
+        let missing: Vec<(String, &OutMessage)> = todo.iter().filter(|(id, _)| !seen.contains(id)).map(|(id, m)| (id.clone(), m)).collect();
+        let p = producer(&cfg)?;
+        publish(&p, &missing)?;
+        let reached = watermarks(p.client(), &topics)?;
+        Ok((missing.len(), reached))
+    })
+    .await??;
+    if l.mark {
+        store.put_if_absent(&published_key(l.scope, l.upto), Bytes::from(serde_json::to_vec(&reached)?)).await?;
+    }
+    tracing::info!(scope = l.scope, upto = l.upto, published = n, "kafka output: published the decided records the previous owner had not");
+    Ok(n)
+}
+
+/// The outbox ids (header values starting with `prefix`) found in `topics` from `frontier` (or
+/// from the beginning of partitions it does not name) up to their current end.
+fn read_back(cfg: &Config, topics: &BTreeSet<String>, frontier: &Frontier, prefix: &str) -> anyhow::Result<HashSet<String>> {
+    let mut cc = super::client_config(&cfg.brokers, &cfg.client_id, &Default::default());
+    cc.set("group.id", "arkflow-outbox-readback")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        // Small fetches: some brokers (tansu 0.6.0) answer a large fetch of records with headers
+        // with nothing at all.
+        .set("fetch.max.bytes", "262144")
+        .set("message.max.bytes", "200000")
+        .set("fetch.wait.max.ms", "50");
+    let consumer: BaseConsumer = cc.create().context("kafka output: creating the read-back consumer")?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut ends: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for (t, ps) in watermarks(consumer.client(), topics)? {
+        for (p, high) in ps {
+            let from = frontier.get(&t).and_then(|f| f.get(&p)).copied().unwrap_or(0);
+            if from < high {
+                tpl.add_partition_offset(&t, p, rdkafka::Offset::Offset(from))?;
+                ends.insert((t.clone(), p), high);
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    if ends.is_empty() {
+        return Ok(seen);
+    }
+    consumer.assign(&tpl).context("kafka output: assigning the read-back consumer")?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while !ends.is_empty() {
+        if std::time::Instant::now() > deadline {
+            bail!("kafka output: reading the output back to deduplicate took over 5 minutes; {} partitions unfinished", ends.len());
+        }
+        let Some(r) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let m = r.context("kafka output: reading the output back")?;
+        if let Some(h) = m.headers() {
+            for h in h.iter().filter(|h| h.key == HEADER) {
+                if let Some(v) = h.value.and_then(|v| std::str::from_utf8(v).ok()).filter(|v| v.starts_with(prefix)) {
+                    seen.insert(v.to_string());
+                }
+            }
+        }
+        let k = (m.topic().to_string(), m.partition());
+        if ends.get(&k).is_some_and(|end| m.offset() + 1 >= *end) {
+            ends.remove(&k);
+        }
+    }
+    Ok(seen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_decode_roundtrip_and_corruption() {
+        let m = OutMessage { topic: "t".into(), key: Some(b"k".to_vec()), value: None, headers: vec![("h".into(), b"v".to_vec())], timestamp_ms: 5, group: 3 };
+        let m2 = OutMessage { key: None, value: Some(b"{}".to_vec()), headers: vec![], ..m.clone() };
+        let b = encode(&[m.clone(), m2.clone()]);
+        assert_eq!(decode(&b, "x").unwrap(), vec![m, m2]);
+        let mut bad = b.clone();
+        bad[10] ^= 1;
+        assert!(decode(&bad, "outbox/1").unwrap_err().to_string().contains("outbox/1"));
+        assert!(decode(&b[..b.len() - 1], "x").is_err());
+    }
+}
