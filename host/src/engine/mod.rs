@@ -264,18 +264,7 @@ pub fn run_streams(streams: Vec<Stream>, stop: Arc<AtomicBool>) -> Vec<StreamRep
     handles
         .into_iter()
         .map(|(name, h)| {
-            h.join().unwrap_or_else(|_| StreamReport {
-                name: name.clone(),
-                records_in: 0,
-                records_out: 0,
-                records_dropped: 0,
-                records_failed: 0,
-                last_aligned_epoch: 0,
-                failure: Some(format!("stream {name}: input thread panicked")),
-                state_entries: 0,
-                state_bytes: 0,
-                checkpoints: None,
-            })
+            h.join().unwrap_or_else(|_| StreamReport::empty(&name, Some(format!("stream {name}: input thread panicked"))))
         })
         .collect()
 }

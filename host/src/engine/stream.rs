@@ -89,6 +89,24 @@ pub struct CheckpointReport {
     pub hybrid_evictions: u64,
 }
 
+impl StreamReport {
+    /// The report of a stream that processed nothing.
+    pub fn empty(name: &str, failure: Option<String>) -> Self {
+        StreamReport {
+            name: name.to_string(),
+            records_in: 0,
+            records_out: 0,
+            records_dropped: 0,
+            records_failed: 0,
+            last_aligned_epoch: 0,
+            failure,
+            state_entries: 0,
+            state_bytes: 0,
+            checkpoints: None,
+        }
+    }
+}
+
 impl Stream {
     pub fn name(&self) -> &str {
         &self.shared.name

@@ -23,6 +23,8 @@
 //! transactions, which the brokers we test against lack, and an outbox works on any broker.
 
 pub mod claims;
+#[cfg(test)]
+mod tests;
 
 use crate::config::{EngineConfig, OutputConfig, StreamConfig};
 use crate::engine::{CheckpointSetup, Stream, StreamReport, StreamShared};
@@ -197,18 +199,7 @@ pub(crate) fn run(template: Stream, g: GroupSetup, stop: Arc<AtomicBool>) -> Str
         tracing::info!(stream = %name, at_ms = crate::input::now_ms(), "group session ended: partitions revoked after the last checkpoint");
     }
     watchdog.stop();
-    let mut report = last.unwrap_or_else(|| StreamReport {
-        name: name.clone(),
-        records_in: 0,
-        records_out: 0,
-        records_dropped: 0,
-        records_failed: 0,
-        last_aligned_epoch: 0,
-        failure: None,
-        state_entries: 0,
-        state_bytes: 0,
-        checkpoints: None,
-    });
+    let mut report = last.unwrap_or_else(|| StreamReport::empty(&name, None));
     report.failure = shared.failure();
     report
 }

@@ -39,8 +39,6 @@ struct Part {
     /// `stop_at_end`: the high watermark at open.
     end: Option<i64>,
     paused: bool,
-    /// Group mode: the first record after a session began is checked against `next`.
-    check_first: bool,
 }
 
 /// A consumer-group rebalance, as recorded by the consumer's context.
@@ -176,7 +174,7 @@ impl KafkaInput {
                 } else {
                     None
                 };
-                parts.push(Part { topic: topic.clone(), partition: p, next: None, end, paused: false, check_first: false });
+                parts.push(Part { topic: topic.clone(), partition: p, next: None, end, paused: false });
             }
         }
         tracing::debug!(ms = opened.elapsed().as_millis() as u64, partitions = parts.len(), "kafka input: opened");
@@ -218,10 +216,13 @@ impl KafkaInput {
                 Some(GroupEvent::Assign(list)) => {
                     // Take the assignment at once, paused: librdkafka heartbeats again only after
                     // the assign call, and taking the key groups over may take a while. The
-                    // session assigns again at the checkpointed positions.
+                    // session assigns again at the checkpointed positions. From the beginning:
+                    // a record fetched before the pause is then at or below the position, and
+                    // `next_batch` skips what is below it (from the end, a stale record above the
+                    // position would hide the records between them).
                     let mut tpl = TopicPartitionList::new();
                     for (t, p) in &list {
-                        let _ = tpl.add_partition_offset(t, *p, Offset::End);
+                        let _ = tpl.add_partition_offset(t, *p, Offset::Beginning);
                     }
                     if let Err(e) = self.consumer.assign(&tpl).and_then(|()| self.consumer.pause(&tpl)) {
                         tracing::warn!("kafka input: taking the assignment: {e}");
@@ -252,7 +253,6 @@ impl KafkaInput {
         for part in &mut self.parts {
             part.next = None;
             part.paused = false;
-            part.check_first = true;
         }
         self.owned = Some(owned);
         self.seek(position)?;
@@ -402,21 +402,10 @@ impl Input for KafkaInput {
                 continue;
             }
             let part = &mut self.parts[i];
-            if let Some(next) = part.next {
-                // A record below the position was read before a re-assignment or seek: skip it.
-                if msg.offset() < next {
-                    continue;
-                }
-                // Group mode: the first record of a session must be the one at the position; a
-                // later one can be left over from the paused assignment taken at the rebalance.
-                // Seek once; a gap that remains is real (deleted or compacted offsets).
-                if part.check_first && msg.offset() > next {
-                    part.check_first = false;
-                    let _ = self.consumer.seek(&part.topic, part.partition, Offset::Offset(next), Duration::from_secs(5));
-                    continue;
-                }
+            // A record below the position was fetched before a re-assignment: skip it.
+            if part.next.is_some_and(|next| msg.offset() < next) {
+                continue;
             }
-            part.check_first = false;
             if part.end.is_some_and(|e| msg.offset() >= e) {
                 // Past the end of a bounded read: leave it for a later run.
                 if !part.paused {
