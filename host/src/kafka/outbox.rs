@@ -24,7 +24,7 @@
 //! (paused, not dead) could publish its last decided epoch while the new owner reads back; live
 //! processes release partitions only after publishing, so this needs a zombie.
 
-use super::output::{producer_config, route};
+use super::output::{producer_config, route, send_message};
 use crate::config::KafkaOutput as Config;
 use crate::output::Output;
 use crate::record::Record;
@@ -33,7 +33,7 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
@@ -179,26 +179,8 @@ fn publish(p: &ThreadedProducer<OutboxCtx>, msgs: &[(String, &OutMessage)]) -> a
             headers = headers.insert(Header { key: k, value: Some(v) });
         }
         headers = headers.insert(Header { key: HEADER, value: Some(id.as_bytes()) });
-        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&m.topic).headers(headers);
-        if let Some(k) = &m.key {
-            rec = rec.key(k);
-        }
-        if let Some(v) = &m.value {
-            rec = rec.payload(v);
-        }
-        if m.timestamp_ms > 0 {
-            rec = rec.timestamp(m.timestamp_ms);
-        }
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
-                    rec = back;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err((e, _)) => bail!("kafka output: publishing to topic `{}`: {e}", m.topic),
-            }
-        }
+        send_message(p, &m.topic, m.key.as_deref(), m.value.as_deref(), headers, m.timestamp_ms)
+            .with_context(|| format!("kafka output: publishing to topic `{}`", m.topic))?;
     }
     p.flush(Duration::from_secs(120)).context("kafka output: flushing published records")?;
     if let Some(e) = p.context().failed.lock().unwrap_or_else(|x| x.into_inner()).take() {

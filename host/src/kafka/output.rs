@@ -79,6 +79,37 @@ pub(crate) fn route(cfg: &Config, r: &Record) -> (String, Option<Vec<u8>>) {
     (topic, key_owned)
 }
 
+/// Sends one message (timestamp only when > 0), waiting while librdkafka's queue is full.
+pub(crate) fn send_message<C: ProducerContext<DeliveryOpaque = ()>>(
+    producer: &ThreadedProducer<C>,
+    topic: &str,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: OwnedHeaders,
+    timestamp_ms: i64,
+) -> Result<(), KafkaError> {
+    let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).headers(headers);
+    if let Some(k) = key {
+        rec = rec.key(k);
+    }
+    if let Some(v) = value {
+        rec = rec.payload(v);
+    }
+    if timestamp_ms > 0 {
+        rec = rec.timestamp(timestamp_ms);
+    }
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                rec = back;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
 /// Sends `records` with `send`, retrying while librdkafka's queue is full.
 pub(crate) fn send_all(
     cfg: &Config,
@@ -97,26 +128,7 @@ pub(crate) fn send_all(
         for (k, v) in &cfg.headers {
             headers = headers.insert(Header { key: k, value: Some(v) });
         }
-        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).headers(headers);
-        if let Some(k) = key {
-            rec = rec.key(k);
-        }
-        if let Some(v) = value {
-            rec = rec.payload(v);
-        }
-        if r.timestamp_ms > 0 {
-            rec = rec.timestamp(r.timestamp_ms);
-        }
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    rec = back;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err((e, _)) => return Err(e).with_context(|| format!("kafka output: sending to topic `{topic}`")),
-            }
-        }
+        send_message(producer, topic, key, value, headers, r.timestamp_ms).with_context(|| format!("kafka output: sending to topic `{topic}`"))?;
     }
     Ok(())
 }
