@@ -33,12 +33,21 @@ pub fn cpu_secs() -> f64 {
 
 /// (user, system) CPU seconds of this process so far.
 pub fn cpu_user_sys() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    cpu_user_sys_of("self").expect("/proc/self/stat")
+}
+
+/// CPU seconds (user + system, all threads) of process `pid` so far; 0 when it is gone.
+pub fn cpu_secs_of(pid: u32) -> f64 {
+    cpu_user_sys_of(&pid.to_string()).map_or(0.0, |(u, s)| u + s)
+}
+
+fn cpu_user_sys_of(pid: &str) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     let t = clock_ticks();
-    (f[11].parse::<f64>().unwrap() / t, f[12].parse::<f64>().unwrap() / t)
+    Some((f[11].parse::<f64>().ok()? / t, f[12].parse::<f64>().ok()? / t))
 }
 
 fn clock_ticks() -> f64 {

@@ -3,53 +3,13 @@
 
 use super::coordinator::{CheckpointMetrics, CkptMsg, Coordinator, CoordinatorHandle};
 use super::*;
-use crate::state::backend::{MemoryStore, ObjectMeta, ObjectStore, PutOutcome, StoreError};
+use crate::state::backend::flaky::Flaky;
+use crate::state::backend::ObjectStore;
 use crate::state::snapshot::SnapshotEntry;
-use async_trait::async_trait;
 use bytes::Bytes;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A memory store whose writes of `data/` objects fail or stall on demand.
-#[derive(Default)]
-struct Flaky {
-    inner: MemoryStore,
-    fail_data: AtomicBool,
-    /// Milliseconds every data write waits first.
-    stall_data_ms: AtomicU64,
-}
-
-#[async_trait]
-impl ObjectStore for Flaky {
-    async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<PutOutcome, StoreError> {
-        if key.contains("/data/") {
-            let stall = self.stall_data_ms.load(SeqCst);
-            if stall > 0 {
-                tokio::time::sleep(Duration::from_millis(stall)).await;
-            }
-            if self.fail_data.load(SeqCst) {
-                return Err(StoreError::Io { store: "flaky".into(), op: "create", key: key.into(), message: "injected".into() });
-            }
-        }
-        self.inner.put_if_absent(key, data).await
-    }
-    async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
-        self.inner.put(key, data).await
-    }
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        self.inner.get(key).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        self.inner.list(prefix).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.delete(key).await
-    }
-    fn describe(&self) -> String {
-        "flaky".into()
-    }
-}
 
 fn settings(timeout_ms: u64, tolerated: u32) -> CheckpointSettings {
     CheckpointSettings {

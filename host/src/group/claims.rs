@@ -39,9 +39,9 @@ pub struct Head {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Claim {
-    session: u64,
-    from: Option<Head>,
+pub(crate) struct Claim {
+    pub session: u64,
+    pub from: Option<Head>,
 }
 
 /// The checkpoint scope of session `g`.

@@ -23,6 +23,7 @@
 //! transactions, which the brokers we test against lack, and an outbox works on any broker.
 
 pub mod claims;
+pub mod gc;
 #[cfg(test)]
 mod tests;
 
@@ -160,7 +161,11 @@ pub(crate) fn run(template: Stream, g: GroupSetup, stop: Arc<AtomicBool>) -> Str
         let assignment = g.input.lock().unwrap_or_else(|p| p.into_inner()).wait_assignment(&halt);
         let Some(assignment) = assignment else { break };
         let started = Instant::now();
-        let session = match start_session(&template, &g, &assignment) {
+        let session = match retry(&START_RETRIES, &halt, |attempt| {
+            start_session(&template, &g, &assignment).inspect_err(|e| {
+                tracing::warn!(stream = %name, attempt, "group session: starting failed: {e:#}");
+            })
+        }) {
             Ok(s) => s,
             Err(e) => {
                 shared.fail(format!("stream {name}: starting a group session: {e:#}"));
@@ -204,44 +209,102 @@ pub(crate) fn run(template: Stream, g: GroupSetup, stop: Arc<AtomicBool>) -> Str
     report
 }
 
+/// Waits before each new attempt to start a session. A start fails on a store or broker error
+/// while taking over (fencing, publishing leftovers, claiming, restoring); each attempt claims a
+/// new generation, and a failed attempt's claim names a session that decided nothing, which the
+/// next attempt fences and passes over (keeping its `from`). About 15 s in all, then the stream
+/// fails (and nothing decided is lost: another process, or a restart, takes over the same way).
+const START_RETRIES: [Duration; 5] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+];
+
+/// Runs `f` (given its attempt number, from 1) until it succeeds, waiting `delays[i]` after the
+/// i-th failure; the last error once the delays are used up or `halt` says stop.
+fn retry<T>(delays: &[Duration], halt: &dyn Fn() -> bool, mut f: impl FnMut(usize) -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let mut attempt = 1;
+    loop {
+        let e = match f(attempt) {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let Some(&delay) = delays.get(attempt - 1) else {
+            return Err(e.context(format!("gave up after {attempt} attempts")));
+        };
+        let until = Instant::now() + delay;
+        while Instant::now() < until {
+            if halt() {
+                return Err(e);
+            }
+            std::thread::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())));
+        }
+        attempt += 1;
+    }
+}
+
 /// Watches for key groups nobody processes: their newest claim names another session that has
-/// not decided a checkpoint for [`Watchdog::STALE_MS`] (sessions decide every checkpoint
+/// not decided a checkpoint for the *staleness* limit (sessions decide every checkpoint
 /// interval, idle or not). That happens when the coordinator hands a dead member's partitions to
 /// it again, or starts a generation some members never hear of (both seen with tansu 0.6.0). The
-/// watchdog then asks this process to leave and rejoin the group, at most once a minute: a new
-/// member forces a new generation, and the coordinator drops members that stopped heartbeating.
-/// It never changes ownership itself; Kafka's group protocol does.
+/// watchdog then asks this process to leave and rejoin the group, at most once per two limits:
+/// a new member forces a new generation, and the coordinator drops members that stopped
+/// heartbeating. It never changes ownership itself; Kafka's group protocol does. Every two
+/// limits the same thread deletes what ended sessions left behind ([`gc::collect`]).
+///
+/// The limit is the consumer's `session.timeout.ms` (how long the group itself waits for a
+/// silent member), but at least three checkpoint intervals, so one slow checkpoint is not taken
+/// for death. A false alarm costs one rebalance, never correctness: ownership still moves only
+/// through claims.
 struct Watchdog {
     stop: Arc<AtomicBool>,
     join: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Watchdog {
-    const STALE_MS: i64 = 30_000;
     const EVERY: Duration = Duration::from_secs(5);
-    const NUDGE_GAP_MS: i64 = 60_000;
+
+    fn stale_ms(session_timeout_ms: i64, checkpoint_interval_ms: u64) -> i64 {
+        session_timeout_ms.max(checkpoint_interval_ms.saturating_mul(3).min(i64::MAX as u64) as i64)
+    }
 
     fn spawn(t: &Stream, g: &GroupSetup, current: Arc<std::sync::atomic::AtomicU64>) -> Watchdog {
         let stop = Arc::new(AtomicBool::new(false));
-        let (store, op, rejoin) = (g.store.clone(), t.config.state.operator_id.clone(), g.input.lock().unwrap_or_else(|p| p.into_inner()).rejoin.clone());
-        let groups: BTreeSet<u32> = (0..g.input.lock().unwrap_or_else(|p| p.into_inner()).partition_count() as u32).map(|p| p % t.key_groups).collect();
+        let (store, op) = (g.store.clone(), t.config.state.operator_id.clone());
+        let (rejoin, groups, stale) = {
+            let input = g.input.lock().unwrap_or_else(|p| p.into_inner());
+            let groups: BTreeSet<u32> = (0..input.partition_count() as u32).map(|p| p % t.key_groups).collect();
+            (input.rejoin.clone(), groups, Self::stale_ms(input.session_timeout_ms(), g.engine.state_management.checkpoint_interval_ms))
+        };
+        let every = Self::EVERY.min(Duration::from_millis(stale as u64 / 2));
         let name = t.config.name.clone();
         let s2 = stop.clone();
         let join = std::thread::Builder::new()
             .name(format!("{name}-group-watchdog"))
             .spawn(move || {
                 let started = crate::input::now_ms();
-                let mut last_nudge = 0i64;
+                let (mut last_nudge, mut last_gc) = (0i64, started);
                 while !s2.load(Relaxed) {
-                    std::thread::sleep(Self::EVERY);
+                    std::thread::sleep(every);
                     let now = crate::input::now_ms();
-                    if now - started < Self::STALE_MS || now - last_nudge < Self::NUDGE_GAP_MS {
+                    if now - last_gc >= stale.saturating_mul(2) {
+                        last_gc = now;
+                        let keep = BTreeSet::from([current.load(Relaxed)]);
+                        match crate::checkpoint::block_on(gc::collect(&*store, &op, &keep)) {
+                            Ok(c) if c.objects > 0 => tracing::info!(stream = %name, sessions = ?c.sessions, objects = c.objects, "group gc: deleted what ended sessions left behind"),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(stream = %name, "group gc: {e:#}"),
+                        }
+                    }
+                    if now - started < stale || now - last_nudge < stale.saturating_mul(2) {
                         continue;
                     }
                     let own = current.load(Relaxed);
-                    match crate::checkpoint::block_on(orphans(&*store, &op, &groups, own, now)) {
+                    match crate::checkpoint::block_on(orphans(&*store, &op, &groups, own, now, stale)) {
                         Ok(o) if !o.is_empty() => {
-                            tracing::warn!(stream = %name, key_groups = ?o, "key groups are owned by sessions that stopped checkpointing; leaving and rejoining the consumer group to make it reassign them");
+                            tracing::warn!(stream = %name, key_groups = ?o, stale_ms = stale, "key groups are owned by sessions that stopped checkpointing; leaving and rejoining the consumer group to make it reassign them");
                             rejoin.store(true, std::sync::atomic::Ordering::SeqCst);
                             last_nudge = now;
                         }
@@ -263,8 +326,8 @@ impl Watchdog {
 }
 
 /// The key groups whose newest claim names a session (not `own`) without a decision for
-/// [`Watchdog::STALE_MS`], or that nobody claimed.
-async fn orphans(store: &dyn ObjectStore, op: &str, groups: &BTreeSet<u32>, own: u64, now: i64) -> anyhow::Result<Vec<u32>> {
+/// `stale_ms`, or that nobody claimed.
+async fn orphans(store: &dyn ObjectStore, op: &str, groups: &BTreeSet<u32>, own: u64, now: i64, stale_ms: i64) -> anyhow::Result<Vec<u32>> {
     let mut out = Vec::new();
     for &k in groups {
         let claims = store.list(&format!("{op}/keygroups/{k:05}/")).await?;
@@ -279,7 +342,7 @@ async fn orphans(store: &dyn ObjectStore, op: &str, groups: &BTreeSet<u32>, own:
         }
         let latest = store.list(&format!("{}/latest", claims::session_scope(op, session))).await?;
         let last_sign = latest.first().map_or(newest.modified_ms, |m| m.modified_ms.max(newest.modified_ms));
-        if now - last_sign > Watchdog::STALE_MS {
+        if now - last_sign > stale_ms {
             out.push(k);
         }
     }

@@ -1,6 +1,6 @@
 //! `claims::take_over` against an in-process store: fresh claims, taking over a session's last
 //! decision (and fencing it), falling back to a claim's `from` when its session decided nothing,
-//! and continuing a single-process run's checkpoints.
+//! continuing a single-process run's checkpoints, and retrying a take-over that failed halfway.
 
 use super::claims::{session_scope, take_over};
 use crate::checkpoint::{key, Decision, Manifest, StateFile};
@@ -99,5 +99,102 @@ fn key_groups_must_match_the_checkpoint() {
         decide(&*store, "op", 1, 1, &[entry(0, "a")], &[(0, 1)]).await;
         let e = take_over(store.clone(), "op", 2, &groups(&[0]), KG * 2, None).await.unwrap_err();
         assert!(e.to_string().contains("key_groups = 8"), "{e}");
+    });
+}
+
+#[test]
+fn watchdog_waits_for_the_session_timeout_or_three_checkpoint_intervals() {
+    assert_eq!(super::Watchdog::stale_ms(30_000, 1_000), 30_000);
+    assert_eq!(super::Watchdog::stale_ms(10_000, 1_000), 10_000);
+    assert_eq!(super::Watchdog::stale_ms(30_000, 30_000), 90_000);
+    assert_eq!(super::Watchdog::stale_ms(10_000, u64::MAX), i64::MAX);
+}
+
+#[test]
+fn a_take_over_that_failed_after_claiming_is_retried_with_a_new_generation() {
+    crate::checkpoint::block_on(async {
+        let failing = Arc::new(crate::state::backend::flaky::Flaky::default());
+        let store: Arc<dyn ObjectStore> = failing.clone();
+        take_over(store.clone(), "op", 1, &groups(&[0, 1]), KG, None).await.unwrap();
+        let s1 = session_scope("op", 1);
+        decide(&*store, &s1, 3, 1, &[entry(0, "a"), entry(1, "b")], &[(0, 10), (1, 20)]).await;
+        // Session 2 fences session 1 and claims group 1, then cannot read the manifest.
+        *failing.fail_get.lock().unwrap() = Some("/manifests/".into());
+        let e = take_over(store.clone(), "op", 2, &groups(&[1]), KG, None).await.unwrap_err();
+        assert!(format!("{e:#}").contains("injected"), "{e:#}");
+        assert_eq!(store.list("op/keygroups/00001/").await.unwrap().len(), 2, "the failed attempt's claim stays");
+        // The retry (session 3) passes over session 2's claim and restores session 1's decision.
+        let t = take_over(store.clone(), "op", 3, &groups(&[1]), KG, None).await.unwrap();
+        assert_eq!(t.entries, vec![entry(1, "b")]);
+        assert_eq!(t.position, serde_json::json!({ "kafka": { "in": { "1": 20 } } }));
+        assert_eq!(t.heads[&1].as_ref().map(|h| h.scope.clone()), Some(s1));
+        // Session 2 is fenced, so it can never decide over session 3.
+        assert!(store.get(&key(&session_scope("op", 2), "commits", 1)).await.unwrap().is_some());
+    });
+}
+
+#[test]
+fn retry_waits_between_attempts_and_gives_up_with_the_last_error() {
+    let delays = [std::time::Duration::from_millis(1); 2];
+    let mut seen = Vec::new();
+    let ok = super::retry(&delays, &|| false, |a| {
+        seen.push(a);
+        if a < 3 {
+            anyhow::bail!("attempt {a}")
+        }
+        Ok(a)
+    });
+    assert_eq!((ok.unwrap(), seen), (3, vec![1, 2, 3]));
+    let e = super::retry(&delays, &|| false, |a| -> anyhow::Result<()> { anyhow::bail!("attempt {a}") }).unwrap_err();
+    assert_eq!(format!("{e:#}"), "gave up after 3 attempts: attempt 3");
+    // A stopping process does not wait out the delays.
+    let long = [std::time::Duration::from_secs(60)];
+    let started = std::time::Instant::now();
+    let e = super::retry(&long, &|| true, |_| -> anyhow::Result<()> { anyhow::bail!("down") }).unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5) && e.to_string() == "down");
+}
+
+/// Keys under `prefix`.
+async fn keys(store: &dyn ObjectStore, prefix: &str) -> Vec<String> {
+    store.list(prefix).await.unwrap().into_iter().map(|m| m.key).collect()
+}
+
+#[test]
+fn gc_deletes_a_session_once_no_key_group_leads_to_it() {
+    use super::gc::collect;
+    crate::checkpoint::block_on(async {
+        let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+        let none = BTreeSet::new();
+        let (s1, s2, s3) = (session_scope("op", 1), session_scope("op", 2), session_scope("op", 3));
+        take_over(store.clone(), "op", 1, &groups(&[0, 1]), KG, None).await.unwrap();
+        decide(&*store, &s1, 1, 1, &[entry(0, "a"), entry(1, "b")], &[(0, 10), (1, 20)]).await;
+        // Session 2 takes group 0 (fencing session 1); group 1 still leads to session 1.
+        take_over(store.clone(), "op", 2, &groups(&[0]), KG, None).await.unwrap();
+        decide(&*store, &s2, 1, 2, &[entry(0, "a2")], &[(0, 11)]).await;
+        assert_eq!(collect(&*store, "op", &none).await.unwrap().objects, 1, "only group 0's first claim goes");
+        assert!(!keys(&*store, &format!("{s1}/manifests/")).await.is_empty());
+        // Session 3 takes group 1 but has not decided: its claim's `from` still leads to session 1.
+        take_over(store.clone(), "op", 3, &groups(&[1]), KG, None).await.unwrap();
+        let c = collect(&*store, "op", &none).await.unwrap();
+        assert!(c.sessions.is_empty(), "{c:?}");
+        assert!(!keys(&*store, &format!("{s1}/data/")).await.is_empty());
+        // Once session 3 decided, session 1 is garbage; its fence stays.
+        decide(&*store, &s3, 1, 3, &[entry(1, "b3")], &[(1, 21)]).await;
+        let c = collect(&*store, "op", &none).await.unwrap();
+        assert_eq!(c.sessions, vec![1]);
+        assert_eq!(keys(&*store, &format!("{s1}/")).await, vec![key(&s1, "commits", 2), key(&s1, "commits", 3)], "only the fences (by sessions 2 and 3) are left");
+        // Session 2 (not fenced, owns group 0) and session 3 are untouched; each group has one claim.
+        assert_eq!(keys(&*store, &format!("{s2}/commits/")).await.len(), 1);
+        assert_eq!(keys(&*store, "op/keygroups/").await.len(), 2);
+        // State still resolves: group 0 from session 2, group 1 from session 3.
+        let t = take_over(store.clone(), "op", 4, &groups(&[0, 1]), KG, None).await.unwrap();
+        assert_eq!(t.entries, vec![entry(0, "a2"), entry(1, "b3")]);
+        // A session fenced by now but kept by its process is not collected.
+        decide(&*store, &session_scope("op", 4), 1, 4, &[entry(0, "a4")], &[(0, 12)]).await;
+        take_over(store.clone(), "op", 5, &groups(&[0, 1]), KG, None).await.unwrap();
+        decide(&*store, &session_scope("op", 5), 1, 5, &[entry(0, "a5")], &[(0, 13)]).await;
+        let c = collect(&*store, "op", &BTreeSet::from([4])).await.unwrap();
+        assert_eq!(c.sessions, vec![2, 3]);
+        assert!(!keys(&*store, &format!("{}/data/", session_scope("op", 4))).await.is_empty());
     });
 }

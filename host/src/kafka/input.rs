@@ -105,6 +105,11 @@ impl StatsContext {
     }
 }
 
+/// Group mode's default `session.timeout.ms`: the broker drops a member that has not heartbeated
+/// for this long (a SIGKILLed process's partitions move after it). Larger than librdkafka's
+/// 10 s because a broker under a produce burst (tansu) answered heartbeats that late.
+pub const GROUP_SESSION_TIMEOUT_MS: i64 = 30_000;
+
 pub struct KafkaInput {
     cfg: Config,
     consumer: BaseConsumer<StatsContext>,
@@ -122,6 +127,12 @@ pub struct KafkaInput {
 }
 
 impl KafkaInput {
+    /// Group mode: the consumer's session timeout (the user's `session.timeout.ms`, else
+    /// [`GROUP_SESSION_TIMEOUT_MS`]).
+    pub fn session_timeout_ms(&self) -> i64 {
+        self.cfg.options.get("session.timeout.ms").and_then(|v| v.parse().ok()).unwrap_or(GROUP_SESSION_TIMEOUT_MS)
+    }
+
     /// Connects, checks that every topic exists and lists its partitions. `group` is the consumer
     /// group used when the config names none.
     pub fn open(cfg: Config, default_group: &str, metrics: Arc<KafkaMetrics>) -> anyhow::Result<Self> {
@@ -144,7 +155,7 @@ impl KafkaInput {
             // Eager `range`: every rebalance revokes everything first (cooperative-sticky was seen
             // assigning one partition to two members on some brokers), and co-partitioned topics
             // keep equal partition numbers on one member, so a key group has one owner.
-            cc.set("partition.assignment.strategy", "range").set("session.timeout.ms", "30000").set("heartbeat.interval.ms", "3000");
+            cc.set("partition.assignment.strategy", "range").set("session.timeout.ms", GROUP_SESSION_TIMEOUT_MS.to_string()).set("heartbeat.interval.ms", "3000");
         }
         // The user's options come last: they may override any of the above.
         for (k, v) in &cfg.options {

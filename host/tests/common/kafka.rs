@@ -63,7 +63,12 @@ impl Tansu {
             assert!(start.elapsed() < Duration::from_secs(60), "tansu did not answer on {} within 60 s", t.broker);
             std::thread::sleep(Duration::from_millis(100));
         }
+        index_headers(&t._dir.path().join("tansu.db"));
         t
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log(&self) -> String {
@@ -145,6 +150,17 @@ impl Drop for Tansu {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Adds the index tansu 0.6.0's sqlite schema lacks: without it, every fetched record runs a
+/// header query that scans every header the broker holds, so a topic written with headers (the
+/// outbox output) makes each later fetch cost O(all headers) and the broker's one sqlite thread
+/// falls behind on heartbeats too (measured: 100 % CPU, group sessions timing out, at ~70k headers).
+fn index_headers(db: &std::path::Path) {
+    let sql = "create index if not exists header_topition_offset on header (topition, offset_id)";
+    let script = format!("import sqlite3, sys\nc = sqlite3.connect(sys.argv[1], timeout=30)\nc.execute('{sql}')\nc.commit()");
+    let out = Command::new("python3").arg("-c").arg(script).arg(db).output().expect("python3 (for tansu's header index)");
+    assert!(out.status.success(), "indexing {}: {}", db.display(), String::from_utf8_lossy(&out.stderr));
 }
 
 fn config_for(broker: &str) -> ClientConfig {

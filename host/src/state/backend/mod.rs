@@ -7,6 +7,8 @@
 //! [`probe_create_only`] checks at start that a store really honours create-only writes;
 //! exactly-once refuses stores that do not.
 
+#[cfg(test)]
+pub mod flaky;
 mod local;
 mod memory;
 pub mod s3;
