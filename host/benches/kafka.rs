@@ -3,69 +3,25 @@
 //! keeps about half), out to (A) Kafka at-least-once, (B) a file at-least-once, (C) a file exactly-once
 //! (checkpoints decided in the local state store). Interleaved per round so all see the same
 //! machine load; prints records/s and the ratios, next to a plain rdkafka consumer reading the same
-//! topic (the broker's ceiling). The broker is a real `tansu` (sqlite storage)
-//! started on 127.0.0.1 by this binary, so the figures include its cost (it serves about 2 MB/s
-//! of fetches here).
+//! topic (the broker's ceiling). The broker is a real `tansu` (sqlite storage) started on
+//! 127.0.0.1 by this binary through the tests' harness, so the figures include its cost (it
+//! serves about 2 MB/s of fetches here).
 //!
 //! Run: `bash tests/servers/install.sh && cargo bench --bench kafka`
 //! (env: BENCH_RECORDS, default 200,000; BENCH_ROUNDS, default 3; TANSU, the broker binary).
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "../tests/common/mod.rs"]
+mod t;
 
 use arkflow::config::EngineConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-struct Broker {
-    addr: String,
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_tansu() -> Broker {
-    let bin = std::env::var("TANSU").unwrap_or_else(|_| format!("{}/.cargo/bin/tansu", std::env::var("HOME").unwrap()));
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(&bin)
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://tansu.db"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {bin}: {e} (run `bash tests/servers/install.sh`)"));
-    let addr = format!("127.0.0.1:{port}");
-    let start = Instant::now();
-    while arkflow::kafka::probe::api_keys(&addr, Duration::from_secs(1)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(60), "tansu did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Broker { addr, child, _dir: dir }
-}
-
-fn create_topics(broker: &str, topics: &[(&str, i32)]) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", broker).create().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let new: Vec<NewTopic> = topics.iter().map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1))).collect();
-    for r in rt.block_on(admin.create_topics(&new, &AdminOptions::new())).unwrap() {
-        r.unwrap();
-    }
 }
 
 /// Produces `n` records one at a time (no lingering: one record per Kafka batch); returns rec/s.
@@ -155,21 +111,22 @@ fn main() {
     }
     let n = env_u64("BENCH_RECORDS", 200_000);
     let rounds = env_u64("BENCH_ROUNDS", 3);
-    let broker = start_tansu();
-    create_topics(&broker.addr, &[("in", 4), ("out", 4)]);
-    let produced = produce_one_at_a_time(&broker.addr, n);
+    let broker = t::kafka::Tansu::start();
+    broker.create_topic("in", 4);
+    broker.create_topic("out", 4);
+    let produced = produce_one_at_a_time(&broker.broker, n);
     println!("produced {n} records one at a time: {produced:.0} rec/s");
     let dir = tempfile::tempdir().unwrap();
     let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
     let mut ceil = Vec::new();
     for round in 0..rounds {
         let d = |name: &str| dir.path().join(format!("{name}-{round}"));
-        let kafka_out = format!("{{ type: kafka, brokers: [\"{}\"], topic: out }}", broker.addr);
+        let kafka_out = format!("{{ type: kafka, brokers: [\"{}\"], topic: out }}", broker.broker);
         let file_out = |name: &str| format!("{{ type: file, path: {} }}", d(name).join("out.jsonl").display());
-        let rr = read_ceiling(&broker.addr, n);
-        let ra = run(&config(&broker.addr, &kafka_out, false, &d("state-a")));
-        let rb = run(&config(&broker.addr, &file_out("b"), false, &d("state-b")));
-        let rc = run(&config(&broker.addr, &file_out("c"), true, &d("state-c")));
+        let rr = read_ceiling(&broker.broker, n);
+        let ra = run(&config(&broker.broker, &kafka_out, false, &d("state-a")));
+        let rb = run(&config(&broker.broker, &file_out("b"), false, &d("state-b")));
+        let rc = run(&config(&broker.broker, &file_out("c"), true, &d("state-c")));
         println!("round {round}: plain consumer {rr:.0} rec/s | kafka->filter->kafka (at-least-once) {ra:.0} rec/s | ->file at-least-once {rb:.0} rec/s | ->file exactly-once {rc:.0} rec/s | eo/alo {:.2}", rc / rb);
         ceil.push(rr);
         a.push(ra);

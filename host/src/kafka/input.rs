@@ -106,8 +106,9 @@ impl StatsContext {
 }
 
 /// Group mode's default `session.timeout.ms`: the broker drops a member that has not heartbeated
-/// for this long (a SIGKILLed process's partitions move after it). Larger than librdkafka's
-/// 10 s because a broker under a produce burst (tansu) answered heartbeats that late.
+/// for this long (a SIGKILLed process's partitions move after it). Below librdkafka's 45 s so a
+/// dead process's partitions move sooner; not lower, because a busy broker answers heartbeats
+/// late (tansu without its header index, docs/SCALE_OUT.md, took over 10 s).
 pub const GROUP_SESSION_TIMEOUT_MS: i64 = 30_000;
 
 pub struct KafkaInput {

@@ -464,8 +464,8 @@ fn read_back(cfg: &Config, topics: &BTreeSet<String>, frontier: &Frontier, prefi
     cc.set("group.id", "arkflow-outbox-readback")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
-        // Small fetches: some brokers (tansu 0.6.0) answer a large fetch of records with headers
-        // with nothing at all.
+        // Small fetches: a broker that is slow on records with headers (tansu 0.6.0 without its
+        // header index, docs/SCALE_OUT.md) answers a large fetch of them with nothing at all.
         .set("fetch.max.bytes", "262144")
         .set("message.max.bytes", "200000")
         .set("fetch.wait.max.ms", "50");
