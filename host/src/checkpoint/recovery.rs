@@ -41,10 +41,27 @@ pub async fn decisions(store: &dyn ObjectStore, scope: &str) -> anyhow::Result<(
     Ok((out, highest))
 }
 
+/// The newest `Commit` decision of `scope`, and the highest epoch with any decision. Reads the
+/// decision records newest first and stops at the first `Commit`: usually one read, however many
+/// records the grace period keeps.
+pub async fn last_commit(store: &dyn ObjectStore, scope: &str) -> anyhow::Result<(Option<(u64, Decision)>, u64)> {
+    let mut listed: Vec<(u64, String)> = store.list(&format!("{scope}/commits/")).await?.into_iter().filter_map(|m| Some((parse_tail(&m.key)?, m.key))).collect();
+    listed.sort_unstable();
+    let highest = listed.last().map_or(0, |(e, _)| *e);
+    for (e, k) in listed.into_iter().rev() {
+        let Some(bytes) = store.get(&k).await? else { continue }; // deleted by GC meanwhile
+        let d: Decision =
+            serde_json::from_slice(&bytes).map_err(|err| anyhow::anyhow!("decision record {k} in {} is unreadable: {err}", store.describe()))?;
+        if matches!(d, Decision::Commit { .. }) {
+            return Ok((Some((e, d)), highest));
+        }
+    }
+    Ok((None, highest))
+}
+
 /// The last decided epoch's manifest (read-only: claims nothing, fences nothing).
 pub async fn last_decided(store: &dyn ObjectStore, scope: &str) -> anyhow::Result<Option<Manifest>> {
-    let (all, _) = decisions(store, scope).await?;
-    match all.into_iter().rev().find(|(_, d)| matches!(d, Decision::Commit { .. })) {
+    match last_commit(store, scope).await?.0 {
         Some((_, Decision::Commit { manifest, checksum, .. })) => Ok(Some(load_manifest(store, &manifest, Some(checksum)).await?)),
         _ => Ok(None),
     }
@@ -99,8 +116,7 @@ pub async fn claim_generation(store: &dyn ObjectStore, scope: &str) -> anyhow::R
 /// older generation can decide again; returns the last `Commit` decision and the fenced epoch.
 pub async fn fence_next(store: &dyn ObjectStore, scope: &str, generation: u64) -> anyhow::Result<(Option<(u64, Decision)>, u64)> {
     loop {
-        let (all, highest) = decisions(store, scope).await?;
-        let decided = all.into_iter().rev().find(|(_, d)| matches!(d, Decision::Commit { .. }));
+        let (decided, highest) = last_commit(store, scope).await?;
         let fence = highest + 1;
         let rec = serde_json::to_vec(&Decision::Fence { epoch: fence, generation })?;
         if store.put_if_absent(&key(scope, "commits", fence), Bytes::from(rec)).await? == PutOutcome::Created {

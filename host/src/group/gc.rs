@@ -21,7 +21,7 @@
 //! can reach.
 
 use super::claims::{session_scope, Claim};
-use crate::checkpoint::recovery::decisions;
+use crate::checkpoint::recovery::{decisions, last_commit};
 use crate::checkpoint::{key, parse_tail, Decision};
 use crate::state::backend::ObjectStore;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -53,8 +53,7 @@ pub async fn collect(store: &dyn ObjectStore, op: &str, keep: &BTreeSet<u64>) ->
         let c: Claim = serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("claim {newest} in {} is unreadable: {e}", store.describe()))?;
         let owner = session_scope(op, c.session);
         if !decided.contains_key(&owner) {
-            let (all, _) = decisions(store, &owner).await?;
-            decided.insert(owner.clone(), all.iter().any(|(_, d)| matches!(d, Decision::Commit { .. })));
+            decided.insert(owner.clone(), last_commit(store, &owner).await?.0.is_some());
         }
         if !decided[&owner] {
             needed.extend(c.from.map(|h| h.scope));
