@@ -36,6 +36,16 @@ pub struct Collected {
 /// Deletes what ended sessions left behind (see the module contract).
 pub async fn collect(store: &dyn ObjectStore, op: &str, keep: &BTreeSet<u64>) -> anyhow::Result<Collected> {
     let mut out = Collected::default();
+    // Sessions are listed before claims. A session writes objects only after its claim, so every
+    // listed session's claim is in the claim listing below (or was superseded before it), and
+    // what the claims lead to can only move on to newer sessions after that listing.
+    let mut scopes: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for m in store.list(&format!("{op}/sessions/")).await? {
+        let rest = &m.key[op.len() + "/sessions/".len()..];
+        if let Some(g) = rest.split('/').next().and_then(|g| g.parse().ok()) {
+            scopes.entry(g).or_default().push(m.key);
+        }
+    }
     // Claims per key group, in order.
     let mut claims: BTreeMap<u32, Vec<(u64, String)>> = BTreeMap::new();
     for m in store.list(&format!("{op}/keygroups/")).await? {
@@ -61,13 +71,6 @@ pub async fn collect(store: &dyn ObjectStore, op: &str, keep: &BTreeSet<u64>) ->
         needed.insert(owner);
     }
     // Fenced sessions nobody needs: delete their scopes.
-    let mut scopes: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-    for m in store.list(&format!("{op}/sessions/")).await? {
-        let rest = &m.key[op.len() + "/sessions/".len()..];
-        if let Some(g) = rest.split('/').next().and_then(|g| g.parse().ok()) {
-            scopes.entry(g).or_default().push(m.key);
-        }
-    }
     for (g, keys) in scopes {
         let scope = session_scope(op, g);
         if needed.contains(&scope) {
