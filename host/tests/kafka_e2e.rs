@@ -3,6 +3,8 @@
 //! - Kafka -> wasm counter -> exactly-once file output, SIGKILLed at random moments: exact.
 //! - Kafka -> wasm counter -> at-least-once Kafka output with kills: nothing lost, state exact,
 //!   and every duplicate is a replay since the last decided checkpoint.
+//! - Kafka -> wasm counter -> exactly-once Kafka output in outbox mode (no transactions needed)
+//!   with kills: every count exactly once.
 //! - `exactly_once: true` on a Kafka output is refused against a broker without EndTxn, by name.
 //! - Kafka -> Kafka exactly-once kill loop: runs when the broker advertises the transaction APIs,
 //!   reported as skipped (with the reason) otherwise (tansu 0.6.0 has no EndTxn).
@@ -90,6 +92,73 @@ streams:
     kill_and_check(&cfg, &out_dir, &expected, n, kills, (300, 1500));
 }
 
+/// Starts the stream `kills` times and SIGKILLs it 300–800 ms in, then runs it to the end of its
+/// bounded input; returns how many kills landed while it ran (at least half must).
+fn kill_then_finish(cfg: &std::path::Path, kills: u64) -> u64 {
+    let mut killed = 0;
+    for i in 0..kills {
+        let mut child = spawn(cfg);
+        std::thread::sleep(std::time::Duration::from_millis(300 + (i * 137) % 500));
+        if child.try_wait().unwrap().is_none() {
+            signal(&child, "KILL");
+            killed += 1;
+        }
+        let _ = child.wait();
+    }
+    let out = run(cfg, &[]);
+    assert!(out.status.success(), "final run: {}", stderr(&out));
+    assert!(killed >= kills / 2, "kills landed while the stream ran ({killed} of {kills})");
+    killed
+}
+
+#[test]
+fn kafka_to_kafka_exactly_once_outbox_survives_kills_on_a_broker_without_transactions() {
+    let tansu = Tansu::start();
+    let n = env_or("ARKFLOW_KAFKA_RECORDS", 500_000) / 5;
+    let kills = env_or("ARKFLOW_CRASH_KILLS", 30) / 3;
+    tansu.create_topic("in", 4);
+    tansu.create_topic("counts", 4);
+    let expected = produce_users(&tansu, "in", 4, n, 1_000);
+    let dir = Dir::new();
+    let cfg = dir.config(&format!(
+        r#"
+state_management:
+  enabled: true
+  backend_type: local
+  local_config: {{ path: {state} }}
+  checkpoint_interval_ms: 200
+  exactly_once: true
+streams:
+  - name: outbox
+    input: {input}
+    pipeline:
+      thread_num: 2
+      processors:
+        - type: wasm
+          path: {counter}
+    output: {{ type: kafka, brokers: ["{broker}"], topic: counts, exactly_once: true, exactly_once_mode: outbox }}
+    state: {{ operator_id: outbox-counter, enabled: true }}
+"#,
+        state = dir.path("state").display(),
+        input = kafka_input(&tansu, "in", 20_000),
+        counter = plugin("counter").display(),
+        broker = tansu.broker,
+    ));
+    let killed = kill_then_finish(&cfg, kills);
+    // Exactly once: per key the counts are exactly 1..=n, however the kills fell.
+    let mut counts: HashMap<String, Vec<i64>> = HashMap::new();
+    let out = key_counts(&tansu, "counts");
+    for (k, c) in &out {
+        counts.entry(k.clone()).or_default().push(*c);
+    }
+    assert_eq!(counts.len(), expected.len(), "every key has output");
+    for (k, mut c) in counts {
+        c.sort_unstable();
+        assert_eq!(c, (1..=expected[&k]).collect::<Vec<_>>(), "key {k}: each count exactly once ({killed} kills)");
+    }
+    assert_eq!(out.len() as u64, n, "output records");
+}
+
 #[test]
 fn kafka_to_kafka_at_least_once_loses_nothing_and_duplicates_are_replays() {
     let tansu = Tansu::start();
@@ -122,19 +191,7 @@ streams:
         counter = plugin("counter").display(),
         broker = tansu.broker,
     ));
-    let mut killed = 0;
-    for i in 0..kills {
-        let mut child = spawn(&cfg);
-        std::thread::sleep(std::time::Duration::from_millis(300 + (i * 137) % 500));
-        if child.try_wait().unwrap().is_none() {
-            signal(&child, "KILL");
-            killed += 1;
-        }
-        let _ = child.wait();
-    }
-    let out = run(&cfg, &[]);
-    assert!(out.status.success(), "final run: {}", stderr(&out));
-    assert!(killed >= kills / 2, "kills landed while the stream ran ({killed} of {kills})");
+    let killed = kill_then_finish(&cfg, kills);
     // Per key, in output order (one key -> one partition -> ordered): runs of consecutive counts;
     // a run after a restart starts at or before where the previous one ended + 1 (a replay from
     // the last decided checkpoint), the first at 1, the last ends at the key's true count.

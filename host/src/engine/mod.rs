@@ -141,6 +141,17 @@ pub(crate) fn checkpoint_settings(engine: &EngineConfig, cfg: &StreamConfig) -> 
     }
 }
 
+/// An exactly-once kafka output (transactions or outbox) is decided by the checkpoints: refused
+/// unless `state_management.exactly_once` is on.
+pub(crate) fn exactly_once_output_needs_store(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result<()> {
+    match &cfg.output {
+        crate::config::OutputConfig::Kafka(k) if k.exactly_once && !engine.state_management.exactly_once => {
+            anyhow::bail!("stream {}: output: a kafka output with exactly_once: true needs state_management.exactly_once: true", cfg.name)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Opens the state backend, checks it, recovers the last decided checkpoint, seeks the input and
 /// switches a `file` output to its exactly-once form when `exactly_once` is set.
 fn checkpoint_setup(
@@ -170,11 +181,9 @@ fn checkpoint_setup(
             tracing::warn!(stream = %name, "exactly_once: the stdout output stays at-least-once (records since the last checkpoint are printed again after a crash)");
         }
     }
+    exactly_once_output_needs_store(engine, cfg)?;
     let txn_sink = match &cfg.output {
         OutputConfig::Kafka(k) if k.exactly_once && k.exactly_once_mode == crate::config::ExactlyOnceMode::Transactions => {
-            if !sm.exactly_once {
-                anyhow::bail!("stream {name}: output: a kafka output with exactly_once: true needs state_management.exactly_once: true");
-            }
             let sink = transactional_sink(cfg, k, shared)?;
             settings.external_last = sink.1;
             settings.decider = Some(sink.0.clone());
@@ -192,26 +201,19 @@ fn checkpoint_setup(
     }
     let outbox = match &cfg.output {
         OutputConfig::Kafka(k) if k.exactly_once && k.exactly_once_mode == crate::config::ExactlyOnceMode::Outbox => {
-            if !sm.exactly_once {
-                anyhow::bail!("stream {name}: output: a kafka output with exactly_once: true needs state_management.exactly_once: true");
-            }
             if let Some(m) = &recovered.manifest {
                 let l = crate::kafka::outbox::Leftovers { scope: &settings.scope, generation: m.generation, upto: m.epoch, groups: None, mark: true };
                 crate::checkpoint::block_on(crate::kafka::outbox::publish_leftovers(k, store.clone(), l))
                     .map_err(|e| anyhow::anyhow!("stream {name}: output: publishing the records of decided epochs: {e:#}"))?;
             }
             let producer = crate::kafka::outbox::Outbox::shared_producer(k).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?;
-            let ob = crate::kafka::outbox::Outbox::open(k.clone(), producer, store.clone(), &settings.scope, recovered.generation);
-            settings.post_commit = Some(ob.clone());
-            Some(ob)
+            Some(crate::kafka::outbox::OutboxOutput::attach(k, producer, store.clone(), &mut settings, recovered.generation))
         }
         _ => None,
     };
     let eo_output: Option<Box<dyn crate::output::Output>> = match (&cfg.output, sm.exactly_once) {
         (OutputConfig::File(f), true) => Some(Box::new(crate::output::EoFileOut::open(&f.path, f.format, recovered.generation)?)),
-        (OutputConfig::Kafka(_), _) if outbox.is_some() => {
-            Some(Box::new(crate::kafka::outbox::OutboxOutput::new(outbox.clone().expect("checked"), settings.key_groups)))
-        }
+        (OutputConfig::Kafka(_), _) if outbox.is_some() => outbox.map(|o| Box::new(o) as Box<dyn crate::output::Output>),
         (OutputConfig::Kafka(k), _) if txn_sink.is_some() => {
             Some(Box::new(crate::kafka::KafkaOutput::transactional(k.clone(), txn_sink.clone().expect("checked"))))
         }

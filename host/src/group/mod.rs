@@ -106,6 +106,7 @@ pub(crate) fn build(
         }
         _ => {}
     }
+    crate::engine::exactly_once_output_needs_store(engine, cfg)?;
     if matches!(cfg.error_output, Some(OutputConfig::File(_))) {
         return Err(refuse("cannot use a file error_output: every process would write the same file"));
     }
@@ -378,11 +379,7 @@ fn start_session(t: &Stream, g: &GroupSetup, assignment: &[(String, i32)]) -> an
     settings.scope = scope.clone();
     settings.lazy_restore = false;
     let output: Box<dyn crate::output::Output> = match (&outbox_cfg, &g.producer) {
-        (Some(k), Some(p)) => {
-            let ob = crate::kafka::outbox::Outbox::open(k.clone(), p.clone(), store.clone(), &scope, generation);
-            settings.post_commit = Some(ob.clone());
-            Box::new(crate::kafka::outbox::OutboxOutput::new(ob, t.key_groups))
-        }
+        (Some(k), Some(p)) => Box::new(crate::kafka::outbox::OutboxOutput::attach(k, p.clone(), store.clone(), &mut settings, generation)),
         _ => crate::output::build(&cfg.output)?,
     };
     let error_output = match &cfg.error_output {

@@ -198,3 +198,34 @@ fn gc_deletes_a_session_once_no_key_group_leads_to_it() {
         assert!(!keys(&*store, &format!("{}/data/", session_scope("op", 4))).await.is_empty());
     });
 }
+
+/// Group mode refuses, by name, what it cannot run: each config fails before any broker is reached.
+#[test]
+fn group_mode_refuses_what_it_cannot_run() {
+    const LOCAL: &str = ", backend_type: local, local_config: { path: /nonexistent/arkflow }";
+    let yaml = |sm: &str, output: &str| {
+        format!(
+            "state_management: {{ enabled: true{sm} }}
+streams:
+  - name: g
+    input: {{ type: kafka, brokers: [\"127.0.0.1:1\"], topics: [in], assignment: group }}
+    pipeline: {{ processors: [] }}
+    output: {output}
+"
+        )
+    };
+    let cases = [
+        (yaml(", backend_type: memory", "{ type: drop }"), "memory is private to a process"),
+        (yaml(&format!("{LOCAL}, exactly_once: true"), "{ type: file, path: /tmp/x }"), "cannot use a file output"),
+        (yaml(&format!("{LOCAL}, exactly_once: true"), "{ type: kafka, brokers: [\"127.0.0.1:1\"], topic: out, exactly_once: true }"), "needs exactly_once_mode: outbox"),
+        (
+            yaml(LOCAL, "{ type: kafka, brokers: [\"127.0.0.1:1\"], topic: out, exactly_once: true, exactly_once_mode: outbox }"),
+            "needs state_management.exactly_once: true",
+        ),
+    ];
+    for (y, want) in cases {
+        let cfg = crate::config::EngineConfig::from_yaml_str(&y, None).unwrap_or_else(|e| panic!("{y}: {e:#}"));
+        let e = crate::engine::build_stream(&cfg, &cfg.streams[0]).err().unwrap_or_else(|| panic!("accepted:\n{y}"));
+        assert!(format!("{e:#}").contains(want), "{y}\nwanted `{want}` in: {e:#}");
+    }
+}

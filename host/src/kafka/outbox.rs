@@ -16,7 +16,8 @@
 //!    `published` marker up to the decided epoch, of the deciding generation only (a fenced
 //!    zombie's outbox is never published). It first reads the output partitions back from the
 //!    marker's frontier and skips every message whose header is already there, so a crash in the
-//!    middle of publishing neither loses nor duplicates. In group mode each owner publishes only
+//!    middle of publishing neither loses nor duplicates. Without any marker it records the
+//!    baseline itself before publishing, so its own crash is read back from there as well. In group mode each owner publishes only
 //!    the messages of its key groups (`group` = input partition % key groups), so owners never
 //!    publish the same message.
 //!
@@ -336,6 +337,14 @@ impl OutboxOutput {
     pub fn new(outbox: Arc<Outbox>, key_groups: u32) -> Self {
         OutboxOutput { outbox, key_groups: key_groups.max(1), pending: BTreeMap::new() }
     }
+
+    /// The output of a generation that decides in `settings.scope`: opens that scope's outbox and
+    /// makes it the checkpoints' post-commit action, so each decision publishes its epochs.
+    pub fn attach(cfg: &Config, producer: Arc<ThreadedProducer<OutboxCtx>>, store: Arc<dyn ObjectStore>, settings: &mut crate::checkpoint::CheckpointSettings, generation: u64) -> Self {
+        let ob = Outbox::open(cfg.clone(), producer, store, &settings.scope, generation);
+        settings.post_commit = Some(ob.clone());
+        Self::new(ob, settings.key_groups)
+    }
 }
 
 impl Output for OutboxOutput {
@@ -418,14 +427,6 @@ pub async fn publish_leftovers(cfg: &Config, store: Arc<dyn ObjectStore>, l: Lef
     if epochs.is_empty() {
         return Ok(0);
     }
-    // No marker at all: the generation never started publishing (its baseline comes first).
-    let frontier: Option<Frontier> = match last {
-        Some(m) => match store.get(&published_key(l.scope, m)).await? {
-            Some(b) => Some(serde_json::from_slice(&b).with_context(|| format!("published marker {m} of {}", l.scope))?),
-            None => Some(Frontier::new()),
-        },
-        None => None,
-    };
     let mut todo: Vec<(String, OutMessage)> = Vec::new();
     for (e, key) in &epochs {
         let bytes = store.get(key).await?.ok_or_else(|| anyhow::anyhow!("outbox {key} vanished while publishing leftovers"))?;
@@ -435,14 +436,33 @@ pub async fn publish_leftovers(cfg: &Config, store: Arc<dyn ObjectStore>, l: Lef
             }
         }
     }
+    let mut topics: BTreeSet<String> = todo.iter().map(|(_, m)| m.topic.clone()).collect();
+    topics.insert(cfg.topic.clone());
+    let frontier: Frontier = match last {
+        Some(m) => match store.get(&published_key(l.scope, m)).await? {
+            Some(b) => serde_json::from_slice(&b).with_context(|| format!("published marker {m} of {}", l.scope))?,
+            None => Frontier::new(),
+        },
+        // Nothing was published from this scope yet (every publisher records a baseline first,
+        // this one too): record where the output ends now, so that if this publishing is cut
+        // short, the next recovery reads back from here instead of publishing everything again.
+        None => {
+            let (c, t) = (cfg.clone(), topics.clone());
+            let now = tokio::task::spawn_blocking(move || watermarks(producer(&c)?.client(), &t)).await??;
+            let key = published_key(l.scope, 0);
+            match store.put_if_absent(&key, Bytes::from(serde_json::to_vec(&now)?)).await? {
+                PutOutcome::Created => now,
+                PutOutcome::Exists => {
+                    let b = store.get(&key).await?.unwrap_or_default();
+                    serde_json::from_slice(&b).with_context(|| format!("published marker 0 of {}", l.scope))?
+                }
+            }
+        }
+    };
     let cfg = cfg.clone();
     let prefix = format!("{}/", l.scope);
     let (n, reached) = tokio::task::spawn_blocking(move || -> anyhow::Result<(usize, Frontier)> {
-        let topics: BTreeSet<String> = todo.iter().map(|(_, m)| m.topic.clone()).collect();
-        let seen = match &frontier {
-            Some(f) => read_back(&cfg, &topics, f, &prefix)?,
-            None => HashSet::new(),
-        };
+        let seen = read_back(&cfg, &topics, &frontier, &prefix)?;
         let missing: Vec<(String, &OutMessage)> = todo.iter().filter(|(id, _)| !seen.contains(id)).map(|(id, m)| (id.clone(), m)).collect();
         let p = producer(&cfg)?;
         publish(&p, &missing)?;
