@@ -44,7 +44,7 @@ fn preload(dir: &Path, keys: u64) {
     let fkey = format!("{SCOPE}/data/{:020}/base.snap", 1);
     let file = StateFile { key: fkey.clone(), epoch: 1, size: bytes.len() as u64, checksum: snapshot::checksum_of(&bytes), entries: keys };
     let manifest = Manifest {
-        version: 1,
+        version: arkflow::checkpoint::MANIFEST_VERSION,
         operator_id: SCOPE.into(),
         stream: "bench".into(),
         epoch: 1,
@@ -53,16 +53,16 @@ fn preload(dir: &Path, keys: u64) {
         key_groups: 128,
         input_position: serde_json::json!({"next_id": 0}),
         state_files: vec![file],
-        sink_files: vec![],
+        sinks: vec![],
         ttl_clock_ms: now,
         created_ms: now,
     };
-    let mbytes = serde_json::to_vec(&manifest).unwrap();
-    let decision = Decision::Commit { epoch: 1, manifest: format!("{SCOPE}/manifests/{:020}", 1), checksum: snapshot::checksum_of(&mbytes), generation: 1 };
+    let mbytes = manifest.encode();
+    let decision = Decision::Commit { epoch: 1, manifest: arkflow::checkpoint::manifest_key(SCOPE, 1, 1), checksum: snapshot::checksum_of(&mbytes), generation: 1 };
     arkflow::checkpoint::block_on(async {
         store.put_if_absent(&fkey, Bytes::from(bytes)).await.unwrap();
-        store.put_if_absent(&format!("{SCOPE}/manifests/{:020}", 1), Bytes::from(mbytes)).await.unwrap();
-        store.put_if_absent(&format!("{SCOPE}/commits/{:020}", 1), Bytes::from(serde_json::to_vec(&decision).unwrap())).await.unwrap();
+        store.put_if_absent(&arkflow::checkpoint::manifest_key(SCOPE, 1, 1), Bytes::from(mbytes)).await.unwrap();
+        store.put_if_absent(&format!("{SCOPE}/commits/{:020}", 1), decision.encode()).await.unwrap();
     });
 }
 

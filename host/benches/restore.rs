@@ -59,7 +59,7 @@ fn main() {
     }
     let stored: u64 = files.iter().map(|f| f.size).sum();
     let manifest = Manifest {
-        version: 1,
+        version: arkflow::checkpoint::MANIFEST_VERSION,
         operator_id: scope.into(),
         stream: "restore".into(),
         epoch: 1,
@@ -68,16 +68,16 @@ fn main() {
         key_groups: 128,
         input_position: serde_json::json!({}),
         state_files: files,
-        sink_files: vec![],
+        sinks: vec![],
         ttl_clock_ms: now,
         created_ms: now,
     };
-    let mbytes = serde_json::to_vec(&manifest).unwrap();
-    let mkey = format!("{scope}/manifests/{:020}", 1);
+    let mbytes = manifest.encode();
+    let mkey = arkflow::checkpoint::manifest_key(scope, 1, 1);
     let decision = Decision::Commit { epoch: 1, manifest: mkey.clone(), checksum: snapshot::checksum_of(&mbytes), generation: 1 };
     arkflow::checkpoint::block_on(async {
         store.put_if_absent(&mkey, Bytes::from(mbytes)).await.unwrap();
-        store.put_if_absent(&format!("{scope}/commits/{:020}", 1), Bytes::from(serde_json::to_vec(&decision).unwrap())).await.unwrap();
+        store.put_if_absent(&format!("{scope}/commits/{:020}", 1), decision.encode()).await.unwrap();
     });
     let settings = CheckpointSettings {
         scope: scope.into(),
@@ -93,7 +93,7 @@ fn main() {
         gc_grace: Duration::from_secs(60),
         decider: None,
         external_last: None,
-        post_commit: None,
+        committers: Default::default(),
     };
     println!("state: {keys} keys, {total} bytes of keys+values, {stored} bytes stored in {nfiles} files on moto");
     let mut times = Vec::new();

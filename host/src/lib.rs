@@ -2,7 +2,7 @@
 //! owns their keyed state.
 //!
 //! Data flows one way: input -> router (key groups) -> workers (processors + keyed state) ->
-//! output. See `DESIGN.md` in the project's shared notes and `docs/` for the contracts.
+//! output. See `docs/ARCHITECTURE.md` for the design and `docs/` for the rest.
 
 pub mod checkpoint;
 pub mod config;

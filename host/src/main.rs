@@ -196,7 +196,7 @@ fn validate(config: EngineConfig) -> anyhow::Result<()> {
 
 /// `arkflow state ...`: read-only inspection, and savepoints.
 fn state_command(config: Option<&std::path::Path>, cmd: &StateCmd) -> anyhow::Result<()> {
-    use arkflow::checkpoint::{block_on, recovery, savepoint, Decision};
+    use arkflow::checkpoint::{block_on, decision, recovery, savepoint, Decision};
     let path = config.ok_or_else(|| anyhow::anyhow!("--config FILE is required"))?;
     let config = EngineConfig::from_file(path)?;
     let store = arkflow::engine::open_store(&config.state_management)?;
@@ -206,7 +206,7 @@ fn state_command(config: Option<&std::path::Path>, cmd: &StateCmd) -> anyhow::Re
         match cmd {
             StateCmd::List => {
                 println!("stream {} (operator {scope}, {}):", s.name, store.describe());
-                let (all, _) = block_on(recovery::decisions(&*store, scope))?;
+                let (all, _) = block_on(decision::decisions(&*store, scope))?;
                 for (epoch, d) in all {
                     let Decision::Commit { manifest, checksum, .. } = d else { continue };
                     match block_on(recovery::load_manifest(&*store, &manifest, Some(checksum))) {

@@ -288,3 +288,55 @@ fn kafka_to_kafka_exactly_once_kill_loop_when_the_broker_has_transactions() {
         assert_eq!(c, (1..=expected[&k]).collect::<Vec<_>>(), "key {k}: exactly once");
     }
 }
+
+/// Issue 15, item 4: a publish that fails after the decision (here a record over the producer's
+/// `message.max.bytes`) stops the stream with an error naming the epoch — it used to be logged and
+/// the epoch skipped for good. After the config is fixed, the restart publishes the decided epoch
+/// from the outbox: every record exactly once.
+#[test]
+fn an_outbox_epoch_that_fails_to_publish_stops_the_stream_and_is_published_on_restart() {
+    use std::io::Write;
+    let tansu = Tansu::start();
+    tansu.create_topic("big-counts", 1);
+    let dir = Dir::new();
+    let big = "x".repeat(3000);
+    let mut f = std::fs::File::create(dir.path("in.jsonl")).unwrap();
+    for id in 0..1000u64 {
+        let user = if id == 500 { big.clone() } else { format!("u{}", id % 10) };
+        writeln!(f, "{{\"id\":{id},\"user\":\"{user}\"}}").unwrap();
+    }
+    drop(f);
+    let yaml = |options: &str| {
+        format!(
+            "state_management:\n  enabled: true\n  backend_type: local\n  local_config: {{ path: {state} }}\n  checkpoint_interval_ms: 100\n  exactly_once: true\nstreams:\n  - name: big\n    input: {{ type: file, path: {input}, key_field: user, rate_per_sec: 2000 }}\n    pipeline:\n      processors:\n        - {{ type: wasm, path: {counter} }}\n    output: {{ type: kafka, brokers: [\"{broker}\"], topic: big-counts, exactly_once: true, exactly_once_mode: outbox{options} }}\n    state: {{ operator_id: big, enabled: true }}\n",
+            state = dir.path("state").display(),
+            input = dir.path("in.jsonl").display(),
+            counter = plugin("counter").display(),
+            broker = tansu.broker,
+        )
+    };
+    let cfg = dir.config(&yaml(", options: { message.max.bytes: \"2000\", batch.size: \"2000\" }"));
+    let out = run(&cfg, &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "a failed publish must stop the stream: {err}");
+    assert!(err.contains("publishing epoch") && err.to_ascii_lowercase().contains("too large"), "{err}");
+    let before = key_counts(&tansu, "big-counts");
+    assert!(before.len() < 1000 && !before.iter().any(|(k, _)| k == &big), "the failing epoch is not out yet");
+    // The decided epoch stays pending across restarts until it can be published.
+    let cfg = dir.config(&yaml(""));
+    let out = run(&cfg, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = key_counts(&tansu, "big-counts");
+    assert_eq!(out.len(), 1000, "every record exactly once");
+    assert_eq!(out.iter().filter(|(k, _)| k == &big).count(), 1);
+    let mut per: HashMap<String, Vec<i64>> = HashMap::new();
+    for (k, c) in out {
+        per.entry(k).or_default().push(c);
+    }
+    for (k, mut c) in per {
+        c.sort_unstable();
+        // id 500 would have been u0's: the big user took it.
+        let n = if k == big { 1 } else if k == "u0" { 99 } else { 100 };
+        assert_eq!(c, (1..=n).collect::<Vec<_>>(), "key {k}");
+    }
+}

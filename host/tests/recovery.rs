@@ -44,7 +44,7 @@ fn a_restart_resumes_after_the_last_decided_checkpoint() {
 }
 
 #[test]
-fn state_ttl_holds_across_restarts() {
+fn state_ttl_counts_stream_time_not_downtime() {
     let dir = Dir::new();
     let cfg = config(&dir, Some(1500));
     append_users(&dir.path("in.jsonl"), 0, 30, 3);
@@ -54,12 +54,13 @@ fn state_ttl_holds_across_restarts() {
     assert!(run(&cfg, &[]).status.success());
     let lines = all_parts(&dir.path("out"));
     assert_eq!(lines[30..].iter().map(|l| l["count"].as_i64().unwrap()).collect::<Vec<_>>(), [11, 11, 11]);
-    // Past the TTL (measured from the last write, saved in the checkpoint): counts restart.
+    // Longer than the TTL with no process running: the TTL clock (stream time, saved in the
+    // checkpoint) did not move, so the values are still live (a replay sees what the first run saw).
     std::thread::sleep(std::time::Duration::from_millis(1700));
     append_users(&dir.path("in.jsonl"), 33, 36, 3);
     assert!(run(&cfg, &[]).status.success());
     let lines = all_parts(&dir.path("out"));
-    assert_eq!(lines[33..].iter().map(|l| l["count"].as_i64().unwrap()).collect::<Vec<_>>(), [1, 1, 1]);
+    assert_eq!(lines[33..].iter().map(|l| l["count"].as_i64().unwrap()).collect::<Vec<_>>(), [12, 12, 12]);
 }
 
 fn files_under(dir: &Path, part: &str) -> Vec<std::path::PathBuf> {
@@ -135,7 +136,7 @@ fn gc_keeps_the_retained_checkpoints_restorable_and_deletes_the_rest() {
     assert!(parts > 30, "many checkpoints were taken: {parts}");
     // GC runs after each decision, in the background: allow the last one to lag.
     assert!(manifests.len() <= 4, "old manifests deleted: {manifests:?}");
-    assert!(decided.len() <= 5, "old decisions deleted: {decided:?}");
+    assert!(decided.len() <= 6, "old decisions deleted (the start's fence stays): {decided:?}");
     let snaps = files_under(&dir.path("state/gc/data"), ".snap");
     assert!(snaps.len() < parts, "state files no retained checkpoint reaches are deleted ({} files, {parts} epochs)", snaps.len());
     assert!(snaps.iter().any(|p| p.to_string_lossy().contains("base")), "the chain was compacted into a base: {snaps:?}");

@@ -1,21 +1,28 @@
-//! Checkpoints: aligned barriers, incremental state files, manifests, one decision per epoch,
-//! recovery and GC (DESIGN.md sections 5-7).
+//! Checkpoints: aligned barriers, incremental state files, manifests, gapless decisions, the
+//! sinks' two-phase commit, recovery and GC (docs/ARCHITECTURE.md).
 //!
-//! Invariant: nothing of epoch `e` (finalized output files, committed markers) becomes visible
-//! before the state files and the manifest of `e` are durable, and each epoch has exactly one
-//! decision record (`commits/{e}`, create-only). Recovery trusts only decisions.
+//! Invariant: nothing of epoch `e` (finalized output, published records, committed markers)
+//! becomes visible before the state files and the manifest of `e` are durable and `e` is decided
+//! by a record in its slot `commits/{e}` (see [`decision`]). Recovery trusts only decisions.
 //!
-//! Object layout under `{operator_id}/`: `data/{e}/w{worker}.snap` (immutable state files),
-//! `manifests/{e}`, `commits/{e}` (the decision), `committed/{e}` (post-commit marker),
-//! `generations/{g}`, `latest` (a hint, the only overwritten object). Epochs and generations are
-//! zero-padded to 20 digits so listings sort numerically.
+//! Object layout under `{operator_id}/`: `data/{e}/g{gen}-{writer}-{seq}.snap` (immutable state
+//! files), `manifests/{e}-g{gen}`, `commits/{e}` (the decision slot), `committed/{e}` (every sink
+//! commit of `e` done), `generations/{g}`, `latest` (a hint, the only overwritten object).
+//! Epochs and generations are zero-padded to 20 digits so listings sort numerically. The
+//! generation in data and manifest names keeps a fenced process from ever writing an object a
+//! newer one uses.
 
+pub mod commit;
 pub mod coordinator;
+pub mod decision;
 pub mod recovery;
 pub mod savepoint;
+pub mod sealed;
 #[cfg(test)]
 mod tests;
 
+pub use commit::{CommitError, Committer, Committers, SinkCommit};
+pub use decision::Decision;
 use serde::{Deserialize, Serialize};
 #[cfg(test)]
 use crate::state::snapshot;
@@ -25,14 +32,25 @@ pub fn key(scope: &str, kind: &str, n: u64) -> String {
     format!("{scope}/{kind}/{n:020}")
 }
 
+/// Key of the manifest of `epoch` written by `generation`.
+pub fn manifest_key(scope: &str, epoch: u64, generation: u64) -> String {
+    format!("{scope}/manifests/{epoch:020}-g{generation}")
+}
+
 /// Key of a state file of `epoch`; `name` tells who wrote it (`w3`, `carry`).
-pub fn data_key(scope: &str, epoch: u64, name: &str, seq: u32) -> String {
-    format!("{scope}/data/{epoch:020}/{name}-{seq}.snap")
+pub fn data_key(scope: &str, epoch: u64, generation: u64, name: &str, seq: u32) -> String {
+    format!("{scope}/data/{epoch:020}/g{generation}-{name}-{seq}.snap")
 }
 
 /// The number at the end of a listed key (`.../00000000000000000042` -> 42).
 pub fn parse_tail(k: &str) -> Option<u64> {
     k.rsplit('/').next()?.parse().ok()
+}
+
+/// The epoch a listed key starts its last segment with (`.../00000000000000000042-g3` -> 42).
+pub fn parse_epoch(k: &str) -> Option<u64> {
+    let last = k.rsplit('/').next()?;
+    last.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 /// One state file referenced by a manifest.
@@ -45,15 +63,8 @@ pub struct StateFile {
     pub entries: u64,
 }
 
-/// One output file prepared for an epoch: fsynced at `temp` with `len` bytes, renamed to `final`
-/// by the post-commit step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SinkFile {
-    pub temp: String,
-    #[serde(rename = "final")]
-    pub final_path: String,
-    pub len: u64,
-}
+/// The manifest format written by this version (sealed JSON, see [`sealed`]).
+pub const MANIFEST_VERSION: u32 = 2;
 
 /// Everything needed to restore epoch `epoch`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,21 +81,26 @@ pub struct Manifest {
     pub input_position: serde_json::Value,
     /// The full chain to restore, oldest first (base, then deltas in epoch order).
     pub state_files: Vec<StateFile>,
-    /// Output files to finalize when this epoch is decided (including carried-over epochs).
-    pub sink_files: Vec<SinkFile>,
-    /// The TTL clock (wall clock, ms) at the barrier.
+    /// The sinks' pre-commits to commit once this epoch is decided (carried-over epochs included).
+    pub sinks: Vec<SinkCommit>,
+    /// The TTL clock (stream time, ms) at this barrier: the clock of the epoch after it.
     pub ttl_clock_ms: i64,
     pub created_ms: i64,
 }
 
-/// The content of `commits/{e}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Decision {
-    /// Epoch decided: restore from this manifest.
-    Commit { epoch: u64, manifest: String, checksum: u64, generation: u64 },
-    /// Epoch burned by a newer generation at start so an older one can never decide it.
-    Fence { epoch: u64, generation: u64 },
+impl Manifest {
+    pub fn encode(&self) -> Vec<u8> {
+        sealed::seal(self)
+    }
+
+    /// Decodes manifest `name` (its key and store), refusing other format versions.
+    pub fn decode(bytes: &[u8], name: &str) -> anyhow::Result<Manifest> {
+        let m: Manifest = sealed::open(bytes, &format!("manifest {name}"))?;
+        if m.version != MANIFEST_VERSION {
+            anyhow::bail!("manifest {name} has format version {}, this host reads {MANIFEST_VERSION}", m.version);
+        }
+        Ok(m)
+    }
 }
 
 /// Checkpoint settings of one stream.
@@ -105,27 +121,14 @@ pub struct CheckpointSettings {
     pub ttl_ms: Option<u64>,
     /// Objects younger than this are never deleted by GC.
     pub gc_grace: std::time::Duration,
-    /// Decides epochs instead of `commits/{e}` (a transactional Kafka sink); the store then keeps
-    /// a copy of each decision, written after it.
+    /// Decides epochs instead of the store's slot alone (a transactional Kafka sink); the store
+    /// then keeps a copy of each decision, written after it.
     pub decider: Option<std::sync::Arc<dyn ExternalDecider>>,
     /// The last decision the external decider holds, read at start (recovery trusts it over the
     /// store's copies).
     pub external_last: Option<ExternalDecision>,
-    /// Runs after each decision (the outbox publishes the decided epochs' records).
-    pub post_commit: Option<std::sync::Arc<dyn PostCommit>>,
-}
-
-/// A post-commit action: told after epoch `epoch` was decided (every prepared epoch up to it is
-/// covered by the decision). Failures are logged; the next decision or recovery repeats the work,
-/// so the action must be idempotent.
-pub trait PostCommit: Send + Sync {
-    fn decided(&self, epoch: u64) -> Result<(), String>;
-}
-
-impl std::fmt::Debug for dyn PostCommit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PostCommit")
-    }
+    /// Phase two of the sinks' commit protocol, by sink name.
+    pub committers: Committers,
 }
 
 /// An epoch decided outside the state store.
@@ -138,8 +141,8 @@ pub struct ExternalDecision {
 }
 
 /// Decides epochs outside the state store. `decide` is called once the manifest of `epoch` is
-/// durable; Ok means decided; Err means not decided and the stream must stop (it restarts from the
-/// last decision).
+/// durable and every slot before it is this generation's; Ok means decided; Err means not decided
+/// and the stream must stop (it restarts from the last decision).
 pub trait ExternalDecider: Send + Sync {
     fn decide(&self, d: &ExternalDecision, input_position: &serde_json::Value) -> Result<(), String>;
 }

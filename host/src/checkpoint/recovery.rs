@@ -1,12 +1,13 @@
-//! Recovery at start: claim a generation, find the last decided epoch, fence the next one, load
-//! its manifest and state files, and replay its post-commit actions (finalize output files).
+//! Recovery at start: claim a generation, start its range of decision slots with a fence, find
+//! the last decided epoch, load its manifest and state files; then (once the sinks are built)
+//! [`replay_commits`] finishes that epoch's sink commits if its `committed/{e}` marker is missing.
 //!
-//! Never "the newest manifest": only `commits/{e}` records decide. Fencing: the new generation
-//! creates a `Fence` decision for the epoch after the highest decided one, so an older
-//! generation (a zombie still running) that tries to decide that epoch finds it taken and stops;
-//! its later epochs are never reached because epochs are decided in order.
+//! Never "the newest manifest": only `Commit` records in the decision slots decide. Fencing is
+//! the slot rule of `checkpoint::decision`: an older generation, however long paused, can never
+//! write past the fence, so it can never decide again.
 
-use super::{key, parse_tail, CheckpointSettings, Decision, Manifest, SinkFile, StateFile};
+use super::decision::{fence_next, slot_key, Decision};
+use super::{key, parse_tail, CheckpointSettings, Committers, Manifest, StateFile};
 use crate::state::backend::{ObjectStore, PutOutcome};
 use crate::state::snapshot::{self, SnapshotEntry};
 use bytes::Bytes;
@@ -20,48 +21,19 @@ pub struct Recovered {
     pub manifest: Option<Manifest>,
     /// The first epoch this generation may decide.
     pub next_epoch: u64,
+    /// The last decision slot this generation holds (its fence; 0 for a fresh group session).
+    pub last_slot: u64,
+    /// The TTL clock recorded by the checkpoint restored from (`engine::clock`).
+    pub clock_ms: Option<i64>,
     /// Restored entries, oldest file first.
     pub entries: Vec<SnapshotEntry>,
     /// Time spent loading state files.
     pub restore_ms: u64,
 }
 
-/// Every decision record of `scope`, ascending, and the highest epoch seen.
-pub async fn decisions(store: &dyn ObjectStore, scope: &str) -> anyhow::Result<(Vec<(u64, Decision)>, u64)> {
-    let mut out = Vec::new();
-    let mut highest = 0;
-    for m in store.list(&format!("{scope}/commits/")).await? {
-        let Some(e) = parse_tail(&m.key) else { continue };
-        highest = highest.max(e);
-        let Some(bytes) = store.get(&m.key).await? else { continue }; // deleted by GC meanwhile
-        let d: Decision = serde_json::from_slice(&bytes)
-            .map_err(|err| anyhow::anyhow!("decision record {} in {} is unreadable: {err}", m.key, store.describe()))?;
-        out.push((e, d));
-    }
-    Ok((out, highest))
-}
-
-/// The newest `Commit` decision of `scope`, and the highest epoch with any decision. Reads the
-/// decision records newest first and stops at the first `Commit`: usually one read, however many
-/// records the grace period keeps.
-pub async fn last_commit(store: &dyn ObjectStore, scope: &str) -> anyhow::Result<(Option<(u64, Decision)>, u64)> {
-    let mut listed: Vec<(u64, String)> = store.list(&format!("{scope}/commits/")).await?.into_iter().filter_map(|m| Some((parse_tail(&m.key)?, m.key))).collect();
-    listed.sort_unstable();
-    let highest = listed.last().map_or(0, |(e, _)| *e);
-    for (e, k) in listed.into_iter().rev() {
-        let Some(bytes) = store.get(&k).await? else { continue }; // deleted by GC meanwhile
-        let d: Decision =
-            serde_json::from_slice(&bytes).map_err(|err| anyhow::anyhow!("decision record {k} in {} is unreadable: {err}", store.describe()))?;
-        if matches!(d, Decision::Commit { .. }) {
-            return Ok((Some((e, d)), highest));
-        }
-    }
-    Ok((None, highest))
-}
-
 /// The last decided epoch's manifest (read-only: claims nothing, fences nothing).
 pub async fn last_decided(store: &dyn ObjectStore, scope: &str) -> anyhow::Result<Option<Manifest>> {
-    match last_commit(store, scope).await?.0 {
+    match super::decision::last_commit(store, scope).await?.0 {
         Some((_, Decision::Commit { manifest, checksum, .. })) => Ok(Some(load_manifest(store, &manifest, Some(checksum)).await?)),
         _ => Ok(None),
     }
@@ -76,7 +48,7 @@ pub async fn load_manifest(store: &dyn ObjectStore, mkey: &str, checksum: Option
     if checksum.is_some_and(|c| snapshot::checksum_of(&mbytes) != c) {
         anyhow::bail!("manifest {mkey} in {}: checksum mismatch with its decision record (corrupted)", store.describe());
     }
-    serde_json::from_slice(&mbytes).map_err(|e| anyhow::anyhow!("manifest {mkey} in {}: unreadable: {e}", store.describe()))
+    Manifest::decode(&mbytes, &format!("{mkey} in {}", store.describe()))
 }
 
 /// Fetches and checks (size and checksum against the manifest) every state file in parallel;
@@ -112,20 +84,6 @@ pub async fn claim_generation(store: &dyn ObjectStore, scope: &str) -> anyhow::R
     Ok(generation)
 }
 
-/// Burns the epoch after the highest decision of `scope` with a `Fence` of `generation`, so no
-/// older generation can decide again; returns the last `Commit` decision and the fenced epoch.
-pub async fn fence_next(store: &dyn ObjectStore, scope: &str, generation: u64) -> anyhow::Result<(Option<(u64, Decision)>, u64)> {
-    loop {
-        let (decided, highest) = last_commit(store, scope).await?;
-        let fence = highest + 1;
-        let rec = serde_json::to_vec(&Decision::Fence { epoch: fence, generation })?;
-        if store.put_if_absent(&key(scope, "commits", fence), Bytes::from(rec)).await? == PutOutcome::Created {
-            return Ok((decided, fence));
-        }
-        // Another instance decided `fence` meanwhile: read again.
-    }
-}
-
 /// Claims a new generation, fences the next epoch, and loads the last decided checkpoint — or,
 /// with `from_savepoint`, the savepoint of that name.
 pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings, from_savepoint: Option<&str>) -> anyhow::Result<Recovered> {
@@ -135,9 +93,9 @@ pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings, from_s
     // 2. An external decider (Kafka) holds the decisions: copy its last one into the store if the
     //    copy was not written before the crash.
     if let Some(x) = &s.external_last {
-        let rec = serde_json::to_vec(&Decision::Commit { epoch: x.epoch, manifest: x.manifest.clone(), checksum: x.checksum, generation: x.generation })?;
-        if store.put_if_absent(&key(scope, "commits", x.epoch), Bytes::from(rec.clone())).await? == PutOutcome::Exists {
-            let have = store.get(&key(scope, "commits", x.epoch)).await?.unwrap_or_default();
+        let rec = Decision::Commit { epoch: x.epoch, manifest: x.manifest.clone(), checksum: x.checksum, generation: x.generation }.encode();
+        if store.put_if_absent(&slot_key(scope, x.epoch), rec.clone()).await? == PutOutcome::Exists {
+            let have = store.get(&slot_key(scope, x.epoch)).await?.unwrap_or_default();
             if have != rec {
                 anyhow::bail!(
                     "Kafka holds decision {} of operator `{scope}`, but the state store's record of that epoch differs (a fence or another decision): the state store and the Kafka cluster do not belong together",
@@ -153,7 +111,7 @@ pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings, from_s
             anyhow::bail!("the state store's last decision of operator `{scope}` is epoch {e}, Kafka's is {}: the decider is Kafka, so the store must not be ahead of it", x.epoch);
         }
     }
-    let mut out = Recovered { generation, manifest: None, next_epoch: fence + 1, entries: Vec::new(), restore_ms: 0 };
+    let mut out = Recovered { generation, manifest: None, next_epoch: fence + 1, last_slot: fence, clock_ms: None, entries: Vec::new(), restore_ms: 0 };
     // 4. Load the manifest to start from, verified.
     let manifest = match (from_savepoint, decided) {
         (Some(name), _) => load_manifest(&*store, &super::savepoint::manifest_key(scope, name), None).await?,
@@ -175,44 +133,21 @@ pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings, from_s
         out.entries = load_entries(store.clone(), &manifest.state_files).await?;
     }
     out.restore_ms = started.elapsed().as_millis() as u64;
-    // 6. Post-commit actions of the decided epoch (idempotent).
-    finalize_sink_files(&manifest.sink_files)?;
-    let _ = store.put_if_absent(&key(scope, "committed", manifest.epoch), Bytes::from_static(b"{}")).await;
+    out.clock_ms = Some(manifest.ttl_clock_ms);
     out.manifest = Some(manifest);
     Ok(out)
 }
 
-/// Renames prepared output files to their final names. Idempotent: a file already renamed is
-/// skipped; a temp file longer than prepared is cut back to the prepared length.
-pub fn finalize_sink_files(files: &[SinkFile]) -> anyhow::Result<()> {
-    for f in files {
-        let fin = std::path::Path::new(&f.final_path);
-        if fin.exists() {
-            continue;
-        }
-        let tmp = std::path::Path::new(&f.temp);
-        let len = match std::fs::metadata(tmp) {
-            Ok(m) => m.len(),
-            // Another process (an older generation finishing its post-commit) renamed it meanwhile.
-            Err(_) if fin.exists() => continue,
-            Err(e) => anyhow::bail!("prepared output file {} is missing ({e}); cannot finalize {}", f.temp, f.final_path),
-        };
-        if len < f.len {
-            anyhow::bail!("prepared output file {} has {len} bytes, {} were fsynced: refusing to finalize", f.temp, f.len);
-        }
-        if len > f.len {
-            let file = std::fs::OpenOptions::new().write(true).open(tmp)?;
-            file.set_len(f.len)?;
-            file.sync_all()?;
-        }
-        if let Err(e) = std::fs::rename(tmp, fin) {
-            if !fin.exists() {
-                anyhow::bail!("finalizing {} -> {}: {e}", f.temp, f.final_path);
-            }
-        }
-        if let Some(dir) = fin.parent() {
-            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-        }
+/// Finishes the sink commits of the decided manifest `m` unless its `committed/{e}` marker says
+/// they are done (phase two of `checkpoint::commit`, replayed: every committer is idempotent),
+/// then writes the marker. Runs after the sinks are built, before they clean up.
+pub fn replay_commits(store: &dyn crate::state::backend::ObjectStore, scope: &str, m: &Manifest, committers: &Committers) -> anyhow::Result<()> {
+    let marker = key(scope, "committed", m.epoch);
+    if super::block_on(store.get(&marker))?.is_some() {
+        return Ok(());
     }
+    let never = || false;
+    super::commit::run_all(committers, &m.sinks, true, &never).map_err(|e| anyhow::anyhow!("finishing the commits of decided epoch {}: {e}", m.epoch))?;
+    super::block_on(store.put_if_absent(&marker, Bytes::from_static(b"{}")))?;
     Ok(())
 }

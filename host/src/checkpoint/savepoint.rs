@@ -29,7 +29,7 @@ pub async fn take(store: Arc<dyn ObjectStore>, scope: &str, name: &str) -> anyho
     if store.put_if_absent(&fkey, Bytes::from(bytes)).await? == PutOutcome::Exists {
         anyhow::bail!("savepoint `{name}` of operator `{scope}` already exists in {}", store.describe());
     }
-    let sp = Manifest { state_files: vec![file], sink_files: vec![], created_ms: crate::input::now_ms(), ..m };
-    store.put_if_absent(&manifest_key(scope, name), Bytes::from(serde_json::to_vec_pretty(&sp)?)).await?;
+    let sp = Manifest { state_files: vec![file], sinks: vec![], created_ms: crate::input::now_ms(), ..m };
+    store.put_if_absent(&manifest_key(scope, name), Bytes::from(sp.encode())).await?;
     Ok(sp)
 }

@@ -85,7 +85,7 @@ pub struct KafkaOutput {
     pub acks: Acks,
     /// Idempotent producer (no duplicates from producer retries); default true (needs acks all)
     pub idempotent: bool,
-    /// Kafka transactions decide each epoch (DESIGN.md section 6); default false
+    /// Kafka transactions decide each epoch (docs/ARCHITECTURE.md, "The commit protocol"); default false
     pub exactly_once: bool,
     /// How `exactly_once` is achieved; default Transactions
     pub exactly_once_mode: ExactlyOnceMode,

@@ -248,3 +248,31 @@ fn kafka_sections_are_checked() {
     assert!(err(&kafka("{type: kafka, brokers: [b], topics: [t], start_from: newest}", "{type: drop}")).contains("unknown start_from `newest`"));
     assert!(err(&kafka(ok_in, "{type: kafka, brokers: [b], topic: t, compresion: lz4}")).contains("did you mean `compression`"));
 }
+
+mod fuzz {
+    use super::super::tests::{parse, SEED};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+        /// The loader never panics: random text, and the seed with random bytes replaced,
+        /// inserted or cut, load or fail with an error that names config.yaml.
+        #[test]
+        fn the_loader_never_panics(noise in ".{0,200}", pos in any::<prop::sample::Index>(), cut in any::<prop::sample::Index>(), byte in prop::sample::select(b":-{}[]\n #&*!|>'\"%@`,?0a".to_vec())) {
+            if let Err(e) = parse(&noise) {
+                prop_assert!(e.to_string().contains("config.yaml"), "{}", e);
+            }
+            let mut b = SEED.as_bytes().to_vec();
+            let i = pos.index(b.len());
+            b[i] = byte;
+            let text = String::from_utf8_lossy(&b).into_owned();
+            if let Err(e) = parse(&text) {
+                prop_assert!(e.to_string().contains("config.yaml"), "{}", e);
+            }
+            let mut c = SEED.as_bytes().to_vec();
+            c.insert(cut.index(c.len()), byte);
+            let _ = parse(&String::from_utf8_lossy(&c));
+            let _ = parse(&SEED[..SEED.char_indices().map(|(i, _)| i).nth(cut.index(SEED.chars().count())).unwrap_or(0)]);
+        }
+    }
+}

@@ -4,7 +4,8 @@
 //! was defaulted, at the nearest enclosing node present in the file). Rules: at least one
 //! stream; stream names and state operator_ids unique and non-empty; `key_by` non-empty;
 //! `thread_num <= state_management.key_groups`; `custom_keys` non-empty, unique, not `default`;
-//! a processor with `on_failure: error_output` needs the stream's `error_output`.
+//! a processor with `on_failure: error_output` needs the stream's `error_output`; no two outputs
+//! (main or error, of any stream) write the same file; a `stdin` input cannot be exactly-once.
 
 use std::collections::HashMap;
 
@@ -20,6 +21,7 @@ pub(crate) fn check(ctx: &Ctx, cfg: &EngineConfig) -> Result<(), ConfigError> {
     }
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut operators: HashMap<&str, usize> = HashMap::new();
+    let mut files: HashMap<std::path::PathBuf, YPath> = HashMap::new();
     for (i, s) in cfg.streams.iter().enumerate() {
         let sp = streams_path.index(i);
         let name_at = sp.key("name");
@@ -63,6 +65,23 @@ pub(crate) fn check(ctx: &Ctx, cfg: &EngineConfig) -> Result<(), ConfigError> {
             return Err(ctx.at_value(K::Invalid, &at, msg));
         }
         check_custom_keys(ctx, &s.state.custom_keys, &state_at.key("custom_keys"))?;
+        let sm = &cfg.state_management;
+        if matches!(s.input, InputConfig::Stdin(_)) && sm.enabled && sm.exactly_once {
+            let at = sp.key("input").key("type");
+            let msg = format!("{at}: stdin cannot be replayed after a restart, so state_management.exactly_once: true cannot hold for it; use a file or kafka input, or set exactly_once: false (at-least-once)");
+            return Err(ctx.invalid(&at, msg));
+        }
+        for (which, out) in [("output", Some(&s.output)), ("error_output", s.error_output.as_ref())] {
+            let Some(OutputConfig::File(f)) = out else { continue };
+            let at = sp.key(which).key("path");
+            // Compare by absolute, normalized path: `out/x` and `./out/x` are one file.
+            let abs = std::path::absolute(&f.path).unwrap_or_else(|_| f.path.clone());
+            let norm: std::path::PathBuf = abs.components().collect();
+            if let Some(first) = files.insert(norm, at.clone()) {
+                let msg = format!("{at} writes {}, which {first} writes too: two outputs in one file would interleave (and exactly-once parts of one would be taken for the other's)", f.path.display());
+                return Err(ctx.at_value(K::Invalid, &at, msg));
+            }
+        }
         for (j, p) in s.pipeline.processors.iter().enumerate() {
             if let ProcessorConfig::Wasm(w) = p {
                 if w.on_failure == FailurePolicy::ErrorOutput && s.error_output.is_none() {

@@ -6,6 +6,7 @@
 //! [`shutdown_flag_on_signals`] turns SIGINT/SIGTERM into a graceful drain (a second signal exits
 //! at once).
 
+mod clock;
 mod msg;
 mod shared;
 mod stream;
@@ -49,6 +50,9 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
         .unwrap_or_default();
     let sm = &engine.state_management;
     let shared = Arc::new(StreamShared::new(cfg.name.clone()));
+    if sm.enabled && sm.exactly_once && matches!(cfg.input, crate::config::InputConfig::Stdin(_)) {
+        anyhow::bail!("stream {}: input: stdin cannot be replayed, so state_management.exactly_once: true cannot hold for it; use a file or kafka input, or set exactly_once: false (at-least-once: state is restored and new stdin is read after a restart)", cfg.name);
+    }
     if cfg.key_by.is_some() && matches!(cfg.input, crate::config::InputConfig::Kafka(_)) {
         tracing::warn!(stream = %cfg.name, "key_by is ignored with a kafka input: records are routed by partition (a key's records must share a partition)");
     }
@@ -59,26 +63,22 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
     }
     let mut input =
         crate::input::build(&cfg.input, &default_group(cfg), shared.kafka.clone()).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
-
-    let error_output = match &cfg.error_output {
-        Some(o) => Some(crate::output::build(o).map_err(|e| anyhow::anyhow!("stream {}: error_output: {e:#}", cfg.name))?),
-        None => None,
-    };
-    let (checkpoint, eo_output) = match sm.enabled {
+    let (checkpoint, sinks) = match sm.enabled {
         true => {
-            let (c, o) = checkpoint_setup(engine, cfg, &mut *input, &shared)?;
-            (Some(c), o)
+            let (c, s) = checkpoint_setup(engine, cfg, &mut *input, &shared)?;
+            (Some(c), s)
         }
         false => {
             if matches!(&cfg.output, crate::config::OutputConfig::Kafka(k) if k.exactly_once) {
                 anyhow::bail!("stream {}: output: a kafka output with exactly_once: true needs state_management.enabled: true (each epoch's transaction commits with its checkpoint)", cfg.name);
             }
-            (None, None)
+            let output = crate::output::build(&cfg.output).map_err(|e| anyhow::anyhow!("stream {}: output: {e:#}", cfg.name))?;
+            let errors = match &cfg.error_output {
+                Some(o) => Some(crate::output::build(o).map_err(|e| anyhow::anyhow!("stream {}: error_output: {e:#}", cfg.name))?),
+                None => None,
+            };
+            (None, Sinks { output, errors })
         }
-    };
-    let output = match eo_output {
-        Some(o) => o,
-        None => crate::output::build(&cfg.output).map_err(|e| anyhow::anyhow!("stream {}: output: {e:#}", cfg.name))?,
     };
     Ok(Stream {
         config: cfg.clone(),
@@ -88,12 +88,72 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
         ttl_ms: sm.state_timeout_ms,
         state_limits,
         input,
-        output,
-        error_output,
+        output: sinks.output,
+        error_output: sinks.errors,
         barrier_interval: sm.enabled.then(|| Duration::from_millis(sm.checkpoint_interval_ms.max(1))),
         checkpoint,
         shared,
         group: None,
+    })
+}
+
+/// A stream's outputs: the main one and `error_output`.
+pub(crate) struct Sinks {
+    pub output: Box<dyn crate::output::Output>,
+    pub errors: Option<Box<dyn crate::output::Output>>,
+}
+
+impl Sinks {
+    /// Phase two of the commit protocol, by sink name (`output`, `error_output`).
+    pub fn committers(&self) -> crate::checkpoint::Committers {
+        let mut c = crate::checkpoint::Committers::new();
+        c.extend(self.output.committer().map(|x| ("output".to_string(), x)));
+        c.extend(self.errors.as_ref().and_then(|e| e.committer()).map(|x| ("error_output".to_string(), x)));
+        c
+    }
+
+    /// Tells both outputs that recovery is done (they clean up and refuse foreign output).
+    pub fn recovered(&mut self, name: &str, last_decided: Option<u64>) -> anyhow::Result<()> {
+        self.output.recovered(last_decided).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?;
+        if let Some(e) = self.errors.as_mut() {
+            e.recovered(last_decided).map_err(|e| anyhow::anyhow!("stream {name}: error_output: {e:#}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a sink of a checkpointing stream decides and commits.
+pub(crate) struct SinkPlace<'a> {
+    pub store: &'a Arc<dyn crate::state::backend::ObjectStore>,
+    /// The checkpoint scope (the operator id, or a group session's scope).
+    pub scope: &'a str,
+    pub generation: u64,
+    pub key_groups: u32,
+    /// The outbox producer shared by a group's sessions.
+    pub producer: Option<&'a Arc<rdkafka::producer::ThreadedProducer<crate::kafka::outbox::OutboxCtx>>>,
+}
+
+/// Builds one output of a checkpointing stream in its exactly-once form where it has one: a file
+/// with `state_management.exactly_once` writes per-epoch parts, an exactly-once kafka output in
+/// outbox mode publishes through the store. `sink` is `output` or `error_output` (the error
+/// output's outbox lives under `{scope}/error_output`). Transactional kafka outputs are built by
+/// the caller (they are the decider).
+pub(crate) fn exactly_once_sink(engine: &EngineConfig, out: &crate::config::OutputConfig, sink: &str, at: &SinkPlace<'_>) -> anyhow::Result<Box<dyn crate::output::Output>> {
+    use crate::config::OutputConfig;
+    Ok(match out {
+        OutputConfig::File(f) if engine.state_management.exactly_once => Box::new(crate::output::EoFileOut::open(&f.path, f.format, at.generation)?),
+        OutputConfig::Kafka(k) if k.exactly_once && k.exactly_once_mode == crate::config::ExactlyOnceMode::Outbox => {
+            let producer = match at.producer {
+                Some(p) => p.clone(),
+                None => crate::kafka::outbox::Outbox::shared_producer(k)?,
+            };
+            let scope = if sink == "output" { at.scope.to_string() } else { format!("{}/{sink}", at.scope) };
+            Box::new(crate::kafka::outbox::OutboxOutput::attach(k, producer, at.store.clone(), &scope, at.generation, at.key_groups))
+        }
+        OutputConfig::Kafka(k) if k.exactly_once && sink != "output" => {
+            anyhow::bail!("an exactly-once kafka error_output needs exactly_once_mode: outbox (the stream's Kafka transactions carry the main output only)")
+        }
+        other => crate::output::build(other)?,
     })
 }
 
@@ -137,7 +197,7 @@ pub(crate) fn checkpoint_settings(engine: &EngineConfig, cfg: &StreamConfig) -> 
         gc_grace: Duration::from_millis(sm.gc_grace_ms),
         decider: None,
         external_last: None,
-        post_commit: None,
+        committers: Default::default(),
     }
 }
 
@@ -152,14 +212,10 @@ pub(crate) fn exactly_once_output_needs_store(engine: &EngineConfig, cfg: &Strea
     }
 }
 
-/// Opens the state backend, checks it, recovers the last decided checkpoint, seeks the input and
-/// switches a `file` output to its exactly-once form when `exactly_once` is set.
-fn checkpoint_setup(
-    engine: &EngineConfig,
-    cfg: &StreamConfig,
-    input: &mut dyn crate::input::Input,
-    shared: &StreamShared,
-) -> anyhow::Result<(stream::CheckpointSetup, Option<Box<dyn crate::output::Output>>)> {
+/// Opens the state backend, checks it, recovers the last decided checkpoint, seeks the input,
+/// builds the sinks in their exactly-once forms, finishes the last decision's sink commits and
+/// lets the sinks clean up.
+fn checkpoint_setup(engine: &EngineConfig, cfg: &StreamConfig, input: &mut dyn crate::input::Input, shared: &StreamShared) -> anyhow::Result<(stream::CheckpointSetup, Sinks)> {
     use crate::config::{BackendType, OutputConfig};
     let sm = &engine.state_management;
     let name = &cfg.name;
@@ -199,26 +255,21 @@ fn checkpoint_setup(
     } else {
         tracing::info!(stream = %name, generation = recovered.generation, store = %store.describe(), "no decided checkpoint: starting fresh");
     }
-    let outbox = match &cfg.output {
-        OutputConfig::Kafka(k) if k.exactly_once && k.exactly_once_mode == crate::config::ExactlyOnceMode::Outbox => {
-            if let Some(m) = &recovered.manifest {
-                let l = crate::kafka::outbox::Leftovers { scope: &settings.scope, generation: m.generation, upto: m.epoch, groups: None, mark: true };
-                crate::checkpoint::block_on(crate::kafka::outbox::publish_leftovers(k, store.clone(), l))
-                    .map_err(|e| anyhow::anyhow!("stream {name}: output: publishing the records of decided epochs: {e:#}"))?;
-            }
-            let producer = crate::kafka::outbox::Outbox::shared_producer(k).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?;
-            Some(crate::kafka::outbox::OutboxOutput::attach(k, producer, store.clone(), &mut settings, recovered.generation))
-        }
-        _ => None,
+    let at = SinkPlace { store: &store, scope: &settings.scope, generation: recovered.generation, key_groups: settings.key_groups, producer: None };
+    let output = match (&cfg.output, txn_sink) {
+        (OutputConfig::Kafka(k), Some(t)) => Box::new(crate::kafka::KafkaOutput::transactional(k.clone(), t)) as Box<dyn crate::output::Output>,
+        (o, _) => exactly_once_sink(engine, o, "output", &at).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?,
     };
-    let eo_output: Option<Box<dyn crate::output::Output>> = match (&cfg.output, sm.exactly_once) {
-        (OutputConfig::File(f), true) => Some(Box::new(crate::output::EoFileOut::open(&f.path, f.format, recovered.generation)?)),
-        (OutputConfig::Kafka(_), _) if outbox.is_some() => outbox.map(|o| Box::new(o) as Box<dyn crate::output::Output>),
-        (OutputConfig::Kafka(k), _) if txn_sink.is_some() => {
-            Some(Box::new(crate::kafka::KafkaOutput::transactional(k.clone(), txn_sink.clone().expect("checked"))))
-        }
-        _ => None,
+    let errors = match &cfg.error_output {
+        Some(o) => Some(exactly_once_sink(engine, o, "error_output", &at).map_err(|e| anyhow::anyhow!("stream {name}: error_output: {e:#}"))?),
+        None => None,
     };
+    let mut sinks = Sinks { output, errors };
+    settings.committers = sinks.committers();
+    if let (Some(m), None) = (&recovered.manifest, &sm.from_savepoint) {
+        crate::checkpoint::recovery::replay_commits(&*store, &settings.scope, m, &settings.committers).map_err(|e| anyhow::anyhow!("stream {name}: {e:#}"))?;
+    }
+    sinks.recovered(name, recovered.manifest.as_ref().map(|m| m.epoch))?;
     let hybrid = (sm.backend_type == BackendType::Hybrid).then(|| {
         let m = recovered.manifest.as_ref();
         Arc::new(crate::state::hybrid::HybridCache::new(
@@ -228,7 +279,7 @@ fn checkpoint_setup(
             sm.hybrid_config.cache_kb.saturating_mul(1024),
         ))
     });
-    Ok((stream::CheckpointSetup { store, settings, recovered, metrics: Default::default(), hybrid, carry_restored: false }, eo_output))
+    Ok((stream::CheckpointSetup { store, settings, recovered, metrics: Default::default(), hybrid, carry_restored: false }, sinks))
 }
 
 type Sink = Arc<crate::kafka::txn::TxnSink<dyn crate::kafka::txn::TxnClient>>;

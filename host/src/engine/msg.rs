@@ -12,7 +12,8 @@ pub struct Routed {
 /// Input -> worker.
 pub enum WorkerMsg {
     Data(Vec<Routed>),
-    Barrier(u64),
+    /// End of epoch `epoch`; `clock_ms` is the TTL clock of the epoch that follows it.
+    Barrier { epoch: u64, clock_ms: i64 },
     Eof,
 }
 

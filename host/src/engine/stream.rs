@@ -145,6 +145,7 @@ impl Stream {
             })
             .collect();
         let mut first_epoch = 1;
+        let clock = super::clock::StreamClock::new(checkpoint.as_ref().and_then(|c| c.recovered.clock_ms));
         let mut ckpt_report = checkpoint.as_ref().map(|c| CheckpointReport {
             backend: c.store.describe(),
             restore_ms: c.recovered.restore_ms,
@@ -164,6 +165,7 @@ impl Stream {
                 c.store,
                 c.settings,
                 c.recovered.generation,
+                c.recovered.last_slot,
                 n,
                 c.recovered.manifest.as_ref(),
                 c.metrics,
@@ -194,6 +196,7 @@ impl Stream {
                 }
             };
             let mut worker = Worker::new(w, processors, Some(Box::new(st)), config.pipeline.batch_size, out_tx.clone(), shared.clone(), first_epoch);
+            worker.ttl_clock = coordinator.as_ref().map(|_| clock.current());
             worker.ckpt = ckpt_tx.clone();
             worker.hybrid = hybrid.clone();
             workers.push(
@@ -205,7 +208,7 @@ impl Stream {
         }
         drop(out_tx);
 
-        let mut barriers = Barriers { interval: barrier_interval, coordinator: coordinator.as_ref(), next: first_epoch, last: Instant::now(), shared: &shared };
+        let mut barriers = Barriers { interval: barrier_interval, coordinator: coordinator.as_ref(), next: first_epoch, last: Instant::now(), shared: &shared, clock };
         input_loop(&mut *input, &mut router, &inboxes, &shared, &stop, &mut barriers);
         // The final barrier: wait for the checkpoint in flight, then checkpoint everything read.
         barriers.wait_idle(&shared);
@@ -275,6 +278,7 @@ struct Barriers<'a> {
     next: u64,
     last: Instant,
     shared: &'a StreamShared,
+    clock: super::clock::StreamClock,
 }
 
 impl Barriers<'_> {
@@ -286,18 +290,15 @@ impl Barriers<'_> {
     /// Sends barrier `next` to every worker (and tells the coordinator where the input is).
     fn inject(&mut self, input: &dyn Input, inboxes: &[Sender<WorkerMsg>]) {
         let epoch = self.next;
+        let clock_ms = self.clock.tick();
         if let Some(c) = self.coordinator {
             c.in_flight.store(epoch, Relaxed);
-            let _ = c.tx.send(crate::checkpoint::coordinator::CkptMsg::Injected {
-                epoch,
-                position: input.position(),
-                ttl_clock_ms: crate::input::now_ms(),
-            });
+            let _ = c.tx.send(crate::checkpoint::coordinator::CkptMsg::Injected { epoch, position: input.position(), ttl_clock_ms: clock_ms });
         }
         // A staged plugin swap takes effect at this barrier on every worker.
         self.shared.arm_swaps(epoch);
         for tx in inboxes {
-            let _ = tx.send(WorkerMsg::Barrier(epoch));
+            let _ = tx.send(WorkerMsg::Barrier { epoch, clock_ms });
         }
         self.next += 1;
         self.last = Instant::now();
@@ -473,7 +474,7 @@ fn output_stage(
                 }
                 if !errs.is_empty() {
                     match errors.as_mut() {
-                        Some(e) => check(e.write_batch(&errs), &mut broken),
+                        Some(e) => check(e.write_epoch(epoch, &errs), &mut broken),
                         None => {
                             for r in &errs {
                                 tracing::warn!(stream = %shared.name, "failed record (no error_output): {}", String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()));
@@ -488,17 +489,14 @@ fn output_stage(
                 if *c == workers {
                     aligned.remove(&epoch);
                     if !broken {
-                        // Prepare the epoch (exactly-once outputs fsync its part file) and report it.
-                        match output.prepare(epoch) {
-                            Ok(files) => {
+                        // Phase one of the commit protocol for both sinks, reported together.
+                        match pre_commit(&mut *output, errors.as_deref_mut(), epoch) {
+                            Ok(commits) => {
                                 if let Some(tx) = &ckpt {
-                                    let _ = tx.send(crate::checkpoint::coordinator::CkptMsg::SinkPrepared { epoch, files });
+                                    let _ = tx.send(crate::checkpoint::coordinator::CkptMsg::SinkPrepared { epoch, commits });
                                 }
                             }
                             Err(e) => check(Err(e), &mut broken),
-                        }
-                        if let Some(e) = errors.as_mut() {
-                            check(e.flush(), &mut broken);
                         }
                     }
                     m.last_aligned_epoch.store(epoch, Relaxed);
@@ -519,4 +517,18 @@ fn output_stage(
             check(e.close(), &mut broken);
         }
     }
+}
+
+/// Phase one of the commit protocol on the main output and the error output at barrier `epoch`.
+fn pre_commit(output: &mut dyn Output, errors: Option<&mut (dyn Output + 'static)>, epoch: u64) -> anyhow::Result<Vec<crate::checkpoint::SinkCommit>> {
+    let mut commits = Vec::new();
+    if let Some(blob) = output.pre_commit(epoch)? {
+        commits.push(crate::checkpoint::SinkCommit { sink: "output".into(), epoch, blob });
+    }
+    if let Some(e) = errors {
+        if let Some(blob) = e.pre_commit(epoch).map_err(|e| e.context("error_output"))? {
+            commits.push(crate::checkpoint::SinkCommit { sink: "error_output".into(), epoch, blob });
+        }
+    }
+    Ok(commits)
 }

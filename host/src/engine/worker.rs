@@ -40,6 +40,8 @@ pub struct Worker {
     tick: u64,
     /// State entries and bytes last added to the stream's gauges.
     reported: (i64, i64),
+    /// The stream's TTL clock for this epoch when it checkpoints (None: the wall clock).
+    pub ttl_clock: Option<i64>,
 }
 
 impl Worker {
@@ -70,6 +72,7 @@ impl Worker {
             last_used: HashMap::new(),
             tick: 0,
             reported: (0, 0),
+            ttl_clock: None,
         }
     }
 
@@ -89,7 +92,7 @@ impl Worker {
             };
             match msg {
                 WorkerMsg::Data(records) => self.accept(records),
-                WorkerMsg::Barrier(epoch) => self.barrier(epoch),
+                WorkerMsg::Barrier { epoch, clock_ms } => self.barrier(epoch, clock_ms),
                 WorkerMsg::Eof => {
                     self.flush_all();
                     let _ = self.out.send(OutMsg::Eof { worker: self.id });
@@ -124,10 +127,15 @@ impl Worker {
         }
     }
 
-    fn barrier(&mut self, epoch: u64) {
+    /// The TTL clock of the current batch (see `engine::clock`).
+    fn now_ms(&self) -> i64 {
+        self.ttl_clock.unwrap_or_else(crate::input::now_ms)
+    }
+
+    fn barrier(&mut self, epoch: u64, clock_ms: i64) {
         self.flush_all();
         if !self.dead {
-            let now = crate::input::now_ms();
+            let now = self.now_ms();
             let mut groups: Vec<u32> = self.touched.drain().collect();
             groups.sort_unstable();
             'outer: for g in groups {
@@ -152,6 +160,9 @@ impl Worker {
         }
         self.evict_cold();
         self.epoch = epoch + 1;
+        if self.ttl_clock.is_some() {
+            self.ttl_clock = Some(clock_ms);
+        }
         let _ = self.out.send(OutMsg::Barrier { epoch, worker: self.id });
     }
 
@@ -233,7 +244,7 @@ impl Worker {
         let partition = batch[0].partition;
         let mut current = batch;
         let mut errors = Vec::new();
-        let now = crate::input::now_ms();
+        let now = self.now_ms();
         for i in 0..self.processors.len() {
             self.batch_id += 1;
             let ctx = BatchCtx { batch_id: self.batch_id, key_group: group, partition, epoch: self.epoch, now_ms: now };
@@ -247,7 +258,7 @@ impl Worker {
                             Outcome::Drop => {
                                 m.records_dropped.fetch_add(1, Relaxed);
                             }
-                            Outcome::Fail(e) => errors.push(error_record(&shared.name, p.name(), input, &e)),
+                            Outcome::Fail(e) => errors.push(error_record(&shared.name, i, p.name(), input, &e)),
                         }
                     }
                     current = next;
@@ -258,7 +269,7 @@ impl Worker {
                         FailurePolicy::Fail => return self.fatal(e),
                         FailurePolicy::ErrorOutput => {
                             let re = RecordError { class: "batch".into(), code: "batch-failed".into(), message: e.message };
-                            errors.extend(current.iter().map(|r| error_record(&shared.name, p.name(), r, &re)));
+                            errors.extend(current.iter().map(|r| error_record(&shared.name, i, p.name(), r, &re)));
                             current = Vec::new();
                             break;
                         }
@@ -284,8 +295,11 @@ impl Worker {
     }
 }
 
-/// The record sent to `error_output` for a failed input record.
-pub fn error_record(stream: &str, processor: &str, input: &Record, err: &RecordError) -> Record {
+/// The record sent to `error_output` for a failed input record: a JSON value with the error and
+/// its provenance (stream, processor index and plugin `name@version`, the input record and its
+/// partition/offset; for `file` and `stdin` inputs the offset is the line number), and the same
+/// provenance as `arkflow-*` headers for Kafka.
+pub fn error_record(stream: &str, processor: usize, plugin: &str, input: &Record, err: &RecordError) -> Record {
     let value = input.value.as_deref().map(|v| match serde_json::from_slice::<serde_json::Value>(v) {
         Ok(j) => j,
         Err(_) => serde_json::Value::String(String::from_utf8_lossy(v).into_owned()),
@@ -294,16 +308,28 @@ pub fn error_record(stream: &str, processor: &str, input: &Record, err: &RecordE
         "error": { "class": err.class, "code": err.code, "message": err.message },
         "stream": stream,
         "processor": processor,
+        "plugin": plugin,
         "key": input.key.as_deref().map(String::from_utf8_lossy),
         "value": value,
         "partition": input.partition,
         "offset": input.offset,
         "timestamp_ms": input.timestamp_ms,
     });
+    let h = |k: &str, v: String| (format!("arkflow-{k}"), v.into_bytes());
+    let headers = vec![
+        h("error-class", err.class.clone()),
+        h("error-code", err.code.clone()),
+        h("error-message", err.message.chars().take(1024).collect()),
+        h("stream", stream.to_string()),
+        h("processor", processor.to_string()),
+        h("plugin", plugin.to_string()),
+        h("source-partition", input.partition.to_string()),
+        h("source-offset", input.offset.to_string()),
+    ];
     Record {
         key: input.key.clone(),
         value: Some(body.to_string().into_bytes()),
-        headers: vec![],
+        headers,
         timestamp_ms: input.timestamp_ms,
         partition: input.partition,
         offset: input.offset,

@@ -19,8 +19,9 @@
 //! durability before visibility and one decision per epoch hold per session, and each key
 //! group's history is a chain of sessions.
 
-use crate::checkpoint::recovery::{fence_next, load_entries, load_manifest};
-use crate::checkpoint::{parse_tail, Decision};
+use crate::checkpoint::decision::{fence_next, Decision};
+use crate::checkpoint::parse_tail;
+use crate::checkpoint::recovery::{load_entries, load_manifest};
 use crate::state::backend::{ObjectStore, PutOutcome};
 use crate::state::snapshot::SnapshotEntry;
 use bytes::Bytes;
@@ -38,10 +39,21 @@ pub struct Head {
     pub checksum: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Claim {
     pub session: u64,
     pub from: Option<Head>,
+}
+
+impl Claim {
+    pub fn encode(&self) -> Bytes {
+        Bytes::from(crate::checkpoint::sealed::seal(self))
+    }
+
+    /// Decodes claim `key` of `store` (sealed: a corrupted claim is an error naming it).
+    pub fn decode(bytes: &[u8], key: &str, store: &str) -> anyhow::Result<Claim> {
+        crate::checkpoint::sealed::open(bytes, &format!("claim {key} in {store}"))
+    }
 }
 
 /// The checkpoint scope of session `g`.
@@ -72,6 +84,8 @@ pub struct TakeOver {
     pub restore_ms: u64,
     /// Outbox messages the previous owners had not published, published now.
     pub leftovers: usize,
+    /// The newest TTL clock of the checkpoints restored from.
+    pub clock_ms: Option<i64>,
 }
 
 /// Claims `groups` for session `g` and loads their latest state (see the module contract).
@@ -98,7 +112,7 @@ pub async fn take_over(
                 Some(n) => {
                     let ck = format!("{}{n:020}", claims_prefix(op, k));
                     let bytes = store.get(&ck).await?.ok_or_else(|| anyhow::anyhow!("claim {ck} vanished from {}", store.describe()))?;
-                    let c: Claim = serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("claim {ck} in {} is unreadable: {e}", store.describe()))?;
+                    let c = Claim::decode(&bytes, &ck, &store.describe())?;
                     (n, Some(session_scope(op, c.session)), c.from)
                 }
             };
@@ -124,14 +138,14 @@ pub async fn take_over(
             }
             for (h, ks) in by_head.values() {
                 let l = crate::kafka::outbox::Leftovers { scope: &h.scope, generation: h.generation, upto: h.epoch, groups: Some(ks), mark: false };
-                out.leftovers += crate::kafka::outbox::publish_leftovers(cfg, store.clone(), l).await?;
+                out.leftovers += crate::kafka::outbox::publish_leftovers(cfg, store.clone(), l).await?.0;
             }
         }
         // 3. Claim; a group someone else claimed meanwhile goes round again.
         for (k, (n, head)) in next {
-            let claim = serde_json::to_vec(&Claim { session: g, from: head.clone() })?;
+            let claim = Claim { session: g, from: head.clone() }.encode();
             let ck = format!("{}{n:020}", claims_prefix(op, k));
-            if store.put_if_absent(&ck, Bytes::from(claim)).await? == PutOutcome::Created {
+            if store.put_if_absent(&ck, claim).await? == PutOutcome::Created {
                 todo.remove(&k);
                 out.heads.insert(k, head);
             } else {
@@ -151,6 +165,7 @@ pub async fn take_over(
     let mut position: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     for (h, ks) in by_manifest.values() {
         let m = load_manifest(&*store, &h.manifest, Some(h.checksum)).await?;
+        out.clock_ms = out.clock_ms.max(Some(m.ttl_clock_ms));
         if m.key_groups != key_groups {
             anyhow::bail!(
                 "checkpoint {} was written with key_groups = {}, the config says {}: key groups are fixed for the life of the state",

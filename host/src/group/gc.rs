@@ -21,8 +21,8 @@
 //! can reach.
 
 use super::claims::{session_scope, Claim};
-use crate::checkpoint::recovery::{decisions, last_commit};
-use crate::checkpoint::{key, parse_tail, Decision};
+use crate::checkpoint::decision::{decisions, last_commit, slot_key, Decision};
+use crate::checkpoint::parse_tail;
 use crate::state::backend::ObjectStore;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -60,7 +60,7 @@ pub async fn collect(store: &dyn ObjectStore, op: &str, keep: &BTreeSet<u64>) ->
         list.sort_unstable();
         let Some((_, newest)) = list.last() else { continue };
         let Some(bytes) = store.get(newest).await? else { continue };
-        let c: Claim = serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("claim {newest} in {} is unreadable: {e}", store.describe()))?;
+        let c = Claim::decode(&bytes, newest, &store.describe())?;
         let owner = session_scope(op, c.session);
         if !decided.contains_key(&owner) {
             decided.insert(owner.clone(), last_commit(store, &owner).await?.0.is_some());
@@ -77,7 +77,7 @@ pub async fn collect(store: &dyn ObjectStore, op: &str, keep: &BTreeSet<u64>) ->
             continue;
         }
         let (all, _) = decisions(store, &scope).await?;
-        let fences: BTreeSet<String> = all.iter().filter(|(_, d)| matches!(d, Decision::Fence { .. })).map(|(e, _)| key(&scope, "commits", *e)).collect();
+        let fences: BTreeSet<String> = all.iter().filter(|(_, d)| matches!(d, Decision::Fence { .. })).map(|(e, _)| slot_key(&scope, *e)).collect();
         if fences.is_empty() {
             continue; // not ended (or just starting): never touched
         }

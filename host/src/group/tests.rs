@@ -19,12 +19,12 @@ fn entry(group: u32, k: &str) -> SnapshotEntry {
 /// Writes a decided checkpoint of `scope` holding `entries`, with `position` offsets per partition.
 async fn decide(store: &dyn ObjectStore, scope: &str, epoch: u64, generation: u64, entries: &[SnapshotEntry], position: &[(i32, i64)]) {
     let bytes = snapshot::encode(epoch, entries);
-    let fkey = crate::checkpoint::data_key(scope, epoch, "w0", 1);
+    let fkey = crate::checkpoint::data_key(scope, epoch, generation, "w0", 1);
     let file = StateFile { key: fkey.clone(), epoch, size: bytes.len() as u64, checksum: snapshot::checksum_of(&bytes), entries: entries.len() as u64 };
     store.put_if_absent(&fkey, Bytes::from(bytes)).await.unwrap();
     let ps: serde_json::Map<String, serde_json::Value> = position.iter().map(|(p, o)| (p.to_string(), (*o).into())).collect();
     let m = Manifest {
-        version: 1,
+        version: crate::checkpoint::MANIFEST_VERSION,
         operator_id: scope.into(),
         stream: "s".into(),
         epoch,
@@ -33,16 +33,16 @@ async fn decide(store: &dyn ObjectStore, scope: &str, epoch: u64, generation: u6
         key_groups: KG,
         input_position: serde_json::json!({ "kafka": { "in": ps } }),
         state_files: vec![file],
-        sink_files: vec![],
+        sinks: vec![],
         ttl_clock_ms: 0,
         created_ms: 0,
     };
-    let mbytes = serde_json::to_vec(&m).unwrap();
-    let mkey = key(scope, "manifests", epoch);
+    let mbytes = m.encode();
+    let mkey = crate::checkpoint::manifest_key(scope, epoch, generation);
     let checksum = snapshot::checksum_of(&mbytes);
     store.put_if_absent(&mkey, Bytes::from(mbytes)).await.unwrap();
     let d = Decision::Commit { epoch, manifest: mkey, checksum, generation };
-    store.put_if_absent(&key(scope, "commits", epoch), Bytes::from(serde_json::to_vec(&d).unwrap())).await.unwrap();
+    store.put_if_absent(&key(scope, "commits", epoch), d.encode()).await.unwrap();
 }
 
 fn groups(g: &[u32]) -> BTreeSet<u32> {
@@ -66,7 +66,7 @@ fn ownership_moves_through_claims() {
         assert_eq!(t.heads[&1].as_ref().map(|h| (h.scope.clone(), h.epoch)), Some((s1.clone(), 3)));
         // Session 1 is fenced: its next epoch is taken, so it can never decide again.
         let fence = store.get(&key(&s1, "commits", 4)).await.unwrap().expect("fence written");
-        assert!(matches!(serde_json::from_slice(&fence).unwrap(), Decision::Fence { generation: 2, .. }));
+        assert!(matches!(Decision::decode(&fence, "f", "m").unwrap(), Decision::Fence { generation: 2, .. }));
         // Session 2 decided nothing; session 3 still finds group 1's state through claim 2's `from`.
         let t = take_over(store.clone(), "op", 3, &groups(&[1]), KG, None).await.unwrap();
         assert_eq!(t.entries, vec![entry(1, "b")]);
@@ -227,5 +227,27 @@ streams:
         let cfg = crate::config::EngineConfig::from_yaml_str(&y, None).unwrap_or_else(|e| panic!("{y}: {e:#}"));
         let e = crate::engine::build_stream(&cfg, &cfg.streams[0]).err().unwrap_or_else(|| panic!("accepted:\n{y}"));
         assert!(format!("{e:#}").contains(want), "{y}\nwanted `{want}` in: {e:#}");
+    }
+}
+
+mod decode {
+    use super::super::claims::{Claim, Head};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Claims: random, truncated and bit-flipped bytes are errors naming the claim.
+        #[test]
+        fn claims_never_accept_damage(session in any::<u64>(), epoch in any::<u64>(), with_from in any::<bool>(), cut in any::<prop::sample::Index>(), pos in any::<prop::sample::Index>(), bit in 0u8..8, noise in prop::collection::vec(any::<u8>(), 0..200)) {
+            let from = with_from.then(|| Head { scope: "op".into(), epoch, generation: 2, manifest: "op/manifests/x".into(), checksum: epoch });
+            let c = Claim { session, from };
+            let b = c.encode();
+            prop_assert_eq!(Claim::decode(&b, "k", "s").unwrap(), c);
+            let e = Claim::decode(&b[..cut.index(b.len())], "op/keygroups/00001/7", "s").unwrap_err().to_string();
+            prop_assert!(e.contains("op/keygroups/00001/7"), "{}", e);
+            let mut f = b.to_vec();
+            f[pos.index(b.len())] ^= 1 << bit;
+            prop_assert!(Claim::decode(&f, "k", "s").is_err());
+            let _ = Claim::decode(&noise, "k", "s");
+        }
     }
 }

@@ -21,7 +21,7 @@ pub trait Input: Send {
     fn position(&self) -> serde_json::Value;
     fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()>;
     /// True when records must be routed by their `partition` (the key group of a record is its
-    /// partition's, DESIGN.md section 4) instead of by key.
+    /// partition's) instead of by key.
     fn partitioned(&self) -> bool {
         false
     }

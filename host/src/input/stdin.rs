@@ -1,6 +1,7 @@
 //! `stdin`: JSON lines from standard input. A reader thread feeds a bounded channel so that
-//! `next_batch` never blocks longer than 100 ms (shutdown stays responsive). Position = lines read;
-//! stdin cannot seek, so a restart cannot replay it.
+//! `next_batch` never blocks longer than 100 ms (shutdown stays responsive). Position = lines read.
+//! Stdin cannot be replayed: with checkpoints a restart restores the state and reads the new
+//! stdin from its start (at-least-once); `exactly_once` is refused for it (config validation).
 
 use super::{json_line_record, now_ms, Input};
 use crate::config::StdinInput as Config;
@@ -83,7 +84,8 @@ impl Input for StdinInput {
         serde_json::json!({ "line": self.line })
     }
 
-    fn seek(&mut self, _position: &serde_json::Value) -> anyhow::Result<()> {
-        anyhow::bail!("stdin input cannot seek: records read before a restart are not replayed")
+    fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()> {
+        tracing::warn!(%position, "stdin input: state restored; stdin cannot be replayed, so reading the new stdin from its start (at-least-once)");
+        Ok(())
     }
 }

@@ -7,7 +7,7 @@
 //! drains and takes its last checkpoint before the partitions are released with `end_session`),
 //! an assignment starts the next session at the positions the checkpoints recorded
 //! (`begin_session`). librdkafka keeps the group protocol waiting until the (un)assign call. The stream
-//! routes each record to its partition's key group (DESIGN.md section 4). `position` is the next
+//! routes each record to its partition's key group. `position` is the next
 //! offset of every partition, `{"kafka": {topic: {partition: offset}}}`, and `seek` resumes from
 //! it: correctness never depends on Kafka's committed offsets. Partitions without a recorded
 //! position start from `start_from`, resolved to a concrete offset at assignment so that every

@@ -1,5 +1,5 @@
 //! Kafka: the `kafka` input and output (rdkafka / librdkafka), the transactional sink protocol
-//! (DESIGN.md section 6), the broker capability probe, and the Kafka figures of a stream.
+//! (docs/ARCHITECTURE.md, "The commit protocol"), the broker capability probe, and the Kafka figures of a stream.
 //!
 //! Contract: nothing here is on the path of a stream without a Kafka input or output. The probe
 //! speaks the Kafka protocol's ApiVersions request itself, so a missing transaction API is

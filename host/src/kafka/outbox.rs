@@ -2,16 +2,20 @@
 //! publishes" (`exactly_once_mode: outbox`). Works on any broker, tansu included, and with
 //! `assignment: group`.
 //!
-//! Protocol, per generation `G` writing under `scope`:
-//! 1. Records of epoch `e` are kept in memory. At `e`'s aligned barrier (`prepare`) they are
-//!    written to the store as `{scope}/outbox/{e}-g{G}` (create-only) — before the decision, so
-//!    durability comes before visibility.
-//! 2. After the decision of `e` ([`PostCommit::decided`]) every prepared epoch `<= e` is published
-//!    in order, each message with header `arkflow-outbox: {scope}/{epoch}/{index}`; after every
-//!    delivery is acknowledged, `{scope}/published/{e}` records the output partitions' offsets
-//!    reached (the *frontier*), and the outbox object is deleted.
-//! 3. Recovery ([`publish_leftovers`]) — by the next generation of the scope (single process) or
-//!    by the new owner of key groups (group mode) — publishes what the last decided epoch's
+//! It is the two-phase commit protocol of `checkpoint::commit`, per generation `G` writing under
+//! `scope`:
+//! 1. Records of epoch `e` are kept in memory. Phase one (`pre_commit`, at `e`'s aligned barrier)
+//!    writes them to the store as `{scope}/outbox/{e}-g{G}` (create-only) — before the decision,
+//!    so durability comes before visibility — and returns `{outbox, generation, messages}`.
+//! 2. Phase two ([`Committer::commit`] on the [`Outbox`], after the decision) publishes the epoch,
+//!    each message with header `arkflow-outbox: {scope}/{epoch}/{index}`; after every delivery is
+//!    acknowledged, `{scope}/published/{e}` records the output partitions' offsets reached (the
+//!    *frontier*), and the outbox object is deleted. A failed publish is retried as a replay
+//!    (below); one that can never succeed (a record over the broker's size limit) stops the
+//!    stream. No epoch is ever skipped: the next decision waits for this commit.
+//! 3. A replay ([`publish_leftovers`]) — a retry, the next generation of the scope replaying the
+//!    last decision's commit (single process), or the new owner of key groups (group mode) —
+//!    publishes what the last decided epoch's
 //!    generation decided but had not published: outbox objects of epochs after the last
 //!    `published` marker up to the decided epoch, of the deciding generation only (a fenced
 //!    zombie's outbox is never published). It first reads the output partitions back from the
@@ -26,6 +30,7 @@
 //! processes release partitions only after publishing, so this needs a zombie.
 
 use super::output::{producer_config, route, send_message};
+use crate::checkpoint::{sealed, CommitError, Committer};
 use crate::config::KafkaOutput as Config;
 use crate::output::Output;
 use crate::record::Record;
@@ -45,7 +50,7 @@ const MAGIC: &[u8; 4] = b"AFO1";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Output partition -> next offset: below it, nothing of a later epoch exists.
-type Frontier = BTreeMap<String, BTreeMap<i32, i64>>;
+pub type Frontier = BTreeMap<String, BTreeMap<i32, i64>>;
 
 /// One message as it will be published.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +108,8 @@ pub fn decode(bytes: &[u8], name: &str) -> anyhow::Result<Vec<OutMessage>> {
     }
     let mut r = Cursor { b: content, pos: 4 };
     let n = r.u32().ok_or_else(bad)?;
-    let mut out = Vec::with_capacity(n as usize);
+    // A message takes at least 24 bytes: a count beyond that is a lie, not an allocation.
+    let mut out = Vec::with_capacity((n as usize).min(content.len() / 24 + 1));
     for _ in 0..n {
         let group = r.u32().ok_or_else(bad)?;
         let timestamp_ms = i64::from_le_bytes(r.take(8).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
@@ -270,57 +276,96 @@ impl Outbox {
         topics.insert(self.cfg.topic.clone());
         let f = watermarks(self.producer.client(), &topics)?;
         let store = self.store.clone();
-        let (marker, bytes) = (published_key(&self.scope, 0), Bytes::from(serde_json::to_vec(&f)?));
+        let (marker, bytes) = (published_key(&self.scope, 0), Bytes::from(sealed::seal(&f)));
         crate::checkpoint::block_on(async move { store.put_if_absent(&marker, bytes).await })?;
         *Self::lock(&self.frontier) = f;
         Ok(())
     }
 }
 
-impl crate::checkpoint::PostCommit for Outbox {
-    /// Publishes every prepared epoch up to `epoch`, in order; then marks them published.
-    fn decided(&self, epoch: u64) -> Result<(), String> {
-        let ready: Vec<(u64, Vec<OutMessage>)> = {
-            let mut p = Self::lock(&self.prepared);
-            let later = p.split_off(&(epoch + 1));
-            std::mem::replace(&mut *p, later).into_iter().collect()
+/// The blob of an outbox epoch in the manifest.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Blob {
+    outbox: String,
+    generation: u64,
+    messages: usize,
+}
+
+/// A publish error that can never succeed by trying again.
+fn permanent(e: &anyhow::Error) -> bool {
+    let m = format!("{e:#}").to_ascii_lowercase();
+    m.contains("too large") || m.contains("toolarge") || m.contains("msg_size") || m.contains("invalid topic")
+}
+
+impl Committer for Outbox {
+    /// Publishes epoch `epoch` (see the module contract, step 2); on replay, through the read-back.
+    fn commit(&self, epoch: u64, blob: &serde_json::Value, replay: bool) -> Result<(), CommitError> {
+        let b: Blob = serde_json::from_value(blob.clone()).map_err(|e| CommitError::Fatal(format!("kafka output: the checkpoint's pre-commit is not an outbox epoch ({e})")))?;
+        // A retry reads the store copy back: part of the epoch may already be out.
+        let live = if replay { None } else { Self::lock(&self.prepared).remove(&epoch) };
+        let r = match live {
+            Some(msgs) => self.publish_live(epoch, &msgs),
+            None => self.publish_replayed(epoch, &b),
         };
-        if ready.is_empty() {
+        r.map_err(|e| {
+            let msg = format!("kafka output: publishing epoch {epoch} ({} records from {}): {e:#}", b.messages, b.outbox);
+            if permanent(&e) { CommitError::Fatal(msg) } else { CommitError::Retry(msg) }
+        })?;
+        let store = self.store.clone();
+        let (key, previous) = (b.outbox.clone(), Self::lock(&self.last_marker).replace(epoch).filter(|p| *p != epoch));
+        let scope = self.scope.clone();
+        crate::checkpoint::block_on(async move {
+            let _ = store.delete(&key).await;
+            if let Some(prev) = previous {
+                let _ = store.delete(&published_key(&scope, prev)).await;
+            }
+        });
+        Ok(())
+    }
+}
+
+impl Outbox {
+    /// The fast path: this generation prepared `msgs` and nothing of them was sent yet.
+    fn publish_live(&self, epoch: u64, msgs: &[OutMessage]) -> anyhow::Result<()> {
+        let ready = [(epoch, msgs.to_vec())];
+        self.baseline(&ready)?;
+        let ids: Vec<(String, &OutMessage)> = msgs.iter().enumerate().map(|(i, m)| (format!("{}/{epoch}/{i}", self.scope), m)).collect();
+        publish(&self.producer, &ids)?;
+        let mut f = Self::lock(&self.frontier);
+        for (t, ps) in Self::lock(&self.producer.context().reached).iter() {
+            for (p, off) in ps {
+                let e = f.entry(t.clone()).or_default().entry(*p).or_insert(0);
+                *e = (*e).max(*off);
+            }
+        }
+        let marker = Bytes::from(sealed::seal(&*f));
+        drop(f);
+        let (store, key) = (self.store.clone(), published_key(&self.scope, epoch));
+        crate::checkpoint::block_on(async move { store.put_if_absent(&key, marker).await })?;
+        Ok(())
+    }
+
+    /// A retry or a recovery: publishes what of the epoch is not in the output yet.
+    fn publish_replayed(&self, epoch: u64, b: &Blob) -> anyhow::Result<()> {
+        let store = self.store.clone();
+        let (scope, key) = (self.scope.clone(), b.outbox.clone());
+        let (present, done) = crate::checkpoint::block_on(async {
+            let present = store.get(&key).await?.is_some();
+            let markers = store.list(&format!("{scope}/published/")).await?;
+            anyhow::Ok((present, markers.iter().filter_map(|m| crate::checkpoint::parse_tail(&m.key)).any(|m| m >= epoch)))
+        })?;
+        if done {
             return Ok(());
         }
-        let run = || -> anyhow::Result<()> {
-            self.baseline(&ready)?;
-            for (e, msgs) in &ready {
-                let ids: Vec<(String, &OutMessage)> = msgs.iter().enumerate().map(|(i, m)| (format!("{}/{e}/{i}", self.scope), m)).collect();
-                publish(&self.producer, &ids)?;
-            }
-            let mut f = Self::lock(&self.frontier);
-            for (t, ps) in Self::lock(&self.producer.context().reached).iter() {
-                for (p, off) in ps {
-                    let e = f.entry(t.clone()).or_default().entry(*p).or_insert(0);
-                    *e = (*e).max(*off);
-                }
-            }
-            let marker = Bytes::from(serde_json::to_vec(&*f)?);
-            drop(f);
-            let store = self.store.clone();
-            let (scope, generation) = (self.scope.clone(), self.generation);
-            let epochs: Vec<u64> = ready.iter().map(|(e, _)| *e).collect();
-            let previous = Self::lock(&self.last_marker).replace(epoch);
-            crate::checkpoint::block_on(async move {
-                store.put_if_absent(&published_key(&scope, epoch), marker).await?;
-                for e in epochs {
-                    let _ = store.delete(&outbox_key(&scope, e, generation)).await;
-                }
-                if let Some(prev) = previous {
-                    let _ = store.delete(&published_key(&scope, prev)).await;
-                }
-                anyhow::Ok(())
-            })
-        };
-        // Published records cannot be taken back: a failure stops the stream, and recovery
-        // finishes the job with the read-back.
-        run().map_err(|e| format!("{e:#} (the stream stops; on restart the decided records are published without duplicates)"))
+        if !present {
+            bail!("outbox object {key} is missing from {} and epoch {epoch} was never marked published", store.describe());
+        }
+        let l = Leftovers { scope: &self.scope, generation: b.generation, upto: epoch, groups: None, mark: true };
+        let (_, reached) = crate::checkpoint::block_on(publish_leftovers(&self.cfg, store, l))?;
+        if !reached.is_empty() {
+            *Self::lock(&self.frontier) = reached;
+        }
+        Ok(())
     }
 }
 
@@ -338,12 +383,10 @@ impl OutboxOutput {
         OutboxOutput { outbox, key_groups: key_groups.max(1), pending: BTreeMap::new() }
     }
 
-    /// The output of a generation that decides in `settings.scope`: opens that scope's outbox and
-    /// makes it the checkpoints' post-commit action, so each decision publishes its epochs.
-    pub fn attach(cfg: &Config, producer: Arc<ThreadedProducer<OutboxCtx>>, store: Arc<dyn ObjectStore>, settings: &mut crate::checkpoint::CheckpointSettings, generation: u64) -> Self {
-        let ob = Outbox::open(cfg.clone(), producer, store, &settings.scope, generation);
-        settings.post_commit = Some(ob.clone());
-        Self::new(ob, settings.key_groups)
+    /// The output of `generation` deciding in `scope`: opens that scope's outbox, which is also
+    /// the output's committer (each decision publishes its epochs).
+    pub fn attach(cfg: &Config, producer: Arc<ThreadedProducer<OutboxCtx>>, store: Arc<dyn ObjectStore>, scope: &str, generation: u64, key_groups: u32) -> Self {
+        Self::new(Outbox::open(cfg.clone(), producer, store, scope, generation), key_groups)
     }
 }
 
@@ -371,11 +414,11 @@ impl Output for OutboxOutput {
     }
 
     /// Writes the epoch's records to the store: the decision may only come after this.
-    fn prepare(&mut self, epoch: u64) -> anyhow::Result<Vec<crate::checkpoint::SinkFile>> {
+    fn pre_commit(&mut self, epoch: u64) -> anyhow::Result<Option<serde_json::Value>> {
         let later = self.pending.split_off(&(epoch + 1));
         let msgs: Vec<OutMessage> = std::mem::replace(&mut self.pending, later).into_values().flatten().collect();
         if msgs.is_empty() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let ob = &self.outbox;
         let key = outbox_key(&ob.scope, epoch, ob.generation);
@@ -387,8 +430,13 @@ impl Output for OutboxOutput {
         if outcome == PutOutcome::Exists {
             bail!("kafka output: outbox {key} already exists: another instance runs this generation");
         }
+        let blob = serde_json::to_value(Blob { outbox: key, generation: ob.generation, messages: msgs.len() })?;
         Outbox::lock(&ob.prepared).insert(epoch, msgs);
-        Ok(Vec::new())
+        Ok(Some(blob))
+    }
+
+    fn committer(&self) -> Option<Arc<dyn Committer>> {
+        Some(self.outbox.clone())
     }
 
     fn flush(&mut self) -> anyhow::Result<()> {
@@ -408,12 +456,13 @@ pub struct Leftovers<'a> {
 }
 
 /// Publishes what a decided generation had not published (see the module contract); returns the
-/// number of messages published now.
-pub async fn publish_leftovers(cfg: &Config, store: Arc<dyn ObjectStore>, l: Leftovers<'_>) -> anyhow::Result<usize> {
+/// number of messages published now and the output's end offsets afterwards (empty when there
+/// was nothing to do).
+pub async fn publish_leftovers(cfg: &Config, store: Arc<dyn ObjectStore>, l: Leftovers<'_>) -> anyhow::Result<(usize, Frontier)> {
     let markers = store.list(&format!("{}/published/", l.scope)).await?;
     let last = markers.iter().filter_map(|m| crate::checkpoint::parse_tail(&m.key)).max();
     if last.is_some_and(|m| m >= l.upto) {
-        return Ok(0);
+        return Ok((0, Frontier::new()));
     }
     let suffix = format!("-g{}", l.generation);
     let mut epochs: Vec<(u64, String)> = Vec::new();
@@ -425,7 +474,7 @@ pub async fn publish_leftovers(cfg: &Config, store: Arc<dyn ObjectStore>, l: Lef
         }
     }
     if epochs.is_empty() {
-        return Ok(0);
+        return Ok((0, Frontier::new()));
     }
     let mut todo: Vec<(String, OutMessage)> = Vec::new();
     for (e, key) in &epochs {
@@ -440,7 +489,7 @@ pub async fn publish_leftovers(cfg: &Config, store: Arc<dyn ObjectStore>, l: Lef
     topics.insert(cfg.topic.clone());
     let frontier: Frontier = match last {
         Some(m) => match store.get(&published_key(l.scope, m)).await? {
-            Some(b) => serde_json::from_slice(&b).with_context(|| format!("published marker {m} of {}", l.scope))?,
+            Some(b) => sealed::open(&b, &format!("published marker {m} of {} in {}", l.scope, store.describe()))?,
             None => Frontier::new(),
         },
         // Nothing was published from this scope yet (every publisher records a baseline first,
@@ -450,11 +499,11 @@ pub async fn publish_leftovers(cfg: &Config, store: Arc<dyn ObjectStore>, l: Lef
             let (c, t) = (cfg.clone(), topics.clone());
             let now = tokio::task::spawn_blocking(move || watermarks(producer(&c)?.client(), &t)).await??;
             let key = published_key(l.scope, 0);
-            match store.put_if_absent(&key, Bytes::from(serde_json::to_vec(&now)?)).await? {
+            match store.put_if_absent(&key, Bytes::from(sealed::seal(&now))).await? {
                 PutOutcome::Created => now,
                 PutOutcome::Exists => {
                     let b = store.get(&key).await?.unwrap_or_default();
-                    serde_json::from_slice(&b).with_context(|| format!("published marker 0 of {}", l.scope))?
+                    sealed::open(&b, &format!("published marker 0 of {} in {}", l.scope, store.describe()))?
                 }
             }
         }
@@ -471,10 +520,10 @@ pub async fn publish_leftovers(cfg: &Config, store: Arc<dyn ObjectStore>, l: Lef
     })
     .await??;
     if l.mark {
-        store.put_if_absent(&published_key(l.scope, l.upto), Bytes::from(serde_json::to_vec(&reached)?)).await?;
+        store.put_if_absent(&published_key(l.scope, l.upto), Bytes::from(sealed::seal(&reached))).await?;
     }
     tracing::info!(scope = l.scope, upto = l.upto, published = n, "kafka output: published the decided records the previous owner had not");
-    Ok(n)
+    Ok((n, reached))
 }
 
 /// The outbox ids (header values starting with `prefix`) found in `topics` from `frontier` (or
@@ -542,5 +591,25 @@ mod tests {
         bad[10] ^= 1;
         assert!(decode(&bad, "outbox/1").unwrap_err().to_string().contains("outbox/1"));
         assert!(decode(&b[..b.len() - 1], "x").is_err());
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Random, truncated and bit-flipped outbox objects: an error naming the object.
+        #[test]
+        fn decoding_never_accepts_damage(values in prop::collection::vec(prop::option::of(prop::collection::vec(any::<u8>(), 0..40)), 0..10), cut in any::<prop::sample::Index>(), pos in any::<prop::sample::Index>(), bit in 0u8..8, noise in prop::collection::vec(any::<u8>(), 0..200)) {
+            let msgs: Vec<OutMessage> = values.into_iter().enumerate().map(|(i, value)| OutMessage { topic: "t".into(), key: Some(vec![i as u8]), value, headers: vec![("h".into(), vec![1])], timestamp_ms: i as i64, group: i as u32 }).collect();
+            let b = encode(&msgs);
+            prop_assert_eq!(decode(&b, "x").unwrap(), msgs);
+            prop_assert!(decode(&b[..cut.index(b.len())], "outbox/cut").unwrap_err().to_string().contains("outbox/cut"));
+            let mut f = b.clone();
+            f[pos.index(b.len())] ^= 1 << bit;
+            prop_assert!(decode(&f, "outbox/flip").is_err());
+            let _ = decode(&noise, "noise");
+            let mut framed = MAGIC.to_vec();
+            framed.extend_from_slice(&noise);
+            let _ = decode(&framed, "noise");
+        }
     }
 }

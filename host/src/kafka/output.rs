@@ -183,12 +183,14 @@ impl Output for KafkaOutput {
         }
     }
 
-    fn prepare(&mut self, epoch: u64) -> anyhow::Result<Vec<crate::checkpoint::SinkFile>> {
+    /// Transactional: flushes the epoch's transaction; its commit is the decision itself (the
+    /// sink is the checkpoints' external decider), so there is no blob and no committer.
+    fn pre_commit(&mut self, epoch: u64) -> anyhow::Result<Option<serde_json::Value>> {
         match &self.mode {
             Mode::AtLeastOnce(_) => self.close()?,
             Mode::Transactional(s) => s.prepare(epoch).map_err(anyhow::Error::msg)?,
         }
-        Ok(Vec::new())
+        Ok(None)
     }
 
     /// librdkafka sends on its own (linger 5 ms): an idle output only reports failed deliveries.

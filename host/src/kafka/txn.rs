@@ -1,4 +1,4 @@
-//! The transactional Kafka sink: "Kafka decides" (DESIGN.md section 6), as a protocol over a small
+//! The transactional Kafka sink: "Kafka decides" (docs/ARCHITECTURE.md, "The commit protocol"), as a protocol over a small
 //! [`TxnClient`] trait so that every crash window is tested against a scripted fake (below) and
 //! the rdkafka client (`txn_rdkafka.rs`) only maps calls.
 //!

@@ -1,17 +1,22 @@
-//! Outputs: where a stream's records go.
+//! Outputs: where a stream's records go (the main output and `error_output` alike).
 //!
-//! Contract: `write_batch` may buffer; `flush` makes everything written so far durable as far as
-//! the output can (called at every barrier and at the end); `close` flushes and releases. Outputs
-//! here are at-least-once: after a crash, records since the last checkpoint are written again.
+//! Contract: `write_batch`/`write_epoch` may buffer; `flush` makes everything written so far
+//! durable as far as the output can (called when the stream idles and at the end); `close`
+//! flushes and releases. An exactly-once output takes part in the two-phase commit protocol of
+//! `checkpoint::commit`: `pre_commit` at each aligned barrier returns a blob for the manifest,
+//! its `committer` makes the blob's output visible after the decision, and `recovered` cleans up
+//! after recovery replayed the last decision's commits. The outputs in this file are
+//! at-least-once: after a crash, records since the last checkpoint are written again.
 
 mod eo_file;
 
-pub use eo_file::EoFileOut;
+pub use eo_file::{EoFileOut, FileCommitter};
 
 use crate::config::{OutputConfig, OutputFormat};
 use crate::record::Record;
 use anyhow::Context;
 use std::io::Write;
+use std::sync::Arc;
 
 pub trait Output: Send {
     fn write_batch(&mut self, records: &[Record]) -> anyhow::Result<()>;
@@ -19,11 +24,22 @@ pub trait Output: Send {
     fn write_epoch(&mut self, _epoch: u64, records: &[Record]) -> anyhow::Result<()> {
         self.write_batch(records)
     }
-    /// Prepares every epoch up to `epoch` at its aligned barrier: makes it durable and returns
-    /// the files to finalize after the decision (none for at-least-once outputs).
-    fn prepare(&mut self, _epoch: u64) -> anyhow::Result<Vec<crate::checkpoint::SinkFile>> {
+    /// Phase one of the commit protocol for every epoch up to `epoch`, at its aligned barrier:
+    /// makes what was written durable (invisible until committed) and returns what the
+    /// committer needs, stored in the manifest; None when there is nothing to commit.
+    fn pre_commit(&mut self, _epoch: u64) -> anyhow::Result<Option<serde_json::Value>> {
         self.flush()?;
-        Ok(Vec::new())
+        Ok(None)
+    }
+    /// Phase two: the committer of this output's blobs (None: it never returns one).
+    fn committer(&self) -> Option<Arc<dyn crate::checkpoint::Committer>> {
+        None
+    }
+    /// Called once at start, after recovery committed what the last decision (`last_decided`)
+    /// left: deletes what earlier runs prepared that no decision covers, and refuses output
+    /// that belongs to no decision of this state.
+    fn recovered(&mut self, _last_decided: Option<u64>) -> anyhow::Result<()> {
+        Ok(())
     }
     fn flush(&mut self) -> anyhow::Result<()>;
     fn close(&mut self) -> anyhow::Result<()> {
@@ -38,8 +54,12 @@ pub fn build(cfg: &OutputConfig) -> anyhow::Result<Box<dyn Output>> {
             if let Some(dir) = f.path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).with_context(|| format!("file output: creating {}", dir.display()))?;
             }
-            let file = std::fs::File::create(&f.path)
-                .with_context(|| format!("file output: cannot create {}", f.path.display()))?;
+            // Appends: a restart never truncates what an earlier run wrote (at-least-once).
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&f.path)
+                .with_context(|| format!("file output: cannot open {}", f.path.display()))?;
             Box::new(FileOut { format: f.format, w: std::io::BufWriter::with_capacity(1 << 20, file), path: f.path.clone() })
         }
         OutputConfig::Kafka(k) => Box::new(crate::kafka::KafkaOutput::open(k.clone())?),

@@ -202,7 +202,8 @@ pub fn decode_block(h: &Header, b: &BlockRef, block: &[u8], name: &str) -> Resul
     let raw = lz4_flex::block::decompress(block, b.rawlen as usize).map_err(|e| err(name, format!("decompression failed: {e}")))?;
     let mut r = Reader { b: &raw, pos: 0 };
     let bad = || err(name, "malformed entry");
-    let mut out = Vec::with_capacity(b.count as usize);
+    // An entry takes at least 19 bytes: a count beyond that is a lie, not an allocation.
+    let mut out = Vec::with_capacity((b.count as usize).min(raw.len() / 19 + 1));
     for _ in 0..b.count {
         let sid = r.u16().ok_or_else(bad)? as usize;
         let kind = *r.take(1).ok_or_else(bad)?.first().ok_or_else(bad)?;
@@ -239,7 +240,8 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<(u64, Vec<SnapshotEntry>), Sna
     };
     let mut out = Vec::new();
     for b in &h.blocks {
-        let block = content.get(b.offset as usize..b.offset as usize + b.clen as usize).ok_or_else(|| err(name, "block out of range"))?;
+        let end = (b.offset as usize).checked_add(b.clen as usize).ok_or_else(|| err(name, "block out of range"))?;
+        let block = content.get(b.offset as usize..end).ok_or_else(|| err(name, "block out of range"))?;
         out.extend(decode_block(&h, b, block, name)?);
     }
     Ok((h.epoch, out))
@@ -393,5 +395,36 @@ mod tests {
         assert_eq!(restored.peek(5, "other", b"k2").unwrap().value, b"v2");
         assert!(restored.peek(5, "default", b"k1").is_none());
         assert_eq!(restored.full_snapshot(), st.full_snapshot());
+    }
+
+    use proptest::prelude::*;
+
+    fn arb_entry() -> impl Strategy<Value = SnapshotEntry> {
+        (0u32..8, prop::sample::select(vec!["default", "other"]), prop::collection::vec(any::<u8>(), 0..12), prop::option::of(prop::collection::vec(any::<u8>(), 0..24)), any::<i64>())
+            .prop_map(|(group, store, key, value, written_ms)| SnapshotEntry { group, store: store.into(), key, value, written_ms })
+    }
+
+    proptest! {
+        /// Random, truncated and bit-flipped files: an error naming the file, never a panic or
+        /// a different set of entries accepted.
+        #[test]
+        fn decoding_never_accepts_damage(entries in prop::collection::vec(arb_entry(), 0..20), epoch in any::<u64>(), cut in any::<prop::sample::Index>(), pos in any::<prop::sample::Index>(), bit in 0u8..8, noise in prop::collection::vec(any::<u8>(), 0..300)) {
+            let mut sorted = entries.clone();
+            sorted.sort_by_key(|e| e.group);
+            let bytes = encode(epoch, &sorted);
+            let (e2, got) = decode(&bytes, "f").unwrap();
+            prop_assert_eq!(e2, epoch);
+            prop_assert_eq!(got.len(), sorted.len());
+            let i = cut.index(bytes.len());
+            prop_assert!(decode(&bytes[..i], "data/cut").unwrap_err().to_string().contains("data/cut"));
+            let mut flipped = bytes.clone();
+            flipped[pos.index(bytes.len())] ^= 1 << bit;
+            prop_assert!(decode(&flipped, "data/flip").unwrap_err().to_string().contains("data/flip"));
+            let _ = decode(&noise, "noise");
+            let mut framed = b"AFS2".to_vec();
+            framed.extend_from_slice(&noise);
+            let _ = decode(&framed, "noise");
+            let _ = Header::parse(&framed, "noise");
+        }
     }
 }

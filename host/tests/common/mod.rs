@@ -2,8 +2,10 @@
 //! (`bash plugins/build.sh` puts them in `plugins/dist/`).
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod kafka;
 pub mod kill;
+pub mod proxy;
 pub mod s3;
 
 use std::collections::HashMap;

@@ -1,5 +1,6 @@
 //! Test-only: a memory store with injected faults. Writes of `data/` objects fail or stall on
-//! demand (`fail_data`, `stall_data_ms`); the next read of a key containing `fail_get` fails once.
+//! demand (`fail_data`, `stall_data_ms`); writes of keys containing `fail_writes` fail while it is
+//! set; the next read of a key containing `fail_get` fails once.
 
 use super::{MemoryStore, ObjectMeta, ObjectStore, PutOutcome, StoreError};
 use async_trait::async_trait;
@@ -16,6 +17,8 @@ pub struct Flaky {
     pub stall_data_ms: AtomicU64,
     /// The next read of a key containing this fails (then it is cleared).
     pub fail_get: Mutex<Option<String>>,
+    /// Every write of a key containing this fails while set.
+    pub fail_writes: Mutex<Option<String>>,
 }
 
 fn injected(op: &'static str, key: &str) -> StoreError {
@@ -25,6 +28,9 @@ fn injected(op: &'static str, key: &str) -> StoreError {
 #[async_trait]
 impl ObjectStore for Flaky {
     async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<PutOutcome, StoreError> {
+        if self.fail_writes.lock().unwrap().as_deref().is_some_and(|f| key.contains(f)) {
+            return Err(injected("create", key));
+        }
         if key.contains("/data/") {
             let stall = self.stall_data_ms.load(SeqCst);
             if stall > 0 {

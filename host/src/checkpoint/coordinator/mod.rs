@@ -1,20 +1,27 @@
 //! The checkpoint coordinator of one stream: a thread that collects, per epoch, the input
-//! position, every worker's state delta (uploaded in the background) and the sink's prepared
-//! files; then writes the manifest (create-only), decides (`commits/{e}`, create-only), runs the
-//! post-commit actions (finalize output files, `committed/{e}`, `latest`), compacts and GCs.
+//! position, every worker's state delta (uploaded in the background) and the sinks'
+//! pre-commits; then writes the manifest (create-only), decides (its slot, see
+//! `checkpoint::decision`), runs the sinks' commits, marks `committed/{e}`, compacts and GCs
+//! (`decide.rs`).
 //!
 //! One checkpoint is in flight at a time (`in_flight`, read by the input before injecting a
 //! barrier). A checkpoint that fails or times out before its decision is abandoned without
-//! stopping the stream: its uploaded files, not-yet-uploaded entries and prepared output files
-//! carry over into the next epoch's manifest, so nothing it covered is lost. A decision conflict
-//! means a newer generation fenced this one: the stream stops with an error.
+//! stopping the stream: its uploaded files, not-yet-uploaded entries and pre-commits carry over
+//! into the next epoch's manifest, so nothing it covered is lost, and its slot is filled with an
+//! `Abandon` record before the next decision. Finding a slot taken means a newer generation
+//! fenced this one: the stream stops with an error. A sink commit that fails for good stops the
+//! stream too (recovery replays it).
 
-use super::{data_key, key, CheckpointSettings, Decision, Manifest, SinkFile, StateFile};
+mod decide;
+
+use decide::DecideError;
+
+use super::{data_key, CheckpointSettings, Manifest, SinkCommit, StateFile};
 use crate::state::backend::{ObjectStore, PutOutcome};
 use crate::state::snapshot::{self, SnapshotEntry};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +31,8 @@ pub enum CkptMsg {
     Injected { epoch: u64, position: serde_json::Value, ttl_clock_ms: i64 },
     Delta { epoch: u64, worker: usize, entries: Vec<SnapshotEntry> },
     Uploaded { epoch: u64, result: Result<StateFile, (String, Vec<SnapshotEntry>)> },
-    SinkPrepared { epoch: u64, files: Vec<SinkFile> },
+    /// The sinks' pre-commits of an aligned barrier (phase one of the commit protocol).
+    SinkPrepared { epoch: u64, commits: Vec<SinkCommit> },
     Compacted { upto: u64, file: StateFile },
     /// Compaction could not read or write; it is tried again after the next decision.
     CompactionFailed,
@@ -63,7 +71,7 @@ pub struct Coordinator {
     /// Carried over from abandoned epochs.
     carry_files: Vec<StateFile>,
     carry_entries: Vec<SnapshotEntry>,
-    carry_sink: Vec<SinkFile>,
+    carry_sink: Vec<SinkCommit>,
     current: Option<Pending>,
     /// Decided manifests kept restorable (newest last).
     retained: VecDeque<Manifest>,
@@ -84,6 +92,12 @@ pub struct Coordinator {
     closed_upto: u64,
     /// Uploads of abandoned epochs still in flight; no epoch is decided before they finish.
     carry_uploads: usize,
+    /// This generation's decision slots (gapless, see `checkpoint::decision`).
+    slots: super::decision::Slots,
+    /// Slots this generation wrote (GC deletes them without reading them back).
+    own_slots: std::collections::HashSet<u64>,
+    /// Slots read as fences by GC (never deleted, never read again).
+    fences: Arc<std::sync::Mutex<std::collections::HashSet<u64>>>,
 }
 
 struct Pending {
@@ -94,7 +108,7 @@ struct Pending {
     deltas: usize,
     uploads: usize,
     files: Vec<StateFile>,
-    sink: Option<Vec<SinkFile>>,
+    sink: Option<Vec<SinkCommit>>,
     failed: Option<String>,
 }
 
@@ -115,6 +129,7 @@ impl Coordinator {
         store: Arc<dyn ObjectStore>,
         s: CheckpointSettings,
         generation: u64,
+        last_slot: u64,
         workers: usize,
         decided: Option<&Manifest>,
         metrics: Arc<CheckpointMetrics>,
@@ -128,6 +143,7 @@ impl Coordinator {
         if let Some(m) = decided {
             metrics.last_decided.store(m.epoch, SeqCst);
         }
+        let slots_scope = s.scope.clone();
         let c = Coordinator {
             store,
             s,
@@ -153,8 +169,11 @@ impl Coordinator {
             upload_seq: 0,
             consecutive_failures: 0,
             hybrid,
-            closed_upto: decided.map_or(0, |m| m.epoch),
+            closed_upto: decided.map_or(0, |m| m.epoch).max(last_slot),
             carry_uploads: 0,
+            slots: super::decision::Slots::new(&slots_scope, generation, last_slot),
+            own_slots: Default::default(),
+            fences: Default::default(),
         };
         let name = format!("{}-checkpoint", c.s.stream);
         let join = std::thread::Builder::new().name(name).spawn(move || c.run()).expect("spawn coordinator");
@@ -178,9 +197,9 @@ impl Coordinator {
                 }
                 Some(CkptMsg::Delta { epoch, worker, entries }) => self.upload(epoch, worker, entries),
                 Some(CkptMsg::Uploaded { epoch, result }) => self.uploaded(epoch, result),
-                Some(CkptMsg::SinkPrepared { epoch, files }) => match self.current.as_mut().filter(|p| p.epoch == epoch) {
-                    Some(p) => p.sink = Some(files),
-                    None => self.carry_sink.extend(files),
+                Some(CkptMsg::SinkPrepared { epoch, commits }) => match self.current.as_mut().filter(|p| p.epoch == epoch) {
+                    Some(p) => p.sink = Some(commits),
+                    None => self.carry_sink.extend(commits),
                 },
                 Some(CkptMsg::CompactionFailed) => {
                     self.compacting = None;
@@ -249,7 +268,7 @@ impl Coordinator {
     fn spawn_upload(&mut self, epoch: u64, name: &str, entries: Vec<SnapshotEntry>) {
         self.upload_seq += 1;
         let store = self.store.clone();
-        let key = data_key(&self.s.scope, epoch, name, self.upload_seq);
+        let key = data_key(&self.s.scope, epoch, self.generation, name, self.upload_seq);
         let tx = self.tx.clone();
         super::io_runtime().spawn(async move {
             let (bytes, n) = tokio::task::spawn_blocking(move || {
@@ -260,7 +279,9 @@ impl Coordinator {
             .expect("encode task");
             let file = StateFile { key: key.clone(), epoch, size: bytes.len() as u64, checksum: snapshot::checksum_of(&bytes), entries: n.len() as u64 };
             let result = match store.put_if_absent(&key, Bytes::from(bytes)).await {
-                Ok(_) => Ok(file),
+                Ok(PutOutcome::Created) => Ok(file),
+                // Names carry the generation: only a zombie of this generation could be there.
+                Ok(PutOutcome::Exists) => Err((format!("state file {key} already exists"), n)),
                 Err(e) => Err((e.to_string(), n)),
             };
             let _ = tx.send(CkptMsg::Uploaded { epoch, result });
@@ -351,209 +372,12 @@ impl Coordinator {
                 *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(e);
                 self.in_flight.store(0, SeqCst);
             }
+            Err(DecideError::Commit(e)) => {
+                // Decided, but its output could not be made visible: stop; recovery commits it.
+                tracing::error!(stream = %self.s.stream, "{e}");
+                *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(e);
+                self.in_flight.store(0, SeqCst);
+            }
         }
     }
-
-    fn decide(&mut self, p: &Pending) -> Result<(), DecideError> {
-        let scope = self.s.scope.clone();
-        let mut files = match &self.compacted {
-            Some((upto, base)) => {
-                let mut f = vec![base.clone()];
-                f.extend(self.chain.iter().filter(|x| x.epoch > *upto).cloned());
-                f
-            }
-            None => self.chain.clone(),
-        };
-        files.extend(self.carry_files.iter().cloned());
-        files.extend(p.files.iter().cloned());
-        files.sort_by(|a, b| (a.epoch, &a.key).cmp(&(b.epoch, &b.key)));
-        let mut sink_files = self.carry_sink.clone();
-        sink_files.extend(p.sink.clone().unwrap_or_default());
-        let manifest = Manifest {
-            version: 1,
-            operator_id: scope.clone(),
-            stream: self.s.stream.clone(),
-            epoch: p.epoch,
-            parent: self.last_decided,
-            generation: self.generation,
-            key_groups: self.s.key_groups,
-            input_position: p.position.clone().unwrap_or_default(),
-            state_files: files,
-            sink_files,
-            ttl_clock_ms: p.ttl_clock_ms,
-            created_ms: crate::input::now_ms(),
-        };
-        let mbytes = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
-        let checksum = snapshot::checksum_of(&mbytes);
-        let mkey = key(&scope, "manifests", p.epoch);
-        let store = self.store.clone();
-        let created = super::block_on(store.put_if_absent(&mkey, Bytes::from(mbytes))).map_err(|e| DecideError::Retry(format!("writing manifest: {e}")))?;
-        if created == PutOutcome::Exists {
-            return Err(DecideError::Fenced(format!("manifest {mkey} already exists: another instance runs this operator; stopping")));
-        }
-        if let Some(d) = &self.s.decider {
-            // The external decider (a Kafka transaction) decides; `commits/{e}` below is its copy.
-            let ext = super::ExternalDecision { epoch: p.epoch, manifest: mkey.clone(), checksum, generation: self.generation };
-            d.decide(&ext, &manifest.input_position).map_err(DecideError::Fenced)?;
-        }
-        let decision = Decision::Commit { epoch: p.epoch, manifest: mkey.clone(), checksum, generation: self.generation };
-        let dbytes = Bytes::from(serde_json::to_vec(&decision).expect("decision serializes"));
-        let ckey = key(&scope, "commits", p.epoch);
-        let outcome = super::block_on(async {
-            for attempt in 0..5u32 {
-                match store.put_if_absent(&ckey, dbytes.clone()).await {
-                    Ok(o) => return Ok(o),
-                    Err(e) => {
-                        // The write may have landed: look before trying again.
-                        if let Ok(Some(existing)) = store.get(&ckey).await {
-                            return Ok(if existing == dbytes { PutOutcome::Created } else { PutOutcome::Exists });
-                        }
-                        if attempt == 4 {
-                            return Err(e);
-                        }
-                        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-                    }
-                }
-            }
-            unreachable!()
-        });
-        match outcome {
-            Ok(PutOutcome::Created) => {}
-            Ok(PutOutcome::Exists) => {
-                return Err(DecideError::Fenced(format!(
-                    "epoch {} of operator `{scope}` was decided by another generation (this one is {}): this instance was fenced and stops",
-                    p.epoch, self.generation
-                )))
-            }
-            Err(e) => return Err(DecideError::Retry(format!("writing decision: {e}"))),
-        }
-        // Decided. Post-commit actions; failures here are retried by recovery (idempotent).
-        let bytes: u64 = p.files.iter().map(|f| f.size).sum();
-        if let Err(e) = super::recovery::finalize_sink_files(&manifest.sink_files) {
-            tracing::error!(stream = %self.s.stream, epoch = p.epoch, "finalizing output files: {e:#}");
-        }
-        super::block_on(async {
-            let _ = store.put_if_absent(&key(&scope, "committed", p.epoch), Bytes::from_static(b"{}")).await;
-            let _ = store.put(&format!("{scope}/latest"), Bytes::from(p.epoch.to_string())).await;
-        });
-        if let Some(pc) = &self.s.post_commit {
-            if let Err(e) = pc.decided(p.epoch) {
-                tracing::warn!(stream = %self.s.stream, epoch = p.epoch, "post-commit action failed (retried after the next decision): {e}");
-            }
-        }
-        self.chain = manifest.state_files.clone();
-        if let Some(h) = &self.hybrid {
-            h.decided(p.epoch, &self.chain);
-        }
-        self.compacted = None;
-        self.last_decided = Some(p.epoch);
-        self.closed_upto = self.closed_upto.max(p.epoch);
-        self.carry_files.clear();
-        self.carry_sink.clear();
-        self.metrics.last_decided.store(p.epoch, SeqCst);
-        self.metrics.decided.fetch_add(1, SeqCst);
-        *self.metrics.decided_position.lock().unwrap_or_else(|x| x.into_inner()) = Some((p.epoch, manifest.input_position.clone()));
-        self.consecutive_failures = 0;
-        self.metrics.last_duration_ms.store(p.started.elapsed().as_millis() as u64, SeqCst);
-        self.metrics.last_bytes.store(bytes, SeqCst);
-        tracing::debug!(stream = %self.s.stream, epoch = p.epoch, bytes, files = self.chain.len(), "checkpoint decided");
-        self.retained.push_back(manifest);
-        while self.retained.len() > self.s.retained.max(1) {
-            self.retained.pop_front();
-        }
-        self.in_flight.store(0, SeqCst);
-        self.maybe_compact();
-        self.gc();
-        Ok(())
-    }
-
-    /// Merges the decided chain into one base file in the background when it grows long.
-    fn maybe_compact(&mut self) {
-        const MAX_CHAIN: usize = 24;
-        if self.compacting.is_some() || self.chain.len() <= MAX_CHAIN {
-            return;
-        }
-        self.compacting_flag.store(true, SeqCst);
-        let files = self.chain.clone();
-        let upto = files.iter().map(|f| f.epoch).max().unwrap_or(0);
-        let store = self.store.clone();
-        let key = format!("{}/data/{upto:020}/base-g{}.snap", self.s.scope, self.generation);
-        self.compacting = Some(key.clone());
-        let tx = self.tx.clone();
-        let ttl = self.s.ttl_ms;
-        super::io_runtime().spawn(async move {
-            // A chain that cannot be read (or is corrupted) is not compacted; the next decision retries.
-            let entries = match super::recovery::load_entries(store.clone(), &files).await {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!("compaction skipped: {e:#}");
-                    let _ = tx.send(CkptMsg::CompactionFailed);
-                    return;
-                }
-            };
-            // Tombstones and TTL-expired values end here.
-            let live = snapshot::compact(entries, crate::input::now_ms(), ttl);
-            let n = live.len() as u64;
-            let bytes = tokio::task::spawn_blocking(move || snapshot::encode(upto, &live)).await.expect("encode");
-            let file = StateFile { key: key.clone(), epoch: upto, size: bytes.len() as u64, checksum: snapshot::checksum_of(&bytes), entries: n };
-            let msg = match store.put_if_absent(&key, Bytes::from(bytes)).await {
-                Ok(_) => CkptMsg::Compacted { upto, file },
-                Err(e) => {
-                    tracing::warn!("compaction skipped: {e:#}");
-                    CkptMsg::CompactionFailed
-                }
-            };
-            let _ = tx.send(msg);
-        });
-    }
-
-    /// Deletes what no retained manifest reaches, only objects older than the grace period.
-    fn gc(&self) {
-        let Some(oldest) = self.retained.front().map(|m| m.epoch) else { return };
-        let mut keep: HashMap<&str, ()> = HashMap::new();
-        for m in &self.retained {
-            for f in &m.state_files {
-                keep.insert(&f.key, ());
-            }
-        }
-        // Also what is being or has been compacted but is not in a decided manifest yet.
-        let in_use: Vec<String> = self
-            .carry_files
-            .iter()
-            .chain(self.compacted.as_ref().map(|(_, f)| f))
-            .map(|f| f.key.clone())
-            .chain(self.compacting.clone())
-            .collect();
-        let keep: std::collections::HashSet<String> = keep.keys().map(|k| k.to_string()).chain(in_use).collect();
-        let store = self.store.clone();
-        let scope = self.s.scope.clone();
-        let grace = self.s.gc_grace.as_millis() as i64;
-        // Age is measured from when the keep set was taken: an object written after it survives.
-        let now = crate::input::now_ms();
-        super::io_runtime().spawn(async move {
-            let old = |m: &crate::state::backend::ObjectMeta| now - m.modified_ms > grace;
-            for kind in ["manifests", "commits", "committed"] {
-                if let Ok(list) = store.list(&format!("{scope}/{kind}/")).await {
-                    for m in list.iter().filter(|m| super::parse_tail(&m.key).is_some_and(|e| e < oldest) && old(m)) {
-                        let _ = store.delete(&m.key).await;
-                    }
-                }
-            }
-            if let Ok(list) = store.list(&format!("{scope}/data/")).await {
-                for m in list {
-                    let epoch = m.key.split('/').rev().nth(1).and_then(|e| e.parse::<u64>().ok());
-                    if epoch.is_some_and(|e| e < oldest) && !keep.contains(&m.key) && old(&m) {
-                        let _ = store.delete(&m.key).await;
-                    }
-                }
-            }
-        });
-    }
-}
-
-enum DecideError {
-    /// Not decided; try again with the next epoch.
-    Retry(String),
-    /// Another generation decided: stop.
-    Fenced(String),
 }
