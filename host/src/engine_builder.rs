@@ -44,6 +44,9 @@ impl EngineBuilder {
             let interval = std::time::Duration::from_millis(self.config.status_interval_ms);
             tokio::spawn(crate::metrics::status_lines(probes.clone(), interval));
         }
+        if self.config.shutdown_timeout_ms > 0 {
+            tokio::spawn(bound_drain(stop.clone(), probes.clone(), std::time::Duration::from_millis(self.config.shutdown_timeout_ms)));
+        }
         let result = Self::run_with_stop(streams, stop).await;
         probes.running.store(false, std::sync::atomic::Ordering::SeqCst);
         result
@@ -60,5 +63,23 @@ impl EngineBuilder {
         } else {
             Err(crate::Error::StreamsFailed { failures, reports })
         }
+    }
+}
+
+/// Once `stop` is set (a signal), gives the streams `limit` to drain, then exits the process with
+/// code 1 and the reason. Exactly-once holds: nothing undecided was made visible, and the next
+/// start resumes from the last decided checkpoint.
+async fn bound_drain(stop: Arc<std::sync::atomic::AtomicBool>, probes: Arc<crate::metrics::Probes>, limit: std::time::Duration) {
+    use std::sync::atomic::Ordering::SeqCst;
+    while !stop.load(SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(limit).await;
+    if probes.running.load(SeqCst) {
+        tracing::error!(
+            "the streams did not drain within shutdown_timeout_ms = {} after the signal: exiting without a final checkpoint; the next start resumes from the last decided checkpoint",
+            limit.as_millis()
+        );
+        std::process::exit(1);
     }
 }

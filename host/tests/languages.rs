@@ -77,7 +77,18 @@ fn run_lang(dir: &Dir, lang: &str, input: &str, output: &str) -> (Vec<String>, V
         .flat_map(|p| std::fs::read_to_string(p).unwrap().lines().map(String::from).collect::<Vec<_>>())
         .collect();
     lines.sort();
-    let errors = json_lines(&dir.path(&format!("errors-{output}")))
+    // The error output is exactly-once too: one finalized part per epoch.
+    let mut error_parts: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path(""))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("errors-{output}.")))
+        .collect();
+    error_parts.sort();
+    let errors = error_parts
+        .iter()
+        .flat_map(|p| json_lines(p))
+        .collect::<Vec<_>>()
         .iter()
         .map(|e| format!("{}/{}", e["error"]["class"].as_str().unwrap_or("?"), e["error"]["code"].as_str().unwrap_or("?")))
         .collect();

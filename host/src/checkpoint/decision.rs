@@ -218,6 +218,27 @@ impl Slots {
     }
 }
 
+impl Slots {
+    /// Reads the slot after this generation's last: a record of another generation there means a
+    /// newer process took over (`Fenced`). Absent, ours or unreadable from the store: nothing
+    /// learned. A process that cannot decide for a while (slow or stuck epochs) learns this way
+    /// that it was fenced and stops, instead of at its next decision.
+    pub async fn probe(&self, store: &dyn ObjectStore) -> Result<(), SlotError> {
+        let next = self.last + 1;
+        let key = slot_key(&self.scope, next);
+        let Ok(Some(found)) = store.get(&key).await else { return Ok(()) };
+        match Decision::decode(&found, &key, &store.describe()) {
+            Ok(o) if o.generation() == self.generation => Ok(()),
+            other => Err(SlotError::Fenced(format!(
+                "decision slot {next} of `{}` holds {}: this process (generation {}) is fenced, a newer process took over this state; this one stops",
+                self.scope,
+                other.map_or("an unreadable record".to_string(), |o| format!("a {} of generation {}", kind(&o), o.generation())),
+                self.generation
+            ))),
+        }
+    }
+}
+
 fn kind(d: &Decision) -> &'static str {
     match d {
         Decision::Commit { .. } => "commit",
@@ -282,6 +303,24 @@ mod tests {
             b.write(&store, &Decision::Commit { epoch: 6, manifest: "b6".into(), checksum: 6, generation: 2 }).await.unwrap();
             let (d, highest) = last_commit(&store, "op").await.unwrap();
             assert_eq!((d.unwrap().1.generation(), highest), (2, 6));
+        });
+    }
+
+    /// A process that cannot decide still learns from a probe of its next slot that it was fenced.
+    #[test]
+    fn a_probe_of_the_next_slot_finds_a_fence() {
+        run(async {
+            let store = MemoryStore::new();
+            let mut a = Slots::new("op", 1, 0);
+            a.write(&store, &Decision::Commit { epoch: 1, manifest: "m1".into(), checksum: 1, generation: 1 }).await.unwrap();
+            a.probe(&store).await.unwrap();
+            // An earlier attempt of ours at slot 2 whose answer was lost: still ours.
+            store.put(&slot_key("op", 2), Decision::Abandon { epoch: 2, generation: 1 }.encode()).await.unwrap();
+            a.probe(&store).await.unwrap();
+            store.delete(&slot_key("op", 2)).await.unwrap();
+            fence_next(&store, "op", 2).await.unwrap();
+            let err = a.probe(&store).await.unwrap_err();
+            assert!(matches!(err, SlotError::Fenced(ref m) if m.contains("slot 2") && m.contains("fence of generation 2")), "{err}");
         });
     }
 

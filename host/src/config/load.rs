@@ -28,6 +28,7 @@ pub(crate) struct RawRoot {
     streams: Vec<RawStream>,
     http: Option<RawHttp>,
     status_interval_ms: Option<u64>,
+    shutdown_timeout_ms: Option<u64>,
     plugin_cache: Option<RawPluginCache>,
 }
 
@@ -207,6 +208,7 @@ pub(crate) fn load(
         source: origin.map(Path::to_path_buf),
         http,
         status_interval_ms: root.status_interval_ms.unwrap_or(10_000),
+        shutdown_timeout_ms: root.shutdown_timeout_ms.unwrap_or(60_000),
         plugin_cache: root.plugin_cache.map(|c| match c.enabled.unwrap_or(true) {
             false => None,
             true => c.path.map(|p| ctx.resolve(p)).or_else(crate::processor::wasm::cache::default_dir),

@@ -18,6 +18,9 @@ pub struct EngineConfig {
     pub http: Option<HttpConfig>,
     /// A status line per stream in the log this often; 0 = never; default 10000
     pub status_interval_ms: u64,
+    /// After SIGINT/SIGTERM, how long the streams may take to drain before the process exits
+    /// with an error (the last decided checkpoint stands); 0 = no limit; default 60000
+    pub shutdown_timeout_ms: u64,
     /// `plugin_cache: {enabled, path}` — where compiled plugins are cached. None: the default
     /// (`$ARKFLOW_PLUGIN_CACHE`, else the user's cache dir); Some(None): disabled.
     pub plugin_cache: Option<Option<PathBuf>>,
@@ -252,6 +255,22 @@ pub struct WasmProcessorConfig {
     pub watch: bool,
     /// default 1000
     pub watch_interval_ms: u64,
+    pub circuit_breaker: CircuitBreaker,
+}
+
+/// Quarantine of a processor whose batches keep failing (see `processor::wasm::obs::Breaker`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitBreaker {
+    /// Batches in a row that failed after retries before the processor is quarantined; 0 = never; default 5
+    pub failures: u32,
+    /// Quarantine before one trial batch is let through; default 60000
+    pub cooldown_ms: u64,
+}
+
+impl Default for CircuitBreaker {
+    fn default() -> Self {
+        CircuitBreaker { failures: 5, cooldown_ms: 60_000 }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,6 +299,10 @@ pub struct WasmLimits {
     pub max_state_bytes: u64,
     /// Log line cap; default 4096
     pub max_log_line: usize,
+    /// Plugin log lines per second per processor (all workers), beyond `log_burst`; default 10
+    pub log_lines_per_sec: u32,
+    /// Plugin log lines let through at once; default 50
+    pub log_burst: u32,
 }
 
 /// What WASI access the plugin gets. Default: nothing (no env, no files, no network, no stdio).
@@ -462,6 +485,8 @@ impl Default for WasmLimits {
             max_batch_state_bytes: 64 * 1024 * 1024,
             max_state_bytes: 1024 * 1024 * 1024,
             max_log_line: 4096,
+            log_lines_per_sec: 10,
+            log_burst: 50,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! `path` is required and resolved against the config file's directory; `config` values become
 //! strings (scalars as written, null as "", nested lists/maps as JSON text); every `limits`
 //! field is optional and must be >= 1; `on_failure` accepts `FailurePolicy::NAMES`; `watch`
-//! (default false) and `watch_interval_ms` (default 1000, >= 1) drive live swaps.
+//! (default false) and `watch_interval_ms` (default 1000, >= 1) drive live swaps;
+//! `circuit_breaker` (`failures` default 5, 0 = off; `cooldown_ms` default 60000, >= 1).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,6 +40,14 @@ struct RawWasm {
     grants: Option<RawGrants>,
     watch: Option<bool>,
     watch_interval_ms: Option<u64>,
+    circuit_breaker: Option<RawBreaker>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawBreaker {
+    failures: Option<u32>,
+    cooldown_ms: Option<u64>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -52,6 +61,8 @@ struct RawLimits {
     max_batch_state_bytes: Option<u64>,
     max_state_bytes: Option<u64>,
     max_log_line: Option<usize>,
+    log_lines_per_sec: Option<u32>,
+    log_burst: Option<u32>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -85,7 +96,15 @@ fn wasm(ctx: &Ctx, value: Value, path: &YPath) -> Result<ProcessorConfig, Config
         },
         watch: raw.watch.unwrap_or(false),
         watch_interval_ms: raw.watch_interval_ms.unwrap_or(1000),
+        circuit_breaker: match raw.circuit_breaker {
+            None => CircuitBreaker::default(),
+            Some(b) => {
+                let d = CircuitBreaker::default();
+                CircuitBreaker { failures: b.failures.unwrap_or(d.failures), cooldown_ms: b.cooldown_ms.unwrap_or(d.cooldown_ms) }
+            }
+        },
     };
+    ctx.at_least(&path.key("circuit_breaker").key("cooldown_ms"), cfg.circuit_breaker.cooldown_ms, 1)?;
     ctx.at_least(&path.key("watch_interval_ms"), cfg.watch_interval_ms, 1)?;
     Ok(ProcessorConfig::Wasm(cfg))
 }
@@ -102,8 +121,11 @@ fn limits(ctx: &Ctx, raw: Option<RawLimits>, path: &YPath) -> Result<WasmLimits,
         max_batch_state_bytes: r.max_batch_state_bytes.unwrap_or(d.max_batch_state_bytes),
         max_state_bytes: r.max_state_bytes.unwrap_or(d.max_state_bytes),
         max_log_line: r.max_log_line.unwrap_or(d.max_log_line),
+        log_lines_per_sec: r.log_lines_per_sec.unwrap_or(d.log_lines_per_sec),
+        log_burst: r.log_burst.unwrap_or(d.log_burst),
     };
-    let checks: [(&str, u64); 8] = [
+    // log_lines_per_sec may be 0 (only the burst, once).
+    let checks: [(&str, u64); 9] = [
         ("memory_mb", l.memory_mb),
         ("batch_timeout_ms", l.batch_timeout_ms),
         ("max_output_bytes", l.max_output_bytes),
@@ -112,6 +134,7 @@ fn limits(ctx: &Ctx, raw: Option<RawLimits>, path: &YPath) -> Result<WasmLimits,
         ("max_batch_state_bytes", l.max_batch_state_bytes),
         ("max_state_bytes", l.max_state_bytes),
         ("max_log_line", l.max_log_line as u64),
+        ("log_burst", u64::from(l.log_burst)),
     ];
     for (key, v) in checks {
         ctx.at_least(&path.key(key), v, 1)?;

@@ -199,6 +199,7 @@ impl Stream {
             worker.ttl_clock = coordinator.as_ref().map(|_| clock.current());
             worker.ckpt = ckpt_tx.clone();
             worker.hybrid = hybrid.clone();
+            worker.checkpoint = coordinator.as_ref().map(|c| c.metrics.clone());
             workers.push(
                 std::thread::Builder::new()
                     .name(format!("{}-worker-{w}", shared.name))

@@ -42,6 +42,8 @@ pub struct Worker {
     reported: (i64, i64),
     /// The stream's TTL clock for this epoch when it checkpoints (None: the wall clock).
     pub ttl_clock: Option<i64>,
+    /// The coordinator's figures: once it halts, what this worker still holds is dropped.
+    pub checkpoint: Option<Arc<crate::checkpoint::coordinator::CheckpointMetrics>>,
 }
 
 impl Worker {
@@ -73,6 +75,7 @@ impl Worker {
             tick: 0,
             reported: (0, 0),
             ttl_clock: None,
+            checkpoint: None,
         }
     }
 
@@ -134,7 +137,7 @@ impl Worker {
 
     fn barrier(&mut self, epoch: u64, clock_ms: i64) {
         self.flush_all();
-        if !self.dead {
+        if !self.dead && !self.halted() {
             let now = self.now_ms();
             let mut groups: Vec<u32> = self.touched.drain().collect();
             groups.sort_unstable();
@@ -224,8 +227,13 @@ impl Worker {
     }
 
     /// Runs one key group's batch through every processor and sends the results downstream.
+    /// The coordinator decides nothing more: processing would only delay the stop.
+    fn halted(&self) -> bool {
+        self.checkpoint.as_ref().is_some_and(|c| c.halted.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     fn process_group(&mut self, group: u32, batch: Vec<Record>) {
-        if self.dead || batch.is_empty() {
+        if self.dead || batch.is_empty() || self.halted() {
             return;
         }
         if !self.ensure_resident(group) {

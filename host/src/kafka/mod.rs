@@ -8,6 +8,7 @@
 mod input;
 mod output;
 pub mod outbox;
+mod outbox_codec;
 pub mod probe;
 pub mod txn;
 mod txn_rdkafka;

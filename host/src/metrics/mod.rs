@@ -2,11 +2,12 @@
 //! `/ready`, on the address of the YAML's `http:` section (loopback in every example).
 //!
 //! Contract: metrics are read from the streams' shared counters at scrape time through a
-//! `prometheus-client` collector (labels: `stream`); nothing on the data path waits for a
-//! scrape. `/ready` answers 200 while every stream runs and none has failed, 503 otherwise.
+//! `prometheus-client` collector (labels: `stream`; per `wasm` processor also `processor` and
+//! `plugin`, see `processors`); nothing on the data path waits for a scrape. `/ready` answers 200 while every stream runs and none has failed, 503 otherwise.
 //! Credentials never appear: the backend is described by `ObjectStore::describe`.
 
 mod http;
+mod processors;
 
 pub use http::serve;
 
@@ -101,6 +102,7 @@ impl Collector for StreamsCollector {
             }
         }
         encode_kafka(&mut encoder, &streams)?;
+        processors::encode(&mut encoder, &streams)?;
         // The seed's "backend type", as an info-style gauge.
         let backends: Vec<(String, String)> =
             streams.iter().filter_map(|s| s.checkpoint.as_ref().map(|(b, _)| (s.shared.name.clone(), b.clone()))).collect();
@@ -185,6 +187,7 @@ pub async fn status_lines(probes: Arc<Probes>, interval: std::time::Duration) {
                 last_decided_checkpoint = s.checkpoint.as_ref().map_or(0, |(_, c)| c.last_decided.load(Relaxed)),
                 state_entries = m.state_entries.load(Relaxed),
                 state_bytes = m.state_bytes.load(Relaxed),
+                quarantined_processors = s.shared.swaps.lock().unwrap_or_else(|p| p.into_inner()).iter().filter_map(std::sync::Weak::upgrade).filter(|slot| slot.latest().obs.breaker.is_open()).count(),
                 "status"
             );
         }

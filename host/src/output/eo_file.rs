@@ -7,7 +7,9 @@
 //! ([`FileCommitter`], after the decision) renames it to `{path}.{e:012}`. The commit checks what
 //! it finds: a final part that is already there must have the recorded length and checksum (an
 //! earlier run of this commit), anything else stops the stream with an error naming both files;
-//! a temp file is cut back to the recorded length and, on replay, verified before the rename.
+//! a temp file is cut back to the recorded length and, on replay, verified before the rename;
+//! neither file present means the part was finalized and then consumed downstream (the temp is
+//! removed only after the final part is linked), which counts as committed.
 //! Names are deterministic per epoch; the generation in temp names keeps a fenced older process
 //! from writing into a newer one's files.
 //!
@@ -231,13 +233,15 @@ fn finalize(p: &Part, replay: bool) -> Result<(), CommitError> {
         Ok(m) => m.len(),
         // Another process (an older generation finishing its commit) renamed it meanwhile.
         Err(_) if fin.exists() => return finalize(p, replay),
-        Err(e) => {
-            return Err(CommitError::Fatal(format!(
-                "file output: the decided part {} is missing ({e}), so {} cannot be written: the output directory was changed by hand",
-                tmp.display(),
-                fin.display()
-            )))
+        // Neither the temp nor the final part: the temp is removed only after the final part is
+        // linked and its directory synced, so this part was finalized and then taken away (a
+        // downstream job consumes finished parts, as with any file sink). Stopping here would
+        // stop the stream for good; nothing of it is ours to write again.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(part = %fin.display(), "file output: the decided part was finalized before and has been moved away since; taking it as committed");
+            return Ok(());
         }
+        Err(e) => return Err(io(&format!("reading {}", tmp.display()), e)),
     };
     if len < p.len {
         return Err(CommitError::Fatal(format!("file output: the decided part {} has {len} bytes, {} were fsynced: refusing to finalize {}", tmp.display(), p.len, fin.display())));
@@ -310,15 +314,26 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_or_short_part_is_fatal_and_a_longer_one_is_cut() {
+    fn a_short_part_is_fatal_a_longer_one_is_cut_and_a_taken_one_is_committed() {
         let d = tempfile::tempdir().unwrap();
         let (o, blob) = prepared(d.path(), 1, 1, &["{\"a\":1}"]);
         let tmp = d.path().join(".out.jsonl.000000000001.g1.tmp");
         std::fs::OpenOptions::new().append(true).open(&tmp).unwrap().write_all(b"junk").unwrap();
         o.committer().unwrap().commit(1, &blob, true).unwrap();
         assert_eq!(std::fs::read_to_string(d.path().join("out.jsonl.000000000001")).unwrap(), "{\"a\":1}\n");
+        // Short: fsynced bytes are gone.
         let (o, blob) = prepared(d.path(), 1, 2, &["{\"a\":2}"]);
-        std::fs::remove_file(d.path().join(".out.jsonl.000000000002.g1.tmp")).unwrap();
+        let tmp = d.path().join(".out.jsonl.000000000002.g1.tmp");
+        std::fs::OpenOptions::new().write(true).open(&tmp).unwrap().set_len(3).unwrap();
         assert!(matches!(o.committer().unwrap().commit(2, &blob, true), Err(CommitError::Fatal(_))));
+        // Finalized, then taken by a downstream job before the commit was marked done: the
+        // replay takes it as committed and writes nothing.
+        let (o, blob) = prepared(d.path(), 1, 3, &["{\"a\":3}"]);
+        let c = o.committer().unwrap();
+        c.commit(3, &blob, false).unwrap();
+        let fin = d.path().join("out.jsonl.000000000003");
+        std::fs::rename(&fin, d.path().join("taken")).unwrap();
+        c.commit(3, &blob, true).unwrap();
+        assert!(!fin.exists(), "a taken part is not written again");
     }
 }

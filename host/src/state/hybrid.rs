@@ -70,23 +70,25 @@ impl HybridCache {
         Ok(h)
     }
 
-    /// Reads every entry of `group` from the decided chain, oldest file first.
+    /// Reads every entry of `group` from the decided chain, oldest file first. The files are
+    /// read concurrently (one round trip for a chain of any length, not one per file).
     pub fn load_group(&self, group: u32) -> anyhow::Result<Vec<SnapshotEntry>> {
         let chain = self.chain.read().unwrap_or_else(|p| p.into_inner()).clone();
         self.loads.fetch_add(1, Relaxed);
         crate::checkpoint::block_on(async {
-            let mut out = Vec::new();
-            for f in &chain {
+            let reads = chain.iter().map(|f| async move {
                 let h = self.header(f).await?;
-                let Some(b) = h.blocks.iter().find(|b| b.group == group) else { continue };
+                let Some(b) = h.blocks.iter().find(|b| b.group == group) else { return Ok(Vec::new()) };
                 let block = self
                     .store
                     .get_range(&f.key, b.offset, b.offset + b.clen as u64)
                     .await?
                     .ok_or_else(|| anyhow::anyhow!("state file {} is missing from {}", f.key, self.store.describe()))?;
-                out.extend(decode_block(&h, b, &block, &f.key)?);
-            }
-            Ok(out)
+                Ok::<_, anyhow::Error>(decode_block(&h, b, &block, &f.key)?)
+            });
+            // try_join_all keeps the chain's order: later files override earlier ones.
+            let parts: Vec<Vec<SnapshotEntry>> = futures::future::try_join_all(reads).await?;
+            Ok(parts.into_iter().flatten().collect())
         })
     }
 }

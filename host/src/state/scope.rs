@@ -24,6 +24,9 @@ pub enum StateError {
     NotACounter,
     #[error("state is disabled for this stream")]
     Disabled,
+    /// `increment` would leave the i64 range (nothing is written).
+    #[error("increment overflows i64: {0} + {1}")]
+    Overflow(i64, i64),
 }
 
 /// One page of a prefix scan.
@@ -137,7 +140,7 @@ impl<'a> Scope<'a> {
             None => 0,
             Some(v) => i64::from_le_bytes(v.try_into().map_err(|_| StateError::NotACounter)?),
         };
-        let next = current.wrapping_add(delta);
+        let next = current.checked_add(delta).ok_or(StateError::Overflow(current, delta))?;
         self.stage(store, key, Some(next.to_le_bytes().to_vec()))?;
         Ok(next)
     }

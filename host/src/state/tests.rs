@@ -117,6 +117,18 @@ fn increment_rejects_non_counters() {
 }
 
 #[test]
+fn increment_refuses_overflow_and_keeps_the_counter() {
+    let mut st = state(None);
+    let mut stg = Staging::default();
+    let mut s = st.scope(&mut stg, 0, 0);
+    assert_eq!(s.increment(0, b"k".to_vec(), i64::MAX), Ok(i64::MAX));
+    assert_eq!(s.increment(0, b"k".to_vec(), i64::MAX), Err(StateError::Overflow(i64::MAX, i64::MAX)));
+    assert_eq!(s.increment(0, b"k".to_vec(), -1), Ok(i64::MAX - 1));
+    assert_eq!(s.increment(0, b"m".to_vec(), i64::MIN), Ok(i64::MIN));
+    assert!(s.increment(0, b"m".to_vec(), -1).is_err());
+}
+
+#[test]
 fn scan_prefix_pages_merge_staged_and_committed() {
     let mut st = state(None);
     let mut stg = Staging::default();

@@ -226,6 +226,8 @@ impl Harness {
                     break;
                 }
                 failed_in_a_row += 1;
+                let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+                eprintln!("faults: a run ended with {status}: {}", log.lines().rev().find(|l| l.contains("error") || l.contains("ERROR")).unwrap_or("(no error line)"));
                 assert!(failed_in_a_row < 20, "20 starts in a row failed; last log:\n{}", tail(&std::fs::read_to_string(&p.log).unwrap_or_default()));
                 continue;
             }
@@ -281,14 +283,21 @@ impl Harness {
                 self.sleep_ms(1500, 3000);
                 signal(&p.child, "CONT");
                 // The paused process must find itself fenced at its next decision and stop.
+                let resumed = Instant::now();
                 match wait_exit(&mut p.child, Duration::from_secs(60)) {
                     Some(status) => {
+                        if resumed.elapsed() > Duration::from_secs(5) {
+                            eprintln!("faults: a fenced process took {:?} to stop; its log:\n{}", resumed.elapsed(), tail(&std::fs::read_to_string(&p.log).unwrap_or_default()));
+                        }
                         self.exited(&p, status);
                         if !status.success() {
                             self.outcome.zombies_stopped += 1;
                         }
                     }
-                    None => panic!("a fenced process kept running for 60 s after SIGCONT (log {})", p.log.display()),
+                    None => {
+                        signal(&p.child, "KILL");
+                        panic!("a fenced process kept running for 60 s after SIGCONT; its log:\n{}", tail(&std::fs::read_to_string(&p.log).unwrap_or_default()))
+                    }
                 }
                 Some(b)
             }
@@ -413,7 +422,7 @@ fn wait_exit(c: &mut Child, timeout: Duration) -> Option<std::process::ExitStatu
 
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 /// `ARKFLOW_FAULTS` or `default`.

@@ -14,6 +14,15 @@
 //! - `init-trap`: init panics.
 //! - `fail-batch`: process-batch returns Err (class internal, code `evil-fail-batch`).
 //! - `wrong-count`: process-batch returns one outcome fewer than records (none for 0 or 1 record).
+//! - `sleep`: process-batch sleeps `sleep_ms` (config, default 3600000) through WASI clocks/poll
+//!   (`std::thread::sleep`), then passes records through: a blocking host call, not CPU.
+//! - `log-flood`: logs one `log_bytes` (config, default 4000) error line per record, passes them.
+//! - `metrics`: per batch, `counter-add("evil_records", n)`, `gauge-set("evil last batch", n)`,
+//!   `histogram-record("evil_batch_size", n)`, and a counter with a fresh name per batch
+//!   (`evil_series_{batch_id}`: unbounded cardinality); passes records through.
+//! - `overflow`: `increment`s the record's key by i64::MAX twice; the error (a state error, not a
+//!   wrapped value) fails the record with code `overflow`; a wrapped sum is emitted as `{"sum":n}`.
+//! - `bad-output`: emits each record to the named output `nope` (one the stream does not have).
 //! - anything else (or no mode): pass-through, every record re-emitted unchanged.
 //! Declares state store "default" (used by `flood` only).
 use arkflow_plugin_sdk::prelude::*;
@@ -23,6 +32,8 @@ struct Evil {
     mode: String,
     flood_count: u64,
     giant_bytes: usize,
+    sleep_ms: u64,
+    log_bytes: usize,
 }
 
 impl Processor for Evil {
@@ -37,7 +48,9 @@ impl Processor for Evil {
         }
         let flood_count = config.get_parse_or("flood_count", 2_000_000u64)?;
         let giant_bytes = config.get_parse_or("giant_bytes", 8usize << 20)?;
-        Ok(Evil { mode, flood_count, giant_bytes })
+        let sleep_ms = config.get_parse_or("sleep_ms", 3_600_000u64)?;
+        let log_bytes = config.get_parse_or("log_bytes", 4000usize)?;
+        Ok(Evil { mode, flood_count, giant_bytes, sleep_ms, log_bytes })
     }
 
     fn process_batch(&mut self, ctx: &BatchContext, records: Vec<RecordIn>) -> Result<Vec<Outcome>, Error> {
@@ -87,6 +100,47 @@ impl Processor for Evil {
                 }
                 Ok(records.into_iter().map(Outcome::pass).collect())
             }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_millis(self.sleep_ms));
+                Ok(records.into_iter().map(Outcome::pass).collect())
+            }
+            "log-flood" => {
+                let line = "x".repeat(self.log_bytes);
+                for _ in &records {
+                    log_error!("evil: {line}");
+                }
+                Ok(records.into_iter().map(Outcome::pass).collect())
+            }
+            "metrics" => {
+                let n = records.len() as u64;
+                metrics::counter_add("evil_records", n);
+                metrics::gauge_set("evil last batch", n as f64);
+                metrics::histogram_record("evil_batch_size", n as f64);
+                metrics::counter_add(&format!("evil_series_{}", ctx.batch_id), 1);
+                Ok(records.into_iter().map(Outcome::pass).collect())
+            }
+            "overflow" => {
+                let store = Store::open("default")?;
+                Ok(records
+                    .iter()
+                    .map(|r| {
+                        let key = r.key.clone().unwrap_or_default();
+                        let sum = store.increment(&key, i64::MAX).and_then(|_| store.increment(&key, i64::MAX));
+                        match sum {
+                            Ok(n) => Outcome::emit_one(format!(r#"{{"sum":{n}}}"#)),
+                            Err(e) => Outcome::Fail(Error::state("overflow", format!("{e:?}"))),
+                        }
+                    })
+                    .collect())
+            }
+            "bad-output" => Ok(records
+                .into_iter()
+                .map(|r| {
+                    let mut out = RecordOut::from_input(r);
+                    out.output = Some("nope".into());
+                    Outcome::emit(out)
+                })
+                .collect()),
             _ => Ok(records.into_iter().map(Outcome::pass).collect()),
         }
     }

@@ -52,6 +52,10 @@ pub struct CheckpointMetrics {
     /// Set when another generation decided or fenced an epoch of this one (group mode ends the
     /// session instead of the stream).
     pub fenced: std::sync::atomic::AtomicBool,
+    /// Set when the coordinator decides nothing more (fenced, a commit failed for good, too many
+    /// failed checkpoints): workers drop what they still hold, none of it could be committed, and
+    /// the next start replays it from the last decided checkpoint.
+    pub halted: std::sync::atomic::AtomicBool,
     /// The input position of the last decided checkpoint, until the input takes it.
     pub decided_position: std::sync::Mutex<Option<(u64, serde_json::Value)>>,
 }
@@ -94,6 +98,8 @@ pub struct Coordinator {
     carry_uploads: usize,
     /// This generation's decision slots (gapless, see `checkpoint::decision`).
     slots: super::decision::Slots,
+    /// When the next slot was last read for a fence (see `Slots::probe`).
+    last_probe: Instant,
     /// Slots this generation wrote (GC deletes them without reading them back).
     own_slots: std::collections::HashSet<u64>,
     /// Slots read as fences by GC (never deleted, never read again).
@@ -172,6 +178,7 @@ impl Coordinator {
             closed_upto: decided.map_or(0, |m| m.epoch).max(last_slot),
             carry_uploads: 0,
             slots: super::decision::Slots::new(&slots_scope, generation, last_slot),
+            last_probe: Instant::now(),
             own_slots: Default::default(),
             fences: Default::default(),
         };
@@ -220,6 +227,7 @@ impl Coordinator {
                 None => {}
             }
             self.try_complete();
+            self.probe_fence();
             if shutting_down && self.current.is_none() {
                 break;
             }
@@ -321,13 +329,28 @@ impl Coordinator {
                     "{} consecutive checkpoints failed (state_management.tolerated_checkpoint_failures = {}); last: epoch {}: {why}",
                     self.consecutive_failures, self.s.tolerated_failures, p.epoch
                 );
-                *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(msg);
+                *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(msg); self.metrics.halted.store(true, SeqCst);
             }
             self.carry_files.extend(p.files);
             self.carry_sink.extend(p.sink.unwrap_or_default());
             // Its uploads still in flight land in carry_files (or carry_entries) when they finish.
             self.carry_uploads += p.uploads;
             let _ = self.in_flight.compare_exchange(p.epoch, 0, SeqCst, SeqCst);
+        }
+    }
+
+    /// Every checkpoint timeout without a decision, looks whether a newer generation fenced this
+    /// one, and stops the stream at once if so.
+    fn probe_fence(&mut self) {
+        if self.last_probe.elapsed() < self.s.timeout || self.fatal.lock().unwrap_or_else(|x| x.into_inner()).is_some() {
+            return;
+        }
+        self.last_probe = Instant::now();
+        if let Err(super::decision::SlotError::Fenced(e)) = crate::checkpoint::block_on(self.slots.probe(&*self.store)) {
+            tracing::error!(stream = %self.s.stream, "{e}");
+            self.metrics.fenced.store(true, SeqCst);
+            *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(e); self.metrics.halted.store(true, SeqCst);
+            self.in_flight.store(0, SeqCst);
         }
     }
 
@@ -361,7 +384,7 @@ impl Coordinator {
         }
         let p = self.current.take().expect("checked");
         match self.decide(&p) {
-            Ok(()) => {}
+            Ok(()) => self.last_probe = Instant::now(),
             Err(DecideError::Retry(e)) => {
                 self.current = Some(p);
                 self.abandon(e);
@@ -369,13 +392,13 @@ impl Coordinator {
             Err(DecideError::Fenced(e)) => {
                 tracing::error!(stream = %self.s.stream, "{e}");
                 self.metrics.fenced.store(true, SeqCst);
-                *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(e);
+                *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(e); self.metrics.halted.store(true, SeqCst);
                 self.in_flight.store(0, SeqCst);
             }
             Err(DecideError::Commit(e)) => {
                 // Decided, but its output could not be made visible: stop; recovery commits it.
                 tracing::error!(stream = %self.s.stream, "{e}");
-                *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(e);
+                *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(e); self.metrics.halted.store(true, SeqCst);
                 self.in_flight.store(0, SeqCst);
             }
         }

@@ -2,7 +2,8 @@
 //!
 //! One engine serves every plugin (compiled code is shared across workers). A background thread
 //! advances the engine's epoch every [`TICK`]; a store's deadline is a number of ticks, so a call
-//! that runs past its `batch_timeout_ms` traps with `Trap::Interrupt` within one tick.
+//! that runs past its `batch_timeout_ms` traps with `Trap::Interrupt` within one tick. Calls are
+//! async (on fibers) so that a call blocked in a host function is bounded too (`instance::bounded`).
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -1,6 +1,10 @@
 //! The host side of the plugin's imports: keyed state, log and metrics, plus a WASI context that
 //! grants nothing beyond what the YAML allows.
 //!
+//! Plugin logs go through the processor's rate limit and carry plugin, stream, worker and batch
+//! fields; plugin metric calls are collected per call and merged into the processor's series
+//! after it (see `obs`).
+//!
 //! `HostCtx` is the data of one wasmtime `Store`. The worker's state is moved into it for the
 //! duration of a call (`state`, `scope`) and moved back out afterwards; state calls outside a
 //! scope fail with `no-scope`. A store handle's resource rep is the store id itself, so state
@@ -8,8 +12,8 @@
 
 use super::bindings::arkflow::plugin::{log, metrics, state, types};
 use super::bindings::WitStateError;
+use super::obs::{CallMetrics, Op, ProcessorObs};
 use crate::state::{Staging, StateError, WorkerState};
-use std::collections::HashMap;
 use std::sync::Arc;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
@@ -30,12 +34,18 @@ pub struct HostCtx {
     pub(super) scope: Option<(u32, i64)>,
     store_names: Arc<Vec<String>>,
     state_enabled: bool,
+    /// `name@version`.
     plugin: Arc<str>,
     max_log_line: usize,
     /// The last error-level log line (the SDK logs panic messages there before trapping).
     pub(super) last_error_log: Option<String>,
-    /// Plugin-defined metrics: counters, gauges and histogram sums by name.
-    pub(super) metrics: HashMap<String, f64>,
+    /// The metric calls of the running call, merged into `obs` after it.
+    pub(super) metrics: CallMetrics,
+    pub(super) obs: Arc<ProcessorObs>,
+    /// Log fields: the stream, the worker and the batch of the running call.
+    pub(super) stream: Arc<str>,
+    pub(super) worker: usize,
+    pub(super) batch_id: u64,
 }
 
 impl HostCtx {
@@ -65,10 +75,14 @@ impl HostCtx {
             scope: None,
             store_names: shared.store_names.clone(),
             state_enabled: shared.state_enabled,
-            plugin: Arc::from(format!("{} ({})", shared.info.name, shared.path.display())),
+            plugin: Arc::from(format!("{}@{}", shared.info.name, shared.info.version)),
             max_log_line: shared.cfg.limits.max_log_line,
-            metrics: HashMap::new(),
+            metrics: CallMetrics::default(),
             last_error_log: None,
+            obs: shared.obs.clone(),
+            stream: Arc::from(""),
+            worker: 0,
+            batch_id: 0,
         }
     }
 
@@ -94,6 +108,8 @@ fn to_wit(e: StateError) -> WitStateError {
         StateError::QuotaExceeded(s) => WitStateError::QuotaExceeded(s),
         StateError::NotACounter => WitStateError::NotACounter,
         StateError::Disabled => WitStateError::Disabled,
+        // The WIT documents overflow under quota-exceeded (0.1.x has no case of its own).
+        e @ StateError::Overflow(..) => WitStateError::QuotaExceeded(e.to_string()),
     }
 }
 
@@ -178,43 +194,39 @@ impl log::Host for HostCtx {
         if matches!(level, log::Level::Error) {
             self.last_error_log = Some(msg.split_whitespace().collect::<Vec<_>>().join(" "));
         }
-        let plugin = &*self.plugin;
+        let enabled = match level {
+            log::Level::Trace => tracing::enabled!(tracing::Level::TRACE),
+            log::Level::Debug => tracing::enabled!(tracing::Level::DEBUG),
+            log::Level::Info => tracing::enabled!(tracing::Level::INFO),
+            log::Level::Warn => tracing::enabled!(tracing::Level::WARN),
+            log::Level::Error => tracing::enabled!(tracing::Level::ERROR),
+        };
+        if !enabled {
+            return;
+        }
+        let Some(suppressed) = self.obs.log.admit() else { return };
+        let (plugin, stream, worker, batch) = (&*self.plugin, &*self.stream, self.worker, self.batch_id);
+        if suppressed > 0 {
+            tracing::warn!(plugin, stream, worker, "{suppressed} plugin log lines suppressed (limits.log_lines_per_sec, limits.log_burst)");
+        }
         match level {
-            log::Level::Trace => tracing::trace!(plugin, "{msg}"),
-            log::Level::Debug => tracing::debug!(plugin, "{msg}"),
-            log::Level::Info => tracing::info!(plugin, "{msg}"),
-            log::Level::Warn => tracing::warn!(plugin, "{msg}"),
-            log::Level::Error => tracing::error!(plugin, "{msg}"),
+            log::Level::Trace => tracing::trace!(plugin, stream, worker, batch, "{msg}"),
+            log::Level::Debug => tracing::debug!(plugin, stream, worker, batch, "{msg}"),
+            log::Level::Info => tracing::info!(plugin, stream, worker, batch, "{msg}"),
+            log::Level::Warn => tracing::warn!(plugin, stream, worker, batch, "{msg}"),
+            log::Level::Error => tracing::error!(plugin, stream, worker, batch, "{msg}"),
         }
-    }
-}
-
-/// Cap on distinct plugin metric names per instance.
-const MAX_METRICS: usize = 256;
-
-impl HostCtx {
-    fn metric(&mut self, name: String) -> Option<&mut f64> {
-        if self.metrics.len() >= MAX_METRICS && !self.metrics.contains_key(&name) {
-            return None;
-        }
-        Some(self.metrics.entry(name).or_insert(0.0))
     }
 }
 
 impl metrics::Host for HostCtx {
     fn counter_add(&mut self, name: String, delta: u64) {
-        if let Some(v) = self.metric(name) {
-            *v += delta as f64;
-        }
+        self.metrics.push(name, Op::Add(delta));
     }
     fn gauge_set(&mut self, name: String, value: f64) {
-        if let Some(v) = self.metric(name) {
-            *v = value;
-        }
+        self.metrics.push(name, Op::Set(value));
     }
     fn histogram_record(&mut self, name: String, value: f64) {
-        if let Some(v) = self.metric(name) {
-            *v += value;
-        }
+        self.metrics.push(name, Op::Observe(value));
     }
 }

@@ -1,16 +1,25 @@
 //! One plugin instance per worker: its own `Store`, limits and retry loop.
 //!
-//! A call lends the worker's state to the store, runs under an epoch deadline and a memory cap,
-//! and checks the result (one outcome per record, output size, state quota). Any failure discards
+//! A call lends the worker's state to the store, runs under a deadline and a memory cap, and
+//! checks the result (one outcome per record, output size, state quota). Any failure discards
 //! the staged writes; a trap also drops the instance, which is re-created (and re-`init`ed) for
 //! the next attempt. After `retries` failed attempts the batch fails with the configured policy.
+//!
+//! The deadline (`limits.batch_timeout_ms`) binds twice: the epoch interrupt stops a guest that
+//! computes past it, and [`bounded`] abandons the call future of a guest blocked in a host call
+//! (WASI clocks/poll: a plugin that sleeps) at the same time. Either way the call fails with
+//! "deadline exceeded" and the instance is dropped.
 
 use super::bindings::{wit, Plugin};
 use super::engine::{deadline_ticks, shared_engine};
+use super::obs::Gate;
 use super::{HostCtx, PluginInfo, WasmShared, PROCESSOR_EXPORT};
+use std::sync::atomic::Ordering::Relaxed;
 use crate::processor::{BatchCtx, BatchError, Processor, StateSlot};
 use crate::record::{Outcome, Record, RecordError};
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use wasmtime::{Store, Trap};
 
 pub struct WasmProcessor {
@@ -29,13 +38,9 @@ pub struct WasmProcessor {
 /// Instantiates once without init and calls `describe`.
 pub(super) fn describe(shared: &WasmShared) -> anyhow::Result<PluginInfo> {
     let mut store = new_store(shared);
-    let plugin = shared
-        .pre
-        .instantiate(&mut store)
-        .map_err(|e| anyhow::anyhow!("instantiation failed: {}", trap_text(&e)))?;
-    let info = plugin
-        .arkflow_plugin_processor()
-        .call_describe(&mut store)
+    let ms = shared.cfg.limits.batch_timeout_ms;
+    let plugin = bounded(ms, shared.pre.instantiate_async(&mut store)).map_err(|e| anyhow::anyhow!("instantiation failed: {}", trap_text(&e)))?;
+    let info = bounded(ms, plugin.arkflow_plugin_processor().call_describe(&mut store))
         .map_err(|e| anyhow::anyhow!("export {PROCESSOR_EXPORT}#describe trapped: {}", trap_text(&e)))?;
     let state_formats = info
         .state_formats
@@ -59,6 +64,40 @@ fn new_store(shared: &WasmShared) -> Store<HostCtx> {
     store.epoch_deadline_trap();
     store.set_epoch_deadline(deadline_ticks(shared.cfg.limits.batch_timeout_ms));
     store
+}
+
+/// Runs one guest call (`fut`) to completion or until `ms` have passed, whichever is first. The
+/// epoch interrupt stops a computing guest at the same deadline; this stops a guest that waits in
+/// a host call, which no interrupt reaches. An abandoned call leaves its instance unusable: the
+/// caller drops it. Must not be called from an async task (it blocks); from one, it runs on a
+/// scoped thread.
+pub(super) fn bounded<R: Send, F: Future<Output = wasmtime::Result<R>> + Send>(ms: u64, fut: F) -> wasmtime::Result<R> {
+    // A little later than the epoch deadline, so a computing guest is stopped by the interrupt.
+    let limit = Duration::from_millis(ms) + 2 * super::engine::TICK;
+    let mut fut = std::pin::pin!(fut);
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return std::thread::scope(|s| s.spawn(|| crate::checkpoint::block_on(timed(fut.as_mut(), limit))).join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+    }
+    // Fast path: a call that never waits completes in its first poll, with no timer armed. WASI
+    // host calls need the runtime's context (their timers) even when polled here.
+    let started = std::time::Instant::now();
+    let rt = crate::checkpoint::io_runtime();
+    let first = {
+        let _ctx = rt.enter();
+        fut.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    };
+    match first {
+        std::task::Poll::Ready(r) => r,
+        std::task::Poll::Pending => rt.block_on(timed(fut.as_mut(), limit.saturating_sub(started.elapsed()))),
+    }
+}
+
+/// `fut` bounded by `limit` of wall time; past it, a deadline trap.
+async fn timed<R, F: Future<Output = wasmtime::Result<R>>>(fut: std::pin::Pin<&mut F>, limit: Duration) -> wasmtime::Result<R> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(wasmtime::Error::from(Trap::Interrupt).context("the plugin was blocked in a host call (WASI clocks/poll or I/O)")),
+    }
 }
 
 /// A one-line description of a wasmtime error: the trap kind or cause, without the wasm backtrace.
@@ -103,9 +142,15 @@ impl WasmProcessor {
         let s = &self.shared;
         let where_ = format!("{}: plugin {}", s.label, s.path.display());
         let mut store = new_store(s);
-        let plugin = s.pre.instantiate(&mut store).map_err(|e| format!("{where_}: instantiation failed: {}", trap_text(&e)))?;
-        store.set_epoch_deadline(deadline_ticks(s.cfg.limits.batch_timeout_ms));
-        match plugin.arkflow_plugin_processor().call_init(&mut store, &s.init_config.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>()) {
+        store.data_mut().worker = self.worker;
+        if let Some(st) = &self.stream {
+            store.data_mut().stream = Arc::from(st.name.as_str());
+        }
+        let ms = s.cfg.limits.batch_timeout_ms;
+        let plugin = bounded(ms, s.pre.instantiate_async(&mut store)).map_err(|e| format!("{where_}: instantiation failed: {}", trap_text(&e)))?;
+        store.set_epoch_deadline(deadline_ticks(ms));
+        let config: Vec<(&str, &str)> = s.init_config.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        match bounded(ms, plugin.arkflow_plugin_processor().call_init(&mut store, &config)) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(format!("{where_}: export {PROCESSOR_EXPORT}#init refused the config: {}", wit_error(&e))),
             Err(e) => {
@@ -127,6 +172,7 @@ impl WasmProcessor {
         self.shared = new;
         self.generation = generation;
         self.instance = None;
+        self.shared.obs.breaker.reset();
         // A failure here surfaces on the next batch, through the usual retries.
         let ready = self.ensure_instance();
         slot.switched(start.elapsed());
@@ -154,12 +200,21 @@ impl WasmProcessor {
             let data = store.data_mut();
             data.state = state.take();
             data.scope = Some((ctx.key_group, ctx.now_ms));
+            data.batch_id = self.batch_id;
         }
         store.set_epoch_deadline(deadline_ticks(limits.batch_timeout_ms));
-        let result = plugin.arkflow_plugin_processor().call_process_batch(&mut *store, wctx, &input);
+        let obs = self.shared.obs.clone();
+        let started = std::time::Instant::now();
+        let result = bounded(limits.batch_timeout_ms, plugin.arkflow_plugin_processor().call_process_batch(&mut *store, wctx, &input));
+        obs.host.latency.observe(started.elapsed().as_secs_f64());
+        obs.host.calls.fetch_add(1, Relaxed);
+        obs.host.records_in.fetch_add(records.len() as u64, Relaxed);
         let data = store.data_mut();
         *state = data.state.take();
         data.scope = None;
+        if !data.metrics.is_empty() {
+            obs.metrics.merge(&self.name, &mut data.metrics);
+        }
         let where_ = format!("plugin {} export {PROCESSOR_EXPORT}#process-batch", self.shared.path.display());
         let outcomes = match result {
             Ok(Ok(o)) => o,
@@ -169,13 +224,13 @@ impl WasmProcessor {
             }
             Err(e) => {
                 data.staging.discard();
+                let deadline = matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt));
                 if let Some(s) = &self.stream {
-                    let counter = match e.downcast_ref::<Trap>() {
-                        Some(Trap::Interrupt) => &s.metrics.deadline_kills,
-                        _ => &s.metrics.plugin_traps,
-                    };
-                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let counter = if deadline { &s.metrics.deadline_kills } else { &s.metrics.plugin_traps };
+                    counter.fetch_add(1, Relaxed);
                 }
+                let counter = if deadline { &obs.host.deadline_kills } else { &obs.host.traps };
+                counter.fetch_add(1, Relaxed);
                 let msg = with_last_log(format!("{where_}: {}", trap_text(&e)), store);
                 self.instance = None;
                 return Err(msg);
@@ -204,6 +259,8 @@ impl WasmProcessor {
         }
         let st = state.as_mut().expect("state returned");
         st.commit(&mut data.staging, ctx.key_group, ctx.now_ms);
+        let emitted: usize = out.iter().map(|o| if let Outcome::Emit(v) = o { v.len() } else { 0 }).sum();
+        obs.host.records_out.fetch_add(emitted as u64, Relaxed);
         Ok(out)
     }
 }
@@ -216,16 +273,47 @@ impl Processor for WasmProcessor {
     fn process(&mut self, ctx: &BatchCtx, records: &[Record], state: &mut StateSlot) -> Result<Vec<Outcome>, BatchError> {
         self.maybe_switch(None);
         self.batch_id += 1;
+        let obs = self.shared.obs.clone();
+        let cb = self.shared.cfg.circuit_breaker;
+        if let Gate::Quarantined(left) = obs.breaker.gate() {
+            obs.host.quarantined_batches.fetch_add(1, Relaxed);
+            return Err(BatchError {
+                message: format!(
+                    "{}: {} is quarantined ({} batches in a row failed; circuit_breaker) for {} ms more: the batch of {} records was not processed",
+                    self.shared.label,
+                    self.name,
+                    cb.failures,
+                    left.as_millis(),
+                    records.len()
+                ),
+                policy: self.shared.cfg.on_failure,
+            });
+        }
         let attempts = self.shared.cfg.retries + 1;
         let mut last = String::new();
         for attempt in 0..attempts {
             match self.attempt(ctx, records, state, attempt) {
-                Ok(out) => return Ok(out),
+                Ok(out) => {
+                    obs.breaker.record(true);
+                    return Ok(out);
+                }
                 Err(e) => {
                     tracing::warn!(worker = self.worker, attempt, "{}: {e}", self.shared.label);
                     last = e;
                 }
             }
+        }
+        if obs.breaker.record(false) {
+            obs.host.quarantines.fetch_add(1, Relaxed);
+            tracing::error!(
+                worker = self.worker,
+                "{}: {} quarantined for {} ms after {} failed batches in a row (circuit_breaker): its batches fail without calling it (on_failure: {:?}) until one trial batch succeeds or the plugin is swapped",
+                self.shared.label,
+                self.name,
+                cb.cooldown_ms,
+                cb.failures,
+                self.shared.cfg.on_failure
+            );
         }
         Err(BatchError {
             message: format!("{}: batch of {} records failed after {attempts} attempts: {last}", self.shared.label, records.len()),
@@ -244,7 +332,7 @@ impl Processor for WasmProcessor {
         store.data_mut().state = state.take();
         store.data_mut().scope = Some((key_group, now_ms));
         store.set_epoch_deadline(deadline_ticks(self.shared.cfg.limits.batch_timeout_ms));
-        let r = plugin.arkflow_plugin_processor().call_on_checkpoint(&mut *store, wit::CheckpointContext { epoch, key_group });
+        let r = bounded(self.shared.cfg.limits.batch_timeout_ms, plugin.arkflow_plugin_processor().call_on_checkpoint(&mut *store, wit::CheckpointContext { epoch, key_group }));
         let data = store.data_mut();
         *state = data.state.take();
         data.scope = None;
@@ -322,6 +410,16 @@ fn from_wit(outcomes: Vec<wit::RecordOutcome>, inputs: &[Record]) -> Vec<Outcome
                 code: truncate(&e.code, 256).to_string(),
                 message: truncate(&e.message, 4096).to_string(),
             }),
+            // Named outputs are not configurable in this version: a record sent to one must not
+            // fall through to the main output.
+            wit::RecordOutcome::Emit(outs) if outs.iter().any(|o| o.output.is_some()) => {
+                let name = outs.iter().find_map(|o| o.output.as_deref()).unwrap_or_default();
+                Outcome::Fail(RecordError {
+                    class: "config".to_string(),
+                    code: "invalid-output".to_string(),
+                    message: format!("a record was emitted to output `{}`, which this stream does not have (it has no named outputs)", truncate(name, 256)),
+                })
+            }
             wit::RecordOutcome::Emit(outs) => Outcome::Emit(
                 outs.into_iter()
                     .map(|o| Record {

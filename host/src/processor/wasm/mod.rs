@@ -10,7 +10,8 @@
 //! - A processor can be replaced while the stream runs ([`swap`]): the new file passes the same
 //!   checks plus an `init` canary off the data path and takes over at a checkpoint barrier.
 //! - Each worker gets its own `Store` ([`instance::WasmProcessor`]); limits (memory, CPU deadline by
-//!   epoch interruption, output size, state quotas) come from the YAML.
+//!   epoch interruption, output size, state quotas) come from the YAML. Every guest call, blocking
+//!   WASI calls included (a plugin that sleeps), ends by its deadline ([`instance`]).
 //! - A trap, deadline, bad result or error discards the batch's staged state writes, drops the
 //!   instance, re-instantiates and retries; after `retries` the configured policy applies.
 
@@ -19,6 +20,7 @@ pub mod cache;
 mod engine;
 mod host;
 mod instance;
+pub mod obs;
 pub mod swap;
 
 use crate::config::WasmProcessorConfig;
@@ -59,6 +61,8 @@ pub struct WasmShared {
     pub init_config: Vec<(String, String)>,
     /// xxh3-128 of the component bytes (hex): the version identity used by swaps and the cache.
     pub content_hash: String,
+    /// Log limit, metrics and circuit breaker of the processor (kept across live swaps).
+    pub obs: Arc<obs::ProcessorObs>,
 }
 
 pub struct WasmFactory {
@@ -79,7 +83,7 @@ pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, store_names: &[Str
         .map_err(|e| anyhow!("{label}: plugin {shown} is not a valid WebAssembly component: {e}"))?;
     tracing::debug!(plugin = %shown, hash = %loaded.content_hash, outcome = ?loaded.outcome, ms = loaded.elapsed.as_millis() as u64, "plugin loaded");
     let mut linker: Linker<HostCtx> = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("linking WASI: {e}"))?;
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow!("linking WASI: {e}"))?;
     bindings::Plugin::add_to_linker::<HostCtx, wasmtime::component::HasSelf<HostCtx>>(&mut linker, |h| h)
         .map_err(|e| anyhow!("linking arkflow:plugin imports: {e}"))?;
     let pre = linker.instantiate_pre(&loaded.component).map_err(|e| {
@@ -99,6 +103,7 @@ pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, store_names: &[Str
         state_enabled,
         init_config,
         content_hash: loaded.content_hash,
+        obs: Arc::new(obs::ProcessorObs::new(&cfg.limits, &cfg.circuit_breaker)),
     };
     shared.info = instance::describe(&shared).with_context(|| format!("{label}: plugin {shown}"))?;
     check_info(&shared.info, store_names, state_enabled).map_err(|e| anyhow!("{label}: plugin {shown}: {e}"))?;
@@ -159,8 +164,9 @@ impl super::ProcessorFactory for WasmFactory {
 fn check_info(info: &PluginInfo, store_names: &[String], state_enabled: bool) -> Result<(), String> {
     if !abi_compatible(&info.abi) {
         return Err(format!(
-            "describe() reports ABI `{}`, incompatible with the host's arkflow:plugin@{HOST_ABI} (same major version required; for 0.x the same minor)",
-            info.abi
+            "describe() reports ABI `{}`; this host implements arkflow:plugin@{HOST_ABI} and expects `{}` (info.abi is the WIT package version, MAJOR.MINOR.PATCH; rebuild the plugin with an SDK of that version)",
+            info.abi,
+            accepted_abi()
         ));
     }
     if !info.state_stores.is_empty() && !state_enabled {
@@ -180,9 +186,22 @@ fn check_info(info: &PluginInfo, store_names: &[String], state_enabled: bool) ->
     Ok(())
 }
 
+/// The ABI versions this host accepts, as shown in errors: `0.1.x` (for 0.x the same minor), or
+/// `1.x` from 1.0 on.
+fn accepted_abi() -> String {
+    let mut it = HOST_ABI.split('.');
+    match (it.next(), it.next()) {
+        (Some("0"), Some(minor)) => format!("0.{minor}.x"),
+        (Some(major), _) => format!("{major}.x"),
+        _ => HOST_ABI.to_string(),
+    }
+}
+
+/// Whether a plugin's `info.abi` is compatible (`arkflow:plugin@` before the version is allowed).
 fn abi_compatible(abi: &str) -> bool {
     let parse = |s: &str| -> Option<(u64, u64)> {
-        let mut it = s.trim().split('.');
+        let s = s.trim();
+        let mut it = s.strip_prefix("arkflow:plugin@").unwrap_or(s).split('.');
         Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
     };
     match (parse(abi), parse(HOST_ABI)) {
@@ -202,6 +221,12 @@ mod tests {
         assert!(!abi_compatible("0.2.0"));
         assert!(!abi_compatible("1.1.0"));
         assert!(!abi_compatible("garbage"));
+        assert!(abi_compatible("arkflow:plugin@0.1.0"));
+        assert!(!abi_compatible("arkflow:plugin@0.2.0"));
+        assert_eq!(accepted_abi(), "0.1.x");
+        let info = PluginInfo { name: "x".into(), version: "1".into(), abi: "arkflow:plugin@0.2.0".into(), state_stores: vec![], state_formats: vec![] };
+        let msg = check_info(&info, &["default".to_string()], true).unwrap_err();
+        assert!(msg.contains("reports ABI `arkflow:plugin@0.2.0`") && msg.contains("expects `0.1.x`"), "{msg}");
     }
 
     #[test]

@@ -72,7 +72,8 @@ impl SwapSlot {
         })
     }
 
-    fn latest(&self) -> Arc<WasmShared> {
+    /// The version last accepted: its `obs` and `display_name()` are the processor's.
+    pub fn latest(&self) -> Arc<WasmShared> {
         self.latest.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -111,7 +112,8 @@ impl SwapSlot {
         if super::cache::content_hash(&bytes) == old.content_hash {
             return Ok(format!("{shown} is unchanged ({} {}); nothing to do", old.display_name(), short(&old.content_hash)));
         }
-        let new = prepare(&old.cfg, &old.label, &old.store_names, old.state_enabled).map_err(|e| refused(format!("{e:#}")))?;
+        let mut new = prepare(&old.cfg, &old.label, &old.store_names, old.state_enabled).map_err(|e| refused(format!("{e:#}")))?;
+        new.obs = old.obs.clone();
         let new = Arc::new(new);
         // The canary: a fresh instance must `init` with the processor's config.
         WasmProcessor::new(new.clone(), usize::MAX).ensure_instance().map_err(refused)?;
