@@ -79,9 +79,9 @@ impl HybridCache {
             let reads = chain.iter().map(|f| async move {
                 let h = self.header(f).await?;
                 let Some(b) = h.blocks.iter().find(|b| b.group == group) else { return Ok(Vec::new()) };
-                let block = self
-                    .store
-                    .get_range(&f.key, b.offset, b.offset + b.clen as u64)
+                // A transient store error is retried: failing here stops the stream.
+                let (key, from, to) = (&f.key, b.offset, b.offset + b.clen as u64);
+                let block = crate::util::retry::retry_async(crate::util::retry::STORE, |_| self.store.get_range(key, from, to))
                     .await?
                     .ok_or_else(|| anyhow::anyhow!("state file {} is missing from {}", f.key, self.store.describe()))?;
                 Ok::<_, anyhow::Error>(decode_block(&h, b, &block, &f.key)?)

@@ -282,9 +282,25 @@ impl Harness {
                 let b = self.start(true);
                 self.sleep_ms(1500, 3000);
                 signal(&p.child, "CONT");
-                // The paused process must find itself fenced at its next decision and stop.
+                // The paused process must find itself fenced and stop, unless the second one
+                // failed before fencing it (a store fault during its recovery): then the first
+                // one is not fenced and rightly goes on, as the current process.
+                let mut b = b;
                 let resumed = Instant::now();
-                match wait_exit(&mut p.child, Duration::from_secs(60)) {
+                let mut b_failed = false;
+                let stopped = wait_until(Duration::from_secs(60), || {
+                    if let Ok(Some(_)) = p.child.try_wait() {
+                        return true;
+                    }
+                    b_failed = matches!(b.child.try_wait(), Ok(Some(s)) if !s.success());
+                    b_failed
+                });
+                if b_failed && matches!(p.child.try_wait(), Ok(None)) {
+                    let status = b.child.wait().unwrap();
+                    self.exited(&b, status);
+                    return Some(p);
+                }
+                match stopped.then(|| p.child.wait().unwrap()) {
                     Some(status) => {
                         if resumed.elapsed() > Duration::from_secs(5) {
                             eprintln!("faults: a fenced process took {:?} to stop; its log:\n{}", resumed.elapsed(), tail(&std::fs::read_to_string(&p.log).unwrap_or_default()));
@@ -418,6 +434,17 @@ fn wait_exit(c: &mut Child, timeout: Duration) -> Option<std::process::ExitStatu
         std::thread::sleep(Duration::from_millis(20));
     }
     None
+}
+
+fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 fn tail(log: &str) -> String {
