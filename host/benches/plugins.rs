@@ -65,7 +65,7 @@ fn load_times(plugin: &Path) -> (f64, f64, f64) {
     let cfg = counter_config(plugin, 1);
     let arkflow::config::ProcessorConfig::Wasm(w) = &cfg.streams[0].pipeline.processors[0] else { unreachable!() };
     cache::set_dir(Some(dir.path().to_path_buf()));
-    let factory = WasmFactory::load(w, "bench", 0, &["default".to_string()], true).unwrap();
+    let factory = WasmFactory::load(w, "bench", 0, &arkflow::processor::StreamEnv { store_names: vec!["default".to_string()], state_enabled: true, outputs: vec![] }).unwrap();
     let start = Instant::now();
     factory.check_init().unwrap();
     let init = start.elapsed();

@@ -179,11 +179,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn validate(config: EngineConfig) -> anyhow::Result<()> {
     arkflow::processor::wasm::cache::configure(&config.plugin_cache);
     for s in &config.streams {
-        let names = arkflow::engine::store_names(s);
         for (i, p) in s.pipeline.processors.iter().enumerate() {
             if let ProcessorConfig::Wasm(w) = p {
                 let label = format!("streams[{}].pipeline.processors[{i}]", s.name);
-                let f = arkflow::processor::wasm::WasmFactory::load(w, &label, i, &names, s.state.enabled)?;
+                let f = arkflow::processor::wasm::WasmFactory::load(w, &label, i, &arkflow::processor::StreamEnv::of(s))?;
                 f.check_init().with_context(|| format!("{label}: init"))?;
                 let info = f.info();
                 println!("ok: {label}: {} {} (abi {}, stores {:?}) from {}", info.name, info.version, info.abi, info.state_stores, w.path.display());
@@ -231,11 +230,10 @@ fn state_command(config: Option<&std::path::Path>, cmd: &StateCmd) -> anyhow::Re
                 };
                 // Value format as the stream's plugins declare it (describe().state-formats).
                 let mut format = String::from("bytes");
-                let names = arkflow::engine::store_names(s);
                 for (i, p) in s.pipeline.processors.iter().enumerate() {
                     if let ProcessorConfig::Wasm(w) = p {
                         let label = format!("streams[{}].pipeline.processors[{i}]", s.name);
-                        let f = arkflow::processor::wasm::WasmFactory::load(w, &label, i, &names, s.state.enabled)?;
+                        let f = arkflow::processor::wasm::WasmFactory::load(w, &label, i, &arkflow::processor::StreamEnv::of(s))?;
                         if let Some((_, fmt)) = f.info().state_formats.iter().find(|(st, _)| st == store_name) {
                             format = fmt.clone();
                         }

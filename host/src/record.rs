@@ -30,6 +30,10 @@ impl Record {
 pub enum Outcome {
     /// Zero or more records to pass downstream.
     Emit(Vec<Record>),
+    /// Records for the rest of the pipeline (`main`) and records sent straight to the stream's
+    /// named outputs (`side`: index into `StreamConfig::outputs`), which skip the rest of the
+    /// pipeline and are written exactly like the main output's.
+    Split { main: Vec<Record>, side: Vec<(u16, Record)> },
     /// Consumed without output.
     Drop,
     /// The record failed; it goes to `error_output` with this error.

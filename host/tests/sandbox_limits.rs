@@ -1,7 +1,8 @@
 //! The sandbox's bounds on plugins that misbehave without crashing: a plugin that sleeps in a
 //! blocking WASI call, one that fails every batch (circuit breaker), one that floods the log, one
 //! that defines metrics (exported at /metrics), one that overflows a counter, and one that emits to
-//! an output the stream does not have. Each runs the real binary with `evil` built from source.
+//! an output the stream does not have; and a SIGTERM drain that would never end is cut at
+//! shutdown_timeout_ms. Each runs the real binary with `evil` built from source.
 
 mod common;
 use common::*;
@@ -139,7 +140,7 @@ fn plugin_metrics_are_exported_with_their_labels() {
     signal(&child, "KILL");
     let _ = child.wait();
     assert!(seen, "the per-batch series went over the cap and were counted as dropped:\n{body}");
-    for m in ["arkflow_plugin_evil_records_total", "arkflow_plugin_evil_last_batch", "arkflow_plugin_evil_batch_size_count", "arkflow_processor_calls_total", "arkflow_processor_records_in_total"] {
+    for m in ["arkflow_plugin_evil_records_total", "arkflow_plugin_evil_last_batch", "arkflow_plugin_evil_batch_size_count", "arkflow_processor_calls_total", "arkflow_processor_records_in_total", "arkflow_processor_bytes_lowered_total", "arkflow_processor_bytes_lifted_total", "arkflow_processor_memory_high_water_bytes"] {
         let line = body.lines().find(|l| l.starts_with(&format!("{m}{labels}"))).unwrap_or_else(|| panic!("{m} with labels {labels}:\n{body}"));
         let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
         assert!(v > 0.0, "{line}");
@@ -170,4 +171,23 @@ fn counter_overflow_and_unknown_outputs_fail_the_record() {
     let errs = json_lines(&dir.path("badout.errors.jsonl"));
     assert_eq!(errs.len(), 100);
     assert!(errs.iter().all(|e| e["error"]["code"] == "invalid-output" && e["error"]["message"].as_str().unwrap().contains("`nope`")), "{}", errs[0]);
+}
+
+#[test]
+fn sigterm_drain_is_bounded_by_shutdown_timeout_ms() {
+    let dir = Dir::new();
+    // The plugin sleeps far past any drain: only shutdown_timeout_ms can end the process.
+    let extra = "          limits: { batch_timeout_ms: 600000 }\n          retries: 0\n          circuit_breaker: { failures: 0 }";
+    let yaml = format!("shutdown_timeout_ms: 1500\nstreams:\n{}", evil("sleep", extra, 40, &dir, "stuck"));
+    let cfg = dir.config(&yaml);
+    let child = spawn(&cfg);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, "TERM");
+    let signalled = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let waited = signalled.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "exit non-zero with the reason: {err}");
+    assert!(err.contains("did not drain within shutdown_timeout_ms = 1500"), "{err}");
+    assert!(waited >= Duration::from_millis(1400) && waited < Duration::from_secs(10), "the drain waited {waited:?} for a 1.5 s limit");
 }

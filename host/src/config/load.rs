@@ -100,6 +100,8 @@ struct RawStream {
     output: Value,
     #[schemars(with = "Option<serde_json::Value>")]
     error_output: Option<Value>,
+    #[schemars(with = "Option<serde_json::Value>")]
+    outputs: Option<Value>,
     key_by: Option<String>,
     state: Option<RawStreamState>,
 }
@@ -331,6 +333,7 @@ fn stream(ctx: &Ctx, index: usize, raw: RawStream) -> Result<StreamConfig, Confi
         )?),
         None => None,
     };
+    let outputs = named_outputs(ctx, raw.outputs, &path.key("outputs"))?;
     let state = match raw.state {
         None => StreamStateConfig::for_stream(&name),
         Some(s) => StreamStateConfig {
@@ -345,9 +348,38 @@ fn stream(ctx: &Ctx, index: usize, raw: RawStream) -> Result<StreamConfig, Confi
         pipeline,
         output,
         error_output,
+        outputs,
         state,
         key_by: raw.key_by,
     })
+}
+
+/// `outputs: {name: {type: ...}, ...}`: the stream's named outputs, in file order. A name is
+/// 1-64 characters of `[A-Za-z0-9_-]` (it is part of object paths and metric labels).
+fn named_outputs(ctx: &Ctx, raw: Option<Value>, path: &YPath) -> Result<Vec<(String, OutputConfig)>, ConfigError> {
+    let map = match raw {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Mapping(m)) => m,
+        Some(_) => {
+            let msg = format!("invalid value for {path}: expected a mapping of output names to outputs (`outputs: {{audit: {{type: file, path: audit.jsonl}}}}`)");
+            return Err(ctx.at_value(K::InvalidType, path, msg));
+        }
+    };
+    let mut out = Vec::with_capacity(map.len());
+    for (k, v) in map {
+        let Value::String(name) = k else {
+            let msg = format!("{path}: output names must be strings");
+            return Err(ctx.invalid(path, msg));
+        };
+        let at = path.key(&name);
+        let valid = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            let msg = format!("{at}: output name `{name}` must be 1-64 characters of letters, digits, `_` and `-`");
+            return Err(ctx.at_key(K::Invalid, &at, msg));
+        }
+        out.push((name, dispatch(ctx, v, &at, "output", outputs::TYPES)?));
+    }
+    Ok(out)
 }
 
 fn pipeline(

@@ -115,6 +115,9 @@ pub struct StreamConfig {
     pub pipeline: PipelineConfig,
     pub output: OutputConfig,
     pub error_output: Option<OutputConfig>,
+    /// Named outputs (`outputs: {name: ...}`), in file order: a processor routes a record to one
+    /// by name (WIT `record-out.output`); default none.
+    pub outputs: Vec<(String, OutputConfig)>,
     /// default: enabled, operator_id = name, custom_keys = []
     pub state: StreamStateConfig,
     /// JSON field of the record value used as routing key when the record has no key; default None

@@ -276,3 +276,24 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn named_outputs_are_checked() {
+    let head = format!("{HEAD}    input: {{type: stdin}}\n    output: {{type: file, path: /tmp/main.jsonl}}\n");
+    let ok = parse(&format!("{head}    outputs:\n      audit: {{type: drop}}\n      late-1: {{type: stdout}}\n")).unwrap();
+    let names: Vec<&str> = ok.streams[0].outputs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["audit", "late-1"], "file order kept");
+    assert_eq!(
+        err(&format!("{head}    outputs:\n      \"a b\": {{type: drop}}\n")),
+        "config.yaml:6:7: streams[0].outputs.a b: output name `a b` must be 1-64 characters of letters, digits, `_` and `-`"
+    );
+    assert_eq!(
+        err(&format!("{head}    outputs: [audit]\n")),
+        "config.yaml:5:14: invalid value for streams[0].outputs: expected a mapping of output names to outputs (`outputs: {audit: {type: file, path: audit.jsonl}}`)"
+    );
+    assert!(err(&format!("{head}    outputs:\n      audit: {{type: nope}}\n")).starts_with("config.yaml:6:21: unknown output type `nope` at streams[0].outputs.audit.type"));
+    assert_eq!(
+        err(&format!("{head}    outputs:\n      audit: {{type: file, path: /tmp/main.jsonl}}\n")),
+        "config.yaml:6:33: streams[0].outputs.audit.path writes /tmp/main.jsonl, which streams[0].output.path writes too: two outputs in one file would interleave (and exactly-once parts of one would be taken for the other's)"
+    );
+}

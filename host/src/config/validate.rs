@@ -5,7 +5,7 @@
 //! stream; stream names and state operator_ids unique and non-empty; `key_by` non-empty;
 //! `thread_num <= state_management.key_groups`; `custom_keys` non-empty, unique, not `default`;
 //! a processor with `on_failure: error_output` needs the stream's `error_output`; no two outputs
-//! (main or error, of any stream) write the same file; a `stdin` input cannot be exactly-once.
+//! (main, error or named, of any stream) write the same file; a `stdin` input cannot be exactly-once.
 
 use std::collections::HashMap;
 
@@ -71,9 +71,10 @@ pub(crate) fn check(ctx: &Ctx, cfg: &EngineConfig) -> Result<(), ConfigError> {
             let msg = format!("{at}: stdin cannot be replayed after a restart, so state_management.exactly_once: true cannot hold for it; use a file or kafka input, or set exactly_once: false (at-least-once)");
             return Err(ctx.invalid(&at, msg));
         }
-        for (which, out) in [("output", Some(&s.output)), ("error_output", s.error_output.as_ref())] {
+        let named = s.outputs.iter().map(|(n, o)| (sp.key("outputs").key(n), Some(o)));
+        for (at, out) in [(sp.key("output"), Some(&s.output)), (sp.key("error_output"), s.error_output.as_ref())].into_iter().chain(named) {
             let Some(OutputConfig::File(f)) = out else { continue };
-            let at = sp.key(which).key("path");
+            let at = at.key("path");
             // Compare by absolute, normalized path: `out/x` and `./out/x` are one file.
             let abs = std::path::absolute(&f.path).unwrap_or_else(|_| f.path.clone());
             let norm: std::path::PathBuf = abs.components().collect();

@@ -9,10 +9,12 @@
 mod clock;
 mod msg;
 mod shared;
+mod sinks;
 mod stream;
 mod worker;
 
 pub use shared::{StreamMetrics, StreamShared};
+pub(crate) use sinks::{configured as configured_sinks, Sinks};
 pub use stream::{CheckpointReport, CheckpointSetup, Router, Stream, StreamReport};
 
 use crate::config::{EngineConfig, ProcessorConfig, StreamConfig};
@@ -69,15 +71,12 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
             (Some(c), s)
         }
         false => {
-            if matches!(&cfg.output, crate::config::OutputConfig::Kafka(k) if k.exactly_once) {
-                anyhow::bail!("stream {}: output: a kafka output with exactly_once: true needs state_management.enabled: true (each epoch's transaction commits with its checkpoint)", cfg.name);
+            for (id, o) in sinks::configured(cfg) {
+                if matches!(o, crate::config::OutputConfig::Kafka(k) if k.exactly_once) {
+                    anyhow::bail!("stream {}: {id}: a kafka output with exactly_once: true needs state_management.enabled: true (each epoch's output commits with its checkpoint)", cfg.name);
+                }
             }
-            let output = crate::output::build(&cfg.output).map_err(|e| anyhow::anyhow!("stream {}: output: {e:#}", cfg.name))?;
-            let errors = match &cfg.error_output {
-                Some(o) => Some(crate::output::build(o).map_err(|e| anyhow::anyhow!("stream {}: error_output: {e:#}", cfg.name))?),
-                None => None,
-            };
-            (None, Sinks { output, errors })
+            (None, Sinks::plain(cfg)?)
         }
     };
     Ok(Stream {
@@ -88,38 +87,12 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
         ttl_ms: sm.state_timeout_ms,
         state_limits,
         input,
-        output: sinks.output,
-        error_output: sinks.errors,
+        sinks,
         barrier_interval: sm.enabled.then(|| Duration::from_millis(sm.checkpoint_interval_ms.max(1))),
         checkpoint,
         shared,
         group: None,
     })
-}
-
-/// A stream's outputs: the main one and `error_output`.
-pub(crate) struct Sinks {
-    pub output: Box<dyn crate::output::Output>,
-    pub errors: Option<Box<dyn crate::output::Output>>,
-}
-
-impl Sinks {
-    /// Phase two of the commit protocol, by sink name (`output`, `error_output`).
-    pub fn committers(&self) -> crate::checkpoint::Committers {
-        let mut c = crate::checkpoint::Committers::new();
-        c.extend(self.output.committer().map(|x| ("output".to_string(), x)));
-        c.extend(self.errors.as_ref().and_then(|e| e.committer()).map(|x| ("error_output".to_string(), x)));
-        c
-    }
-
-    /// Tells both outputs that recovery is done (they clean up and refuse foreign output).
-    pub fn recovered(&mut self, name: &str, last_decided: Option<u64>) -> anyhow::Result<()> {
-        self.output.recovered(last_decided).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?;
-        if let Some(e) = self.errors.as_mut() {
-            e.recovered(last_decided).map_err(|e| anyhow::anyhow!("stream {name}: error_output: {e:#}"))?;
-        }
-        Ok(())
-    }
 }
 
 /// Where a sink of a checkpointing stream decides and commits.
@@ -135,9 +108,9 @@ pub(crate) struct SinkPlace<'a> {
 
 /// Builds one output of a checkpointing stream in its exactly-once form where it has one: a file
 /// with `state_management.exactly_once` writes per-epoch parts, an exactly-once kafka output in
-/// outbox mode publishes through the store. `sink` is `output` or `error_output` (the error
-/// output's outbox lives under `{scope}/error_output`). Transactional kafka outputs are built by
-/// the caller (they are the decider).
+/// outbox mode publishes through the store. `sink` is the sink's id (see [`sinks`]); any sink
+/// but the main output keeps its outbox under `{scope}/{sink}`. Transactional kafka outputs are
+/// built by the caller (they are the decider).
 pub(crate) fn exactly_once_sink(engine: &EngineConfig, out: &crate::config::OutputConfig, sink: &str, at: &SinkPlace<'_>) -> anyhow::Result<Box<dyn crate::output::Output>> {
     use crate::config::OutputConfig;
     Ok(match out {
@@ -151,7 +124,7 @@ pub(crate) fn exactly_once_sink(engine: &EngineConfig, out: &crate::config::Outp
             Box::new(crate::kafka::outbox::OutboxOutput::attach(k, producer, at.store.clone(), &scope, at.generation, at.key_groups))
         }
         OutputConfig::Kafka(k) if k.exactly_once && sink != "output" => {
-            anyhow::bail!("an exactly-once kafka error_output needs exactly_once_mode: outbox (the stream's Kafka transactions carry the main output only)")
+            anyhow::bail!("an exactly-once kafka output other than the main one needs exactly_once_mode: outbox (the stream's Kafka transactions carry the main output only)")
         }
         other => crate::output::build(other)?,
     })
@@ -202,14 +175,14 @@ pub(crate) fn checkpoint_settings(engine: &EngineConfig, cfg: &StreamConfig) -> 
 }
 
 /// An exactly-once kafka output (transactions or outbox) is decided by the checkpoints: refused
-/// unless `state_management.exactly_once` is on.
+/// unless `state_management.exactly_once` is on (for every sink of the stream).
 pub(crate) fn exactly_once_output_needs_store(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result<()> {
-    match &cfg.output {
-        crate::config::OutputConfig::Kafka(k) if k.exactly_once && !engine.state_management.exactly_once => {
-            anyhow::bail!("stream {}: output: a kafka output with exactly_once: true needs state_management.exactly_once: true", cfg.name)
+    for (id, o) in sinks::configured(cfg) {
+        if matches!(o, crate::config::OutputConfig::Kafka(k) if k.exactly_once) && !engine.state_management.exactly_once {
+            anyhow::bail!("stream {}: {id}: a kafka output with exactly_once: true needs state_management.exactly_once: true", cfg.name)
         }
-        _ => Ok(()),
     }
+    Ok(())
 }
 
 /// Opens the state backend, checks it, recovers the last decided checkpoint, seeks the input,
@@ -233,8 +206,10 @@ fn checkpoint_setup(engine: &EngineConfig, cfg: &StreamConfig, input: &mut dyn c
                 );
             }
         }
-        if matches!(cfg.output, OutputConfig::Stdout(_)) {
-            tracing::warn!(stream = %name, "exactly_once: the stdout output stays at-least-once (records since the last checkpoint are printed again after a crash)");
+        for (id, o) in sinks::configured(cfg) {
+            if matches!(o, OutputConfig::Stdout(_)) {
+                tracing::warn!(stream = %name, sink = %id, "exactly_once: a stdout output stays at-least-once (records since the last checkpoint are printed again after a crash)");
+            }
         }
     }
     exactly_once_output_needs_store(engine, cfg)?;
@@ -257,14 +232,10 @@ fn checkpoint_setup(engine: &EngineConfig, cfg: &StreamConfig, input: &mut dyn c
     }
     let at = SinkPlace { store: &store, scope: &settings.scope, generation: recovered.generation, key_groups: settings.key_groups, producer: None };
     let output = match (&cfg.output, txn_sink) {
-        (OutputConfig::Kafka(k), Some(t)) => Box::new(crate::kafka::KafkaOutput::transactional(k.clone(), t)) as Box<dyn crate::output::Output>,
-        (o, _) => exactly_once_sink(engine, o, "output", &at).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?,
+        (OutputConfig::Kafka(k), Some(t)) => Some(Box::new(crate::kafka::KafkaOutput::transactional(k.clone(), t)) as Box<dyn crate::output::Output>),
+        _ => None,
     };
-    let errors = match &cfg.error_output {
-        Some(o) => Some(exactly_once_sink(engine, o, "error_output", &at).map_err(|e| anyhow::anyhow!("stream {name}: error_output: {e:#}"))?),
-        None => None,
-    };
-    let mut sinks = Sinks { output, errors };
+    let mut sinks = Sinks::checkpointed(engine, cfg, &at, output)?;
     settings.committers = sinks.committers();
     if let (Some(m), None) = (&recovered.manifest, &sm.from_savepoint) {
         crate::checkpoint::recovery::replay_commits(&*store, &settings.scope, m, &settings.committers).map_err(|e| anyhow::anyhow!("stream {name}: {e:#}"))?;

@@ -21,8 +21,9 @@ pub enum WorkerMsg {
 /// checkpoint coordinator; the output stage of this version only counts them.
 #[allow(dead_code)]
 pub enum OutMsg {
-    /// Output and error records of one processed batch, tagged with the epoch they belong to.
-    Data { epoch: u64, records: Vec<Record>, errors: Vec<Record> },
+    /// Output, error and named-output records (index into the stream's `outputs`) of one
+    /// processed batch, tagged with the epoch they belong to.
+    Data { epoch: u64, records: Vec<Record>, errors: Vec<Record>, side: Vec<(u16, Record)> },
     Barrier { epoch: u64, worker: usize },
     Eof { worker: usize },
 }

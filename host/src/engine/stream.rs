@@ -14,7 +14,6 @@ use super::shared::StreamShared;
 use super::worker::Worker;
 use crate::config::StreamConfig;
 use crate::input::Input;
-use crate::output::Output;
 use crate::processor::ProcessorFactory;
 use crate::state::{StateLimits, WorkerState};
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -31,8 +30,8 @@ pub struct Stream {
     pub(crate) ttl_ms: Option<u64>,
     pub(crate) state_limits: StateLimits,
     pub(crate) input: Box<dyn Input>,
-    pub(crate) output: Box<dyn Output>,
-    pub(crate) error_output: Option<Box<dyn Output>>,
+    /// The main output, `error_output` and the named outputs.
+    pub(crate) sinks: super::Sinks,
     pub(crate) barrier_interval: Option<Duration>,
     pub(crate) checkpoint: Option<CheckpointSetup>,
     pub shared: Arc<StreamShared>,
@@ -125,7 +124,7 @@ impl Stream {
         if let Some(g) = self.group.take() {
             return crate::group::run(self, g, stop);
         }
-        let Stream { config, factories, store_names, key_groups, ttl_ms, state_limits, mut input, output, error_output, barrier_interval, checkpoint, shared, group: _ } =
+        let Stream { config, factories, store_names, key_groups, ttl_ms, state_limits, mut input, sinks, barrier_interval, checkpoint, shared, group: _ } =
             self;
         let n = config.pipeline.thread_num.max(1);
         let cap = config.pipeline.channel_capacity.max(1);
@@ -179,7 +178,7 @@ impl Stream {
         let out_ckpt = ckpt_tx.clone();
         let out_thread = std::thread::Builder::new()
             .name(format!("{}-output", shared.name))
-            .spawn(move || output_stage(out_rx, output, error_output, n, &out_shared, out_ckpt))
+            .spawn(move || output_stage(out_rx, sinks, n, &out_shared, out_ckpt))
             .expect("spawn output thread");
 
         let mut inboxes = Vec::with_capacity(n);
@@ -420,11 +419,11 @@ impl Router {
     }
 }
 
-/// The output thread: writes records and errors, aligns barriers, ends after every worker's EOF.
+/// The output thread: writes records, errors and named-output records, aligns barriers, ends
+/// after every worker's EOF.
 fn output_stage(
     rx: Receiver<OutMsg>,
-    mut output: Box<dyn Output>,
-    mut errors: Option<Box<dyn Output>>,
+    mut sinks: super::Sinks,
     workers: usize,
     shared: &StreamShared,
     ckpt: Option<Sender<crate::checkpoint::coordinator::CkptMsg>>,
@@ -449,10 +448,7 @@ fn output_stage(
             Ok(m) => m,
             Err(crossbeam_channel::TryRecvError::Empty) => {
                 if dirty && !broken {
-                    check(output.flush(), &mut broken);
-                    if let Some(e) = errors.as_mut() {
-                        check(e.flush(), &mut broken);
-                    }
+                    check(sinks.flush(), &mut broken);
                 }
                 dirty = false;
                 match rx.recv() {
@@ -463,19 +459,24 @@ fn output_stage(
             Err(crossbeam_channel::TryRecvError::Disconnected) => break,
         };
         match msg {
-            OutMsg::Data { epoch, records, errors: errs } => {
+            OutMsg::Data { epoch, records, errors: errs, side } => {
                 if broken {
                     continue;
                 }
                 dirty = true;
                 if !records.is_empty() {
-                    check(output.write_epoch(epoch, &records), &mut broken);
+                    check(sinks.output.write_epoch(epoch, &records), &mut broken);
                     m.records_out.fetch_add(records.len() as u64, Relaxed);
                     m.bytes_out.fetch_add(records.iter().map(|r| r.size() as u64).sum(), Relaxed);
                 }
+                if !side.is_empty() {
+                    m.records_out.fetch_add(side.len() as u64, Relaxed);
+                    m.bytes_out.fetch_add(side.iter().map(|(_, r)| r.size() as u64).sum(), Relaxed);
+                    check(sinks.write_side(epoch, side), &mut broken);
+                }
                 if !errs.is_empty() {
-                    match errors.as_mut() {
-                        Some(e) => check(e.write_epoch(epoch, &errs), &mut broken),
+                    match sinks.errors.as_mut() {
+                        Some(e) => check(e.write_epoch(epoch, &errs).map_err(|e| e.context("error_output")), &mut broken),
                         None => {
                             for r in &errs {
                                 tracing::warn!(stream = %shared.name, "failed record (no error_output): {}", String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()));
@@ -490,8 +491,8 @@ fn output_stage(
                 if *c == workers {
                     aligned.remove(&epoch);
                     if !broken {
-                        // Phase one of the commit protocol for both sinks, reported together.
-                        match pre_commit(&mut *output, errors.as_deref_mut(), epoch) {
+                        // Phase one of the commit protocol for every sink, reported together.
+                        match sinks.pre_commit(epoch) {
                             Ok(commits) => {
                                 if let Some(tx) = &ckpt {
                                     let _ = tx.send(crate::checkpoint::coordinator::CkptMsg::SinkPrepared { epoch, commits });
@@ -513,23 +514,6 @@ fn output_stage(
         }
     }
     if !broken {
-        check(output.close(), &mut broken);
-        if let Some(e) = errors.as_mut() {
-            check(e.close(), &mut broken);
-        }
+        check(sinks.close(), &mut broken);
     }
-}
-
-/// Phase one of the commit protocol on the main output and the error output at barrier `epoch`.
-fn pre_commit(output: &mut dyn Output, errors: Option<&mut (dyn Output + 'static)>, epoch: u64) -> anyhow::Result<Vec<crate::checkpoint::SinkCommit>> {
-    let mut commits = Vec::new();
-    if let Some(blob) = output.pre_commit(epoch)? {
-        commits.push(crate::checkpoint::SinkCommit { sink: "output".into(), epoch, blob });
-    }
-    if let Some(e) = errors {
-        if let Some(blob) = e.pre_commit(epoch).map_err(|e| e.context("error_output"))? {
-            commits.push(crate::checkpoint::SinkCommit { sink: "error_output".into(), epoch, blob });
-        }
-    }
-    Ok(commits)
 }

@@ -226,12 +226,14 @@ impl Worker {
         self.shared.fail(e.message);
     }
 
-    /// Runs one key group's batch through every processor and sends the results downstream.
     /// The coordinator decides nothing more: processing would only delay the stop.
     fn halted(&self) -> bool {
         self.checkpoint.as_ref().is_some_and(|c| c.halted.load(std::sync::atomic::Ordering::Relaxed))
     }
 
+    /// Runs one key group's batch through every processor and sends the results downstream:
+    /// records for the main output, error records, and records a processor sent to a named
+    /// output (they leave the pipeline at that processor).
     fn process_group(&mut self, group: u32, batch: Vec<Record>) {
         if self.dead || batch.is_empty() || self.halted() {
             return;
@@ -252,6 +254,7 @@ impl Worker {
         let partition = batch[0].partition;
         let mut current = batch;
         let mut errors = Vec::new();
+        let mut side = Vec::new();
         let now = self.now_ms();
         for i in 0..self.processors.len() {
             self.batch_id += 1;
@@ -263,6 +266,10 @@ impl Worker {
                     for (input, outcome) in current.iter().zip(outcomes) {
                         match outcome {
                             Outcome::Emit(v) => next.extend(v),
+                            Outcome::Split { main, side: s } => {
+                                next.extend(main);
+                                side.extend(s);
+                            }
                             Outcome::Drop => {
                                 m.records_dropped.fetch_add(1, Relaxed);
                             }
@@ -296,10 +303,10 @@ impl Worker {
             m.state_bytes.fetch_add(b - self.reported.1, Relaxed);
             self.reported = (e, b);
         }
-        if current.is_empty() && errors.is_empty() {
+        if current.is_empty() && errors.is_empty() && side.is_empty() {
             return;
         }
-        let _ = self.out.send(OutMsg::Data { epoch: self.epoch, records: current, errors });
+        let _ = self.out.send(OutMsg::Data { epoch: self.epoch, records: current, errors, side });
     }
 }
 

@@ -107,12 +107,14 @@ pub(crate) fn build(
         _ => {}
     }
     crate::engine::exactly_once_output_needs_store(engine, cfg)?;
-    match &cfg.error_output {
-        Some(OutputConfig::File(_)) => return Err(refuse("cannot use a file error_output: every process would write the same file")),
-        Some(OutputConfig::Kafka(k)) if k.exactly_once => {
-            return Err(refuse("does not support an exactly-once kafka error_output yet (its outbox does not move with key groups); set exactly_once: false on it (at-least-once)"))
+    for (id, o) in crate::engine::configured_sinks(cfg).into_iter().skip(1) {
+        match o {
+            OutputConfig::File(_) => return Err(refuse(&format!("cannot use a file {id}: every process would write the same file"))),
+            OutputConfig::Kafka(k) if k.exactly_once => {
+                return Err(refuse(&format!("does not support an exactly-once kafka {id} yet (its outbox does not move with key groups); set exactly_once: false on it (at-least-once)")))
+            }
+            _ => {}
         }
-        _ => {}
     }
     let InputConfig::Kafka(k) = &cfg.input else { unreachable!("group mode is a kafka input setting") };
     let input = KafkaInput::open(k.clone(), &crate::engine::default_group(cfg), shared.kafka.clone()).map_err(|e| anyhow::anyhow!("stream {name}: {e:#}"))?;
@@ -145,8 +147,7 @@ pub(crate) fn build(
         ttl_ms: sm.state_timeout_ms,
         state_limits,
         input: Box::new(SessionInput(input.clone())),
-        output: crate::output::build(&OutputConfig::Drop)?,
-        error_output: None,
+        sinks: crate::engine::Sinks::dropping(),
         barrier_interval: Some(Duration::from_millis(sm.checkpoint_interval_ms.max(1))),
         checkpoint: None,
         shared,
@@ -383,14 +384,8 @@ fn start_session(t: &Stream, g: &GroupSetup, assignment: &[(String, i32)]) -> an
     settings.scope = scope.clone();
     settings.lazy_restore = false;
     let at = crate::engine::SinkPlace { store: &store, scope: &scope, generation, key_groups: t.key_groups, producer: g.producer.as_ref() };
-    let output = crate::engine::exactly_once_sink(&g.engine, &cfg.output, "output", &at).map_err(|e| e.context("output"))?;
-    let error_output = match &cfg.error_output {
-        Some(o) => Some(crate::engine::exactly_once_sink(&g.engine, o, "error_output", &at).map_err(|e| e.context("error_output"))?),
-        None => None,
-    };
-    let sinks = crate::engine::Sinks { output, errors: error_output };
+    let sinks = crate::engine::Sinks::checkpointed(&g.engine, cfg, &at, None)?;
     settings.committers = sinks.committers();
-    let crate::engine::Sinks { output, errors: error_output } = sinks;
     let recovered = crate::checkpoint::recovery::Recovered { generation, manifest: None, next_epoch: 1, last_slot: 0, clock_ms: took.clock_ms, entries: took.entries, restore_ms: took.restore_ms };
     Ok(Stream {
         config: cfg.clone(),
@@ -400,8 +395,7 @@ fn start_session(t: &Stream, g: &GroupSetup, assignment: &[(String, i32)]) -> an
         ttl_ms: t.ttl_ms,
         state_limits: t.state_limits,
         input: Box::new(SessionInput(g.input.clone())),
-        output,
-        error_output,
+        sinks,
         barrier_interval: t.barrier_interval,
         checkpoint: Some(CheckpointSetup { store, settings, recovered, metrics: Default::default(), hybrid: None, carry_restored: true }),
         shared: t.shared.clone(),

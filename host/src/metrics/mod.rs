@@ -48,7 +48,7 @@ type Getter = fn(&StreamProbe) -> Option<i64>;
 
 const METRICS: &[(&str, &str, MetricType, Getter)] = &[
     ("arkflow_records_in", "Records read from the input.", MetricType::Counter, |s| Some(s.shared.metrics.records_in.load(Relaxed) as i64)),
-    ("arkflow_records_out", "Records written to the output.", MetricType::Counter, |s| Some(s.shared.metrics.records_out.load(Relaxed) as i64)),
+    ("arkflow_records_out", "Records written to the main and named outputs.", MetricType::Counter, |s| Some(s.shared.metrics.records_out.load(Relaxed) as i64)),
     ("arkflow_records_dropped", "Records dropped by processors.", MetricType::Counter, |s| Some(s.shared.metrics.records_dropped.load(Relaxed) as i64)),
     ("arkflow_records_failed", "Records sent to error_output (or logged).", MetricType::Counter, |s| Some(s.shared.metrics.records_failed.load(Relaxed) as i64)),
     ("arkflow_batches", "Batches processed.", MetricType::Counter, |s| Some(s.shared.metrics.batches.load(Relaxed) as i64)),

@@ -1,6 +1,7 @@
 //! Per-processor figures of `wasm` processors at `/metrics`, labelled `stream`, `processor` (its
 //! index in the pipeline) and `plugin` (`name@version` of the running version):
-//! - measured by the host: `arkflow_processor_*` (calls, records in/out, traps, deadline kills,
+//! - measured by the host: `arkflow_processor_*` (calls, records and bytes in/out, memory
+//!   high-water mark, traps, deadline kills,
 //!   quarantines, quarantined batches, whether it is quarantined now, log lines suppressed, plugin
 //!   metric calls dropped, call latency histogram);
 //! - defined by the plugin through the WIT `metrics` interface: `arkflow_plugin_<name>` (the name
@@ -23,6 +24,9 @@ const FIGURES: &[(&str, &str, MetricType, Get)] = &[
     ("arkflow_processor_calls", "process-batch calls (each attempt).", MetricType::Counter, |o| o.host.calls.load(Relaxed)),
     ("arkflow_processor_records_in", "Records passed to the plugin (each attempt).", MetricType::Counter, |o| o.host.records_in.load(Relaxed)),
     ("arkflow_processor_records_out", "Records the plugin emitted in successful calls.", MetricType::Counter, |o| o.host.records_out.load(Relaxed)),
+    ("arkflow_processor_bytes_lowered", "Bytes of keys, values and headers passed into the plugin (each attempt).", MetricType::Counter, |o| o.host.bytes_lowered.load(Relaxed)),
+    ("arkflow_processor_bytes_lifted", "Bytes of keys, values and headers the plugin emitted in successful calls.", MetricType::Counter, |o| o.host.bytes_lifted.load(Relaxed)),
+    ("arkflow_processor_memory_high_water_bytes", "Largest linear memory any instance of the plugin grew to.", MetricType::Gauge, |o| o.host.memory_high_water.load(Relaxed)),
     ("arkflow_processor_traps", "Calls that trapped.", MetricType::Counter, |o| o.host.traps.load(Relaxed)),
     ("arkflow_processor_deadline_kills", "Calls stopped at limits.batch_timeout_ms (computing or blocked).", MetricType::Counter, |o| o.host.deadline_kills.load(Relaxed)),
     ("arkflow_processor_quarantines", "Times the circuit breaker quarantined the processor.", MetricType::Counter, |o| o.host.quarantines.load(Relaxed)),

@@ -63,7 +63,7 @@ pub fn build(cfg: &OutputConfig) -> anyhow::Result<Box<dyn Output>> {
             Box::new(FileOut { format: f.format, w: std::io::BufWriter::with_capacity(1 << 20, file), path: f.path.clone() })
         }
         OutputConfig::Kafka(k) => Box::new(crate::kafka::KafkaOutput::open(k.clone())?),
-        OutputConfig::Drop => Box::new(Drop),
+        OutputConfig::Drop => Box::new(Dropping),
     })
 }
 
@@ -134,9 +134,10 @@ impl Output for FileOut {
     }
 }
 
-struct Drop;
+/// Discards everything (`type: drop`).
+pub struct Dropping;
 
-impl Output for Drop {
+impl Output for Dropping {
     fn write_batch(&mut self, _: &[Record]) -> anyhow::Result<()> {
         Ok(())
     }

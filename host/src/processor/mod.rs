@@ -56,6 +56,27 @@ pub trait Processor: Send {
     fn at_barrier(&mut self, _epoch: u64) {}
 }
 
+/// What a processor learns about its stream when it is built.
+#[derive(Debug, Clone, Default)]
+pub struct StreamEnv {
+    /// The stream's state stores ("default" first).
+    pub store_names: Vec<String>,
+    /// `state.enabled` of the stream.
+    pub state_enabled: bool,
+    /// The stream's named outputs in order: `Outcome::Split` side records index into it.
+    pub outputs: Vec<String>,
+}
+
+impl StreamEnv {
+    pub fn of(stream: &StreamConfig) -> Self {
+        StreamEnv {
+            store_names: crate::engine::store_names(stream),
+            state_enabled: stream.state.enabled,
+            outputs: stream.outputs.iter().map(|(n, _)| n.clone()).collect(),
+        }
+    }
+}
+
 /// Builds per-worker instances of one configured processor.
 pub trait ProcessorFactory: Send + Sync {
     fn name(&self) -> &str;
@@ -67,6 +88,7 @@ pub trait ProcessorFactory: Send + Sync {
 /// `store_names` are the stream's state stores ("default" first).
 pub fn build_factories(stream: &StreamConfig, store_names: &[String]) -> anyhow::Result<Vec<Arc<dyn ProcessorFactory>>> {
     let state_enabled = stream.state.enabled;
+    let env = StreamEnv { store_names: store_names.to_vec(), ..StreamEnv::of(stream) };
     stream
         .pipeline
         .processors
@@ -76,7 +98,7 @@ pub fn build_factories(stream: &StreamConfig, store_names: &[String]) -> anyhow:
             let label = format!("streams[{}].pipeline.processors[{i}]", stream.name);
             Ok(match p {
                 ProcessorConfig::Wasm(cfg) => {
-                    Arc::new(wasm::WasmFactory::load(cfg, &label, i, store_names, state_enabled)?)
+                    Arc::new(wasm::WasmFactory::load(cfg, &label, i, &env)?)
                 }
                 ProcessorConfig::Sql(cfg) => Arc::new(crate::sql::SqlFactory::new(cfg, &label, store_names, state_enabled)?),
                 ProcessorConfig::JsonToArrow { schema } => Arc::new(crate::sql::codecs::CodecFactory {

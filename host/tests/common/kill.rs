@@ -67,8 +67,36 @@ streams:
 /// `n` input records' effects appear exactly once and each key's counts are 1..=expected. Each
 /// run lives a random time in `window_ms` (min, max) before its kill.
 pub fn kill_and_check(cfg: &Path, out_dir: &Path, expected: &HashMap<String, i64>, n: u64, kills: u64, window_ms: (u64, u64)) {
+    let killed = kill_repeatedly(cfg, kills, window_ms);
+    let (before, parts_before) = read_parts(out_dir);
+    eprintln!("kill loop: before the final run, {parts_before} parts with {} records were finalized", before.len());
+    // A final run to completion.
+    let out = run(cfg, &[]);
+    assert!(out.status.success(), "final run: {}", stderr(&out));
+    let (lines, parts) = read_parts(out_dir);
+    eprintln!("kill loop: {killed} kills, {parts} parts, {} output records", lines.len());
+    assert_eq!(killed, kills, "every planned kill landed while the stream ran");
+    assert!(parts_before > 0 && !before.is_empty(), "kills landed after decided checkpoints");
+    assert_eq!(lines.len() as u64, n, "every input record's effect exactly once");
+    let got = counts_by_key(&lines.iter().map(|l| serde_json::json!({"key": l["key"], "count": l["count"]})).collect::<Vec<_>>());
+    assert_eq!(got.len(), expected.len());
+    for (k, counts) in got {
+        let n = expected[&k];
+        let mut sorted = counts.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (1..=n).collect::<Vec<_>>(), "key {k}: each count exactly once");
+        assert_eq!(counts, sorted, "key {k}: counts in order across parts");
+    }
+    let stale: Vec<_> = std::fs::read_dir(out_dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+    assert!(stale.is_empty(), "no temp files left after a clean end: {stale:?}");
+}
+
+
+/// Starts the stream of `cfg` and SIGKILLs it after a random time in `window_ms`, `kills` times
+/// (fewer when runs keep finishing before their kill: the input is consumed); returns the kills.
+pub fn kill_repeatedly(cfg: &Path, kills: u64, window_ms: (u64, u64)) -> u64 {
     let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    eprintln!("kill loop: {n} records, {kills} kills, seed {seed}");
+    eprintln!("kill loop: {kills} kills, seed {seed}");
     let mut rand = move || {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         seed >> 33
@@ -105,26 +133,5 @@ pub fn kill_and_check(cfg: &Path, out_dir: &Path, expected: &HashMap<String, i64
             }
         }
     }
-    let (before, parts_before) = read_parts(out_dir);
-    eprintln!("kill loop: before the final run, {parts_before} parts with {} records were finalized", before.len());
-    // A final run to completion.
-    let out = run(cfg, &[]);
-    assert!(out.status.success(), "final run: {}", stderr(&out));
-    let (lines, parts) = read_parts(out_dir);
-    eprintln!("kill loop: {killed} kills, {parts} parts, {} output records", lines.len());
-    assert_eq!(killed, kills, "every planned kill landed while the stream ran");
-    assert!(parts_before > 0 && !before.is_empty(), "kills landed after decided checkpoints");
-    assert_eq!(lines.len() as u64, n, "every input record's effect exactly once");
-    let got = counts_by_key(&lines.iter().map(|l| serde_json::json!({"key": l["key"], "count": l["count"]})).collect::<Vec<_>>());
-    assert_eq!(got.len(), expected.len());
-    for (k, counts) in got {
-        let n = expected[&k];
-        let mut sorted = counts.clone();
-        sorted.sort_unstable();
-        assert_eq!(sorted, (1..=n).collect::<Vec<_>>(), "key {k}: each count exactly once");
-        assert_eq!(counts, sorted, "key {k}: counts in order across parts");
-    }
-    let stale: Vec<_> = std::fs::read_dir(out_dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
-    assert!(stale.is_empty(), "no temp files left after a clean end: {stale:?}");
+    killed
 }
-

@@ -3,7 +3,8 @@
 //! Contract: config `field` (required), `op` (required: eq, ne, gt, ge, lt, le, contains,
 //! exists) and `value` (required unless op is `exists`); see [`predicate`] for the comparison
 //! rules. A matching record is re-emitted unchanged (key, value, headers; timestamp inherited),
-//! a non-matching one is dropped. A record without a value or with invalid JSON fails
+//! a non-matching one is dropped, or, with config `rejects_to: <name>`, sent unchanged to the
+//! stream's named output `<name>` (YAML `outputs: {<name>: ...}`). A record without a value or with invalid JSON fails
 //! (`invalid-input`, code `no-value` / `bad-json`). Opens no state store.
 use arkflow_plugin_sdk::prelude::*;
 
@@ -14,6 +15,7 @@ struct Filter {
     field: String,
     op: Op,
     value: String,
+    rejects_to: Option<String>,
 }
 
 impl Filter {
@@ -34,7 +36,8 @@ impl Processor for Filter {
             Op::Exists => config.get_or("value", "").to_string(),
             _ => config.require("value")?.to_string(),
         };
-        Ok(Filter { field, op, value })
+        let rejects_to = config.get("rejects_to").map(str::to_string);
+        Ok(Filter { field, op, value, rejects_to })
     }
 
     fn process_batch(&mut self, _ctx: &BatchContext, records: Vec<RecordIn>) -> Result<Vec<Outcome>, Error> {
@@ -42,7 +45,10 @@ impl Processor for Filter {
             .into_iter()
             .map(|r| match self.keep(&r) {
                 Ok(true) => Outcome::pass(r),
-                Ok(false) => Outcome::Drop,
+                Ok(false) => match &self.rejects_to {
+                    Some(name) => Outcome::emit(RecordOut::from_input(r).to_output(name.clone())),
+                    None => Outcome::Drop,
+                },
                 Err(e) => Outcome::Fail(e),
             })
             .collect())

@@ -1,7 +1,7 @@
 //! Convenience constructors on the generated WIT types.
 //!
 //! Contract: pure helpers, no host calls. Records built here leave `timestamp-ms` and `output`
-//! absent (the host keeps the input's timestamp; named outputs are reserved in 0.1.0) and
+//! absent (the host keeps the input's timestamp; `to_output` names a named output) and
 //! `key` absent unless set (the host keeps the input's key).
 
 use crate::{Error, ErrorClass, Header, Outcome, RecordIn, RecordOut, StateError};
@@ -60,6 +60,12 @@ impl RecordOut {
     }
     pub fn with_timestamp(mut self, timestamp_ms: i64) -> Self {
         self.timestamp_ms = Some(timestamp_ms);
+        self
+    }
+    /// Sends the record to the stream's named output `name` (YAML `outputs: {name: ...}`)
+    /// instead of the next processor; a name the stream does not have fails the input record.
+    pub fn to_output(mut self, name: impl Into<String>) -> Self {
+        self.output = Some(name.into());
         self
     }
     pub fn with_header(mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {

@@ -19,6 +19,41 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+/// The store's resource limits, which also record the largest linear memory the guest grew to
+/// (the processor's memory high-water mark).
+pub struct Limits {
+    inner: StoreLimits,
+    pub(super) peak: usize,
+}
+
+impl wasmtime::ResourceLimiter for Limits {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let ok = self.inner.memory_growing(current, desired, maximum)?;
+        if ok {
+            self.peak = self.peak.max(desired);
+        }
+        Ok(ok)
+    }
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.memory_grow_failed(error)
+    }
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
 /// Marker type of the WIT `store` resource; the rep is the store id.
 pub struct StoreRes;
 
@@ -26,7 +61,7 @@ pub struct StoreRes;
 pub struct HostCtx {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(super) limits: StoreLimits,
+    pub(super) limits: Limits,
     /// The worker's state while a call runs.
     pub(super) state: Option<Box<WorkerState>>,
     pub(super) staging: Staging,
@@ -66,6 +101,7 @@ impl HostCtx {
             .tables(64)
             .memories(16)
             .build();
+        let limits = Limits { inner: limits, peak: 0 };
         HostCtx {
             wasi: b.build(),
             table: ResourceTable::new(),

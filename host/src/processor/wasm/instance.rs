@@ -209,7 +209,9 @@ impl WasmProcessor {
         obs.host.latency.observe(started.elapsed().as_secs_f64());
         obs.host.calls.fetch_add(1, Relaxed);
         obs.host.records_in.fetch_add(records.len() as u64, Relaxed);
+        obs.host.bytes_lowered.fetch_add(records.iter().map(Record::size).sum::<usize>() as u64, Relaxed);
         let data = store.data_mut();
+        obs.host.memory_high_water.fetch_max(data.limits.peak as u64, Relaxed);
         *state = data.state.take();
         data.scope = None;
         if !data.metrics.is_empty() {
@@ -245,11 +247,12 @@ impl WasmProcessor {
             data.staging.discard();
             return Err(format!("{where_} returned {} outcomes for {} records", outcomes.len(), records.len()));
         }
-        let out = from_wit(outcomes, records);
+        let out = from_wit(outcomes, records, &self.shared.outputs);
         let bytes: usize = out
             .iter()
             .map(|o| match o {
                 Outcome::Emit(v) => v.iter().map(Record::size).sum(),
+                Outcome::Split { main, side } => main.iter().chain(side.iter().map(|(_, r)| r)).map(Record::size).sum(),
                 _ => 0,
             })
             .sum();
@@ -259,8 +262,16 @@ impl WasmProcessor {
         }
         let st = state.as_mut().expect("state returned");
         st.commit(&mut data.staging, ctx.key_group, ctx.now_ms);
-        let emitted: usize = out.iter().map(|o| if let Outcome::Emit(v) = o { v.len() } else { 0 }).sum();
+        let emitted: usize = out
+            .iter()
+            .map(|o| match o {
+                Outcome::Emit(v) => v.len(),
+                Outcome::Split { main, side } => main.len() + side.len(),
+                _ => 0,
+            })
+            .sum();
         obs.host.records_out.fetch_add(emitted as u64, Relaxed);
+        obs.host.bytes_lifted.fetch_add(bytes as u64, Relaxed);
         Ok(out)
     }
 }
@@ -399,7 +410,15 @@ fn to_wit<'a>(r: &'a Record, headers: &'a [wit::HeaderParam<'a>]) -> wit::Record
     }
 }
 
-fn from_wit(outcomes: Vec<wit::RecordOutcome>, inputs: &[Record]) -> Vec<Outcome> {
+fn from_wit(outcomes: Vec<wit::RecordOutcome>, inputs: &[Record], outputs: &[String]) -> Vec<Outcome> {
+    let record = |o: wit::RecordOut, input: &Record| Record {
+        key: o.key.or_else(|| input.key.clone()),
+        value: o.value,
+        headers: o.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+        timestamp_ms: o.timestamp_ms.unwrap_or(input.timestamp_ms),
+        partition: input.partition,
+        offset: input.offset,
+    };
     outcomes
         .into_iter()
         .zip(inputs)
@@ -410,28 +429,66 @@ fn from_wit(outcomes: Vec<wit::RecordOutcome>, inputs: &[Record]) -> Vec<Outcome
                 code: truncate(&e.code, 256).to_string(),
                 message: truncate(&e.message, 4096).to_string(),
             }),
-            // Named outputs are not configurable in this version: a record sent to one must not
-            // fall through to the main output.
-            wit::RecordOutcome::Emit(outs) if outs.iter().any(|o| o.output.is_some()) => {
-                let name = outs.iter().find_map(|o| o.output.as_deref()).unwrap_or_default();
-                Outcome::Fail(RecordError {
-                    class: "config".to_string(),
-                    code: "invalid-output".to_string(),
-                    message: format!("a record was emitted to output `{}`, which this stream does not have (it has no named outputs)", truncate(name, 256)),
-                })
+            wit::RecordOutcome::Emit(outs) if outs.iter().all(|o| o.output.is_none()) => {
+                Outcome::Emit(outs.into_iter().map(|o| record(o, input)).collect())
             }
-            wit::RecordOutcome::Emit(outs) => Outcome::Emit(
-                outs.into_iter()
-                    .map(|o| Record {
-                        key: o.key.or_else(|| input.key.clone()),
-                        value: o.value,
-                        headers: o.headers.into_iter().map(|h| (h.key, h.value)).collect(),
-                        timestamp_ms: o.timestamp_ms.unwrap_or(input.timestamp_ms),
-                        partition: input.partition,
-                        offset: input.offset,
-                    })
-                    .collect(),
-            ),
+            wit::RecordOutcome::Emit(outs) => {
+                // A name the stream does not have fails the whole record: it must never fall
+                // through to the main output, nor lose the record's other outputs half-way.
+                let unknown = outs.iter().filter_map(|o| o.output.as_deref()).find(|n| !outputs.iter().any(|k| k == n));
+                if let Some(name) = unknown {
+                    let known = if outputs.is_empty() { "it has no named outputs".to_string() } else { format!("its outputs are: {}", outputs.join(", ")) };
+                    return Outcome::Fail(RecordError {
+                        class: "config".to_string(),
+                        code: "invalid-output".to_string(),
+                        message: format!("a record was emitted to output `{}`, which this stream does not have ({known})", truncate(name, 256)),
+                    });
+                }
+                let (mut main, mut side) = (Vec::new(), Vec::new());
+                for mut o in outs {
+                    match o.output.take() {
+                        None => main.push(record(o, input)),
+                        Some(n) => {
+                            let i = outputs.iter().position(|k| *k == n).unwrap_or_default();
+                            side.push((i as u16, record(o, input)));
+                        }
+                    }
+                }
+                Outcome::Split { main, side }
+            }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(value: &str, output: Option<&str>) -> wit::RecordOut {
+        wit::RecordOut { key: None, value: Some(value.as_bytes().to_vec()), headers: vec![], timestamp_ms: None, output: output.map(str::to_string) }
+    }
+
+    #[test]
+    fn named_outputs_split_off_and_unknown_names_fail_the_whole_record() {
+        let inputs = vec![Record { key: Some(b"k".to_vec()), timestamp_ms: 7, ..Default::default() }; 3];
+        let outputs = vec!["audit".to_string(), "late".to_string()];
+        let got = from_wit(
+            vec![
+                wit::RecordOutcome::Emit(vec![out("a", None)]),
+                wit::RecordOutcome::Emit(vec![out("b", None), out("c", Some("late")), out("d", Some("audit"))]),
+                wit::RecordOutcome::Emit(vec![out("e", None), out("f", Some("nope"))]),
+            ],
+            &inputs,
+            &outputs,
+        );
+        assert!(matches!(&got[0], Outcome::Emit(v) if v.len() == 1 && v[0].key.as_deref() == Some(&b"k"[..])));
+        let Outcome::Split { main, side } = &got[1] else { panic!("{:?}", got[1]) };
+        assert_eq!(main.iter().map(|r| r.value.clone().unwrap()).collect::<Vec<_>>(), [b"b".to_vec()]);
+        assert_eq!(side.iter().map(|(i, r)| (*i, r.value.clone().unwrap(), r.timestamp_ms)).collect::<Vec<_>>(), [(1, b"c".to_vec(), 7), (0, b"d".to_vec(), 7)]);
+        let Outcome::Fail(e) = &got[2] else { panic!("{:?}", got[2]) };
+        assert_eq!(e.code, "invalid-output");
+        assert!(e.message.contains("`nope`") && e.message.contains("its outputs are: audit, late"), "{}", e.message);
+        let none = from_wit(vec![wit::RecordOutcome::Emit(vec![out("x", Some("audit"))])], &inputs[..1], &[]);
+        assert!(matches!(&none[0], Outcome::Fail(e) if e.message.contains("it has no named outputs")));
+    }
 }

@@ -58,6 +58,8 @@ pub struct WasmShared {
     pub pre: bindings::PluginPre<HostCtx>,
     pub store_names: Arc<Vec<String>>,
     pub state_enabled: bool,
+    /// The stream's named outputs, in order (what `record-out.output` may name).
+    pub outputs: Arc<Vec<String>>,
     pub init_config: Vec<(String, String)>,
     /// xxh3-128 of the component bytes (hex): the version identity used by swaps and the cache.
     pub content_hash: String,
@@ -74,7 +76,8 @@ pub struct WasmFactory {
 
 /// Reads, compiles (through the artifact cache), links and checks the plugin at `cfg.path`:
 /// everything a swap must pass too. Does not `init` an instance.
-pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, store_names: &[String], state_enabled: bool) -> anyhow::Result<WasmShared> {
+pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, env: &crate::processor::StreamEnv) -> anyhow::Result<WasmShared> {
+    let (store_names, state_enabled) = (&env.store_names[..], env.state_enabled);
     let path = cfg.path.clone();
     let shown = path.display().to_string();
     let bytes = std::fs::read(&path).map_err(|e| anyhow!("{label}: cannot read plugin {shown}: {e}"))?;
@@ -101,6 +104,7 @@ pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, store_names: &[Str
         pre,
         store_names: Arc::new(store_names.to_vec()),
         state_enabled,
+        outputs: Arc::new(env.outputs.clone()),
         init_config,
         content_hash: loaded.content_hash,
         obs: Arc::new(obs::ProcessorObs::new(&cfg.limits, &cfg.circuit_breaker)),
@@ -110,11 +114,18 @@ pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, store_names: &[Str
     Ok(shared)
 }
 
+impl WasmShared {
+    /// What the processor was prepared against (a swap is prepared against the same).
+    pub fn env(&self) -> crate::processor::StreamEnv {
+        crate::processor::StreamEnv { store_names: self.store_names.to_vec(), state_enabled: self.state_enabled, outputs: self.outputs.to_vec() }
+    }
+}
+
 impl WasmFactory {
     /// Compiles, links and checks the plugin at `cfg.path`, the processor at `index` of its
     /// pipeline (the address of control requests).
-    pub fn load(cfg: &WasmProcessorConfig, label: &str, index: usize, store_names: &[String], state_enabled: bool) -> anyhow::Result<Self> {
-        let shared = Arc::new(prepare(cfg, label, store_names, state_enabled)?);
+    pub fn load(cfg: &WasmProcessorConfig, label: &str, index: usize, env: &crate::processor::StreamEnv) -> anyhow::Result<Self> {
+        let shared = Arc::new(prepare(cfg, label, env)?);
         let name = shared.display_name();
         let slot = swap::SwapSlot::new(shared.clone(), index);
         Ok(WasmFactory { shared, name, slot })

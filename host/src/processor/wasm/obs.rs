@@ -10,8 +10,8 @@
 //!   Names are sanitized to Prometheus rules and exported as `arkflow_plugin_<name>`; the first
 //!   kind a name is used with wins, and at most [`MAX_SERIES`] series are kept per processor:
 //!   everything else is counted in `dropped`. Histograms have fixed log-scale buckets.
-//! - [`HostFigures`]: measured by the host per processor: calls, records in and out, call
-//!   latency, traps, deadline kills, quarantines.
+//! - [`HostFigures`]: measured by the host per processor: calls, records and bytes in and out,
+//!   call latency, linear memory high-water mark, traps, deadline kills, quarantines.
 //! - [`Breaker`]: after `circuit_breaker.failures` batches in a row failed (after retries) the
 //!   processor is quarantined for `circuit_breaker.cooldown_ms`: its batches fail at once without
 //!   calling the plugin. After the cool-down one batch is let through (half-open): success closes
@@ -238,6 +238,10 @@ pub struct HostFigures {
     pub calls: AtomicU64,
     pub records_in: AtomicU64,
     pub records_out: AtomicU64,
+    /// Bytes of key, value and headers passed into the guest (each attempt).
+    pub bytes_lowered: AtomicU64,
+    /// Bytes of key, value and headers the guest emitted in successful calls.
+    pub bytes_lifted: AtomicU64,
     pub traps: AtomicU64,
     pub deadline_kills: AtomicU64,
     pub quarantines: AtomicU64,
@@ -255,6 +259,8 @@ impl Default for HostFigures {
             calls: AtomicU64::new(0),
             records_in: AtomicU64::new(0),
             records_out: AtomicU64::new(0),
+            bytes_lowered: AtomicU64::new(0),
+            bytes_lifted: AtomicU64::new(0),
             traps: AtomicU64::new(0),
             deadline_kills: AtomicU64::new(0),
             quarantines: AtomicU64::new(0),

@@ -112,7 +112,7 @@ impl SwapSlot {
         if super::cache::content_hash(&bytes) == old.content_hash {
             return Ok(format!("{shown} is unchanged ({} {}); nothing to do", old.display_name(), short(&old.content_hash)));
         }
-        let mut new = prepare(&old.cfg, &old.label, &old.store_names, old.state_enabled).map_err(|e| refused(format!("{e:#}")))?;
+        let mut new = prepare(&old.cfg, &old.label, &old.env()).map_err(|e| refused(format!("{e:#}")))?;
         new.obs = old.obs.clone();
         let new = Arc::new(new);
         // The canary: a fresh instance must `init` with the processor's config.
