@@ -5,6 +5,10 @@
 # workspace in the release profile (the one profile used for tests, benchmarks and the binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Style first: it fails in seconds (rustfmt.toml; the plugins are a workspace of their own).
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo fmt --all --check
+(cd plugins && cargo fmt --all --check)
 bash plugins/build.sh
 # The counter in C, Zig, Go, Python and JavaScript (toolchains installed when missing).
 bash plugins/build-guests.sh

@@ -58,7 +58,8 @@ fn preload(dir: &Path, keys: u64) {
         created_ms: now,
     };
     let mbytes = manifest.encode();
-    let decision = Decision::Commit { epoch: 1, manifest: arkflow::checkpoint::manifest_key(SCOPE, 1, 1), checksum: snapshot::checksum_of(&mbytes), generation: 1 };
+    let decision =
+        Decision::Commit { epoch: 1, manifest: arkflow::checkpoint::manifest_key(SCOPE, 1, 1), checksum: snapshot::checksum_of(&mbytes), generation: 1 };
     arkflow::checkpoint::block_on(async {
         store.put_if_absent(&fkey, Bytes::from(bytes)).await.unwrap();
         store.put_if_absent(&arkflow::checkpoint::manifest_key(SCOPE, 1, 1), Bytes::from(mbytes)).await.unwrap();
@@ -120,11 +121,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
     }
-    let keys: Vec<u64> = std::env::var("BENCH_KEYS")
-        .unwrap_or_else(|_| "100000,1000000,5000000".into())
-        .split(',')
-        .map(|k| k.trim().parse().unwrap())
-        .collect();
+    let keys: Vec<u64> =
+        std::env::var("BENCH_KEYS").unwrap_or_else(|_| "100000,1000000,5000000".into()).split(',').map(|k| k.trim().parse().unwrap()).collect();
     let records: u64 = std::env::var("BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4_000_000);
     let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
     println!("| state keys | on: rec/s | off: rec/s | on/off (median of rounds) | CPU us/rec on | off | CPU on/off | checkpoints | bytes/checkpoint | ms/checkpoint | restore ms |");

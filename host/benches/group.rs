@@ -268,7 +268,11 @@ fn failover(env: &Env, run: &str, signal: &str, options: &str, rate: u64) -> Fai
         if firsts.len() == lost.len() {
             break (firsts.iter().map(|s| s.0).max().unwrap(), firsts.iter().map(|s| s.1).max().unwrap());
         }
-        assert!(start.elapsed() < Duration::from_secs(300), "{run}: partitions {lost:?} not resumed after 300 s:\n{}", procs.iter().map(Proc::tail).collect::<String>());
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "{run}: partitions {lost:?} not resumed after 300 s:\n{}",
+            procs.iter().map(Proc::tail).collect::<String>()
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     let detect = procs.iter().filter_map(|p| p.revokes_after(at)).min().unwrap_or(resume);
@@ -330,7 +334,11 @@ fn main() {
     }
 
     if only.is_empty() || only == "failover" {
-        let cases = [("SIGKILL, session.timeout.ms 30000", "KILL", ""), ("SIGKILL, session.timeout.ms 10000", "KILL", r#", session.timeout.ms: "10000""#), ("SIGTERM", "TERM", "")];
+        let cases = [
+            ("SIGKILL, session.timeout.ms 30000", "KILL", ""),
+            ("SIGKILL, session.timeout.ms 10000", "KILL", r#", session.timeout.ms: "10000""#),
+            ("SIGTERM", "TERM", ""),
+        ];
         println!("\n| victim | signal → survivors revoked (ms) | signal → all its partitions resumed (ms) | take-over (ms) |\n|---|---|---|---|");
         for r in 0..fo_rounds {
             for (i, (name, sig, opts)) in cases.iter().enumerate() {

@@ -65,7 +65,9 @@ fn load_times(plugin: &Path) -> (f64, f64, f64) {
     let cfg = counter_config(plugin, 1);
     let arkflow::config::ProcessorConfig::Wasm(w) = &cfg.streams[0].pipeline.processors[0] else { unreachable!() };
     cache::set_dir(Some(dir.path().to_path_buf()));
-    let factory = WasmFactory::load(w, "bench", 0, &arkflow::processor::StreamEnv { store_names: vec!["default".to_string()], state_enabled: true, outputs: vec![] }).unwrap();
+    let factory =
+        WasmFactory::load(w, "bench", 0, &arkflow::processor::StreamEnv { store_names: vec!["default".to_string()], state_enabled: true, outputs: vec![] })
+            .unwrap();
     let start = Instant::now();
     factory.check_init().unwrap();
     let init = start.elapsed();
@@ -170,7 +172,11 @@ streams:
     let report = runner.join().unwrap();
     assert!(report.failure.is_none(), "{:?}", report.failure);
     let max = pauses.iter().cloned().fold(0.0, f64::max);
-    println!("swap pause: median {:.2} ms, max {max:.2} ms over {n} swaps (target <= 50 ms); {} records processed", common::median(&mut pauses), report.records_in);
+    println!(
+        "swap pause: median {:.2} ms, max {max:.2} ms over {n} swaps (target <= 50 ms); {} records processed",
+        common::median(&mut pauses),
+        report.records_in
+    );
 }
 
 fn main() {

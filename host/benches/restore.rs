@@ -108,7 +108,12 @@ fn main() {
         }
         let all = start.elapsed();
         assert_eq!(st.entries(), keys);
-        println!("round {round}: fetch+verify+decode {:.0} ms, + apply {:.0} ms = {:.0} ms ({n} entries)", fetched.as_secs_f64() * 1e3, (all - fetched).as_secs_f64() * 1e3, all.as_secs_f64() * 1e3);
+        println!(
+            "round {round}: fetch+verify+decode {:.0} ms, + apply {:.0} ms = {:.0} ms ({n} entries)",
+            fetched.as_secs_f64() * 1e3,
+            (all - fetched).as_secs_f64() * 1e3,
+            all.as_secs_f64() * 1e3
+        );
         times.push(all.as_secs_f64());
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());

@@ -22,12 +22,10 @@ impl EngineBuilder {
     /// Builds every stream: compiles and checks plugins, opens inputs and outputs.
     pub async fn build_streams(&mut self) -> Result<Vec<Stream>, crate::Error> {
         let config = self.config.clone();
-        tokio::task::spawn_blocking(move || {
-            config.streams.iter().map(|s| engine::build_stream(&config, s)).collect::<anyhow::Result<Vec<_>>>()
-        })
-        .await
-        .map_err(|e| crate::Error::Internal(e.to_string()))?
-        .map_err(|e| crate::Error::Build(format!("{e:#}")))
+        tokio::task::spawn_blocking(move || config.streams.iter().map(|s| engine::build_stream(&config, s)).collect::<anyhow::Result<Vec<_>>>())
+            .await
+            .map_err(|e| crate::Error::Internal(e.to_string()))?
+            .map_err(|e| crate::Error::Build(format!("{e:#}")))
     }
 
     /// Runs the streams until they end or a signal asks them to drain. Returns one report per
@@ -54,9 +52,7 @@ impl EngineBuilder {
 
     /// Like [`run`](Self::run) with a caller-owned stop flag.
     pub async fn run_with_stop(streams: Vec<Stream>, stop: Arc<AtomicBool>) -> Result<Vec<StreamReport>, crate::Error> {
-        let reports = tokio::task::spawn_blocking(move || engine::run_streams(streams, stop))
-            .await
-            .map_err(|e| crate::Error::Internal(e.to_string()))?;
+        let reports = tokio::task::spawn_blocking(move || engine::run_streams(streams, stop)).await.map_err(|e| crate::Error::Internal(e.to_string()))?;
         let failures: Vec<String> = reports.iter().filter_map(|r| r.failure.clone()).collect();
         if failures.is_empty() {
             Ok(reports)

@@ -11,6 +11,7 @@ pub mod engine_builder;
 pub mod group;
 pub mod input;
 pub mod kafka;
+pub mod layout;
 pub mod metrics;
 pub mod output;
 pub mod processor;

@@ -246,11 +246,7 @@ fn state_command(config: Option<&std::path::Path>, cmd: &StateCmd) -> anyhow::Re
                         live.insert(e.key.clone(), e);
                     }
                 }
-                let shown = live
-                    .into_values()
-                    .filter(|e| e.value.is_some())
-                    .filter(|e| key.as_deref().is_none_or(|k| e.key == k.as_bytes()))
-                    .take(*limit);
+                let shown = live.into_values().filter(|e| e.value.is_some()).filter(|e| key.as_deref().is_none_or(|k| e.key == k.as_bytes())).take(*limit);
                 for e in shown {
                     let v = e.value.unwrap_or_default();
                     let hex = || v.iter().map(|b| format!("{b:02x}")).collect::<String>();

@@ -336,7 +336,13 @@ fn an_outbox_epoch_that_fails_to_publish_stops_the_stream_and_is_published_on_re
     for (k, mut c) in per {
         c.sort_unstable();
         // id 500 would have been u0's: the big user took it.
-        let n = if k == big { 1 } else if k == "u0" { 99 } else { 100 };
+        let n = if k == big {
+            1
+        } else if k == "u0" {
+            99
+        } else {
+            100
+        };
         assert_eq!(c, (1..=n).collect::<Vec<_>>(), "key {k}");
     }
 }

@@ -33,7 +33,9 @@ fn output(brokers: &str) -> KafkaOutput {
 }
 
 fn recs(epoch: u64, n: usize) -> Vec<Record> {
-    (0..n).map(|i| Record { key: Some(format!("k{i}").into_bytes()), value: Some(format!("{{\"e\":{epoch},\"i\":{i}}}").into_bytes()), ..Default::default() }).collect()
+    (0..n)
+        .map(|i| Record { key: Some(format!("k{i}").into_bytes()), value: Some(format!("{{\"e\":{epoch},\"i\":{i}}}").into_bytes()), ..Default::default() })
+        .collect()
 }
 
 #[test]

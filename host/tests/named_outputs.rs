@@ -114,7 +114,9 @@ fn a_named_output_the_stream_lacks_fails_the_record_and_lists_the_names() {
     write_amounts(&input, 200, 10);
     let yaml = std::fs::read_to_string(config(&dir, &input, "", 1_000_000)).unwrap();
     // The plugin names `rejects`; the stream only has `audit`.
-    let yaml = yaml.replace("      rejects: {", "      audit: {").replace("    output: {", &format!("    error_output: {{ type: file, path: {} }}\n    output: {{", dir.path("errors.jsonl").display()));
+    let yaml = yaml
+        .replace("      rejects: {", "      audit: {")
+        .replace("    output: {", &format!("    error_output: {{ type: file, path: {} }}\n    output: {{", dir.path("errors.jsonl").display()));
     let out = run(&dir.config(&yaml), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let errs = json_lines(&dir.path("errors.jsonl"));

@@ -252,8 +252,7 @@ fn stdin_input_with_key_field_feeds_the_counter() {
     } // EOF on stdin ends the stream
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let by_key = counts_by_key(&lines);
     assert_eq!(by_key.len(), 3);
     for (k, c) in by_key {

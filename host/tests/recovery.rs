@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use std::path::Path;
 
-
 fn config(dir: &Dir, ttl: Option<u64>) -> std::path::PathBuf {
     let ttl = ttl.map(|t| format!("  state_timeout_ms: {t}\n")).unwrap_or_default();
     dir.config(&format!(

@@ -71,7 +71,8 @@ fn run_within(cfg: &std::path::Path, limit: Duration) -> (std::process::ExitStat
 #[test]
 fn a_sleeping_plugin_fails_its_batches_at_the_deadline_and_the_stream_finishes() {
     let dir = Dir::new();
-    let extra = "          limits: { batch_timeout_ms: 400 }\n          retries: 0\n          on_failure: error_output\n          circuit_breaker: { failures: 0 }";
+    let extra =
+        "          limits: { batch_timeout_ms: 400 }\n          retries: 0\n          on_failure: error_output\n          circuit_breaker: { failures: 0 }";
     let yaml = format!("streams:\n{}{}", evil("sleep", extra, 40, &dir, "sleepy"), good(&dir));
     let (status, log, elapsed) = run_within(&dir.config(&yaml), Duration::from_secs(120));
     assert!(status.success(), "{log}");
@@ -140,13 +141,24 @@ fn plugin_metrics_are_exported_with_their_labels() {
     signal(&child, "KILL");
     let _ = child.wait();
     assert!(seen, "the per-batch series went over the cap and were counted as dropped:\n{body}");
-    for m in ["arkflow_plugin_evil_records_total", "arkflow_plugin_evil_last_batch", "arkflow_plugin_evil_batch_size_count", "arkflow_processor_calls_total", "arkflow_processor_records_in_total", "arkflow_processor_bytes_lowered_total", "arkflow_processor_bytes_lifted_total", "arkflow_processor_memory_high_water_bytes"] {
+    for m in [
+        "arkflow_plugin_evil_records_total",
+        "arkflow_plugin_evil_last_batch",
+        "arkflow_plugin_evil_batch_size_count",
+        "arkflow_processor_calls_total",
+        "arkflow_processor_records_in_total",
+        "arkflow_processor_bytes_lowered_total",
+        "arkflow_processor_bytes_lifted_total",
+        "arkflow_processor_memory_high_water_bytes",
+    ] {
         let line = body.lines().find(|l| l.starts_with(&format!("{m}{labels}"))).unwrap_or_else(|| panic!("{m} with labels {labels}:\n{body}"));
         let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
         assert!(v > 0.0, "{line}");
     }
-    let total: f64 = body.lines().find(|l| l.starts_with(&format!("arkflow_plugin_evil_records_total{labels}"))).unwrap().rsplit(' ').next().unwrap().parse().unwrap();
-    let sum: f64 = body.lines().find(|l| l.starts_with(&format!("arkflow_plugin_evil_batch_size_sum{labels}"))).unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    let total: f64 =
+        body.lines().find(|l| l.starts_with(&format!("arkflow_plugin_evil_records_total{labels}"))).unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    let sum: f64 =
+        body.lines().find(|l| l.starts_with(&format!("arkflow_plugin_evil_batch_size_sum{labels}"))).unwrap().rsplit(' ').next().unwrap().parse().unwrap();
     assert_eq!(total, sum, "a histogram of batch sizes sums to the records counted");
     assert!(body.contains("arkflow_plugin_evil_batch_size_bucket{") && body.contains("le=\"+Inf\""), "a real histogram");
     let series = body.lines().filter(|l| l.starts_with("arkflow_plugin_evil_series_")).count();
@@ -156,11 +168,7 @@ fn plugin_metrics_are_exported_with_their_labels() {
 #[test]
 fn counter_overflow_and_unknown_outputs_fail_the_record() {
     let dir = Dir::new();
-    let yaml = format!(
-        "streams:\n{}{}",
-        evil("overflow", "", 100, &dir, "overflow"),
-        evil("bad-output", "", 100, &dir, "badout")
-    );
+    let yaml = format!("streams:\n{}{}", evil("overflow", "", 100, &dir, "overflow"), evil("bad-output", "", 100, &dir, "badout"));
     let (status, log, _) = run_within(&dir.config(&yaml), Duration::from_secs(60));
     assert!(status.success(), "{log}");
     assert!(json_lines(&dir.path("overflow.jsonl")).is_empty(), "no wrapped sum was emitted");

@@ -4,7 +4,6 @@
 mod common;
 use common::*;
 
-
 fn config(dir: &Dir, name: &str, threads: usize, out: &str) -> std::path::PathBuf {
     let p = dir.path(name);
     std::fs::write(
@@ -24,7 +23,6 @@ fn config(dir: &Dir, name: &str, threads: usize, out: &str) -> std::path::PathBu
 fn cli(args: &[&str]) -> std::process::Output {
     std::process::Command::new(bin()).args(args).output().unwrap()
 }
-
 
 #[test]
 fn a_savepoint_restores_into_a_run_with_another_thread_num() {

@@ -29,7 +29,8 @@ fn schema_accepts_the_examples_and_rejects_unknown_keys() {
         }
     }
     assert!(checked >= 2);
-    let base = "streams:\n  - input: { type: generate, count: 5 }\n    pipeline: { processors: [ { type: wasm, path: x.wasm } ] }\n    output: { type: drop }\n";
+    let base =
+        "streams:\n  - input: { type: generate, count: 5 }\n    pipeline: { processors: [ { type: wasm, path: x.wasm } ] }\n    output: { type: drop }\n";
     assert!(validator.is_valid(&yaml(base)));
     for bad in [
         base.replace("count: 5", "cuont: 5"),

@@ -107,7 +107,11 @@ fn seed_example_files_validate() {
 #[test]
 fn programmatic_example_runs() {
     let example = bin().parent().unwrap().join("examples/run_stateful_example");
-    assert!(example.exists(), "{} is missing: `cargo test --workspace` (tests/run.sh) builds the examples, or run `cargo build --release --examples`", example.display());
+    assert!(
+        example.exists(),
+        "{} is missing: `cargo test --workspace` (tests/run.sh) builds the examples, or run `cargo build --release --examples`",
+        example.display()
+    );
     let dir = Dir::new();
     dir.config(&format!(
         "streams:\n  - input: {{ type: generate, count: 1000, keys: 10 }}\n    pipeline:\n      processors:\n        - type: sql\n          query: \"SELECT key, COUNT(*) AS n FROM flow GROUP BY key\"\n    output: {{ type: file, path: {} }}\n    state: {{ operator_id: prog, enabled: true }}\n",

@@ -63,14 +63,15 @@ pub fn run_all(committers: &Committers, commits: &[SinkCommit], replay: bool, st
                 c.sink, c.epoch
             ));
         };
-        let r = crate::util::retry::retry_blocking(crate::util::retry::COMMIT, stop, |attempt| match committer.commit(c.epoch, &c.blob, replay || attempt > 1) {
-            Ok(()) => Ok(Ok(())),
-            Err(CommitError::Fatal(e)) => Ok(Err(e)),
-            Err(CommitError::Retry(e)) => {
-                tracing::warn!(sink = %c.sink, epoch = c.epoch, attempt, "commit failed, retrying: {e}");
-                Err(e)
-            }
-        });
+        let r =
+            crate::util::retry::retry_blocking(crate::util::retry::COMMIT, stop, |attempt| match committer.commit(c.epoch, &c.blob, replay || attempt > 1) {
+                Ok(()) => Ok(Ok(())),
+                Err(CommitError::Fatal(e)) => Ok(Err(e)),
+                Err(CommitError::Retry(e)) => {
+                    tracing::warn!(sink = %c.sink, epoch = c.epoch, attempt, "commit failed, retrying: {e}");
+                    Err(e)
+                }
+            });
         match r {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(format!("{}: committing epoch {}: {e}", c.sink, c.epoch)),

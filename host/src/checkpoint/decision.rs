@@ -75,12 +75,13 @@ impl Decision {
 
 /// The object of slot `epoch`.
 pub fn slot_key(scope: &str, epoch: u64) -> String {
-    super::key(scope, "commits", epoch)
+    crate::layout::slot(scope, epoch)
 }
 
 /// Every slot of `scope` as (epoch, key), ascending.
 async fn listed(store: &dyn ObjectStore, scope: &str) -> anyhow::Result<Vec<(u64, String)>> {
-    let mut v: Vec<(u64, String)> = store.list(&format!("{scope}/commits/")).await?.into_iter().filter_map(|m| Some((super::parse_tail(&m.key)?, m.key))).collect();
+    let mut v: Vec<(u64, String)> =
+        store.list(&crate::layout::prefix(scope, "commits")).await?.into_iter().filter_map(|m| Some((super::parse_tail(&m.key)?, m.key))).collect();
     v.sort_unstable();
     Ok(v)
 }
@@ -250,10 +251,17 @@ fn kind(d: &Decision) -> &'static str {
 /// Deletes the `Commit`/`Abandon` records of `scope` below slot `below` older than `grace`;
 /// `Fence` records stay (rule 3). `fences` remembers slots already read as fences, so each is
 /// read once per process; `own` are slots this process wrote as commits/abandons (no read).
-pub async fn collect(store: &dyn ObjectStore, scope: &str, below: u64, grace: Duration, own: &HashSet<u64>, fences: &std::sync::Mutex<HashSet<u64>>) -> anyhow::Result<usize> {
+pub async fn collect(
+    store: &dyn ObjectStore,
+    scope: &str,
+    below: u64,
+    grace: Duration,
+    own: &HashSet<u64>,
+    fences: &std::sync::Mutex<HashSet<u64>>,
+) -> anyhow::Result<usize> {
     let now = crate::input::now_ms();
     let mut deleted = 0;
-    for m in store.list(&format!("{scope}/commits/")).await? {
+    for m in store.list(&crate::layout::prefix(scope, "commits")).await? {
         let Some(e) = super::parse_tail(&m.key) else { continue };
         if e >= below || now - m.modified_ms <= grace.as_millis() as i64 || fences.lock().unwrap_or_else(|p| p.into_inner()).contains(&e) {
             continue;
@@ -465,10 +473,14 @@ mod tests {
             runs += 1;
             let slots: Vec<u64> = all.iter().map(|(e, _)| *e).collect();
             assert_eq!(slots, (1..=slots.len() as u64).collect::<Vec<_>>(), "gapless under {schedule:?}: {all:?}");
-            let commits_past_fence: Vec<u64> = all.iter().filter(|(e, d)| *e > fence && matches!(d, Decision::Commit { .. })).map(|(_, d)| d.generation()).collect();
+            let commits_past_fence: Vec<u64> =
+                all.iter().filter(|(e, d)| *e > fence && matches!(d, Decision::Commit { .. })).map(|(_, d)| d.generation()).collect();
             assert_eq!(commits_past_fence, [2], "only B decides past its fence under {schedule:?}: {all:?}");
             if a_ok {
-                assert!(4 < fence && b_restored == Some(4), "A decided 4 before B fenced at {fence}, and B restored from it ({b_restored:?}) under {schedule:?}");
+                assert!(
+                    4 < fence && b_restored == Some(4),
+                    "A decided 4 before B fenced at {fence}, and B restored from it ({b_restored:?}) under {schedule:?}"
+                );
             } else {
                 assert_eq!(b_restored, Some(1), "under {schedule:?}");
             }

@@ -21,37 +21,14 @@ pub mod sealed;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+use crate::state::snapshot;
 pub use commit::{CommitError, Committer, Committers, SinkCommit};
 pub use decision::Decision;
 use serde::{Deserialize, Serialize};
-#[cfg(test)]
-use crate::state::snapshot;
 
-/// Key of an object of `scope` (the operator id).
-pub fn key(scope: &str, kind: &str, n: u64) -> String {
-    format!("{scope}/{kind}/{n:020}")
-}
-
-/// Key of the manifest of `epoch` written by `generation`.
-pub fn manifest_key(scope: &str, epoch: u64, generation: u64) -> String {
-    format!("{scope}/manifests/{epoch:020}-g{generation}")
-}
-
-/// Key of a state file of `epoch`; `name` tells who wrote it (`w3`, `carry`).
-pub fn data_key(scope: &str, epoch: u64, generation: u64, name: &str, seq: u32) -> String {
-    format!("{scope}/data/{epoch:020}/g{generation}-{name}-{seq}.snap")
-}
-
-/// The number at the end of a listed key (`.../00000000000000000042` -> 42).
-pub fn parse_tail(k: &str) -> Option<u64> {
-    k.rsplit('/').next()?.parse().ok()
-}
-
-/// The epoch a listed key starts its last segment with (`.../00000000000000000042-g3` -> 42).
-pub fn parse_epoch(k: &str) -> Option<u64> {
-    let last = k.rsplit('/').next()?;
-    last.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
-}
+// Object keys live in `crate::layout`; these names are kept for the checkpoint code's callers.
+pub use crate::layout::{data as data_key, key, manifest as manifest_key, parse_epoch, parse_tail};
 
 /// One state file referenced by a manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,12 +134,7 @@ impl std::fmt::Debug for dyn ExternalDecider {
 pub fn io_runtime() -> &'static tokio::runtime::Runtime {
     static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
     RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("checkpoint-io")
-            .enable_all()
-            .build()
-            .expect("checkpoint I/O runtime")
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("checkpoint-io").enable_all().build().expect("checkpoint I/O runtime")
     })
 }
 

@@ -7,7 +7,7 @@
 //! write past the fence, so it can never decide again.
 
 use super::decision::{fence_next, slot_key, Decision};
-use super::{key, parse_tail, CheckpointSettings, Committers, Manifest, StateFile};
+use super::{parse_tail, CheckpointSettings, Committers, Manifest, StateFile};
 use crate::state::backend::{ObjectStore, PutOutcome};
 use crate::state::snapshot::{self, SnapshotEntry};
 use bytes::Bytes;
@@ -41,10 +41,7 @@ pub async fn last_decided(store: &dyn ObjectStore, scope: &str) -> anyhow::Resul
 
 /// Reads a manifest, verified against `checksum` when given.
 pub async fn load_manifest(store: &dyn ObjectStore, mkey: &str, checksum: Option<u64>) -> anyhow::Result<Manifest> {
-    let mbytes = store
-        .get(mkey)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("manifest {mkey} is missing from {}", store.describe()))?;
+    let mbytes = store.get(mkey).await?.ok_or_else(|| anyhow::anyhow!("manifest {mkey} is missing from {}", store.describe()))?;
     if checksum.is_some_and(|c| snapshot::checksum_of(&mbytes) != c) {
         anyhow::bail!("manifest {mkey} in {}: checksum mismatch with its decision record (corrupted)", store.describe());
     }
@@ -76,9 +73,9 @@ pub async fn load_entries(store: Arc<dyn ObjectStore>, files: &[StateFile]) -> a
 
 /// Claims the next free generation number of `scope` (create-only `generations/{g}`).
 pub async fn claim_generation(store: &dyn ObjectStore, scope: &str) -> anyhow::Result<u64> {
-    let gens = store.list(&format!("{scope}/generations/")).await?;
+    let gens = store.list(&crate::layout::prefix(scope, "generations")).await?;
     let mut generation = gens.iter().filter_map(|m| parse_tail(&m.key)).max().unwrap_or(0) + 1;
-    while store.put_if_absent(&key(scope, "generations", generation), Bytes::from(generation.to_string())).await? == PutOutcome::Exists {
+    while store.put_if_absent(&crate::layout::generation(scope, generation), Bytes::from(generation.to_string())).await? == PutOutcome::Exists {
         generation += 1;
     }
     Ok(generation)
@@ -108,7 +105,10 @@ pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings, from_s
     let (decided, fence) = fence_next(&*store, scope, generation).await?;
     if let (Some(x), Some((e, _))) = (&s.external_last, &decided) {
         if *e != x.epoch {
-            anyhow::bail!("the state store's last decision of operator `{scope}` is epoch {e}, Kafka's is {}: the decider is Kafka, so the store must not be ahead of it", x.epoch);
+            anyhow::bail!(
+                "the state store's last decision of operator `{scope}` is epoch {e}, Kafka's is {}: the decider is Kafka, so the store must not be ahead of it",
+                x.epoch
+            );
         }
     }
     let mut out = Recovered { generation, manifest: None, next_epoch: fence + 1, last_slot: fence, clock_ms: None, entries: Vec::new(), restore_ms: 0 };
@@ -142,7 +142,7 @@ pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings, from_s
 /// they are done (phase two of `checkpoint::commit`, replayed: every committer is idempotent),
 /// then writes the marker. Runs after the sinks are built, before they clean up.
 pub fn replay_commits(store: &dyn crate::state::backend::ObjectStore, scope: &str, m: &Manifest, committers: &Committers) -> anyhow::Result<()> {
-    let marker = key(scope, "committed", m.epoch);
+    let marker = crate::layout::committed(scope, m.epoch);
     if super::block_on(store.get(&marker))?.is_some() {
         return Ok(());
     }

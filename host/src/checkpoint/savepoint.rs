@@ -11,7 +11,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 
 pub fn manifest_key(scope: &str, name: &str) -> String {
-    format!("{scope}/savepoints/{name}/manifest")
+    crate::layout::savepoint_manifest(scope, name)
 }
 
 /// Takes a savepoint of the last decided checkpoint of `scope`.
@@ -24,7 +24,7 @@ pub async fn take(store: Arc<dyn ObjectStore>, scope: &str, name: &str) -> anyho
     // Expired values stay: the run started from the savepoint judges expiry at its own clock.
     let live = snapshot::compact(entries, crate::input::now_ms(), None);
     let bytes = snapshot::encode(m.epoch, &live);
-    let fkey = format!("{scope}/savepoints/{name}/state.snap");
+    let fkey = crate::layout::savepoint_state(scope, name);
     let file = StateFile { key: fkey.clone(), epoch: m.epoch, size: bytes.len() as u64, checksum: snapshot::checksum_of(&bytes), entries: live.len() as u64 };
     if store.put_if_absent(&fkey, Bytes::from(bytes)).await? == PutOutcome::Exists {
         anyhow::bail!("savepoint `{name}` of operator `{scope}` already exists in {}", store.describe());

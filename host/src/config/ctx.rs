@@ -26,20 +26,8 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     /// `original` is the text as written; `interp` its expansion, which `spans` indexes.
-    pub fn new(
-        file: String,
-        base_dir: Option<PathBuf>,
-        spans: SpanMap,
-        interp: Interpolated,
-        original: &str,
-    ) -> Self {
-        Ctx {
-            file,
-            base_dir,
-            spans,
-            interp,
-            lines: LineIndex::new(original),
-        }
+    pub fn new(file: String, base_dir: Option<PathBuf>, spans: SpanMap, interp: Interpolated, original: &str) -> Self {
+        Ctx { file, base_dir, spans, interp, lines: LineIndex::new(original) }
     }
 
     /// 1-based (line, col) in the original text of a character index of the interpolated text.
@@ -50,18 +38,14 @@ impl Ctx {
     /// An error at the value of `path` (or its nearest ancestor present in the file).
     pub fn at_value(&self, kind: K, path: &YPath, message: impl Into<String>) -> ConfigError {
         let loc = self.spans.value(path).map(|i| self.position(i));
-        ConfigError::new(kind, &self.file, message)
-            .at(loc)
-            .with_path(path.to_string())
+        ConfigError::new(kind, &self.file, message).at(loc).with_path(path.to_string())
     }
 
     /// An error at the key of `path`, reported with the path of the enclosing mapping.
     pub fn at_key(&self, kind: K, path: &YPath, message: impl Into<String>) -> ConfigError {
         let loc = self.spans.key(path).map(|i| self.position(i));
         let parent = path.parent().unwrap_or_default();
-        ConfigError::new(kind, &self.file, message)
-            .at(loc)
-            .with_path(parent.to_string())
+        ConfigError::new(kind, &self.file, message).at(loc).with_path(parent.to_string())
     }
 
     /// "unknown key `k` in <map>" for the entry at `key_path`, with a suggestion from `known`.
@@ -71,41 +55,23 @@ impl Ctx {
             _ => "?".to_string(),
         };
         let parent = key_path.parent().unwrap_or_default();
-        let place = if parent.is_root() {
-            "at the top level".to_string()
-        } else {
-            format!("in {parent}")
-        };
+        let place = if parent.is_root() { "at the top level".to_string() } else { format!("in {parent}") };
         let hint = match closest(&key, known) {
             Some(s) => format!(" (did you mean `{s}`?)"),
             None if known.is_empty() => " (no keys are allowed here)".to_string(),
             None => format!(" (known keys: {})", known.join(", ")),
         };
-        self.at_key(
-            K::UnknownKey,
-            key_path,
-            format!("unknown key `{key}` {place}{hint}"),
-        )
+        self.at_key(K::UnknownKey, key_path, format!("unknown key `{key}` {place}{hint}"))
     }
 
     /// "unknown <what> `value` at <path> (known: ...)" for enum-like names and `type:` values.
-    pub fn unknown_name(
-        &self,
-        path: &YPath,
-        what: &str,
-        value: &str,
-        known: &[&str],
-    ) -> ConfigError {
+    pub fn unknown_name(&self, path: &YPath, what: &str, value: &str, known: &[&str]) -> ConfigError {
         let list = known.join(", ");
         let hint = match closest(value, known) {
             Some(s) => format!("did you mean `{s}`? known: {list}"),
             None => format!("known: {list}"),
         };
-        self.at_value(
-            K::UnknownVariant,
-            path,
-            format!("unknown {what} `{value}` at {path} ({hint})"),
-        )
+        self.at_value(K::UnknownVariant, path, format!("unknown {what} `{value}` at {path} ({hint})"))
     }
 
     /// Parses an enum-like lowercase name found at `path`; `None` gives `default`.
@@ -130,12 +96,7 @@ impl Ctx {
     }
 
     /// Requires `value >= min` for the setting at `path`.
-    pub fn at_least<N: PartialOrd + std::fmt::Display>(
-        &self,
-        path: &YPath,
-        value: N,
-        min: N,
-    ) -> Result<(), ConfigError> {
+    pub fn at_least<N: PartialOrd + std::fmt::Display>(&self, path: &YPath, value: N, min: N) -> Result<(), ConfigError> {
         if value < min {
             return Err(self.invalid(path, format!("{path} must be at least {min}, got {value}")));
         }
@@ -144,21 +105,14 @@ impl Ctx {
 
     /// Deserializes `value` (found at `base`) into `T`. `extra_keys` are keys the caller
     /// already consumed (e.g. `type`), offered in "did you mean" suggestions.
-    pub fn de<T: DeserializeOwned>(
-        &self,
-        value: Value,
-        base: &YPath,
-        extra_keys: &[&str],
-    ) -> Result<T, ConfigError> {
+    pub fn de<T: DeserializeOwned>(&self, value: Value, base: &YPath, extra_keys: &[&str]) -> Result<T, ConfigError> {
         serde_path_to_error::deserialize(value).map_err(|e| {
             let mut path = base.clone();
             for seg in e.path().iter() {
                 match seg {
                     serde_path_to_error::Segment::Seq { index } => path.push(Seg::Index(*index)),
                     serde_path_to_error::Segment::Map { key } => path.push(Seg::Key(key.clone())),
-                    serde_path_to_error::Segment::Enum { variant } => {
-                        path.push(Seg::Key(variant.clone()))
-                    }
+                    serde_path_to_error::Segment::Enum { variant } => path.push(Seg::Key(variant.clone())),
                     serde_path_to_error::Segment::Unknown => {}
                 }
             }
@@ -175,40 +129,23 @@ impl Ctx {
         }
         if let Some(rest) = msg.strip_prefix("missing field `") {
             let field = rest.split('`').next().unwrap_or(rest);
-            return self.at_value(
-                K::MissingKey,
-                path,
-                format!("missing required key `{field}` in {}", path.describe()),
-            );
+            return self.at_value(K::MissingKey, path, format!("missing required key `{field}` in {}", path.describe()));
         }
         for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
             if let Some(rest) = msg.strip_prefix(prefix) {
                 if let Some((found, expected)) = rest.rsplit_once(", expected ") {
-                    let m = format!(
-                        "invalid value for {}: expected {}, found {}",
-                        path.describe(),
-                        nice_expected(expected),
-                        nice_found(found)
-                    );
+                    let m = format!("invalid value for {}: expected {}, found {}", path.describe(), nice_expected(expected), nice_found(found));
                     return self.at_value(K::InvalidType, path, m);
                 }
             }
         }
-        self.at_value(
-            K::InvalidType,
-            path,
-            format!("invalid value for {}: {msg}", path.describe()),
-        )
+        self.at_value(K::InvalidType, path, format!("invalid value for {}: {msg}", path.describe()))
     }
 
     /// Resolves a relative path against the config file's directory (kept as is without one).
     pub fn resolve(&self, p: PathBuf) -> PathBuf {
         match &self.base_dir {
-            Some(base) if p.is_relative() => base.join(
-                p.components()
-                    .filter(|c| *c != Component::CurDir)
-                    .collect::<PathBuf>(),
-            ),
+            Some(base) if p.is_relative() => base.join(p.components().filter(|c| *c != Component::CurDir).collect::<PathBuf>()),
             _ => p,
         }
     }
@@ -226,12 +163,7 @@ fn nice_expected(expected: &str) -> String {
         "f32" | "f64" => "a number".into(),
         "a boolean" => "a boolean (true or false)".into(),
         "a sequence" => "a list".into(),
-        e if e.starts_with("struct ")
-            || e.starts_with("a map")
-            || e.starts_with("a YAML mapping") =>
-        {
-            "a mapping".into()
-        }
+        e if e.starts_with("struct ") || e.starts_with("a map") || e.starts_with("a YAML mapping") => "a mapping".into(),
         e => e.to_string(),
     }
 }

@@ -17,13 +17,7 @@ use super::suggest::closest;
 pub(crate) type Build<T> = fn(&Ctx, Value, &YPath) -> Result<T, ConfigError>;
 
 /// Dispatches the `what` section (e.g. "input") at `path` on its `type`.
-pub(crate) fn dispatch<T>(
-    ctx: &Ctx,
-    value: Value,
-    path: &YPath,
-    what: &str,
-    table: &[(&str, Build<T>)],
-) -> Result<T, ConfigError> {
+pub(crate) fn dispatch<T>(ctx: &Ctx, value: Value, path: &YPath, what: &str, table: &[(&str, Build<T>)]) -> Result<T, ConfigError> {
     let known: Vec<&str> = table.iter().map(|(name, _)| *name).collect();
     let mut map = match value {
         Value::Mapping(m) => m,
@@ -34,10 +28,7 @@ pub(crate) fn dispatch<T>(
                 Value::Sequence(_) => "a list".to_string(),
                 v => format!("`{}`", serde_yaml::to_string(&v).unwrap_or_default().trim()),
             };
-            let msg = format!(
-                "invalid value for {path}: expected a mapping with a `type` key (one of: {}), found {found}",
-                known.join(", ")
-            );
+            let msg = format!("invalid value for {path}: expected a mapping with a `type` key (one of: {}), found {found}", known.join(", "));
             return Err(ctx.at_value(K::InvalidType, path, msg));
         }
     };
@@ -48,18 +39,12 @@ pub(crate) fn dispatch<T>(
                 return Err(ctx.unknown_key(&path.key(key), &["type"]));
             }
         }
-        let msg = format!(
-            "missing required key `type` in {path} (known {what} types: {})",
-            known.join(", ")
-        );
+        let msg = format!("missing required key `type` in {path} (known {what} types: {})", known.join(", "));
         return Err(ctx.at_value(K::MissingKey, path, msg));
     };
     let type_path = path.key("type");
     let Value::String(ty) = ty else {
-        let msg = format!(
-            "invalid value for {type_path}: expected a string (one of: {})",
-            known.join(", ")
-        );
+        let msg = format!("invalid value for {type_path}: expected a string (one of: {})", known.join(", "));
         return Err(ctx.at_value(K::InvalidType, &type_path, msg));
     };
     match table.iter().find(|(name, _)| *name == ty) {

@@ -53,13 +53,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(kind: ConfigErrorKind, file: &str, message: impl Into<String>) -> Self {
-        ConfigError {
-            kind,
-            file: file.to_string(),
-            location: None,
-            path: None,
-            message: message.into(),
-        }
+        ConfigError { kind, file: file.to_string(), location: None, path: None, message: message.into() }
     }
 
     pub(crate) fn at(mut self, location: Option<(usize, usize)>) -> Self {
@@ -84,11 +78,7 @@ impl ConfigError {
 
     /// Same as [`location`](Self::location), as a struct.
     pub fn location_info(&self) -> Option<Location> {
-        self.location.map(|(line, col)| Location {
-            file: self.file.clone(),
-            line,
-            col,
-        })
+        self.location.map(|(line, col)| Location { file: self.file.clone(), line, col })
     }
 
     /// The file name used in the message (`<config>` when loaded from a string without origin).
@@ -108,8 +98,7 @@ impl ConfigError {
 
     fn render(&self) -> String {
         let mut out = String::new();
-        self.write_to(&mut out)
-            .expect("writing to a String cannot fail");
+        self.write_to(&mut out).expect("writing to a String cannot fail");
         out
     }
 

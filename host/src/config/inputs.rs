@@ -16,12 +16,15 @@ use super::model::*;
 use super::spans::YPath;
 
 /// Known input types, in documentation order.
-pub(crate) const TYPES: &[(&str, Build<InputConfig>)] =
-    &[("generate", generate), ("file", file), ("stdin", stdin), ("kafka", kafka)];
+pub(crate) const TYPES: &[(&str, Build<InputConfig>)] = &[("generate", generate), ("file", file), ("stdin", stdin), ("kafka", kafka)];
 
 /// The schema of each type's section, from the raw structs below (see `schema.rs`).
-pub(crate) const SCHEMAS: &[(&str, super::schema::SchemaFn)] =
-    &[("generate", super::schema::of::<RawGenerate>), ("file", super::schema::of::<RawFile>), ("stdin", super::schema::of::<RawStdin>), ("kafka", super::schema::of::<RawKafka>)];
+pub(crate) const SCHEMAS: &[(&str, super::schema::SchemaFn)] = &[
+    ("generate", super::schema::of::<RawGenerate>),
+    ("file", super::schema::of::<RawFile>),
+    ("stdin", super::schema::of::<RawStdin>),
+    ("kafka", super::schema::of::<RawKafka>),
+];
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -86,10 +89,7 @@ struct RawStdin {
 
 fn stdin(ctx: &Ctx, value: Value, path: &YPath) -> Result<InputConfig, ConfigError> {
     let raw: RawStdin = ctx.de(value, path, &["type"])?;
-    let cfg = StdinInput {
-        batch_size: raw.batch_size.unwrap_or(DEFAULT_INPUT_BATCH_SIZE),
-        key_field: raw.key_field,
-    };
+    let cfg = StdinInput { batch_size: raw.batch_size.unwrap_or(DEFAULT_INPUT_BATCH_SIZE), key_field: raw.key_field };
     ctx.at_least(&path.key("batch_size"), cfg.batch_size, 1)?;
     Ok(InputConfig::Stdin(cfg))
 }

@@ -65,19 +65,8 @@ struct Builder {
 impl Builder {
     fn literal(&mut self, orig_index: usize, c: char) {
         match self.segments.last_mut() {
-            Some(s)
-                if s.literal
-                    && s.orig_start + s.len == orig_index
-                    && s.out_start + s.len == self.out_len =>
-            {
-                s.len += 1
-            }
-            _ => self.segments.push(Segment {
-                out_start: self.out_len,
-                orig_start: orig_index,
-                len: 1,
-                literal: true,
-            }),
+            Some(s) if s.literal && s.orig_start + s.len == orig_index && s.out_start + s.len == self.out_len => s.len += 1,
+            _ => self.segments.push(Segment { out_start: self.out_len, orig_start: orig_index, len: 1, literal: true }),
         }
         self.out.push(c);
         self.out_len += 1;
@@ -85,37 +74,22 @@ impl Builder {
 
     fn substituted(&mut self, orig_index: usize, value: &str) {
         let len = value.chars().count();
-        self.segments.push(Segment {
-            out_start: self.out_len,
-            orig_start: orig_index,
-            len,
-            literal: false,
-        });
+        self.segments.push(Segment { out_start: self.out_len, orig_start: orig_index, len, literal: false });
         self.out.push_str(value);
         self.out_len += len;
     }
 }
 
 /// Expands `${...}` in `text`, reading variables through `lookup`.
-pub(crate) fn interpolate(
-    text: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<Interpolated, InterpError> {
+pub(crate) fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Interpolated, InterpError> {
     let chars: Vec<char> = text.chars().collect();
-    let mut b = Builder {
-        out: String::with_capacity(text.len()),
-        out_len: 0,
-        segments: Vec::new(),
-    };
+    let mut b = Builder { out: String::with_capacity(text.len()), out_len: 0, segments: Vec::new() };
     let mut i = 0;
     let mut line_start = true;
     while i < chars.len() {
         if line_start {
             line_start = false;
-            let first = chars[i..]
-                .iter()
-                .position(|c| *c != ' ' && *c != '\t')
-                .map(|p| i + p);
+            let first = chars[i..].iter().position(|c| *c != ' ' && *c != '\t').map(|p| i + p);
             if first.is_some_and(|f| chars[f] == '#') {
                 while i < chars.len() && chars[i] != '\n' {
                     b.literal(i, chars[i]);
@@ -138,24 +112,12 @@ pub(crate) fn interpolate(
             i += 1;
         }
     }
-    Ok(Interpolated {
-        text: b.out,
-        segments: b.segments,
-        original_len: chars.len(),
-    })
+    Ok(Interpolated { text: b.out, segments: b.segments, original_len: chars.len() })
 }
 
 /// Expands the `${...}` starting at `start`; returns the index just past its `}`.
-fn expand_one(
-    chars: &[char],
-    start: usize,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    b: &mut Builder,
-) -> Result<usize, InterpError> {
-    let bad = |msg: String| InterpError {
-        index: start,
-        message: msg,
-    };
+fn expand_one(chars: &[char], start: usize, lookup: &dyn Fn(&str) -> Option<String>, b: &mut Builder) -> Result<usize, InterpError> {
+    let bad = |msg: String| InterpError { index: start, message: msg };
     let mut j = start + 2;
     while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
         j += 1;
@@ -163,8 +125,7 @@ fn expand_one(
     let name: String = chars[start + 2..j].iter().collect();
     if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
         return Err(bad(
-            "invalid variable reference: `${` must be followed by a variable name ([A-Za-z_][A-Za-z0-9_]*); write `$${` for a literal `${`"
-                .to_string(),
+            "invalid variable reference: `${` must be followed by a variable name ([A-Za-z_][A-Za-z0-9_]*); write `$${` for a literal `${`".to_string()
         ));
     }
     let (default, end) = match (chars.get(j), chars.get(j + 1)) {
@@ -177,20 +138,14 @@ fn expand_one(
                 _ => return Err(bad(format!("unterminated `${{{name}:-...`: missing `}}` on the same line"))),
             }
         }
-        _ => {
-            return Err(bad(format!(
-                "invalid variable reference `${{{name}...`: expected `}}` or `:-default}}` after the name"
-            )))
-        }
+        _ => return Err(bad(format!("invalid variable reference `${{{name}...`: expected `}}` or `:-default}}` after the name"))),
     };
     let value = match (lookup(&name), default) {
         (Some(v), Some(d)) if v.is_empty() => d,
         (Some(v), _) => v,
         (None, Some(d)) => d,
         (None, None) => {
-            return Err(bad(format!(
-                "environment variable `{name}` is not set (referenced as `${{{name}}}`; use `${{{name}:-default}}` to give a default)"
-            )))
+            return Err(bad(format!("environment variable `{name}` is not set (referenced as `${{{name}}}`; use `${{{name}:-default}}` to give a default)")))
         }
     };
     b.substituted(start, &value);
@@ -241,15 +196,8 @@ mod tests {
 
     #[test]
     fn expands_defaults_escapes_and_comments() {
-        let r = interpolate(
-            "a: ${HOST}\nb: ${NOPE:-x y}\nc: ${EMPTY:-d}\nd: $${HOST} $5\n  # ${NOPE}\n",
-            &env,
-        )
-        .unwrap();
-        assert_eq!(
-            r.text,
-            "a: example.org\nb: x y\nc: d\nd: ${HOST} $5\n  # ${NOPE}\n"
-        );
+        let r = interpolate("a: ${HOST}\nb: ${NOPE:-x y}\nc: ${EMPTY:-d}\nd: $${HOST} $5\n  # ${NOPE}\n", &env).unwrap();
+        assert_eq!(r.text, "a: example.org\nb: x y\nc: d\nd: ${HOST} $5\n  # ${NOPE}\n");
     }
 
     #[test]
@@ -258,11 +206,7 @@ mod tests {
         let r = interpolate(src, &env).unwrap();
         let z_out = r.text.find('z').unwrap();
         assert_eq!(r.to_original(z_out), src.find('z').unwrap());
-        assert_eq!(
-            r.to_original(5),
-            3,
-            "inside the substitution maps to its `$`"
-        );
+        assert_eq!(r.to_original(5), 3, "inside the substitution maps to its `$`");
         let b_out = r.text.find('b').unwrap();
         assert_eq!(r.to_original(b_out), src.find('b').unwrap());
     }

@@ -128,13 +128,7 @@ impl EngineConfig {
     /// Reads and loads the config file at `path` (relative paths inside resolve against its directory).
     pub fn from_file(path: impl AsRef<Path>) -> Result<EngineConfig, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new(
-                K::Io,
-                &path.display().to_string(),
-                format!("cannot read config file: {e}"),
-            )
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(K::Io, &path.display().to_string(), format!("cannot read config file: {e}")))?;
         Self::from_yaml_str(&text, Some(path))
     }
 
@@ -146,17 +140,10 @@ impl EngineConfig {
 }
 
 /// [`EngineConfig::from_yaml_str`] with an injectable environment (for tests).
-pub(crate) fn load(
-    text: &str,
-    origin: Option<&Path>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<EngineConfig, ConfigError> {
+pub(crate) fn load(text: &str, origin: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<EngineConfig, ConfigError> {
     let file = origin.map_or_else(|| "<config>".to_string(), |p| p.display().to_string());
     let base_dir = origin.map(|p| p.parent().unwrap_or(Path::new("")).to_path_buf());
-    let interp = interpolate(text, env).map_err(|e| {
-        ConfigError::new(K::Interpolation, &file, e.message)
-            .at(Some(LineIndex::new(text).position(e.index)))
-    })?;
+    let interp = interpolate(text, env).map_err(|e| ConfigError::new(K::Interpolation, &file, e.message).at(Some(LineIndex::new(text).position(e.index))))?;
     let expanded_lines = LineIndex::new(&interp.text);
     let spans = spans::build(&interp.text);
     let parsed = serde_yaml::from_str::<Value>(&interp.text);
@@ -170,27 +157,17 @@ pub(crate) fn load(
         return Err(ConfigError::new(K::Syntax, &file, msg).at(Some(ctx.position(e.index))));
     }
     let mut value = parsed.map_err(|e| {
-        let loc = e
-            .location()
-            .map(|l| ctx.position(expanded_lines.index(l.line(), l.column())));
+        let loc = e.location().map(|l| ctx.position(expanded_lines.index(l.line(), l.column())));
         ConfigError::new(K::Syntax, &file, format!("invalid YAML: {e}")).at(loc)
     })?;
-    value.apply_merge().map_err(|e| {
-        ConfigError::new(
-            K::Syntax,
-            &file,
-            format!("invalid YAML merge key (<<): {e}"),
-        )
-    })?;
+    value.apply_merge().map_err(|e| ConfigError::new(K::Syntax, &file, format!("invalid YAML merge key (<<): {e}")))?;
     if value.is_null() {
         let msg = "the configuration is empty: expected a mapping with at least a `streams:` list";
         return Err(ConfigError::new(K::MissingKey, &file, msg));
     }
     let root: RawRoot = ctx.de(value, &YPath::root(), &[])?;
     let state_management = state_management(&ctx, root.state_management)?;
-    let streams = (root.streams.into_iter().enumerate())
-        .map(|(i, raw)| stream(&ctx, i, raw))
-        .collect::<Result<Vec<_>, _>>()?;
+    let streams = (root.streams.into_iter().enumerate()).map(|(i, raw)| stream(&ctx, i, raw)).collect::<Result<Vec<_>, _>>()?;
     let http = match root.http {
         Some(h) => {
             let at = YPath::root().key("http").key("address");
@@ -220,29 +197,14 @@ pub(crate) fn load(
     Ok(cfg)
 }
 
-fn state_management(
-    ctx: &Ctx,
-    raw: Option<RawStateManagement>,
-) -> Result<StateManagementConfig, ConfigError> {
+fn state_management(ctx: &Ctx, raw: Option<RawStateManagement>) -> Result<StateManagementConfig, ConfigError> {
     let path = YPath::root().key("state_management");
     let d = StateManagementConfig::default();
     let Some(r) = raw else {
-        return Ok(StateManagementConfig {
-            local_config: LocalConfig {
-                path: ctx.resolve(d.local_config.path),
-            },
-            ..d
-        });
+        return Ok(StateManagementConfig { local_config: LocalConfig { path: ctx.resolve(d.local_config.path) }, ..d });
     };
     let backend_path = path.key("backend_type");
-    let backend_type = ctx.named(
-        r.backend_type,
-        &backend_path,
-        "backend_type",
-        BackendType::NAMES,
-        BackendType::from_name,
-        d.backend_type,
-    )?;
+    let backend_type = ctx.named(r.backend_type, &backend_path, "backend_type", BackendType::NAMES, BackendType::from_name, d.backend_type)?;
     let s3_config = r.s3_config.map(|s| {
         let d3 = S3Config::new(s.bucket);
         S3Config {
@@ -260,16 +222,10 @@ fn state_management(
             return Err(ctx.invalid(&at, format!("{at} must not be empty")));
         }
     } else if matches!(backend_type, BackendType::S3 | BackendType::Hybrid) {
-        let msg = format!(
-            "state_management.s3_config is required when backend_type is `{}` (add s3_config: {{bucket: ...}})",
-            backend_type.name()
-        );
+        let msg = format!("state_management.s3_config is required when backend_type is `{}` (add s3_config: {{bucket: ...}})", backend_type.name());
         return Err(ctx.at_value(K::MissingKey, &backend_path, msg));
     }
-    let local_path = r
-        .local_config
-        .and_then(|l| l.path)
-        .unwrap_or(d.local_config.path);
+    let local_path = r.local_config.and_then(|l| l.path).unwrap_or(d.local_config.path);
     let cfg = StateManagementConfig {
         enabled: r.enabled.unwrap_or(d.enabled),
         backend_type,
@@ -278,32 +234,20 @@ fn state_management(
         exactly_once: r.exactly_once.unwrap_or(d.exactly_once),
         state_timeout_ms: r.state_timeout_ms,
         s3_config,
-        local_config: LocalConfig {
-            path: inputs::non_empty_path(ctx, local_path, &path.key("local_config").key("path"))?,
-        },
+        local_config: LocalConfig { path: inputs::non_empty_path(ctx, local_path, &path.key("local_config").key("path"))? },
         key_groups: r.key_groups.unwrap_or(d.key_groups),
         checkpoint_timeout_ms: r.checkpoint_timeout_ms,
         tolerated_checkpoint_failures: r.tolerated_checkpoint_failures.unwrap_or(d.tolerated_checkpoint_failures),
         gc_grace_ms: r.gc_grace_ms.unwrap_or(d.gc_grace_ms),
-        hybrid_config: HybridConfig {
-            cache_kb: r.hybrid_config.and_then(|h| h.cache_kb).unwrap_or(d.hybrid_config.cache_kb),
-        },
+        hybrid_config: HybridConfig { cache_kb: r.hybrid_config.and_then(|h| h.cache_kb).unwrap_or(d.hybrid_config.cache_kb) },
         from_savepoint: None,
     };
     ctx.at_least(&path.key("hybrid_config").key("cache_kb"), cfg.hybrid_config.cache_kb, 1)?;
     if let Some(t) = cfg.checkpoint_timeout_ms {
         ctx.at_least(&path.key("checkpoint_timeout_ms"), t, 1)?;
     }
-    ctx.at_least(
-        &path.key("checkpoint_interval_ms"),
-        cfg.checkpoint_interval_ms,
-        1,
-    )?;
-    ctx.at_least(
-        &path.key("retained_checkpoints"),
-        cfg.retained_checkpoints,
-        1,
-    )?;
+    ctx.at_least(&path.key("checkpoint_interval_ms"), cfg.checkpoint_interval_ms, 1)?;
+    ctx.at_least(&path.key("retained_checkpoints"), cfg.retained_checkpoints, 1)?;
     ctx.at_least(&path.key("key_groups"), cfg.key_groups, 1)?;
     if let Some(t) = cfg.state_timeout_ms {
         ctx.at_least(&path.key("state_timeout_ms"), t, 1)?;
@@ -316,21 +260,9 @@ fn stream(ctx: &Ctx, index: usize, raw: RawStream) -> Result<StreamConfig, Confi
     let name = raw.name.unwrap_or_else(|| default_stream_name(index));
     let input = dispatch(ctx, raw.input, &path.key("input"), "input", inputs::TYPES)?;
     let pipeline = pipeline(ctx, raw.pipeline, &path.key("pipeline"))?;
-    let output = dispatch(
-        ctx,
-        raw.output,
-        &path.key("output"),
-        "output",
-        outputs::TYPES,
-    )?;
+    let output = dispatch(ctx, raw.output, &path.key("output"), "output", outputs::TYPES)?;
     let error_output = match raw.error_output {
-        Some(v) => Some(dispatch(
-            ctx,
-            v,
-            &path.key("error_output"),
-            "output",
-            outputs::TYPES,
-        )?),
+        Some(v) => Some(dispatch(ctx, v, &path.key("error_output"), "output", outputs::TYPES)?),
         None => None,
     };
     let outputs = named_outputs(ctx, raw.outputs, &path.key("outputs"))?;
@@ -342,16 +274,7 @@ fn stream(ctx: &Ctx, index: usize, raw: RawStream) -> Result<StreamConfig, Confi
             custom_keys: s.custom_keys.unwrap_or_default(),
         },
     };
-    Ok(StreamConfig {
-        name,
-        input,
-        pipeline,
-        output,
-        error_output,
-        outputs,
-        state,
-        key_by: raw.key_by,
-    })
+    Ok(StreamConfig { name, input, pipeline, output, error_output, outputs, state, key_by: raw.key_by })
 }
 
 /// `outputs: {name: {type: ...}, ...}`: the stream's named outputs, in file order. A name is
@@ -361,7 +284,8 @@ fn named_outputs(ctx: &Ctx, raw: Option<Value>, path: &YPath) -> Result<Vec<(Str
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Mapping(m)) => m,
         Some(_) => {
-            let msg = format!("invalid value for {path}: expected a mapping of output names to outputs (`outputs: {{audit: {{type: file, path: audit.jsonl}}}}`)");
+            let msg =
+                format!("invalid value for {path}: expected a mapping of output names to outputs (`outputs: {{audit: {{type: file, path: audit.jsonl}}}}`)");
             return Err(ctx.at_value(K::InvalidType, path, msg));
         }
     };
@@ -382,11 +306,7 @@ fn named_outputs(ctx: &Ctx, raw: Option<Value>, path: &YPath) -> Result<Vec<(Str
     Ok(out)
 }
 
-fn pipeline(
-    ctx: &Ctx,
-    raw: Option<RawPipeline>,
-    path: &YPath,
-) -> Result<PipelineConfig, ConfigError> {
+fn pipeline(ctx: &Ctx, raw: Option<RawPipeline>, path: &YPath) -> Result<PipelineConfig, ConfigError> {
     let d = PipelineConfig::default();
     let Some(r) = raw else { return Ok(d) };
     let procs_path = path.key("processors");

@@ -195,7 +195,9 @@ pub enum ProcessorConfig {
     Wasm(WasmProcessorConfig),
     Sql(SqlProcessorConfig),
     /// JSON records -> one Arrow IPC record per batch (declared columns, else inferred).
-    JsonToArrow { schema: Vec<(String, SqlType)> },
+    JsonToArrow {
+        schema: Vec<(String, SqlType)>,
+    },
     /// Arrow IPC records -> one JSON record per row.
     ArrowToJson,
     /// Built-in twin of the `counter` plugin, for benchmarks only.
@@ -419,9 +421,7 @@ impl S3Config {
 
 impl Default for LocalConfig {
     fn default() -> Self {
-        LocalConfig {
-            path: PathBuf::from(DEFAULT_LOCAL_STATE_PATH),
-        }
+        LocalConfig { path: PathBuf::from(DEFAULT_LOCAL_STATE_PATH) }
     }
 }
 
@@ -439,11 +439,7 @@ impl Default for PipelineConfig {
 impl StreamStateConfig {
     /// The state section a stream gets when it has no `state:`.
     pub fn for_stream(stream_name: &str) -> Self {
-        StreamStateConfig {
-            operator_id: stream_name.to_string(),
-            enabled: true,
-            custom_keys: Vec::new(),
-        }
+        StreamStateConfig { operator_id: stream_name.to_string(), enabled: true, custom_keys: Vec::new() }
     }
 }
 
@@ -462,18 +458,13 @@ impl Default for GenerateInput {
 
 impl Default for StdinInput {
     fn default() -> Self {
-        StdinInput {
-            batch_size: DEFAULT_INPUT_BATCH_SIZE,
-            key_field: None,
-        }
+        StdinInput { batch_size: DEFAULT_INPUT_BATCH_SIZE, key_field: None }
     }
 }
 
 impl Default for NativeCounterConfig {
     fn default() -> Self {
-        NativeCounterConfig {
-            store: DEFAULT_STORE.to_string(),
-        }
+        NativeCounterConfig { store: DEFAULT_STORE.to_string() }
     }
 }
 
@@ -512,9 +503,7 @@ impl Default for OutputFormat {
 #[allow(clippy::derivable_impls)]
 impl Default for StdoutOutput {
     fn default() -> Self {
-        StdoutOutput {
-            format: OutputFormat::default(),
-        }
+        StdoutOutput { format: OutputFormat::default() }
     }
 }
 

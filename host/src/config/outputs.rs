@@ -16,22 +16,18 @@ use super::model::*;
 use super::spans::YPath;
 
 /// Known output types, in documentation order.
-pub(crate) const TYPES: &[(&str, Build<OutputConfig>)] =
-    &[("stdout", stdout), ("file", file), ("kafka", kafka), ("drop", drop_output)];
+pub(crate) const TYPES: &[(&str, Build<OutputConfig>)] = &[("stdout", stdout), ("file", file), ("kafka", kafka), ("drop", drop_output)];
 
 /// The schema of each type's section, from the raw structs below (see `schema.rs`).
-pub(crate) const SCHEMAS: &[(&str, super::schema::SchemaFn)] =
-    &[("stdout", super::schema::of::<RawStdout>), ("file", super::schema::of::<RawFile>), ("kafka", super::schema::of::<RawKafka>), ("drop", super::schema::of::<RawDrop>)];
+pub(crate) const SCHEMAS: &[(&str, super::schema::SchemaFn)] = &[
+    ("stdout", super::schema::of::<RawStdout>),
+    ("file", super::schema::of::<RawFile>),
+    ("kafka", super::schema::of::<RawKafka>),
+    ("drop", super::schema::of::<RawDrop>),
+];
 
 fn format(ctx: &Ctx, raw: Option<String>, path: &YPath) -> Result<OutputFormat, ConfigError> {
-    ctx.named(
-        raw,
-        &path.key("format"),
-        "format",
-        OutputFormat::NAMES,
-        OutputFormat::from_name,
-        OutputFormat::default(),
-    )
+    ctx.named(raw, &path.key("format"), "format", OutputFormat::NAMES, OutputFormat::from_name, OutputFormat::default())
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -42,9 +38,7 @@ struct RawStdout {
 
 fn stdout(ctx: &Ctx, value: Value, path: &YPath) -> Result<OutputConfig, ConfigError> {
     let raw: RawStdout = ctx.de(value, path, &["type"])?;
-    Ok(OutputConfig::Stdout(StdoutOutput {
-        format: format(ctx, raw.format, path)?,
-    }))
+    Ok(OutputConfig::Stdout(StdoutOutput { format: format(ctx, raw.format, path)? }))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -57,10 +51,7 @@ struct RawFile {
 fn file(ctx: &Ctx, value: Value, path: &YPath) -> Result<OutputConfig, ConfigError> {
     let raw: RawFile = ctx.de(value, path, &["type"])?;
     let out_path = non_empty_path(ctx, raw.path, &path.key("path"))?;
-    Ok(OutputConfig::File(FileOutput {
-        path: out_path,
-        format: format(ctx, raw.format, path)?,
-    }))
+    Ok(OutputConfig::File(FileOutput { path: out_path, format: format(ctx, raw.format, path)? }))
 }
 
 /// `acks: all` and `acks: 1` are both natural YAML.
@@ -104,7 +95,9 @@ fn kafka(ctx: &Ctx, value: Value, path: &YPath) -> Result<OutputConfig, ConfigEr
     let idempotent = raw.idempotent.unwrap_or(acks == Acks::All);
     let exactly_once = raw.exactly_once.unwrap_or(false);
     if idempotent && acks != Acks::All {
-        return Err(ctx.invalid(&path.key("idempotent"), format!("{} needs acks: all (an idempotent producer waits for all in-sync replicas)", path.key("idempotent"))));
+        return Err(
+            ctx.invalid(&path.key("idempotent"), format!("{} needs acks: all (an idempotent producer waits for all in-sync replicas)", path.key("idempotent")))
+        );
     }
     if exactly_once && acks != Acks::All {
         return Err(ctx.invalid(&path.key("exactly_once"), format!("{} needs acks: all", path.key("exactly_once"))));

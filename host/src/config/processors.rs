@@ -25,8 +25,13 @@ pub(crate) const TYPES: &[(&str, Build<ProcessorConfig>)] =
     &[("wasm", wasm), ("sql", sql), ("json_to_arrow", json_to_arrow), ("arrow_to_json", arrow_to_json), ("native_counter", native_counter)];
 
 /// The schema of each type's section, from the raw structs below (see `schema.rs`).
-pub(crate) const SCHEMAS: &[(&str, super::schema::SchemaFn)] =
-    &[("wasm", super::schema::of::<RawWasm>), ("sql", super::schema::of::<RawSql>), ("json_to_arrow", super::schema::of::<RawJsonToArrow>), ("arrow_to_json", super::schema::of::<RawArrowToJson>), ("native_counter", super::schema::of::<RawNativeCounter>)];
+pub(crate) const SCHEMAS: &[(&str, super::schema::SchemaFn)] = &[
+    ("wasm", super::schema::of::<RawWasm>),
+    ("sql", super::schema::of::<RawSql>),
+    ("json_to_arrow", super::schema::of::<RawJsonToArrow>),
+    ("arrow_to_json", super::schema::of::<RawArrowToJson>),
+    ("native_counter", super::schema::of::<RawNativeCounter>),
+];
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -89,10 +94,7 @@ fn wasm(ctx: &Ctx, value: Value, path: &YPath) -> Result<ProcessorConfig, Config
         )?,
         grants: match raw.grants {
             None => WasiGrants::default(),
-            Some(g) => WasiGrants {
-                env: g.env.unwrap_or_default(),
-                inherit_stdio: g.inherit_stdio.unwrap_or(false),
-            },
+            Some(g) => WasiGrants { env: g.env.unwrap_or_default(), inherit_stdio: g.inherit_stdio.unwrap_or(false) },
         },
         watch: raw.watch.unwrap_or(false),
         watch_interval_ms: raw.watch_interval_ms.unwrap_or(1000),
@@ -143,33 +145,17 @@ fn limits(ctx: &Ctx, raw: Option<RawLimits>, path: &YPath) -> Result<WasmLimits,
 }
 
 /// `config:` -> string map: scalars as written, null as "", lists and mappings as JSON text.
-fn plugin_config(
-    ctx: &Ctx,
-    map: Mapping,
-    path: &YPath,
-) -> Result<BTreeMap<String, String>, ConfigError> {
+fn plugin_config(ctx: &Ctx, map: Mapping, path: &YPath) -> Result<BTreeMap<String, String>, ConfigError> {
     let mut out = BTreeMap::new();
     for (k, v) in map {
         let key = match scalar_text(&k) {
             Some(s) => s,
-            None => {
-                return Err(ctx.at_value(
-                    K::InvalidType,
-                    path,
-                    format!("keys of {path} must be scalars"),
-                ))
-            }
+            None => return Err(ctx.at_value(K::InvalidType, path, format!("keys of {path} must be scalars"))),
         };
         let at = path.key(&key);
         let text = match scalar_text(&v) {
             Some(s) => s,
-            None => serde_json::to_string(&v).map_err(|e| {
-                ctx.at_value(
-                    K::InvalidType,
-                    &at,
-                    format!("{at} cannot be converted to JSON text: {e}"),
-                )
-            })?,
+            None => serde_json::to_string(&v).map_err(|e| ctx.at_value(K::InvalidType, &at, format!("{at} cannot be converted to JSON text: {e}")))?,
         };
         out.insert(key, text);
     }
@@ -195,9 +181,7 @@ struct RawNativeCounter {
 
 fn native_counter(ctx: &Ctx, value: Value, path: &YPath) -> Result<ProcessorConfig, ConfigError> {
     let raw: RawNativeCounter = ctx.de(value, path, &["type"])?;
-    Ok(ProcessorConfig::NativeCounter(NativeCounterConfig {
-        store: raw.store.unwrap_or_else(|| DEFAULT_STORE.to_string()),
-    }))
+    Ok(ProcessorConfig::NativeCounter(NativeCounterConfig { store: raw.store.unwrap_or_else(|| DEFAULT_STORE.to_string()) }))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]

@@ -44,7 +44,10 @@ fn patch(v: &mut Value, inputs: &Value, processors: &Value, outputs: &Value) {
                     props.insert("input".into(), inputs.clone());
                     props.insert("output".into(), outputs.clone());
                     props.insert("error_output".into(), json!({ "anyOf": [outputs, { "type": "null" }] }));
-                    props.insert("outputs".into(), json!({ "type": ["object", "null"], "additionalProperties": outputs, "propertyNames": { "pattern": "^[A-Za-z0-9_-]{1,64}$" } }));
+                    props.insert(
+                        "outputs".into(),
+                        json!({ "type": ["object", "null"], "additionalProperties": outputs, "propertyNames": { "pattern": "^[A-Za-z0-9_-]{1,64}$" } }),
+                    );
                 }
                 if props.contains_key("processors") && props.contains_key("thread_num") {
                     props.insert("processors".into(), json!({ "type": ["array", "null"], "items": processors }));

@@ -117,16 +117,8 @@ pub(crate) struct SpanError {
 }
 
 enum Frame {
-    Map {
-        path: YPath,
-        pending_key: Option<(String, usize)>,
-        seen: HashMap<String, usize>,
-        flow: bool,
-    },
-    Seq {
-        path: YPath,
-        next: usize,
-    },
+    Map { path: YPath, pending_key: Option<(String, usize)>, seen: HashMap<String, usize>, flow: bool },
+    Seq { path: YPath, next: usize },
 }
 
 struct Recorder<'t> {
@@ -147,28 +139,14 @@ impl Recorder<'_> {
                 *next += 1;
                 path.index(*next - 1)
             }
-            Some(Frame::Map {
-                path, pending_key, ..
-            }) => {
+            Some(Frame::Map { path, pending_key, .. }) => {
                 let (k, kidx) = pending_key.take().unwrap_or_else(|| ("?".to_string(), at));
                 let p = path.key(&k);
-                self.map.spans.insert(
-                    p.clone(),
-                    Span {
-                        key: Some(kidx),
-                        value: at,
-                    },
-                );
+                self.map.spans.insert(p.clone(), Span { key: Some(kidx), value: at });
                 return p;
             }
         };
-        self.map.spans.insert(
-            path.clone(),
-            Span {
-                key: None,
-                value: at,
-            },
-        );
+        self.map.spans.insert(path.clone(), Span { key: None, value: at });
         path
     }
 
@@ -184,13 +162,7 @@ impl Recorder<'_> {
 
     /// True when the node now starting is a mapping key (and records it if it is a scalar).
     fn take_key(&mut self, scalar: Option<&str>, at: usize) -> bool {
-        let Some(Frame::Map {
-            path,
-            pending_key: pk @ None,
-            seen,
-            flow,
-        }) = self.stack.last_mut()
-        else {
+        let Some(Frame::Map { path, pending_key: pk @ None, seen, flow }) = self.stack.last_mut() else {
             return false;
         };
         let Some(name) = scalar else {
@@ -198,10 +170,7 @@ impl Recorder<'_> {
             return true;
         };
         if seen.insert(name.to_string(), at).is_some() && self.error.is_none() {
-            self.error = Some(SpanError {
-                index: at,
-                message: format!("duplicate key `{name}` in {}", path.describe()),
-            });
+            self.error = Some(SpanError { index: at, message: format!("duplicate key `{name}` in {}", path.describe()) });
         }
         if seen.len() == 1 && !*flow {
             if let Some(s) = self.map.spans.get_mut(path) {
@@ -239,12 +208,7 @@ impl MarkedEventReceiver for Recorder<'_> {
             Event::MappingStart(..) => {
                 let flow = self.chars.get(at) == Some(&'{');
                 if let Some(path) = self.node(None, at) {
-                    self.stack.push(Frame::Map {
-                        path,
-                        pending_key: None,
-                        seen: HashMap::new(),
-                        flow,
-                    });
+                    self.stack.push(Frame::Map { path, pending_key: None, seen: HashMap::new(), flow });
                 }
             }
             Event::SequenceStart(..) => {
@@ -263,19 +227,10 @@ impl MarkedEventReceiver for Recorder<'_> {
 /// Builds the span map of the first document of `text`.
 pub(crate) fn build(text: &str) -> Result<SpanMap, SpanError> {
     let chars: Vec<char> = text.chars().collect();
-    let mut rec = Recorder {
-        chars: &chars,
-        map: SpanMap::default(),
-        stack: Vec::new(),
-        skip: 0,
-        error: None,
-    };
+    let mut rec = Recorder { chars: &chars, map: SpanMap::default(), stack: Vec::new(), skip: 0, error: None };
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut rec, false) {
-        return Err(SpanError {
-            index: e.marker().index(),
-            message: e.info().to_string(),
-        });
+        return Err(SpanError { index: e.marker().index(), message: e.info().to_string() });
     }
     match rec.error {
         Some(e) => Err(e),
@@ -298,27 +253,12 @@ mod tests {
         let s0 = YPath::root().key("streams").index(0);
         assert_eq!(pos(t, m.key(&s0.key("name")).unwrap()), (3, 5));
         assert_eq!(pos(t, m.value(&s0.key("name")).unwrap()), (3, 11));
-        assert_eq!(
-            pos(t, m.value(&s0).unwrap()),
-            (3, 5),
-            "block map at its first key"
-        );
-        assert_eq!(
-            pos(t, m.value(&s0.key("input")).unwrap()),
-            (4, 12),
-            "flow map at its brace"
-        );
-        assert_eq!(
-            pos(t, m.value(&s0.key("input").key("n").index(1)).unwrap()),
-            (4, 31)
-        );
+        assert_eq!(pos(t, m.value(&s0).unwrap()), (3, 5), "block map at its first key");
+        assert_eq!(pos(t, m.value(&s0.key("input")).unwrap()), (4, 12), "flow map at its brace");
+        assert_eq!(pos(t, m.value(&s0.key("input").key("n").index(1)).unwrap()), (4, 31));
         let s1 = YPath::root().key("streams").index(1);
         assert_eq!(pos(t, m.key(&s1.key("c")).unwrap()), (5, 5));
-        assert_eq!(
-            pos(t, m.value(&s1.key("missing").key("deeper")).unwrap()),
-            (5, 5),
-            "falls back"
-        );
+        assert_eq!(pos(t, m.value(&s1.key("missing").key("deeper")).unwrap()), (5, 5), "falls back");
         assert_eq!(s1.key("c").to_string(), "streams[1].c");
     }
 

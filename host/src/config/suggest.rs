@@ -15,12 +15,7 @@ pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
         4..=8 => 2,
         _ => 3,
     };
-    candidates
-        .iter()
-        .map(|c| (distance(&word.to_ascii_lowercase(), c), *c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+    candidates.iter().map(|c| (distance(&word.to_ascii_lowercase(), c), *c)).filter(|(d, _)| *d <= limit).min_by_key(|(d, _)| *d).map(|(_, c)| c)
 }
 
 /// Optimal string alignment distance between `a` and `b`.
@@ -37,9 +32,7 @@ fn distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
+            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 v = v.min(d[i - 2][j - 2] + 1);
             }
@@ -56,15 +49,9 @@ mod tests {
     #[test]
     fn suggests() {
         assert_eq!(closest("tpye", &["type", "count", "keys"]), Some("type"));
-        assert_eq!(
-            closest("bach_size", &["batch_size", "path"]),
-            Some("batch_size")
-        );
+        assert_eq!(closest("bach_size", &["batch_size", "path"]), Some("batch_size"));
         assert_eq!(closest("Type", &["type"]), Some("type"));
         assert_eq!(closest("zzzz", &["type", "keys"]), None);
-        assert_eq!(
-            closest("generat", &["generate", "file", "stdin"]),
-            Some("generate")
-        );
+        assert_eq!(closest("generat", &["generate", "file", "stdin"]), Some("generate"));
     }
 }

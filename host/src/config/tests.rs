@@ -67,183 +67,66 @@ streams:
 #[test]
 fn seed_parses() {
     let cfg = load(SEED, Some(Path::new("/etc/arkflow/config.yaml")), &env).unwrap();
-    assert_eq!(
-        cfg.source.as_deref(),
-        Some(Path::new("/etc/arkflow/config.yaml"))
-    );
+    assert_eq!(cfg.source.as_deref(), Some(Path::new("/etc/arkflow/config.yaml")));
     let sm = &cfg.state_management;
     assert!(sm.enabled && sm.exactly_once);
     assert_eq!(sm.backend_type, BackendType::Memory);
-    assert_eq!(
-        (
-            sm.checkpoint_interval_ms,
-            sm.retained_checkpoints,
-            sm.key_groups
-        ),
-        (30000, 5, 128)
-    );
+    assert_eq!((sm.checkpoint_interval_ms, sm.retained_checkpoints, sm.key_groups), (30000, 5, 128));
     assert_eq!(sm.state_timeout_ms, Some(3_600_000));
     let s3 = sm.s3_config.as_ref().unwrap();
-    assert_eq!(
-        (s3.bucket.as_str(), s3.region.as_str(), s3.prefix.as_str()),
-        ("my-arkflow-state", "us-east-1", "checkpoints/")
-    );
+    assert_eq!((s3.bucket.as_str(), s3.region.as_str(), s3.prefix.as_str()), ("my-arkflow-state", "us-east-1", "checkpoints/"));
     assert_eq!(s3.access_key_id, None);
     assert_eq!(sm.local_config.path, PathBuf::from("/etc/arkflow/state"));
 
     let s = &cfg.streams[0];
     assert_eq!(s.name, "orders");
-    assert_eq!(
-        s.input,
-        InputConfig::Generate(GenerateInput {
-            count: Some(1000),
-            keys: 10,
-            ..GenerateInput::default()
-        })
-    );
-    assert_eq!(
-        (
-            s.pipeline.thread_num,
-            s.pipeline.batch_size,
-            s.pipeline.channel_capacity
-        ),
-        (4, 256, 16)
-    );
-    let ProcessorConfig::Wasm(w) = &s.pipeline.processors[0] else {
-        panic!("not wasm")
-    };
-    assert_eq!(
-        w.path,
-        PathBuf::from("/etc/arkflow/../plugins/dist/counter.wasm")
-    );
-    let expected: BTreeMap<String, String> = [
-        ("key_field".to_string(), "user_id".to_string()),
-        ("nested".to_string(), r#"{"a":1}"#.to_string()),
-    ]
-    .into();
+    assert_eq!(s.input, InputConfig::Generate(GenerateInput { count: Some(1000), keys: 10, ..GenerateInput::default() }));
+    assert_eq!((s.pipeline.thread_num, s.pipeline.batch_size, s.pipeline.channel_capacity), (4, 256, 16));
+    let ProcessorConfig::Wasm(w) = &s.pipeline.processors[0] else { panic!("not wasm") };
+    assert_eq!(w.path, PathBuf::from("/etc/arkflow/../plugins/dist/counter.wasm"));
+    let expected: BTreeMap<String, String> = [("key_field".to_string(), "user_id".to_string()), ("nested".to_string(), r#"{"a":1}"#.to_string())].into();
     assert_eq!(w.config, expected);
     assert_eq!(w.limits, WasmLimits::default());
     assert_eq!((w.retries, w.on_failure), (2, FailurePolicy::Fail));
-    assert_eq!(
-        w.grants,
-        WasiGrants {
-            env: vec!["HOME".into()],
-            inherit_stdio: false
-        }
-    );
-    assert_eq!(
-        s.pipeline.processors[1],
-        ProcessorConfig::NativeCounter(NativeCounterConfig {
-            store: "default".into()
-        })
-    );
-    assert_eq!(
-        s.output,
-        OutputConfig::Stdout(StdoutOutput {
-            format: OutputFormat::Json
-        })
-    );
-    assert_eq!(
-        s.error_output,
-        Some(OutputConfig::File(FileOutput {
-            path: "/etc/arkflow/errors.jsonl".into(),
-            format: OutputFormat::Json
-        }))
-    );
+    assert_eq!(w.grants, WasiGrants { env: vec!["HOME".into()], inherit_stdio: false });
+    assert_eq!(s.pipeline.processors[1], ProcessorConfig::NativeCounter(NativeCounterConfig { store: "default".into() }));
+    assert_eq!(s.output, OutputConfig::Stdout(StdoutOutput { format: OutputFormat::Json }));
+    assert_eq!(s.error_output, Some(OutputConfig::File(FileOutput { path: "/etc/arkflow/errors.jsonl".into(), format: OutputFormat::Json })));
     assert_eq!(s.key_by.as_deref(), Some("user_id"));
-    assert_eq!(
-        s.state,
-        StreamStateConfig {
-            operator_id: "order-aggregator".into(),
-            enabled: true,
-            custom_keys: vec!["user_counts".into()]
-        }
-    );
+    assert_eq!(s.state, StreamStateConfig { operator_id: "order-aggregator".into(), enabled: true, custom_keys: vec!["user_counts".into()] });
 }
 
 #[test]
 fn defaults_applied() {
-    let cfg = load(
-        "streams:\n  - input: {type: stdin}\n    output: {type: drop}\n",
-        None,
-        &env,
-    )
-    .unwrap();
+    let cfg = load("streams:\n  - input: {type: stdin}\n    output: {type: drop}\n", None, &env).unwrap();
     assert_eq!(cfg.source, None);
     assert_eq!(cfg.state_management, StateManagementConfig::default());
-    assert_eq!(
-        cfg.state_management.local_config.path,
-        PathBuf::from("./arkflow-state")
-    );
+    assert_eq!(cfg.state_management.local_config.path, PathBuf::from("./arkflow-state"));
     assert_eq!(cfg.state_management.key_groups, 128);
     let s = &cfg.streams[0];
     assert_eq!(s.name, "stream-0");
-    assert_eq!(
-        s.input,
-        InputConfig::Stdin(StdinInput {
-            batch_size: 1024,
-            key_field: None
-        })
-    );
-    assert_eq!(
-        s.pipeline,
-        PipelineConfig {
-            thread_num: 1,
-            batch_size: 256,
-            channel_capacity: 16,
-            processors: vec![]
-        }
-    );
+    assert_eq!(s.input, InputConfig::Stdin(StdinInput { batch_size: 1024, key_field: None }));
+    assert_eq!(s.pipeline, PipelineConfig { thread_num: 1, batch_size: 256, channel_capacity: 16, processors: vec![] });
     assert_eq!(s.output, OutputConfig::Drop);
     assert_eq!(s.error_output, None);
     assert_eq!(s.key_by, None);
-    assert_eq!(
-        s.state,
-        StreamStateConfig {
-            operator_id: "stream-0".into(),
-            enabled: true,
-            custom_keys: vec![]
-        }
-    );
+    assert_eq!(s.state, StreamStateConfig { operator_id: "stream-0".into(), enabled: true, custom_keys: vec![] });
 
     let text = "state_management: {enabled: true}\nstreams:\n  - name: a\n    input: {type: generate}\n    pipeline:\n      processors:\n        - {type: wasm, path: p.wasm}\n        - {type: native_counter}\n    output: {type: stdout, format: raw}\n    state: {custom_keys: [x]}\n";
     let cfg = parse(text).unwrap();
     let sm = &cfg.state_management;
     assert!(sm.enabled && !sm.exactly_once);
-    assert_eq!(
-        (
-            sm.checkpoint_interval_ms,
-            sm.retained_checkpoints,
-            sm.state_timeout_ms
-        ),
-        (30_000, 5, None)
-    );
+    assert_eq!((sm.checkpoint_interval_ms, sm.retained_checkpoints, sm.state_timeout_ms), (30_000, 5, None));
     let s = &cfg.streams[0];
     assert_eq!(s.input, InputConfig::Generate(GenerateInput::default()));
     assert_eq!(GenerateInput::default().keys, 1000);
-    let ProcessorConfig::Wasm(w) = &s.pipeline.processors[0] else {
-        panic!()
-    };
+    let ProcessorConfig::Wasm(w) = &s.pipeline.processors[0] else { panic!() };
     assert_eq!(w.limits.max_output_bytes, 16 * 1024 * 1024);
-    assert_eq!(
-        (w.retries, w.on_failure, w.config.len()),
-        (2, FailurePolicy::Fail, 0)
-    );
+    assert_eq!((w.retries, w.on_failure, w.config.len()), (2, FailurePolicy::Fail, 0));
     assert_eq!(w.grants, WasiGrants::default());
-    assert_eq!(
-        s.pipeline.processors[1],
-        ProcessorConfig::NativeCounter(NativeCounterConfig::default())
-    );
-    assert_eq!(
-        s.output,
-        OutputConfig::Stdout(StdoutOutput {
-            format: OutputFormat::Raw
-        })
-    );
-    assert_eq!(
-        s.state.operator_id, "a",
-        "operator_id defaults to the stream name"
-    );
+    assert_eq!(s.pipeline.processors[1], ProcessorConfig::NativeCounter(NativeCounterConfig::default()));
+    assert_eq!(s.output, OutputConfig::Stdout(StdoutOutput { format: OutputFormat::Raw }));
+    assert_eq!(s.state.operator_id, "a", "operator_id defaults to the stream name");
     assert!(s.state.enabled);
 }
 
@@ -251,43 +134,21 @@ fn defaults_applied() {
 fn relative_paths_resolve_against_config_dir() {
     let text = "state_management: {local_config: {path: ./st}}\nstreams:\n  - input: {type: file, path: in/data.jsonl}\n    pipeline: {processors: [{type: wasm, path: ./p.wasm}, {type: wasm, path: /abs/q.wasm}]}\n    output: {type: file, path: out.jsonl}\n";
     let cfg = load(text, Some(Path::new("conf/dir/c.yaml")), &env).unwrap();
-    assert_eq!(
-        cfg.state_management.local_config.path,
-        PathBuf::from("conf/dir/st")
-    );
+    assert_eq!(cfg.state_management.local_config.path, PathBuf::from("conf/dir/st"));
     let s = &cfg.streams[0];
-    let InputConfig::File(f) = &s.input else {
-        panic!()
-    };
+    let InputConfig::File(f) = &s.input else { panic!() };
     assert_eq!(f.path, PathBuf::from("conf/dir/in/data.jsonl"));
     let paths = s.pipeline.processors.iter().map(|p| match p {
         ProcessorConfig::Wasm(w) => w.path.clone(),
         _ => panic!(),
     });
-    assert_eq!(
-        paths.collect::<Vec<_>>(),
-        vec![
-            PathBuf::from("conf/dir/p.wasm"),
-            PathBuf::from("/abs/q.wasm")
-        ]
-    );
-    assert_eq!(
-        s.output,
-        OutputConfig::File(FileOutput {
-            path: "conf/dir/out.jsonl".into(),
-            format: OutputFormat::Json
-        })
-    );
+    assert_eq!(paths.collect::<Vec<_>>(), vec![PathBuf::from("conf/dir/p.wasm"), PathBuf::from("/abs/q.wasm")]);
+    assert_eq!(s.output, OutputConfig::File(FileOutput { path: "conf/dir/out.jsonl".into(), format: OutputFormat::Json }));
     // Without an origin, paths stay as written.
     let cfg = load(text, None, &env).unwrap();
-    let InputConfig::File(f) = &cfg.streams[0].input else {
-        panic!()
-    };
+    let InputConfig::File(f) = &cfg.streams[0].input else { panic!() };
     assert_eq!(f.path, PathBuf::from("in/data.jsonl"));
-    assert_eq!(
-        cfg.state_management.local_config.path,
-        PathBuf::from("./st")
-    );
+    assert_eq!(cfg.state_management.local_config.path, PathBuf::from("./st"));
 }
 
 #[test]
@@ -295,29 +156,20 @@ fn env_interpolation() {
     let text = "state_management:\n  backend_type: s3\n  s3_config: {bucket: ${ARK_BUCKET}, prefix: \"$${NOT_A_VAR}\"}\nstreams:\n  - name: ${ARK_NAME:-fallback}\n    input: {type: stdin}\n    pipeline: {thread_num: ${ARK_THREADS}}\n    output: {type: drop}\n";
     let cfg = parse(text).unwrap();
     let s3 = cfg.state_management.s3_config.unwrap();
-    assert_eq!(
-        (s3.bucket.as_str(), s3.prefix.as_str()),
-        ("env-bucket", "${NOT_A_VAR}")
-    );
+    assert_eq!((s3.bucket.as_str(), s3.prefix.as_str()), ("env-bucket", "${NOT_A_VAR}"));
     assert_eq!(cfg.streams[0].name, "fallback");
     assert_eq!(cfg.streams[0].pipeline.thread_num, 3);
 
     let e = parse("streams:\n  - name: x\n    key_by: ${ARK_MISSING}\n").unwrap_err();
     assert_eq!(e.kind(), ConfigErrorKind::Interpolation);
     assert_eq!(e.location(), Some(("config.yaml".into(), 3, 13)));
-    assert!(
-        e.to_string()
-            .starts_with("config.yaml:3:13: environment variable `ARK_MISSING` is not set"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("config.yaml:3:13: environment variable `ARK_MISSING` is not set"), "{e}");
 
     // The real process environment is used by the public entry point.
     std::env::set_var("ARKFLOW_CONFIG_TEST_THREADS", "2");
-    let cfg = EngineConfig::from_yaml_str(
-        "streams: [{input: {type: stdin}, output: {type: drop}, pipeline: {thread_num: ${ARKFLOW_CONFIG_TEST_THREADS}}}]",
-        None,
-    )
-    .unwrap();
+    let cfg =
+        EngineConfig::from_yaml_str("streams: [{input: {type: stdin}, output: {type: drop}, pipeline: {thread_num: ${ARKFLOW_CONFIG_TEST_THREADS}}}]", None)
+            .unwrap();
     assert_eq!(cfg.streams[0].pipeline.thread_num, 2);
 }
 
@@ -334,23 +186,14 @@ fn locations_survive_interpolation() {
 fn from_file_reads_and_reports_io_errors() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("c.yaml");
-    std::fs::write(
-        &p,
-        "streams:\n  - input: {type: file, path: data.jsonl}\n    output: {type: drop}\n",
-    )
-    .unwrap();
+    std::fs::write(&p, "streams:\n  - input: {type: file, path: data.jsonl}\n    output: {type: drop}\n").unwrap();
     let cfg = EngineConfig::from_file(&p).unwrap();
     assert_eq!(cfg.source.as_deref(), Some(p.as_path()));
-    let InputConfig::File(f) = &cfg.streams[0].input else {
-        panic!()
-    };
+    let InputConfig::File(f) = &cfg.streams[0].input else { panic!() };
     assert_eq!(f.path, dir.path().join("data.jsonl"));
     let e = EngineConfig::from_file(dir.path().join("nope.yaml")).unwrap_err();
     assert_eq!(e.kind(), ConfigErrorKind::Io);
-    assert!(
-        e.to_string().contains("nope.yaml: cannot read config file"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("nope.yaml: cannot read config file"), "{e}");
 }
 
 #[test]
@@ -402,6 +245,9 @@ fn sql_processor_section() {
 fn codec_processor_sections() {
     let text = "streams:\n  - input: {type: stdin}\n    pipeline:\n      processors:\n        - {type: json_to_arrow, schema: {n: int}}\n        - type: arrow_to_json\n    output: {type: stdout}\n";
     let cfg = parse(text).unwrap();
-    assert_eq!(cfg.streams[0].pipeline.processors, vec![ProcessorConfig::JsonToArrow { schema: vec![("n".into(), SqlType::Int)] }, ProcessorConfig::ArrowToJson]);
+    assert_eq!(
+        cfg.streams[0].pipeline.processors,
+        vec![ProcessorConfig::JsonToArrow { schema: vec![("n".into(), SqlType::Int)] }, ProcessorConfig::ArrowToJson]
+    );
     assert!(parse(&text.replace("type: arrow_to_json", "{type: arrow_to_json, x: 1}")).unwrap_err().to_string().contains("unknown key"));
 }

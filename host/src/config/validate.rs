@@ -29,13 +29,7 @@ pub(crate) fn check(ctx: &Ctx, cfg: &EngineConfig) -> Result<(), ConfigError> {
             return Err(ctx.invalid(&name_at, format!("{name_at} must not be empty")));
         }
         if let Some(first) = names.insert(&s.name, i) {
-            return Err(ctx.invalid(
-                &name_at,
-                format!(
-                    "duplicate stream name `{}`: streams[{first}] has the same name",
-                    s.name
-                ),
-            ));
+            return Err(ctx.invalid(&name_at, format!("duplicate stream name `{}`: streams[{first}] has the same name", s.name)));
         }
         if let Some(k) = &s.key_by {
             if k.is_empty() {
@@ -58,10 +52,8 @@ pub(crate) fn check(ctx: &Ctx, cfg: &EngineConfig) -> Result<(), ConfigError> {
         let groups = cfg.state_management.key_groups as usize;
         if s.pipeline.thread_num > groups {
             let at = sp.key("pipeline").key("thread_num");
-            let msg = format!(
-                "{at} ({}) must not exceed state_management.key_groups ({groups}): each worker owns at least one key group",
-                s.pipeline.thread_num
-            );
+            let msg =
+                format!("{at} ({}) must not exceed state_management.key_groups ({groups}): each worker owns at least one key group", s.pipeline.thread_num);
             return Err(ctx.at_value(K::Invalid, &at, msg));
         }
         check_custom_keys(ctx, &s.state.custom_keys, &state_at.key("custom_keys"))?;
@@ -86,13 +78,8 @@ pub(crate) fn check(ctx: &Ctx, cfg: &EngineConfig) -> Result<(), ConfigError> {
         for (j, p) in s.pipeline.processors.iter().enumerate() {
             if let ProcessorConfig::Wasm(w) = p {
                 if w.on_failure == FailurePolicy::ErrorOutput && s.error_output.is_none() {
-                    let at = sp
-                        .key("pipeline")
-                        .key("processors")
-                        .index(j)
-                        .key("on_failure");
-                    let msg =
-                        format!("{at} is `error_output` but {sp} has no `error_output:` section");
+                    let at = sp.key("pipeline").key("processors").index(j).key("on_failure");
+                    let msg = format!("{at} is `error_output` but {sp} has no `error_output:` section");
                     return Err(ctx.invalid(&at, msg));
                 }
             }
@@ -109,15 +96,11 @@ fn check_custom_keys(ctx: &Ctx, keys: &[String], path: &YPath) -> Result<(), Con
             return Err(ctx.invalid(&at, format!("{at} must not be empty")));
         }
         if key == DEFAULT_STORE {
-            let msg =
-                format!("{at}: `{DEFAULT_STORE}` is reserved for the operator's implicit store");
+            let msg = format!("{at}: `{DEFAULT_STORE}` is reserved for the operator's implicit store");
             return Err(ctx.invalid(&at, msg));
         }
         if let Some(first) = seen.insert(key, k) {
-            return Err(ctx.invalid(
-                &at,
-                format!("duplicate custom key `{key}` in {path} (also at index {first})"),
-            ));
+            return Err(ctx.invalid(&at, format!("duplicate custom key `{key}` in {path} (also at index {first})")));
         }
     }
     Ok(())

@@ -8,6 +8,7 @@
 
 mod clock;
 mod msg;
+mod output_stage;
 mod shared;
 mod sinks;
 mod stream;
@@ -63,8 +64,7 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
             return crate::group::build(engine, cfg, factories, names, state_limits, shared);
         }
     }
-    let mut input =
-        crate::input::build(&cfg.input, &default_group(cfg), shared.kafka.clone()).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
+    let mut input = crate::input::build(&cfg.input, &default_group(cfg), shared.kafka.clone()).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
     let (checkpoint, sinks) = match sm.enabled {
         true => {
             let (c, s) = checkpoint_setup(engine, cfg, &mut *input, &shared)?;
@@ -111,7 +111,12 @@ pub(crate) struct SinkPlace<'a> {
 /// outbox mode publishes through the store. `sink` is the sink's id (see [`sinks`]); any sink
 /// but the main output keeps its outbox under `{scope}/{sink}`. Transactional kafka outputs are
 /// built by the caller (they are the decider).
-pub(crate) fn exactly_once_sink(engine: &EngineConfig, out: &crate::config::OutputConfig, sink: &str, at: &SinkPlace<'_>) -> anyhow::Result<Box<dyn crate::output::Output>> {
+pub(crate) fn exactly_once_sink(
+    engine: &EngineConfig,
+    out: &crate::config::OutputConfig,
+    sink: &str,
+    at: &SinkPlace<'_>,
+) -> anyhow::Result<Box<dyn crate::output::Output>> {
     use crate::config::OutputConfig;
     Ok(match out {
         OutputConfig::File(f) if engine.state_management.exactly_once => Box::new(crate::output::EoFileOut::open(&f.path, f.format, at.generation)?),
@@ -120,7 +125,7 @@ pub(crate) fn exactly_once_sink(engine: &EngineConfig, out: &crate::config::Outp
                 Some(p) => p.clone(),
                 None => crate::kafka::outbox::Outbox::shared_producer(k)?,
             };
-            let scope = if sink == "output" { at.scope.to_string() } else { format!("{}/{sink}", at.scope) };
+            let scope = crate::layout::sink_scope(at.scope, sink);
             Box::new(crate::kafka::outbox::OutboxOutput::attach(k, producer, at.store.clone(), &scope, at.generation, at.key_groups))
         }
         OutputConfig::Kafka(k) if k.exactly_once && sink != "output" => {
@@ -188,7 +193,12 @@ pub(crate) fn exactly_once_output_needs_store(engine: &EngineConfig, cfg: &Strea
 /// Opens the state backend, checks it, recovers the last decided checkpoint, seeks the input,
 /// builds the sinks in their exactly-once forms, finishes the last decision's sink commits and
 /// lets the sinks clean up.
-fn checkpoint_setup(engine: &EngineConfig, cfg: &StreamConfig, input: &mut dyn crate::input::Input, shared: &StreamShared) -> anyhow::Result<(stream::CheckpointSetup, Sinks)> {
+fn checkpoint_setup(
+    engine: &EngineConfig,
+    cfg: &StreamConfig,
+    input: &mut dyn crate::input::Input,
+    shared: &StreamShared,
+) -> anyhow::Result<(stream::CheckpointSetup, Sinks)> {
     use crate::config::{BackendType, OutputConfig};
     let sm = &engine.state_management;
     let name = &cfg.name;
@@ -266,8 +276,7 @@ fn transactional_sink(
     crate::kafka::probe::require_transactions(&k.brokers).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?;
     let input_group = matches!(cfg.input, crate::config::InputConfig::Kafka(_)).then(|| default_group(cfg));
     let prefix = format!("arkflow-{}", cfg.state.operator_id);
-    let client = crate::kafka::RdTxnClient::new(k.clone(), &prefix, input_group.as_deref())
-        .map_err(|e| anyhow::anyhow!("stream {name}: output: {e}"))?;
+    let client = crate::kafka::RdTxnClient::new(k.clone(), &prefix, input_group.as_deref()).map_err(|e| anyhow::anyhow!("stream {name}: output: {e}"))?;
     let client: Box<dyn crate::kafka::txn::TxnClient> = Box::new(client);
     let (sink, last) = crate::kafka::txn::TxnSink::recover(client, name, shared.kafka.clone())
         .map_err(|e| anyhow::anyhow!("stream {name}: output: recovering Kafka transactions: {e}"))?;
@@ -287,9 +296,7 @@ pub fn run_streams(streams: Vec<Stream>, stop: Arc<AtomicBool>) -> Vec<StreamRep
         .collect();
     handles
         .into_iter()
-        .map(|(name, h)| {
-            h.join().unwrap_or_else(|_| StreamReport::empty(&name, Some(format!("stream {name}: input thread panicked"))))
-        })
+        .map(|(name, h)| h.join().unwrap_or_else(|_| StreamReport::empty(&name, Some(format!("stream {name}: input thread panicked")))))
         .collect()
 }
 

@@ -13,7 +13,10 @@ pub struct Routed {
 pub enum WorkerMsg {
     Data(Vec<Routed>),
     /// End of epoch `epoch`; `clock_ms` is the TTL clock of the epoch that follows it.
-    Barrier { epoch: u64, clock_ms: i64 },
+    Barrier {
+        epoch: u64,
+        clock_ms: i64,
+    },
     Eof,
 }
 
@@ -23,7 +26,17 @@ pub enum WorkerMsg {
 pub enum OutMsg {
     /// Output, error and named-output records (index into the stream's `outputs`) of one
     /// processed batch, tagged with the epoch they belong to.
-    Data { epoch: u64, records: Vec<Record>, errors: Vec<Record>, side: Vec<(u16, Record)> },
-    Barrier { epoch: u64, worker: usize },
-    Eof { worker: usize },
+    Data {
+        epoch: u64,
+        records: Vec<Record>,
+        errors: Vec<Record>,
+        side: Vec<(u16, Record)>,
+    },
+    Barrier {
+        epoch: u64,
+        worker: usize,
+    },
+    Eof {
+        worker: usize,
+    },
 }

@@ -56,9 +56,7 @@ impl StreamShared {
             stop: AtomicBool::new(false),
             failure: Mutex::new(None),
             metrics: StreamMetrics::default(),
-            batch_latency: prometheus_client::metrics::histogram::Histogram::new(
-                prometheus_client::metrics::histogram::exponential_buckets(0.0001, 4.0, 10),
-            ),
+            batch_latency: prometheus_client::metrics::histogram::Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 4.0, 10)),
             restore_ms: AtomicU64::new(0),
             kafka: Default::default(),
             swaps: Mutex::new(Vec::new()),

@@ -16,7 +16,7 @@ use crate::config::StreamConfig;
 use crate::input::Input;
 use crate::processor::ProcessorFactory;
 use crate::state::{StateLimits, WorkerState};
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Sender};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -113,10 +113,7 @@ impl Stream {
 
     /// What the operations endpoint reads while the stream runs.
     pub fn probe(&self) -> crate::metrics::StreamProbe {
-        crate::metrics::StreamProbe {
-            shared: self.shared.clone(),
-            checkpoint: self.checkpoint.as_ref().map(|c| (c.store.describe(), c.metrics.clone())),
-        }
+        crate::metrics::StreamProbe { shared: self.shared.clone(), checkpoint: self.checkpoint.as_ref().map(|c| (c.store.describe(), c.metrics.clone())) }
     }
 
     /// Runs to completion on the calling thread. `stop` is the process-wide shutdown flag.
@@ -145,11 +142,8 @@ impl Stream {
             .collect();
         let mut first_epoch = 1;
         let clock = super::clock::StreamClock::new(checkpoint.as_ref().and_then(|c| c.recovered.clock_ms));
-        let mut ckpt_report = checkpoint.as_ref().map(|c| CheckpointReport {
-            backend: c.store.describe(),
-            restore_ms: c.recovered.restore_ms,
-            ..Default::default()
-        });
+        let mut ckpt_report =
+            checkpoint.as_ref().map(|c| CheckpointReport { backend: c.store.describe(), restore_ms: c.recovered.restore_ms, ..Default::default() });
         let coordinator = checkpoint.map(|c| {
             first_epoch = c.recovered.next_epoch;
             shared.restore_ms.store(c.recovered.restore_ms, Relaxed);
@@ -178,7 +172,7 @@ impl Stream {
         let out_ckpt = ckpt_tx.clone();
         let out_thread = std::thread::Builder::new()
             .name(format!("{}-output", shared.name))
-            .spawn(move || output_stage(out_rx, sinks, n, &out_shared, out_ckpt))
+            .spawn(move || super::output_stage::OutputStage::new(sinks, n, &out_shared, out_ckpt).run(out_rx))
             .expect("spawn output thread");
 
         let mut inboxes = Vec::with_capacity(n);
@@ -199,16 +193,12 @@ impl Stream {
             worker.ckpt = ckpt_tx.clone();
             worker.hybrid = hybrid.clone();
             worker.checkpoint = coordinator.as_ref().map(|c| c.metrics.clone());
-            workers.push(
-                std::thread::Builder::new()
-                    .name(format!("{}-worker-{w}", shared.name))
-                    .spawn(move || worker.run(rx))
-                    .expect("spawn worker thread"),
-            );
+            workers.push(std::thread::Builder::new().name(format!("{}-worker-{w}", shared.name)).spawn(move || worker.run(rx)).expect("spawn worker thread"));
         }
         drop(out_tx);
 
-        let mut barriers = Barriers { interval: barrier_interval, coordinator: coordinator.as_ref(), next: first_epoch, last: Instant::now(), shared: &shared, clock };
+        let mut barriers =
+            Barriers { interval: barrier_interval, coordinator: coordinator.as_ref(), next: first_epoch, last: Instant::now(), shared: &shared, clock };
         input_loop(&mut *input, &mut router, &inboxes, &shared, &stop, &mut barriers);
         // The final barrier: wait for the checkpoint in flight, then checkpoint everything read.
         barriers.wait_idle(&shared);
@@ -416,104 +406,5 @@ impl Router {
     fn next_unkeyed(&mut self) -> u32 {
         self.unkeyed += 1;
         (self.unkeyed % self.key_groups as u64) as u32
-    }
-}
-
-/// The output thread: writes records, errors and named-output records, aligns barriers, ends
-/// after every worker's EOF.
-fn output_stage(
-    rx: Receiver<OutMsg>,
-    mut sinks: super::Sinks,
-    workers: usize,
-    shared: &StreamShared,
-    ckpt: Option<Sender<crate::checkpoint::coordinator::CkptMsg>>,
-) {
-    let m = &shared.metrics;
-    let mut broken = false;
-    let mut aligned: std::collections::BTreeMap<u64, usize> = Default::default();
-    let mut eofs = 0;
-    let check = |r: anyhow::Result<()>, broken: &mut bool| {
-        if let Err(e) = r {
-            if !*broken {
-                shared.fail(format!("stream {}: output failed: {e:#}", shared.name));
-            }
-            *broken = true;
-        }
-    };
-    // Outputs are flushed when the inbox runs dry, so sparse output is never held back waiting for
-    // a barrier or a full buffer.
-    let mut dirty = false;
-    loop {
-        let msg = match rx.try_recv() {
-            Ok(m) => m,
-            Err(crossbeam_channel::TryRecvError::Empty) => {
-                if dirty && !broken {
-                    check(sinks.flush(), &mut broken);
-                }
-                dirty = false;
-                match rx.recv() {
-                    Ok(m) => m,
-                    Err(_) => break,
-                }
-            }
-            Err(crossbeam_channel::TryRecvError::Disconnected) => break,
-        };
-        match msg {
-            OutMsg::Data { epoch, records, errors: errs, side } => {
-                if broken {
-                    continue;
-                }
-                dirty = true;
-                if !records.is_empty() {
-                    check(sinks.output.write_epoch(epoch, &records), &mut broken);
-                    m.records_out.fetch_add(records.len() as u64, Relaxed);
-                    m.bytes_out.fetch_add(records.iter().map(|r| r.size() as u64).sum(), Relaxed);
-                }
-                if !side.is_empty() {
-                    m.records_out.fetch_add(side.len() as u64, Relaxed);
-                    m.bytes_out.fetch_add(side.iter().map(|(_, r)| r.size() as u64).sum(), Relaxed);
-                    check(sinks.write_side(epoch, side), &mut broken);
-                }
-                if !errs.is_empty() {
-                    match sinks.errors.as_mut() {
-                        Some(e) => check(e.write_epoch(epoch, &errs).map_err(|e| e.context("error_output")), &mut broken),
-                        None => {
-                            for r in &errs {
-                                tracing::warn!(stream = %shared.name, "failed record (no error_output): {}", String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()));
-                            }
-                        }
-                    }
-                }
-            }
-            OutMsg::Barrier { epoch, .. } => {
-                let c = aligned.entry(epoch).or_default();
-                *c += 1;
-                if *c == workers {
-                    aligned.remove(&epoch);
-                    if !broken {
-                        // Phase one of the commit protocol for every sink, reported together.
-                        match sinks.pre_commit(epoch) {
-                            Ok(commits) => {
-                                if let Some(tx) = &ckpt {
-                                    let _ = tx.send(crate::checkpoint::coordinator::CkptMsg::SinkPrepared { epoch, commits });
-                                }
-                            }
-                            Err(e) => check(Err(e), &mut broken),
-                        }
-                    }
-                    m.last_aligned_epoch.store(epoch, Relaxed);
-                    tracing::debug!(stream = %shared.name, epoch, "barrier aligned at the output");
-                }
-            }
-            OutMsg::Eof { .. } => {
-                eofs += 1;
-                if eofs == workers {
-                    break;
-                }
-            }
-        }
-    }
-    if !broken {
-        check(sinks.close(), &mut broken);
     }
 }

@@ -56,14 +56,8 @@ impl Claim {
     }
 }
 
-/// The checkpoint scope of session `g`.
-pub fn session_scope(op: &str, g: u64) -> String {
-    format!("{op}/sessions/{g:020}")
-}
-
-fn claims_prefix(op: &str, k: u32) -> String {
-    format!("{op}/keygroups/{k:05}/")
-}
+use crate::layout::claims_prefix;
+pub use crate::layout::session_scope;
 
 fn head_of(scope: &str, d: Option<(u64, Decision)>) -> Option<Head> {
     match d {
@@ -107,10 +101,10 @@ pub async fn take_over(
         for &k in &todo {
             let list = store.list(&claims_prefix(op, k)).await?;
             let (n, scope, from) = match list.iter().filter_map(|m| parse_tail(&m.key)).max() {
-                None if store.list(&format!("{op}/commits/")).await?.is_empty() => (0, None, None),
+                None if store.list(&crate::layout::prefix(op, "commits")).await?.is_empty() => (0, None, None),
                 None => (0, Some(op.to_string()), None),
                 Some(n) => {
-                    let ck = format!("{}{n:020}", claims_prefix(op, k));
+                    let ck = crate::layout::claim(op, k, n);
                     let bytes = store.get(&ck).await?.ok_or_else(|| anyhow::anyhow!("claim {ck} vanished from {}", store.describe()))?;
                     let c = Claim::decode(&bytes, &ck, &store.describe())?;
                     (n, Some(session_scope(op, c.session)), c.from)
@@ -144,7 +138,7 @@ pub async fn take_over(
         // 3. Claim; a group someone else claimed meanwhile goes round again.
         for (k, (n, head)) in next {
             let claim = Claim { session: g, from: head.clone() }.encode();
-            let ck = format!("{}{n:020}", claims_prefix(op, k));
+            let ck = crate::layout::claim(op, k, n);
             if store.put_if_absent(&ck, claim).await? == PutOutcome::Created {
                 todo.remove(&k);
                 out.heads.insert(k, head);

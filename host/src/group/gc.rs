@@ -40,7 +40,7 @@ pub async fn collect(store: &dyn ObjectStore, op: &str, keep: &BTreeSet<u64>) ->
     // listed session's claim is in the claim listing below (or was superseded before it), and
     // what the claims lead to can only move on to newer sessions after that listing.
     let mut scopes: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-    for m in store.list(&format!("{op}/sessions/")).await? {
+    for m in store.list(&crate::layout::prefix(op, "sessions")).await? {
         let rest = &m.key[op.len() + "/sessions/".len()..];
         if let Some(g) = rest.split('/').next().and_then(|g| g.parse().ok()) {
             scopes.entry(g).or_default().push(m.key);
@@ -48,7 +48,7 @@ pub async fn collect(store: &dyn ObjectStore, op: &str, keep: &BTreeSet<u64>) ->
     }
     // Claims per key group, in order.
     let mut claims: BTreeMap<u32, Vec<(u64, String)>> = BTreeMap::new();
-    for m in store.list(&format!("{op}/keygroups/")).await? {
+    for m in store.list(&crate::layout::prefix(op, "keygroups")).await? {
         let rest = &m.key[op.len() + "/keygroups/".len()..];
         let (Some(k), Some(n)) = (rest.split('/').next().and_then(|k| k.parse().ok()), parse_tail(&m.key)) else { continue };
         claims.entry(k).or_default().push((n, m.key));
@@ -97,7 +97,8 @@ pub async fn collect(store: &dyn ObjectStore, op: &str, keep: &BTreeSet<u64>) ->
             out.objects += 1;
         }
     }
-    let mut gens: Vec<(u64, String)> = store.list(&format!("{op}/generations/")).await?.into_iter().filter_map(|m| Some((parse_tail(&m.key)?, m.key))).collect();
+    let mut gens: Vec<(u64, String)> =
+        store.list(&crate::layout::prefix(op, "generations")).await?.into_iter().filter_map(|m| Some((parse_tail(&m.key)?, m.key))).collect();
     gens.sort_unstable();
     gens.pop();
     for (_, k) in gens {

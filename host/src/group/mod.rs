@@ -92,7 +92,9 @@ pub(crate) fn build(
         return Err(refuse("needs state_management.enabled: true (key groups move between processes through checkpoints)"));
     }
     match sm.backend_type {
-        BackendType::Memory => return Err(refuse("needs a state store every process reaches (backend_type s3, or local on one machine); memory is private to a process")),
+        BackendType::Memory => {
+            return Err(refuse("needs a state store every process reaches (backend_type s3, or local on one machine); memory is private to a process"))
+        }
         BackendType::Hybrid => return Err(refuse("does not support backend_type hybrid yet; use s3")),
         _ => {}
     }
@@ -111,7 +113,9 @@ pub(crate) fn build(
         match o {
             OutputConfig::File(_) => return Err(refuse(&format!("cannot use a file {id}: every process would write the same file"))),
             OutputConfig::Kafka(k) if k.exactly_once => {
-                return Err(refuse(&format!("does not support an exactly-once kafka {id} yet (its outbox does not move with key groups); set exactly_once: false on it (at-least-once)")))
+                return Err(refuse(&format!(
+                    "does not support an exactly-once kafka {id} yet (its outbox does not move with key groups); set exactly_once: false on it (at-least-once)"
+                )))
             }
             _ => {}
         }
@@ -220,13 +224,8 @@ pub(crate) fn run(template: Stream, g: GroupSetup, stop: Arc<AtomicBool>) -> Str
 /// new generation, and a failed attempt's claim names a session that decided nothing, which the
 /// next attempt fences and passes over (keeping its `from`). About 15 s in all, then the stream
 /// fails (and nothing decided is lost: another process, or a restart, takes over the same way).
-const START_RETRIES: [Duration; 5] = [
-    Duration::from_millis(500),
-    Duration::from_secs(1),
-    Duration::from_secs(2),
-    Duration::from_secs(4),
-    Duration::from_secs(8),
-];
+const START_RETRIES: [Duration; 5] =
+    [Duration::from_millis(500), Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4), Duration::from_secs(8)];
 
 /// Runs `f` (given its attempt number, from 1) until it succeeds, waiting `delays[i]` after the
 /// i-th failure; the last error once the delays are used up or `halt` says stop.
@@ -336,7 +335,7 @@ impl Watchdog {
 async fn orphans(store: &dyn ObjectStore, op: &str, groups: &BTreeSet<u32>, own: u64, now: i64, stale_ms: i64) -> anyhow::Result<Vec<u32>> {
     let mut out = Vec::new();
     for &k in groups {
-        let claims = store.list(&format!("{op}/keygroups/{k:05}/")).await?;
+        let claims = store.list(&crate::layout::claims_prefix(op, k)).await?;
         let Some(newest) = claims.last() else {
             out.push(k);
             continue;
@@ -346,7 +345,7 @@ async fn orphans(store: &dyn ObjectStore, op: &str, groups: &BTreeSet<u32>, own:
         if session == own {
             continue;
         }
-        let latest = store.list(&format!("{}/latest", claims::session_scope(op, session))).await?;
+        let latest = store.list(&crate::layout::latest(&claims::session_scope(op, session))).await?;
         let last_sign = latest.first().map_or(newest.modified_ms, |m| m.modified_ms.max(newest.modified_ms));
         if now - last_sign > stale_ms {
             out.push(k);
@@ -386,7 +385,15 @@ fn start_session(t: &Stream, g: &GroupSetup, assignment: &[(String, i32)]) -> an
     let at = crate::engine::SinkPlace { store: &store, scope: &scope, generation, key_groups: t.key_groups, producer: g.producer.as_ref() };
     let sinks = crate::engine::Sinks::checkpointed(&g.engine, cfg, &at, None)?;
     settings.committers = sinks.committers();
-    let recovered = crate::checkpoint::recovery::Recovered { generation, manifest: None, next_epoch: 1, last_slot: 0, clock_ms: took.clock_ms, entries: took.entries, restore_ms: took.restore_ms };
+    let recovered = crate::checkpoint::recovery::Recovered {
+        generation,
+        manifest: None,
+        next_epoch: 1,
+        last_slot: 0,
+        clock_ms: took.clock_ms,
+        entries: took.entries,
+        restore_ms: took.restore_ms,
+    };
     Ok(Stream {
         config: cfg.clone(),
         factories: t.factories.clone(),

@@ -182,7 +182,11 @@ fn gc_deletes_a_session_once_no_key_group_leads_to_it() {
         decide(&*store, &s3, 1, 3, &[entry(1, "b3")], &[(1, 21)]).await;
         let c = collect(&*store, "op", &none).await.unwrap();
         assert_eq!(c.sessions, vec![1]);
-        assert_eq!(keys(&*store, &format!("{s1}/")).await, vec![key(&s1, "commits", 2), key(&s1, "commits", 3)], "only the fences (by sessions 2 and 3) are left");
+        assert_eq!(
+            keys(&*store, &format!("{s1}/")).await,
+            vec![key(&s1, "commits", 2), key(&s1, "commits", 3)],
+            "only the fences (by sessions 2 and 3) are left"
+        );
         // Session 2 (not fenced, owns group 0) and session 3 are untouched; each group has one claim.
         assert_eq!(keys(&*store, &format!("{s2}/commits/")).await.len(), 1);
         assert_eq!(keys(&*store, "op/keygroups/").await.len(), 2);
@@ -217,7 +221,10 @@ streams:
     let cases = [
         (yaml(", backend_type: memory", "{ type: drop }"), "memory is private to a process"),
         (yaml(&format!("{LOCAL}, exactly_once: true"), "{ type: file, path: /tmp/x }"), "cannot use a file output"),
-        (yaml(&format!("{LOCAL}, exactly_once: true"), "{ type: kafka, brokers: [\"127.0.0.1:1\"], topic: out, exactly_once: true }"), "needs exactly_once_mode: outbox"),
+        (
+            yaml(&format!("{LOCAL}, exactly_once: true"), "{ type: kafka, brokers: [\"127.0.0.1:1\"], topic: out, exactly_once: true }"),
+            "needs exactly_once_mode: outbox",
+        ),
         (
             yaml(LOCAL, "{ type: kafka, brokers: [\"127.0.0.1:1\"], topic: out, exactly_once: true, exactly_once_mode: outbox }"),
             "needs state_management.exactly_once: true",

@@ -39,10 +39,7 @@ impl Input for FileInput {
         let now = now_ms();
         while batch.len() < limit {
             self.buf.clear();
-            let n = self
-                .reader
-                .read_until(b'\n', &mut self.buf)
-                .with_context(|| format!("file input: reading {}", self.cfg.path.display()))?;
+            let n = self.reader.read_until(b'\n', &mut self.buf).with_context(|| format!("file input: reading {}", self.cfg.path.display()))?;
             if n == 0 {
                 break;
             }

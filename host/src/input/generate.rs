@@ -76,10 +76,7 @@ impl Input for GenerateInput {
     }
 
     fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()> {
-        let next = position
-            .get("next_id")
-            .and_then(serde_json::Value::as_u64)
-            .ok_or_else(|| anyhow::anyhow!("generate input: bad position {position}"))?;
+        let next = position.get("next_id").and_then(serde_json::Value::as_u64).ok_or_else(|| anyhow::anyhow!("generate input: bad position {position}"))?;
         self.next = next;
         if let Some(r) = &mut self.rate {
             r.reset();

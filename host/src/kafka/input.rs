@@ -156,16 +156,16 @@ impl KafkaInput {
             // Eager `range`: every rebalance revokes everything first (cooperative-sticky was seen
             // assigning one partition to two members on some brokers), and co-partitioned topics
             // keep equal partition numbers on one member, so a key group has one owner.
-            cc.set("partition.assignment.strategy", "range").set("session.timeout.ms", GROUP_SESSION_TIMEOUT_MS.to_string()).set("heartbeat.interval.ms", "3000");
+            cc.set("partition.assignment.strategy", "range")
+                .set("session.timeout.ms", GROUP_SESSION_TIMEOUT_MS.to_string())
+                .set("heartbeat.interval.ms", "3000");
         }
         // The user's options come last: they may override any of the above.
         for (k, v) in &cfg.options {
             cc.set(k, v);
         }
         let ctx = StatsContext { metrics: metrics.clone(), group, events: Default::default(), closing: Default::default() };
-        let consumer: BaseConsumer<StatsContext> = cc
-            .create_with_context(ctx)
-            .with_context(|| format!("kafka input: creating a consumer for {brokers}"))?;
+        let consumer: BaseConsumer<StatsContext> = cc.create_with_context(ctx).with_context(|| format!("kafka input: creating a consumer for {brokers}"))?;
         let mut parts = Vec::new();
         for topic in &cfg.topics {
             let md = consumer
@@ -179,9 +179,7 @@ impl KafkaInput {
             ps.sort_unstable();
             for p in ps {
                 let end = if cfg.stop_at_end {
-                    let (_, high) = consumer
-                        .fetch_watermarks(topic, p, METADATA_TIMEOUT)
-                        .with_context(|| format!("kafka input: end offset of {topic}/{p}"))?;
+                    let (_, high) = consumer.fetch_watermarks(topic, p, METADATA_TIMEOUT).with_context(|| format!("kafka input: end offset of {topic}/{p}"))?;
                     Some(high)
                 } else {
                     None
@@ -194,8 +192,7 @@ impl KafkaInput {
         let rate = cfg.rate_per_sec.map(crate::input::RateLimiter::new);
         let owned = group.then(Default::default);
         if group {
-            let counts: std::collections::BTreeSet<usize> =
-                cfg.topics.iter().map(|t| parts.iter().filter(|p| &p.topic == t).count()).collect();
+            let counts: std::collections::BTreeSet<usize> = cfg.topics.iter().map(|t| parts.iter().filter(|p| &p.topic == t).count()).collect();
             if counts.len() > 1 {
                 bail!("kafka input: assignment: group needs topics with equal partition counts (co-partitioned), so that one process owns each key group; {:?} differ", cfg.topics);
             }
@@ -319,10 +316,8 @@ impl KafkaInput {
             }
             if self.parts[i].next.is_none() {
                 let (topic, p) = (self.parts[i].topic.clone(), self.parts[i].partition);
-                let (low, high) = self
-                    .consumer
-                    .fetch_watermarks(&topic, p, METADATA_TIMEOUT)
-                    .with_context(|| format!("kafka input: offsets of {topic}/{p}"))?;
+                let (low, high) =
+                    self.consumer.fetch_watermarks(&topic, p, METADATA_TIMEOUT).with_context(|| format!("kafka input: offsets of {topic}/{p}"))?;
                 self.parts[i].next = Some(match self.cfg.start_from {
                     StartFrom::Earliest => low,
                     StartFrom::Latest => high,
@@ -429,10 +424,8 @@ impl Input for KafkaInput {
                 continue;
             }
             part.next = Some(msg.offset() + 1);
-            let headers = msg
-                .headers()
-                .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect())
-                .unwrap_or_default();
+            let headers =
+                msg.headers().map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect()).unwrap_or_default();
             let r = Record {
                 key: msg.key().map(<[u8]>::to_vec),
                 value: msg.payload().map(<[u8]>::to_vec),

@@ -6,9 +6,9 @@
 //! reported by name before any producer is created.
 
 mod input;
-mod output;
 pub mod outbox;
 mod outbox_codec;
+mod output;
 pub mod probe;
 pub mod txn;
 mod txn_rdkafka;
@@ -43,9 +43,7 @@ impl Default for KafkaMetrics {
             active_transactions: AtomicI64::new(0),
             transactions_committed: AtomicU64::new(0),
             transactions_aborted: AtomicU64::new(0),
-            commit_latency: prometheus_client::metrics::histogram::Histogram::new(
-                prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 14),
-            ),
+            commit_latency: prometheus_client::metrics::histogram::Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 14)),
         }
     }
 }

@@ -77,9 +77,7 @@ impl ProducerContext for OutboxCtx {
 }
 
 fn producer(cfg: &Config) -> anyhow::Result<ThreadedProducer<OutboxCtx>> {
-    producer_config(cfg)
-        .create_with_context(OutboxCtx::default())
-        .with_context(|| format!("kafka output: creating a producer for {}", cfg.brokers.join(",")))
+    producer_config(cfg).create_with_context(OutboxCtx::default()).with_context(|| format!("kafka output: creating a producer for {}", cfg.brokers.join(",")))
 }
 
 /// Sends `msgs` (with their outbox ids) and waits until every one is acknowledged.
@@ -101,11 +99,11 @@ fn publish(p: &ThreadedProducer<OutboxCtx>, msgs: &[(String, &OutMessage)]) -> a
 }
 
 fn outbox_key(scope: &str, epoch: u64, generation: u64) -> String {
-    format!("{scope}/outbox/{epoch:020}-g{generation}")
+    crate::layout::outbox(scope, epoch, generation)
 }
 
 fn published_key(scope: &str, epoch: u64) -> String {
-    crate::checkpoint::key(scope, "published", epoch)
+    crate::layout::published(scope, epoch)
 }
 
 /// The high watermark of every partition of `topics`.
@@ -204,7 +202,8 @@ fn permanent(e: &anyhow::Error) -> bool {
 impl Committer for Outbox {
     /// Publishes epoch `epoch` (see the module contract, step 2); on replay, through the read-back.
     fn commit(&self, epoch: u64, blob: &serde_json::Value, replay: bool) -> Result<(), CommitError> {
-        let b: Blob = serde_json::from_value(blob.clone()).map_err(|e| CommitError::Fatal(format!("kafka output: the checkpoint's pre-commit is not an outbox epoch ({e})")))?;
+        let b: Blob = serde_json::from_value(blob.clone())
+            .map_err(|e| CommitError::Fatal(format!("kafka output: the checkpoint's pre-commit is not an outbox epoch ({e})")))?;
         // A retry reads the store copy back: part of the epoch may already be out.
         let live = if replay { None } else { Self::lock(&self.prepared).remove(&epoch) };
         let r = match live {
@@ -213,7 +212,11 @@ impl Committer for Outbox {
         };
         r.map_err(|e| {
             let msg = format!("kafka output: publishing epoch {epoch} ({} records from {}): {e:#}", b.messages, b.outbox);
-            if permanent(&e) { CommitError::Fatal(msg) } else { CommitError::Retry(msg) }
+            if permanent(&e) {
+                CommitError::Fatal(msg)
+            } else {
+                CommitError::Retry(msg)
+            }
         })?;
         let store = self.store.clone();
         let (key, previous) = (b.outbox.clone(), Self::lock(&self.last_marker).replace(epoch).filter(|p| *p != epoch));
@@ -255,7 +258,7 @@ impl Outbox {
         let (scope, key) = (self.scope.clone(), b.outbox.clone());
         let (present, done) = crate::checkpoint::block_on(async {
             let present = store.get(&key).await?.is_some();
-            let markers = store.list(&format!("{scope}/published/")).await?;
+            let markers = store.list(&crate::layout::prefix(&scope, "published")).await?;
             anyhow::Ok((present, markers.iter().filter_map(|m| crate::checkpoint::parse_tail(&m.key)).any(|m| m >= epoch)))
         })?;
         if done {
@@ -289,7 +292,14 @@ impl OutboxOutput {
 
     /// The output of `generation` deciding in `scope`: opens that scope's outbox, which is also
     /// the output's committer (each decision publishes its epochs).
-    pub fn attach(cfg: &Config, producer: Arc<ThreadedProducer<OutboxCtx>>, store: Arc<dyn ObjectStore>, scope: &str, generation: u64, key_groups: u32) -> Self {
+    pub fn attach(
+        cfg: &Config,
+        producer: Arc<ThreadedProducer<OutboxCtx>>,
+        store: Arc<dyn ObjectStore>,
+        scope: &str,
+        generation: u64,
+        key_groups: u32,
+    ) -> Self {
         Self::new(Outbox::open(cfg.clone(), producer, store, scope, generation), key_groups)
     }
 }
@@ -329,8 +339,8 @@ impl Output for OutboxOutput {
         let bytes = Bytes::from(encode(&msgs));
         let store = ob.store.clone();
         let k2 = key.clone();
-        let outcome = crate::checkpoint::block_on(async move { store.put_if_absent(&k2, bytes).await })
-            .with_context(|| format!("kafka output: writing outbox {key}"))?;
+        let outcome =
+            crate::checkpoint::block_on(async move { store.put_if_absent(&k2, bytes).await }).with_context(|| format!("kafka output: writing outbox {key}"))?;
         if outcome == PutOutcome::Exists {
             bail!("kafka output: outbox {key} already exists: another instance runs this generation");
         }
@@ -363,14 +373,14 @@ pub struct Leftovers<'a> {
 /// number of messages published now and the output's end offsets afterwards (empty when there
 /// was nothing to do).
 pub async fn publish_leftovers(cfg: &Config, store: Arc<dyn ObjectStore>, l: Leftovers<'_>) -> anyhow::Result<(usize, Frontier)> {
-    let markers = store.list(&format!("{}/published/", l.scope)).await?;
+    let markers = store.list(&crate::layout::prefix(&l.scope, "published")).await?;
     let last = markers.iter().filter_map(|m| crate::checkpoint::parse_tail(&m.key)).max();
     if last.is_some_and(|m| m >= l.upto) {
         return Ok((0, Frontier::new()));
     }
     let suffix = format!("-g{}", l.generation);
     let mut epochs: Vec<(u64, String)> = Vec::new();
-    for m in store.list(&format!("{}/outbox/", l.scope)).await? {
+    for m in store.list(&crate::layout::prefix(&l.scope, "outbox")).await? {
         let Some(name) = m.key.rsplit('/').next() else { continue };
         let Some(e) = name.strip_suffix(&suffix).and_then(|e| e.parse::<u64>().ok()) else { continue };
         if e > last.unwrap_or(0) && e <= l.upto {

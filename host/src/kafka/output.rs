@@ -111,11 +111,7 @@ pub(crate) fn send_message<C: ProducerContext<DeliveryOpaque = ()>>(
 }
 
 /// Sends `records` with `send`, retrying while librdkafka's queue is full.
-pub(crate) fn send_all(
-    cfg: &Config,
-    producer: &ThreadedProducer<DeliveryCtx>,
-    records: &[Record],
-) -> anyhow::Result<()> {
+pub(crate) fn send_all(cfg: &Config, producer: &ThreadedProducer<DeliveryCtx>, records: &[Record]) -> anyhow::Result<()> {
     for r in records {
         let value = r.value.as_deref();
         let (topic, key_owned) = route(cfg, r);

@@ -8,13 +8,8 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 /// The APIs the transactional sink uses, with their Kafka protocol names.
-pub const TRANSACTION_APIS: &[(i16, &str)] = &[
-    (22, "InitProducerId"),
-    (24, "AddPartitionsToTxn"),
-    (25, "AddOffsetsToTxn"),
-    (26, "EndTxn"),
-    (28, "TxnOffsetCommit"),
-];
+pub const TRANSACTION_APIS: &[(i16, &str)] =
+    &[(22, "InitProducerId"), (24, "AddPartitionsToTxn"), (25, "AddOffsetsToTxn"), (26, "EndTxn"), (28, "TxnOffsetCommit")];
 
 /// The API keys one broker advertises (ApiVersions v0).
 pub fn api_keys(broker: &str, timeout: Duration) -> anyhow::Result<Vec<i16>> {
@@ -68,8 +63,7 @@ pub fn require_transactions(brokers: &[String]) -> anyhow::Result<()> {
     for b in brokers.iter().flat_map(|b| b.split(',')).map(str::trim).filter(|b| !b.is_empty()) {
         match api_keys(b, Duration::from_secs(10)) {
             Ok(keys) => {
-                let missing: Vec<String> =
-                    TRANSACTION_APIS.iter().filter(|(k, _)| !keys.contains(k)).map(|(k, n)| format!("{n} (API key {k})")).collect();
+                let missing: Vec<String> = TRANSACTION_APIS.iter().filter(|(k, _)| !keys.contains(k)).map(|(k, n)| format!("{n} (API key {k})")).collect();
                 if missing.is_empty() {
                     return Ok(());
                 }

@@ -50,21 +50,45 @@ const METRICS: &[(&str, &str, MetricType, Getter)] = &[
     ("arkflow_records_in", "Records read from the input.", MetricType::Counter, |s| Some(s.shared.metrics.records_in.load(Relaxed) as i64)),
     ("arkflow_records_out", "Records written to the main and named outputs.", MetricType::Counter, |s| Some(s.shared.metrics.records_out.load(Relaxed) as i64)),
     ("arkflow_records_dropped", "Records dropped by processors.", MetricType::Counter, |s| Some(s.shared.metrics.records_dropped.load(Relaxed) as i64)),
-    ("arkflow_records_failed", "Records sent to error_output (or logged).", MetricType::Counter, |s| Some(s.shared.metrics.records_failed.load(Relaxed) as i64)),
+    (
+        "arkflow_records_failed",
+        "Records sent to error_output (or logged).",
+        MetricType::Counter,
+        |s| Some(s.shared.metrics.records_failed.load(Relaxed) as i64),
+    ),
     ("arkflow_batches", "Batches processed.", MetricType::Counter, |s| Some(s.shared.metrics.batches.load(Relaxed) as i64)),
     ("arkflow_batch_failures", "Batches that failed after retries.", MetricType::Counter, |s| Some(s.shared.metrics.batch_failures.load(Relaxed) as i64)),
     ("arkflow_bytes_in", "Bytes (keys, values, headers) read from the input.", MetricType::Counter, |s| Some(s.shared.metrics.bytes_in.load(Relaxed) as i64)),
-    ("arkflow_bytes_out", "Bytes (keys, values, headers) written to the output.", MetricType::Counter, |s| Some(s.shared.metrics.bytes_out.load(Relaxed) as i64)),
+    ("arkflow_bytes_out", "Bytes (keys, values, headers) written to the output.", MetricType::Counter, |s| {
+        Some(s.shared.metrics.bytes_out.load(Relaxed) as i64)
+    }),
     ("arkflow_plugin_traps", "Plugin calls that trapped (each attempt).", MetricType::Counter, |s| Some(s.shared.metrics.plugin_traps.load(Relaxed) as i64)),
-    ("arkflow_plugin_deadline_kills", "Plugin calls stopped at limits.batch_timeout_ms.", MetricType::Counter, |s| Some(s.shared.metrics.deadline_kills.load(Relaxed) as i64)),
-    ("arkflow_plugin_swaps", "Live plugin swaps armed (each takes effect at a checkpoint barrier).", MetricType::Counter, |s| Some(s.shared.metrics.plugin_swaps.load(Relaxed) as i64)),
-    ("arkflow_plugin_swaps_refused", "Plugin reloads refused (the running version kept).", MetricType::Counter, |s| Some(s.shared.metrics.plugin_swaps_refused.load(Relaxed) as i64)),
-    ("arkflow_plugin_swap_pause_us", "Longest worker stall of the last plugin swap, microseconds.", MetricType::Gauge, |s| Some(s.shared.metrics.plugin_swap_pause_us.load(Relaxed) as i64)),
+    ("arkflow_plugin_deadline_kills", "Plugin calls stopped at limits.batch_timeout_ms.", MetricType::Counter, |s| {
+        Some(s.shared.metrics.deadline_kills.load(Relaxed) as i64)
+    }),
+    ("arkflow_plugin_swaps", "Live plugin swaps armed (each takes effect at a checkpoint barrier).", MetricType::Counter, |s| {
+        Some(s.shared.metrics.plugin_swaps.load(Relaxed) as i64)
+    }),
+    ("arkflow_plugin_swaps_refused", "Plugin reloads refused (the running version kept).", MetricType::Counter, |s| {
+        Some(s.shared.metrics.plugin_swaps_refused.load(Relaxed) as i64)
+    }),
+    ("arkflow_plugin_swap_pause_us", "Longest worker stall of the last plugin swap, microseconds.", MetricType::Gauge, |s| {
+        Some(s.shared.metrics.plugin_swap_pause_us.load(Relaxed) as i64)
+    }),
     ("arkflow_restore_ms", "Time spent restoring state at start.", MetricType::Gauge, |s| Some(s.shared.restore_ms.load(Relaxed) as i64)),
-    ("arkflow_last_aligned_epoch", "Last barrier aligned at the output.", MetricType::Gauge, |s| Some(s.shared.metrics.last_aligned_epoch.load(Relaxed) as i64)),
-    ("arkflow_state_entries", "Keyed state entries held in RAM (local state count).", MetricType::Gauge, |s| Some(s.shared.metrics.state_entries.load(Relaxed))),
+    (
+        "arkflow_last_aligned_epoch",
+        "Last barrier aligned at the output.",
+        MetricType::Gauge,
+        |s| Some(s.shared.metrics.last_aligned_epoch.load(Relaxed) as i64),
+    ),
+    ("arkflow_state_entries", "Keyed state entries held in RAM (local state count).", MetricType::Gauge, |s| {
+        Some(s.shared.metrics.state_entries.load(Relaxed))
+    }),
     ("arkflow_state_bytes", "Bytes of keys and values of keyed state held in RAM.", MetricType::Gauge, |s| Some(s.shared.metrics.state_bytes.load(Relaxed))),
-    ("arkflow_checkpoint_current_epoch", "Epoch of the checkpoint in progress (current checkpoint id).", MetricType::Gauge, |s| ck(s, |m| m.current_epoch.load(Relaxed))),
+    ("arkflow_checkpoint_current_epoch", "Epoch of the checkpoint in progress (current checkpoint id).", MetricType::Gauge, |s| {
+        ck(s, |m| m.current_epoch.load(Relaxed))
+    }),
     ("arkflow_checkpoint_last_decided_epoch", "Last decided checkpoint.", MetricType::Gauge, |s| ck(s, |m| m.last_decided.load(Relaxed))),
     ("arkflow_checkpoints_decided", "Checkpoints decided.", MetricType::Counter, |s| ck(s, |m| m.decided.load(Relaxed))),
     ("arkflow_checkpoints_failed", "Checkpoints abandoned before their decision.", MetricType::Counter, |s| ck(s, |m| m.failures.load(Relaxed))),
@@ -95,7 +119,8 @@ impl Collector for StreamsCollector {
             }
         }
         {
-            let mut metric = encoder.encode_descriptor("arkflow_batch_latency_seconds", "Time of one batch through the pipeline.", None, MetricType::Histogram)?;
+            let mut metric =
+                encoder.encode_descriptor("arkflow_batch_latency_seconds", "Time of one batch through the pipeline.", None, MetricType::Histogram)?;
             for s in &streams {
                 let labels = [("stream", s.shared.name.as_str())];
                 prometheus_client::encoding::EncodeMetric::encode(&s.shared.batch_latency, metric.encode_family(&labels)?)?;
@@ -104,8 +129,7 @@ impl Collector for StreamsCollector {
         encode_kafka(&mut encoder, &streams)?;
         processors::encode(&mut encoder, &streams)?;
         // The seed's "backend type", as an info-style gauge.
-        let backends: Vec<(String, String)> =
-            streams.iter().filter_map(|s| s.checkpoint.as_ref().map(|(b, _)| (s.shared.name.clone(), b.clone()))).collect();
+        let backends: Vec<(String, String)> = streams.iter().filter_map(|s| s.checkpoint.as_ref().map(|(b, _)| (s.shared.name.clone(), b.clone()))).collect();
         if !backends.is_empty() {
             let mut metric = encoder.encode_descriptor("arkflow_state_backend", "State backend of the stream (value 1).", None, MetricType::Gauge)?;
             for (stream, backend) in &backends {
@@ -122,7 +146,12 @@ fn encode_kafka(encoder: &mut DescriptorEncoder, streams: &[StreamProbe]) -> Res
     type Lags = Vec<(String, i32, i64)>;
     let lags: Vec<(&str, Lags)> = streams.iter().map(|s| (s.shared.name.as_str(), s.shared.kafka.lag())).filter(|(_, l)| !l.is_empty()).collect();
     if !lags.is_empty() {
-        let mut metric = encoder.encode_descriptor("arkflow_kafka_consumer_lag", "Records between the input's position and the partition's end offset.", None, MetricType::Gauge)?;
+        let mut metric = encoder.encode_descriptor(
+            "arkflow_kafka_consumer_lag",
+            "Records between the input's position and the partition's end offset.",
+            None,
+            MetricType::Gauge,
+        )?;
         for (stream, parts) in &lags {
             for (topic, p, lag) in parts {
                 let p = p.to_string();
@@ -138,7 +167,9 @@ fn encode_kafka(encoder: &mut DescriptorEncoder, streams: &[StreamProbe]) -> Res
     type KGet = fn(&crate::kafka::KafkaMetrics) -> i64;
     const TXN: &[(&str, &str, MetricType, KGet)] = &[
         ("arkflow_kafka_active_transactions", "Open Kafka transactions of the output.", MetricType::Gauge, |k| k.active_transactions.load(Relaxed)),
-        ("arkflow_kafka_transactions_committed", "Kafka transactions committed (epochs decided).", MetricType::Counter, |k| k.transactions_committed.load(Relaxed) as i64),
+        ("arkflow_kafka_transactions_committed", "Kafka transactions committed (epochs decided).", MetricType::Counter, |k| {
+            k.transactions_committed.load(Relaxed) as i64
+        }),
         ("arkflow_kafka_transactions_aborted", "Kafka transactions aborted.", MetricType::Counter, |k| k.transactions_aborted.load(Relaxed) as i64),
     ];
     for (name, help, kind, get) in TXN {
@@ -153,7 +184,8 @@ fn encode_kafka(encoder: &mut DescriptorEncoder, streams: &[StreamProbe]) -> Res
             }
         }
     }
-    let mut metric = encoder.encode_descriptor("arkflow_kafka_commit_latency_seconds", "Time to commit an epoch's Kafka transaction.", None, MetricType::Histogram)?;
+    let mut metric =
+        encoder.encode_descriptor("arkflow_kafka_commit_latency_seconds", "Time to commit an epoch's Kafka transaction.", None, MetricType::Histogram)?;
     for s in &txn {
         let labels = [("stream", s.shared.name.as_str())];
         prometheus_client::encoding::EncodeMetric::encode(&s.shared.kafka.commit_latency, metric.encode_family(&labels)?)?;

@@ -24,16 +24,30 @@ const FIGURES: &[(&str, &str, MetricType, Get)] = &[
     ("arkflow_processor_calls", "process-batch calls (each attempt).", MetricType::Counter, |o| o.host.calls.load(Relaxed)),
     ("arkflow_processor_records_in", "Records passed to the plugin (each attempt).", MetricType::Counter, |o| o.host.records_in.load(Relaxed)),
     ("arkflow_processor_records_out", "Records the plugin emitted in successful calls.", MetricType::Counter, |o| o.host.records_out.load(Relaxed)),
-    ("arkflow_processor_bytes_lowered", "Bytes of keys, values and headers passed into the plugin (each attempt).", MetricType::Counter, |o| o.host.bytes_lowered.load(Relaxed)),
-    ("arkflow_processor_bytes_lifted", "Bytes of keys, values and headers the plugin emitted in successful calls.", MetricType::Counter, |o| o.host.bytes_lifted.load(Relaxed)),
-    ("arkflow_processor_memory_high_water_bytes", "Largest linear memory any instance of the plugin grew to.", MetricType::Gauge, |o| o.host.memory_high_water.load(Relaxed)),
+    ("arkflow_processor_bytes_lowered", "Bytes of keys, values and headers passed into the plugin (each attempt).", MetricType::Counter, |o| {
+        o.host.bytes_lowered.load(Relaxed)
+    }),
+    ("arkflow_processor_bytes_lifted", "Bytes of keys, values and headers the plugin emitted in successful calls.", MetricType::Counter, |o| {
+        o.host.bytes_lifted.load(Relaxed)
+    }),
+    ("arkflow_processor_memory_high_water_bytes", "Largest linear memory any instance of the plugin grew to.", MetricType::Gauge, |o| {
+        o.host.memory_high_water.load(Relaxed)
+    }),
     ("arkflow_processor_traps", "Calls that trapped.", MetricType::Counter, |o| o.host.traps.load(Relaxed)),
-    ("arkflow_processor_deadline_kills", "Calls stopped at limits.batch_timeout_ms (computing or blocked).", MetricType::Counter, |o| o.host.deadline_kills.load(Relaxed)),
+    ("arkflow_processor_deadline_kills", "Calls stopped at limits.batch_timeout_ms (computing or blocked).", MetricType::Counter, |o| {
+        o.host.deadline_kills.load(Relaxed)
+    }),
     ("arkflow_processor_quarantines", "Times the circuit breaker quarantined the processor.", MetricType::Counter, |o| o.host.quarantines.load(Relaxed)),
-    ("arkflow_processor_quarantined_batches", "Batches failed without calling the plugin (quarantined).", MetricType::Counter, |o| o.host.quarantined_batches.load(Relaxed)),
+    ("arkflow_processor_quarantined_batches", "Batches failed without calling the plugin (quarantined).", MetricType::Counter, |o| {
+        o.host.quarantined_batches.load(Relaxed)
+    }),
     ("arkflow_processor_quarantined", "1 while the processor is quarantined.", MetricType::Gauge, |o| u64::from(o.breaker.is_open())),
-    ("arkflow_processor_log_lines_suppressed", "Plugin log lines dropped by limits.log_lines_per_sec.", MetricType::Counter, |o| o.log.suppressed.load(Relaxed)),
-    ("arkflow_processor_plugin_metrics_dropped", "Plugin metric calls refused (series cap, kind conflict, not finite).", MetricType::Counter, |o| o.metrics.dropped.load(Relaxed)),
+    ("arkflow_processor_log_lines_suppressed", "Plugin log lines dropped by limits.log_lines_per_sec.", MetricType::Counter, |o| {
+        o.log.suppressed.load(Relaxed)
+    }),
+    ("arkflow_processor_plugin_metrics_dropped", "Plugin metric calls refused (series cap, kind conflict, not finite).", MetricType::Counter, |o| {
+        o.metrics.dropped.load(Relaxed)
+    }),
 ];
 
 fn processors(streams: &[StreamProbe]) -> Vec<Proc> {

@@ -185,7 +185,8 @@ pub struct FileCommitter;
 
 impl Committer for FileCommitter {
     fn commit(&self, _epoch: u64, blob: &serde_json::Value, replay: bool) -> Result<(), CommitError> {
-        let blob: Blob = serde_json::from_value(blob.clone()).map_err(|e| CommitError::Fatal(format!("file output: the checkpoint's pre-commit is not a file output's ({e})")))?;
+        let blob: Blob = serde_json::from_value(blob.clone())
+            .map_err(|e| CommitError::Fatal(format!("file output: the checkpoint's pre-commit is not a file output's ({e})")))?;
         for p in &blob.parts {
             finalize(p, replay)?;
         }
@@ -244,14 +245,23 @@ fn finalize(p: &Part, replay: bool) -> Result<(), CommitError> {
         Err(e) => return Err(io(&format!("reading {}", tmp.display()), e)),
     };
     if len < p.len {
-        return Err(CommitError::Fatal(format!("file output: the decided part {} has {len} bytes, {} were fsynced: refusing to finalize {}", tmp.display(), p.len, fin.display())));
+        return Err(CommitError::Fatal(format!(
+            "file output: the decided part {} has {len} bytes, {} were fsynced: refusing to finalize {}",
+            tmp.display(),
+            p.len,
+            fin.display()
+        )));
     }
     if len > p.len {
         let f = std::fs::OpenOptions::new().write(true).open(tmp).map_err(|e| io("truncating", e))?;
         f.set_len(p.len).and_then(|_| f.sync_all()).map_err(|e| io("truncating", e))?;
     }
     if replay && hash_prefix(tmp, p.len).map_err(|e| io("reading", e))? != Some(p.xxh3) {
-        return Err(CommitError::Fatal(format!("file output: the decided part {} does not match its checksum: refusing to finalize {}", tmp.display(), fin.display())));
+        return Err(CommitError::Fatal(format!(
+            "file output: the decided part {} does not match its checksum: refusing to finalize {}",
+            tmp.display(),
+            fin.display()
+        )));
     }
     // A hard link never replaces an existing file (unlike rename): a part written meanwhile by
     // someone else is caught by the check above on the next attempt.

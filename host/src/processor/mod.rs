@@ -97,19 +97,17 @@ pub fn build_factories(stream: &StreamConfig, store_names: &[String]) -> anyhow:
         .map(|(i, p)| -> anyhow::Result<Arc<dyn ProcessorFactory>> {
             let label = format!("streams[{}].pipeline.processors[{i}]", stream.name);
             Ok(match p {
-                ProcessorConfig::Wasm(cfg) => {
-                    Arc::new(wasm::WasmFactory::load(cfg, &label, i, &env)?)
-                }
+                ProcessorConfig::Wasm(cfg) => Arc::new(wasm::WasmFactory::load(cfg, &label, i, &env)?),
                 ProcessorConfig::Sql(cfg) => Arc::new(crate::sql::SqlFactory::new(cfg, &label, store_names, state_enabled)?),
                 ProcessorConfig::JsonToArrow { schema } => Arc::new(crate::sql::codecs::CodecFactory {
                     direction: crate::sql::codecs::Direction::JsonToArrow,
                     declared: crate::sql::declared_schema(schema),
                     label,
                 }),
-                ProcessorConfig::ArrowToJson => Arc::new(crate::sql::codecs::CodecFactory { direction: crate::sql::codecs::Direction::ArrowToJson, declared: None, label }),
-                ProcessorConfig::NativeCounter(cfg) => {
-                    Arc::new(native_counter::NativeCounterFactory::new(cfg, store_names, &label)?)
+                ProcessorConfig::ArrowToJson => {
+                    Arc::new(crate::sql::codecs::CodecFactory { direction: crate::sql::codecs::Direction::ArrowToJson, declared: None, label })
                 }
+                ProcessorConfig::NativeCounter(cfg) => Arc::new(native_counter::NativeCounterFactory::new(cfg, store_names, &label)?),
             })
         })
         .collect()

@@ -49,17 +49,12 @@ impl Processor for NativeCounter {
             let mut scope = st.scope(&mut self.staging, ctx.key_group, ctx.now_ms);
             for r in records {
                 let Some(key) = &r.key else {
-                    out.push(Outcome::Fail(RecordError {
-                        class: "invalid-input".into(),
-                        code: "no-key".into(),
-                        message: "record has no key".into(),
-                    }));
+                    out.push(Outcome::Fail(RecordError { class: "invalid-input".into(), code: "no-key".into(), message: "record has no key".into() }));
                     continue;
                 };
-                let n = scope.increment(self.store, key.clone(), 1).map_err(|e| BatchError {
-                    message: format!("native_counter: {e}"),
-                    policy: FailurePolicy::Fail,
-                })?;
+                let n = scope
+                    .increment(self.store, key.clone(), 1)
+                    .map_err(|e| BatchError { message: format!("native_counter: {e}"), policy: FailurePolicy::Fail })?;
                 let mut value = Vec::with_capacity(key.len() + 32);
                 value.extend_from_slice(b"{\"key\":");
                 crate::util::json::write_str(&mut value, &String::from_utf8_lossy(key));

@@ -64,7 +64,14 @@ impl Codec {
             .map_err(|e| BatchError { message: format!("{}: json_to_arrow: {e}", self.label), policy: FailurePolicy::Fail })?;
         let r = &records[last];
         let (k, v) = codec::ARROW_CONTENT_TYPE;
-        out[last] = Outcome::Emit(vec![Record { key: None, value: Some(ipc), headers: vec![(k.into(), v.to_vec())], timestamp_ms: r.timestamp_ms, partition: r.partition, offset: r.offset }]);
+        out[last] = Outcome::Emit(vec![Record {
+            key: None,
+            value: Some(ipc),
+            headers: vec![(k.into(), v.to_vec())],
+            timestamp_ms: r.timestamp_ms,
+            partition: r.partition,
+            offset: r.offset,
+        }]);
         Ok(out)
     }
 

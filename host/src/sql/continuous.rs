@@ -222,7 +222,11 @@ mod tests {
     use serde_json::json;
 
     fn shape() -> Shape {
-        Shape { groups: 1, aggs: vec![Agg::Count, Agg::Sum, Agg::Min, Agg::Max, Agg::Avg], outputs: vec![("u".into(), 0), ("n".into(), 1), ("s".into(), 2), ("lo".into(), 3), ("hi".into(), 4), ("avg".into(), 5)] }
+        Shape {
+            groups: 1,
+            aggs: vec![Agg::Count, Agg::Sum, Agg::Min, Agg::Max, Agg::Avg],
+            outputs: vec![("u".into(), 0), ("n".into(), 1), ("s".into(), 2), ("lo".into(), 3), ("hi".into(), 4), ("avg".into(), 5)],
+        }
     }
 
     #[test]

@@ -77,11 +77,7 @@ impl<S> Engine<S> {
 
     /// Plans the query for `schema` (once per schema). `derive` turns the logical plan into the
     /// plan to run and its shape (the identity for batch mode).
-    pub fn prepared(
-        &mut self,
-        schema: &SchemaRef,
-        derive: impl Fn(&LogicalPlan) -> Result<(LogicalPlan, S), String>,
-    ) -> Result<Arc<Prepared<S>>, String> {
+    pub fn prepared(&mut self, schema: &SchemaRef, derive: impl Fn(&LogicalPlan) -> Result<(LogicalPlan, S), String>) -> Result<Arc<Prepared<S>>, String> {
         let fingerprint = format!("{:?}", schema.fields());
         if let Some(p) = self.cache.get(&fingerprint) {
             return Ok(p.clone());

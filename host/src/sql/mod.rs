@@ -39,7 +39,11 @@ pub struct SqlFactory {
 
 /// The identifiers of `query` (words that are not SQL keywords), for the placeholder table.
 fn identifiers(query: &str) -> Vec<String> {
-    use datafusion::sql::sqlparser::{dialect::GenericDialect, keywords::Keyword, tokenizer::{Token, Tokenizer}};
+    use datafusion::sql::sqlparser::{
+        dialect::GenericDialect,
+        keywords::Keyword,
+        tokenizer::{Token, Tokenizer},
+    };
     let mut out: Vec<String> = Tokenizer::new(&GenericDialect {}, query)
         .tokenize()
         .unwrap_or_default()
@@ -79,7 +83,11 @@ impl SqlFactory {
         // The placeholder table: the declared columns, else every identifier as a nullable float.
         let mut fields: Vec<Field> = match &declared {
             Some(s) => s.fields().iter().map(|f| f.as_ref().clone()).collect(),
-            None => identifiers(&cfg.query).into_iter().filter(|n| !codec::META_COLUMNS.contains(&n.as_str())).map(|n| Field::new(n, DataType::Float64, true)).collect(),
+            None => identifiers(&cfg.query)
+                .into_iter()
+                .filter(|n| !codec::META_COLUMNS.contains(&n.as_str()))
+                .map(|n| Field::new(n, DataType::Float64, true))
+                .collect(),
         };
         fields.extend(codec::meta_fields());
         let placeholder = Arc::new(Schema::new(fields));
@@ -108,7 +116,8 @@ impl SqlFactory {
             store = store_names
                 .iter()
                 .position(|n| *n == name)
-                .ok_or_else(|| anyhow::anyhow!("{label}: sql store `{name}` is not a state store of the stream (declare it in state.custom_keys)"))? as u16;
+                .ok_or_else(|| anyhow::anyhow!("{label}: sql store `{name}` is not a state store of the stream (declare it in state.custom_keys)"))?
+                as u16;
             if let Some(plan) = &checked {
                 continuous::derive(plan).map_err(|e| anyhow::anyhow!("{label}: sql query: {e}"))?;
             }
@@ -168,7 +177,13 @@ impl SqlProcessor {
     }
 
     /// Continuous mode: merges the batch's partial aggregates into state; returns the upserts.
-    fn accumulate(&mut self, ctx: &BatchCtx, table: datafusion::arrow::array::RecordBatch, state: &mut StateSlot, last: &Record) -> Result<Vec<Record>, BatchError> {
+    fn accumulate(
+        &mut self,
+        ctx: &BatchCtx,
+        table: datafusion::arrow::array::RecordBatch,
+        state: &mut StateSlot,
+        last: &Record,
+    ) -> Result<Vec<Record>, BatchError> {
         let Mode::Continuous(engine) = &mut self.engine else { unreachable!("continuous engine") };
         let planned = engine.prepared(&table.schema(), continuous::derive);
         let p = planned.map_err(|e| self.fail("planning the query", e))?;
@@ -195,7 +210,14 @@ impl SqlProcessor {
                     [serde_json::Value::String(s)] => s.as_bytes().to_vec(),
                     _ => key,
                 };
-                out.push(Record { key: Some(record_key), value: Some(continuous::render(shape, groups, &acc)), headers: vec![], timestamp_ms: last.timestamp_ms, partition: last.partition, offset: last.offset });
+                out.push(Record {
+                    key: Some(record_key),
+                    value: Some(continuous::render(shape, groups, &acc)),
+                    headers: vec![],
+                    timestamp_ms: last.timestamp_ms,
+                    partition: last.partition,
+                    offset: last.offset,
+                });
             }
         }
         st.commit(&mut self.staging, ctx.key_group, ctx.now_ms);
@@ -239,7 +261,11 @@ impl SqlProcessor {
         let arrow: Vec<Record> = records.iter().filter(|r| codec::is_arrow(r)).cloned().collect();
         for (i, r) in records.iter().enumerate() {
             if !codec::is_arrow(r) {
-                outcomes[i] = Outcome::Fail(RecordError { class: "invalid-input".into(), code: "mixed".into(), message: "a JSON record in a batch of Arrow records".into() });
+                outcomes[i] = Outcome::Fail(RecordError {
+                    class: "invalid-input".into(),
+                    code: "mixed".into(),
+                    message: "a JSON record in a batch of Arrow records".into(),
+                });
             }
         }
         let last = records.iter().rposition(codec::is_arrow).expect("first is arrow");
@@ -249,7 +275,13 @@ impl SqlProcessor {
     }
 
     /// Runs the query over `table`; returns the records to emit.
-    fn query(&mut self, ctx: &BatchCtx, table: datafusion::arrow::array::RecordBatch, state: &mut StateSlot, last_rec: &Record) -> Result<Vec<Record>, BatchError> {
+    fn query(
+        &mut self,
+        ctx: &BatchCtx,
+        table: datafusion::arrow::array::RecordBatch,
+        state: &mut StateSlot,
+        last_rec: &Record,
+    ) -> Result<Vec<Record>, BatchError> {
         let emitted = match matches!(self.engine, Mode::Continuous(_)) {
             true => self.accumulate(ctx, table, state, last_rec)?,
             false => {
@@ -291,7 +323,10 @@ mod tests {
     }
 
     fn recs(vals: &[&str]) -> Vec<Record> {
-        vals.iter().enumerate().map(|(i, v)| Record { key: Some(b"k".to_vec()), value: Some(v.as_bytes().to_vec()), offset: i as u64, ..Default::default() }).collect()
+        vals.iter()
+            .enumerate()
+            .map(|(i, v)| Record { key: Some(b"k".to_vec()), value: Some(v.as_bytes().to_vec()), offset: i as u64, ..Default::default() })
+            .collect()
     }
 
     fn ctx(batch_id: u64) -> BatchCtx {
@@ -299,10 +334,12 @@ mod tests {
     }
 
     fn emitted(out: &[Outcome]) -> Vec<serde_json::Value> {
-        out.iter().flat_map(|o| match o {
-            Outcome::Emit(v) => v.iter().map(|r| serde_json::from_slice(r.value.as_deref().unwrap()).unwrap()).collect(),
-            _ => vec![],
-        }).collect()
+        out.iter()
+            .flat_map(|o| match o {
+                Outcome::Emit(v) => v.iter().map(|r| serde_json::from_slice(r.value.as_deref().unwrap()).unwrap()).collect(),
+                _ => vec![],
+            })
+            .collect()
     }
 
     #[test]
@@ -344,10 +381,12 @@ mod tests {
     }
 
     fn records_out(out: Vec<Outcome>) -> Vec<Record> {
-        out.into_iter().flat_map(|o| match o {
-            Outcome::Emit(v) => v,
-            _ => vec![],
-        }).collect()
+        out.into_iter()
+            .flat_map(|o| match o {
+                Outcome::Emit(v) => v,
+                _ => vec![],
+            })
+            .collect()
     }
 
     #[test]
@@ -380,17 +419,24 @@ mod tests {
             ("SELECT user_id, COUNT(*) + 1 FROM flow GROUP BY user_id", "expression over the aggregates"),
             ("SELECT COUNT(*) FROM flow", "needs GROUP BY"),
         ] {
-            let e = SqlFactory::new(&cfg(q, Some(SqlMode::Continuous)), "streams[s].pipeline.processors[0]", &stores(), true).err().map(|e| e.to_string()).unwrap_or_default();
+            let e = SqlFactory::new(&cfg(q, Some(SqlMode::Continuous)), "streams[s].pipeline.processors[0]", &stores(), true)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(e.contains(clause) && e.contains("processors[0]"), "{q}: {e}");
         }
         let e = SqlFactory::new(&cfg("DROP TABLE flow", None), "p", &stores(), true).err().unwrap().to_string();
         assert!(e.contains("not allowed"), "{e}");
         let e = SqlFactory::new(&cfg("SELEC user_id FROM flow", None), "p", &stores(), true).err().unwrap().to_string();
         assert!(e.contains("does not parse"), "{e}");
-        let e = SqlFactory::new(&cfg("SELECT user_id, COUNT(*) FROM flow GROUP BY user_id", Some(SqlMode::Continuous)), "p", &stores(), false).err().unwrap().to_string();
+        let e = SqlFactory::new(&cfg("SELECT user_id, COUNT(*) FROM flow GROUP BY user_id", Some(SqlMode::Continuous)), "p", &stores(), false)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("state is disabled"), "{e}");
         // Batch mode keeps any query.
-        SqlFactory::new(&cfg("SELECT user_id, COUNT(*) FROM flow GROUP BY user_id ORDER BY user_id LIMIT 3", Some(SqlMode::Batch)), "p", &stores(), true).unwrap();
+        SqlFactory::new(&cfg("SELECT user_id, COUNT(*) FROM flow GROUP BY user_id ORDER BY user_id LIMIT 3", Some(SqlMode::Batch)), "p", &stores(), true)
+            .unwrap();
         let _ = SqlType::Int;
     }
 }

@@ -21,7 +21,7 @@ mod tests;
 
 use hashbrown::{HashMap, HashSet};
 
-pub use scope::{Scope, ScanPage, StateError};
+pub use scope::{ScanPage, Scope, StateError};
 
 /// Limits on keys, values and quotas, from the processor's YAML `limits`.
 #[derive(Debug, Clone, Copy)]
@@ -36,12 +36,7 @@ pub struct StateLimits {
 
 impl Default for StateLimits {
     fn default() -> Self {
-        StateLimits {
-            max_key_bytes: 4096,
-            max_value_bytes: 1 << 20,
-            max_batch_state_bytes: 64 << 20,
-            max_state_bytes: 1 << 30,
-        }
+        StateLimits { max_key_bytes: 4096, max_value_bytes: 1 << 20, max_batch_state_bytes: 64 << 20, max_state_bytes: 1 << 30 }
     }
 }
 
@@ -106,16 +101,7 @@ impl WorkerState {
     /// `store_names[0]` must be "default"; the index of a name is its store id.
     pub fn new(store_names: Vec<String>, ttl_ms: Option<u64>, limits: StateLimits) -> Self {
         debug_assert_eq!(store_names.first().map(String::as_str), Some("default"));
-        WorkerState {
-            store_names,
-            groups: HashMap::new(),
-            ttl_ms,
-            track_dirty: false,
-            limits,
-            bytes: 0,
-            entries: 0,
-            resident: None,
-        }
+        WorkerState { store_names, groups: HashMap::new(), ttl_ms, track_dirty: false, limits, bytes: 0, entries: 0, resident: None }
     }
 
     /// Hybrid backend: no group is resident until loaded.
@@ -288,8 +274,6 @@ impl WorkerState {
 
     /// Iterates every committed entry of `group` as (store id, key, entry).
     pub fn iter_group(&self, group: u32) -> impl Iterator<Item = (u16, &[u8], &Entry)> + '_ {
-        self.groups.get(&group).into_iter().flat_map(|g| {
-            g.maps.iter().enumerate().flat_map(|(s, m)| m.iter().map(move |(k, e)| (s as u16, k.as_slice(), e)))
-        })
+        self.groups.get(&group).into_iter().flat_map(|g| g.maps.iter().enumerate().flat_map(|(s, m)| m.iter().map(move |(k, e)| (s as u16, k.as_slice(), e))))
     }
 }

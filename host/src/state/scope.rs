@@ -100,16 +100,10 @@ impl<'a> Scope<'a> {
         }
         let added = key.len() as u64 + vlen;
         if self.staging.bytes + added > limits.max_batch_state_bytes {
-            return Err(self.violate(format!(
-                "staged writes of one call exceed {} bytes (limits.max_batch_state_bytes)",
-                limits.max_batch_state_bytes
-            )));
+            return Err(self.violate(format!("staged writes of one call exceed {} bytes (limits.max_batch_state_bytes)", limits.max_batch_state_bytes)));
         }
         if self.state.bytes() + self.staging.bytes + added > limits.max_state_bytes {
-            return Err(self.violate(format!(
-                "operator state would exceed {} bytes (limits.max_state_bytes)",
-                limits.max_state_bytes
-            )));
+            return Err(self.violate(format!("operator state would exceed {} bytes (limits.max_state_bytes)", limits.max_state_bytes)));
         }
         self.staging.bytes += added;
         self.staging.writes.insert((store, key), value);
@@ -146,13 +140,7 @@ impl<'a> Scope<'a> {
     }
 
     /// Up to `limit` live entries whose key starts with `prefix` and sorts after `start_after`.
-    pub fn scan_prefix(
-        &mut self,
-        store: u16,
-        prefix: &[u8],
-        start_after: Option<&[u8]>,
-        limit: u32,
-    ) -> Result<ScanPage, StateError> {
+    pub fn scan_prefix(&mut self, store: u16, prefix: &[u8], start_after: Option<&[u8]>, limit: u32) -> Result<ScanPage, StateError> {
         let limit = limit.clamp(1, MAX_SCAN_PAGE) as usize;
         let after = |k: &[u8]| start_after.is_none_or(|s| k > s);
         let mut keys: Vec<Vec<u8>> = Vec::new();
@@ -161,13 +149,7 @@ impl<'a> Scope<'a> {
                 keys.extend(map.keys().filter(|k| k.starts_with(prefix) && after(k)).cloned());
             }
         }
-        keys.extend(
-            self.staging
-                .writes
-                .keys()
-                .filter(|(s, k)| *s == store && k.starts_with(prefix) && after(k))
-                .map(|(_, k)| k.clone()),
-        );
+        keys.extend(self.staging.writes.keys().filter(|(s, k)| *s == store && k.starts_with(prefix) && after(k)).map(|(_, k)| k.clone()));
         keys.sort_unstable();
         keys.dedup();
         let mut page = ScanPage::default();

@@ -255,10 +255,7 @@ pub fn compact(entries: Vec<SnapshotEntry>, now_ms: i64, ttl_ms: Option<u64>) ->
     for e in entries {
         merged.insert((e.group, e.store.clone(), e.key.clone()), e);
     }
-    merged
-        .into_values()
-        .filter(|e| e.value.is_some() && ttl_ms.is_none_or(|t| now_ms.saturating_sub(e.written_ms) < t as i64))
-        .collect()
+    merged.into_values().filter(|e| e.value.is_some() && ttl_ms.is_none_or(|t| now_ms.saturating_sub(e.written_ms) < t as i64)).collect()
 }
 
 impl WorkerState {
@@ -307,9 +304,8 @@ impl WorkerState {
     /// Applies a restored entry (later files override earlier ones). Entries of stores the
     /// stream no longer declares are reported as an error.
     pub fn restore(&mut self, e: SnapshotEntry) -> Result<(), String> {
-        let store = self
-            .store_id(&e.store)
-            .ok_or_else(|| format!("checkpointed state store `{}` is not declared by the stream (state.custom_keys)", e.store))?;
+        let store =
+            self.store_id(&e.store).ok_or_else(|| format!("checkpointed state store `{}` is not declared by the stream (state.custom_keys)", e.store))?;
         let nstores = self.store_names.len();
         let g = self.groups.entry(e.group).or_default();
         if g.maps.len() < nstores {
@@ -337,7 +333,7 @@ impl WorkerState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{StateLimits, Staging};
+    use crate::state::{Staging, StateLimits};
 
     fn entry(g: u32, k: &str, v: Option<&str>) -> SnapshotEntry {
         SnapshotEntry { group: g, store: "default".into(), key: k.into(), value: v.map(Into::into), written_ms: 7 }
@@ -400,7 +396,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn arb_entry() -> impl Strategy<Value = SnapshotEntry> {
-        (0u32..8, prop::sample::select(vec!["default", "other"]), prop::collection::vec(any::<u8>(), 0..12), prop::option::of(prop::collection::vec(any::<u8>(), 0..24)), any::<i64>())
+        (
+            0u32..8,
+            prop::sample::select(vec!["default", "other"]),
+            prop::collection::vec(any::<u8>(), 0..12),
+            prop::option::of(prop::collection::vec(any::<u8>(), 0..24)),
+            any::<i64>(),
+        )
             .prop_map(|(group, store, key, value, written_ms)| SnapshotEntry { group, store: store.into(), key, value, written_ms })
     }
 

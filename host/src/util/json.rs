@@ -29,8 +29,7 @@ pub fn field_bytes(json: &[u8], field: &str) -> Option<Vec<u8>> {
         Num(serde_json::Number),
         Bool(bool),
     }
-    let map: std::collections::HashMap<std::borrow::Cow<'_, str>, &serde_json::value::RawValue> =
-        serde_json::from_slice(json).ok()?;
+    let map: std::collections::HashMap<std::borrow::Cow<'_, str>, &serde_json::value::RawValue> = serde_json::from_slice(json).ok()?;
     let raw = map.get(field)?;
     match serde_json::from_str::<Scalar>(raw.get()).ok()? {
         Scalar::Str(s) => Some(s.into_owned().into_bytes()),

@@ -76,7 +76,11 @@ mod tests {
         let mut calls = 0;
         let r: Result<u32, String> = retry_blocking(b, &|| false, |n| {
             calls += 1;
-            if n == 2 { Ok(n) } else { Err(format!("e{n}")) }
+            if n == 2 {
+                Ok(n)
+            } else {
+                Err(format!("e{n}"))
+            }
         });
         assert_eq!((r, calls), (Ok(2), 2));
         let r: Result<(), String> = retry_blocking(b, &|| false, |n| Err(format!("e{n}")));

@@ -95,7 +95,10 @@ impl Harness {
                 (Some(moto), Some(proxy), format!("  backend_type: {kind}\n{}{extra}", t.yaml_block(2, "faults/")))
             }
         };
-        let seed = std::env::var("ARKFLOW_FAULTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+        let seed = std::env::var("ARKFLOW_FAULTS_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
         eprintln!("faults[{backend:?}]: seed {seed} (ARKFLOW_FAULTS_SEED to replay)");
         std::fs::create_dir_all(dir.path("logs")).unwrap();
         Harness { dir, backend, _moto: moto, proxy, state_block, rng: Rng(seed), runs: 0, archived: 0, outcome: Outcome::default() }
@@ -227,7 +230,10 @@ impl Harness {
                 }
                 failed_in_a_row += 1;
                 let log = std::fs::read_to_string(&p.log).unwrap_or_default();
-                eprintln!("faults: a run ended with {status}: {}", log.lines().rev().find(|l| l.contains("error") || l.contains("ERROR")).unwrap_or("(no error line)"));
+                eprintln!(
+                    "faults: a run ended with {status}: {}",
+                    log.lines().rev().find(|l| l.contains("error") || l.contains("ERROR")).unwrap_or("(no error line)")
+                );
                 assert!(failed_in_a_row < 20, "20 starts in a row failed; last log:\n{}", tail(&std::fs::read_to_string(&p.log).unwrap_or_default()));
                 continue;
             }
@@ -242,7 +248,11 @@ impl Harness {
         self.drain();
         let outcome = self.check(&expected);
         eprintln!("faults[{:?}]: {outcome:?} in {:?}", self.backend, started.elapsed());
-        assert_eq!((outcome.lost, outcome.duplicated, outcome.out_of_order), (0, 0, 0), "exactly-once broke (logs in {})", self.dir.path("logs").display());
+        if (outcome.lost, outcome.duplicated, outcome.out_of_order) != (0, 0, 0) {
+            // Keep the outputs, archives and logs for the post-mortem (a TempDir deletes itself).
+            let kept = std::mem::replace(&mut self.dir, Dir::new()).0.keep();
+            panic!("exactly-once broke: {outcome:?} (outputs and logs kept in {})", kept.display());
+        }
         outcome
     }
 
@@ -267,7 +277,8 @@ impl Harness {
             }
             "term" => {
                 signal(&p.child, "TERM");
-                let status = wait_exit(&mut p.child, Duration::from_secs(120)).unwrap_or_else(|| panic!("SIGTERM did not end the process (log {})", p.log.display()));
+                let status =
+                    wait_exit(&mut p.child, Duration::from_secs(120)).unwrap_or_else(|| panic!("SIGTERM did not end the process (log {})", p.log.display()));
                 self.exited(&p, status);
                 None
             }
@@ -303,7 +314,11 @@ impl Harness {
                 match stopped.then(|| p.child.wait().unwrap()) {
                     Some(status) => {
                         if resumed.elapsed() > Duration::from_secs(5) {
-                            eprintln!("faults: a fenced process took {:?} to stop; its log:\n{}", resumed.elapsed(), tail(&std::fs::read_to_string(&p.log).unwrap_or_default()));
+                            eprintln!(
+                                "faults: a fenced process took {:?} to stop; its log:\n{}",
+                                resumed.elapsed(),
+                                tail(&std::fs::read_to_string(&p.log).unwrap_or_default())
+                            );
                         }
                         self.exited(&p, status);
                         if !status.success() {

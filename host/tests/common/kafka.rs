@@ -23,7 +23,8 @@ fn tansu_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("TANSU") {
         return p.into();
     }
-    let cargo_bin = std::env::var_os("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo")).join("bin/tansu");
+    let cargo_bin =
+        std::env::var_os("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo")).join("bin/tansu");
     if cargo_bin.exists() {
         cargo_bin
     } else {
@@ -101,17 +102,17 @@ impl Tansu {
 
     /// [`Tansu::read_all`] with an explicit `isolation.level`.
     pub fn read_all_isolated(&self, topic: &str, isolation: &str) -> Vec<(i32, String, String)> {
-        let c: BaseConsumer =
-            self.config()
-                .set("group.id", "arkflow-test-reader")
-                .set("enable.auto.commit", "false")
-                .set("isolation.level", isolation)
-                // tansu 0.6.0 answers a default-sized fetch of records with headers with nothing.
-                .set("fetch.max.bytes", "262144")
-                .set("message.max.bytes", "200000")
-                .set("fetch.wait.max.ms", "50")
-                .create()
-                .unwrap();
+        let c: BaseConsumer = self
+            .config()
+            .set("group.id", "arkflow-test-reader")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", isolation)
+            // tansu 0.6.0 answers a default-sized fetch of records with headers with nothing.
+            .set("fetch.max.bytes", "262144")
+            .set("message.max.bytes", "200000")
+            .set("fetch.wait.max.ms", "50")
+            .create()
+            .unwrap();
         let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
         let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
         let mut tpl = TopicPartitionList::new();

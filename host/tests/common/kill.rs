@@ -28,7 +28,6 @@ pub fn write_input(path: &Path, n: u64, keys: u64) -> HashMap<String, i64> {
     counts
 }
 
-
 /// Runs the kill loop with the given `state_management` block (indented YAML lines).
 pub fn kill_loop(dir: &Dir, state_management: &str) {
     let n = env_or("ARKFLOW_CRASH_RECORDS", 1_000_000);
@@ -90,7 +89,6 @@ pub fn kill_and_check(cfg: &Path, out_dir: &Path, expected: &HashMap<String, i64
     let stale: Vec<_> = std::fs::read_dir(out_dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
     assert!(stale.is_empty(), "no temp files left after a clean end: {stale:?}");
 }
-
 
 /// Starts the stream of `cfg` and SIGKILLs it after a random time in `window_ms`, `kills` times
 /// (fewer when runs keep finishing before their kill: the input is consumed); returns the kills.

@@ -42,14 +42,7 @@ impl Dir {
 }
 
 pub fn run(config: &Path, extra: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("--config")
-        .arg(config)
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run arkflow")
+    Command::new(bin()).arg("--config").arg(config).args(extra).env("RUST_LOG", "info").stdin(Stdio::null()).output().expect("run arkflow")
 }
 
 pub fn spawn(config: &Path) -> Child {

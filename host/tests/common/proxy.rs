@@ -197,7 +197,8 @@ fn serve(client: TcpStream, upstream: u16, mode: &Mutex<Mode>) -> std::io::Resul
                     let no_body = method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status);
                     let framed = header(&rhead, "content-length").is_some() || header(&rhead, "transfer-encoding").is_some();
                     let body = if no_body { Vec::new() } else { read_body(ur, &rhead, true)? };
-                    let close = !framed && !no_body || header(&rhead, "connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) || rhead.starts_with("HTTP/1.0");
+                    let close =
+                        !framed && !no_body || header(&rhead, "connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) || rhead.starts_with("HTTP/1.0");
                     let mut out = reframe(&rhead, body.len());
                     if no_body {
                         // Keep the upstream's Content-Length of a HEAD answer as it was.

@@ -21,11 +21,7 @@ pub struct S3Target {
 
 impl std::fmt::Debug for S3Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Target")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("bucket", &self.bucket)
-            .finish_non_exhaustive()
+        f.debug_struct("S3Target").field("endpoint", &self.endpoint).field("region", &self.region).field("bucket", &self.bucket).finish_non_exhaustive()
     }
 }
 
@@ -83,9 +79,7 @@ pub fn free_port() -> u16 {
 }
 
 fn on_path(cmd: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|d| d.join(cmd)).find(|p| p.is_file())
-    })
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(cmd)).find(|p| p.is_file()))
 }
 
 /// One plain HTTP/1.1 request without a body; returns the status code.
@@ -96,9 +90,7 @@ pub fn http(port: u16, method: &str, path: &str) -> std::io::Result<u16> {
     let mut head = [0u8; 12];
     s.read_exact(&mut head)?;
     let text = String::from_utf8_lossy(&head);
-    text.get(9..12)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line {text:?}")))
+    text.get(9..12).and_then(|c| c.parse().ok()).ok_or_else(|| std::io::Error::other(format!("bad status line {text:?}")))
 }
 
 fn kill(pid: u32, sig: &str) {
@@ -206,12 +198,8 @@ impl Garage {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let get = |k: &str| {
-            env.lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")))
-                .unwrap_or_else(|| panic!("{k} missing from {garage_dir}/env"))
-                .to_string()
-        };
+        let get =
+            |k: &str| env.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap_or_else(|| panic!("{k} missing from {garage_dir}/env")).to_string();
         Garage {
             target: S3Target {
                 endpoint: get("endpoint"),
@@ -232,11 +220,6 @@ impl Garage {
 
 impl Drop for Garage {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo_root().join("tests/servers/garage.sh"))
-            .arg("stop")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .status();
+        let _ = Command::new("bash").arg(repo_root().join("tests/servers/garage.sh")).arg("stop").arg(self.dir.path()).stdout(Stdio::null()).status();
     }
 }

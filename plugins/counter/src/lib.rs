@@ -11,11 +11,16 @@
 use arkflow_plugin_sdk::prelude::*;
 use std::borrow::Cow;
 
-struct Counter { store: Store, key_field: Option<String> }
+struct Counter {
+    store: Store,
+    key_field: Option<String>,
+}
 
 impl Counter {
     fn key_of<'r>(&self, r: &'r RecordIn) -> Result<Cow<'r, [u8]>, Error> {
-        if let Some(k) = &r.key { return Ok(Cow::Borrowed(k)); }
+        if let Some(k) = &r.key {
+            return Ok(Cow::Borrowed(k));
+        }
         let (Some(field), Some(value)) = (&self.key_field, &r.value) else {
             return Err(Error::invalid_input("no-key", "record has no key and no `key_field` value"));
         };

@@ -29,8 +29,7 @@ impl Config {
 
     /// The value of `key`, or a `missing-config` error.
     pub fn require(&self, key: &str) -> Result<&str, Error> {
-        self.get(key)
-            .ok_or_else(|| Error::config("missing-config", format!("config `{key}` is required")))
+        self.get(key).ok_or_else(|| Error::config("missing-config", format!("config `{key}` is required")))
     }
 
     /// `key` parsed as `T`: `Ok(None)` when unset, a `bad-config` error when it does not parse.
@@ -40,15 +39,11 @@ impl Config {
     {
         match self.get(key) {
             None => Ok(None),
-            Some(raw) => raw.trim().parse::<T>().map(Some).map_err(|e| {
-                Error::config(
-                    "bad-config",
-                    format!(
-                        "config `{key}`: cannot parse {raw:?} as {}: {e}",
-                        std::any::type_name::<T>()
-                    ),
-                )
-            }),
+            Some(raw) => raw
+                .trim()
+                .parse::<T>()
+                .map(Some)
+                .map_err(|e| Error::config("bad-config", format!("config `{key}`: cannot parse {raw:?} as {}: {e}", std::any::type_name::<T>()))),
         }
     }
 

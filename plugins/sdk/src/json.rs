@@ -76,8 +76,7 @@ impl From<JsonError> for crate::Error {
 
 /// The top-level member `name` of the JSON document `doc` (see the module docs).
 pub fn field<'a>(doc: &'a [u8], name: &str) -> Result<Option<JsonValue<'a>>, JsonError> {
-    let s = std::str::from_utf8(doc)
-        .map_err(|e| JsonError { offset: e.valid_up_to(), reason: "not UTF-8" })?;
+    let s = std::str::from_utf8(doc).map_err(|e| JsonError { offset: e.valid_up_to(), reason: "not UTF-8" })?;
     let mut p = Parser { s, b: doc, pos: 0, depth: 0 };
     p.ws();
     let found = if p.peek() == Some(b'{') {
@@ -434,10 +433,29 @@ mod tests {
     #[test]
     fn rejects_invalid_documents() {
         for bad in [
-            "", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{a:1}", "{\"a\":01}", "{\"a\":1.}",
-            "{\"a\":-}", "{\"a\":1e}", "{\"a\":tru}", "{\"a\":\"x}", "{\"a\":\"\\x\"}",
-            "{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00\"}", "{\"a\":\"\\u12\"}", "{\"a\":1} x",
-            "{\"a\":[1,]}", "{\"a\":\"\\u+041\"}", "{\"a\":\"tab\there\"}", "[1 2]", "nul", "{\"a\":NaN}",
+            "",
+            "{",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{\"a\":1,}",
+            "{a:1}",
+            "{\"a\":01}",
+            "{\"a\":1.}",
+            "{\"a\":-}",
+            "{\"a\":1e}",
+            "{\"a\":tru}",
+            "{\"a\":\"x}",
+            "{\"a\":\"\\x\"}",
+            "{\"a\":\"\\ud800\"}",
+            "{\"a\":\"\\udc00\"}",
+            "{\"a\":\"\\u12\"}",
+            "{\"a\":1} x",
+            "{\"a\":[1,]}",
+            "{\"a\":\"\\u+041\"}",
+            "{\"a\":\"tab\there\"}",
+            "[1 2]",
+            "nul",
+            "{\"a\":NaN}",
         ] {
             assert!(f(bad, "a").is_err(), "accepted {bad:?}");
         }

@@ -40,8 +40,7 @@ pub use bindings::arkflow::plugin::log::Level;
 pub use bindings::arkflow::plugin::metrics;
 pub use bindings::arkflow::plugin::state::{ScanPage, StateError, Store};
 pub use bindings::arkflow::plugin::types::{
-    BatchContext, CheckpointContext, Error, ErrorClass, Header, Info, RecordIn, RecordOut,
-    RecordOutcome as Outcome, StoreFormat, ValueFormat,
+    BatchContext, CheckpointContext, Error, ErrorClass, Header, Info, RecordIn, RecordOut, RecordOutcome as Outcome, StoreFormat, ValueFormat,
 };
 pub use config::Config;
 pub use state::StateCache;
@@ -55,9 +54,8 @@ pub mod prelude {
     pub use crate::codec::{decode_i64, encode_i64};
     pub use crate::json::{self, JsonValue};
     pub use crate::{
-        export_processor, metrics, BatchContext, CheckpointContext, Config, Error, ErrorClass,
-        Header, Info, Outcome, Processor, RecordIn, RecordOut, StateCache, StateError, Store,
-        ValueFormat, ABI_VERSION,
+        export_processor, metrics, BatchContext, CheckpointContext, Config, Error, ErrorClass, Header, Info, Outcome, Processor, RecordIn, RecordOut,
+        StateCache, StateError, Store, ValueFormat, ABI_VERSION,
     };
     pub use crate::{log_debug, log_error, log_info, log_trace, log_warn};
 }
@@ -92,11 +90,7 @@ pub trait Processor: Sized + 'static {
 
     /// Processes one batch; must return exactly one outcome per record, in order. An `Err` fails
     /// the whole batch (its state writes are discarded); use `Outcome::Fail` for a bad record.
-    fn process_batch(
-        &mut self,
-        ctx: &BatchContext,
-        records: Vec<RecordIn>,
-    ) -> Result<Vec<Outcome>, Error>;
+    fn process_batch(&mut self, ctx: &BatchContext, records: Vec<RecordIn>) -> Result<Vec<Outcome>, Error>;
 
     /// Called per key group at each checkpoint: flush anything cached in memory into state.
     fn on_checkpoint(&mut self, _ctx: &CheckpointContext) -> Result<(), Error> {

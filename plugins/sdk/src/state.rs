@@ -70,10 +70,7 @@ impl StateCache {
     /// Builds a cache from keys and the values `get-many` returned for them (pure; for tests).
     pub fn from_loaded(keys: Vec<Vec<u8>>, values: Vec<Option<Vec<u8>>>) -> Result<Self, Error> {
         if keys.len() != values.len() {
-            return Err(Error::internal(
-                "bad-get-many",
-                format!("get-many returned {} values for {} keys", values.len(), keys.len()),
-            ));
+            return Err(Error::internal("bad-get-many", format!("get-many returned {} values for {} keys", values.len(), keys.len())));
         }
         let mut index = Map::default();
         index.reserve(keys.len());
@@ -194,25 +191,16 @@ mod tests {
 
     #[test]
     fn counting_and_writes() {
-        let mut c = StateCache::from_loaded(
-            vec![b"a".to_vec(), b"b".to_vec(), b"bad".to_vec()],
-            vec![Some(encode_i64(41).to_vec()), None, Some(b"xyz".to_vec())],
-        )
-        .unwrap();
+        let mut c =
+            StateCache::from_loaded(vec![b"a".to_vec(), b"b".to_vec(), b"bad".to_vec()], vec![Some(encode_i64(41).to_vec()), None, Some(b"xyz".to_vec())])
+                .unwrap();
         assert_eq!(c.increment(b"b", 1).unwrap(), 1);
         assert_eq!(c.increment(b"a", 1).unwrap(), 42);
         assert_eq!(c.increment(b"b", 1).unwrap(), 2);
         let e = c.increment(b"bad", 1).unwrap_err();
         assert_eq!((e.class, e.code.as_str()), (ErrorClass::State, "not-a-counter"));
         c.put(b"new", b"v".to_vec());
-        assert_eq!(
-            c.take_writes(),
-            vec![
-                (b"b".to_vec(), encode_i64(2).to_vec()),
-                (b"a".to_vec(), encode_i64(42).to_vec()),
-                (b"new".to_vec(), b"v".to_vec()),
-            ]
-        );
+        assert_eq!(c.take_writes(), vec![(b"b".to_vec(), encode_i64(2).to_vec()), (b"a".to_vec(), encode_i64(42).to_vec()), (b"new".to_vec(), b"v".to_vec()),]);
         assert!(c.take_writes().is_empty());
         assert_eq!(c.get_i64(b"a").unwrap(), Some(42));
     }

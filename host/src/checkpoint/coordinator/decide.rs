@@ -27,13 +27,17 @@ impl Coordinator {
         self.take_slot(p.epoch, &manifest, mkey, checksum)?;
         // Decided. Phase two of the sinks' commit protocol, before anything else is decided.
         let never = || false;
-        commit::run_all(&self.s.committers, &manifest.sinks, false, &never)
-            .map_err(|e| DecideError::Commit(format!("epoch {} is decided but its output could not be committed: {e}; the stream stops and the next start commits it", p.epoch)))?;
+        commit::run_all(&self.s.committers, &manifest.sinks, false, &never).map_err(|e| {
+            DecideError::Commit(format!(
+                "epoch {} is decided but its output could not be committed: {e}; the stream stops and the next start commits it",
+                p.epoch
+            ))
+        })?;
         let store = self.store.clone();
         let scope = self.s.scope.clone();
         crate::checkpoint::block_on(async {
             let _ = store.put_if_absent(&key(&scope, "committed", p.epoch), Bytes::from_static(b"{}")).await;
-            let _ = store.put(&format!("{scope}/latest"), Bytes::from(p.epoch.to_string())).await;
+            let _ = store.put(&crate::layout::latest(&scope), Bytes::from(p.epoch.to_string())).await;
         });
         self.after_decision(p, manifest);
         self.maybe_compact();
@@ -79,9 +83,13 @@ impl Coordinator {
         let checksum = snapshot::checksum_of(&bytes);
         let mkey = manifest_key(&self.s.scope, m.epoch, self.generation);
         let store = self.store.clone();
-        let created = crate::checkpoint::block_on(store.put_if_absent(&mkey, Bytes::from(bytes))).map_err(|e| DecideError::Retry(format!("writing manifest: {e}")))?;
+        let created =
+            crate::checkpoint::block_on(store.put_if_absent(&mkey, Bytes::from(bytes))).map_err(|e| DecideError::Retry(format!("writing manifest: {e}")))?;
         if created == PutOutcome::Exists {
-            return Err(DecideError::Fenced(format!("manifest {mkey} already exists: another process runs this generation of operator `{}`; stopping", self.s.scope)));
+            return Err(DecideError::Fenced(format!(
+                "manifest {mkey} already exists: another process runs this generation of operator `{}`; stopping",
+                self.s.scope
+            )));
         }
         Ok((mkey, checksum))
     }
@@ -151,7 +159,7 @@ impl Coordinator {
         let upto = files.iter().map(|f| f.epoch).max().unwrap_or(0);
         let clock = self.retained.back().map_or(0, |m| m.ttl_clock_ms);
         let store = self.store.clone();
-        let key = format!("{}/data/{upto:020}/base-g{}.snap", self.s.scope, self.generation);
+        let key = crate::layout::base(&self.s.scope, upto, self.generation);
         self.compacting = Some(key.clone());
         let tx = self.tx.clone();
         let ttl = self.s.ttl_ms;
@@ -208,7 +216,7 @@ impl Coordinator {
                 tracing::debug!("gc of decision records: {e:#}");
             }
             for kind in ["manifests", "committed", "data"] {
-                let Ok(list) = store.list(&format!("{scope}/{kind}/")).await else { continue };
+                let Ok(list) = store.list(&crate::layout::prefix(&scope, kind)).await else { continue };
                 for m in list {
                     // data/{e}/file: the epoch is the second-to-last segment.
                     let epoch = match kind {

@@ -28,12 +28,29 @@ use std::time::{Duration, Instant};
 
 /// Messages from the stream's threads (and the coordinator's own upload tasks).
 pub enum CkptMsg {
-    Injected { epoch: u64, position: serde_json::Value, ttl_clock_ms: i64 },
-    Delta { epoch: u64, worker: usize, entries: Vec<SnapshotEntry> },
-    Uploaded { epoch: u64, result: Result<StateFile, (String, Vec<SnapshotEntry>)> },
+    Injected {
+        epoch: u64,
+        position: serde_json::Value,
+        ttl_clock_ms: i64,
+    },
+    Delta {
+        epoch: u64,
+        worker: usize,
+        entries: Vec<SnapshotEntry>,
+    },
+    Uploaded {
+        epoch: u64,
+        result: Result<StateFile, (String, Vec<SnapshotEntry>)>,
+    },
     /// The sinks' pre-commits of an aligned barrier (phase one of the commit protocol).
-    SinkPrepared { epoch: u64, commits: Vec<SinkCommit> },
-    Compacted { upto: u64, file: StateFile },
+    SinkPrepared {
+        epoch: u64,
+        commits: Vec<SinkCommit>,
+    },
+    Compacted {
+        upto: u64,
+        file: StateFile,
+    },
     /// Compaction could not read or write; it is tried again after the next decision.
     CompactionFailed,
     /// No more barriers: finish (or abandon) the epoch in flight, then exit.
@@ -329,7 +346,8 @@ impl Coordinator {
                     "{} consecutive checkpoints failed (state_management.tolerated_checkpoint_failures = {}); last: epoch {}: {why}",
                     self.consecutive_failures, self.s.tolerated_failures, p.epoch
                 );
-                *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(msg); self.metrics.halted.store(true, SeqCst);
+                *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(msg);
+                self.metrics.halted.store(true, SeqCst);
             }
             self.carry_files.extend(p.files);
             self.carry_sink.extend(p.sink.unwrap_or_default());
@@ -349,7 +367,8 @@ impl Coordinator {
         if let Err(super::decision::SlotError::Fenced(e)) = crate::checkpoint::block_on(self.slots.probe(&*self.store)) {
             tracing::error!(stream = %self.s.stream, "{e}");
             self.metrics.fenced.store(true, SeqCst);
-            *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(e); self.metrics.halted.store(true, SeqCst);
+            *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(e);
+            self.metrics.halted.store(true, SeqCst);
             self.in_flight.store(0, SeqCst);
         }
     }
@@ -392,13 +411,15 @@ impl Coordinator {
             Err(DecideError::Fenced(e)) => {
                 tracing::error!(stream = %self.s.stream, "{e}");
                 self.metrics.fenced.store(true, SeqCst);
-                *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(e); self.metrics.halted.store(true, SeqCst);
+                *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(e);
+                self.metrics.halted.store(true, SeqCst);
                 self.in_flight.store(0, SeqCst);
             }
             Err(DecideError::Commit(e)) => {
                 // Decided, but its output could not be made visible: stop; recovery commits it.
                 tracing::error!(stream = %self.s.stream, "{e}");
-                *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(e); self.metrics.halted.store(true, SeqCst);
+                *self.fatal.lock().unwrap_or_else(|x| x.into_inner()) = Some(e);
+                self.metrics.halted.store(true, SeqCst);
                 self.in_flight.store(0, SeqCst);
             }
         }

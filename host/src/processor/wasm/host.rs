@@ -198,13 +198,7 @@ impl state::HostStore for HostCtx {
         self.with_scope(&store, |s, id| s.increment(id, key, delta))
     }
 
-    fn scan_prefix(
-        &mut self,
-        store: Resource<StoreRes>,
-        prefix: Vec<u8>,
-        start_after: Option<Vec<u8>>,
-        limit: u32,
-    ) -> Result<state::ScanPage, WitStateError> {
+    fn scan_prefix(&mut self, store: Resource<StoreRes>, prefix: Vec<u8>, start_after: Option<Vec<u8>>, limit: u32) -> Result<state::ScanPage, WitStateError> {
         self.with_scope(&store, |s, id| {
             let p = s.scan_prefix(id, &prefix, start_after.as_deref(), limit)?;
             Ok(state::ScanPage { entries: p.entries, next: p.next })

@@ -14,10 +14,10 @@ use super::bindings::{wit, Plugin};
 use super::engine::{deadline_ticks, shared_engine};
 use super::obs::Gate;
 use super::{HostCtx, PluginInfo, WasmShared, PROCESSOR_EXPORT};
-use std::sync::atomic::Ordering::Relaxed;
 use crate::processor::{BatchCtx, BatchError, Processor, StateSlot};
 use crate::record::{Outcome, Record, RecordError};
 use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::{Store, Trap};
@@ -76,7 +76,9 @@ pub(super) fn bounded<R: Send, F: Future<Output = wasmtime::Result<R>> + Send>(m
     let limit = Duration::from_millis(ms) + 2 * super::engine::TICK;
     let mut fut = std::pin::pin!(fut);
     if tokio::runtime::Handle::try_current().is_ok() {
-        return std::thread::scope(|s| s.spawn(|| crate::checkpoint::block_on(timed(fut.as_mut(), limit))).join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        return std::thread::scope(|s| {
+            s.spawn(|| crate::checkpoint::block_on(timed(fut.as_mut(), limit))).join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+        });
     }
     // Fast path: a call that never waits completes in its first poll, with no timer armed. WASI
     // host calls need the runtime's context (their timers) even when polled here.
@@ -153,9 +155,7 @@ impl WasmProcessor {
         match bounded(ms, plugin.arkflow_plugin_processor().call_init(&mut store, &config)) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(format!("{where_}: export {PROCESSOR_EXPORT}#init refused the config: {}", wit_error(&e))),
-            Err(e) => {
-                return Err(with_last_log(format!("{where_}: export {PROCESSOR_EXPORT}#init trapped: {}", trap_text(&e)), &mut store))
-            }
+            Err(e) => return Err(with_last_log(format!("{where_}: export {PROCESSOR_EXPORT}#init trapped: {}", trap_text(&e)), &mut store)),
         }
         self.instance = Some((store, plugin));
         Ok(())
@@ -184,18 +184,10 @@ impl WasmProcessor {
         self.ensure_instance()?;
         let limits = &self.shared.cfg.limits;
         let (store, plugin) = self.instance.as_mut().expect("instance ensured");
-        let headers: Vec<Vec<wit::HeaderParam<'_>>> = records
-            .iter()
-            .map(|r| r.headers.iter().map(|(k, v)| wit::HeaderParam { key: k, value: v }).collect())
-            .collect();
+        let headers: Vec<Vec<wit::HeaderParam<'_>>> =
+            records.iter().map(|r| r.headers.iter().map(|(k, v)| wit::HeaderParam { key: k, value: v }).collect()).collect();
         let input: Vec<wit::RecordIn<'_>> = records.iter().zip(&headers).map(|(r, h)| to_wit(r, h)).collect();
-        let wctx = wit::BatchContext {
-            batch_id: self.batch_id,
-            key_group: ctx.key_group,
-            partition: ctx.partition,
-            attempt,
-            checkpoint_epoch: ctx.epoch,
-        };
+        let wctx = wit::BatchContext { batch_id: self.batch_id, key_group: ctx.key_group, partition: ctx.partition, attempt, checkpoint_epoch: ctx.epoch };
         {
             let data = store.data_mut();
             data.state = state.take();
@@ -343,7 +335,10 @@ impl Processor for WasmProcessor {
         store.data_mut().state = state.take();
         store.data_mut().scope = Some((key_group, now_ms));
         store.set_epoch_deadline(deadline_ticks(self.shared.cfg.limits.batch_timeout_ms));
-        let r = bounded(self.shared.cfg.limits.batch_timeout_ms, plugin.arkflow_plugin_processor().call_on_checkpoint(&mut *store, wit::CheckpointContext { epoch, key_group }));
+        let r = bounded(
+            self.shared.cfg.limits.batch_timeout_ms,
+            plugin.arkflow_plugin_processor().call_on_checkpoint(&mut *store, wit::CheckpointContext { epoch, key_group }),
+        );
         let data = store.data_mut();
         *state = data.state.take();
         data.scope = None;
@@ -400,14 +395,7 @@ fn truncate(s: &str, max: usize) -> &str {
 
 /// Borrowed view of a record for lowering into the guest (headers need a small side vector).
 fn to_wit<'a>(r: &'a Record, headers: &'a [wit::HeaderParam<'a>]) -> wit::RecordIn<'a> {
-    wit::RecordIn {
-        key: r.key.as_deref(),
-        value: r.value.as_deref(),
-        headers,
-        timestamp_ms: r.timestamp_ms,
-        partition: r.partition,
-        offset: r.offset,
-    }
+    wit::RecordIn { key: r.key.as_deref(), value: r.value.as_deref(), headers, timestamp_ms: r.timestamp_ms, partition: r.partition, offset: r.offset }
 }
 
 fn from_wit(outcomes: Vec<wit::RecordOutcome>, inputs: &[Record], outputs: &[String]) -> Vec<Outcome> {
@@ -429,9 +417,7 @@ fn from_wit(outcomes: Vec<wit::RecordOutcome>, inputs: &[Record], outputs: &[Str
                 code: truncate(&e.code, 256).to_string(),
                 message: truncate(&e.message, 4096).to_string(),
             }),
-            wit::RecordOutcome::Emit(outs) if outs.iter().all(|o| o.output.is_none()) => {
-                Outcome::Emit(outs.into_iter().map(|o| record(o, input)).collect())
-            }
+            wit::RecordOutcome::Emit(outs) if outs.iter().all(|o| o.output.is_none()) => Outcome::Emit(outs.into_iter().map(|o| record(o, input)).collect()),
             wit::RecordOutcome::Emit(outs) => {
                 // A name the stream does not have fails the whole record: it must never fall
                 // through to the main output, nor lose the record's other outputs half-way.
@@ -484,7 +470,10 @@ mod tests {
         assert!(matches!(&got[0], Outcome::Emit(v) if v.len() == 1 && v[0].key.as_deref() == Some(&b"k"[..])));
         let Outcome::Split { main, side } = &got[1] else { panic!("{:?}", got[1]) };
         assert_eq!(main.iter().map(|r| r.value.clone().unwrap()).collect::<Vec<_>>(), [b"b".to_vec()]);
-        assert_eq!(side.iter().map(|(i, r)| (*i, r.value.clone().unwrap(), r.timestamp_ms)).collect::<Vec<_>>(), [(1, b"c".to_vec(), 7), (0, b"d".to_vec(), 7)]);
+        assert_eq!(
+            side.iter().map(|(i, r)| (*i, r.value.clone().unwrap(), r.timestamp_ms)).collect::<Vec<_>>(),
+            [(1, b"c".to_vec(), 7), (0, b"d".to_vec(), 7)]
+        );
         let Outcome::Fail(e) = &got[2] else { panic!("{:?}", got[2]) };
         assert_eq!(e.code, "invalid-output");
         assert!(e.message.contains("`nope`") && e.message.contains("its outputs are: audit, late"), "{}", e.message);

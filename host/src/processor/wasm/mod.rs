@@ -82,19 +82,18 @@ pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, env: &crate::proce
     let shown = path.display().to_string();
     let bytes = std::fs::read(&path).map_err(|e| anyhow!("{label}: cannot read plugin {shown}: {e}"))?;
     let engine = shared_engine();
-    let loaded = cache::load(engine, &bytes, cache::dir().as_deref())
-        .map_err(|e| anyhow!("{label}: plugin {shown} is not a valid WebAssembly component: {e}"))?;
+    let loaded =
+        cache::load(engine, &bytes, cache::dir().as_deref()).map_err(|e| anyhow!("{label}: plugin {shown} is not a valid WebAssembly component: {e}"))?;
     tracing::debug!(plugin = %shown, hash = %loaded.content_hash, outcome = ?loaded.outcome, ms = loaded.elapsed.as_millis() as u64, "plugin loaded");
     let mut linker: Linker<HostCtx> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow!("linking WASI: {e}"))?;
     bindings::Plugin::add_to_linker::<HostCtx, wasmtime::component::HasSelf<HostCtx>>(&mut linker, |h| h)
         .map_err(|e| anyhow!("linking arkflow:plugin imports: {e}"))?;
-    let pre = linker.instantiate_pre(&loaded.component).map_err(|e| {
-        anyhow!("{label}: plugin {shown} imports something the host does not provide (world arkflow:plugin/plugin): {e}")
-    })?;
-    let pre = bindings::PluginPre::new(pre).map_err(|e| {
-        anyhow!("{label}: plugin {shown} does not export {PROCESSOR_EXPORT} with the expected functions (world arkflow:plugin/plugin): {e}")
-    })?;
+    let pre = linker
+        .instantiate_pre(&loaded.component)
+        .map_err(|e| anyhow!("{label}: plugin {shown} imports something the host does not provide (world arkflow:plugin/plugin): {e}"))?;
+    let pre = bindings::PluginPre::new(pre)
+        .map_err(|e| anyhow!("{label}: plugin {shown} does not export {PROCESSOR_EXPORT} with the expected functions (world arkflow:plugin/plugin): {e}"))?;
     let init_config: Vec<(String, String)> = cfg.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut shared = WasmShared {
         path: path.clone(),
@@ -181,10 +180,7 @@ fn check_info(info: &PluginInfo, store_names: &[String], state_enabled: bool) ->
         ));
     }
     if !info.state_stores.is_empty() && !state_enabled {
-        return Err(format!(
-            "describe() declares state stores {:?} but the stream has `state.enabled: false`",
-            info.state_stores
-        ));
+        return Err(format!("describe() declares state stores {:?} but the stream has `state.enabled: false`", info.state_stores));
     }
     for s in &info.state_stores {
         if !store_names.iter().any(|n| n == s) {

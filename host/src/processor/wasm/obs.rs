@@ -67,7 +67,12 @@ struct Bucket {
 impl LogLimiter {
     pub fn new(per_sec: u32, burst: u32) -> Self {
         let burst = f64::from(burst.max(1));
-        LogLimiter { per_sec: f64::from(per_sec), burst, inner: Mutex::new(Bucket { tokens: burst, at: Instant::now(), pending: 0 }), suppressed: AtomicU64::new(0) }
+        LogLimiter {
+            per_sec: f64::from(per_sec),
+            burst,
+            inner: Mutex::new(Bucket { tokens: burst, at: Instant::now(), pending: 0 }),
+            suppressed: AtomicU64::new(0),
+        }
     }
 
     /// Whether a line may be logged now; `Some(n)`: yes, after reporting `n` suppressed lines.

@@ -121,14 +121,8 @@ impl SwapSlot {
             tracing::warn!(plugin = %shown, "{}: the new plugin calls itself `{}` (was `{}`); it inherits the old one's state", old.label, new.info.name, old.info.name);
         }
         *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = new.clone();
-        let what = format!(
-            "{}: {} ({}) -> {} ({}) staged",
-            old.label,
-            old.display_name(),
-            short(&old.content_hash),
-            new.display_name(),
-            short(&new.content_hash)
-        );
+        let what =
+            format!("{}: {} ({}) -> {} ({}) staged", old.label, old.display_name(), short(&old.content_hash), new.display_name(), short(&new.content_hash));
         if self.immediate.load(SeqCst) {
             self.arm_with(new, 0);
             tracing::info!(plugin = %shown, "{what}; workers switch before their next batch");

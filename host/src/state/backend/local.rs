@@ -19,8 +19,7 @@ pub struct LocalStore {
 impl LocalStore {
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let root = root.into();
-        std::fs::create_dir_all(&root)
-            .map_err(|e| StoreError::Config(format!("local state directory {}: {e}", root.display())))?;
+        std::fs::create_dir_all(&root).map_err(|e| StoreError::Config(format!("local state directory {}: {e}", root.display())))?;
         Ok(LocalStore { root, seq: AtomicU64::new(0) })
     }
 
@@ -125,11 +124,7 @@ impl ObjectStore for LocalStore {
                 }
                 let rel = entry.path().strip_prefix(&self.root).expect("under root").to_string_lossy().replace('\\', "/");
                 if rel.starts_with(prefix) {
-                    let modified_ms = meta
-                        .modified()
-                        .ok()
-                        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-                        .map_or(0, |d| d.as_millis() as i64);
+                    let modified_ms = meta.modified().ok().and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_millis() as i64);
                     out.push(ObjectMeta { key: rel, size: meta.len(), modified_ms });
                 }
             }

@@ -73,7 +73,7 @@ pub type DynStore = Arc<dyn ObjectStore>;
 /// Writes a probe object twice with create-only semantics: true when the second write is
 /// refused and the first payload survives. Cleans up after itself.
 pub async fn probe_create_only(store: &dyn ObjectStore, scope: &str) -> Result<bool, StoreError> {
-    let key = format!("{scope}/probe/create-only-{}-{}", std::process::id(), crate::input::now_ms());
+    let key = crate::layout::probe(scope, &format!("{}-{}", std::process::id(), crate::input::now_ms()));
     let first = store.put_if_absent(&key, Bytes::from_static(b"first")).await?;
     let second = store.put_if_absent(&key, Bytes::from_static(b"second")).await?;
     let kept = store.get(&key).await?;

@@ -118,21 +118,13 @@ impl S3Store {
             }
         }
         let sdk = loader.load().await;
-        let retry = RetryConfig::standard()
-            .with_max_attempts(MAX_ATTEMPTS)
-            .with_initial_backoff(INITIAL_BACKOFF)
-            .with_max_backoff(MAX_BACKOFF);
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-            .build();
+        let retry = RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS).with_initial_backoff(INITIAL_BACKOFF).with_max_backoff(MAX_BACKOFF);
+        let timeouts = TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).operation_attempt_timeout(ATTEMPT_TIMEOUT).build();
         let mut b = aws_sdk_s3::config::Builder::from(&sdk).retry_config(retry).timeout_config(timeouts);
         let endpoint = cfg.endpoint_url.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
         if let Some(url) = &endpoint {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(StoreError::Config(format!(
-                    "s3_config.endpoint_url `{url}` must start with http:// or https://"
-                )));
+                return Err(StoreError::Config(format!("s3_config.endpoint_url `{url}` must start with http:// or https://")));
             }
             b = b.endpoint_url(url.clone()).force_path_style(true);
         }
@@ -248,24 +240,15 @@ impl S3Store {
         create_only: bool,
         attempts: &Attempts,
     ) -> Result<aws_sdk_s3::operation::put_object::PutObjectOutput, SdkError<aws_sdk_s3::operation::put_object::PutObjectError>> {
-        let mut req = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .body(ByteStream::from(data.clone()));
+        let mut req = self.client.put_object().bucket(&self.bucket).key(self.full(key)).body(ByteStream::from(data.clone()));
         if create_only {
             req = req.if_none_match("*");
         }
         let mut c = req.customize().interceptor(attempts.clone());
         if data.len() as u64 >= MIN_THROUGHPUT_BYTES_PER_SEC {
             c = c.config_override(
-                aws_sdk_s3::config::Builder::new().timeout_config(
-                    TimeoutConfig::builder()
-                        .connect_timeout(CONNECT_TIMEOUT)
-                        .operation_attempt_timeout(attempt_timeout(data.len()))
-                        .build(),
-                ),
+                aws_sdk_s3::config::Builder::new()
+                    .timeout_config(TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).operation_attempt_timeout(attempt_timeout(data.len())).build()),
             );
         }
         c.send().await
@@ -372,10 +355,7 @@ impl ObjectStore for S3Store {
 
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
         let attempts = Attempts::default();
-        self.put_object(key, &data, false, &attempts)
-            .await
-            .map(|_| ())
-            .map_err(|e| self.sdk_err("put", key, &e, &attempts))
+        self.put_object(key, &data, false, &attempts).await.map(|_| ()).map_err(|e| self.sdk_err("put", key, &e, &attempts))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
@@ -427,16 +407,7 @@ impl ObjectStore for S3Store {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let attempts = Attempts::default();
-        match self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .customize()
-            .interceptor(attempts.clone())
-            .send()
-            .await
-        {
+        match self.client.delete_object().bucket(&self.bucket).key(self.full(key)).customize().interceptor(attempts.clone()).send().await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(self.sdk_err("delete", key, &e, &attempts)),
@@ -444,9 +415,7 @@ impl ObjectStore for S3Store {
     }
 
     fn describe(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.prefix.trim_end_matches('/'))
-            .trim_end_matches('/')
-            .to_string()
+        format!("s3://{}/{}", self.bucket, self.prefix.trim_end_matches('/')).trim_end_matches('/').to_string()
     }
 }
 
