@@ -154,7 +154,12 @@ impl Output for EoFileOut {
             let entry = entry?;
             let n = entry.file_name().to_string_lossy().into_owned();
             if n.starts_with(&temp_prefix) && n.ends_with(".tmp") {
-                std::fs::remove_file(entry.path()).with_context(|| format!("removing stale {}", entry.path().display()))?;
+                // Only older generations' temps: a newer generation's are live parts of the process
+                // that fenced this one (this start may be a paused process resuming its cleanup).
+                let generation = n.strip_suffix(".tmp").and_then(|t| t.rsplit_once(".g")).and_then(|(_, g)| g.parse::<u64>().ok());
+                if generation.is_none_or(|g| g < self.generation) {
+                    std::fs::remove_file(entry.path()).with_context(|| format!("removing stale {}", entry.path().display()))?;
+                }
                 continue;
             }
             let Some(epoch) = n.strip_prefix(&final_prefix).filter(|e| e.len() == 12).and_then(|e| e.parse::<u64>().ok()) else { continue };
@@ -238,9 +243,18 @@ fn finalize(p: &Part, replay: bool) -> Result<(), CommitError> {
         // linked and its directory synced, so this part was finalized and then taken away (a
         // downstream job consumes finished parts, as with any file sink). Stopping here would
         // stop the stream for good; nothing of it is ours to write again.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && replay => {
             tracing::warn!(part = %fin.display(), "file output: the decided part was finalized before and has been moved away since; taking it as committed");
             return Ok(());
+        }
+        // The process that prepared the part is committing it for the first time: a missing temp
+        // was deleted by someone else, never finalized. Stop loudly rather than lose it quietly.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(CommitError::Fatal(format!(
+                "file output: the decided part {} was deleted before it could be finalized as {} (something else removed this process's temp file)",
+                tmp.display(),
+                fin.display()
+            )))
         }
         Err(e) => return Err(io(&format!("reading {}", tmp.display()), e)),
     };
@@ -345,5 +359,23 @@ mod tests {
         std::fs::rename(&fin, d.path().join("taken")).unwrap();
         c.commit(3, &blob, true).unwrap();
         assert!(!fin.exists(), "a taken part is not written again");
+        // The preparing process's own first commit never takes a missing temp as committed.
+        let (o, blob) = prepared(d.path(), 1, 4, &["{\"a\":4}"]);
+        std::fs::remove_file(d.path().join(".out.jsonl.000000000004.g1.tmp")).unwrap();
+        assert!(matches!(o.committer().unwrap().commit(4, &blob, false), Err(CommitError::Fatal(m)) if m.contains("was deleted before")));
+    }
+
+    /// A paused older process resuming its start-up cleanup must not delete the temp parts of the
+    /// newer generation that fenced it (found by the fault harness: the newer process's decided
+    /// part vanished).
+    #[test]
+    fn start_up_cleanup_deletes_only_older_generations_temps() {
+        let d = tempfile::tempdir().unwrap();
+        let _older = prepared(d.path(), 1, 5, &["{}"]);
+        let _newer = prepared(d.path(), 3, 6, &["{}"]);
+        let mut o = EoFileOut::open(&d.path().join("out.jsonl"), OutputFormat::Json, 2).unwrap();
+        o.recovered(Some(4)).unwrap();
+        assert!(!d.path().join(".out.jsonl.000000000005.g1.tmp").exists(), "an older generation's temp is stale");
+        assert!(d.path().join(".out.jsonl.000000000006.g3.tmp").exists(), "a newer generation's temp is live");
     }
 }
