@@ -38,6 +38,18 @@ pub enum Outcome {
     Fail(RecordError),
 }
 
+impl Outcome {
+    /// Every record the outcome emits, to the next processor and to named outputs alike.
+    pub fn emitted(&self) -> impl Iterator<Item = &Record> {
+        let (main, side): (&[Record], &[(u16, Record)]) = match self {
+            Outcome::Emit(v) => (v, &[]),
+            Outcome::Split { main, side } => (main, side),
+            Outcome::Drop | Outcome::Fail(_) => (&[], &[]),
+        };
+        main.iter().chain(side.iter().map(|(_, r)| r))
+    }
+}
+
 /// An error attached to one failed record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordError {

@@ -71,11 +71,7 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
             (Some(c), s)
         }
         false => {
-            for (id, o) in sinks::configured(cfg) {
-                if matches!(o, crate::config::OutputConfig::Kafka(k) if k.exactly_once) {
-                    anyhow::bail!("stream {}: {id}: a kafka output with exactly_once: true needs state_management.enabled: true (each epoch's output commits with its checkpoint)", cfg.name);
-                }
-            }
+            exactly_once_output_needs_store(engine, cfg)?;
             (None, Sinks::plain(cfg)?)
         }
     };
@@ -180,11 +176,18 @@ pub(crate) fn checkpoint_settings(engine: &EngineConfig, cfg: &StreamConfig) -> 
 }
 
 /// An exactly-once kafka output (transactions or outbox) is decided by the checkpoints: refused
-/// unless `state_management.exactly_once` is on (for every sink of the stream).
+/// unless `state_management` is enabled and `exactly_once` (for every sink of the stream).
 pub(crate) fn exactly_once_output_needs_store(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result<()> {
+    let sm = &engine.state_management;
     for (id, o) in sinks::configured(cfg) {
-        if matches!(o, crate::config::OutputConfig::Kafka(k) if k.exactly_once) && !engine.state_management.exactly_once {
-            anyhow::bail!("stream {}: {id}: a kafka output with exactly_once: true needs state_management.exactly_once: true", cfg.name)
+        if !matches!(o, crate::config::OutputConfig::Kafka(k) if k.exactly_once) {
+            continue;
+        }
+        if !sm.enabled {
+            anyhow::bail!("stream {}: {id}: a kafka output with exactly_once: true needs state_management.enabled: true (each epoch's output commits with its checkpoint)", cfg.name);
+        }
+        if !sm.exactly_once {
+            anyhow::bail!("stream {}: {id}: a kafka output with exactly_once: true needs state_management.exactly_once: true", cfg.name);
         }
     }
     Ok(())

@@ -40,3 +40,16 @@ pub enum OutMsg {
         worker: usize,
     },
 }
+
+/// The next message of `rx`; when none is waiting, runs `idle` first (the moment to flush what is
+/// buffered), then blocks. None once every sender is gone.
+pub fn next_or_idle<T>(rx: &crossbeam_channel::Receiver<T>, idle: impl FnOnce()) -> Option<T> {
+    match rx.try_recv() {
+        Ok(m) => Some(m),
+        Err(crossbeam_channel::TryRecvError::Empty) => {
+            idle();
+            rx.recv().ok()
+        }
+        Err(crossbeam_channel::TryRecvError::Disconnected) => None,
+    }
+}

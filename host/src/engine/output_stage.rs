@@ -12,7 +12,7 @@ use super::msg::OutMsg;
 use super::{Sinks, StreamShared};
 use crate::checkpoint::coordinator::CkptMsg;
 use crate::record::Record;
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -38,17 +38,7 @@ impl<'a> OutputStage<'a> {
     /// Runs until every worker's EOF (or every sender is gone), then closes the sinks.
     pub fn run(mut self, rx: Receiver<OutMsg>) {
         loop {
-            let msg = match rx.try_recv() {
-                Ok(m) => m,
-                Err(TryRecvError::Empty) => {
-                    self.flush();
-                    match rx.recv() {
-                        Ok(m) => m,
-                        Err(_) => break,
-                    }
-                }
-                Err(TryRecvError::Disconnected) => break,
-            };
+            let Some(msg) = super::msg::next_or_idle(&rx, || self.flush()) else { break };
             match msg {
                 OutMsg::Data { epoch, records, errors, side } => self.on_data(epoch, records, errors, side),
                 OutMsg::Barrier { epoch, .. } => self.on_barrier(epoch),

@@ -13,7 +13,7 @@ use super::shared::StreamShared;
 use crate::config::FailurePolicy;
 use crate::processor::{BatchCtx, BatchError, Processor, StateSlot};
 use crate::record::{Outcome, Record, RecordError};
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 use hashbrown::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -82,17 +82,7 @@ impl Worker {
     /// Runs until EOF; returns the state for inspection.
     pub fn run(mut self, inbox: Receiver<WorkerMsg>) -> StateSlot {
         loop {
-            let msg = match inbox.try_recv() {
-                Ok(m) => m,
-                Err(TryRecvError::Empty) => {
-                    self.flush_all();
-                    match inbox.recv() {
-                        Ok(m) => m,
-                        Err(_) => break,
-                    }
-                }
-                Err(TryRecvError::Disconnected) => break,
-            };
+            let Some(msg) = super::msg::next_or_idle(&inbox, || self.flush_all()) else { break };
             match msg {
                 WorkerMsg::Data(records) => self.accept(records),
                 WorkerMsg::Barrier { epoch, clock_ms } => self.barrier(epoch, clock_ms),

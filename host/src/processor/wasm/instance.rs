@@ -240,28 +240,13 @@ impl WasmProcessor {
             return Err(format!("{where_} returned {} outcomes for {} records", outcomes.len(), records.len()));
         }
         let out = from_wit(outcomes, records, &self.shared.outputs);
-        let bytes: usize = out
-            .iter()
-            .map(|o| match o {
-                Outcome::Emit(v) => v.iter().map(Record::size).sum(),
-                Outcome::Split { main, side } => main.iter().chain(side.iter().map(|(_, r)| r)).map(Record::size).sum(),
-                _ => 0,
-            })
-            .sum();
+        let (emitted, bytes) = out.iter().flat_map(Outcome::emitted).fold((0usize, 0usize), |(n, b), r| (n + 1, b + r.size()));
         if bytes as u64 > limits.max_output_bytes {
             data.staging.discard();
             return Err(format!("{where_} emitted {bytes} bytes, more than limits.max_output_bytes = {}", limits.max_output_bytes));
         }
         let st = state.as_mut().expect("state returned");
         st.commit(&mut data.staging, ctx.key_group, ctx.now_ms);
-        let emitted: usize = out
-            .iter()
-            .map(|o| match o {
-                Outcome::Emit(v) => v.len(),
-                Outcome::Split { main, side } => main.len() + side.len(),
-                _ => 0,
-            })
-            .sum();
         obs.host.records_out.fetch_add(emitted as u64, Relaxed);
         obs.host.bytes_lifted.fetch_add(bytes as u64, Relaxed);
         Ok(out)
@@ -421,23 +406,30 @@ fn from_wit(outcomes: Vec<wit::RecordOutcome>, inputs: &[Record], outputs: &[Str
             wit::RecordOutcome::Emit(outs) => {
                 // A name the stream does not have fails the whole record: it must never fall
                 // through to the main output, nor lose the record's other outputs half-way.
-                let unknown = outs.iter().filter_map(|o| o.output.as_deref()).find(|n| !outputs.iter().any(|k| k == n));
-                if let Some(name) = unknown {
-                    let known = if outputs.is_empty() { "it has no named outputs".to_string() } else { format!("its outputs are: {}", outputs.join(", ")) };
-                    return Outcome::Fail(RecordError {
-                        class: "config".to_string(),
-                        code: "invalid-output".to_string(),
-                        message: format!("a record was emitted to output `{}`, which this stream does not have ({known})", truncate(name, 256)),
-                    });
+                let mut routes = Vec::with_capacity(outs.len());
+                for o in &outs {
+                    let route = match o.output.as_deref() {
+                        None => None,
+                        Some(name) => match outputs.iter().position(|k| k == name) {
+                            Some(i) => Some(i as u16),
+                            None => {
+                                let known =
+                                    if outputs.is_empty() { "it has no named outputs".to_string() } else { format!("its outputs are: {}", outputs.join(", ")) };
+                                return Outcome::Fail(RecordError {
+                                    class: "config".to_string(),
+                                    code: "invalid-output".to_string(),
+                                    message: format!("a record was emitted to output `{}`, which this stream does not have ({known})", truncate(name, 256)),
+                                });
+                            }
+                        },
+                    };
+                    routes.push(route);
                 }
                 let (mut main, mut side) = (Vec::new(), Vec::new());
-                for mut o in outs {
-                    match o.output.take() {
+                for (o, route) in outs.into_iter().zip(routes) {
+                    match route {
                         None => main.push(record(o, input)),
-                        Some(n) => {
-                            let i = outputs.iter().position(|k| *k == n).unwrap_or_default();
-                            side.push((i as u16, record(o, input)));
-                        }
+                        Some(i) => side.push((i, record(o, input))),
                     }
                 }
                 Outcome::Split { main, side }
