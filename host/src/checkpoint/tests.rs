@@ -41,7 +41,7 @@ fn entry(k: &str) -> SnapshotEntry {
 /// Sends everything epoch `e` needs from 2 workers and the sink.
 fn feed(h: &CoordinatorHandle, e: u64, keys: [&str; 2]) {
     h.in_flight.store(e, SeqCst);
-    h.tx.send(CkptMsg::Injected { epoch: e, position: serde_json::json!({ "at": e }), ttl_clock_ms: 5 }).unwrap();
+    h.tx.send(CkptMsg::Injected { epoch: e, position: serde_json::json!({ "at": e }), ttl_clock_ms: 5, last: false }).unwrap();
     h.tx.send(CkptMsg::Delta { epoch: e, worker: 0, entries: vec![entry(keys[0])] }).unwrap();
     h.tx.send(CkptMsg::Delta { epoch: e, worker: 1, entries: vec![entry(keys[1])] }).unwrap();
     h.tx.send(CkptMsg::SinkPrepared { epoch: e, commits: vec![] }).unwrap();

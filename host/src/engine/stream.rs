@@ -70,6 +70,9 @@ pub struct StreamReport {
     pub state_bytes: u64,
     /// Checkpoint figures (the seed's metrics); None when checkpointing is off.
     pub checkpoints: Option<CheckpointReport>,
+    /// The stream ended without another failure but its final checkpoint was not decided (the
+    /// `failure` says so). A group session whose partitions were revoked may end this way.
+    pub final_undecided: bool,
 }
 
 /// What the checkpoint coordinator did during the run.
@@ -102,6 +105,7 @@ impl StreamReport {
             state_entries: 0,
             state_bytes: 0,
             checkpoints: None,
+            final_undecided: false,
         }
     }
 }
@@ -202,12 +206,14 @@ impl Stream {
         input_loop(&mut *input, &mut router, &inboxes, &shared, &stop, &mut barriers);
         // The final barrier: wait for the checkpoint in flight, then checkpoint everything read.
         barriers.wait_idle(&shared);
-        barriers.inject(&*input, &inboxes);
+        barriers.inject(&*input, &inboxes, true);
+        let final_epoch = barriers.next - 1;
         for tx in &inboxes {
             let _ = tx.send(WorkerMsg::Eof);
         }
         drop(inboxes);
         let (mut state_entries, mut state_bytes) = (0, 0);
+        let mut final_undecided = false;
         for w in workers {
             match w.join() {
                 Ok(Some(st)) => {
@@ -229,6 +235,7 @@ impl Stream {
             if let Some(msg) = c.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone() {
                 shared.fail(format!("stream {}: {msg}", shared.name));
             }
+            final_undecided = final_checkpoint_missed(&shared, &c.metrics, final_epoch);
             if let Some(r) = ckpt_report.as_mut() {
                 if let Some(h) = &hybrid {
                     r.hybrid_loads = h.loads.load(std::sync::atomic::Ordering::SeqCst);
@@ -256,8 +263,29 @@ impl Stream {
             state_entries,
             state_bytes,
             checkpoints: ckpt_report,
+            final_undecided,
         }
     }
+}
+
+/// A stream that ended without a failure but whose final checkpoint was not decided did not
+/// finish its work: what it read after the last decided checkpoint is not committed (the next
+/// start replays it). That is a failure of the run, named as such, never a clean exit.
+fn final_checkpoint_missed(shared: &StreamShared, m: &crate::checkpoint::coordinator::CheckpointMetrics, final_epoch: u64) -> bool {
+    use std::sync::atomic::Ordering::SeqCst;
+    let decided = m.last_decided.load(SeqCst);
+    if shared.failed() || decided >= final_epoch {
+        return false;
+    }
+    let why = match m.last_abandoned.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        Some((e, why)) if e == final_epoch => format!(": {why}"),
+        _ => String::new(),
+    };
+    shared.fail(format!(
+        "stream {}: the final checkpoint (epoch {final_epoch}) was not decided{why}; what was read after checkpoint {decided} is not committed, and the next start resumes from there",
+        shared.name
+    ));
+    true
 }
 
 /// Injects barriers: periodically when checkpointing (one checkpoint in flight at a time), and
@@ -278,12 +306,13 @@ impl Barriers<'_> {
     }
 
     /// Sends barrier `next` to every worker (and tells the coordinator where the input is).
-    fn inject(&mut self, input: &dyn Input, inboxes: &[Sender<WorkerMsg>]) {
+    /// `last`: the stream's final barrier.
+    fn inject(&mut self, input: &dyn Input, inboxes: &[Sender<WorkerMsg>], last: bool) {
         let epoch = self.next;
         let clock_ms = self.clock.tick();
         if let Some(c) = self.coordinator {
             c.in_flight.store(epoch, Relaxed);
-            let _ = c.tx.send(crate::checkpoint::coordinator::CkptMsg::Injected { epoch, position: input.position(), ttl_clock_ms: clock_ms });
+            let _ = c.tx.send(crate::checkpoint::coordinator::CkptMsg::Injected { epoch, position: input.position(), ttl_clock_ms: clock_ms, last });
         }
         // A staged plugin swap takes effect at this barrier on every worker.
         self.shared.arm_swaps(epoch);
@@ -326,7 +355,7 @@ fn input_loop(
 ) {
     while !stop.load(Relaxed) && !shared.stop.load(Relaxed) {
         if barriers.due() {
-            barriers.inject(&*input, inboxes);
+            barriers.inject(&*input, inboxes, false);
         }
         if let Some(msg) = barriers.fatal() {
             shared.fail(format!("stream {}: {msg}", shared.name));

@@ -186,7 +186,7 @@ pub(crate) fn run(template: Stream, g: GroupSetup, stop: Arc<AtomicBool>) -> Str
         tracing::info!(
             stream = %name,
             partitions = ?assignment,
-            at_ms = crate::input::now_ms(),
+            at_ms = crate::util::time::now_ms(),
             took_ms = started.elapsed().as_millis() as u64,
             "group session started"
         );
@@ -203,15 +203,24 @@ pub(crate) fn run(template: Stream, g: GroupSetup, stop: Arc<AtomicBool>) -> Str
         let was_fenced = fenced.is_some_and(|m| m.fenced.load(std::sync::atomic::Ordering::SeqCst));
         let failed = report.failure.is_some();
         last = Some(report);
-        if failed && was_fenced {
+        // Revoked partitions whose last checkpoint missed its decision: the next owner resumes
+        // from the decided one; this process takes the next assignment.
+        if failed && (was_fenced || (last.as_ref().is_some_and(|r| r.final_undecided) && revoked && !halt())) {
             let why = shared.clear_failure().unwrap_or_default();
-            tracing::warn!(stream = %name, "group session ended: another session took over its key groups ({why}); waiting for the next assignment");
+            match was_fenced {
+                true => {
+                    tracing::warn!(stream = %name, "group session ended: another session took over its key groups ({why}); waiting for the next assignment")
+                }
+                false => {
+                    tracing::warn!(stream = %name, "group session ended at a revocation without its last checkpoint ({why}); waiting for the next assignment")
+                }
+            }
             continue;
         }
         if failed || halt() || !revoked {
             break; // a failure, a signal, or the end of a bounded input
         }
-        tracing::info!(stream = %name, at_ms = crate::input::now_ms(), "group session ended: partitions revoked after the last checkpoint");
+        tracing::info!(stream = %name, at_ms = crate::util::time::now_ms(), "group session ended: partitions revoked after the last checkpoint");
     }
     watchdog.stop();
     let mut report = last.unwrap_or_else(|| StreamReport::empty(&name, None));
@@ -289,11 +298,11 @@ impl Watchdog {
         let join = std::thread::Builder::new()
             .name(format!("{name}-group-watchdog"))
             .spawn(move || {
-                let started = crate::input::now_ms();
+                let started = crate::util::time::now_ms();
                 let (mut last_nudge, mut last_gc) = (0i64, started);
                 while !s2.load(Relaxed) {
                     std::thread::sleep(every);
-                    let now = crate::input::now_ms();
+                    let now = crate::util::time::now_ms();
                     if now - last_gc >= stale.saturating_mul(2) {
                         last_gc = now;
                         let keep = BTreeSet::from([current.load(Relaxed)]);

@@ -330,6 +330,12 @@ impl Harness {
                         panic!("a fenced process kept running for 60 s after SIGCONT; its log:\n{}", tail(&std::fs::read_to_string(&p.log).unwrap_or_default()))
                     }
                 }
+                // Both may have ended (the second one failed while the first was stopping): the
+                // next fault must not signal a process already reaped.
+                if let Ok(Some(status)) = b.child.try_wait() {
+                    self.exited(&b, status);
+                    return None;
+                }
                 Some(b)
             }
             "store-refuse" | "store-pause" => {

@@ -32,6 +32,10 @@ pub enum CkptMsg {
         epoch: u64,
         position: serde_json::Value,
         ttl_clock_ms: i64,
+        /// The final barrier of the stream (end of input or a drain). Its checkpoint timeout
+        /// counts from `Shutdown`, when every worker has reached it: the backlog ahead of the
+        /// barrier is progress, not a stuck checkpoint.
+        last: bool,
     },
     Delta {
         epoch: u64,
@@ -73,6 +77,8 @@ pub struct CheckpointMetrics {
     /// failed checkpoints): workers drop what they still hold, none of it could be committed, and
     /// the next start replays it from the last decided checkpoint.
     pub halted: std::sync::atomic::AtomicBool,
+    /// Why the last checkpoint was abandoned (the stream's report names it when the final one is).
+    pub last_abandoned: std::sync::Mutex<Option<(u64, String)>>,
     /// The input position of the last decided checkpoint, until the input takes it.
     pub decided_position: std::sync::Mutex<Option<(u64, serde_json::Value)>>,
 }
@@ -126,6 +132,9 @@ pub struct Coordinator {
 struct Pending {
     epoch: u64,
     started: Instant,
+    /// The stream's final barrier (see `CkptMsg::Injected::last`), and when the stream ended.
+    last: bool,
+    ended: Option<Instant>,
     position: Option<serde_json::Value>,
     ttl_clock_ms: i64,
     deltas: usize,
@@ -213,11 +222,12 @@ impl Coordinator {
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             match msg {
-                Some(CkptMsg::Injected { epoch, position, ttl_clock_ms }) => {
+                Some(CkptMsg::Injected { epoch, position, ttl_clock_ms, last }) => {
                     self.metrics.current_epoch.store(epoch, SeqCst);
                     let p = self.pending(epoch);
                     p.position = Some(position);
                     p.ttl_clock_ms = ttl_clock_ms;
+                    p.last = last;
                 }
                 Some(CkptMsg::Delta { epoch, worker, entries }) => self.upload(epoch, worker, entries),
                 Some(CkptMsg::Uploaded { epoch, result }) => self.uploaded(epoch, result),
@@ -239,6 +249,9 @@ impl Coordinator {
                     shutting_down = true;
                     if self.current.as_ref().is_some_and(|p| p.position.is_none() || p.deltas > 0 || p.sink.is_none()) {
                         self.abandon("the stream ended before the checkpoint was complete".into());
+                    }
+                    if let Some(p) = self.current.as_mut() {
+                        p.ended = Some(Instant::now());
                     }
                 }
                 None => {}
@@ -262,6 +275,8 @@ impl Coordinator {
         self.current.get_or_insert_with(|| Pending {
             epoch,
             started: Instant::now(),
+            last: false,
+            ended: None,
             position: None,
             ttl_clock_ms: 0,
             deltas: workers,
@@ -339,6 +354,7 @@ impl Coordinator {
         if let Some(p) = self.current.take() {
             self.closed_upto = self.closed_upto.max(p.epoch);
             tracing::warn!(stream = %self.s.stream, epoch = p.epoch, "checkpoint abandoned: {why}");
+            *self.metrics.last_abandoned.lock().unwrap_or_else(|x| x.into_inner()) = Some((p.epoch, why.clone()));
             self.metrics.failures.fetch_add(1, SeqCst);
             self.consecutive_failures += 1;
             if self.consecutive_failures > self.s.tolerated_failures {
@@ -382,7 +398,9 @@ impl Coordinator {
             }
             return;
         }
-        if p.started.elapsed() > self.s.timeout {
+        // The final checkpoint's clock starts when the stream has ended (see `CkptMsg::Injected`).
+        let since = if p.last { p.ended } else { Some(p.started) };
+        if since.is_some_and(|t| t.elapsed() > self.s.timeout) {
             let t = self.s.timeout;
             self.abandon(format!("timed out after {t:?}"));
             return;
