@@ -9,10 +9,12 @@ cd "$(dirname "$0")/.."
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all --check
 (cd plugins && cargo fmt --all --check)
+bash host/system-deps.sh
+# Lints of the host, its tests and benchmarks, as errors (the release profile: the one profile built).
+cargo clippy --release --all-targets -- -D warnings
 bash plugins/build.sh
 # The counter in C, Zig, Go, Python and JavaScript (toolchains installed when missing).
 bash plugins/build-guests.sh
-bash host/system-deps.sh
 # Real S3-compatible servers (moto, garage) and a Kafka-protocol broker (tansu); skipped when present.
 bash tests/servers/install.sh
 cargo bench --no-run

@@ -32,8 +32,8 @@ const SCOPE: &str = "bench";
 /// Writes a decided checkpoint holding `keys` counters into a local store at `dir`.
 fn preload(dir: &Path, keys: u64) {
     let store = LocalStore::new(dir).unwrap();
-    let router = Router::new(128, 1, None);
-    let now = arkflow::input::now_ms();
+    let router = Router::new(128, 1, arkflow::engine::Routing::RecordKey);
+    let now = arkflow::util::time::now_ms();
     let entries: Vec<SnapshotEntry> = (0..keys)
         .map(|k| {
             let key = format!("k{k}").into_bytes();
@@ -51,6 +51,7 @@ fn preload(dir: &Path, keys: u64) {
         parent: None,
         generation: 1,
         key_groups: 128,
+        routing: None,
         input_position: serde_json::json!({"next_id": 0}),
         state_files: vec![file],
         sinks: vec![],

@@ -243,7 +243,7 @@ fn failover(env: &Env, run: &str, signal: &str, options: &str, rate: u64) -> Fai
     loop {
         let s: Vec<_> = procs.iter().map(Proc::sessions).collect();
         let last = s.iter().flatten().map(|x| x.0).max().unwrap_or(i64::MAX);
-        if s.iter().all(|x| x.last().is_some_and(|l| !l.2.is_empty())) && arkflow::input::now_ms() - last > 5_000 {
+        if s.iter().all(|x| x.last().is_some_and(|l| !l.2.is_empty())) && arkflow::util::time::now_ms() - last > 5_000 {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(180), "{run}: the group did not settle:\n{}", procs.iter().map(Proc::tail).collect::<String>());
@@ -251,7 +251,7 @@ fn failover(env: &Env, run: &str, signal: &str, options: &str, rate: u64) -> Fai
     }
     let victim = procs.remove(0);
     let lost = victim.sessions().last().unwrap().2.clone();
-    let at = arkflow::input::now_ms();
+    let at = arkflow::util::time::now_ms();
     t::signal(&victim.child, signal);
     let mut victim = victim;
     if signal == "TERM" {

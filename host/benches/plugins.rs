@@ -149,7 +149,7 @@ streams:
         std::thread::spawn(move || stream.run(stop))
     };
     std::thread::sleep(Duration::from_millis(500));
-    let slot = shared.swap_slot(0).expect("wasm processor registered");
+    let slot = shared.pipeline.swap_slot(0).expect("wasm processor registered");
     let mut pauses = Vec::new();
     for i in 1..=n {
         let tmp = live.with_extension("incoming");
@@ -159,12 +159,12 @@ streams:
         slot.reload().expect("reload");
         let check_ms = ms(checked.elapsed());
         let start = Instant::now();
-        while shared.metrics.plugin_swaps.load(SeqCst) < i || shared.metrics.plugin_swap_pause_us.load(SeqCst) == 0 {
+        while shared.pipeline.plugin_swaps.load(SeqCst) < i || shared.pipeline.plugin_swap_pause_us.load(SeqCst) == 0 {
             assert!(start.elapsed() < Duration::from_secs(10), "swap {i} never took effect");
             std::thread::sleep(Duration::from_millis(5));
         }
         std::thread::sleep(Duration::from_millis(150)); // both workers pass the barrier
-        let pause = shared.metrics.plugin_swap_pause_us.load(SeqCst) as f64 / 1000.0;
+        let pause = shared.pipeline.plugin_swap_pause_us.load(SeqCst) as f64 / 1000.0;
         println!("swap {i}: checks off the data path {check_ms:.1} ms, longest worker stall {pause:.2} ms");
         pauses.push(pause);
     }

@@ -31,8 +31,8 @@ fn main() {
     let moto = servers::Moto::start();
     let store: Arc<dyn ObjectStore> = Arc::new(arkflow::checkpoint::block_on(S3Store::new(&moto.target.s3_config("bench/"))).unwrap());
     let scope = "restore";
-    let router = Router::new(128, 1, None);
-    let now = arkflow::input::now_ms();
+    let router = Router::new(128, 1, arkflow::engine::Routing::RecordKey);
+    let now = arkflow::util::time::now_ms();
     let mut files = Vec::new();
     let mut total = 0u64;
     let mut x = 0x1234_5678_9abc_def0u64;
@@ -66,6 +66,7 @@ fn main() {
         parent: None,
         generation: 1,
         key_groups: 128,
+        routing: None,
         input_position: serde_json::json!({}),
         state_files: files,
         sinks: vec![],
@@ -88,6 +89,7 @@ fn main() {
         retained: 5,
         exactly_once: true,
         key_groups: 128,
+        routing: "record key".into(),
         ttl_ms: None,
         lazy_restore: false,
         gc_grace: Duration::from_secs(60),

@@ -6,17 +6,13 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod connectors;
 pub mod engine;
 pub mod engine_builder;
-pub mod group;
-pub mod input;
-pub mod kafka;
 pub mod layout;
 pub mod metrics;
-pub mod output;
 pub mod processor;
 pub mod record;
-pub mod sql;
 pub mod state;
 pub mod util;
 

@@ -188,6 +188,9 @@ fn validate(config: EngineConfig) -> anyhow::Result<()> {
                 println!("ok: {label}: {} {} (abi {}, stores {:?}) from {}", info.name, info.version, info.abi, info.state_stores, w.path.display());
             }
         }
+        let factories = arkflow::processor::build_factories(s, &s.store_names())?;
+        let routing = arkflow::engine::routing_of(s, &factories)?;
+        println!("ok: streams[{}]: records are routed to key groups by {}", s.name, routing.describe());
     }
     println!("ok: {} stream(s) valid", config.streams.len());
     Ok(())

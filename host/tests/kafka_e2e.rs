@@ -253,7 +253,7 @@ streams:
 #[test]
 fn kafka_to_kafka_exactly_once_kill_loop_when_the_broker_has_transactions() {
     let tansu = Tansu::start();
-    if let Err(e) = arkflow::kafka::probe::require_transactions(std::slice::from_ref(&tansu.broker)) {
+    if let Err(e) = arkflow::connectors::kafka::probe::require_transactions(std::slice::from_ref(&tansu.broker)) {
         eprintln!("SKIPPED kafka_to_kafka_exactly_once_kill_loop: {e:#}");
         return;
     }

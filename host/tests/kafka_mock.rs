@@ -6,8 +6,8 @@
 //! capability probe is checked against the same mock with EndTxn switched off.
 
 use arkflow::config::{Acks, Compression, KafkaOutput};
-use arkflow::kafka::txn::{DecisionRecord, TxnClient, TxnSink};
-use arkflow::kafka::{probe, KafkaMetrics, RdTxnClient};
+use arkflow::connectors::kafka::txn::{DecisionRecord, TxnClient, TxnSink};
+use arkflow::connectors::kafka::{probe, KafkaMetrics, RdTxnClient};
 use arkflow::record::Record;
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::RDKafkaApiKey;

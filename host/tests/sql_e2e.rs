@@ -12,18 +12,23 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::time::Duration;
 
-/// Orders `{"order_id","user_id","amount"}` keyed by user (so a user's orders share a partition,
-/// as continuous GROUP BY needs); returns each user's order count.
-fn produce_orders(t: &Tansu, n: u64, users: u64) -> HashMap<String, i64> {
+/// Orders `{"order_id","user_id","amount"}`; returns each user's order count. `keyed`: keyed by
+/// user (a user's orders share a partition); else without keys, round-robin over the 4
+/// partitions (every user's orders spread over all of them).
+fn produce_orders(t: &Tansu, n: u64, users: u64, keyed: bool) -> HashMap<String, i64> {
     let mut counts = HashMap::new();
-    t.produce(
-        "orders",
-        (0..n).map(|i| {
+    let orders: Vec<(String, String)> = (0..n)
+        .map(|i| {
             let user = format!("user-{}", generated_key(5, users, i));
             *counts.entry(user.clone()).or_default() += 1;
-            (partition_of(&user, 4), user.clone(), format!("{{\"order_id\":{i},\"user_id\":\"{user}\",\"amount\":{}}}", i % 50))
-        }),
-    );
+            let v = format!("{{\"order_id\":{i},\"user_id\":\"{user}\",\"amount\":{}}}", i % 50);
+            (user, v)
+        })
+        .collect();
+    match keyed {
+        true => t.produce("orders", orders.into_iter().map(|(u, v)| (partition_of(&u, 4), u, v))),
+        false => common::kafka::produce_unkeyed(&t.broker, "orders", orders.into_iter().enumerate().map(|(i, (_, v))| ((i % 4) as i32, v))),
+    }
     counts
 }
 
@@ -38,11 +43,22 @@ fn printed(stdout: &str) -> Vec<(String, i64)> {
 
 #[test]
 fn seed_example_running_counts_survive_a_kill_exactly() {
+    seed_example_with_a_kill(true);
+}
+
+/// The seed's file, unchanged but for the broker and the bounded read, over a topic whose
+/// producer did not key by user_id: the engine routes by the GROUP BY key itself.
+#[test]
+fn seed_example_counts_exactly_over_an_unkeyed_round_robin_topic() {
+    seed_example_with_a_kill(false);
+}
+
+fn seed_example_with_a_kill(keyed: bool) {
     let tansu = Tansu::start();
     let moto = Moto::start();
     tansu.create_topic("orders", 4);
     let n = 30_000;
-    let expected = produce_orders(&tansu, n, 300);
+    let expected = produce_orders(&tansu, n, 300, keyed);
     let dir = Dir::new();
     // The seed's basic example; state on S3 (so it survives the kill), checkpoints every 200 ms,
     // and a bounded, throttled read so the kill lands mid-stream.

@@ -259,7 +259,7 @@ pub async fn collect(
     own: &HashSet<u64>,
     fences: &std::sync::Mutex<HashSet<u64>>,
 ) -> anyhow::Result<usize> {
-    let now = crate::input::now_ms();
+    let now = crate::util::time::now_ms();
     let mut deleted = 0;
     for m in store.list(&crate::layout::prefix(scope, "commits")).await? {
         let Some(e) = super::parse_tail(&m.key) else { continue };

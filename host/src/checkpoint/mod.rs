@@ -30,15 +30,8 @@ use serde::{Deserialize, Serialize};
 // Object keys live in `crate::layout`; these names are kept for the checkpoint code's callers.
 pub use crate::layout::{data as data_key, key, manifest as manifest_key, parse_epoch, parse_tail};
 
-/// One state file referenced by a manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StateFile {
-    pub key: String,
-    pub epoch: u64,
-    pub size: u64,
-    pub checksum: u64,
-    pub entries: u64,
-}
+pub use crate::state::backend::{block_on, io_runtime};
+pub use crate::state::snapshot::StateFile;
 
 /// The manifest format written by this version (sealed JSON, see [`sealed`]).
 pub const MANIFEST_VERSION: u32 = 2;
@@ -54,6 +47,9 @@ pub struct Manifest {
     pub parent: Option<u64>,
     pub generation: u64,
     pub key_groups: u32,
+    /// How records were routed to key groups (absent in manifests of earlier versions).
+    #[serde(default)]
+    pub routing: Option<String>,
     /// Input position just after the last record of this epoch.
     pub input_position: serde_json::Value,
     /// The full chain to restore, oldest first (base, then deltas in epoch order).
@@ -92,6 +88,9 @@ pub struct CheckpointSettings {
     pub retained: usize,
     pub exactly_once: bool,
     pub key_groups: u32,
+    /// How the stream routes records to key groups (`engine::Routing::describe`): recorded in
+    /// each manifest, and a restore under another routing is refused.
+    pub routing: String,
     /// Hybrid backend: do not load state at start (groups are read back on first use).
     pub lazy_restore: bool,
     /// State TTL: compaction drops values older than this.
@@ -128,17 +127,4 @@ impl std::fmt::Debug for dyn ExternalDecider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ExternalDecider")
     }
-}
-
-/// The process-wide runtime for checkpoint I/O (object stores are async; the data path is not).
-pub fn io_runtime() -> &'static tokio::runtime::Runtime {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("checkpoint-io").enable_all().build().expect("checkpoint I/O runtime")
-    })
-}
-
-/// Runs `fut` to completion from synchronous code (never from inside an async task).
-pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    io_runtime().block_on(fut)
 }

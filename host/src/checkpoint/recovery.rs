@@ -114,7 +114,7 @@ pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings, from_s
     let mut out = Recovered { generation, manifest: None, next_epoch: fence + 1, last_slot: fence, clock_ms: None, entries: Vec::new(), restore_ms: 0 };
     // 4. Load the manifest to start from, verified.
     let manifest = match (from_savepoint, decided) {
-        (Some(name), _) => load_manifest(&*store, &super::savepoint::manifest_key(scope, name), None).await?,
+        (Some(name), _) => load_manifest(&*store, &crate::layout::savepoint_manifest(scope, name), None).await?,
         (None, Some((_, Decision::Commit { manifest, checksum, .. }))) => load_manifest(&*store, &manifest, Some(checksum)).await?,
         (None, _) => return Ok(out),
     };
@@ -124,6 +124,13 @@ pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings, from_s
             manifest.epoch,
             manifest.key_groups,
             s.key_groups
+        );
+    }
+    if let Some(r) = manifest.routing.as_ref().filter(|r| **r != s.routing) {
+        anyhow::bail!(
+            "the state of operator `{scope}` (epoch {}) was written with records routed to key groups by {r}; this stream routes them by {}, so a key's restored state would sit in another key group than its records. Start the changed stream on new state (another state.operator_id), or restore the routing (docs/CONFIG.md, Routing)",
+            manifest.epoch,
+            s.routing
         );
     }
     // 5. Fetch and check every state file in parallel, apply in chain order (unless the hybrid

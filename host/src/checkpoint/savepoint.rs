@@ -10,10 +10,6 @@ use crate::state::snapshot;
 use bytes::Bytes;
 use std::sync::Arc;
 
-pub fn manifest_key(scope: &str, name: &str) -> String {
-    crate::layout::savepoint_manifest(scope, name)
-}
-
 /// Takes a savepoint of the last decided checkpoint of `scope`.
 pub async fn take(store: Arc<dyn ObjectStore>, scope: &str, name: &str) -> anyhow::Result<Manifest> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
@@ -22,14 +18,14 @@ pub async fn take(store: Arc<dyn ObjectStore>, scope: &str, name: &str) -> anyho
     let m = last_decided(&*store, scope).await?.ok_or_else(|| anyhow::anyhow!("operator `{scope}` has no decided checkpoint in {}", store.describe()))?;
     let entries = load_entries(store.clone(), &m.state_files).await?;
     // Expired values stay: the run started from the savepoint judges expiry at its own clock.
-    let live = snapshot::compact(entries, crate::input::now_ms(), None);
+    let live = snapshot::compact(entries, crate::util::time::now_ms(), None);
     let bytes = snapshot::encode(m.epoch, &live);
     let fkey = crate::layout::savepoint_state(scope, name);
     let file = StateFile { key: fkey.clone(), epoch: m.epoch, size: bytes.len() as u64, checksum: snapshot::checksum_of(&bytes), entries: live.len() as u64 };
     if store.put_if_absent(&fkey, Bytes::from(bytes)).await? == PutOutcome::Exists {
         anyhow::bail!("savepoint `{name}` of operator `{scope}` already exists in {}", store.describe());
     }
-    let sp = Manifest { state_files: vec![file], sinks: vec![], created_ms: crate::input::now_ms(), ..m };
-    store.put_if_absent(&manifest_key(scope, name), Bytes::from(sp.encode())).await?;
+    let sp = Manifest { state_files: vec![file], sinks: vec![], created_ms: crate::util::time::now_ms(), ..m };
+    store.put_if_absent(&crate::layout::savepoint_manifest(scope, name), Bytes::from(sp.encode())).await?;
     Ok(sp)
 }

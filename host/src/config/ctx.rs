@@ -177,3 +177,19 @@ fn nice_found(found: &str) -> String {
         f => f.replace("floating point", "number").replace('`', ""),
     }
 }
+
+/// Rejects an empty list or an empty entry.
+pub(crate) fn non_empty_list(ctx: &Ctx, v: Vec<String>, at: &YPath) -> Result<Vec<String>, ConfigError> {
+    if v.is_empty() || v.iter().any(|s| s.trim().is_empty()) {
+        return Err(ctx.invalid(at, format!("{at} must be a non-empty list of non-empty names")));
+    }
+    Ok(v)
+}
+
+/// Rejects an empty path and resolves a relative one against the config file's directory.
+pub(crate) fn non_empty_path(ctx: &Ctx, p: PathBuf, at: &YPath) -> Result<PathBuf, ConfigError> {
+    if p.as_os_str().is_empty() {
+        return Err(ctx.invalid(at, format!("{at} must not be empty")));
+    }
+    Ok(ctx.resolve(p))
+}

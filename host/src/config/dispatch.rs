@@ -3,7 +3,7 @@
 //! Contract: a section such as `input:` must be a mapping with a string `type` key. [`dispatch`]
 //! removes `type`, finds the builder registered under that name in the section's table (see
 //! `inputs::TYPES`, `processors::TYPES`, `outputs::TYPES`) and hands it the remaining mapping.
-//! Unknown types list the known ones. Adding a type is one table entry plus a builder and its
+//! Unknown types list the known ones. Adding a type is one [`Entry`] plus a builder and its
 //! raw struct. (serde's internally tagged enums are avoided: they lose error locations.)
 
 use serde_yaml::Value;
@@ -16,9 +16,32 @@ use super::suggest::closest;
 /// Builds a typed section from its mapping (without `type`) found at the given path.
 pub(crate) type Build<T> = fn(&Ctx, Value, &YPath) -> Result<T, ConfigError>;
 
+/// The JSON Schema of a section's mapping (see `schema.rs`).
+pub(crate) type SchemaFn = fn() -> serde_json::Value;
+
+/// One `type:` of a section: its name, the schema of its mapping (from the raw struct its
+/// builder deserializes) and its builder. Each section has one table of these, in
+/// documentation order; the loader and `arkflow schema` both read it.
+pub(crate) struct Entry<T: 'static> {
+    pub name: &'static str,
+    pub schema: SchemaFn,
+    pub build: Build<T>,
+}
+
+/// The inline JSON Schema of one raw struct.
+pub(crate) fn schema_of<T: schemars::JsonSchema>() -> serde_json::Value {
+    let settings = schemars::generate::SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true);
+    let mut v = settings.into_generator().into_root_schema_for::<T>().to_value();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("$schema");
+        o.remove("title");
+    }
+    v
+}
+
 /// Dispatches the `what` section (e.g. "input") at `path` on its `type`.
-pub(crate) fn dispatch<T>(ctx: &Ctx, value: Value, path: &YPath, what: &str, table: &[(&str, Build<T>)]) -> Result<T, ConfigError> {
-    let known: Vec<&str> = table.iter().map(|(name, _)| *name).collect();
+pub(crate) fn dispatch<T>(ctx: &Ctx, value: Value, path: &YPath, what: &str, table: &[Entry<T>]) -> Result<T, ConfigError> {
+    let known: Vec<&str> = table.iter().map(|e| e.name).collect();
     let mut map = match value {
         Value::Mapping(m) => m,
         other => {
@@ -47,8 +70,8 @@ pub(crate) fn dispatch<T>(ctx: &Ctx, value: Value, path: &YPath, what: &str, tab
         let msg = format!("invalid value for {type_path}: expected a string (one of: {})", known.join(", "));
         return Err(ctx.at_value(K::InvalidType, &type_path, msg));
     };
-    match table.iter().find(|(name, _)| *name == ty) {
-        Some((_, build)) => build(ctx, Value::Mapping(map), path),
+    match table.iter().find(|e| e.name == ty) {
+        Some(e) => (e.build)(ctx, Value::Mapping(map), path),
         None => Err(ctx.unknown_name(&type_path, &format!("{what} type"), &ty, &known)),
     }
 }

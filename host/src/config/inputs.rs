@@ -9,21 +9,18 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_yaml::Value;
 
-use super::ctx::Ctx;
-use super::dispatch::Build;
+use super::ctx::{non_empty_list, non_empty_path, Ctx};
+use super::dispatch::{schema_of, Entry};
 use super::error::ConfigError;
 use super::model::*;
 use super::spans::YPath;
 
-/// Known input types, in documentation order.
-pub(crate) const TYPES: &[(&str, Build<InputConfig>)] = &[("generate", generate), ("file", file), ("stdin", stdin), ("kafka", kafka)];
-
-/// The schema of each type's section, from the raw structs below (see `schema.rs`).
-pub(crate) const SCHEMAS: &[(&str, super::schema::SchemaFn)] = &[
-    ("generate", super::schema::of::<RawGenerate>),
-    ("file", super::schema::of::<RawFile>),
-    ("stdin", super::schema::of::<RawStdin>),
-    ("kafka", super::schema::of::<RawKafka>),
+/// Known input types, in documentation order: name, schema, builder (see `dispatch::Entry`).
+pub(crate) const TYPES: &[Entry<InputConfig>] = &[
+    Entry { name: "generate", schema: schema_of::<RawGenerate>, build: generate },
+    Entry { name: "file", schema: schema_of::<RawFile>, build: file },
+    Entry { name: "stdin", schema: schema_of::<RawStdin>, build: stdin },
+    Entry { name: "kafka", schema: schema_of::<RawKafka>, build: kafka },
 ];
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -142,20 +139,4 @@ fn kafka(ctx: &Ctx, value: Value, path: &YPath) -> Result<InputConfig, ConfigErr
     ctx.at_least(&path.key("batch_size"), cfg.batch_size, 1)?;
     ctx.at_least(&path.key("max_batch_bytes"), cfg.max_batch_bytes, 1)?;
     Ok(InputConfig::Kafka(cfg))
-}
-
-/// Rejects an empty list or an empty entry.
-pub(crate) fn non_empty_list(ctx: &Ctx, v: Vec<String>, at: &YPath) -> Result<Vec<String>, ConfigError> {
-    if v.is_empty() || v.iter().any(|s| s.trim().is_empty()) {
-        return Err(ctx.invalid(at, format!("{at} must be a non-empty list of non-empty names")));
-    }
-    Ok(v)
-}
-
-/// Rejects an empty path and resolves a relative one against the config file's directory.
-pub(crate) fn non_empty_path(ctx: &Ctx, p: PathBuf, at: &YPath) -> Result<PathBuf, ConfigError> {
-    if p.as_os_str().is_empty() {
-        return Err(ctx.invalid(at, format!("{at} must not be empty")));
-    }
-    Ok(ctx.resolve(p))
 }

@@ -190,7 +190,7 @@ pub(crate) fn load(text: &str, origin: Option<&Path>, env: &dyn Fn(&str) -> Opti
         shutdown_timeout_ms: root.shutdown_timeout_ms.unwrap_or(60_000),
         plugin_cache: root.plugin_cache.map(|c| match c.enabled.unwrap_or(true) {
             false => None,
-            true => c.path.map(|p| ctx.resolve(p)).or_else(crate::processor::wasm::cache::default_dir),
+            true => c.path.map(|p| ctx.resolve(p)).or_else(crate::util::dirs::plugin_cache),
         }),
     };
     validate::check(&ctx, &cfg)?;
@@ -234,7 +234,7 @@ fn state_management(ctx: &Ctx, raw: Option<RawStateManagement>) -> Result<StateM
         exactly_once: r.exactly_once.unwrap_or(d.exactly_once),
         state_timeout_ms: r.state_timeout_ms,
         s3_config,
-        local_config: LocalConfig { path: inputs::non_empty_path(ctx, local_path, &path.key("local_config").key("path"))? },
+        local_config: LocalConfig { path: super::ctx::non_empty_path(ctx, local_path, &path.key("local_config").key("path"))? },
         key_groups: r.key_groups.unwrap_or(d.key_groups),
         checkpoint_timeout_ms: r.checkpoint_timeout_ms,
         tolerated_checkpoint_failures: r.tolerated_checkpoint_failures.unwrap_or(d.tolerated_checkpoint_failures),

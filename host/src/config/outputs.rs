@@ -9,21 +9,18 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 use super::ctx::Ctx;
-use super::dispatch::Build;
+use super::ctx::{non_empty_list, non_empty_path};
+use super::dispatch::{schema_of, Entry};
 use super::error::ConfigError;
-use super::inputs::{non_empty_list, non_empty_path};
 use super::model::*;
 use super::spans::YPath;
 
-/// Known output types, in documentation order.
-pub(crate) const TYPES: &[(&str, Build<OutputConfig>)] = &[("stdout", stdout), ("file", file), ("kafka", kafka), ("drop", drop_output)];
-
-/// The schema of each type's section, from the raw structs below (see `schema.rs`).
-pub(crate) const SCHEMAS: &[(&str, super::schema::SchemaFn)] = &[
-    ("stdout", super::schema::of::<RawStdout>),
-    ("file", super::schema::of::<RawFile>),
-    ("kafka", super::schema::of::<RawKafka>),
-    ("drop", super::schema::of::<RawDrop>),
+/// Known output types, in documentation order: name, schema, builder (see `dispatch::Entry`).
+pub(crate) const TYPES: &[Entry<OutputConfig>] = &[
+    Entry { name: "stdout", schema: schema_of::<RawStdout>, build: stdout },
+    Entry { name: "file", schema: schema_of::<RawFile>, build: file },
+    Entry { name: "kafka", schema: schema_of::<RawKafka>, build: kafka },
+    Entry { name: "drop", schema: schema_of::<RawDrop>, build: drop_output },
 ];
 
 fn format(ctx: &Ctx, raw: Option<String>, path: &YPath) -> Result<OutputFormat, ConfigError> {

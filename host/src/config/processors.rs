@@ -13,24 +13,20 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
+use super::ctx::non_empty_path;
 use super::ctx::Ctx;
-use super::dispatch::Build;
+use super::dispatch::{schema_of, Entry};
 use super::error::{ConfigError, ConfigErrorKind as K};
-use super::inputs::non_empty_path;
 use super::model::*;
 use super::spans::YPath;
 
-/// Known processor types, in documentation order.
-pub(crate) const TYPES: &[(&str, Build<ProcessorConfig>)] =
-    &[("wasm", wasm), ("sql", sql), ("json_to_arrow", json_to_arrow), ("arrow_to_json", arrow_to_json), ("native_counter", native_counter)];
-
-/// The schema of each type's section, from the raw structs below (see `schema.rs`).
-pub(crate) const SCHEMAS: &[(&str, super::schema::SchemaFn)] = &[
-    ("wasm", super::schema::of::<RawWasm>),
-    ("sql", super::schema::of::<RawSql>),
-    ("json_to_arrow", super::schema::of::<RawJsonToArrow>),
-    ("arrow_to_json", super::schema::of::<RawArrowToJson>),
-    ("native_counter", super::schema::of::<RawNativeCounter>),
+/// Known processor types, in documentation order: name, schema, builder (see `dispatch::Entry`).
+pub(crate) const TYPES: &[Entry<ProcessorConfig>] = &[
+    Entry { name: "wasm", schema: schema_of::<RawWasm>, build: wasm },
+    Entry { name: "sql", schema: schema_of::<RawSql>, build: sql },
+    Entry { name: "json_to_arrow", schema: schema_of::<RawJsonToArrow>, build: json_to_arrow },
+    Entry { name: "arrow_to_json", schema: schema_of::<RawArrowToJson>, build: arrow_to_json },
+    Entry { name: "native_counter", schema: schema_of::<RawNativeCounter>, build: native_counter },
 ];
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -46,6 +42,7 @@ struct RawWasm {
     watch: Option<bool>,
     watch_interval_ms: Option<u64>,
     circuit_breaker: Option<RawBreaker>,
+    key_by: Option<String>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -98,6 +95,10 @@ fn wasm(ctx: &Ctx, value: Value, path: &YPath) -> Result<ProcessorConfig, Config
         },
         watch: raw.watch.unwrap_or(false),
         watch_interval_ms: raw.watch_interval_ms.unwrap_or(1000),
+        key_by: match raw.key_by {
+            Some(k) if k.trim().is_empty() => return Err(ctx.invalid(&path.key("key_by"), format!("{} must not be empty", path.key("key_by")))),
+            k => k,
+        },
         circuit_breaker: match raw.circuit_breaker {
             None => CircuitBreaker::default(),
             Some(b) => {

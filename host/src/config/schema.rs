@@ -4,25 +4,14 @@
 
 use serde_json::{json, Value};
 
-pub(crate) type SchemaFn = fn() -> Value;
-
-/// The inline JSON Schema of one raw struct.
-pub(crate) fn of<T: schemars::JsonSchema>() -> Value {
-    let settings = schemars::generate::SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true);
-    let mut v = settings.into_generator().into_root_schema_for::<T>().to_value();
-    if let Some(o) = v.as_object_mut() {
-        o.remove("$schema");
-        o.remove("title");
-    }
-    v
-}
+use super::dispatch::{schema_of, Entry};
 
 /// `oneOf` the types of a table, each with its `type` constant.
-fn one_of(table: &[(&str, SchemaFn)]) -> Value {
+fn one_of<T>(table: &[Entry<T>]) -> Value {
     let variants: Vec<Value> = table
         .iter()
-        .map(|(name, f)| {
-            let mut v = f();
+        .map(|e| {
+            let (name, mut v) = (e.name, (e.schema)());
             v["properties"]["type"] = json!({ "const": name });
             let req = v["required"].as_array().cloned().unwrap_or_default();
             let mut req: Vec<Value> = req.into_iter().filter(|r| r != "type").collect();
@@ -64,22 +53,10 @@ fn patch(v: &mut Value, inputs: &Value, processors: &Value, outputs: &Value) {
 
 /// The JSON Schema (draft 2020-12) of an arkflow config file.
 pub fn json_schema() -> Value {
-    let mut root = of::<super::load::RawRootSchema>();
-    let (i, p, o) = (one_of(super::inputs::SCHEMAS), one_of(super::processors::SCHEMAS), one_of(super::outputs::SCHEMAS));
+    let mut root = schema_of::<super::load::RawRootSchema>();
+    let (i, p, o) = (one_of(super::inputs::TYPES), one_of(super::processors::TYPES), one_of(super::outputs::TYPES));
     patch(&mut root, &i, &p, &o);
     root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
     root["title"] = json!("arkflow configuration");
     root
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn every_type_has_a_schema() {
-        let names = |t: &[(&str, super::SchemaFn)]| t.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>();
-        let types = |t: Vec<&str>| t.into_iter().map(String::from).collect::<Vec<_>>();
-        assert_eq!(names(super::super::inputs::SCHEMAS), types(super::super::inputs::TYPES.iter().map(|(n, _)| *n).collect()));
-        assert_eq!(names(super::super::processors::SCHEMAS), types(super::super::processors::TYPES.iter().map(|(n, _)| *n).collect()));
-        assert_eq!(names(super::super::outputs::SCHEMAS), types(super::super::outputs::TYPES.iter().map(|(n, _)| *n).collect()));
-    }
 }

@@ -18,14 +18,14 @@ pub struct StreamClock {
 impl StreamClock {
     /// Continues from `restored` (the last decided manifest's clock), or starts at the wall clock.
     pub fn new(restored: Option<i64>) -> Self {
-        let now = crate::input::now_ms();
+        let now = crate::util::time::now_ms();
         let offset_ms = restored.map_or(0, |r| (now - r).max(0));
         StreamClock { offset_ms, last: restored.unwrap_or(now) }
     }
 
     /// The value for the barrier being injected now.
     pub fn tick(&mut self) -> i64 {
-        self.last = self.last.max(crate::input::now_ms() - self.offset_ms);
+        self.last = self.last.max(crate::util::time::now_ms() - self.offset_ms);
         self.last
     }
 

@@ -7,16 +7,19 @@
 //! at once).
 
 mod clock;
+pub mod group;
 mod msg;
 mod output_stage;
+pub mod routing;
 mod shared;
 mod sinks;
 mod stream;
 mod worker;
 
-pub use shared::{StreamMetrics, StreamShared};
+pub use routing::{Router, Routing};
+pub use shared::{StreamMetrics, StreamProbe, StreamShared};
 pub(crate) use sinks::{configured as configured_sinks, Sinks};
-pub use stream::{CheckpointReport, CheckpointSetup, Router, Stream, StreamReport};
+pub use stream::{CheckpointReport, CheckpointSetup, Stream, StreamReport};
 
 use crate::config::{EngineConfig, ProcessorConfig, StreamConfig};
 use crate::state::StateLimits;
@@ -24,16 +27,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The state stores of a stream: "default" then its `custom_keys`.
-pub fn store_names(stream: &StreamConfig) -> Vec<String> {
-    let mut names = vec!["default".to_string()];
-    names.extend(stream.state.custom_keys.iter().cloned());
-    names
+/// How stream `cfg` with processors `factories` routes its records (see [`routing`]).
+pub fn routing_of(cfg: &StreamConfig, factories: &[Arc<dyn crate::processor::ProcessorFactory>]) -> anyhow::Result<Routing> {
+    use crate::config::InputConfig;
+    let group_mode = matches!(&cfg.input, InputConfig::Kafka(k) if k.assignment == crate::config::Assignment::Group);
+    let needs: Vec<_> = factories.iter().map(|f| f.key()).collect();
+    routing::plan(cfg, &needs, matches!(cfg.input, InputConfig::Kafka(_)), group_mode)
 }
 
 /// Builds one stream.
 pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result<Stream> {
-    let names = store_names(cfg);
+    let names = cfg.store_names();
     crate::tune_allocator();
     crate::processor::wasm::cache::configure(&engine.plugin_cache);
     let factories = crate::processor::build_factories(cfg, &names)?;
@@ -56,18 +60,16 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
     if sm.enabled && sm.exactly_once && matches!(cfg.input, crate::config::InputConfig::Stdin(_)) {
         anyhow::bail!("stream {}: input: stdin cannot be replayed, so state_management.exactly_once: true cannot hold for it; use a file or kafka input, or set exactly_once: false (at-least-once: state is restored and new stdin is read after a restart)", cfg.name);
     }
-    if cfg.key_by.is_some() && matches!(cfg.input, crate::config::InputConfig::Kafka(_)) {
-        tracing::warn!(stream = %cfg.name, "key_by is ignored with a kafka input: records are routed by partition (a key's records must share a partition)");
+    let routing = routing_of(cfg, &factories)?;
+    tracing::info!(stream = %cfg.name, "records are routed to key groups by {}", routing.describe());
+    if routing == Routing::Partition && matches!(&cfg.input, crate::config::InputConfig::Kafka(k) if k.assignment == crate::config::Assignment::Group) {
+        return crate::engine::group::build(engine, cfg, factories, names, state_limits, shared);
     }
-    if let crate::config::InputConfig::Kafka(k) = &cfg.input {
-        if k.assignment == crate::config::Assignment::Group {
-            return crate::group::build(engine, cfg, factories, names, state_limits, shared);
-        }
-    }
-    let mut input = crate::input::build(&cfg.input, &default_group(cfg), shared.kafka.clone()).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
+    let mut input =
+        crate::connectors::input::build(&cfg.input, &default_group(cfg), shared.kafka.clone()).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
     let (checkpoint, sinks) = match sm.enabled {
         true => {
-            let (c, s) = checkpoint_setup(engine, cfg, &mut *input, &shared)?;
+            let (c, s) = checkpoint_setup(engine, cfg, &routing, &mut *input, &shared)?;
             (Some(c), s)
         }
         false => {
@@ -80,6 +82,7 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
         factories,
         store_names: names,
         key_groups: sm.key_groups.max(1),
+        routing,
         ttl_ms: sm.state_timeout_ms,
         state_limits,
         input,
@@ -99,7 +102,7 @@ pub(crate) struct SinkPlace<'a> {
     pub generation: u64,
     pub key_groups: u32,
     /// The outbox producer shared by a group's sessions.
-    pub producer: Option<&'a Arc<rdkafka::producer::ThreadedProducer<crate::kafka::outbox::OutboxCtx>>>,
+    pub producer: Option<&'a Arc<rdkafka::producer::ThreadedProducer<crate::connectors::kafka::outbox::OutboxCtx>>>,
 }
 
 /// Builds one output of a checkpointing stream in its exactly-once form where it has one: a file
@@ -112,22 +115,24 @@ pub(crate) fn exactly_once_sink(
     out: &crate::config::OutputConfig,
     sink: &str,
     at: &SinkPlace<'_>,
-) -> anyhow::Result<Box<dyn crate::output::Output>> {
+) -> anyhow::Result<Box<dyn crate::connectors::output::Output>> {
     use crate::config::OutputConfig;
     Ok(match out {
-        OutputConfig::File(f) if engine.state_management.exactly_once => Box::new(crate::output::EoFileOut::open(&f.path, f.format, at.generation)?),
+        OutputConfig::File(f) if engine.state_management.exactly_once => {
+            Box::new(crate::connectors::output::EoFileOut::open(&f.path, f.format, at.generation)?)
+        }
         OutputConfig::Kafka(k) if k.exactly_once && k.exactly_once_mode == crate::config::ExactlyOnceMode::Outbox => {
             let producer = match at.producer {
                 Some(p) => p.clone(),
-                None => crate::kafka::outbox::Outbox::shared_producer(k)?,
+                None => crate::connectors::kafka::outbox::Outbox::shared_producer(k)?,
             };
             let scope = crate::layout::sink_scope(at.scope, sink);
-            Box::new(crate::kafka::outbox::OutboxOutput::attach(k, producer, at.store.clone(), &scope, at.generation, at.key_groups))
+            Box::new(crate::connectors::kafka::outbox::OutboxOutput::attach(k, producer, at.store.clone(), &scope, at.generation, at.key_groups))
         }
         OutputConfig::Kafka(k) if k.exactly_once && sink != "output" => {
             anyhow::bail!("an exactly-once kafka output other than the main one needs exactly_once_mode: outbox (the stream's Kafka transactions carry the main output only)")
         }
-        other => crate::output::build(other)?,
+        other => crate::connectors::output::build(other)?,
     })
 }
 
@@ -154,7 +159,7 @@ pub fn open_store(sm: &crate::config::StateManagementConfig) -> anyhow::Result<A
 }
 
 /// The checkpoint settings of a stream (scope = its operator id).
-pub(crate) fn checkpoint_settings(engine: &EngineConfig, cfg: &StreamConfig) -> crate::checkpoint::CheckpointSettings {
+pub(crate) fn checkpoint_settings(engine: &EngineConfig, cfg: &StreamConfig, routing: &Routing) -> crate::checkpoint::CheckpointSettings {
     use crate::config::BackendType;
     let sm = &engine.state_management;
     crate::checkpoint::CheckpointSettings {
@@ -166,6 +171,7 @@ pub(crate) fn checkpoint_settings(engine: &EngineConfig, cfg: &StreamConfig) -> 
         retained: sm.retained_checkpoints.max(1) as usize,
         exactly_once: sm.exactly_once,
         key_groups: sm.key_groups.max(1),
+        routing: routing.describe(),
         ttl_ms: sm.state_timeout_ms,
         lazy_restore: sm.backend_type == BackendType::Hybrid,
         gc_grace: Duration::from_millis(sm.gc_grace_ms),
@@ -199,14 +205,15 @@ pub(crate) fn exactly_once_output_needs_store(engine: &EngineConfig, cfg: &Strea
 fn checkpoint_setup(
     engine: &EngineConfig,
     cfg: &StreamConfig,
-    input: &mut dyn crate::input::Input,
+    routing: &Routing,
+    input: &mut dyn crate::connectors::input::Input,
     shared: &StreamShared,
 ) -> anyhow::Result<(stream::CheckpointSetup, Sinks)> {
     use crate::config::{BackendType, OutputConfig};
     let sm = &engine.state_management;
     let name = &cfg.name;
     let store = open_store(sm)?;
-    let mut settings = checkpoint_settings(engine, cfg);
+    let mut settings = checkpoint_settings(engine, cfg, routing);
     if sm.exactly_once {
         if sm.backend_type == BackendType::Memory {
             tracing::warn!(stream = %name, "exactly_once with backend_type memory: state and checkpoints do not survive a process restart");
@@ -245,7 +252,9 @@ fn checkpoint_setup(
     }
     let at = SinkPlace { store: &store, scope: &settings.scope, generation: recovered.generation, key_groups: settings.key_groups, producer: None };
     let output = match (&cfg.output, txn_sink) {
-        (OutputConfig::Kafka(k), Some(t)) => Some(Box::new(crate::kafka::KafkaOutput::transactional(k.clone(), t)) as Box<dyn crate::output::Output>),
+        (OutputConfig::Kafka(k), Some(t)) => {
+            Some(Box::new(crate::connectors::kafka::KafkaOutput::transactional(k.clone(), t)) as Box<dyn crate::connectors::output::Output>)
+        }
         _ => None,
     };
     let mut sinks = Sinks::checkpointed(engine, cfg, &at, output)?;
@@ -266,7 +275,7 @@ fn checkpoint_setup(
     Ok((stream::CheckpointSetup { store, settings, recovered, metrics: Default::default(), hybrid, carry_restored: false }, sinks))
 }
 
-type Sink = Arc<crate::kafka::txn::TxnSink<dyn crate::kafka::txn::TxnClient>>;
+type Sink = Arc<crate::connectors::kafka::txn::TxnSink<dyn crate::connectors::kafka::txn::TxnClient>>;
 
 /// The transactional Kafka sink of a stream: refuses brokers without the transaction APIs, fences
 /// older producers of the stream's transactional ids and reads the last decision from Kafka.
@@ -276,12 +285,13 @@ fn transactional_sink(
     shared: &StreamShared,
 ) -> anyhow::Result<(Sink, Option<crate::checkpoint::ExternalDecision>)> {
     let name = &cfg.name;
-    crate::kafka::probe::require_transactions(&k.brokers).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?;
+    crate::connectors::kafka::probe::require_transactions(&k.brokers).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?;
     let input_group = matches!(cfg.input, crate::config::InputConfig::Kafka(_)).then(|| default_group(cfg));
     let prefix = format!("arkflow-{}", cfg.state.operator_id);
-    let client = crate::kafka::RdTxnClient::new(k.clone(), &prefix, input_group.as_deref()).map_err(|e| anyhow::anyhow!("stream {name}: output: {e}"))?;
-    let client: Box<dyn crate::kafka::txn::TxnClient> = Box::new(client);
-    let (sink, last) = crate::kafka::txn::TxnSink::recover(client, name, shared.kafka.clone())
+    let client =
+        crate::connectors::kafka::RdTxnClient::new(k.clone(), &prefix, input_group.as_deref()).map_err(|e| anyhow::anyhow!("stream {name}: output: {e}"))?;
+    let client: Box<dyn crate::connectors::kafka::txn::TxnClient> = Box::new(client);
+    let (sink, last) = crate::connectors::kafka::txn::TxnSink::recover(client, name, shared.kafka.clone())
         .map_err(|e| anyhow::anyhow!("stream {name}: output: recovering Kafka transactions: {e}"))?;
     Ok((Arc::new(sink), last.map(Into::into)))
 }

@@ -37,8 +37,7 @@ impl<'a> OutputStage<'a> {
 
     /// Runs until every worker's EOF (or every sender is gone), then closes the sinks.
     pub fn run(mut self, rx: Receiver<OutMsg>) {
-        loop {
-            let Some(msg) = super::msg::next_or_idle(&rx, || self.flush()) else { break };
+        while let Some(msg) = super::msg::next_or_idle(&rx, || self.flush()) {
             match msg {
                 OutMsg::Data { epoch, records, errors, side } => self.on_data(epoch, records, errors, side),
                 OutMsg::Barrier { epoch, .. } => self.on_barrier(epoch),

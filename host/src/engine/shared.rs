@@ -21,13 +21,6 @@ pub struct StreamMetrics {
     /// Bytes (keys + values + headers) read and written.
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
-    /// Plugin calls that trapped, and that were stopped at their CPU deadline.
-    pub plugin_traps: AtomicU64,
-    pub deadline_kills: AtomicU64,
-    /// Live plugin swaps armed, reloads refused, and the longest worker stall of the last swap.
-    pub plugin_swaps: AtomicU64,
-    pub plugin_swaps_refused: AtomicU64,
-    pub plugin_swap_pause_us: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -42,11 +35,9 @@ pub struct StreamShared {
     /// Time to restore state at start, when the stream restored a checkpoint.
     pub restore_ms: AtomicU64,
     /// Kafka figures (lag per partition, transactions); empty without Kafka.
-    pub kafka: std::sync::Arc<crate::kafka::KafkaMetrics>,
-    /// The live-swap slots of the stream's `wasm` processors (see `processor::wasm::swap`).
-    pub swaps: Mutex<Vec<std::sync::Weak<crate::processor::wasm::swap::SwapSlot>>>,
-    /// The stream injects periodic barriers (it checkpoints); set before processors are made.
-    pub periodic_barriers: AtomicBool,
+    pub kafka: std::sync::Arc<crate::connectors::kafka::KafkaMetrics>,
+    /// What the stream's processors share (plugin counters, live-swap slots).
+    pub pipeline: std::sync::Arc<crate::processor::PipelineShared>,
 }
 
 impl StreamShared {
@@ -59,21 +50,13 @@ impl StreamShared {
             batch_latency: prometheus_client::metrics::histogram::Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 4.0, 10)),
             restore_ms: AtomicU64::new(0),
             kafka: Default::default(),
-            swaps: Mutex::new(Vec::new()),
-            periodic_barriers: AtomicBool::new(false),
+            pipeline: Default::default(),
         }
     }
 
-    /// Arms every staged plugin swap for barrier `epoch` (called just before it is injected).
-    pub fn arm_swaps(&self, epoch: u64) {
-        for slot in self.swaps.lock().unwrap_or_else(|p| p.into_inner()).iter().filter_map(std::sync::Weak::upgrade) {
-            slot.arm(epoch);
-        }
-    }
-
-    /// The swap slot of the `wasm` processor at `index` of the pipeline.
-    pub fn swap_slot(&self, index: usize) -> Option<std::sync::Arc<crate::processor::wasm::swap::SwapSlot>> {
-        self.swaps.lock().unwrap_or_else(|p| p.into_inner()).iter().filter_map(std::sync::Weak::upgrade).find(|s| s.index == index)
+    /// The context of the processors instantiated for `worker`.
+    pub fn processor_context(&self, worker: usize) -> crate::processor::ProcessorContext {
+        crate::processor::ProcessorContext { stream: self.name.as_str().into(), worker, pipeline: self.pipeline.clone() }
     }
 
     /// Records the first failure and asks the stream to stop.
@@ -100,4 +83,12 @@ impl StreamShared {
     pub fn failed(&self) -> bool {
         self.stop.load(Relaxed) && self.failure().is_some()
     }
+}
+
+/// What the operations endpoint (`crate::metrics`) reads of one running stream.
+#[derive(Clone, Debug)]
+pub struct StreamProbe {
+    pub shared: std::sync::Arc<StreamShared>,
+    /// (backend description, checkpoint metrics) when the stream checkpoints.
+    pub checkpoint: Option<(String, std::sync::Arc<crate::checkpoint::coordinator::CheckpointMetrics>)>,
 }

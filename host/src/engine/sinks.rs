@@ -10,7 +10,7 @@
 //! blobs are reported to the coordinator together, so one decision covers all of them.
 
 use crate::config::{EngineConfig, OutputConfig, StreamConfig};
-use crate::output::Output;
+use crate::connectors::output::Output;
 
 pub(crate) struct Sinks {
     pub output: Box<dyn Output>,
@@ -27,7 +27,7 @@ pub(crate) fn named_id(name: &str) -> String {
 impl Sinks {
     /// The sinks of a stream that does not checkpoint (at-least-once, appending).
     pub fn plain(cfg: &StreamConfig) -> anyhow::Result<Sinks> {
-        Self::assemble(cfg, crate::output::build(&cfg.output), |_, o| crate::output::build(o))
+        Self::assemble(cfg, crate::connectors::output::build(&cfg.output), |_, o| crate::connectors::output::build(o))
     }
 
     /// The sinks of a checkpointing stream in their exactly-once forms ([`super::exactly_once_sink`]);
@@ -43,7 +43,7 @@ impl Sinks {
     /// Sinks that drop everything (the template of a group-mode stream, whose sessions build
     /// their own).
     pub fn dropping() -> Sinks {
-        Sinks { output: Box::new(crate::output::Dropping), errors: None, named: Vec::new() }
+        Sinks { output: Box::new(crate::connectors::output::Dropping), errors: None, named: Vec::new() }
     }
 
     fn assemble(

@@ -9,11 +9,12 @@
 //! Shutdown (EOF, signal, or a failure) ends with a final barrier then EOF, which drains
 //! everything in flight.
 
-use super::msg::{OutMsg, Routed, WorkerMsg};
+use super::msg::{OutMsg, WorkerMsg};
+use super::routing::Router;
 use super::shared::StreamShared;
 use super::worker::Worker;
 use crate::config::StreamConfig;
-use crate::input::Input;
+use crate::connectors::input::Input;
 use crate::processor::ProcessorFactory;
 use crate::state::{StateLimits, WorkerState};
 use crossbeam_channel::{bounded, Sender};
@@ -27,6 +28,8 @@ pub struct Stream {
     pub(crate) factories: Vec<Arc<dyn ProcessorFactory>>,
     pub(crate) store_names: Vec<String>,
     pub(crate) key_groups: u32,
+    /// How the input thread routes records to key groups (`super::routing`).
+    pub(crate) routing: super::Routing,
     pub(crate) ttl_ms: Option<u64>,
     pub(crate) state_limits: StateLimits,
     pub(crate) input: Box<dyn Input>,
@@ -36,8 +39,8 @@ pub struct Stream {
     pub(crate) checkpoint: Option<CheckpointSetup>,
     pub shared: Arc<StreamShared>,
     /// `assignment: group`: the stream runs as a series of sessions, one per partition
-    /// assignment (`crate::group`).
-    pub(crate) group: Option<crate::group::GroupSetup>,
+    /// assignment (`crate::engine::group`).
+    pub(crate) group: Option<crate::engine::group::GroupSetup>,
 }
 
 /// Checkpointing of a stream, prepared by recovery at build time.
@@ -116,91 +119,58 @@ impl Stream {
     }
 
     /// What the operations endpoint reads while the stream runs.
-    pub fn probe(&self) -> crate::metrics::StreamProbe {
-        crate::metrics::StreamProbe { shared: self.shared.clone(), checkpoint: self.checkpoint.as_ref().map(|c| (c.store.describe(), c.metrics.clone())) }
+    pub fn probe(&self) -> super::StreamProbe {
+        super::StreamProbe { shared: self.shared.clone(), checkpoint: self.checkpoint.as_ref().map(|c| (c.store.describe(), c.metrics.clone())) }
     }
 
     /// Runs to completion on the calling thread. `stop` is the process-wide shutdown flag.
     pub fn run(mut self, stop: Arc<AtomicBool>) -> StreamReport {
         if let Some(g) = self.group.take() {
-            return crate::group::run(self, g, stop);
+            return crate::engine::group::run(self, g, stop);
         }
-        let Stream { config, factories, store_names, key_groups, ttl_ms, state_limits, mut input, sinks, barrier_interval, checkpoint, shared, group: _ } =
-            self;
+        let Stream {
+            config,
+            factories,
+            store_names,
+            key_groups,
+            routing,
+            ttl_ms,
+            state_limits,
+            mut input,
+            sinks,
+            barrier_interval,
+            checkpoint,
+            shared,
+            group: _,
+        } = self;
         let n = config.pipeline.thread_num.max(1);
         let cap = config.pipeline.channel_capacity.max(1);
-        shared.periodic_barriers.store(barrier_interval.is_some(), Relaxed);
-        let mut router = Router::new(key_groups, n, config.key_by.clone());
-        router.by_partition = input.partitioned();
-        // Restored state goes to the worker that now owns each key group.
+        shared.pipeline.periodic_barriers.store(barrier_interval.is_some(), Relaxed);
+        let mut router = Router::new(key_groups, n, routing);
         let hybrid = checkpoint.as_ref().and_then(|c| c.hybrid.clone());
-        let mut states: Vec<WorkerState> = (0..n)
-            .map(|_| {
-                let mut st = WorkerState::new(store_names.clone(), ttl_ms, state_limits);
-                st.set_track_dirty(checkpoint.is_some());
-                if hybrid.is_some() {
-                    st.set_lazy();
-                }
-                st
-            })
-            .collect();
-        let mut first_epoch = 1;
+        let mut states = worker_states(n, &store_names, ttl_ms, state_limits, checkpoint.is_some(), hybrid.is_some());
         let clock = super::clock::StreamClock::new(checkpoint.as_ref().and_then(|c| c.recovered.clock_ms));
-        let mut ckpt_report =
+        let mut report = StreamReport::empty(&shared.name, None);
+        report.checkpoints =
             checkpoint.as_ref().map(|c| CheckpointReport { backend: c.store.describe(), restore_ms: c.recovered.restore_ms, ..Default::default() });
-        let coordinator = checkpoint.map(|c| {
-            first_epoch = c.recovered.next_epoch;
-            shared.restore_ms.store(c.recovered.restore_ms, Relaxed);
-            let carry = if c.carry_restored { c.recovered.entries.clone() } else { Vec::new() };
-            for e in c.recovered.entries {
-                let w = router.worker_of(e.group);
-                if let Err(msg) = states[w].restore(e) {
-                    shared.fail(format!("stream {}: restoring state: {msg}", shared.name));
-                }
+        let (coordinator, first_epoch) = match checkpoint {
+            Some(c) => {
+                let next = c.recovered.next_epoch;
+                (Some(start_coordinator(c, &router, &mut states, &shared, n)), next)
             }
-            crate::checkpoint::coordinator::Coordinator::spawn(
-                c.store,
-                c.settings,
-                c.recovered.generation,
-                c.recovered.last_slot,
-                n,
-                c.recovered.manifest.as_ref(),
-                c.metrics,
-                c.hybrid,
-                carry,
-            )
-        });
+            None => (None, 1),
+        };
         let ckpt_tx = coordinator.as_ref().map(|c| c.tx.clone());
         let (out_tx, out_rx) = bounded::<OutMsg>(cap * n);
-        let out_shared = shared.clone();
-        let out_ckpt = ckpt_tx.clone();
+        let (out_shared, out_ckpt) = (shared.clone(), ckpt_tx.clone());
         let out_thread = std::thread::Builder::new()
             .name(format!("{}-output", shared.name))
             .spawn(move || super::output_stage::OutputStage::new(sinks, n, &out_shared, out_ckpt).run(out_rx))
             .expect("spawn output thread");
-
-        let mut inboxes = Vec::with_capacity(n);
-        let mut workers = Vec::with_capacity(n);
-        for (w, st) in states.into_iter().enumerate() {
-            let (tx, rx) = bounded::<WorkerMsg>(cap);
-            inboxes.push(tx);
-            let processors: anyhow::Result<Vec<_>> = factories.iter().map(|f| f.instantiate(w, shared.clone())).collect();
-            let processors = match processors {
-                Ok(p) => p,
-                Err(e) => {
-                    shared.fail(format!("stream {}: {e:#}", shared.name));
-                    Vec::new()
-                }
-            };
-            let mut worker = Worker::new(w, processors, Some(Box::new(st)), config.pipeline.batch_size, out_tx.clone(), shared.clone(), first_epoch);
-            worker.ttl_clock = coordinator.as_ref().map(|_| clock.current());
-            worker.ckpt = ckpt_tx.clone();
-            worker.hybrid = hybrid.clone();
-            worker.checkpoint = coordinator.as_ref().map(|c| c.metrics.clone());
-            workers.push(std::thread::Builder::new().name(format!("{}-worker-{w}", shared.name)).spawn(move || worker.run(rx)).expect("spawn worker thread"));
-        }
+        let ttl_clock = coordinator.as_ref().map(|_| clock.current());
+        let ctx = WorkerCtx { factories: &factories, shared: &shared, out: &out_tx, first_epoch, ttl_clock, ckpt: ckpt_tx.as_ref(), hybrid: hybrid.as_ref() };
+        let (inboxes, workers) = spawn_workers(states, &ctx, cap, config.pipeline.batch_size, coordinator.as_ref().map(|c| c.metrics.clone()));
         drop(out_tx);
-
         let mut barriers =
             Barriers { interval: barrier_interval, coordinator: coordinator.as_ref(), next: first_epoch, last: Instant::now(), shared: &shared, clock };
         input_loop(&mut *input, &mut router, &inboxes, &shared, &stop, &mut barriers);
@@ -212,60 +182,166 @@ impl Stream {
             let _ = tx.send(WorkerMsg::Eof);
         }
         drop(inboxes);
-        let (mut state_entries, mut state_bytes) = (0, 0);
-        let mut final_undecided = false;
-        for w in workers {
-            match w.join() {
-                Ok(Some(st)) => {
-                    state_entries += st.entries();
-                    state_bytes += st.bytes();
-                }
-                Ok(None) => {}
-                Err(_) => shared.fail(format!("stream {}: a worker thread panicked", shared.name)),
-            }
-        }
-        if out_thread.join().is_err() {
-            shared.fail(format!("stream {}: the output thread panicked", shared.name));
-        }
+        join_threads(workers, out_thread, &shared, &mut report);
         if let Some(c) = coordinator {
-            let _ = c.tx.send(crate::checkpoint::coordinator::CkptMsg::Shutdown);
-            if c.join.join().is_err() {
-                shared.fail(format!("stream {}: the checkpoint coordinator panicked", shared.name));
-            }
-            if let Some(msg) = c.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-                shared.fail(format!("stream {}: {msg}", shared.name));
-            }
-            final_undecided = final_checkpoint_missed(&shared, &c.metrics, final_epoch);
-            if let Some(r) = ckpt_report.as_mut() {
-                if let Some(h) = &hybrid {
-                    r.hybrid_loads = h.loads.load(std::sync::atomic::Ordering::SeqCst);
-                    r.hybrid_evictions = h.evictions.load(std::sync::atomic::Ordering::SeqCst);
-                }
-                let m = &c.metrics;
-                use std::sync::atomic::Ordering::SeqCst;
-                r.current_epoch = m.current_epoch.load(SeqCst);
-                r.last_decided = m.last_decided.load(SeqCst);
-                r.decided = m.decided.load(SeqCst);
-                r.failures = m.failures.load(SeqCst);
-                r.last_duration_ms = m.last_duration_ms.load(SeqCst);
-                r.last_bytes = m.last_bytes.load(SeqCst);
-            }
+            finish_checkpoints(c, &shared, final_epoch, hybrid.as_deref(), &mut report);
         }
         let m = &shared.metrics;
-        StreamReport {
-            name: shared.name.clone(),
-            records_in: m.records_in.load(Relaxed),
-            records_out: m.records_out.load(Relaxed),
-            records_dropped: m.records_dropped.load(Relaxed),
-            records_failed: m.records_failed.load(Relaxed),
-            last_aligned_epoch: m.last_aligned_epoch.load(Relaxed),
-            failure: shared.failure(),
-            state_entries,
-            state_bytes,
-            checkpoints: ckpt_report,
-            final_undecided,
+        report.records_in = m.records_in.load(Relaxed);
+        report.records_out = m.records_out.load(Relaxed);
+        report.records_dropped = m.records_dropped.load(Relaxed);
+        report.records_failed = m.records_failed.load(Relaxed);
+        report.last_aligned_epoch = m.last_aligned_epoch.load(Relaxed);
+        report.failure = shared.failure();
+        report
+    }
+}
+
+/// The state of each worker: dirty keys tracked when checkpointing, loaded lazily with the
+/// hybrid backend.
+fn worker_states(n: usize, store_names: &[String], ttl_ms: Option<u64>, limits: StateLimits, checkpoints: bool, lazy: bool) -> Vec<WorkerState> {
+    (0..n)
+        .map(|_| {
+            let mut st = WorkerState::new(store_names.to_vec(), ttl_ms, limits);
+            st.set_track_dirty(checkpoints);
+            if lazy {
+                st.set_lazy();
+            }
+            st
+        })
+        .collect()
+}
+
+/// What every worker of a stream starts with.
+struct WorkerCtx<'a> {
+    factories: &'a [Arc<dyn ProcessorFactory>],
+    shared: &'a Arc<StreamShared>,
+    out: &'a crossbeam_channel::Sender<OutMsg>,
+    first_epoch: u64,
+    ttl_clock: Option<i64>,
+    ckpt: Option<&'a Sender<crate::checkpoint::coordinator::CkptMsg>>,
+    hybrid: Option<&'a Arc<crate::state::hybrid::HybridCache>>,
+}
+
+/// Starts one thread per worker, each with its state and inbox; returns the inboxes and threads.
+#[allow(clippy::type_complexity)]
+fn spawn_workers(
+    states: Vec<WorkerState>,
+    c: &WorkerCtx<'_>,
+    cap: usize,
+    batch_size: usize,
+    metrics: Option<Arc<crate::checkpoint::coordinator::CheckpointMetrics>>,
+) -> (Vec<Sender<WorkerMsg>>, Vec<std::thread::JoinHandle<Option<Box<WorkerState>>>>) {
+    let (mut inboxes, mut workers) = (Vec::new(), Vec::new());
+    for (w, st) in states.into_iter().enumerate() {
+        let (tx, rx) = bounded::<WorkerMsg>(cap);
+        inboxes.push(tx);
+        let processors = instantiate(c.factories, c.shared, w);
+        let mut worker = Worker::new(w, processors, Some(Box::new(st)), batch_size, c.out.clone(), c.shared.clone(), c.first_epoch);
+        worker.ttl_clock = c.ttl_clock;
+        worker.ckpt = c.ckpt.cloned();
+        worker.hybrid = c.hybrid.cloned();
+        worker.checkpoint = metrics.clone();
+        let name = format!("{}-worker-{w}", c.shared.name);
+        workers.push(std::thread::Builder::new().name(name).spawn(move || worker.run(rx)).expect("spawn worker thread"));
+    }
+    (inboxes, workers)
+}
+
+/// The processors of worker `w`; none (and the stream failed) when one cannot be instantiated.
+fn instantiate(factories: &[Arc<dyn ProcessorFactory>], shared: &Arc<StreamShared>, w: usize) -> Vec<Box<dyn crate::processor::Processor>> {
+    let ctx = shared.processor_context(w);
+    match factories.iter().map(|f| f.instantiate(&ctx)).collect::<anyhow::Result<Vec<_>>>() {
+        Ok(p) => p,
+        Err(e) => {
+            shared.fail(format!("stream {}: {e:#}", shared.name));
+            Vec::new()
         }
     }
+}
+
+/// Gives the restored state to the workers that now own each key group and starts the
+/// checkpoint coordinator.
+fn start_coordinator(
+    c: CheckpointSetup,
+    router: &Router,
+    states: &mut [WorkerState],
+    shared: &StreamShared,
+    workers: usize,
+) -> crate::checkpoint::coordinator::CoordinatorHandle {
+    shared.restore_ms.store(c.recovered.restore_ms, Relaxed);
+    let carry = if c.carry_restored { c.recovered.entries.clone() } else { Vec::new() };
+    for e in c.recovered.entries {
+        let w = router.worker_of(e.group);
+        if let Err(msg) = states[w].restore(e) {
+            shared.fail(format!("stream {}: restoring state: {msg}", shared.name));
+        }
+    }
+    crate::checkpoint::coordinator::Coordinator::spawn(
+        c.store,
+        c.settings,
+        c.recovered.generation,
+        c.recovered.last_slot,
+        workers,
+        c.recovered.manifest.as_ref(),
+        c.metrics,
+        c.hybrid,
+        carry,
+    )
+}
+
+/// Waits for the workers (summing the state they hold at the end) and the output thread.
+fn join_threads(
+    workers: Vec<std::thread::JoinHandle<Option<Box<WorkerState>>>>,
+    out_thread: std::thread::JoinHandle<()>,
+    shared: &StreamShared,
+    report: &mut StreamReport,
+) {
+    for w in workers {
+        match w.join() {
+            Ok(Some(st)) => {
+                report.state_entries += st.entries();
+                report.state_bytes += st.bytes();
+            }
+            Ok(None) => {}
+            Err(_) => shared.fail(format!("stream {}: a worker thread panicked", shared.name)),
+        }
+    }
+    if out_thread.join().is_err() {
+        shared.fail(format!("stream {}: the output thread panicked", shared.name));
+    }
+}
+
+/// Ends the coordinator (it finishes or abandons the final checkpoint), records its failure or
+/// a final checkpoint not decided, and fills the checkpoint figures of the report.
+fn finish_checkpoints(
+    c: crate::checkpoint::coordinator::CoordinatorHandle,
+    shared: &StreamShared,
+    final_epoch: u64,
+    hybrid: Option<&crate::state::hybrid::HybridCache>,
+    report: &mut StreamReport,
+) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let _ = c.tx.send(crate::checkpoint::coordinator::CkptMsg::Shutdown);
+    if c.join.join().is_err() {
+        shared.fail(format!("stream {}: the checkpoint coordinator panicked", shared.name));
+    }
+    if let Some(msg) = c.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        shared.fail(format!("stream {}: {msg}", shared.name));
+    }
+    report.final_undecided = final_checkpoint_missed(shared, &c.metrics, final_epoch);
+    let Some(r) = report.checkpoints.as_mut() else { return };
+    if let Some(h) = hybrid {
+        r.hybrid_loads = h.loads.load(SeqCst);
+        r.hybrid_evictions = h.evictions.load(SeqCst);
+    }
+    let m = &c.metrics;
+    r.current_epoch = m.current_epoch.load(SeqCst);
+    r.last_decided = m.last_decided.load(SeqCst);
+    r.decided = m.decided.load(SeqCst);
+    r.failures = m.failures.load(SeqCst);
+    r.last_duration_ms = m.last_duration_ms.load(SeqCst);
+    r.last_bytes = m.last_bytes.load(SeqCst);
 }
 
 /// A stream that ended without a failure but whose final checkpoint was not decided did not
@@ -315,7 +391,7 @@ impl Barriers<'_> {
             let _ = c.tx.send(crate::checkpoint::coordinator::CkptMsg::Injected { epoch, position: input.position(), ttl_clock_ms: clock_ms, last });
         }
         // A staged plugin swap takes effect at this barrier on every worker.
-        self.shared.arm_swaps(epoch);
+        self.shared.pipeline.arm_swaps(epoch);
         for tx in inboxes {
             let _ = tx.send(WorkerMsg::Barrier { epoch, clock_ms });
         }
@@ -383,57 +459,5 @@ fn input_loop(
                 break;
             }
         }
-    }
-}
-
-/// Assigns key groups and workers.
-pub struct Router {
-    pub key_groups: u32,
-    pub workers: usize,
-    pub key_by: Option<String>,
-    /// Route by input partition (`partition % key_groups`) instead of by key.
-    pub by_partition: bool,
-    unkeyed: u64,
-}
-
-impl Router {
-    pub fn new(key_groups: u32, workers: usize, key_by: Option<String>) -> Self {
-        Router { key_groups, workers, key_by, by_partition: false, unkeyed: 0 }
-    }
-
-    /// The key group of a routing key.
-    pub fn group_of(&self, key: &[u8]) -> u32 {
-        (xxhash_rust::xxh3::xxh3_64(key) % self.key_groups as u64) as u32
-    }
-
-    /// The worker owning `group` (contiguous ranges).
-    pub fn worker_of(&self, group: u32) -> usize {
-        (group as u64 * self.workers as u64 / self.key_groups as u64) as usize
-    }
-
-    pub fn route(&mut self, batch: Vec<crate::record::Record>) -> Vec<Vec<Routed>> {
-        let mut out: Vec<Vec<Routed>> = (0..self.workers).map(|_| Vec::with_capacity(batch.len() / self.workers + 1)).collect();
-        for record in batch {
-            if self.by_partition {
-                let group = record.partition % self.key_groups;
-                out[self.worker_of(group)].push(Routed { group, record });
-                continue;
-            }
-            let group = match (&record.key, &self.key_by) {
-                (Some(k), _) => self.group_of(k),
-                (None, Some(field)) => match record.value.as_deref().and_then(|v| crate::util::json::field_bytes(v, field)) {
-                    Some(k) => self.group_of(&k),
-                    None => self.next_unkeyed(),
-                },
-                (None, None) => self.next_unkeyed(),
-            };
-            out[self.worker_of(group)].push(Routed { group, record });
-        }
-        out
-    }
-
-    fn next_unkeyed(&mut self) -> u32 {
-        self.unkeyed += 1;
-        (self.unkeyed % self.key_groups as u64) as u32
     }
 }

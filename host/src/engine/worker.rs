@@ -81,8 +81,7 @@ impl Worker {
 
     /// Runs until EOF; returns the state for inspection.
     pub fn run(mut self, inbox: Receiver<WorkerMsg>) -> StateSlot {
-        loop {
-            let Some(msg) = super::msg::next_or_idle(&inbox, || self.flush_all()) else { break };
+        while let Some(msg) = super::msg::next_or_idle(&inbox, || self.flush_all()) {
             match msg {
                 WorkerMsg::Data(records) => self.accept(records),
                 WorkerMsg::Barrier { epoch, clock_ms } => self.barrier(epoch, clock_ms),
@@ -122,7 +121,7 @@ impl Worker {
 
     /// The TTL clock of the current batch (see `engine::clock`).
     fn now_ms(&self) -> i64 {
-        self.ttl_clock.unwrap_or_else(crate::input::now_ms)
+        self.ttl_clock.unwrap_or_else(crate::util::time::now_ms)
     }
 
     fn barrier(&mut self, epoch: u64, clock_ms: i64) {

@@ -76,7 +76,7 @@ fn control(path: &str, peer: SocketAddr, probes: &Probes) -> (&'static str, Stri
     };
     let shared = probes.streams.read().unwrap_or_else(|p| p.into_inner()).iter().find(|p| p.shared.name == stream).map(|p| p.shared.clone());
     let Some(shared) = shared else { return ("404 Not Found", format!("no running stream `{stream}`\n")) };
-    let Some(slot) = shared.swap_slot(index) else {
+    let Some(slot) = shared.pipeline.swap_slot(index) else {
         return ("404 Not Found", format!("stream `{stream}` has no wasm processor at index {index}\n"));
     };
     match slot.reload() {

@@ -12,20 +12,13 @@ mod processors;
 pub use http::serve;
 
 use crate::checkpoint::coordinator::CheckpointMetrics;
-use crate::engine::StreamShared;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, RwLock};
 
-/// What the endpoint reads of one stream.
-#[derive(Clone, Debug)]
-pub struct StreamProbe {
-    pub shared: Arc<StreamShared>,
-    /// (backend description, checkpoint metrics) when the stream checkpoints.
-    pub checkpoint: Option<(String, Arc<CheckpointMetrics>)>,
-}
+pub use crate::engine::StreamProbe;
 
 /// The streams being served, plus whether they are all up.
 #[derive(Debug, Default)]
@@ -62,18 +55,18 @@ const METRICS: &[(&str, &str, MetricType, Getter)] = &[
     ("arkflow_bytes_out", "Bytes (keys, values, headers) written to the output.", MetricType::Counter, |s| {
         Some(s.shared.metrics.bytes_out.load(Relaxed) as i64)
     }),
-    ("arkflow_plugin_traps", "Plugin calls that trapped (each attempt).", MetricType::Counter, |s| Some(s.shared.metrics.plugin_traps.load(Relaxed) as i64)),
+    ("arkflow_plugin_traps", "Plugin calls that trapped (each attempt).", MetricType::Counter, |s| Some(s.shared.pipeline.plugin_traps.load(Relaxed) as i64)),
     ("arkflow_plugin_deadline_kills", "Plugin calls stopped at limits.batch_timeout_ms.", MetricType::Counter, |s| {
-        Some(s.shared.metrics.deadline_kills.load(Relaxed) as i64)
+        Some(s.shared.pipeline.deadline_kills.load(Relaxed) as i64)
     }),
     ("arkflow_plugin_swaps", "Live plugin swaps armed (each takes effect at a checkpoint barrier).", MetricType::Counter, |s| {
-        Some(s.shared.metrics.plugin_swaps.load(Relaxed) as i64)
+        Some(s.shared.pipeline.plugin_swaps.load(Relaxed) as i64)
     }),
     ("arkflow_plugin_swaps_refused", "Plugin reloads refused (the running version kept).", MetricType::Counter, |s| {
-        Some(s.shared.metrics.plugin_swaps_refused.load(Relaxed) as i64)
+        Some(s.shared.pipeline.plugin_swaps_refused.load(Relaxed) as i64)
     }),
     ("arkflow_plugin_swap_pause_us", "Longest worker stall of the last plugin swap, microseconds.", MetricType::Gauge, |s| {
-        Some(s.shared.metrics.plugin_swap_pause_us.load(Relaxed) as i64)
+        Some(s.shared.pipeline.plugin_swap_pause_us.load(Relaxed) as i64)
     }),
     ("arkflow_restore_ms", "Time spent restoring state at start.", MetricType::Gauge, |s| Some(s.shared.restore_ms.load(Relaxed) as i64)),
     (
@@ -164,7 +157,7 @@ fn encode_kafka(encoder: &mut DescriptorEncoder, streams: &[StreamProbe]) -> Res
     if txn.is_empty() {
         return Ok(());
     }
-    type KGet = fn(&crate::kafka::KafkaMetrics) -> i64;
+    type KGet = fn(&crate::connectors::kafka::KafkaMetrics) -> i64;
     const TXN: &[(&str, &str, MetricType, KGet)] = &[
         ("arkflow_kafka_active_transactions", "Open Kafka transactions of the output.", MetricType::Gauge, |k| k.active_transactions.load(Relaxed)),
         ("arkflow_kafka_transactions_committed", "Kafka transactions committed (epochs decided).", MetricType::Counter, |k| {
@@ -219,7 +212,7 @@ pub async fn status_lines(probes: Arc<Probes>, interval: std::time::Duration) {
                 last_decided_checkpoint = s.checkpoint.as_ref().map_or(0, |(_, c)| c.last_decided.load(Relaxed)),
                 state_entries = m.state_entries.load(Relaxed),
                 state_bytes = m.state_bytes.load(Relaxed),
-                quarantined_processors = s.shared.swaps.lock().unwrap_or_else(|p| p.into_inner()).iter().filter_map(std::sync::Weak::upgrade).filter(|slot| slot.latest().obs.breaker.is_open()).count(),
+                quarantined_processors = s.shared.pipeline.slots().into_iter().filter(|slot| slot.latest().obs.breaker.is_open()).count(),
                 "status"
             );
         }

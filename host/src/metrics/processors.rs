@@ -53,7 +53,7 @@ const FIGURES: &[(&str, &str, MetricType, Get)] = &[
 fn processors(streams: &[StreamProbe]) -> Vec<Proc> {
     let mut out = Vec::new();
     for s in streams {
-        for slot in s.shared.swaps.lock().unwrap_or_else(|p| p.into_inner()).iter().filter_map(std::sync::Weak::upgrade) {
+        for slot in s.shared.pipeline.slots() {
             let latest = slot.latest();
             out.push((s.shared.name.clone(), slot.index.to_string(), latest.display_name(), latest.obs.clone()));
         }

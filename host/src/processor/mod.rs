@@ -10,13 +10,17 @@
 //! A [`ProcessorFactory`] is built once per stream (compilation, validation) and makes one
 //! instance per worker.
 
+mod context;
 pub mod native_counter;
+pub mod sql;
 pub mod wasm;
 
 use crate::config::{FailurePolicy, ProcessorConfig, StreamConfig};
 use crate::record::{Outcome, Record};
 use crate::state::WorkerState;
 use std::sync::Arc;
+
+pub use context::{PipelineShared, ProcessorContext};
 
 /// Context of one batch.
 #[derive(Debug, Clone, Copy)]
@@ -69,19 +73,32 @@ pub struct StreamEnv {
 
 impl StreamEnv {
     pub fn of(stream: &StreamConfig) -> Self {
-        StreamEnv {
-            store_names: crate::engine::store_names(stream),
-            state_enabled: stream.state.enabled,
-            outputs: stream.outputs.iter().map(|(n, _)| n.clone()).collect(),
-        }
+        StreamEnv { store_names: stream.store_names(), state_enabled: stream.state.enabled, outputs: stream.outputs.iter().map(|(n, _)| n.clone()).collect() }
     }
+}
+
+/// The key a stage's state is grouped by, which records must be routed by (see
+/// `engine::routing`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyNeed {
+    /// Stateless, or state not grouped by a field of the record.
+    None,
+    /// These top-level fields of the JSON value, in order.
+    Fields(Vec<String>),
+    /// Grouped by something the host cannot compute (said why, naming it).
+    Unknown(String),
 }
 
 /// Builds per-worker instances of one configured processor.
 pub trait ProcessorFactory: Send + Sync {
     fn name(&self) -> &str;
-    /// `stream` receives the instance's counters (plugin traps, deadline kills).
-    fn instantiate(&self, worker: usize, stream: std::sync::Arc<crate::engine::StreamShared>) -> anyhow::Result<Box<dyn Processor>>;
+    /// The key this stage's state needs its records routed by.
+    fn key(&self) -> KeyNeed {
+        KeyNeed::None
+    }
+    /// One instance for `ctx.worker`; `ctx.pipeline` receives its counters (plugin traps,
+    /// deadline kills).
+    fn instantiate(&self, ctx: &ProcessorContext) -> anyhow::Result<Box<dyn Processor>>;
 }
 
 /// Compiles and validates every processor of a stream's pipeline.
@@ -98,15 +115,17 @@ pub fn build_factories(stream: &StreamConfig, store_names: &[String]) -> anyhow:
             let label = format!("streams[{}].pipeline.processors[{i}]", stream.name);
             Ok(match p {
                 ProcessorConfig::Wasm(cfg) => Arc::new(wasm::WasmFactory::load(cfg, &label, i, &env)?),
-                ProcessorConfig::Sql(cfg) => Arc::new(crate::sql::SqlFactory::new(cfg, &label, store_names, state_enabled)?),
-                ProcessorConfig::JsonToArrow { schema } => Arc::new(crate::sql::codecs::CodecFactory {
-                    direction: crate::sql::codecs::Direction::JsonToArrow,
-                    declared: crate::sql::declared_schema(schema),
+                ProcessorConfig::Sql(cfg) => Arc::new(crate::processor::sql::SqlFactory::new(cfg, &label, store_names, state_enabled)?),
+                ProcessorConfig::JsonToArrow { schema } => Arc::new(crate::processor::sql::codecs::CodecFactory {
+                    direction: crate::processor::sql::codecs::Direction::JsonToArrow,
+                    declared: crate::processor::sql::declared_schema(schema),
                     label,
                 }),
-                ProcessorConfig::ArrowToJson => {
-                    Arc::new(crate::sql::codecs::CodecFactory { direction: crate::sql::codecs::Direction::ArrowToJson, declared: None, label })
-                }
+                ProcessorConfig::ArrowToJson => Arc::new(crate::processor::sql::codecs::CodecFactory {
+                    direction: crate::processor::sql::codecs::Direction::ArrowToJson,
+                    declared: None,
+                    label,
+                }),
                 ProcessorConfig::NativeCounter(cfg) => Arc::new(native_counter::NativeCounterFactory::new(cfg, store_names, &label)?),
             })
         })

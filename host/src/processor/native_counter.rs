@@ -26,7 +26,7 @@ impl ProcessorFactory for NativeCounterFactory {
     fn name(&self) -> &str {
         &self.name
     }
-    fn instantiate(&self, _worker: usize, _stream: std::sync::Arc<crate::engine::StreamShared>) -> anyhow::Result<Box<dyn Processor>> {
+    fn instantiate(&self, _: &super::ProcessorContext) -> anyhow::Result<Box<dyn Processor>> {
         Ok(Box::new(NativeCounter { store: self.store, staging: Staging::default(), name: self.name.clone() }))
     }
 }

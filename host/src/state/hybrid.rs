@@ -7,8 +7,8 @@
 //! chain gives exactly its current state. Loading applies the chain's blocks for the group in
 //! chain order (base, then deltas). Evicting never loses data; a failed load fails the stream.
 
-use crate::checkpoint::StateFile;
 use crate::state::backend::ObjectStore;
+use crate::state::snapshot::StateFile;
 use crate::state::snapshot::{decode_block, Header, HeaderError, SnapshotEntry};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -75,7 +75,7 @@ impl HybridCache {
     pub fn load_group(&self, group: u32) -> anyhow::Result<Vec<SnapshotEntry>> {
         let chain = self.chain.read().unwrap_or_else(|p| p.into_inner()).clone();
         self.loads.fetch_add(1, Relaxed);
-        crate::checkpoint::block_on(async {
+        crate::state::backend::block_on(async {
             let reads = chain.iter().map(|f| async move {
                 let h = self.header(f).await?;
                 let Some(b) = h.blocks.iter().find(|b| b.group == group) else { return Ok(Vec::new()) };

@@ -330,6 +330,16 @@ impl WorkerState {
     }
 }
 
+/// One state file referenced by a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StateFile {
+    pub key: String,
+    pub epoch: u64,
+    pub size: u64,
+    pub checksum: u64,
+    pub entries: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

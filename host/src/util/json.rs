@@ -22,6 +22,11 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 /// other scalars as written. None when the text is not an object, lacks the field, or the field
 /// is an object/array/null.
 pub fn field_bytes(json: &[u8], field: &str) -> Option<Vec<u8>> {
+    field_values(json, &[field]).pop().flatten()
+}
+
+/// A JSON scalar's bytes: a string unquoted, a number or bool as written; None otherwise.
+fn scalar_bytes(raw: &str) -> Option<Vec<u8>> {
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
     enum Scalar<'a> {
@@ -29,13 +34,60 @@ pub fn field_bytes(json: &[u8], field: &str) -> Option<Vec<u8>> {
         Num(serde_json::Number),
         Bool(bool),
     }
-    let map: std::collections::HashMap<std::borrow::Cow<'_, str>, &serde_json::value::RawValue> = serde_json::from_slice(json).ok()?;
-    let raw = map.get(field)?;
-    match serde_json::from_str::<Scalar>(raw.get()).ok()? {
+    match serde_json::from_str::<Scalar>(raw).ok()? {
         Scalar::Str(s) => Some(s.into_owned().into_bytes()),
         Scalar::Num(n) => Some(n.to_string().into_bytes()),
         Scalar::Bool(b) => Some(b.to_string().into_bytes()),
     }
+}
+
+/// The values of top-level fields `fields` of a JSON object, each as [`scalar_bytes`] gives it
+/// (None: missing, null or nested; all None when the text is not an object). One pass without
+/// building a map: the other members are skipped.
+fn field_values<F: AsRef<str>>(json: &[u8], fields: &[F]) -> Vec<Option<Vec<u8>>> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    #[derive(serde::Deserialize)]
+    struct Key<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+    struct Fields<'f, F>(&'f [F]);
+    impl<'de, F: AsRef<str>> Visitor<'de> for Fields<'_, F> {
+        type Value = Vec<Option<Vec<u8>>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = vec![None; self.0.len()];
+            while let Some(Key(k)) = map.next_key()? {
+                match self.0.iter().position(|f| f.as_ref() == k) {
+                    Some(i) => {
+                        let raw: &serde_json::value::RawValue = map.next_value()?;
+                        out[i] = scalar_bytes(raw.get());
+                    }
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(json);
+    de.deserialize_map(Fields(fields)).unwrap_or_else(|_| vec![None; fields.len()])
+}
+
+/// The routing key made of top-level fields `fields` of a JSON object: one field's value as
+/// [`field_bytes`] gives it; several joined by 0x1f. A missing or null field counts as empty.
+/// The flag says whether any field was found.
+pub fn fields_key(json: &[u8], fields: &[String]) -> (Vec<u8>, bool) {
+    let values = field_values(json, fields);
+    let found = values.iter().any(Option::is_some);
+    let mut key = Vec::new();
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            key.push(0x1f);
+        }
+        key.extend(v.unwrap_or_default());
+    }
+    (key, found)
 }
 
 #[cfg(test)]
@@ -58,5 +110,21 @@ mod tests {
         assert!(field_bytes(j, "o").is_none());
         assert!(field_bytes(j, "missing").is_none());
         assert!(field_bytes(b"not json", "x").is_none());
+    }
+
+    #[test]
+    fn fields_are_read_in_one_pass_whatever_their_order_and_escapes() {
+        let j = br#"{"a":{"x":[1,2]},"u\u0073er":"u7","n":12.5,"b":true,"z":null}"#;
+        assert_eq!(field_bytes(j, "user").as_deref(), Some(&b"u7"[..]), "an escaped key");
+        assert_eq!(field_bytes(j, "n").as_deref(), Some(&b"12.5"[..]));
+        assert_eq!(field_bytes(j, "a"), None, "nested");
+        assert_eq!(field_bytes(j, "z"), None, "null");
+        assert_eq!(field_bytes(b"[1,2]", "a"), None, "not an object");
+        assert_eq!(field_bytes(b"{\"a\":1", "a"), None, "truncated");
+        let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(fields_key(j, &f(&["b", "user"])), (b"true\x1fu7".to_vec(), true));
+        assert_eq!(fields_key(j, &f(&["missing", "user"])), (b"\x1fu7".to_vec(), true));
+        assert_eq!(fields_key(j, &f(&["missing"])), (Vec::new(), false));
+        assert_eq!(fields_key(j, &f(&["user"])).0, field_bytes(j, "user").unwrap(), "one field: its value as it is");
     }
 }

@@ -1,4 +1,6 @@
 //! Small helpers shared by several modules.
 
+pub mod dirs;
 pub mod json;
 pub mod retry;
+pub mod time;

@@ -57,7 +57,7 @@ impl Tansu {
             .expect("start tansu: run `bash tests/servers/install.sh`");
         let mut t = Tansu { broker: format!("127.0.0.1:{port}"), child, _dir: dir };
         let start = Instant::now();
-        while arkflow::kafka::probe::api_keys(&t.broker, Duration::from_secs(2)).is_err() {
+        while arkflow::connectors::kafka::probe::api_keys(&t.broker, Duration::from_secs(2)).is_err() {
             if let Ok(Some(status)) = t.child.try_wait() {
                 panic!("tansu exited early: {status}: {}", t.log());
             }
@@ -176,6 +176,26 @@ pub fn produce_to(broker: &str, topic: &str, records: impl IntoIterator<Item = (
         config_for(broker).set("enable.idempotence", "true").set("linger.ms", "20").set("queue.buffering.max.messages", "1000000").create().unwrap();
     for (part, k, v) in records {
         let mut rec = BaseRecord::to(topic).partition(part).key(&k).payload(&v);
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    rec = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(120)).unwrap();
+}
+
+/// Produces `(partition, value)` records without a key to `broker` and waits for them.
+#[allow(dead_code)]
+pub fn produce_unkeyed(broker: &str, topic: &str, records: impl IntoIterator<Item = (i32, String)>) {
+    let p: ThreadedProducer<DefaultProducerContext> =
+        config_for(broker).set("enable.idempotence", "true").set("linger.ms", "20").set("queue.buffering.max.messages", "1000000").create().unwrap();
+    for (part, v) in records {
+        let mut rec = BaseRecord::<(), String>::to(topic).partition(part).payload(&v);
         loop {
             match p.send(rec) {
                 Ok(()) => break,

@@ -69,11 +69,12 @@ impl Coordinator {
             parent: self.last_decided,
             generation: self.generation,
             key_groups: self.s.key_groups,
+            routing: Some(self.s.routing.clone()),
             input_position: p.position.clone().unwrap_or_default(),
             state_files: files,
             sinks,
             ttl_clock_ms: p.ttl_clock_ms,
-            created_ms: crate::input::now_ms(),
+            created_ms: crate::util::time::now_ms(),
         }
     }
 
@@ -209,7 +210,7 @@ impl Coordinator {
         self.own_slots.retain(|e| *e >= oldest);
         let fences = self.fences.clone();
         // Age is measured from when the keep set was taken: an object written after it survives.
-        let now = crate::input::now_ms();
+        let now = crate::util::time::now_ms();
         crate::checkpoint::io_runtime().spawn(async move {
             let old = |m: &crate::state::backend::ObjectMeta| now - m.modified_ms > grace.as_millis() as i64;
             if let Err(e) = crate::checkpoint::decision::collect(&*store, &scope, oldest, grace, &own, &fences).await {

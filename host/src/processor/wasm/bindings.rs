@@ -9,7 +9,7 @@ wasmtime::component::bindgen!({
     // be abandoned at its deadline (`instance::bounded`); the host's own imports stay synchronous.
     exports: { default: async },
     with: {
-        "arkflow:plugin/state.store": super::host::StoreRes,
+        "arkflow:plugin/state.store": crate::processor::wasm::resource::StoreRes,
     },
 });
 

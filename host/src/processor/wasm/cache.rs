@@ -63,20 +63,7 @@ pub fn dir() -> Option<PathBuf> {
     if let Some(d) = DIR.read().unwrap_or_else(|p| p.into_inner()).clone() {
         return d;
     }
-    default_dir()
-}
-
-/// `$ARKFLOW_PLUGIN_CACHE` (`off` disables), else `$XDG_CACHE_HOME/arkflow/plugins`, else
-/// `$HOME/.cache/arkflow/plugins`.
-pub fn default_dir() -> Option<PathBuf> {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    if let Some(v) = env("ARKFLOW_PLUGIN_CACHE") {
-        return (v != "off").then(|| PathBuf::from(v));
-    }
-    if let Some(x) = env("XDG_CACHE_HOME") {
-        return Some(PathBuf::from(x).join("arkflow/plugins"));
-    }
-    env("HOME").map(|h| PathBuf::from(h).join(".cache/arkflow/plugins"))
+    crate::util::dirs::plugin_cache()
 }
 
 /// The content hash used in cache keys and logs.

@@ -13,6 +13,7 @@
 use super::bindings::arkflow::plugin::{log, metrics, state, types};
 use super::bindings::WitStateError;
 use super::obs::{CallMetrics, Op, ProcessorObs};
+use super::resource::StoreRes;
 use crate::state::{Staging, StateError, WorkerState};
 use std::sync::Arc;
 use wasmtime::component::{Resource, ResourceTable};
@@ -53,9 +54,6 @@ impl wasmtime::ResourceLimiter for Limits {
         self.inner.memories()
     }
 }
-
-/// Marker type of the WIT `store` resource; the rep is the store id.
-pub struct StoreRes;
 
 /// Per-store data of a plugin instance.
 pub struct HostCtx {

@@ -29,7 +29,7 @@ pub struct WasmProcessor {
     name: String,
     worker: usize,
     /// Where traps and deadline kills are counted.
-    pub stream: Option<Arc<crate::engine::StreamShared>>,
+    pub ctx: Option<crate::processor::ProcessorContext>,
     /// Where a live swap of this processor is staged, and the swap generation this instance runs.
     pub slot: Option<Arc<super::swap::SwapSlot>>,
     generation: u64,
@@ -133,7 +133,7 @@ fn with_last_log(msg: String, store: &mut Store<HostCtx>) -> String {
 impl WasmProcessor {
     pub fn new(shared: Arc<WasmShared>, worker: usize) -> Self {
         let name = format!("{}@{}", shared.info.name, shared.info.version);
-        WasmProcessor { shared, instance: None, batch_id: 0, name, worker, stream: None, slot: None, generation: 0 }
+        WasmProcessor { shared, instance: None, batch_id: 0, name, worker, ctx: None, slot: None, generation: 0 }
     }
 
     /// Creates and `init`s the instance if there is none.
@@ -145,8 +145,8 @@ impl WasmProcessor {
         let where_ = format!("{}: plugin {}", s.label, s.path.display());
         let mut store = new_store(s);
         store.data_mut().worker = self.worker;
-        if let Some(st) = &self.stream {
-            store.data_mut().stream = Arc::from(st.name.as_str());
+        if let Some(c) = &self.ctx {
+            store.data_mut().stream = c.stream.clone();
         }
         let ms = s.cfg.limits.batch_timeout_ms;
         let plugin = bounded(ms, s.pre.instantiate_async(&mut store)).map_err(|e| format!("{where_}: instantiation failed: {}", trap_text(&e)))?;
@@ -219,8 +219,8 @@ impl WasmProcessor {
             Err(e) => {
                 data.staging.discard();
                 let deadline = matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt));
-                if let Some(s) = &self.stream {
-                    let counter = if deadline { &s.metrics.deadline_kills } else { &s.metrics.plugin_traps };
+                if let Some(c) = &self.ctx {
+                    let counter = if deadline { &c.pipeline.deadline_kills } else { &c.pipeline.plugin_traps };
                     counter.fetch_add(1, Relaxed);
                 }
                 let counter = if deadline { &obs.host.deadline_kills } else { &obs.host.traps };

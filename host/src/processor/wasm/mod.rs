@@ -21,6 +21,7 @@ mod engine;
 mod host;
 mod instance;
 pub mod obs;
+mod resource;
 pub mod swap;
 
 use crate::config::WasmProcessorConfig;
@@ -161,11 +162,17 @@ impl super::ProcessorFactory for WasmFactory {
     fn name(&self) -> &str {
         &self.name
     }
-    fn instantiate(&self, worker: usize, stream: Arc<crate::engine::StreamShared>) -> anyhow::Result<Box<dyn super::Processor>> {
-        self.slot.attach(&stream);
-        let mut p = WasmProcessor::new(self.shared.clone(), worker);
+    fn key(&self) -> super::KeyNeed {
+        match &self.shared.cfg.key_by {
+            Some(k) => super::KeyNeed::Fields(vec![k.clone()]),
+            None => super::KeyNeed::None,
+        }
+    }
+    fn instantiate(&self, ctx: &super::ProcessorContext) -> anyhow::Result<Box<dyn super::Processor>> {
+        self.slot.attach(&ctx.pipeline);
+        let mut p = WasmProcessor::new(self.shared.clone(), ctx.worker);
         p.slot = Some(self.slot.clone());
-        p.stream = Some(stream);
+        p.ctx = Some(ctx.clone());
         Ok(Box::new(p))
     }
 }

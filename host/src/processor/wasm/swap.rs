@@ -22,7 +22,7 @@
 //!   and new `name@version` with content hashes, the epoch of the switch, and every refusal.
 
 use super::{prepare, WasmProcessor, WasmShared};
-use crate::engine::StreamShared;
+use crate::processor::PipelineShared;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -49,7 +49,7 @@ pub struct SwapSlot {
     immediate: AtomicBool,
     /// One reload at a time (watcher and control requests).
     reloading: Mutex<()>,
-    stream: OnceLock<Weak<StreamShared>>,
+    stream: OnceLock<Weak<PipelineShared>>,
 }
 
 impl std::fmt::Debug for SwapSlot {
@@ -79,7 +79,7 @@ impl SwapSlot {
 
     /// Registers the slot with its stream once (metrics, barrier arming, control requests) and
     /// starts the file watcher when the processor has `watch: true`.
-    pub fn attach(self: &Arc<Self>, stream: &Arc<StreamShared>) {
+    pub fn attach(self: &Arc<Self>, stream: &Arc<PipelineShared>) {
         if self.stream.set(Arc::downgrade(stream)).is_err() {
             return;
         }
@@ -91,7 +91,7 @@ impl SwapSlot {
         }
     }
 
-    fn stream(&self) -> Option<Arc<StreamShared>> {
+    fn stream(&self) -> Option<Arc<PipelineShared>> {
         self.stream.get().and_then(Weak::upgrade)
     }
 
@@ -103,7 +103,7 @@ impl SwapSlot {
         let shown = old.path.display().to_string();
         let refused = |msg: String| {
             if let Some(s) = self.stream() {
-                s.metrics.plugin_swaps_refused.fetch_add(1, SeqCst);
+                s.plugin_swaps_refused.fetch_add(1, SeqCst);
             }
             tracing::error!(plugin = %shown, "{}: new plugin refused, {} keeps running: {msg}", old.label, old.display_name());
             msg
@@ -149,8 +149,8 @@ impl SwapSlot {
         *armed = Some(Armed { epoch, shared, generation });
         self.generation.store(generation, SeqCst);
         if let Some(s) = self.stream() {
-            s.metrics.plugin_swaps.fetch_add(1, SeqCst);
-            s.metrics.plugin_swap_pause_us.store(0, SeqCst);
+            s.plugin_swaps.fetch_add(1, SeqCst);
+            s.plugin_swap_pause_us.store(0, SeqCst);
         }
     }
 
@@ -172,7 +172,7 @@ impl SwapSlot {
     /// A worker finished switching; `pause` is how long it stalled.
     pub fn switched(&self, pause: Duration) {
         if let Some(s) = self.stream() {
-            s.metrics.plugin_swap_pause_us.fetch_max(pause.as_micros() as u64, SeqCst);
+            s.plugin_swap_pause_us.fetch_max(pause.as_micros() as u64, SeqCst);
         }
     }
 }

@@ -24,11 +24,11 @@ impl ObjectStore for MemoryStore {
         if m.contains_key(key) {
             return Ok(PutOutcome::Exists);
         }
-        m.insert(key.to_string(), (data, crate::input::now_ms()));
+        m.insert(key.to_string(), (data, crate::util::time::now_ms()));
         Ok(PutOutcome::Created)
     }
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
-        self.objects.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string(), (data, crate::input::now_ms()));
+        self.objects.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string(), (data, crate::util::time::now_ms()));
         Ok(())
     }
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {

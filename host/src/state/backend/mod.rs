@@ -73,12 +73,25 @@ pub type DynStore = Arc<dyn ObjectStore>;
 /// Writes a probe object twice with create-only semantics: true when the second write is
 /// refused and the first payload survives. Cleans up after itself.
 pub async fn probe_create_only(store: &dyn ObjectStore, scope: &str) -> Result<bool, StoreError> {
-    let key = crate::layout::probe(scope, &format!("{}-{}", std::process::id(), crate::input::now_ms()));
+    let key = crate::layout::probe(scope, &format!("{}-{}", std::process::id(), crate::util::time::now_ms()));
     let first = store.put_if_absent(&key, Bytes::from_static(b"first")).await?;
     let second = store.put_if_absent(&key, Bytes::from_static(b"second")).await?;
     let kept = store.get(&key).await?;
     let _ = store.delete(&key).await;
     Ok(first == PutOutcome::Created && second == PutOutcome::Exists && kept.as_deref() == Some(&b"first"[..]))
+}
+
+/// The process-wide runtime for object store I/O (object stores are async; the data path is not).
+pub fn io_runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("checkpoint-io").enable_all().build().expect("checkpoint I/O runtime")
+    })
+}
+
+/// Runs `fut` to completion from synchronous code (never from inside an async task).
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    io_runtime().block_on(fut)
 }
 
 #[cfg(test)]

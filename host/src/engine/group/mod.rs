@@ -28,9 +28,9 @@ pub mod gc;
 mod tests;
 
 use crate::config::{EngineConfig, OutputConfig, StreamConfig};
+use crate::connectors::input::Input;
+use crate::connectors::kafka::KafkaInput;
 use crate::engine::{CheckpointSetup, Stream, StreamReport, StreamShared};
-use crate::input::Input;
-use crate::kafka::KafkaInput;
 use crate::processor::ProcessorFactory;
 use crate::state::backend::ObjectStore;
 use crate::state::StateLimits;
@@ -45,7 +45,7 @@ pub struct GroupSetup {
     store: Arc<dyn ObjectStore>,
     input: Arc<Mutex<KafkaInput>>,
     /// The outbox producer (exactly-once kafka output), shared by every session.
-    producer: Option<Arc<rdkafka::producer::ThreadedProducer<crate::kafka::outbox::OutboxCtx>>>,
+    producer: Option<Arc<rdkafka::producer::ThreadedProducer<crate::connectors::kafka::outbox::OutboxCtx>>>,
 }
 
 /// One session's view of the shared consumer.
@@ -66,9 +66,6 @@ impl Input for SessionInput {
     }
     fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()> {
         self.lock().seek(position)
-    }
-    fn partitioned(&self) -> bool {
-        true
     }
     fn decided(&mut self, epoch: u64, position: &serde_json::Value) {
         self.lock().decided(epoch, position)
@@ -138,7 +135,7 @@ pub(crate) fn build(
     }
     let producer = match &cfg.output {
         OutputConfig::Kafka(k) if k.exactly_once => {
-            Some(crate::kafka::outbox::Outbox::shared_producer(k).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?)
+            Some(crate::connectors::kafka::outbox::Outbox::shared_producer(k).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?)
         }
         _ => None,
     };
@@ -148,6 +145,7 @@ pub(crate) fn build(
         factories,
         store_names,
         key_groups,
+        routing: crate::engine::Routing::Partition,
         ttl_ms: sm.state_timeout_ms,
         state_limits,
         input: Box::new(SessionInput(input.clone())),
@@ -388,7 +386,7 @@ fn start_session(t: &Stream, g: &GroupSetup, assignment: &[(String, i32)]) -> an
         "group session: key groups taken over"
     );
     g.input.lock().unwrap_or_else(|p| p.into_inner()).begin_session(assignment, &took.position)?;
-    let mut settings = crate::engine::checkpoint_settings(&g.engine, cfg);
+    let mut settings = crate::engine::checkpoint_settings(&g.engine, cfg, &crate::engine::Routing::Partition);
     settings.scope = scope.clone();
     settings.lazy_restore = false;
     let at = crate::engine::SinkPlace { store: &store, scope: &scope, generation, key_groups: t.key_groups, producer: g.producer.as_ref() };
@@ -408,6 +406,7 @@ fn start_session(t: &Stream, g: &GroupSetup, assignment: &[(String, i32)]) -> an
         factories: t.factories.clone(),
         store_names: t.store_names.clone(),
         key_groups: t.key_groups,
+        routing: crate::engine::Routing::Partition,
         ttl_ms: t.ttl_ms,
         state_limits: t.state_limits,
         input: Box::new(SessionInput(g.input.clone())),

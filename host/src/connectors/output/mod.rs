@@ -62,7 +62,7 @@ pub fn build(cfg: &OutputConfig) -> anyhow::Result<Box<dyn Output>> {
                 .with_context(|| format!("file output: cannot open {}", f.path.display()))?;
             Box::new(FileOut { format: f.format, w: std::io::BufWriter::with_capacity(1 << 20, file), path: f.path.clone() })
         }
-        OutputConfig::Kafka(k) => Box::new(crate::kafka::KafkaOutput::open(k.clone())?),
+        OutputConfig::Kafka(k) => Box::new(crate::connectors::kafka::KafkaOutput::open(k.clone())?),
         OutputConfig::Drop => Box::new(Dropping),
     })
 }

@@ -3,9 +3,10 @@
 //! Stdin cannot be replayed: with checkpoints a restart restores the state and reads the new
 //! stdin from its start (at-least-once); `exactly_once` is refused for it (config validation).
 
-use super::{json_line_record, now_ms, Input};
+use super::{json_line_record, Input};
 use crate::config::StdinInput as Config;
 use crate::record::Record;
+use crate::util::time::now_ms;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 use std::io::BufRead;
 use std::time::Duration;

@@ -127,6 +127,26 @@ pub fn derive(plan: &LogicalPlan) -> Result<(LogicalPlan, Shape), String> {
     Ok((partial, Shape { groups: n_groups, aggs, outputs }))
 }
 
+/// The columns of a continuous query's GROUP BY, in order; Err names a group expression that is
+/// not a plain column.
+pub fn group_columns(plan: &LogicalPlan) -> Result<Vec<String>, String> {
+    let mut agg = None;
+    let _ = plan.apply(|n| {
+        if let LogicalPlan::Aggregate(a) = n {
+            agg = Some(a.group_expr.clone());
+            return Ok(datafusion::common::tree_node::TreeNodeRecursion::Stop);
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    agg.unwrap_or_default()
+        .iter()
+        .map(|g| match unalias(g) {
+            Expr::Column(c) => Ok(c.name.clone()),
+            other => Err(format!("continuous sql groups by `{other}`, which is not a column of the records")),
+        })
+        .collect()
+}
+
 fn add(a: &Value, b: &Value) -> Value {
     match (a, b) {
         (Value::Null, x) | (x, Value::Null) => x.clone(),

@@ -12,7 +12,6 @@ use crate::config::FailurePolicy;
 use crate::processor::{BatchCtx, BatchError, Processor, ProcessorFactory, StateSlot};
 use crate::record::{Outcome, Record, RecordError};
 use datafusion::arrow::datatypes::Schema;
-use std::sync::Arc;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -33,7 +32,7 @@ impl ProcessorFactory for CodecFactory {
             Direction::ArrowToJson => "arrow_to_json",
         }
     }
-    fn instantiate(&self, _: usize, _: Arc<crate::engine::StreamShared>) -> anyhow::Result<Box<dyn Processor>> {
+    fn instantiate(&self, _: &crate::processor::ProcessorContext) -> anyhow::Result<Box<dyn Processor>> {
         Ok(Box::new(Codec { direction: self.direction, declared: self.declared.clone(), label: self.label.clone() }))
     }
 }

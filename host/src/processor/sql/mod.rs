@@ -6,8 +6,9 @@
 //! (the default when the stream's state is enabled and the query has a GROUP BY): aggregates
 //! accumulate over the whole stream in the keyed state store `store` (default: the stream's first
 //! `custom_keys` entry), checkpointed and restored like plugin state; each batch emits one upsert
-//! record per changed group (`continuous.rs`). A group's records must share a key group: route by
-//! the group key (`key_by`, or a Kafka key equal to it).
+//! record per changed group (`continuous.rs`). A group's records must share a key group: the
+//! factory declares the GROUP BY columns as its key (`KeyNeed`) and the stream routes by them
+//! (`engine::routing`).
 //!
 //! Start-up check: the query is planned against a placeholder table (every identifier of the
 //! query as a nullable float column) so that DDL/DML and clauses continuous mode cannot keep are
@@ -20,7 +21,7 @@ mod continuous;
 mod engine;
 
 use crate::config::{FailurePolicy, SqlMode, SqlProcessorConfig};
-use crate::processor::{BatchCtx, BatchError, Processor, ProcessorFactory, StateSlot};
+use crate::processor::{BatchCtx, BatchError, KeyNeed, Processor, ProcessorFactory, StateSlot};
 use crate::record::{Outcome, Record, RecordError};
 use crate::state::Staging;
 use continuous::Shape;
@@ -35,22 +36,26 @@ pub struct SqlFactory {
     store: u16,
     declared: Option<Schema>,
     label: String,
+    /// The GROUP BY columns in continuous mode (see `engine::routing`).
+    key: KeyNeed,
 }
 
-/// The identifiers of `query` (words that are not SQL keywords), for the placeholder table.
+/// Every word of `query` that could name a column, for the placeholder table: keywords included
+/// (`key`, `value`, `date` are keywords and common field names; a surplus column is harmless),
+/// unquoted words also lowercased (the planner's spelling of them).
 fn identifiers(query: &str) -> Vec<String> {
     use datafusion::sql::sqlparser::{
         dialect::GenericDialect,
-        keywords::Keyword,
         tokenizer::{Token, Tokenizer},
     };
     let mut out: Vec<String> = Tokenizer::new(&GenericDialect {}, query)
         .tokenize()
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|t| match t {
-            Token::Word(w) if w.keyword == Keyword::NoKeyword || w.quote_style.is_some() => Some(w.value),
-            _ => None,
+        .flat_map(|t| match t {
+            Token::Word(w) if w.quote_style.is_none() => vec![w.value.to_lowercase(), w.value],
+            Token::Word(w) => vec![w.value],
+            _ => vec![],
         })
         .collect();
     out.sort();
@@ -122,7 +127,17 @@ impl SqlFactory {
                 continuous::derive(plan).map_err(|e| anyhow::anyhow!("{label}: sql query: {e}"))?;
             }
         }
-        Ok(SqlFactory { cfg: cfg.clone(), mode, store, declared, label: label.to_string() })
+        let key = match (mode, &checked) {
+            (SqlMode::Batch, _) => KeyNeed::None,
+            // Grouped by the record key alone: routing by the record key keeps groups whole.
+            (SqlMode::Continuous, Some(plan)) => match continuous::group_columns(plan) {
+                Ok(c) if c == ["__key"] => KeyNeed::None,
+                Ok(c) => KeyNeed::Fields(c),
+                Err(e) => KeyNeed::Unknown(e),
+            },
+            (SqlMode::Continuous, None) => KeyNeed::Unknown("the GROUP BY columns of this continuous sql query could not be read before data arrives".into()),
+        };
+        Ok(SqlFactory { cfg: cfg.clone(), mode, store, declared, label: label.to_string(), key })
     }
 
     pub fn mode(&self) -> SqlMode {
@@ -143,7 +158,10 @@ impl ProcessorFactory for SqlFactory {
     fn name(&self) -> &str {
         "sql"
     }
-    fn instantiate(&self, _worker: usize, _stream: Arc<crate::engine::StreamShared>) -> anyhow::Result<Box<dyn Processor>> {
+    fn key(&self) -> KeyNeed {
+        self.key.clone()
+    }
+    fn instantiate(&self, _: &crate::processor::ProcessorContext) -> anyhow::Result<Box<dyn Processor>> {
         let (t, q) = (&self.cfg.table_name, &self.cfg.query);
         Ok(Box::new(SqlProcessor {
             engine: match self.mode {
@@ -318,7 +336,7 @@ mod tests {
 
     fn processor(query: &str, mode: Option<SqlMode>) -> (SqlFactory, Box<dyn Processor>) {
         let f = SqlFactory::new(&cfg(query, mode), "p", &stores(), true).unwrap();
-        let p = f.instantiate(0, Arc::new(crate::engine::StreamShared::new("t".into()))).unwrap();
+        let p = f.instantiate(&crate::processor::ProcessorContext { stream: "t".into(), worker: 0, pipeline: Default::default() }).unwrap();
         (f, p)
     }
 
@@ -377,7 +395,7 @@ mod tests {
 
     fn codec(direction: codecs::Direction) -> Box<dyn Processor> {
         let f = codecs::CodecFactory { direction, declared: None, label: "c".into() };
-        f.instantiate(0, Arc::new(crate::engine::StreamShared::new("t".into()))).unwrap()
+        f.instantiate(&crate::processor::ProcessorContext { stream: "t".into(), worker: 0, pipeline: Default::default() }).unwrap()
     }
 
     fn records_out(out: Vec<Outcome>) -> Vec<Record> {

@@ -31,6 +31,7 @@ async fn decide(store: &dyn ObjectStore, scope: &str, epoch: u64, generation: u6
         parent: None,
         generation,
         key_groups: KG,
+        routing: None,
         input_position: serde_json::json!({ "kafka": { "in": ps } }),
         state_files: vec![file],
         sinks: vec![],

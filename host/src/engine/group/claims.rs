@@ -97,42 +97,12 @@ pub async fn take_over(
     let mut fenced: HashMap<String, Option<Head>> = HashMap::new();
     while !todo.is_empty() {
         // 1. Resolve every group's head, fencing its current owner.
-        let mut next: BTreeMap<u32, (u64, Option<Head>)> = BTreeMap::new();
-        for &k in &todo {
-            let list = store.list(&claims_prefix(op, k)).await?;
-            let (n, scope, from) = match list.iter().filter_map(|m| parse_tail(&m.key)).max() {
-                None if store.list(&crate::layout::prefix(op, "commits")).await?.is_empty() => (0, None, None),
-                None => (0, Some(op.to_string()), None),
-                Some(n) => {
-                    let ck = crate::layout::claim(op, k, n);
-                    let bytes = store.get(&ck).await?.ok_or_else(|| anyhow::anyhow!("claim {ck} vanished from {}", store.describe()))?;
-                    let c = Claim::decode(&bytes, &ck, &store.describe())?;
-                    (n, Some(session_scope(op, c.session)), c.from)
-                }
-            };
-            let head = match scope {
-                None => None,
-                Some(scope) => {
-                    if !fenced.contains_key(&scope) {
-                        let (d, _) = fence_next(&*store, &scope, g).await?;
-                        fenced.insert(scope.clone(), head_of(&scope, d));
-                    }
-                    fenced[&scope].clone().or(from)
-                }
-            };
-            next.insert(k, (n + 1, head));
-        }
+        let next = resolve_heads(&*store, op, g, &todo, &mut fenced).await?;
         // 2. Publish what the previous owners decided but did not publish, per head.
         if let Some(cfg) = outbox {
-            let mut by_head: BTreeMap<String, (Head, BTreeSet<u32>)> = BTreeMap::new();
-            for (k, (_, h)) in &next {
-                if let Some(h) = h {
-                    by_head.entry(h.manifest.clone()).or_insert_with(|| (h.clone(), BTreeSet::new())).1.insert(*k);
-                }
-            }
-            for (h, ks) in by_head.values() {
-                let l = crate::kafka::outbox::Leftovers { scope: &h.scope, generation: h.generation, upto: h.epoch, groups: Some(ks), mark: false };
-                out.leftovers += crate::kafka::outbox::publish_leftovers(cfg, store.clone(), l).await?.0;
+            for (h, ks) in by_head(next.iter().map(|(k, (_, h))| (*k, h))).values() {
+                let l = crate::connectors::kafka::outbox::Leftovers { scope: &h.scope, generation: h.generation, upto: h.epoch, groups: Some(ks), mark: false };
+                out.leftovers += crate::connectors::kafka::outbox::publish_leftovers(cfg, store.clone(), l).await?.0;
             }
         }
         // 3. Claim; a group someone else claimed meanwhile goes round again.
@@ -149,15 +119,63 @@ pub async fn take_over(
         }
     }
     // 4. Restore each head's groups from its manifest.
-    let started = std::time::Instant::now();
-    let mut by_manifest: BTreeMap<String, (Head, BTreeSet<u32>)> = BTreeMap::new();
-    for (k, h) in &out.heads {
+    restore(store, &mut out, key_groups).await?;
+    Ok(out)
+}
+
+/// Each group's next claim number and head (the decided checkpoint it continues from); the
+/// current owner of each group is fenced once per scope (`fenced` remembers).
+async fn resolve_heads(
+    store: &dyn ObjectStore,
+    op: &str,
+    g: u64,
+    todo: &BTreeSet<u32>,
+    fenced: &mut HashMap<String, Option<Head>>,
+) -> anyhow::Result<BTreeMap<u32, (u64, Option<Head>)>> {
+    let mut next = BTreeMap::new();
+    for &k in todo {
+        let list = store.list(&claims_prefix(op, k)).await?;
+        let (n, scope, from) = match list.iter().filter_map(|m| parse_tail(&m.key)).max() {
+            None if store.list(&crate::layout::prefix(op, "commits")).await?.is_empty() => (0, None, None),
+            None => (0, Some(op.to_string()), None),
+            Some(n) => {
+                let ck = crate::layout::claim(op, k, n);
+                let bytes = store.get(&ck).await?.ok_or_else(|| anyhow::anyhow!("claim {ck} vanished from {}", store.describe()))?;
+                let c = Claim::decode(&bytes, &ck, &store.describe())?;
+                (n, Some(session_scope(op, c.session)), c.from)
+            }
+        };
+        let head = match scope {
+            None => None,
+            Some(scope) => {
+                if !fenced.contains_key(&scope) {
+                    let (d, _) = fence_next(store, &scope, g).await?;
+                    fenced.insert(scope.clone(), head_of(&scope, d));
+                }
+                fenced[&scope].clone().or(from)
+            }
+        };
+        next.insert(k, (n + 1, head));
+    }
+    Ok(next)
+}
+
+/// Groups by the manifest of their head (groups without a head left out).
+fn by_head<'a>(heads: impl Iterator<Item = (u32, &'a Option<Head>)>) -> BTreeMap<String, (Head, BTreeSet<u32>)> {
+    let mut by: BTreeMap<String, (Head, BTreeSet<u32>)> = BTreeMap::new();
+    for (k, h) in heads {
         if let Some(h) = h {
-            by_manifest.entry(h.manifest.clone()).or_insert_with(|| (h.clone(), BTreeSet::new())).1.insert(*k);
+            by.entry(h.manifest.clone()).or_insert_with(|| (h.clone(), BTreeSet::new())).1.insert(k);
         }
     }
+    by
+}
+
+/// Loads the state entries and the input positions of `out.heads`' groups.
+async fn restore(store: Arc<dyn ObjectStore>, out: &mut TakeOver, key_groups: u32) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let mut position: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-    for (h, ks) in by_manifest.values() {
+    for (h, ks) in by_head(out.heads.iter().map(|(k, h)| (*k, h))).values() {
         let m = load_manifest(&*store, &h.manifest, Some(h.checksum)).await?;
         out.clock_ms = out.clock_ms.max(Some(m.ttl_clock_ms));
         if m.key_groups != key_groups {
@@ -169,7 +187,7 @@ pub async fn take_over(
             );
         }
         out.entries.extend(load_entries(store.clone(), &m.state_files).await?.into_iter().filter(|e| ks.contains(&e.group)));
-        for (topic, p, off) in crate::kafka::position_entries(&m.input_position).into_iter().flatten().flatten() {
+        for (topic, p, off) in crate::connectors::kafka::position_entries(&m.input_position).into_iter().flatten().flatten() {
             if ks.contains(&(p as u32 % key_groups)) {
                 position.entry(topic).or_default().insert(p.to_string(), off);
             }
@@ -177,5 +195,5 @@ pub async fn take_over(
     }
     out.position = serde_json::json!({ "kafka": position });
     out.restore_ms = started.elapsed().as_millis() as u64;
-    Ok(out)
+    Ok(())
 }

@@ -3,7 +3,7 @@
 //! Contract: with `assignment: all` partitions are assigned explicitly (this process reads every
 //! partition). With `assignment: group` the consumer subscribes and the group assigns (eager
 //! `range` protocol); rebalance events are only recorded here, and the group driver
-//! (`crate::group`) reacts between sessions: a revoke ends the current session's input (the stream
+//! (`crate::engine::group`) reacts between sessions: a revoke ends the current session's input (the stream
 //! drains and takes its last checkpoint before the partitions are released with `end_session`),
 //! an assignment starts the next session at the positions the checkpoints recorded
 //! (`begin_session`). librdkafka keeps the group protocol waiting until the (un)assign call. The stream
@@ -17,14 +17,15 @@
 //! so records arriving one at a time still form large batches. With `stop_at_end`, the input ends
 //! once every partition reached the high watermark it had when the input opened.
 
+use super::consumer_ctx::{GroupEvent, StatsContext};
 use super::KafkaMetrics;
 use crate::config::{KafkaInput as Config, StartFrom};
-use crate::input::Input;
+use crate::connectors::input::Input;
 use crate::record::Record;
 use anyhow::{bail, Context};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,70 +42,6 @@ struct Part {
     paused: bool,
 }
 
-/// A consumer-group rebalance, as recorded by the consumer's context.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupEvent {
-    Assign(Vec<(String, i32)>),
-    Revoke(Vec<(String, i32)>),
-}
-
-/// Reports partition end offsets from librdkafka statistics into the stream's Kafka metrics, and
-/// records rebalances (group mode) for the group driver instead of applying them.
-pub struct StatsContext {
-    metrics: Arc<KafkaMetrics>,
-    group: bool,
-    events: std::sync::Mutex<std::collections::VecDeque<GroupEvent>>,
-    /// Set when the consumer closes: the revoke of leaving the group is applied at once.
-    closing: std::sync::atomic::AtomicBool,
-}
-
-impl ClientContext for StatsContext {
-    fn stats(&self, stats: rdkafka::Statistics) {
-        for (topic, t) in stats.topics {
-            for (p, s) in t.partitions {
-                if p >= 0 && s.hi_offset >= 0 {
-                    let end = if s.ls_offset >= 0 { s.ls_offset } else { s.hi_offset };
-                    self.metrics.set_end(&topic, p, end);
-                }
-            }
-        }
-    }
-}
-impl ConsumerContext for StatsContext {
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: rdkafka::types::RDKafkaRespErr, tpl: &mut TopicPartitionList) {
-        use rdkafka::types::RDKafkaRespErr as E;
-        if !self.group {
-            return; // partitions are assigned explicitly; a group rebalance never reaches here
-        }
-        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
-            let _ = consumer.unassign();
-            return;
-        }
-        let list: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-        let ev = match err {
-            E::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => GroupEvent::Assign(list),
-            E::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => GroupEvent::Revoke(list),
-            other => {
-                tracing::warn!("kafka input: consumer group rebalance error {other:?}; releasing partitions");
-                let _ = consumer.unassign();
-                return;
-            }
-        };
-        tracing::info!("kafka input: consumer group {ev:?}");
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).push_back(ev);
-    }
-}
-
-impl StatsContext {
-    fn next_event(&self) -> Option<GroupEvent> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
-    }
-
-    fn revoke_pending(&self) -> bool {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|e| matches!(e, GroupEvent::Revoke(_)))
-    }
-}
-
 /// Group mode's default `session.timeout.ms`: the broker drops a member that has not heartbeated
 /// for this long (a SIGKILLed process's partitions move after it). Below librdkafka's 45 s so a
 /// dead process's partitions move sooner; not lower, because a busy broker answers heartbeats
@@ -119,7 +56,7 @@ pub struct KafkaInput {
     assigned: bool,
     metrics: Arc<KafkaMetrics>,
     warned_at: Option<Instant>,
-    rate: Option<crate::input::RateLimiter>,
+    rate: Option<crate::connectors::input::RateLimiter>,
     last_commit: Option<Instant>,
     /// Group mode: the partitions (indexes into `parts`) of the current session.
     owned: Option<std::collections::BTreeSet<usize>>,
@@ -189,7 +126,7 @@ impl KafkaInput {
         }
         tracing::debug!(ms = opened.elapsed().as_millis() as u64, partitions = parts.len(), "kafka input: opened");
         let index = parts.iter().enumerate().map(|(i, p)| ((p.topic.clone(), p.partition), i)).collect();
-        let rate = cfg.rate_per_sec.map(crate::input::RateLimiter::new);
+        let rate = cfg.rate_per_sec.map(crate::connectors::input::RateLimiter::new);
         let owned = group.then(Default::default);
         if group {
             let counts: std::collections::BTreeSet<usize> = cfg.topics.iter().map(|t| parts.iter().filter(|p| &p.topic == t).count()).collect();
@@ -358,6 +295,47 @@ impl KafkaInput {
     }
 }
 
+/// The record of `msg` if the input takes it: a partition it owns, at or past the partition's
+/// position, before the end of a bounded read (a partition reaching its end is paused).
+/// Advances the partition's position. (The fields are passed apart: `msg` borrows the consumer.)
+fn accept(
+    index: &BTreeMap<(String, i32), usize>,
+    parts: &mut [Part],
+    owned: Option<&std::collections::BTreeSet<usize>>,
+    consumer: &BaseConsumer<StatsContext>,
+    msg: &rdkafka::message::BorrowedMessage<'_>,
+) -> Option<Record> {
+    let &i = index.get(&(msg.topic().to_string(), msg.partition()))?;
+    if owned.is_some_and(|o| !o.contains(&i)) {
+        return None;
+    }
+    let part = &mut parts[i];
+    // A record below the position was fetched before a re-assignment: skip it.
+    if part.next.is_some_and(|next| msg.offset() < next) {
+        return None;
+    }
+    if part.end.is_some_and(|e| msg.offset() >= e) {
+        // Past the end of a bounded read: leave it for a later run.
+        if !part.paused {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&part.topic, part.partition);
+            let _ = consumer.pause(&tpl);
+            part.paused = true;
+        }
+        return None;
+    }
+    part.next = Some(msg.offset() + 1);
+    let headers = msg.headers().map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect()).unwrap_or_default();
+    Some(Record {
+        key: msg.key().map(<[u8]>::to_vec),
+        value: msg.payload().map(<[u8]>::to_vec),
+        headers,
+        timestamp_ms: msg.timestamp().to_millis().unwrap_or_else(crate::util::time::now_ms),
+        partition: msg.partition() as u32,
+        offset: msg.offset() as u64,
+    })
+}
+
 impl Drop for KafkaInput {
     /// Closing leaves the group; its revoke must not wait for a session to drain.
     fn drop(&mut self) {
@@ -404,36 +382,7 @@ impl Input for KafkaInput {
                 }
                 Some(Ok(m)) => m,
             };
-            let Some(&i) = self.index.get(&(msg.topic().to_string(), msg.partition())) else { continue };
-            if !self.owns(i) {
-                continue;
-            }
-            let part = &mut self.parts[i];
-            // A record below the position was fetched before a re-assignment: skip it.
-            if part.next.is_some_and(|next| msg.offset() < next) {
-                continue;
-            }
-            if part.end.is_some_and(|e| msg.offset() >= e) {
-                // Past the end of a bounded read: leave it for a later run.
-                if !part.paused {
-                    let mut tpl = TopicPartitionList::new();
-                    tpl.add_partition(&part.topic, part.partition);
-                    let _ = self.consumer.pause(&tpl);
-                    part.paused = true;
-                }
-                continue;
-            }
-            part.next = Some(msg.offset() + 1);
-            let headers =
-                msg.headers().map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect()).unwrap_or_default();
-            let r = Record {
-                key: msg.key().map(<[u8]>::to_vec),
-                value: msg.payload().map(<[u8]>::to_vec),
-                headers,
-                timestamp_ms: msg.timestamp().to_millis().unwrap_or_else(crate::input::now_ms),
-                partition: msg.partition() as u32,
-                offset: msg.offset() as u64,
-            };
+            let Some(r) = accept(&self.index, &mut self.parts, self.owned.as_ref(), &self.consumer, &msg) else { continue };
             bytes += r.size();
             batch.push(r);
             deadline.get_or_insert(now + wait);
@@ -470,10 +419,6 @@ impl Input for KafkaInput {
             }
         }
         Ok(())
-    }
-
-    fn partitioned(&self) -> bool {
-        true
     }
 
     fn decided(&mut self, epoch: u64, position: &serde_json::Value) {

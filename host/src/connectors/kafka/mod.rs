@@ -5,6 +5,7 @@
 //! speaks the Kafka protocol's ApiVersions request itself, so a missing transaction API is
 //! reported by name before any producer is created.
 
+mod consumer_ctx;
 mod input;
 pub mod outbox;
 mod outbox_codec;
@@ -13,7 +14,8 @@ pub mod probe;
 pub mod txn;
 mod txn_rdkafka;
 
-pub use input::{GroupEvent, KafkaInput};
+pub use consumer_ctx::GroupEvent;
+pub use input::KafkaInput;
 pub use output::KafkaOutput;
 pub use txn_rdkafka::RdTxnClient;
 

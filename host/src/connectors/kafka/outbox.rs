@@ -33,7 +33,7 @@ pub use super::outbox_codec::{decode, encode, OutMessage};
 use super::output::{producer_config, route, send_message};
 use crate::checkpoint::{sealed, CommitError, Committer};
 use crate::config::KafkaOutput as Config;
-use crate::output::Output;
+use crate::connectors::output::Output;
 use crate::record::Record;
 use crate::state::backend::{ObjectStore, PutOutcome};
 use anyhow::{bail, Context};
@@ -373,14 +373,14 @@ pub struct Leftovers<'a> {
 /// number of messages published now and the output's end offsets afterwards (empty when there
 /// was nothing to do).
 pub async fn publish_leftovers(cfg: &Config, store: Arc<dyn ObjectStore>, l: Leftovers<'_>) -> anyhow::Result<(usize, Frontier)> {
-    let markers = store.list(&crate::layout::prefix(&l.scope, "published")).await?;
+    let markers = store.list(&crate::layout::prefix(l.scope, "published")).await?;
     let last = markers.iter().filter_map(|m| crate::checkpoint::parse_tail(&m.key)).max();
     if last.is_some_and(|m| m >= l.upto) {
         return Ok((0, Frontier::new()));
     }
     let suffix = format!("-g{}", l.generation);
     let mut epochs: Vec<(u64, String)> = Vec::new();
-    for m in store.list(&crate::layout::prefix(&l.scope, "outbox")).await? {
+    for m in store.list(&crate::layout::prefix(l.scope, "outbox")).await? {
         let Some(name) = m.key.rsplit('/').next() else { continue };
         let Some(e) = name.strip_suffix(&suffix).and_then(|e| e.parse::<u64>().ok()) else { continue };
         if e > last.unwrap_or(0) && e <= l.upto {

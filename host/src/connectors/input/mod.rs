@@ -20,11 +20,6 @@ pub trait Input: Send {
     fn next_batch(&mut self) -> anyhow::Result<Option<Vec<Record>>>;
     fn position(&self) -> serde_json::Value;
     fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()>;
-    /// True when records must be routed by their `partition` (the key group of a record is its
-    /// partition's) instead of by key.
-    fn partitioned(&self) -> bool {
-        false
-    }
     /// Told after checkpoint `epoch` was decided, with the position it recorded (Kafka commits it
     /// to the consumer group for monitoring).
     fn decided(&mut self, _epoch: u64, _position: &serde_json::Value) {}
@@ -32,12 +27,12 @@ pub trait Input: Send {
 
 /// Builds the input described by `cfg`. `group` is the Kafka consumer group used when the
 /// config names none; `kafka` receives the Kafka figures.
-pub fn build(cfg: &InputConfig, group: &str, kafka: std::sync::Arc<crate::kafka::KafkaMetrics>) -> anyhow::Result<Box<dyn Input>> {
+pub fn build(cfg: &InputConfig, group: &str, kafka: std::sync::Arc<crate::connectors::kafka::KafkaMetrics>) -> anyhow::Result<Box<dyn Input>> {
     Ok(match cfg {
         InputConfig::Generate(g) => Box::new(GenerateInput::new(g.clone())),
         InputConfig::File(f) => Box::new(FileInput::open(f.clone())?),
         InputConfig::Stdin(s) => Box::new(StdinInput::new(s.clone())),
-        InputConfig::Kafka(k) => Box::new(crate::kafka::KafkaInput::open(k.clone(), group, kafka)?),
+        InputConfig::Kafka(k) => Box::new(crate::connectors::kafka::KafkaInput::open(k.clone(), group, kafka)?),
     })
 }
 
@@ -78,9 +73,4 @@ impl RateLimiter {
         self.sent += n;
         n
     }
-}
-
-/// Wall-clock milliseconds since the Unix epoch: the TTL clock.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

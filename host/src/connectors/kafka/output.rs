@@ -10,7 +10,7 @@
 
 use super::txn::{TxnClient, TxnSink};
 use crate::config::KafkaOutput as Config;
-use crate::output::Output;
+use crate::connectors::output::Output;
 use crate::record::Record;
 use anyhow::{bail, Context};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};

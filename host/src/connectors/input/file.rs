@@ -2,9 +2,10 @@
 //! returned; `seek` reopens at that offset. Blank lines are skipped; a trailing line without a
 //! newline is still a record.
 
-use super::{json_line_record, now_ms, Input};
+use super::{json_line_record, Input};
 use crate::config::FileInput as Config;
 use crate::record::Record;
+use crate::util::time::now_ms;
 use anyhow::Context;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};

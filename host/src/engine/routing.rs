@@ -1,0 +1,185 @@
+//! Which key group each record goes to: the routing key a stream needs, derived from its stages
+//! (docs/ARCHITECTURE.md, *Routing*), and the [`Router`] that applies it on the input thread.
+//!
+//! Each stage says which key its state needs ([`KeyNeed`]): none (stateless, or state that is
+//! not grouped by a field), fields of the record value (continuous SQL: its GROUP BY columns, all
+//! of them in order; a `wasm` processor with `key_by:`), or a key the host cannot compute (a
+//! GROUP BY over an expression). The stream routes by its `key_by` when set, else by the key of
+//! its keyed stages, which must all need the same key: records then reach the key group of their
+//! key whatever the input's partitioning (an exchange at the input), so a group's state is never
+//! split. A stage whose key the host cannot compute, or two stages keyed differently (that would
+//! need an exchange between stages), is refused at build time with the stage and the fix named.
+//! A Kafka input in group mode keeps routing by partition (a partition's key groups move with
+//! it between processes); a keyed stage there relies on the producer's partitioning, said in a
+//! warning at start.
+
+use crate::config::StreamConfig;
+use crate::processor::KeyNeed;
+
+/// How the input thread routes records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routing {
+    /// By the record key; records without one round-robin over the key groups.
+    RecordKey,
+    /// By the record's partition (`partition % key_groups`).
+    Partition,
+    /// By these top-level fields of the JSON value, in order. A missing or null field counts as
+    /// empty, unless `fallback`: then a record with none of the fields goes by its record key
+    /// (the stream's explicit `key_by`).
+    Fields { fields: Vec<String>, fallback: bool },
+}
+
+impl Routing {
+    /// How the routing is named in logs and checkpoint manifests.
+    pub fn describe(&self) -> String {
+        match self {
+            Routing::RecordKey => "record key".into(),
+            Routing::Partition => "partition".into(),
+            Routing::Fields { fields, .. } => format!("fields {}", fields.join(", ")),
+        }
+    }
+}
+
+/// The routing of stream `cfg` whose stages need `needs` (in pipeline order). `partitioned`: the
+/// input's records carry partitions that own key groups (Kafka); `group_mode`: partitions move
+/// between processes (`assignment: group`).
+pub fn plan(cfg: &StreamConfig, needs: &[KeyNeed], partitioned: bool, group_mode: bool) -> anyhow::Result<Routing> {
+    let label = |i: usize| format!("streams[{}].pipeline.processors[{i}]", cfg.name);
+    let mut keyed: Option<(usize, &Vec<String>)> = None;
+    for (i, need) in needs.iter().enumerate() {
+        match need {
+            KeyNeed::None => {}
+            KeyNeed::Unknown(why) if cfg.key_by.is_none() => anyhow::bail!(
+                "{}: {why}; the host cannot route records by it, so a group's records would be split over key groups and its results would be wrong. Set the stream's `key_by:` to a field whose equal values imply equal groups",
+                label(i)
+            ),
+            KeyNeed::Unknown(_) => {}
+            KeyNeed::Fields(f) => match keyed {
+                None => keyed = Some((i, f)),
+                Some((j, g)) if g != f && cfg.key_by.is_none() => anyhow::bail!(
+                    "{} keeps state by ({}) but {} keeps state by ({}): one stream routes its records by one key. Use one key for both, or split the pipeline into two streams joined by a Kafka topic keyed by the second key",
+                    label(i),
+                    f.join(", "),
+                    label(j),
+                    g.join(", ")
+                ),
+                Some(_) => {}
+            },
+        }
+    }
+    if group_mode {
+        if let Some((i, f)) = keyed.filter(|_| cfg.key_by.is_none()) {
+            tracing::warn!(
+                stream = %cfg.name,
+                "{} keeps state by ({}); in group mode records are routed by Kafka partition, so each value of ({}) must be produced to one partition (key the messages by it)",
+                label(i),
+                f.join(", "),
+                f.join(", ")
+            );
+        }
+        if cfg.key_by.is_some() {
+            tracing::warn!(stream = %cfg.name, "key_by is not applied in group mode: records are routed by Kafka partition (a key's records must share a partition)");
+        }
+        return Ok(Routing::Partition);
+    }
+    if let Some(k) = &cfg.key_by {
+        if let Some((i, f)) = keyed.filter(|(_, f)| **f != [k.clone()]) {
+            tracing::warn!(stream = %cfg.name, "key_by routes records by `{k}` while {} keeps state by ({}): its results are right only if equal `{k}` values imply equal groups", label(i), f.join(", "));
+        }
+        return Ok(Routing::Fields { fields: vec![k.clone()], fallback: true });
+    }
+    Ok(match keyed {
+        Some((_, f)) => Routing::Fields { fields: f.clone(), fallback: false },
+        None if partitioned => Routing::Partition,
+        None => Routing::RecordKey,
+    })
+}
+
+/// Assigns key groups and workers.
+pub struct Router {
+    pub key_groups: u32,
+    pub workers: usize,
+    pub routing: Routing,
+    unkeyed: u64,
+}
+
+impl Router {
+    pub fn new(key_groups: u32, workers: usize, routing: Routing) -> Self {
+        Router { key_groups, workers, routing, unkeyed: 0 }
+    }
+
+    /// The key group of a routing key.
+    pub fn group_of(&self, key: &[u8]) -> u32 {
+        (xxhash_rust::xxh3::xxh3_64(key) % self.key_groups as u64) as u32
+    }
+
+    /// The worker owning `group` (contiguous ranges).
+    pub fn worker_of(&self, group: u32) -> usize {
+        (group as u64 * self.workers as u64 / self.key_groups as u64) as usize
+    }
+
+    /// The key group of one record.
+    pub fn group(&mut self, record: &crate::record::Record) -> u32 {
+        match &self.routing {
+            Routing::Partition => record.partition % self.key_groups,
+            Routing::RecordKey => self.by_record_key(record),
+            Routing::Fields { fields, fallback } => match crate::util::json::fields_key(record.value.as_deref().unwrap_or_default(), fields) {
+                (_, false) if *fallback => self.by_record_key(record),
+                (key, _) => self.group_of(&key),
+            },
+        }
+    }
+
+    pub fn route(&mut self, batch: Vec<crate::record::Record>) -> Vec<Vec<super::msg::Routed>> {
+        let mut out: Vec<Vec<super::msg::Routed>> = (0..self.workers).map(|_| Vec::with_capacity(batch.len() / self.workers + 1)).collect();
+        for record in batch {
+            let group = self.group(&record);
+            out[self.worker_of(group)].push(super::msg::Routed { group, record });
+        }
+        out
+    }
+
+    fn by_record_key(&mut self, record: &crate::record::Record) -> u32 {
+        match &record.key {
+            Some(k) => self.group_of(k),
+            None => {
+                self.unkeyed += 1;
+                (self.unkeyed % self.key_groups as u64) as u32
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Record;
+
+    fn rec(value: &str, key: Option<&str>) -> Record {
+        Record { key: key.map(|k| k.as_bytes().to_vec()), value: Some(value.as_bytes().to_vec()), ..Default::default() }
+    }
+
+    #[test]
+    fn records_with_equal_fields_share_a_group_whatever_their_record_key_or_partition() {
+        let mut r = Router::new(128, 4, Routing::Fields { fields: vec!["user".into(), "day".into()], fallback: false });
+        let mut a = rec(r#"{"user":"u1","day":3,"x":1}"#, Some("k1"));
+        a.partition = 1;
+        let mut b = rec(r#"{"x":2,"day":3,"user":"u1"}"#, Some("k2"));
+        b.partition = 2;
+        assert_eq!(r.group(&a), r.group(&b));
+        // Missing fields are the empty (null) group, one group for all of them.
+        let (n1, n2) = (rec(r#"{"x":1}"#, Some("a")), rec(r#"{"x":2}"#, None));
+        assert_eq!(r.group(&n1), r.group(&n2));
+        // Different values spread over groups.
+        let groups: std::collections::HashSet<u32> = (0..100).map(|i| r.group(&rec(&format!(r#"{{"user":"u{i}","day":3}}"#), None))).collect();
+        assert!(groups.len() > 40, "{groups:?}");
+    }
+
+    #[test]
+    fn an_explicit_key_by_falls_back_to_the_record_key() {
+        let mut r = Router::new(128, 2, Routing::Fields { fields: vec!["user".into()], fallback: true });
+        let a = rec(r#"{"x":1}"#, Some("u7"));
+        let b = rec(r#"{"user":"u7"}"#, Some("other"));
+        assert_eq!(r.group(&a), r.group(&b), "a record without the field goes by its key");
+    }
+}
