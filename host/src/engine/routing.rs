@@ -9,6 +9,8 @@
 //! key whatever the input's partitioning (an exchange at the input), so a group's state is never
 //! split. A stage whose key the host cannot compute, or two stages keyed differently (that would
 //! need an exchange between stages), is refused at build time with the stage and the fix named.
+//! When the input already made the routing field the record key (`generate`, `key_field:`),
+//! the record key is used as is (same key groups, no read of the value).
 //! A Kafka input in group mode keeps routing by partition (a partition's key groups move with
 //! it between processes); a keyed stage there relies on the producer's partitioning, said in a
 //! warning at start.
@@ -27,6 +29,9 @@ pub enum Routing {
     /// empty, unless `fallback`: then a record with none of the fields goes by its record key
     /// (the stream's explicit `key_by`).
     Fields { fields: Vec<String>, fallback: bool },
+    /// By field `0`, which the input already made the record key (`generate`, or `key_field`):
+    /// the same key groups as `Fields` without reading the value; no key = the empty key.
+    KeyOfField(String),
 }
 
 impl Routing {
@@ -36,6 +41,7 @@ impl Routing {
             Routing::RecordKey => "record key".into(),
             Routing::Partition => "partition".into(),
             Routing::Fields { fields, .. } => format!("fields {}", fields.join(", ")),
+            Routing::KeyOfField(f) => format!("fields {f}"),
         }
     }
 }
@@ -89,10 +95,22 @@ pub fn plan(cfg: &StreamConfig, needs: &[KeyNeed], partitioned: bool, group_mode
         return Ok(Routing::Fields { fields: vec![k.clone()], fallback: true });
     }
     Ok(match keyed {
+        Some((_, f)) if f.len() == 1 && input_key_field(cfg) == Some(&f[0]) => Routing::KeyOfField(f[0].clone()),
         Some((_, f)) => Routing::Fields { fields: f.clone(), fallback: false },
         None if partitioned => Routing::Partition,
         None => Routing::RecordKey,
     })
+}
+
+/// The value field an input makes each record's key of, read the same way as routing reads it.
+fn input_key_field(cfg: &StreamConfig) -> Option<&str> {
+    use crate::config::InputConfig;
+    match &cfg.input {
+        InputConfig::Generate(_) => Some("key"),
+        InputConfig::File(f) => f.key_field.as_deref(),
+        InputConfig::Stdin(s) => s.key_field.as_deref(),
+        InputConfig::Kafka(_) => None,
+    }
 }
 
 /// Assigns key groups and workers.
@@ -123,6 +141,7 @@ impl Router {
         match &self.routing {
             Routing::Partition => record.partition % self.key_groups,
             Routing::RecordKey => self.by_record_key(record),
+            Routing::KeyOfField(_) => self.group_of(record.key.as_deref().unwrap_or_default()),
             Routing::Fields { fields, fallback } => match crate::util::json::fields_key(record.value.as_deref().unwrap_or_default(), fields) {
                 (_, false) if *fallback => self.by_record_key(record),
                 (key, _) => self.group_of(&key),
@@ -173,6 +192,17 @@ mod tests {
         // Different values spread over groups.
         let groups: std::collections::HashSet<u32> = (0..100).map(|i| r.group(&rec(&format!(r#"{{"user":"u{i}","day":3}}"#), None))).collect();
         assert!(groups.len() > 40, "{groups:?}");
+    }
+
+    #[test]
+    fn a_record_key_taken_from_the_field_routes_like_the_field() {
+        let mut by_field = Router::new(128, 2, Routing::Fields { fields: vec!["user".into()], fallback: false });
+        let mut by_key = Router::new(128, 2, Routing::KeyOfField("user".into()));
+        for v in [r#"{"user":"u1"}"#, r#"{"user":42}"#, r#"{"x":1}"#] {
+            let key = crate::util::json::field_bytes(v.as_bytes(), "user");
+            let r = Record { key, value: Some(v.as_bytes().to_vec()), ..Default::default() };
+            assert_eq!(by_field.group(&r), by_key.group(&r), "{v}");
+        }
     }
 
     #[test]
