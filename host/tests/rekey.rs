@@ -139,3 +139,17 @@ fn restoring_state_written_under_another_routing_is_refused() {
     let again = run(&cfg(", key_by: user_id"), &[]);
     assert!(again.status.success(), "the same routing restores: {}", stderr(&again));
 }
+
+#[test]
+fn a_plugin_before_a_keyed_stage_is_warned_about() {
+    let dir = Dir::new();
+    unkeyed_orders(&dir, 200, 5);
+    let two = format!(
+        "{{ type: wasm, path: {}, config: {{ key_field: user_id }} }}\n        - {{ type: sql, query: \"SELECT key, COUNT(*) FROM flow GROUP BY key\" }}",
+        plugin("counter").display()
+    );
+    let out = run(&seed_like(&dir, 2, &two, ""), &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("processors[1] keeps state by (key)") && err.contains("processors[0] changes them") && err.contains("WARN"), "{err}");
+}

@@ -88,6 +88,24 @@ pub fn plan(cfg: &StreamConfig, needs: &[KeyNeed], partitioned: bool, group_mode
         }
         return Ok(Routing::Partition);
     }
+    if let Some((i, f)) = keyed.filter(|(i, _)| *i > 0 && cfg.key_by.is_none()) {
+        use crate::config::{ProcessorConfig, SqlMode};
+        // A plugin or a batch query may rewrite the fields; the codecs keep them.
+        let changes = |p: &ProcessorConfig| match p {
+            ProcessorConfig::Wasm(_) => true,
+            ProcessorConfig::Sql(s) => s.mode != Some(SqlMode::Continuous),
+            _ => false,
+        };
+        if let Some(j) = cfg.pipeline.processors[..i].iter().position(changes) {
+            tracing::warn!(
+                stream = %cfg.name,
+                "{} keeps state by ({}) and records are routed by those fields as the input reads them; if {} changes them, a group's records are split (an exchange between stages is not built): set the stream's key_by, or key the input by them",
+                label(i),
+                f.join(", "),
+                label(j)
+            );
+        }
+    }
     if let Some(k) = &cfg.key_by {
         if let Some((i, f)) = keyed.filter(|(_, f)| **f != [k.clone()]) {
             tracing::warn!(stream = %cfg.name, "key_by routes records by `{k}` while {} keeps state by ({}): its results are right only if equal `{k}` values imply equal groups", label(i), f.join(", "));
