@@ -30,7 +30,7 @@ fn pipeline(n: u64, query: &str, state: bool) -> String {
 
 /// The same records as the generate input, in batches of 1,024 JSON lines.
 fn batches(n: u64) -> Vec<Vec<u8>> {
-    let cfg = arkflow::config::GenerateInput { count: Some(n), keys: 100_000, payload_bytes: 16, seed: 1, batch_size: 1024, ..Default::default() };
+    let cfg = arkflow::connectors::input::GenerateConfig { count: Some(n), keys: 100_000, payload_bytes: 16, seed: 1, batch_size: 1024, ..Default::default() };
     let mut input = arkflow::connectors::input::GenerateInput::new(cfg);
     let mut out = Vec::new();
     use arkflow::connectors::input::Input;

@@ -86,7 +86,7 @@ fn init_tracing(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Schema) = cli.command {
-        println!("{}", serde_json::to_string_pretty(&arkflow::config::json_schema()).expect("schema serializes"));
+        println!("{}", serde_json::to_string_pretty(&arkflow::connectors::registry::json_schema()).expect("schema serializes"));
         return ExitCode::SUCCESS;
     }
     if let Some(Command::State(cmd)) = &cli.command {
@@ -124,8 +124,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return tokio::task::spawn_blocking(move || validate(config)).await?;
     }
     for s in &config.streams {
-        if matches!(s.output, arkflow::config::OutputConfig::Stdout(_)) {
-            tracing::info!(stream = %s.name, "stdout output is at-least-once: after a crash, records since the last checkpoint are printed again");
+        if s.output.caps().at_least_once {
+            let ty = s.output.type_name();
+            tracing::info!(stream = %s.name, "{ty} output is at-least-once: after a crash, records since the last checkpoint are written again");
         }
     }
     let mut builder = EngineBuilder::new(config);
@@ -177,18 +178,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn validate(config: EngineConfig) -> anyhow::Result<()> {
+    use arkflow::processor::{build_factory, wasm::WasmFactory, ProcessorFactory, StreamEnv};
     arkflow::processor::wasm::cache::configure(&config.plugin_cache);
     for s in &config.streams {
+        let env = StreamEnv::of(s);
+        let mut factories: Vec<std::sync::Arc<dyn ProcessorFactory>> = Vec::new();
         for (i, p) in s.pipeline.processors.iter().enumerate() {
-            if let ProcessorConfig::Wasm(w) = p {
-                let label = format!("streams[{}].pipeline.processors[{i}]", s.name);
-                let f = arkflow::processor::wasm::WasmFactory::load(w, &label, i, &arkflow::processor::StreamEnv::of(s))?;
-                f.check_init().with_context(|| format!("{label}: init"))?;
-                let info = f.info();
-                println!("ok: {label}: {} {} (abi {}, stores {:?}) from {}", info.name, info.version, info.abi, info.state_stores, w.path.display());
-            }
+            let ProcessorConfig::Wasm(w) = p else {
+                factories.push(build_factory(s, i, p, &env)?);
+                continue;
+            };
+            let label = format!("streams[{}].pipeline.processors[{i}]", s.name);
+            let f = WasmFactory::load(w, &label, i, &env)?;
+            f.check_init().with_context(|| format!("{label}: init"))?;
+            let info = f.info();
+            println!("ok: {label}: {} {} (abi {}, stores {:?}) from {}", info.name, info.version, info.abi, info.state_stores, w.path.display());
+            factories.push(std::sync::Arc::new(f));
         }
-        let factories = arkflow::processor::build_factories(s, &s.store_names())?;
         let routing = arkflow::engine::routing_of(s, &factories)?;
         println!("ok: streams[{}]: records are routed to key groups by {}", s.name, routing.describe());
     }

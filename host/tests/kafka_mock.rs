@@ -2,12 +2,11 @@
 //! (in-process brokers on 127.0.0.1). The mock accepts the transactional API but does not enforce
 //! its semantics (TOOLCHAINS.md), so this is an API-flow test: every call of the protocol, in the
 //! protocol's order, succeeds against librdkafka's own broker implementation. The semantics of
-//! each crash window are unit-tested against the scripted fake in `src/kafka/txn_tests.rs`. The
+//! each crash window are unit-tested against the scripted fake in `src/connectors/kafka/txn_tests.rs`. The
 //! capability probe is checked against the same mock with EndTxn switched off.
 
-use arkflow::config::{Acks, Compression, KafkaOutput};
 use arkflow::connectors::kafka::txn::{DecisionRecord, TxnClient, TxnSink};
-use arkflow::connectors::kafka::{probe, KafkaMetrics, RdTxnClient};
+use arkflow::connectors::kafka::{probe, Acks, Compression, KafkaMetrics, KafkaOutputConfig as KafkaOutput, RdTxnClient};
 use arkflow::record::Record;
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::RDKafkaApiKey;
@@ -25,7 +24,7 @@ fn output(brokers: &str) -> KafkaOutput {
         acks: Acks::All,
         idempotent: true,
         exactly_once: true,
-        exactly_once_mode: arkflow::config::ExactlyOnceMode::Transactions,
+        exactly_once_mode: arkflow::connectors::kafka::ExactlyOnceMode::Transactions,
         control_topic: "arkflow-control".into(),
         client_id: "arkflow-mock-test".into(),
         options: Default::default(),

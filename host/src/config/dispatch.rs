@@ -1,10 +1,10 @@
 //! `type:` dispatch for inputs, processors and outputs.
 //!
 //! Contract: a section such as `input:` must be a mapping with a string `type` key. [`dispatch`]
-//! removes `type`, finds the builder registered under that name in the section's table (see
-//! `inputs::TYPES`, `processors::TYPES`, `outputs::TYPES`) and hands it the remaining mapping.
-//! Unknown types list the known ones. Adding a type is one [`Entry`] plus a builder and its
-//! raw struct. (serde's internally tagged enums are avoided: they lose error locations.)
+//! removes `type`, finds the builder registered under that name in the section's table (the
+//! connector registry's inputs and outputs, handed to the loader as `connector::Tables`, and
+//! `processors::TYPES`) and hands it the remaining mapping. Unknown types list the known ones.
+//! (serde's internally tagged enums are avoided: they lose error locations.)
 
 use serde_yaml::Value;
 
@@ -40,7 +40,7 @@ pub(crate) fn schema_of<T: schemars::JsonSchema>() -> serde_json::Value {
 }
 
 /// Dispatches the `what` section (e.g. "input") at `path` on its `type`.
-pub(crate) fn dispatch<T>(ctx: &Ctx, value: Value, path: &YPath, what: &str, table: &[Entry<T>]) -> Result<T, ConfigError> {
+pub(crate) fn dispatch<T>(ctx: &Ctx, value: Value, path: &YPath, what: &str, table: &[&Entry<T>]) -> Result<T, ConfigError> {
     let known: Vec<&str> = table.iter().map(|e| e.name).collect();
     let mut map = match value {
         Value::Mapping(m) => m,

@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_yaml::Value;
 
+use super::connector::Tables;
 use super::ctx::Ctx;
 use super::dispatch::dispatch;
 use super::error::{ConfigError, ConfigErrorKind as K};
 use super::interp::{interpolate, LineIndex};
 use super::model::*;
 use super::spans::{self, SpanMap, YPath};
-use super::{inputs, outputs, processors, validate};
+use super::{processors, validate};
 
 /// The root as the schema generator sees it.
 pub(crate) type RawRootSchema = RawRoot;
@@ -124,23 +125,16 @@ struct RawStreamState {
     custom_keys: Option<Vec<String>>,
 }
 
-impl EngineConfig {
-    /// Reads and loads the config file at `path` (relative paths inside resolve against its directory).
-    pub fn from_file(path: impl AsRef<Path>) -> Result<EngineConfig, ConfigError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(K::Io, &path.display().to_string(), format!("cannot read config file: {e}")))?;
-        Self::from_yaml_str(&text, Some(path))
-    }
-
-    /// Loads config text. `origin` names the file in messages (`<config>` when None) and is the
-    /// base for relative paths (left relative when None); it becomes `EngineConfig::source`.
-    pub fn from_yaml_str(text: &str, origin: Option<&Path>) -> Result<EngineConfig, ConfigError> {
-        load(text, origin, &|name| std::env::var(name).ok())
-    }
+/// Reads and loads the config file at `path` (relative paths inside resolve against its
+/// directory), dispatching connector types on `tables` (see `EngineConfig::from_file`).
+pub(crate) fn load_file(path: &Path, tables: &Tables) -> Result<EngineConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(K::Io, &path.display().to_string(), format!("cannot read config file: {e}")))?;
+    load(&text, Some(path), &|name| std::env::var(name).ok(), tables)
 }
 
-/// [`EngineConfig::from_yaml_str`] with an injectable environment (for tests).
-pub(crate) fn load(text: &str, origin: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<EngineConfig, ConfigError> {
+/// Loads config text (see `EngineConfig::from_yaml_str`) with an injectable environment and
+/// the registry's connector `tables`.
+pub(crate) fn load(text: &str, origin: Option<&Path>, env: &dyn Fn(&str) -> Option<String>, tables: &Tables) -> Result<EngineConfig, ConfigError> {
     let file = origin.map_or_else(|| "<config>".to_string(), |p| p.display().to_string());
     let base_dir = origin.map(|p| p.parent().unwrap_or(Path::new("")).to_path_buf());
     let interp = interpolate(text, env).map_err(|e| ConfigError::new(K::Interpolation, &file, e.message).at(Some(LineIndex::new(text).position(e.index))))?;
@@ -167,7 +161,7 @@ pub(crate) fn load(text: &str, origin: Option<&Path>, env: &dyn Fn(&str) -> Opti
     }
     let root: RawRoot = ctx.de(value, &YPath::root(), &[])?;
     let state_management = state_management(&ctx, root.state_management)?;
-    let streams = (root.streams.into_iter().enumerate()).map(|(i, raw)| stream(&ctx, i, raw)).collect::<Result<Vec<_>, _>>()?;
+    let streams = (root.streams.into_iter().enumerate()).map(|(i, raw)| stream(&ctx, tables, i, raw)).collect::<Result<Vec<_>, _>>()?;
     let http = match root.http {
         Some(h) => {
             let at = YPath::root().key("http").key("address");
@@ -255,17 +249,17 @@ fn state_management(ctx: &Ctx, raw: Option<RawStateManagement>) -> Result<StateM
     Ok(cfg)
 }
 
-fn stream(ctx: &Ctx, index: usize, raw: RawStream) -> Result<StreamConfig, ConfigError> {
+fn stream(ctx: &Ctx, tables: &Tables, index: usize, raw: RawStream) -> Result<StreamConfig, ConfigError> {
     let path = YPath::root().key("streams").index(index);
     let name = raw.name.unwrap_or_else(|| default_stream_name(index));
-    let input = dispatch(ctx, raw.input, &path.key("input"), "input", inputs::TYPES)?;
+    let input = dispatch(ctx, raw.input, &path.key("input"), "input", &tables.inputs)?;
     let pipeline = pipeline(ctx, raw.pipeline, &path.key("pipeline"))?;
-    let output = dispatch(ctx, raw.output, &path.key("output"), "output", outputs::TYPES)?;
+    let output = dispatch(ctx, raw.output, &path.key("output"), "output", &tables.outputs)?;
     let error_output = match raw.error_output {
-        Some(v) => Some(dispatch(ctx, v, &path.key("error_output"), "output", outputs::TYPES)?),
+        Some(v) => Some(dispatch(ctx, v, &path.key("error_output"), "output", &tables.outputs)?),
         None => None,
     };
-    let outputs = named_outputs(ctx, raw.outputs, &path.key("outputs"))?;
+    let outputs = named_outputs(ctx, tables, raw.outputs, &path.key("outputs"))?;
     let state = match raw.state {
         None => StreamStateConfig::for_stream(&name),
         Some(s) => StreamStateConfig {
@@ -279,7 +273,7 @@ fn stream(ctx: &Ctx, index: usize, raw: RawStream) -> Result<StreamConfig, Confi
 
 /// `outputs: {name: {type: ...}, ...}`: the stream's named outputs, in file order. A name is
 /// 1-64 characters of `[A-Za-z0-9_-]` (it is part of object paths and metric labels).
-fn named_outputs(ctx: &Ctx, raw: Option<Value>, path: &YPath) -> Result<Vec<(String, OutputConfig)>, ConfigError> {
+fn named_outputs(ctx: &Ctx, tables: &Tables, raw: Option<Value>, path: &YPath) -> Result<Vec<(String, OutputConfig)>, ConfigError> {
     let map = match raw {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Mapping(m)) => m,
@@ -301,7 +295,7 @@ fn named_outputs(ctx: &Ctx, raw: Option<Value>, path: &YPath) -> Result<Vec<(Str
             let msg = format!("{at}: output name `{name}` must be 1-64 characters of letters, digits, `_` and `-`");
             return Err(ctx.at_key(K::Invalid, &at, msg));
         }
-        out.push((name, dispatch(ctx, v, &at, "output", outputs::TYPES)?));
+        out.push((name, dispatch(ctx, v, &at, "output", &tables.outputs)?));
     }
     Ok(out)
 }
@@ -311,7 +305,7 @@ fn pipeline(ctx: &Ctx, raw: Option<RawPipeline>, path: &YPath) -> Result<Pipelin
     let Some(r) = raw else { return Ok(d) };
     let procs_path = path.key("processors");
     let processors = (r.processors.unwrap_or_default().into_iter().enumerate())
-        .map(|(j, v)| dispatch(ctx, v, &procs_path.index(j), "processor", processors::TYPES))
+        .map(|(j, v)| dispatch(ctx, v, &procs_path.index(j), "processor", &processors::TYPES.iter().collect::<Vec<_>>()))
         .collect::<Result<Vec<_>, _>>()?;
     let cfg = PipelineConfig {
         thread_num: r.thread_num.unwrap_or(d.thread_num),

@@ -1,24 +1,32 @@
 //! Configuration: the typed model (`model`) and the YAML loader that produces it.
 //!
-//! Contract: `EngineConfig::from_file(path)` / `EngineConfig::from_yaml_str(text, origin)` are
-//! the only ways the host turns YAML into an [`EngineConfig`]. Every error is a [`ConfigError`]
+//! Contract: `EngineConfig::from_file(path)` / `EngineConfig::from_yaml_str(text, origin)`
+//! (defined with the connector registry, `connectors::registry`, whose tables they hand to
+//! [`load_file`] / [`load_str`]) are the only ways the host turns YAML into an [`EngineConfig`]. Every error is a [`ConfigError`]
 //! whose `Display` is the full message, `file:line:col: ...` when the problem has a place in
 //! the file. The format is documented in `docs/CONFIG.md`; defaults live in `model.rs`.
 
 pub mod model;
 pub use model::*;
 
+mod connector;
 mod ctx;
 mod dispatch;
 mod error;
-mod inputs;
 mod interp;
 mod load;
-mod outputs;
 mod processors;
 mod schema;
-pub use schema::json_schema;
 mod spans;
+
+pub(crate) use connector::Tables;
+pub use connector::{DynEq, SinkCaps, SinkSpec, SourceCaps, SourceSpec};
+pub(crate) use ctx::{non_empty_list, non_empty_path, Ctx};
+pub(crate) use dispatch::{schema_of, Entry};
+pub(crate) use load::{load as load_str, load_file};
+pub(crate) use model::named_enum;
+pub(crate) use schema::json_schema_of;
+pub(crate) use spans::YPath;
 mod suggest;
 mod validate;
 

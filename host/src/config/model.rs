@@ -6,6 +6,8 @@
 
 use std::path::PathBuf;
 
+pub use super::connector::{InputConfig, OutputConfig};
+
 /// The whole file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
@@ -124,6 +126,12 @@ pub struct StreamConfig {
 }
 
 impl StreamConfig {
+    /// A `kafka` input with `assignment: group`: partitions (and their key groups) move between
+    /// processes.
+    pub fn group_mode(&self) -> bool {
+        self.input.caps().group_assignment
+    }
+
     /// The stream's state stores: "default" then its `custom_keys`.
     pub fn store_names(&self) -> Vec<String> {
         let mut names = vec!["default".to_string()];
@@ -153,78 +161,6 @@ pub struct StreamStateConfig {
     pub custom_keys: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum InputConfig {
-    Generate(GenerateInput),
-    File(FileInput),
-    Stdin(StdinInput),
-    Kafka(KafkaInput),
-}
-
-/// `type: generate` — deterministic synthetic JSON events
-/// `{"id":N,"key":"k<K>","ts":T,"payload":"..."}`; record key = `k<K>`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GenerateInput {
-    /// Records to produce; None = unbounded (default None)
-    pub count: Option<u64>,
-    /// Records per second; None = as fast as possible (default None)
-    pub rate_per_sec: Option<u64>,
-    /// Distinct keys; default 1000
-    pub keys: u64,
-    /// Bytes of the "payload" string; default 16
-    pub payload_bytes: usize,
-    /// default 0
-    pub seed: u64,
-    /// Records per input batch; default 1024
-    pub batch_size: usize,
-}
-
-/// `type: file` — JSON lines; position = line number.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FileInput {
-    pub path: PathBuf,
-    /// default 1024
-    pub batch_size: usize,
-    /// JSON field holding the record key; default None (then the stream's key_by applies)
-    pub key_field: Option<String>,
-    /// Records per second at most (replay throttle); None = as fast as possible (default None)
-    pub rate_per_sec: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct StdinInput {
-    /// default 1024
-    pub batch_size: usize,
-    pub key_field: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum OutputConfig {
-    Stdout(StdoutOutput),
-    File(FileOutput),
-    Kafka(KafkaOutput),
-    Drop,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
-    /// One JSON object per record: the value if it is JSON, else {"key","value"} text. default
-    Json,
-    /// The raw value bytes followed by a newline.
-    Raw,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct StdoutOutput {
-    pub format: OutputFormat,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct FileOutput {
-    pub path: PathBuf,
-    pub format: OutputFormat,
-}
-
 // ---------------------------------------------------------------------------------------------
 // Defaults. These are the only place default values are written down (besides docs/CONFIG.md).
 // ---------------------------------------------------------------------------------------------
@@ -241,12 +177,6 @@ pub const DEFAULT_KEY_GROUPS: u32 = 128;
 pub const DEFAULT_LOCAL_STATE_PATH: &str = "./arkflow-state";
 /// `state_management.s3_config.region` default.
 pub const DEFAULT_S3_REGION: &str = "us-east-1";
-/// `batch_size` default of every input.
-pub const DEFAULT_INPUT_BATCH_SIZE: usize = 1024;
-/// `generate` input `keys` default.
-pub const DEFAULT_GENERATE_KEYS: u64 = 1000;
-/// `generate` input `payload_bytes` default.
-pub const DEFAULT_GENERATE_PAYLOAD_BYTES: usize = 16;
 /// `pipeline.thread_num` default.
 pub const DEFAULT_THREAD_NUM: usize = 1;
 /// `pipeline.batch_size` default.
@@ -322,25 +252,6 @@ impl StreamStateConfig {
     }
 }
 
-impl Default for GenerateInput {
-    fn default() -> Self {
-        GenerateInput {
-            count: None,
-            rate_per_sec: None,
-            keys: DEFAULT_GENERATE_KEYS,
-            payload_bytes: DEFAULT_GENERATE_PAYLOAD_BYTES,
-            seed: 0,
-            batch_size: DEFAULT_INPUT_BATCH_SIZE,
-        }
-    }
-}
-
-impl Default for StdinInput {
-    fn default() -> Self {
-        StdinInput { batch_size: DEFAULT_INPUT_BATCH_SIZE, key_field: None }
-    }
-}
-
 impl Default for NativeCounterConfig {
     fn default() -> Self {
         NativeCounterConfig { store: DEFAULT_STORE.to_string() }
@@ -372,20 +283,6 @@ impl Default for FailurePolicy {
     }
 }
 
-#[allow(clippy::derivable_impls)]
-impl Default for OutputFormat {
-    fn default() -> Self {
-        OutputFormat::Json
-    }
-}
-
-#[allow(clippy::derivable_impls)]
-impl Default for StdoutOutput {
-    fn default() -> Self {
-        StdoutOutput { format: OutputFormat::default() }
-    }
-}
-
 /// Lowercase YAML names of enum-like settings, parsed and printed through one table each.
 macro_rules! named_enum {
     ($ty:ident { $($name:literal => $variant:ident),+ $(,)? }) => {
@@ -403,16 +300,12 @@ macro_rules! named_enum {
         }
     };
 }
+pub(crate) use named_enum;
 
 named_enum!(BackendType { "memory" => Memory, "s3" => S3, "hybrid" => Hybrid, "local" => Local });
 named_enum!(FailurePolicy { "fail" => Fail, "error_output" => ErrorOutput });
-named_enum!(OutputFormat { "json" => Json, "raw" => Raw });
 named_enum!(SqlMode { "batch" => Batch, "continuous" => Continuous });
 named_enum!(SqlType { "string" => String, "int" => Int, "float" => Float, "bool" => Bool });
-
-#[path = "model_kafka.rs"]
-mod kafka;
-pub use kafka::*;
 
 #[path = "model_processors.rs"]
 mod processors;

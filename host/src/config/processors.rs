@@ -1,6 +1,6 @@
 //! Processor types: `wasm`, `sql`, `json_to_arrow`, `arrow_to_json`, `native_counter`.
 //!
-//! Contract: [`TYPES`] maps each `type:` name to a builder, as in `inputs.rs`. For `wasm`:
+//! Contract: [`TYPES`] maps each `type:` name to a builder (`dispatch::Entry`), like the connector registry's tables. For `wasm`:
 //! `path` is required and resolved against the config file's directory; `config` values become
 //! strings (scalars as written, null as "", nested lists/maps as JSON text); every `limits`
 //! field is optional and must be >= 1; `on_failure` accepts `FailurePolicy::NAMES`; `watch`

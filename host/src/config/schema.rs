@@ -7,9 +7,9 @@ use serde_json::{json, Value};
 use super::dispatch::{schema_of, Entry};
 
 /// `oneOf` the types of a table, each with its `type` constant.
-fn one_of<T>(table: &[Entry<T>]) -> Value {
+fn one_of<'a, T: 'static>(table: impl IntoIterator<Item = &'a Entry<T>>) -> Value {
     let variants: Vec<Value> = table
-        .iter()
+        .into_iter()
         .map(|e| {
             let (name, mut v) = (e.name, (e.schema)());
             v["properties"]["type"] = json!({ "const": name });
@@ -51,10 +51,11 @@ fn patch(v: &mut Value, inputs: &Value, processors: &Value, outputs: &Value) {
     }
 }
 
-/// The JSON Schema (draft 2020-12) of an arkflow config file.
-pub fn json_schema() -> Value {
+/// The JSON Schema (draft 2020-12) of an arkflow config file whose connector types are `tables`
+/// (`connectors::registry::json_schema`).
+pub(crate) fn json_schema_of(tables: &super::connector::Tables) -> Value {
     let mut root = schema_of::<super::load::RawRootSchema>();
-    let (i, p, o) = (one_of(super::inputs::TYPES), one_of(super::processors::TYPES), one_of(super::outputs::TYPES));
+    let (i, p, o) = (one_of(tables.inputs.iter().copied()), one_of(super::processors::TYPES), one_of(tables.outputs.iter().copied()));
     patch(&mut root, &i, &p, &o);
     root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
     root["title"] = json!("arkflow configuration");

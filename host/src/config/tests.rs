@@ -3,8 +3,18 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::load::load;
 use super::*;
+use crate::connectors::input::{FileInputConfig, GenerateConfig, StdinConfig, DEFAULT_INPUT_BATCH_SIZE};
+use crate::connectors::kafka::{
+    Acks, Assignment, Compression, IsolationLevel, KafkaInputConfig, KafkaOutputConfig, StartFrom, DEFAULT_KAFKA_CONTROL_TOPIC, DEFAULT_KAFKA_MAX_BATCH_BYTES,
+    DEFAULT_KAFKA_MAX_WAIT_MS,
+};
+use crate::connectors::output::{DropConfig, FileOutputConfig, OutputFormat, StdoutConfig};
+
+/// The loader with the registry's connector tables.
+pub(super) fn load(text: &str, origin: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<EngineConfig, ConfigError> {
+    super::load::load(text, origin, env, &crate::connectors::registry::tables())
+}
 
 pub(super) fn env(name: &str) -> Option<String> {
     match name {
@@ -80,7 +90,7 @@ fn seed_parses() {
 
     let s = &cfg.streams[0];
     assert_eq!(s.name, "orders");
-    assert_eq!(s.input, InputConfig::Generate(GenerateInput { count: Some(1000), keys: 10, ..GenerateInput::default() }));
+    assert_eq!(s.input, InputConfig::new(GenerateConfig { count: Some(1000), keys: 10, ..GenerateConfig::default() }));
     assert_eq!((s.pipeline.thread_num, s.pipeline.batch_size, s.pipeline.channel_capacity), (4, 256, 16));
     let ProcessorConfig::Wasm(w) = &s.pipeline.processors[0] else { panic!("not wasm") };
     assert_eq!(w.path, PathBuf::from("/etc/arkflow/../plugins/dist/counter.wasm"));
@@ -90,8 +100,8 @@ fn seed_parses() {
     assert_eq!((w.retries, w.on_failure), (2, FailurePolicy::Fail));
     assert_eq!(w.grants, WasiGrants { env: vec!["HOME".into()], inherit_stdio: false });
     assert_eq!(s.pipeline.processors[1], ProcessorConfig::NativeCounter(NativeCounterConfig { store: "default".into() }));
-    assert_eq!(s.output, OutputConfig::Stdout(StdoutOutput { format: OutputFormat::Json }));
-    assert_eq!(s.error_output, Some(OutputConfig::File(FileOutput { path: "/etc/arkflow/errors.jsonl".into(), format: OutputFormat::Json })));
+    assert_eq!(s.output, OutputConfig::new(StdoutConfig { format: OutputFormat::Json }));
+    assert_eq!(s.error_output, Some(OutputConfig::new(FileOutputConfig { path: "/etc/arkflow/errors.jsonl".into(), format: OutputFormat::Json })));
     assert_eq!(s.key_by.as_deref(), Some("user_id"));
     assert_eq!(s.state, StreamStateConfig { operator_id: "order-aggregator".into(), enabled: true, custom_keys: vec!["user_counts".into()] });
 }
@@ -105,9 +115,9 @@ fn defaults_applied() {
     assert_eq!(cfg.state_management.key_groups, 128);
     let s = &cfg.streams[0];
     assert_eq!(s.name, "stream-0");
-    assert_eq!(s.input, InputConfig::Stdin(StdinInput { batch_size: 1024, key_field: None }));
+    assert_eq!(s.input, InputConfig::new(StdinConfig { batch_size: 1024, key_field: None }));
     assert_eq!(s.pipeline, PipelineConfig { thread_num: 1, batch_size: 256, channel_capacity: 16, processors: vec![] });
-    assert_eq!(s.output, OutputConfig::Drop);
+    assert_eq!(s.output, OutputConfig::new(DropConfig));
     assert_eq!(s.error_output, None);
     assert_eq!(s.key_by, None);
     assert_eq!(s.state, StreamStateConfig { operator_id: "stream-0".into(), enabled: true, custom_keys: vec![] });
@@ -118,14 +128,14 @@ fn defaults_applied() {
     assert!(sm.enabled && !sm.exactly_once);
     assert_eq!((sm.checkpoint_interval_ms, sm.retained_checkpoints, sm.state_timeout_ms), (30_000, 5, None));
     let s = &cfg.streams[0];
-    assert_eq!(s.input, InputConfig::Generate(GenerateInput::default()));
-    assert_eq!(GenerateInput::default().keys, 1000);
+    assert_eq!(s.input, InputConfig::new(GenerateConfig::default()));
+    assert_eq!(GenerateConfig::default().keys, 1000);
     let ProcessorConfig::Wasm(w) = &s.pipeline.processors[0] else { panic!() };
     assert_eq!(w.limits.max_output_bytes, 16 * 1024 * 1024);
     assert_eq!((w.retries, w.on_failure, w.config.len()), (2, FailurePolicy::Fail, 0));
     assert_eq!(w.grants, WasiGrants::default());
     assert_eq!(s.pipeline.processors[1], ProcessorConfig::NativeCounter(NativeCounterConfig::default()));
-    assert_eq!(s.output, OutputConfig::Stdout(StdoutOutput { format: OutputFormat::Raw }));
+    assert_eq!(s.output, OutputConfig::new(StdoutConfig { format: OutputFormat::Raw }));
     assert_eq!(s.state.operator_id, "a", "operator_id defaults to the stream name");
     assert!(s.state.enabled);
 }
@@ -136,17 +146,17 @@ fn relative_paths_resolve_against_config_dir() {
     let cfg = load(text, Some(Path::new("conf/dir/c.yaml")), &env).unwrap();
     assert_eq!(cfg.state_management.local_config.path, PathBuf::from("conf/dir/st"));
     let s = &cfg.streams[0];
-    let InputConfig::File(f) = &s.input else { panic!() };
+    let f = &s.input.get::<FileInputConfig>().unwrap();
     assert_eq!(f.path, PathBuf::from("conf/dir/in/data.jsonl"));
     let paths = s.pipeline.processors.iter().map(|p| match p {
         ProcessorConfig::Wasm(w) => w.path.clone(),
         _ => panic!(),
     });
     assert_eq!(paths.collect::<Vec<_>>(), vec![PathBuf::from("conf/dir/p.wasm"), PathBuf::from("/abs/q.wasm")]);
-    assert_eq!(s.output, OutputConfig::File(FileOutput { path: "conf/dir/out.jsonl".into(), format: OutputFormat::Json }));
+    assert_eq!(s.output, OutputConfig::new(FileOutputConfig { path: "conf/dir/out.jsonl".into(), format: OutputFormat::Json }));
     // Without an origin, paths stay as written.
     let cfg = load(text, None, &env).unwrap();
-    let InputConfig::File(f) = &cfg.streams[0].input else { panic!() };
+    let f = &cfg.streams[0].input.get::<FileInputConfig>().unwrap();
     assert_eq!(f.path, PathBuf::from("in/data.jsonl"));
     assert_eq!(cfg.state_management.local_config.path, PathBuf::from("./st"));
 }
@@ -189,7 +199,7 @@ fn from_file_reads_and_reports_io_errors() {
     std::fs::write(&p, "streams:\n  - input: {type: file, path: data.jsonl}\n    output: {type: drop}\n").unwrap();
     let cfg = EngineConfig::from_file(&p).unwrap();
     assert_eq!(cfg.source.as_deref(), Some(p.as_path()));
-    let InputConfig::File(f) = &cfg.streams[0].input else { panic!() };
+    let f = &cfg.streams[0].input.get::<FileInputConfig>().unwrap();
     assert_eq!(f.path, dir.path().join("data.jsonl"));
     let e = EngineConfig::from_file(dir.path().join("nope.yaml")).unwrap_err();
     assert_eq!(e.kind(), ConfigErrorKind::Io);
@@ -200,10 +210,10 @@ fn from_file_reads_and_reports_io_errors() {
 fn kafka_input_and_output_defaults() {
     let text = "streams:\n  - input: {type: kafka, brokers: [\"localhost:9092\"], topics: [orders]}\n    output: {type: kafka, brokers: [\"localhost:9092\"], topic: counts, acks: 1, idempotent: false, headers: {src: arkflow}}\n";
     let cfg = parse(text).unwrap();
-    let InputConfig::Kafka(i) = &cfg.streams[0].input else { panic!("kafka input") };
+    let i = cfg.streams[0].input.get::<KafkaInputConfig>().expect("kafka input");
     assert_eq!(
         *i,
-        KafkaInput {
+        KafkaInputConfig {
             brokers: vec!["localhost:9092".into()],
             topics: vec!["orders".into()],
             consumer_group: None,
@@ -219,12 +229,13 @@ fn kafka_input_and_output_defaults() {
             options: BTreeMap::new(),
         }
     );
-    let OutputConfig::Kafka(o) = &cfg.streams[0].output else { panic!("kafka output") };
+    let o = cfg.streams[0].output.get::<KafkaOutputConfig>().expect("kafka output");
     assert_eq!((o.acks, o.idempotent, o.exactly_once, o.compression), (Acks::One, false, false, Compression::None));
     assert_eq!(o.headers.get("src").map(String::as_str), Some("arkflow"));
     assert_eq!(o.control_topic, DEFAULT_KAFKA_CONTROL_TOPIC);
     let text = text.replace(", acks: 1, idempotent: false", "");
-    let OutputConfig::Kafka(o) = &parse(&text).unwrap().streams[0].output else { panic!() };
+    let parsed = parse(&text).unwrap();
+    let o = parsed.streams[0].output.get::<KafkaOutputConfig>().unwrap();
     assert_eq!((o.acks, o.idempotent), (Acks::All, true), "idempotent by default with acks all");
 }
 

@@ -5,7 +5,7 @@
 //! stream; stream names and state operator_ids unique and non-empty; `key_by` non-empty;
 //! `thread_num <= state_management.key_groups`; `custom_keys` non-empty, unique, not `default`;
 //! a processor with `on_failure: error_output` needs the stream's `error_output`; no two outputs
-//! (main, error or named, of any stream) write the same file; a `stdin` input cannot be exactly-once.
+//! (main, error or named, of any stream) write the same file; an input that cannot be replayed (stdin) cannot be exactly-once.
 
 use std::collections::HashMap;
 
@@ -58,20 +58,21 @@ pub(crate) fn check(ctx: &Ctx, cfg: &EngineConfig) -> Result<(), ConfigError> {
         }
         check_custom_keys(ctx, &s.state.custom_keys, &state_at.key("custom_keys"))?;
         let sm = &cfg.state_management;
-        if matches!(s.input, InputConfig::Stdin(_)) && sm.enabled && sm.exactly_once {
+        if !s.input.caps().replayable && sm.enabled && sm.exactly_once {
             let at = sp.key("input").key("type");
-            let msg = format!("{at}: stdin cannot be replayed after a restart, so state_management.exactly_once: true cannot hold for it; use a file or kafka input, or set exactly_once: false (at-least-once)");
+            let ty = s.input.type_name();
+            let msg = format!("{at}: {ty} cannot be replayed after a restart, so state_management.exactly_once: true cannot hold for it; use a file or kafka input, or set exactly_once: false (at-least-once)");
             return Err(ctx.invalid(&at, msg));
         }
         let named = s.outputs.iter().map(|(n, o)| (sp.key("outputs").key(n), Some(o)));
         for (at, out) in [(sp.key("output"), Some(&s.output)), (sp.key("error_output"), s.error_output.as_ref())].into_iter().chain(named) {
-            let Some(OutputConfig::File(f)) = out else { continue };
+            let Some(file) = out.and_then(|o| o.caps().file) else { continue };
             let at = at.key("path");
             // Compare by absolute, normalized path: `out/x` and `./out/x` are one file.
-            let abs = std::path::absolute(&f.path).unwrap_or_else(|_| f.path.clone());
+            let abs = std::path::absolute(&file).unwrap_or_else(|_| file.clone());
             let norm: std::path::PathBuf = abs.components().collect();
             if let Some(first) = files.insert(norm, at.clone()) {
-                let msg = format!("{at} writes {}, which {first} writes too: two outputs in one file would interleave (and exactly-once parts of one would be taken for the other's)", f.path.display());
+                let msg = format!("{at} writes {}, which {first} writes too: two outputs in one file would interleave (and exactly-once parts of one would be taken for the other's)", file.display());
                 return Err(ctx.at_value(K::Invalid, &at, msg));
             }
         }

@@ -29,10 +29,7 @@ use std::time::Duration;
 
 /// How stream `cfg` with processors `factories` routes its records (see [`routing`]).
 pub fn routing_of(cfg: &StreamConfig, factories: &[Arc<dyn crate::processor::ProcessorFactory>]) -> anyhow::Result<Routing> {
-    use crate::config::InputConfig;
-    let group_mode = matches!(&cfg.input, InputConfig::Kafka(k) if k.assignment == crate::config::Assignment::Group);
-    let needs: Vec<_> = factories.iter().map(|f| f.key()).collect();
-    routing::plan(cfg, &needs, matches!(cfg.input, InputConfig::Kafka(_)), group_mode)
+    routing::plan(cfg, &factories.iter().map(|f| f.key()).collect::<Vec<_>>())
 }
 
 /// Builds one stream.
@@ -57,16 +54,17 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
         .unwrap_or_default();
     let sm = &engine.state_management;
     let shared = Arc::new(StreamShared::new(cfg.name.clone()));
-    if sm.enabled && sm.exactly_once && matches!(cfg.input, crate::config::InputConfig::Stdin(_)) {
-        anyhow::bail!("stream {}: input: stdin cannot be replayed, so state_management.exactly_once: true cannot hold for it; use a file or kafka input, or set exactly_once: false (at-least-once: state is restored and new stdin is read after a restart)", cfg.name);
+    if sm.enabled && sm.exactly_once && !cfg.input.caps().replayable {
+        anyhow::bail!("stream {}: input: {} cannot be replayed, so state_management.exactly_once: true cannot hold for it; use a file or kafka input, or set exactly_once: false (at-least-once: state is restored and new input is read after a restart)", cfg.name, cfg.input.type_name());
     }
     let routing = routing_of(cfg, &factories)?;
     tracing::info!(stream = %cfg.name, "records are routed to key groups by {}", routing.describe());
-    if routing == Routing::Partition && matches!(&cfg.input, crate::config::InputConfig::Kafka(k) if k.assignment == crate::config::Assignment::Group) {
-        return crate::engine::group::build(engine, cfg, factories, names, state_limits, shared);
+    if cfg.group_mode() {
+        return crate::engine::group::build(engine, cfg, factories, names, routing, state_limits, shared);
     }
-    let mut input =
-        crate::connectors::input::build(&cfg.input, &default_group(cfg), shared.kafka.clone()).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
+    let group = default_group(cfg);
+    let cx = crate::connectors::registry::SourceCx { stream: &cfg.name, default_group: &group, kafka: shared.kafka.clone() };
+    let mut input = crate::connectors::registry::open_input(&cfg.input, &cx).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
     let (checkpoint, sinks) = match sm.enabled {
         true => {
             let (c, s) = checkpoint_setup(engine, cfg, &routing, &mut *input, &shared)?;
@@ -94,54 +92,11 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
     })
 }
 
-/// Where a sink of a checkpointing stream decides and commits.
-pub(crate) struct SinkPlace<'a> {
-    pub store: &'a Arc<dyn crate::state::backend::ObjectStore>,
-    /// The checkpoint scope (the operator id, or a group session's scope).
-    pub scope: &'a str,
-    pub generation: u64,
-    pub key_groups: u32,
-    /// The outbox producer shared by a group's sessions.
-    pub producer: Option<&'a Arc<rdkafka::producer::ThreadedProducer<crate::connectors::kafka::outbox::OutboxCtx>>>,
-}
-
-/// Builds one output of a checkpointing stream in its exactly-once form where it has one: a file
-/// with `state_management.exactly_once` writes per-epoch parts, an exactly-once kafka output in
-/// outbox mode publishes through the store. `sink` is the sink's id (see [`sinks`]); any sink
-/// but the main output keeps its outbox under `{scope}/{sink}`. Transactional kafka outputs are
-/// built by the caller (they are the decider).
-pub(crate) fn exactly_once_sink(
-    engine: &EngineConfig,
-    out: &crate::config::OutputConfig,
-    sink: &str,
-    at: &SinkPlace<'_>,
-) -> anyhow::Result<Box<dyn crate::connectors::output::Output>> {
-    use crate::config::OutputConfig;
-    Ok(match out {
-        OutputConfig::File(f) if engine.state_management.exactly_once => {
-            Box::new(crate::connectors::output::EoFileOut::open(&f.path, f.format, at.generation)?)
-        }
-        OutputConfig::Kafka(k) if k.exactly_once && k.exactly_once_mode == crate::config::ExactlyOnceMode::Outbox => {
-            let producer = match at.producer {
-                Some(p) => p.clone(),
-                None => crate::connectors::kafka::outbox::Outbox::shared_producer(k)?,
-            };
-            let scope = crate::layout::sink_scope(at.scope, sink);
-            Box::new(crate::connectors::kafka::outbox::OutboxOutput::attach(k, producer, at.store.clone(), &scope, at.generation, at.key_groups))
-        }
-        OutputConfig::Kafka(k) if k.exactly_once && sink != "output" => {
-            anyhow::bail!("an exactly-once kafka output other than the main one needs exactly_once_mode: outbox (the stream's Kafka transactions carry the main output only)")
-        }
-        other => crate::connectors::output::build(other)?,
-    })
-}
+pub(crate) use crate::connectors::registry::SinkPlace;
 
 /// The Kafka consumer group of a stream whose input names none.
 pub fn default_group(cfg: &StreamConfig) -> String {
-    match &cfg.input {
-        crate::config::InputConfig::Kafka(k) if k.consumer_group.is_some() => k.consumer_group.clone().unwrap_or_default(),
-        _ => format!("arkflow-{}", cfg.state.operator_id),
-    }
+    cfg.input.caps().consumer_group.unwrap_or_else(|| format!("arkflow-{}", cfg.state.operator_id))
 }
 
 /// Opens the object store of the configured state backend.
@@ -181,19 +136,24 @@ pub(crate) fn checkpoint_settings(engine: &EngineConfig, cfg: &StreamConfig, rou
     }
 }
 
-/// An exactly-once kafka output (transactions or outbox) is decided by the checkpoints: refused
-/// unless `state_management` is enabled and `exactly_once` (for every sink of the stream).
+/// An output whose exactly-once form the checkpoints decide (an exactly-once kafka output,
+/// transactions or outbox) is refused unless `state_management` is enabled and `exactly_once`
+/// (for every sink of the stream).
 pub(crate) fn exactly_once_output_needs_store(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result<()> {
     let sm = &engine.state_management;
     for (id, o) in sinks::configured(cfg) {
-        if !matches!(o, crate::config::OutputConfig::Kafka(k) if k.exactly_once) {
+        if !o.caps().needs_checkpoints {
             continue;
         }
+        let ty = o.type_name();
         if !sm.enabled {
-            anyhow::bail!("stream {}: {id}: a kafka output with exactly_once: true needs state_management.enabled: true (each epoch's output commits with its checkpoint)", cfg.name);
+            anyhow::bail!(
+                "stream {}: {id}: a {ty} output with exactly_once: true needs state_management.enabled: true (each epoch's output commits with its checkpoint)",
+                cfg.name
+            );
         }
         if !sm.exactly_once {
-            anyhow::bail!("stream {}: {id}: a kafka output with exactly_once: true needs state_management.exactly_once: true", cfg.name);
+            anyhow::bail!("stream {}: {id}: a {ty} output with exactly_once: true needs state_management.exactly_once: true", cfg.name);
         }
     }
     Ok(())
@@ -209,7 +169,7 @@ fn checkpoint_setup(
     input: &mut dyn crate::connectors::input::Input,
     shared: &StreamShared,
 ) -> anyhow::Result<(stream::CheckpointSetup, Sinks)> {
-    use crate::config::{BackendType, OutputConfig};
+    use crate::config::BackendType;
     let sm = &engine.state_management;
     let name = &cfg.name;
     let store = open_store(sm)?;
@@ -227,21 +187,26 @@ fn checkpoint_setup(
             }
         }
         for (id, o) in sinks::configured(cfg) {
-            if matches!(o, OutputConfig::Stdout(_)) {
-                tracing::warn!(stream = %name, sink = %id, "exactly_once: a stdout output stays at-least-once (records since the last checkpoint are printed again after a crash)");
+            if o.caps().at_least_once {
+                let ty = o.type_name();
+                tracing::warn!(stream = %name, sink = %id, "exactly_once: a {ty} output stays at-least-once (records since the last checkpoint are written again after a crash)");
             }
         }
     }
     exactly_once_output_needs_store(engine, cfg)?;
-    let txn_sink = match &cfg.output {
-        OutputConfig::Kafka(k) if k.exactly_once && k.exactly_once_mode == crate::config::ExactlyOnceMode::Transactions => {
-            let sink = transactional_sink(cfg, k, shared)?;
-            settings.external_last = sink.1;
-            settings.decider = Some(sink.0.clone());
-            Some(sink.0)
-        }
-        _ => None,
+    let group = cfg.input.caps().group_offsets.then(|| default_group(cfg));
+    let dcx = crate::connectors::registry::DeciderCx {
+        stream: name,
+        operator_id: &cfg.state.operator_id,
+        input_group: group.as_deref(),
+        kafka: shared.kafka.clone(),
     };
+    let decider = crate::connectors::registry::open_decider(&cfg.output, &dcx).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?;
+    let output = decider.map(|d| {
+        settings.external_last = d.last;
+        settings.decider = Some(d.decider);
+        d.output
+    });
     let recovered = crate::checkpoint::block_on(crate::checkpoint::recovery::recover(store.clone(), &settings, sm.from_savepoint.as_deref()))
         .map_err(|e| anyhow::anyhow!("stream {name}: recovery from {} failed: {e:#}", store.describe()))?;
     if let Some(m) = &recovered.manifest {
@@ -251,12 +216,6 @@ fn checkpoint_setup(
         tracing::info!(stream = %name, generation = recovered.generation, store = %store.describe(), "no decided checkpoint: starting fresh");
     }
     let at = SinkPlace { store: &store, scope: &settings.scope, generation: recovered.generation, key_groups: settings.key_groups, producer: None };
-    let output = match (&cfg.output, txn_sink) {
-        (OutputConfig::Kafka(k), Some(t)) => {
-            Some(Box::new(crate::connectors::kafka::KafkaOutput::transactional(k.clone(), t)) as Box<dyn crate::connectors::output::Output>)
-        }
-        _ => None,
-    };
     let mut sinks = Sinks::checkpointed(engine, cfg, &at, output)?;
     settings.committers = sinks.committers();
     if let (Some(m), None) = (&recovered.manifest, &sm.from_savepoint) {
@@ -273,27 +232,6 @@ fn checkpoint_setup(
         ))
     });
     Ok((stream::CheckpointSetup { store, settings, recovered, metrics: Default::default(), hybrid, carry_restored: false }, sinks))
-}
-
-type Sink = Arc<crate::connectors::kafka::txn::TxnSink<dyn crate::connectors::kafka::txn::TxnClient>>;
-
-/// The transactional Kafka sink of a stream: refuses brokers without the transaction APIs, fences
-/// older producers of the stream's transactional ids and reads the last decision from Kafka.
-fn transactional_sink(
-    cfg: &StreamConfig,
-    k: &crate::config::KafkaOutput,
-    shared: &StreamShared,
-) -> anyhow::Result<(Sink, Option<crate::checkpoint::ExternalDecision>)> {
-    let name = &cfg.name;
-    crate::connectors::kafka::probe::require_transactions(&k.brokers).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?;
-    let input_group = matches!(cfg.input, crate::config::InputConfig::Kafka(_)).then(|| default_group(cfg));
-    let prefix = format!("arkflow-{}", cfg.state.operator_id);
-    let client =
-        crate::connectors::kafka::RdTxnClient::new(k.clone(), &prefix, input_group.as_deref()).map_err(|e| anyhow::anyhow!("stream {name}: output: {e}"))?;
-    let client: Box<dyn crate::connectors::kafka::txn::TxnClient> = Box::new(client);
-    let (sink, last) = crate::connectors::kafka::txn::TxnSink::recover(client, name, shared.kafka.clone())
-        .map_err(|e| anyhow::anyhow!("stream {name}: output: recovering Kafka transactions: {e}"))?;
-    Ok((Arc::new(sink), last.map(Into::into)))
 }
 
 /// Runs every stream to completion (each on its own threads) and returns their reports.

@@ -46,10 +46,8 @@ impl Routing {
     }
 }
 
-/// The routing of stream `cfg` whose stages need `needs` (in pipeline order). `partitioned`: the
-/// input's records carry partitions that own key groups (Kafka); `group_mode`: partitions move
-/// between processes (`assignment: group`).
-pub fn plan(cfg: &StreamConfig, needs: &[KeyNeed], partitioned: bool, group_mode: bool) -> anyhow::Result<Routing> {
+/// The routing of stream `cfg` whose stages need `needs` (in pipeline order).
+pub fn plan(cfg: &StreamConfig, needs: &[KeyNeed]) -> anyhow::Result<Routing> {
     let label = |i: usize| format!("streams[{}].pipeline.processors[{i}]", cfg.name);
     let mut keyed: Option<(usize, &Vec<String>)> = None;
     for (i, need) in needs.iter().enumerate() {
@@ -73,7 +71,7 @@ pub fn plan(cfg: &StreamConfig, needs: &[KeyNeed], partitioned: bool, group_mode
             },
         }
     }
-    if group_mode {
+    if cfg.group_mode() {
         if let Some((i, f)) = keyed.filter(|_| cfg.key_by.is_none()) {
             tracing::warn!(
                 stream = %cfg.name,
@@ -112,23 +110,14 @@ pub fn plan(cfg: &StreamConfig, needs: &[KeyNeed], partitioned: bool, group_mode
         }
         return Ok(Routing::Fields { fields: vec![k.clone()], fallback: true });
     }
+    let caps = cfg.input.caps();
     Ok(match keyed {
-        Some((_, f)) if f.len() == 1 && input_key_field(cfg) == Some(&f[0]) => Routing::KeyOfField(f[0].clone()),
+        Some((_, f)) if f.len() == 1 && caps.key_field.as_deref() == Some(&f[0]) => Routing::KeyOfField(f[0].clone()),
         Some((_, f)) => Routing::Fields { fields: f.clone(), fallback: false },
-        None if partitioned => Routing::Partition,
+        // A Kafka partition owns its key groups.
+        None if caps.partitioned => Routing::Partition,
         None => Routing::RecordKey,
     })
-}
-
-/// The value field an input makes each record's key of, read the same way as routing reads it.
-fn input_key_field(cfg: &StreamConfig) -> Option<&str> {
-    use crate::config::InputConfig;
-    match &cfg.input {
-        InputConfig::Generate(_) => Some("key"),
-        InputConfig::File(f) => f.key_field.as_deref(),
-        InputConfig::Stdin(s) => s.key_field.as_deref(),
-        InputConfig::Kafka(_) => None,
-    }
 }
 
 /// Assigns key groups and workers.

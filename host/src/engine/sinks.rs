@@ -11,6 +11,7 @@
 
 use crate::config::{EngineConfig, OutputConfig, StreamConfig};
 use crate::connectors::output::Output;
+use crate::connectors::registry::{open_output, SinkCx};
 
 pub(crate) struct Sinks {
     pub output: Box<dyn Output>,
@@ -27,17 +28,21 @@ pub(crate) fn named_id(name: &str) -> String {
 impl Sinks {
     /// The sinks of a stream that does not checkpoint (at-least-once, appending).
     pub fn plain(cfg: &StreamConfig) -> anyhow::Result<Sinks> {
-        Self::assemble(cfg, crate::connectors::output::build(&cfg.output), |_, o| crate::connectors::output::build(o))
+        let open = |id: &str, o: &OutputConfig| open_output(o, &SinkCx { sink: id, exactly_once: false, place: None });
+        Self::assemble(cfg, open("output", &cfg.output), open)
     }
 
-    /// The sinks of a checkpointing stream in their exactly-once forms ([`super::exactly_once_sink`]);
-    /// `output` is the main output when the caller built it (a transactional kafka output).
+    /// The sinks of a checkpointing stream, each opened at `at` (in its exactly-once form where
+    /// it has one, with `state_management.exactly_once`); `output` is the main output when the
+    /// caller built it (a deciding sink: Kafka transactions).
     pub fn checkpointed(engine: &EngineConfig, cfg: &StreamConfig, at: &super::SinkPlace<'_>, output: Option<Box<dyn Output>>) -> anyhow::Result<Sinks> {
+        let exactly_once = engine.state_management.exactly_once;
+        let open = |id: &str, o: &OutputConfig| open_output(o, &SinkCx { sink: id, exactly_once, place: Some(at) });
         let main = match output {
             Some(o) => Ok(o),
-            None => super::exactly_once_sink(engine, &cfg.output, "output", at),
+            None => open("output", &cfg.output),
         };
-        Self::assemble(cfg, main, |id, o| super::exactly_once_sink(engine, o, id, at))
+        Self::assemble(cfg, main, open)
     }
 
     /// Sinks that drop everything (the template of a group-mode stream, whose sessions build

@@ -104,30 +104,25 @@ pub trait ProcessorFactory: Send + Sync {
 /// Compiles and validates every processor of a stream's pipeline.
 /// `store_names` are the stream's state stores ("default" first).
 pub fn build_factories(stream: &StreamConfig, store_names: &[String]) -> anyhow::Result<Vec<Arc<dyn ProcessorFactory>>> {
-    let state_enabled = stream.state.enabled;
     let env = StreamEnv { store_names: store_names.to_vec(), ..StreamEnv::of(stream) };
-    stream
-        .pipeline
-        .processors
-        .iter()
-        .enumerate()
-        .map(|(i, p)| -> anyhow::Result<Arc<dyn ProcessorFactory>> {
-            let label = format!("streams[{}].pipeline.processors[{i}]", stream.name);
-            Ok(match p {
-                ProcessorConfig::Wasm(cfg) => Arc::new(wasm::WasmFactory::load(cfg, &label, i, &env)?),
-                ProcessorConfig::Sql(cfg) => Arc::new(crate::processor::sql::SqlFactory::new(cfg, &label, store_names, state_enabled)?),
-                ProcessorConfig::JsonToArrow { schema } => Arc::new(crate::processor::sql::codecs::CodecFactory {
-                    direction: crate::processor::sql::codecs::Direction::JsonToArrow,
-                    declared: crate::processor::sql::declared_schema(schema),
-                    label,
-                }),
-                ProcessorConfig::ArrowToJson => Arc::new(crate::processor::sql::codecs::CodecFactory {
-                    direction: crate::processor::sql::codecs::Direction::ArrowToJson,
-                    declared: None,
-                    label,
-                }),
-                ProcessorConfig::NativeCounter(cfg) => Arc::new(native_counter::NativeCounterFactory::new(cfg, store_names, &label)?),
-            })
-        })
-        .collect()
+    stream.pipeline.processors.iter().enumerate().map(|(i, p)| build_factory(stream, i, p, &env)).collect()
+}
+
+/// Compiles and validates processor `i` (`p`) of `stream`, whose environment is `env`.
+pub fn build_factory(stream: &StreamConfig, i: usize, p: &ProcessorConfig, env: &StreamEnv) -> anyhow::Result<Arc<dyn ProcessorFactory>> {
+    let label = format!("streams[{}].pipeline.processors[{i}]", stream.name);
+    let store_names = &env.store_names[..];
+    Ok(match p {
+        ProcessorConfig::Wasm(cfg) => Arc::new(wasm::WasmFactory::load(cfg, &label, i, env)?),
+        ProcessorConfig::Sql(cfg) => Arc::new(crate::processor::sql::SqlFactory::new(cfg, &label, store_names, env.state_enabled)?),
+        ProcessorConfig::JsonToArrow { schema } => Arc::new(crate::processor::sql::codecs::CodecFactory {
+            direction: crate::processor::sql::codecs::Direction::JsonToArrow,
+            declared: crate::processor::sql::declared_schema(schema),
+            label,
+        }),
+        ProcessorConfig::ArrowToJson => {
+            Arc::new(crate::processor::sql::codecs::CodecFactory { direction: crate::processor::sql::codecs::Direction::ArrowToJson, declared: None, label })
+        }
+        ProcessorConfig::NativeCounter(cfg) => Arc::new(native_counter::NativeCounterFactory::new(cfg, store_names, &label)?),
+    })
 }

@@ -172,30 +172,25 @@ fn config_for(broker: &str) -> ClientConfig {
 
 /// Produces `(partition, key, value)` records to `broker` (idempotent producer) and waits for them.
 pub fn produce_to(broker: &str, topic: &str, records: impl IntoIterator<Item = (i32, String, String)>) {
-    let p: ThreadedProducer<DefaultProducerContext> =
-        config_for(broker).set("enable.idempotence", "true").set("linger.ms", "20").set("queue.buffering.max.messages", "1000000").create().unwrap();
-    for (part, k, v) in records {
-        let mut rec = BaseRecord::to(topic).partition(part).key(&k).payload(&v);
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    rec = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-        }
-    }
-    p.flush(Duration::from_secs(120)).unwrap();
+    send_all(broker, topic, records.into_iter().map(|(p, k, v)| (p, Some(k), v)))
 }
 
 /// Produces `(partition, value)` records without a key to `broker` and waits for them.
 #[allow(dead_code)]
 pub fn produce_unkeyed(broker: &str, topic: &str, records: impl IntoIterator<Item = (i32, String)>) {
+    send_all(broker, topic, records.into_iter().map(|(p, v)| (p, None, v)))
+}
+
+/// Sends `(partition, key, value)` records (idempotent producer), retrying a full queue, and
+/// waits for them all.
+fn send_all(broker: &str, topic: &str, records: impl Iterator<Item = (i32, Option<String>, String)>) {
     let p: ThreadedProducer<DefaultProducerContext> =
         config_for(broker).set("enable.idempotence", "true").set("linger.ms", "20").set("queue.buffering.max.messages", "1000000").create().unwrap();
-    for (part, v) in records {
-        let mut rec = BaseRecord::<(), String>::to(topic).partition(part).payload(&v);
+    for (part, k, v) in records {
+        let mut rec = BaseRecord::<str, str>::to(topic).partition(part).payload(v.as_str());
+        if let Some(k) = &k {
+            rec = rec.key(k.as_str());
+        }
         loop {
             match p.send(rec) {
                 Ok(()) => break,

@@ -3,12 +3,64 @@
 //! newline is still a record.
 
 use super::{json_line_record, Input};
-use crate::config::FileInput as Config;
+use crate::config::{non_empty_path, ConfigError, Ctx, SourceCaps, YPath};
+use crate::connectors::registry::{Source, SourceCx};
 use crate::record::Record;
 use crate::util::time::now_ms;
 use anyhow::Context;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::PathBuf;
+
+/// `type: file` input settings: JSON lines; position = byte offset and line number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileInputConfig {
+    pub path: PathBuf,
+    /// default 1024
+    pub batch_size: usize,
+    /// JSON field holding the record key; default None (then the stream's key_by applies)
+    pub key_field: Option<String>,
+    /// Records per second at most (replay throttle); None = as fast as possible (default None)
+    pub rate_per_sec: Option<u64>,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFile {
+    path: PathBuf,
+    batch_size: Option<usize>,
+    key_field: Option<String>,
+    rate_per_sec: Option<u64>,
+}
+
+impl Source for FileInputConfig {
+    const NAME: &'static str = "file";
+    type Raw = RawFile;
+
+    fn from_raw(ctx: &Ctx, raw: RawFile, path: &YPath) -> Result<Self, ConfigError> {
+        let cfg = FileInputConfig {
+            path: non_empty_path(ctx, raw.path, &path.key("path"))?,
+            batch_size: raw.batch_size.unwrap_or(super::DEFAULT_INPUT_BATCH_SIZE),
+            key_field: raw.key_field,
+            rate_per_sec: raw.rate_per_sec,
+        };
+        ctx.at_least(&path.key("batch_size"), cfg.batch_size, 1)?;
+        if let Some(rate) = cfg.rate_per_sec {
+            ctx.at_least(&path.key("rate_per_sec"), rate, 1)?;
+        }
+        Ok(cfg)
+    }
+
+    fn capabilities(&self) -> SourceCaps {
+        SourceCaps { replayable: true, key_field: self.key_field.clone(), ..SourceCaps::default() }
+    }
+
+    fn open(&self, _: &SourceCx<'_>) -> anyhow::Result<Box<dyn Input>> {
+        Ok(Box::new(FileInput::open(self.clone())?))
+    }
+}
+
+type Config = FileInputConfig;
 
 pub struct FileInput {
     cfg: Config,

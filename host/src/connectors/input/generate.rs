@@ -6,8 +6,90 @@
 //! same records, so a position (the next id) is all a checkpoint needs.
 
 use super::Input;
-use crate::config::GenerateInput as Config;
+use crate::config::{ConfigError, Ctx, SourceCaps, YPath};
+use crate::connectors::registry::{Source, SourceCx};
 use crate::record::Record;
+
+/// `type: generate` settings: records `{"id":N,"key":"k<K>","ts":T,"payload":"..."}` with
+/// record key `k<K>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateConfig {
+    /// Records to produce; None = unbounded (default None)
+    pub count: Option<u64>,
+    /// Records per second; None = as fast as possible (default None)
+    pub rate_per_sec: Option<u64>,
+    /// Distinct keys; default 1000
+    pub keys: u64,
+    /// Bytes of the "payload" string; default 16
+    pub payload_bytes: usize,
+    /// default 0
+    pub seed: u64,
+    /// Records per input batch; default 1024
+    pub batch_size: usize,
+}
+
+/// `generate` input `keys` default.
+pub const DEFAULT_GENERATE_KEYS: u64 = 1000;
+/// `generate` input `payload_bytes` default.
+pub const DEFAULT_GENERATE_PAYLOAD_BYTES: usize = 16;
+
+impl Default for GenerateConfig {
+    fn default() -> Self {
+        GenerateConfig {
+            count: None,
+            rate_per_sec: None,
+            keys: DEFAULT_GENERATE_KEYS,
+            payload_bytes: DEFAULT_GENERATE_PAYLOAD_BYTES,
+            seed: 0,
+            batch_size: super::DEFAULT_INPUT_BATCH_SIZE,
+        }
+    }
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGenerate {
+    count: Option<u64>,
+    rate_per_sec: Option<u64>,
+    keys: Option<u64>,
+    payload_bytes: Option<usize>,
+    seed: Option<u64>,
+    batch_size: Option<usize>,
+}
+
+impl Source for GenerateConfig {
+    const NAME: &'static str = "generate";
+    type Raw = RawGenerate;
+
+    fn from_raw(ctx: &Ctx, raw: RawGenerate, path: &YPath) -> Result<Self, ConfigError> {
+        let d = GenerateConfig::default();
+        let cfg = GenerateConfig {
+            count: raw.count,
+            rate_per_sec: raw.rate_per_sec,
+            keys: raw.keys.unwrap_or(d.keys),
+            payload_bytes: raw.payload_bytes.unwrap_or(d.payload_bytes),
+            seed: raw.seed.unwrap_or(d.seed),
+            batch_size: raw.batch_size.unwrap_or(d.batch_size),
+        };
+        ctx.at_least(&path.key("keys"), cfg.keys, 1)?;
+        ctx.at_least(&path.key("batch_size"), cfg.batch_size, 1)?;
+        if let Some(rate) = cfg.rate_per_sec {
+            ctx.at_least(&path.key("rate_per_sec"), rate, 1)?;
+        }
+        Ok(cfg)
+    }
+
+    /// The record key is the value's `key` field.
+    fn capabilities(&self) -> SourceCaps {
+        SourceCaps { replayable: true, key_field: Some("key".into()), ..SourceCaps::default() }
+    }
+
+    fn open(&self, _: &SourceCx<'_>) -> anyhow::Result<Box<dyn Input>> {
+        Ok(Box::new(GenerateInput::new(self.clone())))
+    }
+}
+
+type Config = GenerateConfig;
 
 pub const BASE_TS: i64 = 1_700_000_000_000;
 

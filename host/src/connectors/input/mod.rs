@@ -9,12 +9,14 @@ mod file;
 mod generate;
 mod stdin;
 
-use crate::config::InputConfig;
 use crate::record::Record;
 
-pub use file::FileInput;
-pub use generate::GenerateInput;
-pub use stdin::StdinInput;
+pub use file::{FileInput, FileInputConfig};
+pub use generate::{GenerateConfig, GenerateInput};
+pub use stdin::{StdinConfig, StdinInput};
+
+/// `batch_size` default of every input.
+pub const DEFAULT_INPUT_BATCH_SIZE: usize = 1024;
 
 pub trait Input: Send {
     fn next_batch(&mut self) -> anyhow::Result<Option<Vec<Record>>>;
@@ -23,17 +25,6 @@ pub trait Input: Send {
     /// Told after checkpoint `epoch` was decided, with the position it recorded (Kafka commits it
     /// to the consumer group for monitoring).
     fn decided(&mut self, _epoch: u64, _position: &serde_json::Value) {}
-}
-
-/// Builds the input described by `cfg`. `group` is the Kafka consumer group used when the
-/// config names none; `kafka` receives the Kafka figures.
-pub fn build(cfg: &InputConfig, group: &str, kafka: std::sync::Arc<crate::connectors::kafka::KafkaMetrics>) -> anyhow::Result<Box<dyn Input>> {
-    Ok(match cfg {
-        InputConfig::Generate(g) => Box::new(GenerateInput::new(g.clone())),
-        InputConfig::File(f) => Box::new(FileInput::open(f.clone())?),
-        InputConfig::Stdin(s) => Box::new(StdinInput::new(s.clone())),
-        InputConfig::Kafka(k) => Box::new(crate::connectors::kafka::KafkaInput::open(k.clone(), group, kafka)?),
-    })
 }
 
 /// Builds a record from one JSON line; `key_field` names the value field used as record key.

@@ -4,12 +4,57 @@
 //! stdin from its start (at-least-once); `exactly_once` is refused for it (config validation).
 
 use super::{json_line_record, Input};
-use crate::config::StdinInput as Config;
+use crate::config::{ConfigError, Ctx, SourceCaps, YPath};
+use crate::connectors::registry::{Source, SourceCx};
 use crate::record::Record;
 use crate::util::time::now_ms;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 use std::io::BufRead;
 use std::time::Duration;
+
+/// `type: stdin` settings: JSON lines; position = lines read (not replayable).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StdinConfig {
+    /// default 1024
+    pub batch_size: usize,
+    /// JSON field holding the record key; default None
+    pub key_field: Option<String>,
+}
+
+impl Default for StdinConfig {
+    fn default() -> Self {
+        StdinConfig { batch_size: super::DEFAULT_INPUT_BATCH_SIZE, key_field: None }
+    }
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStdin {
+    batch_size: Option<usize>,
+    key_field: Option<String>,
+}
+
+impl Source for StdinConfig {
+    const NAME: &'static str = "stdin";
+    type Raw = RawStdin;
+
+    fn from_raw(ctx: &Ctx, raw: RawStdin, path: &YPath) -> Result<Self, ConfigError> {
+        let cfg = StdinConfig { batch_size: raw.batch_size.unwrap_or(super::DEFAULT_INPUT_BATCH_SIZE), key_field: raw.key_field };
+        ctx.at_least(&path.key("batch_size"), cfg.batch_size, 1)?;
+        Ok(cfg)
+    }
+
+    /// Not replayable: exactly-once is refused for it.
+    fn capabilities(&self) -> SourceCaps {
+        SourceCaps { replayable: false, key_field: self.key_field.clone(), ..SourceCaps::default() }
+    }
+
+    fn open(&self, _: &SourceCx<'_>) -> anyhow::Result<Box<dyn Input>> {
+        Ok(Box::new(StdinInput::new(self.clone())))
+    }
+}
+
+type Config = StdinConfig;
 
 pub struct StdinInput {
     cfg: Config,

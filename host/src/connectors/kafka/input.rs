@@ -19,7 +19,7 @@
 
 use super::consumer_ctx::{GroupEvent, StatsContext};
 use super::KafkaMetrics;
-use crate::config::{KafkaInput as Config, StartFrom};
+use super::{KafkaInputConfig as Config, StartFrom};
 use crate::connectors::input::Input;
 use crate::record::Record;
 use anyhow::{bail, Context};
@@ -88,7 +88,7 @@ impl KafkaInput {
             .set("queued.min.messages", (cfg.batch_size * 16).max(100_000).to_string())
             // A full local queue would otherwise pause fetching for a whole second.
             .set("fetch.queue.backoff.ms", "10");
-        let group = cfg.assignment == crate::config::Assignment::Group;
+        let group = cfg.assignment == super::Assignment::Group;
         if group {
             // Eager `range`: every rebalance revokes everything first (cooperative-sticky was seen
             // assigning one partition to two members on some brokers), and co-partitioned topics

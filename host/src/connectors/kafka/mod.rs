@@ -5,6 +5,7 @@
 //! speaks the Kafka protocol's ApiVersions request itself, so a missing transaction API is
 //! reported by name before any producer is created.
 
+mod config;
 mod consumer_ctx;
 mod input;
 pub mod outbox;
@@ -14,6 +15,7 @@ pub mod probe;
 pub mod txn;
 mod txn_rdkafka;
 
+pub use config::*;
 pub use consumer_ctx::GroupEvent;
 pub use input::KafkaInput;
 pub use output::KafkaOutput;

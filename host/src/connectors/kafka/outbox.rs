@@ -31,8 +31,8 @@
 
 pub use super::outbox_codec::{decode, encode, OutMessage};
 use super::output::{producer_config, route, send_message};
+use super::KafkaOutputConfig as Config;
 use crate::checkpoint::{sealed, CommitError, Committer};
-use crate::config::KafkaOutput as Config;
 use crate::connectors::output::Output;
 use crate::record::Record;
 use crate::state::backend::{ObjectStore, PutOutcome};

@@ -9,7 +9,7 @@
 //! ones; timestamp = the record's.
 
 use super::txn::{TxnClient, TxnSink};
-use crate::config::KafkaOutput as Config;
+use super::KafkaOutputConfig as Config;
 use crate::connectors::output::Output;
 use crate::record::Record;
 use anyhow::{bail, Context};

@@ -7,7 +7,7 @@
 
 use super::output::{producer_config, send_all, DeliveryCtx};
 use super::txn::{DecisionRecord, TxnClient, TxnError};
-use crate::config::KafkaOutput as Config;
+use super::KafkaOutputConfig as Config;
 use crate::record::Record;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;

@@ -18,9 +18,9 @@
 //! decision is refused: it belongs to another run (a wiped or memory state store, another stream
 //! writing to this path), and mixing would lose or duplicate records.
 
+use super::OutputFormat;
 use super::{encode_line, Output};
 use crate::checkpoint::{CommitError, Committer};
-use crate::config::OutputFormat;
 use crate::record::Record;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};

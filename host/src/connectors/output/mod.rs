@@ -8,15 +8,36 @@
 //! after recovery replayed the last decision's commits. The outputs in this file are
 //! at-least-once: after a crash, records since the last checkpoint are written again.
 
+mod drop;
 mod eo_file;
+mod file;
+mod stdout;
 
+pub use drop::{DropConfig, Dropping};
 pub use eo_file::{EoFileOut, FileCommitter};
+pub use file::FileOutputConfig;
+pub use stdout::StdoutConfig;
 
-use crate::config::{OutputConfig, OutputFormat};
+use crate::config::{ConfigError, Ctx, YPath};
 use crate::record::Record;
-use anyhow::Context;
-use std::io::Write;
 use std::sync::Arc;
+
+/// How a file or stdout output writes each record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    /// One JSON object per record: the value if it is JSON, else the value as a JSON string. default
+    #[default]
+    Json,
+    /// The raw value bytes followed by a newline.
+    Raw,
+}
+
+crate::config::named_enum!(OutputFormat { "json" => Json, "raw" => Raw });
+
+/// The `format` key of a stdout or file output at `path`.
+pub(crate) fn parse_format(ctx: &Ctx, raw: Option<String>, path: &YPath) -> Result<OutputFormat, ConfigError> {
+    ctx.named(raw, &path.key("format"), "format", OutputFormat::NAMES, OutputFormat::from_name, OutputFormat::default())
+}
 
 pub trait Output: Send {
     fn write_batch(&mut self, records: &[Record]) -> anyhow::Result<()>;
@@ -47,26 +68,6 @@ pub trait Output: Send {
     }
 }
 
-pub fn build(cfg: &OutputConfig) -> anyhow::Result<Box<dyn Output>> {
-    Ok(match cfg {
-        OutputConfig::Stdout(s) => Box::new(Stdout { format: s.format, buf: Vec::with_capacity(1 << 16) }),
-        OutputConfig::File(f) => {
-            if let Some(dir) = f.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| format!("file output: creating {}", dir.display()))?;
-            }
-            // Appends: a restart never truncates what an earlier run wrote (at-least-once).
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&f.path)
-                .with_context(|| format!("file output: cannot open {}", f.path.display()))?;
-            Box::new(FileOut { format: f.format, w: std::io::BufWriter::with_capacity(1 << 20, file), path: f.path.clone() })
-        }
-        OutputConfig::Kafka(k) => Box::new(crate::connectors::kafka::KafkaOutput::open(k.clone())?),
-        OutputConfig::Drop => Box::new(Dropping),
-    })
-}
-
 /// Appends one line for `r`: JSON values verbatim, other values as a JSON string (json format);
 /// the raw value bytes (raw format).
 pub fn encode_line(out: &mut Vec<u8>, r: &Record, format: OutputFormat) {
@@ -83,67 +84,6 @@ pub fn encode_line(out: &mut Vec<u8>, r: &Record, format: OutputFormat) {
         }
     }
     out.push(b'\n');
-}
-
-struct Stdout {
-    format: OutputFormat,
-    buf: Vec<u8>,
-}
-
-impl Output for Stdout {
-    fn write_batch(&mut self, records: &[Record]) -> anyhow::Result<()> {
-        for r in records {
-            encode_line(&mut self.buf, r, self.format);
-        }
-        if self.buf.len() >= 1 << 16 {
-            self.flush()?;
-        }
-        Ok(())
-    }
-    fn flush(&mut self) -> anyhow::Result<()> {
-        let mut out = std::io::stdout().lock();
-        out.write_all(&self.buf).context("stdout output")?;
-        out.flush().context("stdout output")?;
-        self.buf.clear();
-        Ok(())
-    }
-}
-
-struct FileOut {
-    format: OutputFormat,
-    w: std::io::BufWriter<std::fs::File>,
-    path: std::path::PathBuf,
-}
-
-impl Output for FileOut {
-    fn write_batch(&mut self, records: &[Record]) -> anyhow::Result<()> {
-        let mut line = Vec::with_capacity(256);
-        for r in records {
-            line.clear();
-            encode_line(&mut line, r, self.format);
-            self.w.write_all(&line).with_context(|| format!("file output {}", self.path.display()))?;
-        }
-        Ok(())
-    }
-    fn flush(&mut self) -> anyhow::Result<()> {
-        self.w.flush().with_context(|| format!("file output {}", self.path.display()))
-    }
-    fn close(&mut self) -> anyhow::Result<()> {
-        self.flush()?;
-        self.w.get_ref().sync_all().with_context(|| format!("file output {}", self.path.display()))
-    }
-}
-
-/// Discards everything (`type: drop`).
-pub struct Dropping;
-
-impl Output for Dropping {
-    fn write_batch(&mut self, _: &[Record]) -> anyhow::Result<()> {
-        Ok(())
-    }
-    fn flush(&mut self) -> anyhow::Result<()> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

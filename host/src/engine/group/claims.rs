@@ -89,7 +89,7 @@ pub async fn take_over(
     g: u64,
     groups: &BTreeSet<u32>,
     key_groups: u32,
-    outbox: Option<&crate::config::KafkaOutput>,
+    outbox: Option<&crate::connectors::kafka::KafkaOutputConfig>,
 ) -> anyhow::Result<TakeOver> {
     let mut out = TakeOver::default();
     let mut todo: BTreeSet<u32> = groups.clone();

@@ -27,7 +27,7 @@ pub mod gc;
 #[cfg(test)]
 mod tests;
 
-use crate::config::{EngineConfig, OutputConfig, StreamConfig};
+use crate::config::{EngineConfig, StreamConfig};
 use crate::connectors::input::Input;
 use crate::connectors::kafka::KafkaInput;
 use crate::engine::{CheckpointSetup, Stream, StreamReport, StreamShared};
@@ -78,10 +78,11 @@ pub(crate) fn build(
     cfg: &StreamConfig,
     factories: Vec<Arc<dyn ProcessorFactory>>,
     store_names: Vec<String>,
+    routing: crate::engine::Routing,
     state_limits: StateLimits,
     shared: Arc<StreamShared>,
 ) -> anyhow::Result<Stream> {
-    use crate::config::{BackendType, ExactlyOnceMode, InputConfig};
+    use crate::config::BackendType;
     let name = &cfg.name;
     let sm = &engine.state_management;
     let refuse = |why: &str| anyhow::anyhow!("stream {name}: input.assignment: group {why}");
@@ -98,26 +99,29 @@ pub(crate) fn build(
     if sm.from_savepoint.is_some() {
         return Err(refuse("cannot start from a savepoint (start one process from it first, then scale out)"));
     }
-    match &cfg.output {
-        OutputConfig::File(_) => return Err(refuse("cannot use a file output: every process would write the same file; use a kafka output")),
-        OutputConfig::Kafka(k) if k.exactly_once && k.exactly_once_mode != ExactlyOnceMode::Outbox => {
-            return Err(refuse("with an exactly-once kafka output needs exactly_once_mode: outbox (Kafka transactions per partition set are not supported)"))
-        }
-        _ => {}
+    let main = cfg.output.caps();
+    if main.file.is_some() {
+        return Err(refuse("cannot use a file output: every process would write the same file; use a kafka output"));
+    }
+    if main.decides {
+        return Err(refuse("with an exactly-once kafka output needs exactly_once_mode: outbox (Kafka transactions per partition set are not supported)"));
     }
     crate::engine::exactly_once_output_needs_store(engine, cfg)?;
     for (id, o) in crate::engine::configured_sinks(cfg).into_iter().skip(1) {
-        match o {
-            OutputConfig::File(_) => return Err(refuse(&format!("cannot use a file {id}: every process would write the same file"))),
-            OutputConfig::Kafka(k) if k.exactly_once => {
-                return Err(refuse(&format!(
-                    "does not support an exactly-once kafka {id} yet (its outbox does not move with key groups); set exactly_once: false on it (at-least-once)"
-                )))
-            }
-            _ => {}
+        let caps = o.caps();
+        if caps.file.is_some() {
+            return Err(refuse(&format!("cannot use a file {id}: every process would write the same file")));
+        }
+        if caps.needs_checkpoints {
+            return Err(refuse(&format!(
+                "does not support an exactly-once {} {id} yet (its outbox does not move with key groups); set exactly_once: false on it (at-least-once)",
+                o.type_name()
+            )));
         }
     }
-    let InputConfig::Kafka(k) = &cfg.input else { unreachable!("group mode is a kafka input setting") };
+    let Some(k) = cfg.input.get::<crate::connectors::kafka::KafkaInputConfig>() else {
+        return Err(refuse(&format!("is a kafka input setting; this input is {}", cfg.input.type_name())));
+    };
     let input = KafkaInput::open(k.clone(), &crate::engine::default_group(cfg), shared.kafka.clone()).map_err(|e| anyhow::anyhow!("stream {name}: {e:#}"))?;
     let key_groups = sm.key_groups.max(1);
     if input.partition_count() > key_groups as usize {
@@ -133,11 +137,9 @@ pub(crate) fn build(
             store.describe()
         );
     }
-    let producer = match &cfg.output {
-        OutputConfig::Kafka(k) if k.exactly_once => {
-            Some(crate::connectors::kafka::outbox::Outbox::shared_producer(k).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?)
-        }
-        _ => None,
+    let producer = match outbox_output(cfg) {
+        Some(k) => Some(crate::connectors::kafka::outbox::Outbox::shared_producer(k).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?),
+        None => None,
     };
     let input = Arc::new(Mutex::new(input));
     Ok(Stream {
@@ -145,7 +147,7 @@ pub(crate) fn build(
         factories,
         store_names,
         key_groups,
-        routing: crate::engine::Routing::Partition,
+        routing,
         ttl_ms: sm.state_timeout_ms,
         state_limits,
         input: Box::new(SessionInput(input.clone())),
@@ -199,11 +201,11 @@ pub(crate) fn run(template: Stream, g: GroupSetup, stop: Arc<AtomicBool>) -> Str
             }
         }
         let was_fenced = fenced.is_some_and(|m| m.fenced.load(std::sync::atomic::Ordering::SeqCst));
-        let failed = report.failure.is_some();
+        let (failed, undecided) = (report.failure.is_some(), report.final_undecided);
         last = Some(report);
         // Revoked partitions whose last checkpoint missed its decision: the next owner resumes
         // from the decided one; this process takes the next assignment.
-        if failed && (was_fenced || (last.as_ref().is_some_and(|r| r.final_undecided) && revoked && !halt())) {
+        if failed && (was_fenced || (undecided && revoked && !halt())) {
             let why = shared.clear_failure().unwrap_or_default();
             match was_fenced {
                 true => {
@@ -361,6 +363,12 @@ async fn orphans(store: &dyn ObjectStore, op: &str, groups: &BTreeSet<u32>, own:
     Ok(out)
 }
 
+/// The main output when it is an exactly-once kafka output (in group mode: through the outbox,
+/// whose producer the sessions share and whose records move with the key groups).
+fn outbox_output(cfg: &StreamConfig) -> Option<&crate::connectors::kafka::KafkaOutputConfig> {
+    cfg.output.get::<crate::connectors::kafka::KafkaOutputConfig>().filter(|k| k.exactly_once)
+}
+
 /// Claims a generation, takes over the assignment's key groups and builds the session's stream.
 fn start_session(t: &Stream, g: &GroupSetup, assignment: &[(String, i32)]) -> anyhow::Result<Stream> {
     let cfg = &t.config;
@@ -369,11 +377,7 @@ fn start_session(t: &Stream, g: &GroupSetup, assignment: &[(String, i32)]) -> an
     let generation = crate::checkpoint::block_on(crate::checkpoint::recovery::claim_generation(&*store, op))?;
     let scope = claims::session_scope(op, generation);
     let groups: BTreeSet<u32> = assignment.iter().map(|(_, p)| *p as u32 % t.key_groups).collect();
-    let outbox_cfg = match &cfg.output {
-        OutputConfig::Kafka(k) if k.exactly_once => Some(k.clone()),
-        _ => None,
-    };
-    let took = crate::checkpoint::block_on(claims::take_over(store.clone(), op, generation, &groups, t.key_groups, outbox_cfg.as_ref()))?;
+    let took = crate::checkpoint::block_on(claims::take_over(store.clone(), op, generation, &groups, t.key_groups, outbox_output(cfg)))?;
     let restored_from: BTreeSet<&str> = took.heads.values().flatten().map(|h| h.scope.as_str()).collect();
     tracing::info!(
         stream = %cfg.name,
@@ -386,7 +390,7 @@ fn start_session(t: &Stream, g: &GroupSetup, assignment: &[(String, i32)]) -> an
         "group session: key groups taken over"
     );
     g.input.lock().unwrap_or_else(|p| p.into_inner()).begin_session(assignment, &took.position)?;
-    let mut settings = crate::engine::checkpoint_settings(&g.engine, cfg, &crate::engine::Routing::Partition);
+    let mut settings = crate::engine::checkpoint_settings(&g.engine, cfg, &t.routing);
     settings.scope = scope.clone();
     settings.lazy_restore = false;
     let at = crate::engine::SinkPlace { store: &store, scope: &scope, generation, key_groups: t.key_groups, producer: g.producer.as_ref() };
@@ -406,7 +410,7 @@ fn start_session(t: &Stream, g: &GroupSetup, assignment: &[(String, i32)]) -> an
         factories: t.factories.clone(),
         store_names: t.store_names.clone(),
         key_groups: t.key_groups,
-        routing: crate::engine::Routing::Partition,
+        routing: t.routing.clone(),
         ttl_ms: t.ttl_ms,
         state_limits: t.state_limits,
         input: Box::new(SessionInput(g.input.clone())),

@@ -1,0 +1,140 @@
+//! What the engine knows of a configured input or output, whatever its type.
+//!
+//! Contract: each connector type lives in one file under `crate::connectors` and parses its own
+//! section into a value implementing [`SourceSpec`] or [`SinkSpec`] (see
+//! `connectors::registry`). The config holds that value as an [`InputConfig`] /
+//! [`OutputConfig`]; the engine asks it questions through the capability records
+//! [`SourceCaps`] / [`SinkCaps`] instead of matching on types, and only a connector's own code
+//! downcasts it ([`InputConfig::get`]). The loader receives the registry's tables from its caller
+//! ([`Tables`]), so this layer never names a connector.
+
+use std::any::Any;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::dispatch::Entry;
+
+/// Equality and downcasting of connector settings held behind a trait object.
+pub trait DynEq: Any {
+    fn as_any(&self) -> &dyn Any;
+    fn dyn_eq(&self, other: &dyn Any) -> bool;
+}
+
+impl<T: PartialEq + Any> DynEq for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn dyn_eq(&self, other: &dyn Any) -> bool {
+        other.downcast_ref::<T>() == Some(self)
+    }
+}
+
+/// The parsed settings of one input type.
+pub trait SourceSpec: fmt::Debug + Send + Sync + DynEq {
+    /// The `type:` name.
+    fn type_name(&self) -> &'static str;
+    fn caps(&self) -> SourceCaps;
+}
+
+/// The parsed settings of one output type.
+pub trait SinkSpec: fmt::Debug + Send + Sync + DynEq {
+    fn type_name(&self) -> &'static str;
+    fn caps(&self) -> SinkCaps;
+}
+
+/// What an input can do, as the engine needs to know it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceCaps {
+    /// It can seek back to a checkpointed position (exactly-once needs it: stdin cannot).
+    pub replayable: bool,
+    /// The JSON value field the input makes each record's key: routing by that field can hash
+    /// the record key as it is.
+    pub key_field: Option<String>,
+    /// Records come in partitions whose order the engine keeps when no stage needs a key (Kafka).
+    pub partitioned: bool,
+    /// Several processes share its partitions through a consumer group (group mode).
+    pub group_assignment: bool,
+    /// It commits offsets to a consumer group (a Kafka transaction can carry them); the group
+    /// is `consumer_group` or the stream's default.
+    pub group_offsets: bool,
+    /// The consumer group named in its settings.
+    pub consumer_group: Option<String>,
+}
+
+/// What an output can do, as the engine needs to know it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SinkCaps {
+    /// The local file it writes: two outputs never share one, and group mode refuses it (every
+    /// process would write the same file).
+    pub file: Option<PathBuf>,
+    /// Its exactly-once form is decided by the checkpoints: it needs `state_management.enabled`
+    /// and `exactly_once`.
+    pub needs_checkpoints: bool,
+    /// It repeats what it wrote since the last checkpoint after a crash, even with
+    /// `state_management.exactly_once` (warned about at start).
+    pub at_least_once: bool,
+    /// It decides each epoch itself (Kafka transactions): the checkpoint coordinator asks it.
+    pub decides: bool,
+}
+
+macro_rules! spec_holder {
+    ($(#[$doc:meta])* $name:ident, $spec:ident, $caps:ident) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name(Arc<dyn $spec>);
+
+        impl $name {
+            pub fn new(spec: impl $spec) -> Self {
+                $name(Arc::new(spec))
+            }
+            /// The `type:` name.
+            pub fn type_name(&self) -> &'static str {
+                self.0.type_name()
+            }
+            pub fn caps(&self) -> $caps {
+                self.0.caps()
+            }
+            /// The settings as their connector's own type (None when it is another type).
+            pub fn get<T: 'static>(&self) -> Option<&T> {
+                (*self.0).as_any().downcast_ref::<T>()
+            }
+            /// The settings as a trait object (for the registry's builders).
+            pub fn spec(&self) -> &dyn $spec {
+                &*self.0
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                (*self.0).dyn_eq((*other.0).as_any())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&*self.0, f)
+            }
+        }
+    };
+}
+
+spec_holder!(
+    /// A stream's `input:` section, parsed by its connector.
+    InputConfig,
+    SourceSpec,
+    SourceCaps
+);
+spec_holder!(
+    /// An `output:`, `error_output:` or named output section, parsed by its connector.
+    OutputConfig,
+    SinkSpec,
+    SinkCaps
+);
+
+/// The connector types the loader knows, in documentation order (from `connectors::registry`).
+#[derive(Clone)]
+pub(crate) struct Tables {
+    pub inputs: Vec<&'static Entry<InputConfig>>,
+    pub outputs: Vec<&'static Entry<OutputConfig>>,
+}
