@@ -192,6 +192,7 @@ pub static INPUTS: &[SourceEntry] = &[
     source::<crate::connectors::input::GenerateConfig>(),
     source::<crate::connectors::input::FileInputConfig>(),
     source::<crate::connectors::input::StdinConfig>(),
+    source::<crate::connectors::input::memory::MemoryConfig>(),
     source::<crate::connectors::kafka::KafkaInputConfig>(),
 ];
 

@@ -7,6 +7,7 @@
 
 mod file;
 mod generate;
+pub mod memory;
 mod stdin;
 
 use crate::record::Record;
