@@ -74,21 +74,16 @@ pub trait TxnClient: Send + Sync {
     fn last_decision(&self) -> Result<Option<DecisionRecord>, TxnError>;
 }
 
-/// Retriable calls are tried this often before the error is treated as fatal.
-const ATTEMPTS: usize = 5;
+/// Retriable calls: 5 attempts, 20 ms doubling between them, then the error is fatal.
+const RETRY: crate::util::retry::Backoff =
+    crate::util::retry::Backoff { attempts: 5, first: std::time::Duration::from_millis(20), max: std::time::Duration::from_millis(320) };
 
 fn retry<T>(mut f: impl FnMut() -> Result<T, TxnError>) -> Result<T, TxnError> {
-    let mut last = None;
-    for attempt in 0..ATTEMPTS {
-        match f() {
-            Err(TxnError::Retriable(m)) => {
-                last = Some(m);
-                std::thread::sleep(std::time::Duration::from_millis(20 << attempt));
-            }
-            other => return other,
-        }
-    }
-    Err(TxnError::Fatal(format!("still failing after {ATTEMPTS} attempts: {}", last.unwrap_or_default())))
+    let r = crate::util::retry::retry_blocking(RETRY, &|| false, |_| match f() {
+        Err(TxnError::Retriable(m)) => Err(m),
+        other => Ok(other),
+    });
+    r.unwrap_or_else(|m| Err(TxnError::Fatal(format!("still failing after {} attempts: {m}", RETRY.attempts))))
 }
 
 #[derive(Debug, Default)]

@@ -226,7 +226,7 @@ fn retriable_errors_that_never_end_become_fatal() {
     let b: Arc<Mutex<Broker>> = Arc::default();
     let (sink, _) = open(&b);
     sink.prepare(1).unwrap();
-    for _ in 0..ATTEMPTS {
+    for _ in 0..RETRY.attempts {
         b.lock().unwrap().script.push_back(("add_decision", TxnError::Retriable("timeout".into())));
     }
     let e = sink.commit_epoch(&decision(1), &NO_OFFSETS).unwrap_err();

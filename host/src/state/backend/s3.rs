@@ -46,8 +46,9 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Payload throughput assumed when extending the deadline for large bodies (1 MiB/s: an
 /// attempt gets `ATTEMPT_TIMEOUT` plus one second per MiB it transfers).
 const MIN_THROUGHPUT_BYTES_PER_SEC: u64 = 1 << 20;
-/// How often a persistent `409 ConditionalRequestConflict` is retried.
-const CONFLICT_RETRIES: u32 = 5;
+/// How a persistent `409 ConditionalRequestConflict` (another create-only write of the key in
+/// progress) is tried again: 6 attempts, ~6 s in all.
+const CONFLICT: crate::util::retry::Backoff = crate::util::retry::Backoff { attempts: 6, first: INITIAL_BACKOFF, max: Duration::from_secs(2) };
 
 pub struct S3Store {
     client: Client,
@@ -311,25 +312,27 @@ fn is_conditional_conflict<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
 impl ObjectStore for S3Store {
     async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<PutOutcome, StoreError> {
         let attempts = Attempts::default();
-        let mut conflicts = 0;
-        loop {
+        // Ok(Ok(true)): created; Ok(Ok(false)): the key exists; Ok(Err): a definite failure;
+        // Err: a conflicting write is in progress (tried again with the conflict backoff).
+        let outcome = crate::util::retry::retry_async(CONFLICT, |_| async {
             match self.put_object(key, &data, true, &attempts).await {
-                Ok(_) => return Ok(PutOutcome::Created),
-                Err(e) if is_precondition_failed(&e) => break,
-                Err(e) if is_conditional_conflict(&e) => {
-                    conflicts += 1;
-                    if conflicts > CONFLICT_RETRIES {
-                        break;
-                    }
-                    tokio::time::sleep(INITIAL_BACKOFF * conflicts).await;
-                }
-                Err(e) => return Err(self.sdk_err("create", key, &e, &attempts)),
+                Ok(_) => Ok(Ok(true)),
+                Err(e) if is_precondition_failed(&e) => Ok(Ok(false)),
+                Err(e) if is_conditional_conflict(&e) => Err(()),
+                Err(e) => Ok(Err(self.sdk_err("create", key, &e, &attempts))),
             }
-        }
+        })
+        .await;
+        let conflicted = match outcome {
+            Ok(Ok(true)) => return Ok(PutOutcome::Created),
+            Ok(Ok(false)) => false,
+            Ok(Err(e)) => return Err(e),
+            Err(()) => true,
+        };
         // The key exists (or a conflict persisted). If an earlier attempt of ours may have
         // reached the server, the object can be our own: compare payloads.
         let ambiguous = attempts.get() > 1;
-        if ambiguous || conflicts > CONFLICT_RETRIES {
+        if ambiguous || conflicted {
             match self.get_full(key).await? {
                 Some(stored) if ambiguous && stored == data => {
                     tracing::warn!(
