@@ -50,16 +50,48 @@ impl Outcome {
     }
 }
 
+/// What kind of failure an error record reports: the WIT `error-class` values, plus `batch`
+/// (the host failed a whole batch). Error records carry its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The record or batch is malformed; retrying will not help.
+    InvalidInput,
+    /// A processor's configuration is wrong (or it emitted to an output the stream lacks).
+    Config,
+    /// A state operation failed.
+    State,
+    /// A transient failure.
+    Retriable,
+    /// A bug or unexpected condition inside the processor.
+    Internal,
+    /// The whole batch failed (the error is the batch's, not this record's).
+    Batch,
+}
+
+impl ErrorClass {
+    /// The name error records carry (`invalid-input`, ...; the WIT spelling).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorClass::InvalidInput => "invalid-input",
+            ErrorClass::Config => "config",
+            ErrorClass::State => "state",
+            ErrorClass::Retriable => "retriable",
+            ErrorClass::Internal => "internal",
+            ErrorClass::Batch => "batch",
+        }
+    }
+}
+
 /// An error attached to one failed record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordError {
-    pub class: String,
+    pub class: ErrorClass,
     pub code: String,
     pub message: String,
 }
 
 impl std::fmt::Display for RecordError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} [{}]: {}", self.class, self.code, self.message)
+        write!(f, "{} [{}]: {}", self.class.name(), self.code, self.message)
     }
 }

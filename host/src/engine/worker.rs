@@ -272,7 +272,7 @@ impl Worker {
                     match e.policy {
                         FailurePolicy::Fail => return self.fatal(e),
                         FailurePolicy::ErrorOutput => {
-                            let re = RecordError { class: "batch".into(), code: "batch-failed".into(), message: e.message };
+                            let re = RecordError { class: crate::record::ErrorClass::Batch, code: "batch-failed".into(), message: e.message };
                             errors.extend(current.iter().map(|r| error_record(&shared.name, i, p.name(), r, &re)));
                             current = Vec::new();
                             break;
@@ -309,7 +309,7 @@ pub fn error_record(stream: &str, processor: usize, plugin: &str, input: &Record
         Err(_) => serde_json::Value::String(String::from_utf8_lossy(v).into_owned()),
     });
     let body = serde_json::json!({
-        "error": { "class": err.class, "code": err.code, "message": err.message },
+        "error": { "class": err.class.name(), "code": err.code, "message": err.message },
         "stream": stream,
         "processor": processor,
         "plugin": plugin,
@@ -321,7 +321,7 @@ pub fn error_record(stream: &str, processor: usize, plugin: &str, input: &Record
     });
     let h = |k: &str, v: String| (format!("arkflow-{k}"), v.into_bytes());
     let headers = vec![
-        h("error-class", err.class.clone()),
+        h("error-class", err.class.name().to_string()),
         h("error-code", err.code.clone()),
         h("error-message", err.message.chars().take(1024).collect()),
         h("stream", stream.to_string()),

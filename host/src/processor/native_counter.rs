@@ -49,7 +49,11 @@ impl Processor for NativeCounter {
             let mut scope = st.scope(&mut self.staging, ctx.key_group, ctx.now_ms);
             for r in records {
                 let Some(key) = &r.key else {
-                    out.push(Outcome::Fail(RecordError { class: "invalid-input".into(), code: "no-key".into(), message: "record has no key".into() }));
+                    out.push(Outcome::Fail(RecordError {
+                        class: crate::record::ErrorClass::InvalidInput,
+                        code: "no-key".into(),
+                        message: "record has no key".into(),
+                    }));
                     continue;
                 };
                 let n = scope

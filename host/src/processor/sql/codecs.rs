@@ -44,7 +44,7 @@ struct Codec {
 }
 
 fn fail(code: &str, message: String) -> Outcome {
-    Outcome::Fail(RecordError { class: "invalid-input".into(), code: code.into(), message })
+    Outcome::Fail(RecordError { class: crate::record::ErrorClass::InvalidInput, code: code.into(), message })
 }
 
 impl Codec {

@@ -259,7 +259,7 @@ impl Processor for SqlProcessor {
                 codec::Rejected::NoValue => ("no-value", "record has no value".to_string()),
                 codec::Rejected::NotAnObject(m) => ("bad-json", m),
             };
-            outcomes[i] = Outcome::Fail(RecordError { class: "invalid-input".into(), code: code.into(), message });
+            outcomes[i] = Outcome::Fail(RecordError { class: crate::record::ErrorClass::InvalidInput, code: code.into(), message });
         }
         let Some(&(last, _)) = good.last() else { return Ok(outcomes) };
         let table = codec::to_batch(&good, records, self.declared.as_ref()).map_err(|e| self.fail("decoding the batch's JSON", e))?;
@@ -280,7 +280,7 @@ impl SqlProcessor {
         for (i, r) in records.iter().enumerate() {
             if !codec::is_arrow(r) {
                 outcomes[i] = Outcome::Fail(RecordError {
-                    class: "invalid-input".into(),
+                    class: crate::record::ErrorClass::InvalidInput,
                     code: "mixed".into(),
                     message: "a JSON record in a batch of Arrow records".into(),
                 });

@@ -15,7 +15,7 @@ use super::engine::{deadline_ticks, shared_engine};
 use super::obs::Gate;
 use super::{HostCtx, PluginInfo, WasmShared, PROCESSOR_EXPORT};
 use crate::processor::{BatchCtx, BatchError, Processor, StateSlot};
-use crate::record::{Outcome, Record, RecordError};
+use crate::record::{ErrorClass, Outcome, Record, RecordError};
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -352,14 +352,14 @@ impl Processor for WasmProcessor {
     }
 }
 
-/// The WIT name of an error class (`invalid-input`, ...), as error records carry it.
-fn class_name(c: wit::ErrorClass) -> &'static str {
+/// The host's error class of a WIT error class.
+fn class_of(c: wit::ErrorClass) -> ErrorClass {
     match c {
-        wit::ErrorClass::InvalidInput => "invalid-input",
-        wit::ErrorClass::Config => "config",
-        wit::ErrorClass::State => "state",
-        wit::ErrorClass::Retriable => "retriable",
-        wit::ErrorClass::Internal => "internal",
+        wit::ErrorClass::InvalidInput => ErrorClass::InvalidInput,
+        wit::ErrorClass::Config => ErrorClass::Config,
+        wit::ErrorClass::State => ErrorClass::State,
+        wit::ErrorClass::Retriable => ErrorClass::Retriable,
+        wit::ErrorClass::Internal => ErrorClass::Internal,
     }
 }
 
@@ -398,7 +398,7 @@ fn from_wit(outcomes: Vec<wit::RecordOutcome>, inputs: &[Record], outputs: &[Str
         .map(|(o, input)| match o {
             wit::RecordOutcome::Drop => Outcome::Drop,
             wit::RecordOutcome::Fail(e) => Outcome::Fail(RecordError {
-                class: class_name(e.class).to_string(),
+                class: class_of(e.class),
                 code: truncate(&e.code, 256).to_string(),
                 message: truncate(&e.message, 4096).to_string(),
             }),
@@ -416,7 +416,7 @@ fn from_wit(outcomes: Vec<wit::RecordOutcome>, inputs: &[Record], outputs: &[Str
                                 let known =
                                     if outputs.is_empty() { "it has no named outputs".to_string() } else { format!("its outputs are: {}", outputs.join(", ")) };
                                 return Outcome::Fail(RecordError {
-                                    class: "config".to_string(),
+                                    class: ErrorClass::Config,
                                     code: "invalid-output".to_string(),
                                     message: format!("a record was emitted to output `{}`, which this stream does not have ({known})", truncate(name, 256)),
                                 });
