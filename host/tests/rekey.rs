@@ -151,5 +151,35 @@ fn a_plugin_before_a_keyed_stage_is_warned_about() {
     let out = run(&seed_like(&dir, 2, &two, ""), &[]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("processors[1] keeps state by (key)") && err.contains("processors[0] changes them") && err.contains("WARN"), "{err}");
+    assert!(err.contains("processors[1] keeps state by (key)") && err.contains("processors[0] changes it") && err.contains("WARN"), "{err}");
+}
+
+/// `key_by: record_key`: the plugin keeps state by the record key the input set (here the file
+/// input's `key_field`), so the stream routes by the record key, and a second stage keyed by a
+/// field is refused naming both.
+#[test]
+fn a_wasm_counter_keyed_by_the_record_key_routes_by_it_and_conflicts_with_a_field_key() {
+    let dir = Dir::new();
+    let expected = unkeyed_orders(&dir, 3_000, 30);
+    let counter = format!("{{ type: wasm, path: {}, key_by: record_key }}", plugin("counter").display());
+    let keyed_input = |cfg: std::path::PathBuf| {
+        let text = std::fs::read_to_string(&cfg).unwrap().replace("batch_size: 97 }", "batch_size: 97, key_field: user_id }");
+        std::fs::write(&cfg, text).unwrap();
+        cfg
+    };
+    let cfg = keyed_input(seed_like(&dir, 4, &counter, ""));
+    let v = run(&cfg, &["--validate"]);
+    assert!(String::from_utf8_lossy(&v.stdout).contains("routed to key groups by record key"), "{}{}", String::from_utf8_lossy(&v.stdout), stderr(&v));
+    let out = run(&cfg, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let counts = counts_by_key(&json_lines(&dir.path("out.jsonl")));
+    assert_eq!(counts.len(), expected.len());
+    for (k, c) in counts {
+        assert_eq!(c, (1..=expected[&k]).collect::<Vec<i64>>(), "key {k}: counted 1..n, in order, once each");
+    }
+    let two = format!("{counter}\n        - {{ type: wasm, path: {c}, config: {{ key_field: amount }}, key_by: amount }}", c = plugin("counter").display());
+    let out = run(&keyed_input(seed_like(&dir, 2, &two, "")), &["--validate"]);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("processors[1] keeps state by (amount) but streams") && err.contains("processors[0] keeps state by the record key"), "{err}");
 }

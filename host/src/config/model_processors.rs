@@ -76,10 +76,14 @@ pub struct WasmProcessorConfig {
     /// default 1000
     pub watch_interval_ms: u64,
     pub circuit_breaker: CircuitBreaker,
-    /// The top-level JSON field the plugin keeps its state by: the stream routes records by it
-    /// (`engine::routing`); default none (the plugin's state needs no routing).
+    /// The top-level JSON field the plugin keeps its state by, or [`KEY_BY_RECORD_KEY`] (the
+    /// record key as the input read it): the stream routes records by it (`engine::routing`);
+    /// default none (the plugin's state needs no routing).
     pub key_by: Option<String>,
 }
+
+/// `key_by: record_key` of a `wasm` processor: its state is keyed by the record key.
+pub const KEY_BY_RECORD_KEY: &str = "record_key";
 
 /// Quarantine of a processor whose batches keep failing (see `processor::wasm::obs::Breaker`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

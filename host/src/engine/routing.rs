@@ -48,35 +48,13 @@ impl Routing {
 
 /// The routing of stream `cfg` whose stages need `needs` (in pipeline order).
 pub fn plan(cfg: &StreamConfig, needs: &[KeyNeed]) -> anyhow::Result<Routing> {
-    let label = |i: usize| format!("streams[{}].pipeline.processors[{i}]", cfg.name);
-    let mut keyed: Option<(usize, &Vec<String>)> = None;
-    for (i, need) in needs.iter().enumerate() {
-        match need {
-            KeyNeed::None => {}
-            KeyNeed::Unknown(why) if cfg.key_by.is_none() => anyhow::bail!(
-                "{}: {why}; the host cannot route records by it, so a group's records would be split over key groups and its results would be wrong. Set the stream's `key_by:` to a field whose equal values imply equal groups",
-                label(i)
-            ),
-            KeyNeed::Unknown(_) => {}
-            KeyNeed::Fields(f) => match keyed {
-                None => keyed = Some((i, f)),
-                Some((j, g)) if g != f && cfg.key_by.is_none() => anyhow::bail!(
-                    "{} keeps state by ({}) but {} keeps state by ({}): one stream routes its records by one key. Use one key for both, or split the pipeline into two streams joined by a Kafka topic keyed by the second key",
-                    label(i),
-                    f.join(", "),
-                    label(j),
-                    g.join(", ")
-                ),
-                Some(_) => {}
-            },
-        }
-    }
+    let keyed = keyed_stage(cfg, needs)?;
     if cfg.group_mode() {
-        if let Some((i, f)) = keyed.filter(|_| cfg.key_by.is_none()) {
+        if let Some((i, KeyNeed::Fields(f))) = keyed.filter(|_| cfg.key_by.is_none()) {
             tracing::warn!(
                 stream = %cfg.name,
                 "{} keeps state by ({}); in group mode records are routed by Kafka partition, so each value of ({}) must be produced to one partition (key the messages by it)",
-                label(i),
+                label(cfg, i),
                 f.join(", "),
                 f.join(", ")
             );
@@ -86,38 +64,86 @@ pub fn plan(cfg: &StreamConfig, needs: &[KeyNeed]) -> anyhow::Result<Routing> {
         }
         return Ok(Routing::Partition);
     }
-    if let Some((i, f)) = keyed.filter(|(i, _)| *i > 0 && cfg.key_by.is_none()) {
-        use crate::config::{ProcessorConfig, SqlMode};
-        // A plugin or a batch query may rewrite the fields; the codecs keep them.
-        let changes = |p: &ProcessorConfig| match p {
-            ProcessorConfig::Wasm(_) => true,
-            ProcessorConfig::Sql(s) => s.mode != Some(SqlMode::Continuous),
-            _ => false,
-        };
-        if let Some(j) = cfg.pipeline.processors[..i].iter().position(changes) {
-            tracing::warn!(
-                stream = %cfg.name,
-                "{} keeps state by ({}) and records are routed by those fields as the input reads them; if {} changes them, a group's records are split (an exchange between stages is not built): set the stream's key_by, or key the input by them",
-                label(i),
-                f.join(", "),
-                label(j)
-            );
-        }
+    if let Some((i, need)) = keyed.filter(|(i, _)| *i > 0 && cfg.key_by.is_none()) {
+        warn_if_rewritten_before(cfg, i, need);
     }
     if let Some(k) = &cfg.key_by {
-        if let Some((i, f)) = keyed.filter(|(_, f)| **f != [k.clone()]) {
-            tracing::warn!(stream = %cfg.name, "key_by routes records by `{k}` while {} keeps state by ({}): its results are right only if equal `{k}` values imply equal groups", label(i), f.join(", "));
+        if let Some((i, need)) = keyed.filter(|(_, n)| **n != KeyNeed::Fields(vec![k.clone()])) {
+            let by = describe_need(need);
+            tracing::warn!(stream = %cfg.name, "key_by routes records by `{k}` while {} keeps state by {by}: its results are right only if equal `{k}` values imply equal groups", label(cfg, i));
         }
         return Ok(Routing::Fields { fields: vec![k.clone()], fallback: true });
     }
     let caps = cfg.input.caps();
-    Ok(match keyed {
-        Some((_, f)) if f.len() == 1 && caps.key_field.as_deref() == Some(&f[0]) => Routing::KeyOfField(f[0].clone()),
-        Some((_, f)) => Routing::Fields { fields: f.clone(), fallback: false },
+    Ok(match keyed.map(|(_, n)| n) {
+        Some(KeyNeed::Fields(f)) if f.len() == 1 && caps.key_field.as_deref() == Some(&f[0]) => Routing::KeyOfField(f[0].clone()),
+        Some(KeyNeed::Fields(f)) => Routing::Fields { fields: f.clone(), fallback: false },
+        Some(_) => Routing::RecordKey,
         // A Kafka partition owns its key groups.
         None if caps.partitioned => Routing::Partition,
         None => Routing::RecordKey,
     })
+}
+
+fn label(cfg: &StreamConfig, i: usize) -> String {
+    format!("streams[{}].pipeline.processors[{i}]", cfg.name)
+}
+
+/// "(a, b)" for fields, "the record key" for the record key.
+fn describe_need(need: &KeyNeed) -> String {
+    match need {
+        KeyNeed::Fields(f) => format!("({})", f.join(", ")),
+        _ => "the record key".into(),
+    }
+}
+
+/// The first stage that keeps state by a key the host routes by (fields or the record key);
+/// refuses a key the host cannot compute and two stages keyed differently (unless the stream's
+/// `key_by` decides).
+fn keyed_stage<'a>(cfg: &StreamConfig, needs: &'a [KeyNeed]) -> anyhow::Result<Option<(usize, &'a KeyNeed)>> {
+    let mut keyed: Option<(usize, &KeyNeed)> = None;
+    for (i, need) in needs.iter().enumerate() {
+        match need {
+            KeyNeed::None => {}
+            KeyNeed::Unknown(why) if cfg.key_by.is_none() => anyhow::bail!(
+                "{}: {why}; the host cannot route records by it, so a group's records would be split over key groups and its results would be wrong. Set the stream's `key_by:` to a field whose equal values imply equal groups",
+                label(cfg, i)
+            ),
+            KeyNeed::Unknown(_) => {}
+            KeyNeed::Fields(_) | KeyNeed::RecordKey => match keyed {
+                None => keyed = Some((i, need)),
+                Some((j, g)) if g != need && cfg.key_by.is_none() => anyhow::bail!(
+                    "{} keeps state by {} but {} keeps state by {}: one stream routes its records by one key. Use one key for both, or split the pipeline into two streams joined by a Kafka topic keyed by the second key",
+                    label(cfg, i),
+                    describe_need(need),
+                    label(cfg, j),
+                    describe_need(g)
+                ),
+                Some(_) => {}
+            },
+        }
+    }
+    Ok(keyed)
+}
+
+/// Records are routed once, as the input reads them: warns when a stage before keyed stage `i`
+/// may rewrite its key (a plugin, a batch query; the codecs keep it).
+fn warn_if_rewritten_before(cfg: &StreamConfig, i: usize, need: &KeyNeed) {
+    use crate::config::{ProcessorConfig, SqlMode};
+    let changes = |p: &ProcessorConfig| match p {
+        ProcessorConfig::Wasm(_) => true,
+        ProcessorConfig::Sql(s) => s.mode != Some(SqlMode::Continuous),
+        _ => false,
+    };
+    if let Some(j) = cfg.pipeline.processors[..i].iter().position(changes) {
+        tracing::warn!(
+            stream = %cfg.name,
+            "{} keeps state by {} and records are routed by it as the input reads them; if {} changes it, a group's records are split (an exchange between stages is not built): set the stream's key_by, or key the input by it",
+            label(cfg, i),
+            describe_need(need),
+            label(cfg, j)
+        );
+    }
 }
 
 /// Assigns key groups and workers.

@@ -85,6 +85,8 @@ pub enum KeyNeed {
     None,
     /// These top-level fields of the JSON value, in order.
     Fields(Vec<String>),
+    /// The record key as the input read it (a `wasm` processor's `key_by: record_key`).
+    RecordKey,
     /// Grouped by something the host cannot compute (said why, naming it).
     Unknown(String),
 }

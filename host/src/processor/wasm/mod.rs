@@ -164,6 +164,7 @@ impl super::ProcessorFactory for WasmFactory {
     }
     fn key(&self) -> super::KeyNeed {
         match &self.shared.cfg.key_by {
+            Some(k) if k == crate::config::KEY_BY_RECORD_KEY => super::KeyNeed::RecordKey,
             Some(k) => super::KeyNeed::Fields(vec![k.clone()]),
             None => super::KeyNeed::None,
         }
