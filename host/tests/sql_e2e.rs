@@ -53,15 +53,10 @@ fn seed_example_counts_exactly_over_an_unkeyed_round_robin_topic() {
     seed_example_with_a_kill(false);
 }
 
-fn seed_example_with_a_kill(keyed: bool) {
-    let tansu = Tansu::start();
-    let moto = Moto::start();
-    tansu.create_topic("orders", 4);
-    let n = 30_000;
-    let expected = produce_orders(&tansu, n, 300, keyed);
-    let dir = Dir::new();
-    // The seed's basic example; state on S3 (so it survives the kill), checkpoints every 200 ms,
-    // and a bounded, throttled read so the kill lands mid-stream.
+/// The seed's basic example verbatim but for: state on S3 (so it survives kills), checkpoints
+/// every 200 ms, the broker's address, and a bounded read throttled to `rate` records/s so kills
+/// land mid-stream.
+fn seed_config(tansu: &Tansu, moto: &Moto, rate: u64) -> String {
     let seed = std::fs::read_to_string(repo_root().join("examples/stateful_example.yaml")).unwrap();
     let cfg = seed
         .replace("backend_type: memory  # memory, s3, hybrid", &format!("backend_type: s3\n{}", moto.target.yaml_block(2, "seed/")))
@@ -69,11 +64,20 @@ fn seed_example_with_a_kill(keyed: bool) {
         .replace("127.0.0.1:9092", &tansu.broker)
         .replace(
             "topics: [\"orders\"]",
-            "topics: [\"orders\"]\n      stop_at_end: true\n      rate_per_sec: 6000\n      options: { fetch.max.bytes: \"262144\", message.max.bytes: \"200000\" }",
+            &format!("topics: [\"orders\"]\n      stop_at_end: true\n      rate_per_sec: {rate}\n      options: {{ fetch.max.bytes: \"262144\", message.max.bytes: \"200000\" }}"),
         );
     assert!(cfg.contains("stop_at_end") && cfg.contains("backend_type: s3"), "{cfg}");
-    let cfg = dir.config(&cfg);
+    cfg
+}
 
+fn seed_example_with_a_kill(keyed: bool) {
+    let tansu = Tansu::start();
+    let moto = Moto::start();
+    tansu.create_topic("orders", 4);
+    let n = 30_000;
+    let expected = produce_orders(&tansu, n, 300, keyed);
+    let dir = Dir::new();
+    let cfg = dir.config(&seed_config(&tansu, &moto, 6000));
     let mut first = spawn(&cfg);
     std::thread::sleep(Duration::from_millis(2500));
     assert!(first.try_wait().unwrap().is_none(), "still running when killed");
@@ -109,6 +113,70 @@ fn seed_example_with_a_kill(keyed: bool) {
     assert_eq!(last.len(), expected.len(), "every user printed");
     for (u, c) in &expected {
         assert_eq!(last[u], *c, "{u}: the final running total equals its number of orders");
+    }
+}
+
+/// The seed's GROUP BY over an unkeyed round-robin topic, SIGKILLed at random moments
+/// (ARKFLOW_SEED_KILLS, default 20) and restarted each time, then run to the end: the last total
+/// printed for every user (stdout is at-least-once: totals after a restart repeat) is its true
+/// number of orders, and no total ever exceeds it (a record counted twice would).
+#[test]
+fn seed_example_over_an_unkeyed_topic_is_exact_across_a_kill_loop() {
+    let tansu = Tansu::start();
+    let moto = Moto::start();
+    tansu.create_topic("orders", 4);
+    let n = common::kill::env_or("ARKFLOW_SEED_RECORDS", 90_000);
+    let kills = common::kill::env_or("ARKFLOW_SEED_KILLS", 20);
+    let expected = produce_orders(&tansu, n, 500, false);
+    let dir = Dir::new();
+    let cfg = dir.config(&seed_config(&tansu, &moto, 5000));
+    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    eprintln!("seed kill loop: {kills} kills, seed {seed}");
+    let mut printed_all: Vec<(String, i64)> = Vec::new();
+    let mut killed = 0;
+    while killed < kills {
+        let mut child = spawn(&cfg);
+        let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            out.read_to_string(&mut s).unwrap();
+            s
+        });
+        let errs = std::thread::spawn(move || {
+            let mut s = String::new();
+            err.read_to_string(&mut s).unwrap();
+            s
+        });
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let wait = Duration::from_millis(300 + (seed >> 33) % 900);
+        let start = std::time::Instant::now();
+        while start.elapsed() < wait && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let finished = child.try_wait().unwrap();
+        if finished.is_none() {
+            signal(&child, "KILL");
+            killed += 1;
+        }
+        let status = child.wait().unwrap();
+        printed_all.extend(printed(&reader.join().unwrap()));
+        let log = errs.join().unwrap();
+        if finished.is_some() {
+            assert!(status.success(), "a run ended on its own and failed: {log}");
+            panic!("the input was consumed after {killed} kills: raise ARKFLOW_SEED_RECORDS");
+        }
+    }
+    let last_run = run(&cfg, &[]);
+    assert!(last_run.status.success(), "{}", stderr(&last_run));
+    printed_all.extend(printed(&String::from_utf8_lossy(&last_run.stdout)));
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for (u, c) in printed_all {
+        assert!(c <= expected[&u], "{u}: printed {c} > its {} orders (counted twice)", expected[&u]);
+        last.insert(u, c);
+    }
+    assert_eq!(last.len(), expected.len(), "every user printed");
+    for (u, c) in &expected {
+        assert_eq!(last[u], *c, "{u}: the final running total equals its number of orders after {kills} kills");
     }
 }
 
