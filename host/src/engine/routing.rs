@@ -152,11 +152,22 @@ pub struct Router {
     pub workers: usize,
     pub routing: Routing,
     unkeyed: u64,
+    /// Stateless pipelines: the one key group each worker files all its records under.
+    coalesce: Option<Vec<u32>>,
 }
 
 impl Router {
     pub fn new(key_groups: u32, workers: usize, routing: Routing) -> Self {
-        Router { key_groups, workers, routing, unkeyed: 0 }
+        Router { key_groups, workers, routing, unkeyed: 0, coalesce: None }
+    }
+
+    /// For a pipeline whose stages keep no state: records still go to the worker of their key
+    /// group (a key's order is kept), but each worker files them under one key group, its first,
+    /// so they are processed in whole batches instead of one small batch per key group.
+    pub fn coalesced(mut self) -> Self {
+        let first = |w: usize| (0..self.key_groups).find(|g| self.worker_of(*g) == w).unwrap_or(0);
+        self.coalesce = Some((0..self.workers).map(first).collect());
+        self
     }
 
     /// The key group of a routing key.
@@ -186,7 +197,9 @@ impl Router {
         let mut out: Vec<Vec<super::msg::Routed>> = (0..self.workers).map(|_| Vec::with_capacity(batch.len() / self.workers + 1)).collect();
         for record in batch {
             let group = self.group(&record);
-            out[self.worker_of(group)].push(super::msg::Routed { group, record });
+            let worker = self.worker_of(group);
+            let group = self.coalesce.as_ref().map_or(group, |first| first[worker]);
+            out[worker].push(super::msg::Routed { group, record });
         }
         out
     }
@@ -235,6 +248,21 @@ mod tests {
             let key = crate::util::json::field_bytes(v.as_bytes(), "user");
             let r = Record { key, value: Some(v.as_bytes().to_vec()), ..Default::default() };
             assert_eq!(by_field.group(&r), by_key.group(&r), "{v}");
+        }
+    }
+
+    #[test]
+    fn a_coalesced_router_keeps_workers_and_files_each_workers_records_under_one_group() {
+        let mut plain = Router::new(128, 3, Routing::RecordKey);
+        let mut one = Router::new(128, 3, Routing::RecordKey).coalesced();
+        let batch: Vec<Record> = (0..500).map(|i| rec("{}", Some(&format!("k{i}")))).collect();
+        let (a, b) = (plain.route(batch.clone()), one.route(batch));
+        for w in 0..3 {
+            let keys = |v: &Vec<super::super::msg::Routed>| v.iter().map(|r| r.record.key.clone()).collect::<Vec<_>>();
+            assert_eq!(keys(&a[w]), keys(&b[w]), "worker {w} gets the same records in the same order");
+            let groups: std::collections::HashSet<u32> = b[w].iter().map(|r| r.group).collect();
+            assert_eq!(groups.len(), 1, "worker {w}: one group");
+            assert_eq!(one.worker_of(*groups.iter().next().unwrap()), w, "a group the worker owns");
         }
     }
 

@@ -147,6 +147,9 @@ impl Stream {
         let cap = config.pipeline.channel_capacity.max(1);
         shared.pipeline.periodic_barriers.store(barrier_interval.is_some(), Relaxed);
         let mut router = Router::new(key_groups, n, routing);
+        if !config.group_mode() && factories.iter().all(|f| !f.keeps_state()) {
+            router = router.coalesced();
+        }
         let hybrid = checkpoint.as_ref().and_then(|c| c.hybrid.clone());
         let mut states = worker_states(n, &store_names, ttl_ms, state_limits, checkpoint.is_some(), hybrid.is_some());
         let clock = super::clock::StreamClock::new(checkpoint.as_ref().and_then(|c| c.recovered.clock_ms));

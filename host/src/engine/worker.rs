@@ -3,7 +3,8 @@
 //! Records are buffered per key group and a group is processed when its buffer reaches
 //! `batch_size`, or when the inbox is empty (so batches grow under load and latency stays low when
 //! idle), or at a barrier. Per-key order is kept because a key's group is processed in arrival
-//! order by this one thread. At barrier `e` the worker flushes every buffer, calls
+//! order by this one thread. (For a stateless pipeline the router files all of a worker's records
+//! under one of its key groups, `Router::coalesced`, so batches are whole.) At barrier `e` the worker flushes every buffer, calls
 //! `on_checkpoint` for each group processed since the last barrier, and forwards the barrier.
 //! After a fatal failure it stops processing but still forwards barriers and EOF so the stream
 //! drains and ends cleanly.

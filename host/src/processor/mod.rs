@@ -98,6 +98,11 @@ pub trait ProcessorFactory: Send + Sync {
     fn key(&self) -> KeyNeed {
         KeyNeed::None
     }
+    /// Whether its instances read or write keyed state (default: they may). When no stage of a
+    /// stream does, a worker runs all its records as one batch instead of one per key group.
+    fn keeps_state(&self) -> bool {
+        true
+    }
     /// One instance for `ctx.worker`; `ctx.pipeline` receives its counters (plugin traps,
     /// deadline kills).
     fn instantiate(&self, ctx: &ProcessorContext) -> anyhow::Result<Box<dyn Processor>>;

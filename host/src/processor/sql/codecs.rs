@@ -32,6 +32,9 @@ impl ProcessorFactory for CodecFactory {
             Direction::ArrowToJson => "arrow_to_json",
         }
     }
+    fn keeps_state(&self) -> bool {
+        false
+    }
     fn instantiate(&self, _: &crate::processor::ProcessorContext) -> anyhow::Result<Box<dyn Processor>> {
         Ok(Box::new(Codec { direction: self.direction, declared: self.declared.clone(), label: self.label.clone() }))
     }

@@ -161,6 +161,10 @@ impl ProcessorFactory for SqlFactory {
     fn key(&self) -> KeyNeed {
         self.key.clone()
     }
+    /// A batch query keeps nothing between batches.
+    fn keeps_state(&self) -> bool {
+        self.mode == SqlMode::Continuous
+    }
     fn instantiate(&self, _: &crate::processor::ProcessorContext) -> anyhow::Result<Box<dyn Processor>> {
         let (t, q) = (&self.cfg.table_name, &self.cfg.query);
         Ok(Box::new(SqlProcessor {
