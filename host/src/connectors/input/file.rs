@@ -2,7 +2,7 @@
 //! returned; `seek` reopens at that offset. Blank lines are skipped; a trailing line without a
 //! newline is still a record.
 
-use super::{json_line_record, Input};
+use super::{json_line_record, Input, Position};
 use crate::config::{non_empty_path, ConfigError, Ctx, SourceCaps, YPath};
 use crate::connectors::registry::{Source, SourceCx};
 use crate::record::Record;
@@ -62,6 +62,17 @@ impl Source for FileInputConfig {
 
 type Config = FileInputConfig;
 
+/// The byte offset and line number just after the last record returned.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FilePosition {
+    byte_offset: u64,
+    line: u64,
+}
+
+impl super::Position for FilePosition {
+    const SOURCE: &'static str = "file";
+}
+
 pub struct FileInput {
     cfg: Config,
     reader: BufReader<File>,
@@ -112,15 +123,11 @@ impl Input for FileInput {
     }
 
     fn position(&self) -> serde_json::Value {
-        serde_json::json!({ "byte_offset": self.byte_offset, "line": self.line })
+        FilePosition { byte_offset: self.byte_offset, line: self.line }.encode()
     }
 
     fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()> {
-        let off = position.get("byte_offset").and_then(serde_json::Value::as_u64);
-        let line = position.get("line").and_then(serde_json::Value::as_u64);
-        let (Some(off), Some(line)) = (off, line) else {
-            anyhow::bail!("file input: bad position {position}");
-        };
+        let FilePosition { byte_offset: off, line } = FilePosition::decode(position)?;
         self.reader.seek(SeekFrom::Start(off))?;
         self.byte_offset = off;
         self.line = line;
@@ -153,5 +160,7 @@ mod tests {
         let mut again = FileInput::open(cfg).unwrap();
         again.seek(&pos).unwrap();
         assert_eq!(again.next_batch().unwrap().unwrap()[0].value, b2[0].value);
+        let other = again.seek(&serde_json::json!({ "next_id": 3 })).unwrap_err().to_string();
+        assert!(other.contains("is not a file position") && other.contains("input type changed"), "{other}");
     }
 }

@@ -5,7 +5,7 @@
 //! `payload_bytes` lowercase letters derived from seed and id. The same config always yields the
 //! same records, so a position (the next id) is all a checkpoint needs.
 
-use super::Input;
+use super::{Input, Position};
 use crate::config::{ConfigError, Ctx, SourceCaps, YPath};
 use crate::connectors::registry::{Source, SourceCx};
 use crate::record::Record;
@@ -91,6 +91,16 @@ impl Source for GenerateConfig {
 
 type Config = GenerateConfig;
 
+/// The id of the next record.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct GeneratePosition {
+    next_id: u64,
+}
+
+impl super::Position for GeneratePosition {
+    const SOURCE: &'static str = "generate";
+}
+
 pub const BASE_TS: i64 = 1_700_000_000_000;
 
 pub struct GenerateInput {
@@ -154,12 +164,11 @@ impl Input for GenerateInput {
     }
 
     fn position(&self) -> serde_json::Value {
-        serde_json::json!({ "next_id": self.next })
+        GeneratePosition { next_id: self.next }.encode()
     }
 
     fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()> {
-        let next = position.get("next_id").and_then(serde_json::Value::as_u64).ok_or_else(|| anyhow::anyhow!("generate input: bad position {position}"))?;
-        self.next = next;
+        self.next = GeneratePosition::decode(position)?.next_id;
         if let Some(r) = &mut self.rate {
             r.reset();
         }

@@ -4,7 +4,7 @@
 //! the record key. Position = the index of the next message, so a restart resumes after the last
 //! decided checkpoint and the input is exactly-once like a file.
 
-use super::{json_line_record, Input};
+use super::{json_line_record, Input, Position};
 use crate::config::{non_empty_list, ConfigError, Ctx, SourceCaps, YPath};
 use crate::connectors::registry::{Source, SourceCx};
 use crate::record::Record;
@@ -61,6 +61,16 @@ impl Source for MemoryConfig {
     }
 }
 
+/// The index of the next message.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MemoryPosition {
+    memory: u64,
+}
+
+impl super::Position for MemoryPosition {
+    const SOURCE: &'static str = "memory";
+}
+
 /// Reads [`MemoryConfig::messages`] from `next` on.
 pub struct MemoryInput {
     cfg: MemoryConfig,
@@ -82,13 +92,11 @@ impl Input for MemoryInput {
     }
 
     fn position(&self) -> serde_json::Value {
-        serde_json::json!({ "memory": self.next })
+        MemoryPosition { memory: self.next as u64 }.encode()
     }
 
     fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()> {
-        let Some(next) = position.get("memory").and_then(serde_json::Value::as_u64) else {
-            anyhow::bail!("memory input: bad position {position}");
-        };
+        let next = MemoryPosition::decode(position)?.memory;
         if next as usize > self.cfg.messages.len() {
             anyhow::bail!(
                 "memory input: the checkpoint resumes at message {next}, but the config lists only {} (the messages changed)",

@@ -28,6 +28,21 @@ pub trait Input: Send {
     fn decided(&mut self, _epoch: u64, _position: &serde_json::Value) {}
 }
 
+/// A source's position as its own type; manifests store it as JSON (`encode`), and a restart
+/// reads it back (`decode`) with an error naming the input type when it is another source's.
+pub trait Position: serde::Serialize + serde::de::DeserializeOwned {
+    /// The input type, for messages.
+    const SOURCE: &'static str;
+    fn encode(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+    fn decode(v: &serde_json::Value) -> anyhow::Result<Self> {
+        serde_json::from_value(v.clone()).map_err(|e| {
+            anyhow::anyhow!("{} input: the checkpoint's input position {v} is not a {} position ({e}); was the input type changed?", Self::SOURCE, Self::SOURCE)
+        })
+    }
+}
+
 /// Builds a record from one JSON line; `key_field` names the value field used as record key.
 pub(crate) fn json_line_record(line: &[u8], key_field: Option<&str>, offset: u64, now_ms: i64) -> Record {
     let key = key_field.and_then(|f| crate::util::json::field_bytes(line, f));

@@ -3,7 +3,7 @@
 //! Stdin cannot be replayed: with checkpoints a restart restores the state and reads the new
 //! stdin from its start (at-least-once); `exactly_once` is refused for it (config validation).
 
-use super::{json_line_record, Input};
+use super::{json_line_record, Input, Position};
 use crate::config::{ConfigError, Ctx, SourceCaps, YPath};
 use crate::connectors::registry::{Source, SourceCx};
 use crate::record::Record;
@@ -55,6 +55,16 @@ impl Source for StdinConfig {
 }
 
 type Config = StdinConfig;
+
+/// Lines read (for the record; stdin is not replayed).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StdinPosition {
+    line: u64,
+}
+
+impl super::Position for StdinPosition {
+    const SOURCE: &'static str = "stdin";
+}
 
 pub struct StdinInput {
     cfg: Config,
@@ -127,7 +137,7 @@ impl Input for StdinInput {
     }
 
     fn position(&self) -> serde_json::Value {
-        serde_json::json!({ "line": self.line })
+        StdinPosition { line: self.line }.encode()
     }
 
     fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()> {
