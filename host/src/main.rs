@@ -197,6 +197,7 @@ fn validate(config: EngineConfig) -> anyhow::Result<()> {
         }
         let routing = arkflow::engine::routing_of(s, &factories)?;
         println!("ok: streams[{}]: records are routed to key groups by {}", s.name, routing.describe());
+        println!("ok: streams[{}]: topology: {}", s.name, arkflow::engine::topology(s, &factories, &routing));
     }
     println!("ok: {} stream(s) valid", config.streams.len());
     Ok(())

@@ -83,3 +83,32 @@ fn validate_accepts_the_quickstart() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("counter"));
 }
+
+/// `--validate` says where each stream's stages run and how records reach them: whole batches for
+/// a stateless query, one batch per key group for a keyed one, and in group mode every process of
+/// the consumer group, records staying in their partition's process.
+#[test]
+fn validate_prints_each_streams_topology() {
+    let dir = Dir::new();
+    let cfg = dir.config(
+        r#"streams:
+  - name: filter
+    input: { type: generate, count: 10 }
+    pipeline: { thread_num: 2, processors: [ { type: sql, query: "SELECT * FROM flow WHERE id > 1" } ] }
+    output: { type: drop }
+  - name: agg
+    input: { type: kafka, brokers: ["127.0.0.1:1"], topics: [orders], assignment: group, consumer_group: g1 }
+    pipeline: { processors: [ { type: sql, mode: continuous, query: "SELECT user, COUNT(*) FROM flow GROUP BY user" } ] }
+    output: { type: stdout }
+    error_output: { type: drop }
+"#,
+    );
+    let out = run(&cfg, &["--validate"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("streams[filter]: topology: input generate -> [sql] on 2 worker(s), whole batches, routed to key groups by record key -> output drop; in this process"),
+        "{text}"
+    );
+    assert!(text.contains("streams[agg]: topology: input kafka -> [sql] on 1 worker(s), one batch per key group, routed to key groups by partition -> output stdout, error_output drop; in every process of consumer group `g1`"), "{text}");
+}

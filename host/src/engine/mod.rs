@@ -32,6 +32,34 @@ pub fn routing_of(cfg: &StreamConfig, factories: &[Arc<dyn crate::processor::Pro
     routing::plan(cfg, &factories.iter().map(|f| f.key()).collect::<Vec<_>>())
 }
 
+/// Whether stream `cfg`'s workers run whole batches: no stage keeps state, so each worker files
+/// its records under one key group (`Router::coalesced`); not in group mode.
+pub fn runs_whole_batches(cfg: &StreamConfig, factories: &[Arc<dyn crate::processor::ProcessorFactory>]) -> bool {
+    !cfg.group_mode() && factories.iter().all(|f| !f.keeps_state())
+}
+
+/// One line saying where stream `cfg`'s stages run and how records reach them (`--validate`).
+pub fn topology(cfg: &StreamConfig, factories: &[Arc<dyn crate::processor::ProcessorFactory>], routing: &Routing) -> String {
+    let stages: Vec<&str> = factories.iter().map(|f| f.name()).collect();
+    let stages = if stages.is_empty() { "no processors".to_string() } else { stages.join(" -> ") };
+    let batches = if runs_whole_batches(cfg, factories) { "whole batches" } else { "one batch per key group" };
+    let sinks: Vec<String> = configured_sinks(cfg).into_iter().map(|(id, o)| format!("{id} {}", o.type_name())).collect();
+    let place = match cfg.group_mode() {
+        true => format!(
+            "in every process of consumer group `{}`, each on the partitions the group assigns it (records stay in their partition's process: no repartition topic)",
+            default_group(cfg)
+        ),
+        false => "in this process".to_string(),
+    };
+    format!(
+        "input {} -> [{stages}] on {} worker(s), {batches}, routed to key groups by {} -> {}; {place}",
+        cfg.input.type_name(),
+        cfg.pipeline.thread_num.max(1),
+        routing.describe(),
+        sinks.join(", ")
+    )
+}
+
 /// Builds one stream.
 pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result<Stream> {
     let names = cfg.store_names();

@@ -147,7 +147,7 @@ impl Stream {
         let cap = config.pipeline.channel_capacity.max(1);
         shared.pipeline.periodic_barriers.store(barrier_interval.is_some(), Relaxed);
         let mut router = Router::new(key_groups, n, routing);
-        if !config.group_mode() && factories.iter().all(|f| !f.keeps_state()) {
+        if super::runs_whole_batches(&config, &factories) {
             router = router.coalesced();
         }
         let hybrid = checkpoint.as_ref().and_then(|c| c.hybrid.clone());
