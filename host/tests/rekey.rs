@@ -70,19 +70,24 @@ fn the_seed_group_by_counts_every_user_exactly_on_unkeyed_records_with_1_2_and_4
     }
 }
 
-#[test]
-fn a_wasm_counter_keyed_by_a_field_counts_every_key_once_on_unkeyed_records() {
-    let dir = Dir::new();
-    let expected = unkeyed_orders(&dir, 6_000, 40);
-    let counter = format!("{{ type: wasm, path: {}, config: {{ key_field: user_id }}, key_by: user_id }}", plugin("counter").display());
-    let cfg = seed_like(&dir, 4, &counter, "");
-    let out = run(&cfg, &[]);
+/// Runs `cfg` (a counter into `out.jsonl`) to the end: every key is counted 1..n, in order.
+fn run_and_check_counter(dir: &Dir, cfg: &std::path::Path, expected: &HashMap<String, i64>) {
+    let out = run(cfg, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let counts = counts_by_key(&json_lines(&dir.path("out.jsonl")));
     assert_eq!(counts.len(), expected.len());
     for (k, c) in counts {
         assert_eq!(c, (1..=expected[&k]).collect::<Vec<i64>>(), "key {k}: counted 1..n, in order, once each");
     }
+}
+
+#[test]
+fn a_wasm_counter_keyed_by_a_field_counts_every_key_once_on_unkeyed_records() {
+    let dir = Dir::new();
+    let expected = unkeyed_orders(&dir, 6_000, 40);
+    let counter = format!("{{ type: wasm, path: {}, config: {{ key_field: user_id }}, key_by: user_id }}", plugin("counter").display());
+    let cfg = seed_like(&dir, 4, &counter, "");
+    run_and_check_counter(&dir, &cfg, &expected);
 }
 
 #[test]
@@ -170,13 +175,7 @@ fn a_wasm_counter_keyed_by_the_record_key_routes_by_it_and_conflicts_with_a_fiel
     let cfg = keyed_input(seed_like(&dir, 4, &counter, ""));
     let v = run(&cfg, &["--validate"]);
     assert!(String::from_utf8_lossy(&v.stdout).contains("routed to key groups by record key"), "{}{}", String::from_utf8_lossy(&v.stdout), stderr(&v));
-    let out = run(&cfg, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let counts = counts_by_key(&json_lines(&dir.path("out.jsonl")));
-    assert_eq!(counts.len(), expected.len());
-    for (k, c) in counts {
-        assert_eq!(c, (1..=expected[&k]).collect::<Vec<i64>>(), "key {k}: counted 1..n, in order, once each");
-    }
+    run_and_check_counter(&dir, &cfg, &expected);
     let two = format!("{counter}\n        - {{ type: wasm, path: {c}, config: {{ key_field: amount }}, key_by: amount }}", c = plugin("counter").display());
     let out = run(&keyed_input(seed_like(&dir, 2, &two, "")), &["--validate"]);
     let err = stderr(&out);

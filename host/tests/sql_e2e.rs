@@ -130,42 +130,9 @@ fn seed_example_over_an_unkeyed_topic_is_exact_across_a_kill_loop() {
     let expected = produce_orders(&tansu, n, 500, false);
     let dir = Dir::new();
     let cfg = dir.config(&seed_config(&tansu, &moto, 5000));
-    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    eprintln!("seed kill loop: {kills} kills, seed {seed}");
-    let mut printed_all: Vec<(String, i64)> = Vec::new();
-    let mut killed = 0;
-    while killed < kills {
-        let mut child = spawn(&cfg);
-        let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-        let reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            out.read_to_string(&mut s).unwrap();
-            s
-        });
-        let errs = std::thread::spawn(move || {
-            let mut s = String::new();
-            err.read_to_string(&mut s).unwrap();
-            s
-        });
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let wait = Duration::from_millis(300 + (seed >> 33) % 900);
-        let start = std::time::Instant::now();
-        while start.elapsed() < wait && child.try_wait().unwrap().is_none() {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let finished = child.try_wait().unwrap();
-        if finished.is_none() {
-            signal(&child, "KILL");
-            killed += 1;
-        }
-        let status = child.wait().unwrap();
-        printed_all.extend(printed(&reader.join().unwrap()));
-        let log = errs.join().unwrap();
-        if finished.is_some() {
-            assert!(status.success(), "a run ended on its own and failed: {log}");
-            panic!("the input was consumed after {killed} kills: raise ARKFLOW_SEED_RECORDS");
-        }
-    }
+    let (killed, runs) = common::kill::kill_runs(&cfg, kills, (300, 1200));
+    assert_eq!(killed, kills, "the input was consumed after {killed} kills: raise ARKFLOW_SEED_RECORDS");
+    let mut printed_all: Vec<(String, i64)> = runs.iter().flat_map(|out| printed(out)).collect();
     let last_run = run(&cfg, &[]);
     assert!(last_run.status.success(), "{}", stderr(&last_run));
     printed_all.extend(printed(&String::from_utf8_lossy(&last_run.stdout)));

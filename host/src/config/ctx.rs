@@ -103,6 +103,11 @@ impl Ctx {
         Ok(())
     }
 
+    /// [`Ctx::at_least`] for an optional setting: nothing to check when it is unset.
+    pub fn at_least_if_set<N: PartialOrd + std::fmt::Display>(&self, path: &YPath, value: Option<N>, min: N) -> Result<(), ConfigError> {
+        value.map_or(Ok(()), |v| self.at_least(path, v, min))
+    }
+
     /// Deserializes `value` (found at `base`) into `T`. `extra_keys` are keys the caller
     /// already consumed (e.g. `type`), offered in "did you mean" suggestions.
     pub fn de<T: DeserializeOwned>(&self, value: Value, base: &YPath, extra_keys: &[&str]) -> Result<T, ConfigError> {

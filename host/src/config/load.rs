@@ -237,15 +237,11 @@ fn state_management(ctx: &Ctx, raw: Option<RawStateManagement>) -> Result<StateM
         from_savepoint: None,
     };
     ctx.at_least(&path.key("hybrid_config").key("cache_kb"), cfg.hybrid_config.cache_kb, 1)?;
-    if let Some(t) = cfg.checkpoint_timeout_ms {
-        ctx.at_least(&path.key("checkpoint_timeout_ms"), t, 1)?;
-    }
+    ctx.at_least_if_set(&path.key("checkpoint_timeout_ms"), cfg.checkpoint_timeout_ms, 1)?;
     ctx.at_least(&path.key("checkpoint_interval_ms"), cfg.checkpoint_interval_ms, 1)?;
     ctx.at_least(&path.key("retained_checkpoints"), cfg.retained_checkpoints, 1)?;
     ctx.at_least(&path.key("key_groups"), cfg.key_groups, 1)?;
-    if let Some(t) = cfg.state_timeout_ms {
-        ctx.at_least(&path.key("state_timeout_ms"), t, 1)?;
-    }
+    ctx.at_least_if_set(&path.key("state_timeout_ms"), cfg.state_timeout_ms, 1)?;
     Ok(cfg)
 }
 

@@ -7,7 +7,7 @@
 
 use super::*;
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -93,43 +93,54 @@ pub fn kill_and_check(cfg: &Path, out_dir: &Path, expected: &HashMap<String, i64
 /// Starts the stream of `cfg` and SIGKILLs it after a random time in `window_ms`, `kills` times
 /// (fewer when runs keep finishing before their kill: the input is consumed); returns the kills.
 pub fn kill_repeatedly(cfg: &Path, kills: u64, window_ms: (u64, u64)) -> u64 {
+    kill_runs(cfg, kills, window_ms).0
+}
+
+/// [`kill_repeatedly`], also returning what each run printed on stdout, in run order (both pipes
+/// are drained while a run lives, so a chatty run never blocks on a full pipe).
+pub fn kill_runs(cfg: &Path, kills: u64, window_ms: (u64, u64)) -> (u64, Vec<String>) {
     let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
     eprintln!("kill loop: {kills} kills, seed {seed}");
     let mut rand = move || {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         seed >> 33
     };
-    let mut killed = 0;
-    let mut finished_early = 0;
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut s);
+            }
+            s
+        })
+    };
+    let (mut killed, mut finished_early, mut printed) = (0, 0, Vec::new());
     while killed < kills {
         let mut child = spawn(cfg);
+        let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+        let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
         let wait = Duration::from_millis(window_ms.0 + rand() % (window_ms.1 - window_ms.0));
         let start = Instant::now();
-        let mut exited = None;
-        while start.elapsed() < wait {
-            if let Some(s) = child.try_wait().unwrap() {
-                exited = Some(s);
-                break;
-            }
+        while start.elapsed() < wait && child.try_wait().unwrap().is_none() {
             std::thread::sleep(Duration::from_millis(5));
         }
-        match exited {
-            None => {
-                signal(&child, "KILL");
-                let _ = child.wait();
-                killed += 1;
-            }
-            Some(status) => {
-                let out = child.wait_with_output().unwrap();
-                assert!(status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));
-                finished_early += 1;
-                // The input was consumed before the kill came: start over with a fresh output and
-                // state would hide nothing, so just count it; later kills land on restart paths.
-                if finished_early > 3 {
-                    break;
-                }
+        let ended = child.try_wait().unwrap();
+        if ended.is_none() {
+            signal(&child, "KILL");
+            killed += 1;
+        }
+        let status = child.wait().unwrap();
+        printed.push(out.join().unwrap());
+        let log = err.join().unwrap();
+        if ended.is_some() {
+            assert!(status.success(), "run failed: {log}");
+            finished_early += 1;
+            // The input was consumed before the kill came: start over with a fresh output and
+            // state would hide nothing, so just count it; later kills land on restart paths.
+            if finished_early > 3 {
+                break;
             }
         }
     }
-    killed
+    (killed, printed)
 }

@@ -45,9 +45,7 @@ impl Source for FileInputConfig {
             rate_per_sec: raw.rate_per_sec,
         };
         ctx.at_least(&path.key("batch_size"), cfg.batch_size, 1)?;
-        if let Some(rate) = cfg.rate_per_sec {
-            ctx.at_least(&path.key("rate_per_sec"), rate, 1)?;
-        }
+        ctx.at_least_if_set(&path.key("rate_per_sec"), cfg.rate_per_sec, 1)?;
         Ok(cfg)
     }
 

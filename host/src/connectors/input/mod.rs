@@ -30,6 +30,8 @@ pub trait Input: Send {
 
 /// A source's position as its own type; manifests store it as JSON (`encode`), and a restart
 /// reads it back (`decode`) with an error naming the input type when it is another source's.
+/// (Kafka's position is read by `kafka::position_entries`, shared with group claims and offset
+/// commits.)
 pub trait Position: serde::Serialize + serde::de::DeserializeOwned {
     /// The input type, for messages.
     const SOURCE: &'static str;
@@ -37,7 +39,7 @@ pub trait Position: serde::Serialize + serde::de::DeserializeOwned {
         serde_json::to_value(self).unwrap_or_default()
     }
     fn decode(v: &serde_json::Value) -> anyhow::Result<Self> {
-        serde_json::from_value(v.clone()).map_err(|e| {
+        <Self as serde::Deserialize>::deserialize(v).map_err(|e| {
             anyhow::anyhow!("{} input: the checkpoint's input position {v} is not a {} position ({e}); was the input type changed?", Self::SOURCE, Self::SOURCE)
         })
     }

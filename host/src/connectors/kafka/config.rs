@@ -179,9 +179,7 @@ impl Source for KafkaInputConfig {
             assignment: ctx.named(raw.assignment, &path.key("assignment"), "assignment", Assignment::NAMES, Assignment::from_name, Assignment::All)?,
             options: raw.options.unwrap_or_default(),
         };
-        if let Some(rate) = cfg.rate_per_sec {
-            ctx.at_least(&path.key("rate_per_sec"), rate, 1)?;
-        }
+        ctx.at_least_if_set(&path.key("rate_per_sec"), cfg.rate_per_sec, 1)?;
         ctx.at_least(&path.key("batch_size"), cfg.batch_size, 1)?;
         ctx.at_least(&path.key("max_batch_bytes"), cfg.max_batch_bytes, 1)?;
         Ok(cfg)

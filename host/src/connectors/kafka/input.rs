@@ -20,7 +20,7 @@
 use super::consumer_ctx::{GroupEvent, StatsContext};
 use super::KafkaMetrics;
 use super::{KafkaInputConfig as Config, StartFrom};
-use crate::connectors::input::{Input, Position};
+use crate::connectors::input::Input;
 use crate::record::Record;
 use anyhow::{bail, Context};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -295,16 +295,6 @@ impl KafkaInput {
     }
 }
 
-/// `{"kafka": {topic: {partition: next offset}}}`: where each partition this input reads resumes.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct KafkaPosition {
-    kafka: BTreeMap<String, BTreeMap<String, i64>>,
-}
-
-impl crate::connectors::input::Position for KafkaPosition {
-    const SOURCE: &'static str = "kafka";
-}
-
 /// The record of `msg` if the input takes it: a partition it owns, at or past the partition's
 /// position, before the end of a bounded read (a partition reaching its end is paused).
 /// Advances the partition's position. (The fields are passed apart: `msg` borrows the consumer.)
@@ -413,19 +403,21 @@ impl Input for KafkaInput {
         Ok(Some(batch))
     }
 
+    /// `{"kafka": {topic: {partition: next offset}}}`, read back by `position_entries` (which
+    /// group claims and offset commits read too).
     fn position(&self) -> serde_json::Value {
-        let kafka = self.positions().into_iter().map(|(t, ps)| (t.to_string(), ps)).collect();
-        KafkaPosition { kafka }.encode()
+        serde_json::json!({ "kafka": self.positions() })
     }
 
     fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()> {
-        for (topic, ps) in KafkaPosition::decode(position)?.kafka {
-            for (p, off) in ps {
-                let Ok(p) = p.parse::<i32>() else { bail!("kafka input: bad position: partition `{p}` of {topic} is not a number") };
-                match self.index.get(&(topic.clone(), p)) {
-                    Some(&i) => self.parts[i].next = Some(off),
-                    None => bail!("kafka input: the checkpoint has a position for {topic}/{p}, which this input does not read (topics or partitions changed?)"),
-                }
+        let Some(entries) = super::position_entries(position) else {
+            bail!("kafka input: the checkpoint's input position {position} is not a Kafka position (was the input type changed?)");
+        };
+        for entry in entries {
+            let (topic, p, off) = entry.map_err(|e| anyhow::anyhow!("kafka input: bad position {e}"))?;
+            match self.index.get(&(topic.clone(), p)) {
+                Some(&i) => self.parts[i].next = Some(off),
+                None => bail!("kafka input: the checkpoint has a position for {topic}/{p}, which this input does not read (topics or partitions changed?)"),
             }
         }
         Ok(())
