@@ -142,7 +142,7 @@ streams:
     );
     let cfg = EngineConfig::from_yaml_str(&yaml, None).unwrap();
     let stream = arkflow::engine::build_stream(&cfg, &cfg.streams[0]).unwrap();
-    let shared = stream.shared.clone();
+    let shared = stream.shared().clone();
     let stop = Arc::new(AtomicBool::new(false));
     let runner = {
         let stop = stop.clone();

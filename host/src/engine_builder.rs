@@ -19,13 +19,15 @@ impl EngineBuilder {
         &self.config
     }
 
-    /// Builds every stream: compiles and checks plugins, opens inputs and outputs.
+    /// Builds every stream: compiles and checks plugins, opens inputs and outputs. A stream
+    /// split by a repartition topic (group mode) comes back as its two parts.
     pub async fn build_streams(&mut self) -> Result<Vec<Stream>, crate::Error> {
         let config = self.config.clone();
-        tokio::task::spawn_blocking(move || config.streams.iter().map(|s| engine::build_stream(&config, s)).collect::<anyhow::Result<Vec<_>>>())
+        let built = tokio::task::spawn_blocking(move || config.streams.iter().map(|s| engine::build_streams(&config, s)).collect::<anyhow::Result<Vec<_>>>())
             .await
             .map_err(|e| crate::Error::Internal(e.to_string()))?
-            .map_err(|e| crate::Error::Build(format!("{e:#}")))
+            .map_err(|e| crate::Error::Build(format!("{e:#}")))?;
+        Ok(built.into_iter().flatten().collect())
     }
 
     /// Runs the streams until they end or a signal asks them to drain. Returns one report per

@@ -195,9 +195,13 @@ fn validate(config: EngineConfig) -> anyhow::Result<()> {
             println!("ok: {label}: {} {} (abi {}, stores {:?}) from {}", info.name, info.version, info.abi, info.state_stores, w.path.display());
             factories.push(std::sync::Arc::new(f));
         }
-        let routing = arkflow::engine::routing_of(s, &factories)?;
-        println!("ok: streams[{}]: records are routed to key groups by {}", s.name, routing.describe());
-        println!("ok: streams[{}]: topology: {}", s.name, arkflow::engine::topology(s, &factories, &routing));
+        let plan = arkflow::engine::plan::plan(&config, s, &factories)?;
+        for part in &plan.parts {
+            println!("ok: streams[{}]: records are routed to key groups by {}", part.config.name, part.routing.describe());
+        }
+        for line in arkflow::engine::plan::describe(&plan, &factories) {
+            println!("ok: streams[{}]: topology: {line}", s.name);
+        }
     }
     println!("ok: {} stream(s) valid", config.streams.len());
     Ok(())

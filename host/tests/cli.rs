@@ -86,7 +86,8 @@ fn validate_accepts_the_quickstart() {
 
 /// `--validate` says where each stream's stages run and how records reach them: whole batches for
 /// a stateless query, one batch per key group for a keyed one, and in group mode every process of
-/// the consumer group, records staying in their partition's process.
+/// the consumer group, records staying in their partition's process, with a repartition topic
+/// before a stage keyed otherwise than the input.
 #[test]
 fn validate_prints_each_streams_topology() {
     let dir = Dir::new();
@@ -110,5 +111,10 @@ fn validate_prints_each_streams_topology() {
         text.contains("streams[filter]: topology: input generate -> [sql] on 2 worker(s), whole batches, routed to key groups by record key -> output drop; in this process"),
         "{text}"
     );
-    assert!(text.contains("streams[agg]: topology: input kafka -> [sql] on 1 worker(s), one batch per key group, routed to key groups by partition -> output stdout, error_output drop; in every process of consumer group `g1`"), "{text}");
+    // The GROUP BY's key is not the input's partitioning: a repartition topic in between.
+    let agg: Vec<&str> = text.lines().filter(|l| l.starts_with("ok: streams[agg]: topology: ")).collect();
+    assert_eq!(agg.len(), 3, "{text}");
+    assert!(agg[0].contains("input kafka orders -> [no processors] on 1 worker(s), one batch per key group, routed to key groups by partition -> output kafka, error_output drop; in every process of consumer group `g1`"), "{text}");
+    assert!(agg[1].contains("repartition topic `agg-0-repartition` keyed by (user)"), "{text}");
+    assert!(agg[2].contains("input kafka agg-0-repartition -> [sql] on 1 worker(s), one batch per key group, routed to key groups by partition of repartition topic agg-0-repartition -> output stdout, error_output drop; in every process of consumer group `g1-0-repartition`"), "{text}");
 }

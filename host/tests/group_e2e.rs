@@ -11,6 +11,10 @@
 //! The processes use `session.timeout.ms` 10000, so the watchdog and the collection of ended
 //! sessions (every 20 s) run within the test; the exactly-once check covers them.
 //!
+//! The same runs with unkeyed records spread round-robin over the partitions and a counter with
+//! `key_by: user`: the stream then reads a repartition topic keyed by user (docs/SCALE_OUT.md),
+//! and the counts must be just as exact.
+//!
 //! Size: ARKFLOW_GROUP_RECORDS (default 100,000), produced in 40 slices a second apart.
 
 mod common;
@@ -42,13 +46,42 @@ fn logs(paths: &[std::path::PathBuf]) -> String {
     paths.iter().map(|p| format!("==== {}\n{}", p.display(), std::fs::read_to_string(p).unwrap_or_default())).collect()
 }
 
-/// How many sessions the log shows started (each process's assignments so far).
-fn sessions(log: &std::path::Path) -> usize {
-    std::fs::read_to_string(log).unwrap_or_default().matches("group session started").count()
+/// How many sessions of stream `stream` the log shows started (each process's assignments so far).
+fn sessions(log: &std::path::Path, stream: &str) -> usize {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines().filter(|l| l.contains("group session started") && l.contains(&format!("stream={stream} "))).count()
 }
+
+/// Whether every part of the stream has had a session in the process logging to `log`.
+fn in_group(log: &std::path::Path, keying: Keying) -> bool {
+    sessions(log, "scaled") >= 1 && (keying == Keying::ByProducer || sessions(log, "scaled-0-repartition") >= 1)
+}
+
+/// How the input is keyed, and so how the config keys the counter.
+#[derive(Clone, Copy, PartialEq)]
+enum Keying {
+    /// The producer keys every record by its user (each user on one partition).
+    ByProducer,
+    /// Unkeyed records round-robin over the partitions; the counter says `key_by: user`, so the
+    /// stream reads a repartition topic keyed by user.
+    Repartitioned,
+}
+
+/// The two scenarios share one broker-heavy shape: run them one after the other.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn three_processes_share_partitions_and_state_moves_exactly_once() {
+    scenario(Keying::ByProducer)
+}
+
+#[test]
+fn an_unkeyed_input_is_repartitioned_by_the_key_and_counts_stay_exact_across_processes() {
+    scenario(Keying::Repartitioned)
+}
+
+fn scenario(keying: Keying) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let tansu = Tansu::start_logging("tansu_broker::coordinator=info,warn");
     let moto = Moto::start();
     let n = env_or("ARKFLOW_GROUP_RECORDS", 100_000);
@@ -77,30 +110,38 @@ streams:
       thread_num: 2
       processors:
         - type: wasm
-          path: {counter}
+          path: {counter}{key_by}
     output: {{ type: kafka, brokers: ["{b}"], topic: out, exactly_once: true, exactly_once_mode: outbox }}
     state: {{ operator_id: scaled-counter, enabled: true }}
 "#,
         s3 = moto.target.yaml_block(2, "group/"),
         b = tansu.broker,
         counter = plugin("counter").display(),
+        key_by = if keying == Keying::Repartitioned { "\n          key_by: user\n          config: { key_field: user }" } else { "" },
     ));
 
-    // The input: n records keyed by user, each user on one partition, produced in 40 slices
-    // while the processes come and go.
+    // The input: n records, produced in 40 slices while the processes come and go; keyed by
+    // user (each user on one partition), or unkeyed round-robin (every user on every partition).
     let mut expected: HashMap<String, i64> = HashMap::new();
     let records: Vec<(i32, String, String)> = (0..n)
         .map(|id| {
             let user = generated_key(17, keys, id);
             *expected.entry(user.clone()).or_default() += 1;
-            (partition_of(&user, PARTITIONS), user.clone(), format!("{{\"id\":{id},\"user\":\"{user}\"}}"))
+            let partition = match keying {
+                Keying::ByProducer => partition_of(&user, PARTITIONS),
+                Keying::Repartitioned => (id % PARTITIONS as u64) as i32,
+            };
+            (partition, user.clone(), format!("{{\"id\":{id},\"user\":\"{user}\"}}"))
         })
         .collect();
     let broker = tansu.broker.clone();
     let producer = std::thread::spawn(move || {
         let t = TansuClient(broker);
         for slice in records.chunks(records.len().div_ceil(40)) {
-            t.produce("in", slice.to_vec());
+            match keying {
+                Keying::ByProducer => t.produce("in", slice.to_vec()),
+                Keying::Repartitioned => common::kafka::produce_unkeyed(&t.0, "in", slice.iter().map(|(p, _, v)| (*p, v.clone()))),
+            }
             std::thread::sleep(Duration::from_millis(1000));
         }
     });
@@ -110,7 +151,7 @@ streams:
     let mut p2 = start(&cfg, &logs_at[1]);
     let mut p3 = start(&cfg, &logs_at[2]);
     // All three own partitions (the last rebalance gives each a session).
-    let all_in = wait_for(Duration::from_secs(60), || logs_at[..3].iter().all(|l| sessions(l) >= 1));
+    let all_in = wait_for(Duration::from_secs(60), || logs_at[..3].iter().all(|l| in_group(l, keying)));
     assert!(all_in, "three processes did not all get partitions:\n{}", logs(&logs_at));
     std::thread::sleep(Duration::from_secs(4));
 
@@ -119,7 +160,7 @@ streams:
     let _ = p1.wait();
     std::thread::sleep(Duration::from_secs(2));
     let mut p4 = start(&cfg, &logs_at[3]);
-    let joined = wait_for(Duration::from_secs(90), || sessions(&logs_at[3]) >= 1);
+    let joined = wait_for(Duration::from_secs(90), || in_group(&logs_at[3], keying));
     assert!(joined, "the fourth process never got partitions:\n{}", logs(&logs_at));
     std::thread::sleep(Duration::from_secs(4));
 

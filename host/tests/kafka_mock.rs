@@ -19,6 +19,7 @@ fn output(brokers: &str) -> KafkaOutput {
         topic: "out".into(),
         topic_field: None,
         key_field: None,
+        key_fields: Vec::new(),
         headers: Default::default(),
         compression: Compression::None,
         acks: Acks::All,

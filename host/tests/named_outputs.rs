@@ -82,7 +82,7 @@ fn records_routed_to_a_named_output_are_written_exactly_once_across_kills() {
         "state_management:\n  enabled: true\n  backend_type: local\n  local_config: {{ path: {} }}\n  checkpoint_interval_ms: 200\n  exactly_once: true",
         dir.path("state").display()
     );
-    let cfg = config(&dir, &input, &sm, 40_000);
+    let cfg = config(&dir, &input, &sm, 20_000);
     let killed = kill_repeatedly(&cfg, kills, (300, 900));
     let (_, rejects_before) = read_parts(&dir.path("rejects"));
     let out = run(&cfg, &[]);

@@ -60,6 +60,10 @@ pub struct SourceCaps {
     pub group_offsets: bool,
     /// The consumer group named in its settings.
     pub consumer_group: Option<String>,
+    /// Each key of these JSON value fields (in order) lives in one partition: the producer keyed
+    /// the messages by them (a repartition topic, or a kafka input's `partitioned_by:`). Empty:
+    /// by the record key. None: unknown.
+    pub partitioned_by: Option<Vec<String>>,
 }
 
 /// What an output can do, as the engine needs to know it.

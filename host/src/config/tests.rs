@@ -227,6 +227,7 @@ fn kafka_input_and_output_defaults() {
             assignment: Assignment::All,
             rate_per_sec: None,
             options: BTreeMap::new(),
+            partitioned_by: None,
         }
     );
     let o = cfg.streams[0].output.get::<KafkaOutputConfig>().expect("kafka output");

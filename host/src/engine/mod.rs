@@ -1,6 +1,6 @@
 //! The engine: builds streams from the config and runs them until EOF, a signal or failure.
 //!
-//! Contract: [`build_stream`] does all checking that can fail before data flows (plugins compiled
+//! Contract: [`build_streams`] does all checking that can fail before data flows (plugins compiled
 //! and validated, inputs opened, outputs created); [`run_streams`] runs every stream on its own
 //! threads, so one failing stream never stops the others, and returns one report per stream.
 //! [`shutdown_flag_on_signals`] turns SIGINT/SIGTERM into a graceful drain (a second signal exits
@@ -10,6 +10,7 @@ mod clock;
 pub mod group;
 mod msg;
 mod output_stage;
+pub mod plan;
 pub mod routing;
 mod shared;
 mod sinks;
@@ -19,18 +20,13 @@ mod worker;
 pub use routing::{Router, Routing};
 pub use shared::{StreamMetrics, StreamProbe, StreamShared};
 pub(crate) use sinks::{configured as configured_sinks, Sinks};
-pub use stream::{CheckpointReport, CheckpointSetup, Stream, StreamReport};
+pub use stream::{CheckpointReport, CheckpointSetup, Stream, StreamReport, StreamSpec};
 
 use crate::config::{EngineConfig, ProcessorConfig, StreamConfig};
 use crate::state::StateLimits;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// How stream `cfg` with processors `factories` routes its records (see [`routing`]).
-pub fn routing_of(cfg: &StreamConfig, factories: &[Arc<dyn crate::processor::ProcessorFactory>]) -> anyhow::Result<Routing> {
-    routing::plan(cfg, &factories.iter().map(|f| f.key()).collect::<Vec<_>>())
-}
 
 /// Whether stream `cfg`'s workers run whole batches: no stage keeps state, so each worker files
 /// its records under one key group (`Router::coalesced`); not in group mode.
@@ -46,26 +42,50 @@ pub fn topology(cfg: &StreamConfig, factories: &[Arc<dyn crate::processor::Proce
     let sinks: Vec<String> = configured_sinks(cfg).into_iter().map(|(id, o)| format!("{id} {}", o.type_name())).collect();
     let place = match cfg.group_mode() {
         true => format!(
-            "in every process of consumer group `{}`, each on the partitions the group assigns it (records stay in their partition's process: no repartition topic)",
+            "in every process of consumer group `{}`, each on the partitions the group assigns it (records stay in their partition's process)",
             default_group(cfg)
         ),
         false => "in this process".to_string(),
     };
     format!(
-        "input {} -> [{stages}] on {} worker(s), {batches}, routed to key groups by {} -> {}; {place}",
+        "input {}{} -> [{stages}] on {} worker(s), {batches}, routed to key groups by {} -> {}; {place}",
         cfg.input.type_name(),
+        cfg.input.get::<crate::connectors::kafka::KafkaInputConfig>().map_or(String::new(), |k| format!(" {}", k.topics.join(","))),
         cfg.pipeline.thread_num.max(1),
         routing.describe(),
         sinks.join(", ")
     )
 }
 
-/// Builds one stream.
-pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result<Stream> {
-    let names = cfg.store_names();
+/// Builds the streams that run `streams:` entry `cfg`: one, or two joined by a repartition topic
+/// (created here when missing; see [`plan`]).
+pub fn build_streams(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result<Vec<Stream>> {
     crate::tune_allocator();
     crate::processor::wasm::cache::configure(&engine.plugin_cache);
-    let factories = crate::processor::build_factories(cfg, &names)?;
+    let factories = crate::processor::build_factories(cfg, &cfg.store_names())?;
+    let plan = plan::plan(engine, cfg, &factories)?;
+    if let Some(r) = &plan.repartition {
+        let n = crate::connectors::kafka::admin::ensure_repartition_topic(&r.input, &r.topic).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
+        tracing::info!(stream = %cfg.name, topic = %r.topic, partitions = n, "stages from the first keyed one on read the repartition topic");
+    }
+    plan.parts.into_iter().map(|p| build_part(engine, &p.config, factories[p.stages].to_vec(), p.routing)).collect()
+}
+
+/// Builds `cfg` when it runs as one stream (no repartition topic), as benchmarks do.
+pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result<Stream> {
+    let mut parts = build_streams(engine, cfg)?;
+    anyhow::ensure!(parts.len() == 1, "stream {} runs as {} parts joined by a repartition topic: build it with build_streams", cfg.name, parts.len());
+    Ok(parts.remove(0))
+}
+
+/// Builds one stream from its built stages, routed by `routing`.
+fn build_part(
+    engine: &EngineConfig,
+    cfg: &StreamConfig,
+    factories: Vec<Arc<dyn crate::processor::ProcessorFactory>>,
+    routing: Routing,
+) -> anyhow::Result<Stream> {
+    let names = cfg.store_names();
     let state_limits = cfg
         .pipeline
         .processors
@@ -85,25 +105,8 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
     if sm.enabled && sm.exactly_once && !cfg.input.caps().replayable {
         anyhow::bail!("stream {}: input: {} cannot be replayed, so state_management.exactly_once: true cannot hold for it; use a file or kafka input, or set exactly_once: false (at-least-once: state is restored and new input is read after a restart)", cfg.name, cfg.input.type_name());
     }
-    let routing = routing_of(cfg, &factories)?;
     tracing::info!(stream = %cfg.name, "records are routed to key groups by {}", routing.describe());
-    if cfg.group_mode() {
-        return crate::engine::group::build(engine, cfg, factories, names, routing, state_limits, shared);
-    }
-    let group = default_group(cfg);
-    let cx = crate::connectors::registry::SourceCx { stream: &cfg.name, default_group: &group, kafka: shared.kafka.clone() };
-    let mut input = crate::connectors::registry::open_input(&cfg.input, &cx).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
-    let (checkpoint, sinks) = match sm.enabled {
-        true => {
-            let (c, s) = checkpoint_setup(engine, cfg, &routing, &mut *input, &shared)?;
-            (Some(c), s)
-        }
-        false => {
-            exactly_once_output_needs_store(engine, cfg)?;
-            (None, Sinks::plain(cfg)?)
-        }
-    };
-    Ok(Stream {
+    let spec = stream::StreamSpec {
         config: cfg.clone(),
         factories,
         store_names: names,
@@ -111,13 +114,33 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
         routing,
         ttl_ms: sm.state_timeout_ms,
         state_limits,
-        input,
-        sinks,
         barrier_interval: sm.enabled.then(|| Duration::from_millis(sm.checkpoint_interval_ms.max(1))),
-        checkpoint,
         shared,
-        group: None,
-    })
+    };
+    let runner = match cfg.group_mode() {
+        true => stream::Runner::Group(Box::new(group::build(engine, &spec)?)),
+        false => stream::Runner::Once(Box::new(open_session(engine, &spec)?)),
+    };
+    Ok(Stream { spec, runner })
+}
+
+/// Opens the input, sinks and checkpointing of a stream that runs as one session.
+fn open_session(engine: &EngineConfig, spec: &stream::StreamSpec) -> anyhow::Result<stream::Session> {
+    let cfg = &spec.config;
+    let group = default_group(cfg);
+    let cx = crate::connectors::registry::SourceCx { stream: &cfg.name, default_group: &group, kafka: spec.shared.kafka.clone() };
+    let mut input = crate::connectors::registry::open_input(&cfg.input, &cx).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
+    let (checkpoint, sinks) = match engine.state_management.enabled {
+        true => {
+            let (c, s) = checkpoint_setup(engine, cfg, &spec.routing, &mut *input, &spec.shared)?;
+            (Some(c), s)
+        }
+        false => {
+            exactly_once_output_needs_store(engine, cfg)?;
+            (None, Sinks::plain(cfg)?)
+        }
+    };
+    Ok(stream::Session { input, sinks, checkpoint })
 }
 
 pub(crate) use crate::connectors::registry::SinkPlace;

@@ -12,8 +12,7 @@
 //! When the input already made the routing field the record key (`generate`, `key_field:`),
 //! the record key is used as is (same key groups, no read of the value).
 //! A Kafka input in group mode keeps routing by partition (a partition's key groups move with
-//! it between processes); a keyed stage there relies on the producer's partitioning, said in a
-//! warning at start.
+//! it between processes); a stage keyed otherwise reads a repartition topic (`super::plan`).
 
 use crate::config::StreamConfig;
 use crate::processor::KeyNeed;
@@ -25,6 +24,10 @@ pub enum Routing {
     RecordKey,
     /// By the record's partition (`partition % key_groups`).
     Partition,
+    /// By the partition of this repartition topic, which the plan's first part keyed by the
+    /// stage's key (`super::plan`); named apart so that restoring state written under another
+    /// layout is refused.
+    Repartitioned(String),
     /// By these top-level fields of the JSON value, in order. A missing or null field counts as
     /// empty, unless `fallback`: then a record with none of the fields goes by its record key
     /// (the stream's explicit `key_by`).
@@ -40,6 +43,7 @@ impl Routing {
         match self {
             Routing::RecordKey => "record key".into(),
             Routing::Partition => "partition".into(),
+            Routing::Repartitioned(t) => format!("partition of repartition topic {t}"),
             Routing::Fields { fields, .. } => format!("fields {}", fields.join(", ")),
             Routing::KeyOfField(f) => format!("fields {f}"),
         }
@@ -50,18 +54,7 @@ impl Routing {
 pub fn plan(cfg: &StreamConfig, needs: &[KeyNeed]) -> anyhow::Result<Routing> {
     let keyed = keyed_stage(cfg, needs)?;
     if cfg.group_mode() {
-        if let Some((i, KeyNeed::Fields(f))) = keyed.filter(|_| cfg.key_by.is_none()) {
-            tracing::warn!(
-                stream = %cfg.name,
-                "{} keeps state by ({}); in group mode records are routed by Kafka partition, so each value of ({}) must be produced to one partition (key the messages by it)",
-                label(cfg, i),
-                f.join(", "),
-                f.join(", ")
-            );
-        }
-        if cfg.key_by.is_some() {
-            tracing::warn!(stream = %cfg.name, "key_by is not applied in group mode: records are routed by Kafka partition (a key's records must share a partition)");
-        }
+        // A stage keyed otherwise than the partitions was split off by the plan (`super::plan`).
         return Ok(Routing::Partition);
     }
     if let Some((i, need)) = keyed.filter(|(i, _)| *i > 0 && cfg.key_by.is_none()) {
@@ -100,7 +93,7 @@ fn describe_need(need: &KeyNeed) -> String {
 /// The first stage that keeps state by a key the host routes by (fields or the record key);
 /// refuses a key the host cannot compute and two stages keyed differently (unless the stream's
 /// `key_by` decides).
-fn keyed_stage<'a>(cfg: &StreamConfig, needs: &'a [KeyNeed]) -> anyhow::Result<Option<(usize, &'a KeyNeed)>> {
+pub(crate) fn keyed_stage<'a>(cfg: &StreamConfig, needs: &'a [KeyNeed]) -> anyhow::Result<Option<(usize, &'a KeyNeed)>> {
     let mut keyed: Option<(usize, &KeyNeed)> = None;
     for (i, need) in needs.iter().enumerate() {
         match need {
@@ -183,7 +176,7 @@ impl Router {
     /// The key group of one record.
     pub fn group(&mut self, record: &crate::record::Record) -> u32 {
         match &self.routing {
-            Routing::Partition => record.partition % self.key_groups,
+            Routing::Partition | Routing::Repartitioned(_) => record.partition % self.key_groups,
             Routing::RecordKey => self.by_record_key(record),
             Routing::KeyOfField(_) => self.group_of(record.key.as_deref().unwrap_or_default()),
             Routing::Fields { fields, fallback } => match crate::util::json::fields_key(record.value.as_deref().unwrap_or_default(), fields) {

@@ -45,12 +45,6 @@ impl Sinks {
         Self::assemble(cfg, main, open)
     }
 
-    /// Sinks that drop everything (the template of a group-mode stream, whose sessions build
-    /// their own).
-    pub fn dropping() -> Sinks {
-        Sinks { output: Box::new(crate::connectors::output::Dropping), errors: None, named: Vec::new() }
-    }
-
     fn assemble(
         cfg: &StreamConfig,
         main: anyhow::Result<Box<dyn Output>>,

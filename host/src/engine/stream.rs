@@ -22,8 +22,15 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A built, ready-to-run stream.
+/// A built, ready-to-run stream (one part of a stream's plan, `super::plan`): what every run of
+/// it shares, and how it runs.
 pub struct Stream {
+    pub(crate) spec: StreamSpec,
+    pub(crate) runner: Runner,
+}
+
+/// What every session of a stream shares: its config, built stages and key layout.
+pub struct StreamSpec {
     pub config: StreamConfig,
     pub(crate) factories: Vec<Arc<dyn ProcessorFactory>>,
     pub(crate) store_names: Vec<String>,
@@ -32,15 +39,25 @@ pub struct Stream {
     pub(crate) routing: super::Routing,
     pub(crate) ttl_ms: Option<u64>,
     pub(crate) state_limits: StateLimits,
+    pub(crate) barrier_interval: Option<Duration>,
+    pub shared: Arc<StreamShared>,
+}
+
+/// How a built stream runs.
+pub(crate) enum Runner {
+    /// One session, on the input, sinks and checkpointing opened at build time.
+    Once(Box<Session>),
+    /// `assignment: group`: a session per partition assignment, each opened by the group driver
+    /// from the spec when the consumer group hands this process partitions (`crate::engine::group`).
+    Group(Box<crate::engine::group::GroupSetup>),
+}
+
+/// What one run of a stream owns: input -> router -> workers -> output.
+pub(crate) struct Session {
     pub(crate) input: Box<dyn Input>,
     /// The main output, `error_output` and the named outputs.
     pub(crate) sinks: super::Sinks,
-    pub(crate) barrier_interval: Option<Duration>,
     pub(crate) checkpoint: Option<CheckpointSetup>,
-    pub shared: Arc<StreamShared>,
-    /// `assignment: group`: the stream runs as a series of sessions, one per partition
-    /// assignment (`crate::engine::group`).
-    pub(crate) group: Option<crate::engine::group::GroupSetup>,
 }
 
 /// Checkpointing of a stream, prepared by recovery at build time.
@@ -115,43 +132,51 @@ impl StreamReport {
 
 impl Stream {
     pub fn name(&self) -> &str {
-        &self.shared.name
+        &self.spec.shared.name
+    }
+
+    pub fn config(&self) -> &StreamConfig {
+        &self.spec.config
+    }
+
+    /// The stream's counters and failure flag.
+    pub fn shared(&self) -> &Arc<StreamShared> {
+        &self.spec.shared
     }
 
     /// What the operations endpoint reads while the stream runs.
     pub fn probe(&self) -> super::StreamProbe {
-        super::StreamProbe { shared: self.shared.clone(), checkpoint: self.checkpoint.as_ref().map(|c| (c.store.describe(), c.metrics.clone())) }
+        let checkpoint = match &self.runner {
+            Runner::Once(s) => s.checkpoint.as_ref().map(|c| (c.store.describe(), c.metrics.clone())),
+            Runner::Group(_) => None,
+        };
+        super::StreamProbe { shared: self.spec.shared.clone(), checkpoint }
     }
 
     /// Runs to completion on the calling thread. `stop` is the process-wide shutdown flag.
-    pub fn run(mut self, stop: Arc<AtomicBool>) -> StreamReport {
-        if let Some(g) = self.group.take() {
-            return crate::engine::group::run(self, g, stop);
+    pub fn run(self, stop: Arc<AtomicBool>) -> StreamReport {
+        match self.runner {
+            Runner::Once(session) => session.run(&self.spec, stop),
+            Runner::Group(g) => crate::engine::group::run(self.spec, *g, stop),
         }
-        let Stream {
-            config,
-            factories,
-            store_names,
-            key_groups,
-            routing,
-            ttl_ms,
-            state_limits,
-            mut input,
-            sinks,
-            barrier_interval,
-            checkpoint,
-            shared,
-            group: _,
-        } = self;
+    }
+}
+
+impl Session {
+    /// Runs this session of `spec` to completion on the calling thread.
+    pub(crate) fn run(self, spec: &StreamSpec, stop: Arc<AtomicBool>) -> StreamReport {
+        let Session { mut input, sinks, checkpoint } = self;
+        let StreamSpec { config, factories, store_names, key_groups, routing, ttl_ms, state_limits, barrier_interval, shared } = spec;
+        let (key_groups, ttl_ms, state_limits, barrier_interval) = (*key_groups, *ttl_ms, *state_limits, *barrier_interval);
         let n = config.pipeline.thread_num.max(1);
         let cap = config.pipeline.channel_capacity.max(1);
         shared.pipeline.periodic_barriers.store(barrier_interval.is_some(), Relaxed);
-        let mut router = Router::new(key_groups, n, routing);
-        if super::runs_whole_batches(&config, &factories) {
+        let mut router = Router::new(key_groups, n, routing.clone());
+        if super::runs_whole_batches(config, factories) {
             router = router.coalesced();
         }
         let hybrid = checkpoint.as_ref().and_then(|c| c.hybrid.clone());
-        let mut states = worker_states(n, &store_names, ttl_ms, state_limits, checkpoint.is_some(), hybrid.is_some());
+        let mut states = worker_states(n, store_names, ttl_ms, state_limits, checkpoint.is_some(), hybrid.is_some());
         let clock = super::clock::StreamClock::new(checkpoint.as_ref().and_then(|c| c.recovered.clock_ms));
         let mut report = StreamReport::empty(&shared.name, None);
         report.checkpoints =
@@ -159,7 +184,7 @@ impl Stream {
         let (coordinator, first_epoch) = match checkpoint {
             Some(c) => {
                 let next = c.recovered.next_epoch;
-                (Some(start_coordinator(c, &router, &mut states, &shared, n)), next)
+                (Some(start_coordinator(c, &router, &mut states, shared, n)), next)
             }
             None => (None, 1),
         };
@@ -171,23 +196,22 @@ impl Stream {
             .spawn(move || super::output_stage::OutputStage::new(sinks, n, &out_shared, out_ckpt).run(out_rx))
             .expect("spawn output thread");
         let ttl_clock = coordinator.as_ref().map(|_| clock.current());
-        let ctx = WorkerCtx { factories: &factories, shared: &shared, out: &out_tx, first_epoch, ttl_clock, ckpt: ckpt_tx.as_ref(), hybrid: hybrid.as_ref() };
+        let ctx = WorkerCtx { factories, shared, out: &out_tx, first_epoch, ttl_clock, ckpt: ckpt_tx.as_ref(), hybrid: hybrid.as_ref() };
         let (inboxes, workers) = spawn_workers(states, &ctx, cap, config.pipeline.batch_size, coordinator.as_ref().map(|c| c.metrics.clone()));
         drop(out_tx);
-        let mut barriers =
-            Barriers { interval: barrier_interval, coordinator: coordinator.as_ref(), next: first_epoch, last: Instant::now(), shared: &shared, clock };
-        input_loop(&mut *input, &mut router, &inboxes, &shared, &stop, &mut barriers);
+        let mut barriers = Barriers { interval: barrier_interval, coordinator: coordinator.as_ref(), next: first_epoch, last: Instant::now(), shared, clock };
+        input_loop(&mut *input, &mut router, &inboxes, shared, &stop, &mut barriers);
         // The final barrier: wait for the checkpoint in flight, then checkpoint everything read.
-        barriers.wait_idle(&shared);
+        barriers.wait_idle(shared);
         barriers.inject(&*input, &inboxes, true);
         let final_epoch = barriers.next - 1;
         for tx in &inboxes {
             let _ = tx.send(WorkerMsg::Eof);
         }
         drop(inboxes);
-        join_threads(workers, out_thread, &shared, &mut report);
+        join_threads(workers, out_thread, shared, &mut report);
         if let Some(c) = coordinator {
-            finish_checkpoints(c, &shared, final_epoch, hybrid.as_deref(), &mut report);
+            finish_checkpoints(c, shared, final_epoch, hybrid.as_deref(), &mut report);
         }
         let m = &shared.metrics;
         report.records_in = m.records_in.load(Relaxed);

@@ -39,6 +39,10 @@ pub struct KafkaInputConfig {
     pub assignment: Assignment,
     /// Extra librdkafka settings (security, timeouts), passed through verbatim.
     pub options: BTreeMap<String, String>,
+    /// The JSON value fields the producer keyed the messages by, so each of their keys lives in
+    /// one partition; in group mode a stage keyed by them needs no repartition topic. Empty = by
+    /// the message key. default None (unknown)
+    pub partitioned_by: Option<Vec<String>>,
 }
 
 /// How a `kafka` input's partitions are assigned.
@@ -82,6 +86,9 @@ pub struct KafkaOutputConfig {
     pub topic_field: Option<String>,
     /// JSON field used as message key; default None (the record's own key)
     pub key_field: Option<String>,
+    /// The message key is these JSON fields' routing key (`util::json::fields_key`), also when
+    /// they are missing: set by the engine for a repartition topic, not in YAML; default empty
+    pub key_fields: Vec<String>,
     /// Headers added to every message (the record's own headers are kept).
     pub headers: BTreeMap<String, String>,
     /// default None
@@ -150,6 +157,7 @@ pub struct RawKafkaInput {
     rate_per_sec: Option<u64>,
     assignment: Option<String>,
     options: Option<std::collections::BTreeMap<String, String>>,
+    partitioned_by: Option<Vec<String>>,
 }
 
 impl Source for KafkaInputConfig {
@@ -178,6 +186,7 @@ impl Source for KafkaInputConfig {
             rate_per_sec: raw.rate_per_sec,
             assignment: ctx.named(raw.assignment, &path.key("assignment"), "assignment", Assignment::NAMES, Assignment::from_name, Assignment::All)?,
             options: raw.options.unwrap_or_default(),
+            partitioned_by: raw.partitioned_by,
         };
         ctx.at_least_if_set(&path.key("rate_per_sec"), cfg.rate_per_sec, 1)?;
         ctx.at_least(&path.key("batch_size"), cfg.batch_size, 1)?;
@@ -193,6 +202,7 @@ impl Source for KafkaInputConfig {
             group_assignment: self.assignment == Assignment::Group,
             group_offsets: true,
             consumer_group: self.consumer_group.clone(),
+            partitioned_by: self.partitioned_by.clone(),
         }
     }
 
@@ -259,6 +269,7 @@ impl Sink for KafkaOutputConfig {
             topic,
             topic_field: raw.topic_field,
             key_field: raw.key_field,
+            key_fields: Vec::new(),
             headers: raw.headers.unwrap_or_default(),
             compression: ctx.named(raw.compression, &path.key("compression"), "compression", Compression::NAMES, Compression::from_name, Compression::None)?,
             acks,

@@ -5,6 +5,7 @@
 //! speaks the Kafka protocol's ApiVersions request itself, so a missing transaction API is
 //! reported by name before any producer is created.
 
+pub mod admin;
 mod config;
 mod consumer_ctx;
 mod input;

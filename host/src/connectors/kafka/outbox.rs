@@ -313,7 +313,9 @@ impl Output for OutboxOutput {
         let pending = self.pending.entry(epoch).or_default();
         for r in records {
             let (topic, key) = route(&self.outbox.cfg, r);
-            let mut headers = r.headers.clone();
+            // A record read from a topic another outbox wrote carries that outbox's id: only
+            // this outbox's id may be on the message it publishes.
+            let mut headers: Vec<(String, Vec<u8>)> = r.headers.iter().filter(|(k, _)| k != HEADER).cloned().collect();
             headers.extend(self.outbox.cfg.headers.iter().map(|(k, v)| (k.clone(), v.as_bytes().to_vec())));
             pending.push(OutMessage {
                 topic,

@@ -70,12 +70,15 @@ pub(crate) fn producer_config(cfg: &Config) -> rdkafka::ClientConfig {
 }
 
 /// The topic of a record (`topic_field` of its JSON value, else `topic`) and its message key
-/// when `key_field` overrides the record's key.
+/// when `key_fields` or `key_field` overrides the record's key.
 pub(crate) fn route(cfg: &Config, r: &Record) -> (String, Option<Vec<u8>>) {
     let value = r.value.as_deref();
     let topic_owned = cfg.topic_field.as_deref().and_then(|f| value.and_then(|v| crate::util::json::field_bytes(v, f)));
     let topic = topic_owned.as_deref().and_then(|t| std::str::from_utf8(t).ok()).unwrap_or(&cfg.topic).to_string();
-    let key_owned = cfg.key_field.as_deref().and_then(|f| value.and_then(|v| crate::util::json::field_bytes(v, f)));
+    let key_owned = match &cfg.key_fields[..] {
+        [] => cfg.key_field.as_deref().and_then(|f| value.and_then(|v| crate::util::json::field_bytes(v, f))),
+        fields => Some(crate::util::json::fields_key(value.unwrap_or_default(), fields).0),
+    };
     (topic, key_owned)
 }
 

@@ -89,6 +89,7 @@ pub async fn take_over(
     g: u64,
     groups: &BTreeSet<u32>,
     key_groups: u32,
+    routing: &str,
     outbox: Option<&crate::connectors::kafka::KafkaOutputConfig>,
 ) -> anyhow::Result<TakeOver> {
     let mut out = TakeOver::default();
@@ -119,7 +120,7 @@ pub async fn take_over(
         }
     }
     // 4. Restore each head's groups from its manifest.
-    restore(store, &mut out, key_groups).await?;
+    restore(store, &mut out, key_groups, routing).await?;
     Ok(out)
 }
 
@@ -171,8 +172,9 @@ fn by_head<'a>(heads: impl Iterator<Item = (u32, &'a Option<Head>)>) -> BTreeMap
     by
 }
 
-/// Loads the state entries and the input positions of `out.heads`' groups.
-async fn restore(store: Arc<dyn ObjectStore>, out: &mut TakeOver, key_groups: u32) -> anyhow::Result<()> {
+/// Loads the state entries and the input positions of `out.heads`' groups; refuses state whose
+/// records were routed otherwise than by `routing` (their keys would sit in other key groups).
+async fn restore(store: Arc<dyn ObjectStore>, out: &mut TakeOver, key_groups: u32, routing: &str) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut position: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     for (h, ks) in by_head(out.heads.iter().map(|(k, h)| (*k, h))).values() {
@@ -184,6 +186,12 @@ async fn restore(store: Arc<dyn ObjectStore>, out: &mut TakeOver, key_groups: u3
                 h.manifest,
                 m.key_groups,
                 key_groups
+            );
+        }
+        if let Some(r) = m.routing.as_ref().filter(|r| *r != routing) {
+            anyhow::bail!(
+                "checkpoint {} was written with records routed to key groups by {r}; this stream routes them by {routing} (a repartition topic added or removed), so a key's restored state would sit in another key group than its records. Start the changed stream on new state (another state.operator_id), or restore the topology (docs/SCALE_OUT.md)",
+                h.manifest
             );
         }
         out.entries.extend(load_entries(store.clone(), &m.state_files).await?.into_iter().filter(|e| ks.contains(&e.group)));

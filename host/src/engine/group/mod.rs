@@ -30,10 +30,9 @@ mod tests;
 use crate::config::{EngineConfig, StreamConfig};
 use crate::connectors::input::Input;
 use crate::connectors::kafka::KafkaInput;
-use crate::engine::{CheckpointSetup, Stream, StreamReport, StreamShared};
-use crate::processor::ProcessorFactory;
+use crate::engine::stream::{Session, StreamSpec};
+use crate::engine::{CheckpointSetup, StreamReport};
 use crate::state::backend::ObjectStore;
-use crate::state::StateLimits;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -72,17 +71,11 @@ impl Input for SessionInput {
     }
 }
 
-/// Checks that the stream can run in group mode and builds it (the consumer subscribes here).
-pub(crate) fn build(
-    engine: &EngineConfig,
-    cfg: &StreamConfig,
-    factories: Vec<Arc<dyn ProcessorFactory>>,
-    store_names: Vec<String>,
-    routing: crate::engine::Routing,
-    state_limits: StateLimits,
-    shared: Arc<StreamShared>,
-) -> anyhow::Result<Stream> {
+/// Checks that stream `spec` can run in group mode and opens what its sessions share (the
+/// consumer subscribes here).
+pub(crate) fn build(engine: &EngineConfig, spec: &StreamSpec) -> anyhow::Result<GroupSetup> {
     use crate::config::BackendType;
+    let cfg = &spec.config;
     let name = &cfg.name;
     let sm = &engine.state_management;
     let refuse = |why: &str| anyhow::anyhow!("stream {name}: input.assignment: group {why}");
@@ -122,7 +115,8 @@ pub(crate) fn build(
     let Some(k) = cfg.input.get::<crate::connectors::kafka::KafkaInputConfig>() else {
         return Err(refuse(&format!("is a kafka input setting; this input is {}", cfg.input.type_name())));
     };
-    let input = KafkaInput::open(k.clone(), &crate::engine::default_group(cfg), shared.kafka.clone()).map_err(|e| anyhow::anyhow!("stream {name}: {e:#}"))?;
+    let input =
+        KafkaInput::open(k.clone(), &crate::engine::default_group(cfg), spec.shared.kafka.clone()).map_err(|e| anyhow::anyhow!("stream {name}: {e:#}"))?;
     let key_groups = sm.key_groups.max(1);
     if input.partition_count() > key_groups as usize {
         return Err(refuse(&format!(
@@ -141,38 +135,23 @@ pub(crate) fn build(
         Some(k) => Some(crate::connectors::kafka::outbox::Outbox::shared_producer(k).map_err(|e| anyhow::anyhow!("stream {name}: output: {e:#}"))?),
         None => None,
     };
-    let input = Arc::new(Mutex::new(input));
-    Ok(Stream {
-        config: cfg.clone(),
-        factories,
-        store_names,
-        key_groups,
-        routing,
-        ttl_ms: sm.state_timeout_ms,
-        state_limits,
-        input: Box::new(SessionInput(input.clone())),
-        sinks: crate::engine::Sinks::dropping(),
-        barrier_interval: Some(Duration::from_millis(sm.checkpoint_interval_ms.max(1))),
-        checkpoint: None,
-        shared,
-        group: Some(GroupSetup { engine: engine.clone(), store, input, producer }),
-    })
+    Ok(GroupSetup { engine: engine.clone(), store, input: Arc::new(Mutex::new(input)), producer })
 }
 
 /// Runs sessions until the input ends, a signal stops the process, or a session fails.
-pub(crate) fn run(template: Stream, g: GroupSetup, stop: Arc<AtomicBool>) -> StreamReport {
-    let shared = template.shared.clone();
+pub(crate) fn run(spec: StreamSpec, g: GroupSetup, stop: Arc<AtomicBool>) -> StreamReport {
+    let shared = spec.shared.clone();
     let name = shared.name.clone();
     let mut last: Option<StreamReport> = None;
     let halt = || stop.load(Relaxed) || shared.stop.load(Relaxed);
     let current = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let watchdog = Watchdog::spawn(&template, &g, current.clone());
+    let watchdog = Watchdog::spawn(&spec, &g, current.clone());
     loop {
         let assignment = g.input.lock().unwrap_or_else(|p| p.into_inner()).wait_assignment(&halt);
         let Some(assignment) = assignment else { break };
         let started = Instant::now();
         let session = match retry(&START_RETRIES, &halt, |attempt| {
-            start_session(&template, &g, &assignment).inspect_err(|e| {
+            start_session(&spec, &g, &assignment).inspect_err(|e| {
                 tracing::warn!(stream = %name, attempt, "group session: starting failed: {e:#}");
             })
         }) {
@@ -191,7 +170,7 @@ pub(crate) fn run(template: Stream, g: GroupSetup, stop: Arc<AtomicBool>) -> Str
             "group session started"
         );
         current.store(session.checkpoint.as_ref().map_or(0, |c| c.recovered.generation), Relaxed);
-        let report = session.run(stop.clone());
+        let report = session.run(&spec, stop.clone());
         let revoked = g.input.lock().unwrap_or_else(|p| p.into_inner()).revoked();
         {
             let mut input = g.input.lock().unwrap_or_else(|p| p.into_inner());
@@ -284,7 +263,7 @@ impl Watchdog {
         session_timeout_ms.max(checkpoint_interval_ms.saturating_mul(3).min(i64::MAX as u64) as i64)
     }
 
-    fn spawn(t: &Stream, g: &GroupSetup, current: Arc<std::sync::atomic::AtomicU64>) -> Watchdog {
+    fn spawn(t: &StreamSpec, g: &GroupSetup, current: Arc<std::sync::atomic::AtomicU64>) -> Watchdog {
         let stop = Arc::new(AtomicBool::new(false));
         let (store, op) = (g.store.clone(), t.config.state.operator_id.clone());
         let (rejoin, groups, stale) = {
@@ -369,15 +348,15 @@ fn outbox_output(cfg: &StreamConfig) -> Option<&crate::connectors::kafka::KafkaO
     cfg.output.get::<crate::connectors::kafka::KafkaOutputConfig>().filter(|k| k.exactly_once)
 }
 
-/// Claims a generation, takes over the assignment's key groups and builds the session's stream.
-fn start_session(t: &Stream, g: &GroupSetup, assignment: &[(String, i32)]) -> anyhow::Result<Stream> {
+/// Claims a generation, takes over the assignment's key groups and opens the session.
+fn start_session(t: &StreamSpec, g: &GroupSetup, assignment: &[(String, i32)]) -> anyhow::Result<Session> {
     let cfg = &t.config;
     let op = &cfg.state.operator_id;
     let store = g.store.clone();
     let generation = crate::checkpoint::block_on(crate::checkpoint::recovery::claim_generation(&*store, op))?;
     let scope = claims::session_scope(op, generation);
     let groups: BTreeSet<u32> = assignment.iter().map(|(_, p)| *p as u32 % t.key_groups).collect();
-    let took = crate::checkpoint::block_on(claims::take_over(store.clone(), op, generation, &groups, t.key_groups, outbox_output(cfg)))?;
+    let took = crate::checkpoint::block_on(claims::take_over(store.clone(), op, generation, &groups, t.key_groups, &t.routing.describe(), outbox_output(cfg)))?;
     let restored_from: BTreeSet<&str> = took.heads.values().flatten().map(|h| h.scope.as_str()).collect();
     tracing::info!(
         stream = %cfg.name,
@@ -405,19 +384,9 @@ fn start_session(t: &Stream, g: &GroupSetup, assignment: &[(String, i32)]) -> an
         entries: took.entries,
         restore_ms: took.restore_ms,
     };
-    Ok(Stream {
-        config: cfg.clone(),
-        factories: t.factories.clone(),
-        store_names: t.store_names.clone(),
-        key_groups: t.key_groups,
-        routing: t.routing.clone(),
-        ttl_ms: t.ttl_ms,
-        state_limits: t.state_limits,
+    Ok(Session {
         input: Box::new(SessionInput(g.input.clone())),
         sinks,
-        barrier_interval: t.barrier_interval,
         checkpoint: Some(CheckpointSetup { store, settings, recovered, metrics: Default::default(), hybrid: None, carry_restored: true }),
-        shared: t.shared.clone(),
-        group: None,
     })
 }

@@ -31,7 +31,7 @@ async fn decide(store: &dyn ObjectStore, scope: &str, epoch: u64, generation: u6
         parent: None,
         generation,
         key_groups: KG,
-        routing: None,
+        routing: Some("partition".into()),
         input_position: serde_json::json!({ "kafka": { "in": ps } }),
         state_files: vec![file],
         sinks: vec![],
@@ -55,13 +55,13 @@ fn ownership_moves_through_claims() {
     crate::checkpoint::block_on(async {
         let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
         // Session 1 starts fresh with groups 0 and 1.
-        let t = take_over(store.clone(), "op", 1, &groups(&[0, 1]), KG, None).await.unwrap();
+        let t = take_over(store.clone(), "op", 1, &groups(&[0, 1]), KG, "partition", None).await.unwrap();
         assert!(t.entries.is_empty() && t.heads.values().all(Option::is_none));
         // It decides epoch 3 holding both groups, at offsets 10 and 20.
         let s1 = session_scope("op", 1);
         decide(&*store, &s1, 3, 1, &[entry(0, "a"), entry(1, "b")], &[(0, 10), (1, 20)]).await;
         // Session 2 takes group 1 over: only group 1's state and partition 1's position.
-        let t = take_over(store.clone(), "op", 2, &groups(&[1]), KG, None).await.unwrap();
+        let t = take_over(store.clone(), "op", 2, &groups(&[1]), KG, "partition", None).await.unwrap();
         assert_eq!(t.entries, vec![entry(1, "b")]);
         assert_eq!(t.position, serde_json::json!({ "kafka": { "in": { "1": 20 } } }));
         assert_eq!(t.heads[&1].as_ref().map(|h| (h.scope.clone(), h.epoch)), Some((s1.clone(), 3)));
@@ -69,13 +69,13 @@ fn ownership_moves_through_claims() {
         let fence = store.get(&key(&s1, "commits", 4)).await.unwrap().expect("fence written");
         assert!(matches!(Decision::decode(&fence, "f", "m").unwrap(), Decision::Fence { generation: 2, .. }));
         // Session 2 decided nothing; session 3 still finds group 1's state through claim 2's `from`.
-        let t = take_over(store.clone(), "op", 3, &groups(&[1]), KG, None).await.unwrap();
+        let t = take_over(store.clone(), "op", 3, &groups(&[1]), KG, "partition", None).await.unwrap();
         assert_eq!(t.entries, vec![entry(1, "b")]);
         assert_eq!(t.heads[&1].as_ref().map(|h| h.scope.clone()), Some(s1.clone()));
         let claims: Vec<String> = store.list("op/keygroups/00001/").await.unwrap().into_iter().map(|m| m.key).collect();
         assert_eq!(claims.len(), 3, "one claim per owner: {claims:?}");
         // Group 0 was never taken over: session 4 gets it from session 1 as well.
-        let t = take_over(store.clone(), "op", 4, &groups(&[0]), KG, None).await.unwrap();
+        let t = take_over(store.clone(), "op", 4, &groups(&[0]), KG, "partition", None).await.unwrap();
         assert_eq!(t.entries, vec![entry(0, "a")]);
     });
 }
@@ -85,7 +85,7 @@ fn first_claims_continue_a_single_process_run() {
     crate::checkpoint::block_on(async {
         let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
         decide(&*store, "op", 7, 5, &[entry(2, "x"), entry(3, "y")], &[(2, 70), (3, 80)]).await;
-        let t = take_over(store.clone(), "op", 6, &groups(&[3]), KG, None).await.unwrap();
+        let t = take_over(store.clone(), "op", 6, &groups(&[3]), KG, "partition", None).await.unwrap();
         assert_eq!(t.entries, vec![entry(3, "y")]);
         assert_eq!(t.position, serde_json::json!({ "kafka": { "in": { "3": 80 } } }));
         // The single-process run is fenced too.
@@ -94,11 +94,23 @@ fn first_claims_continue_a_single_process_run() {
 }
 
 #[test]
+fn state_routed_otherwise_is_not_taken_over() {
+    crate::checkpoint::block_on(async {
+        let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+        decide(&*store, "op", 1, 1, &[entry(0, "a")], &[(0, 1)]).await;
+        let e = take_over(store.clone(), "op", 2, &groups(&[0]), KG, "partition of repartition topic op-0-repartition", None).await.unwrap_err();
+        assert!(e.to_string().contains("routed to key groups by partition;") && e.to_string().contains("another state.operator_id"), "{e}");
+        let t = take_over(store.clone(), "op", 3, &groups(&[0]), KG, "partition", None).await.unwrap();
+        assert_eq!(t.entries, vec![entry(0, "a")], "the same routing restores");
+    });
+}
+
+#[test]
 fn key_groups_must_match_the_checkpoint() {
     crate::checkpoint::block_on(async {
         let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
         decide(&*store, "op", 1, 1, &[entry(0, "a")], &[(0, 1)]).await;
-        let e = take_over(store.clone(), "op", 2, &groups(&[0]), KG * 2, None).await.unwrap_err();
+        let e = take_over(store.clone(), "op", 2, &groups(&[0]), KG * 2, "partition", None).await.unwrap_err();
         assert!(e.to_string().contains("key_groups = 8"), "{e}");
     });
 }
@@ -116,16 +128,16 @@ fn a_take_over_that_failed_after_claiming_is_retried_with_a_new_generation() {
     crate::checkpoint::block_on(async {
         let failing = Arc::new(crate::state::backend::flaky::Flaky::default());
         let store: Arc<dyn ObjectStore> = failing.clone();
-        take_over(store.clone(), "op", 1, &groups(&[0, 1]), KG, None).await.unwrap();
+        take_over(store.clone(), "op", 1, &groups(&[0, 1]), KG, "partition", None).await.unwrap();
         let s1 = session_scope("op", 1);
         decide(&*store, &s1, 3, 1, &[entry(0, "a"), entry(1, "b")], &[(0, 10), (1, 20)]).await;
         // Session 2 fences session 1 and claims group 1, then cannot read the manifest.
         *failing.fail_get.lock().unwrap() = Some("/manifests/".into());
-        let e = take_over(store.clone(), "op", 2, &groups(&[1]), KG, None).await.unwrap_err();
+        let e = take_over(store.clone(), "op", 2, &groups(&[1]), KG, "partition", None).await.unwrap_err();
         assert!(format!("{e:#}").contains("injected"), "{e:#}");
         assert_eq!(store.list("op/keygroups/00001/").await.unwrap().len(), 2, "the failed attempt's claim stays");
         // The retry (session 3) passes over session 2's claim and restores session 1's decision.
-        let t = take_over(store.clone(), "op", 3, &groups(&[1]), KG, None).await.unwrap();
+        let t = take_over(store.clone(), "op", 3, &groups(&[1]), KG, "partition", None).await.unwrap();
         assert_eq!(t.entries, vec![entry(1, "b")]);
         assert_eq!(t.position, serde_json::json!({ "kafka": { "in": { "1": 20 } } }));
         assert_eq!(t.heads[&1].as_ref().map(|h| h.scope.clone()), Some(s1));
@@ -167,15 +179,15 @@ fn gc_deletes_a_session_once_no_key_group_leads_to_it() {
         let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
         let none = BTreeSet::new();
         let (s1, s2, s3) = (session_scope("op", 1), session_scope("op", 2), session_scope("op", 3));
-        take_over(store.clone(), "op", 1, &groups(&[0, 1]), KG, None).await.unwrap();
+        take_over(store.clone(), "op", 1, &groups(&[0, 1]), KG, "partition", None).await.unwrap();
         decide(&*store, &s1, 1, 1, &[entry(0, "a"), entry(1, "b")], &[(0, 10), (1, 20)]).await;
         // Session 2 takes group 0 (fencing session 1); group 1 still leads to session 1.
-        take_over(store.clone(), "op", 2, &groups(&[0]), KG, None).await.unwrap();
+        take_over(store.clone(), "op", 2, &groups(&[0]), KG, "partition", None).await.unwrap();
         decide(&*store, &s2, 1, 2, &[entry(0, "a2")], &[(0, 11)]).await;
         assert_eq!(collect(&*store, "op", &none).await.unwrap().objects, 1, "only group 0's first claim goes");
         assert!(!keys(&*store, &format!("{s1}/manifests/")).await.is_empty());
         // Session 3 takes group 1 but has not decided: its claim's `from` still leads to session 1.
-        take_over(store.clone(), "op", 3, &groups(&[1]), KG, None).await.unwrap();
+        take_over(store.clone(), "op", 3, &groups(&[1]), KG, "partition", None).await.unwrap();
         let c = collect(&*store, "op", &none).await.unwrap();
         assert!(c.sessions.is_empty(), "{c:?}");
         assert!(!keys(&*store, &format!("{s1}/data/")).await.is_empty());
@@ -192,11 +204,11 @@ fn gc_deletes_a_session_once_no_key_group_leads_to_it() {
         assert_eq!(keys(&*store, &format!("{s2}/commits/")).await.len(), 1);
         assert_eq!(keys(&*store, "op/keygroups/").await.len(), 2);
         // State still resolves: group 0 from session 2, group 1 from session 3.
-        let t = take_over(store.clone(), "op", 4, &groups(&[0, 1]), KG, None).await.unwrap();
+        let t = take_over(store.clone(), "op", 4, &groups(&[0, 1]), KG, "partition", None).await.unwrap();
         assert_eq!(t.entries, vec![entry(0, "a2"), entry(1, "b3")]);
         // A session fenced by now but kept by its process is not collected.
         decide(&*store, &session_scope("op", 4), 1, 4, &[entry(0, "a4")], &[(0, 12)]).await;
-        take_over(store.clone(), "op", 5, &groups(&[0, 1]), KG, None).await.unwrap();
+        take_over(store.clone(), "op", 5, &groups(&[0, 1]), KG, "partition", None).await.unwrap();
         decide(&*store, &session_scope("op", 5), 1, 5, &[entry(0, "a5")], &[(0, 13)]).await;
         let c = collect(&*store, "op", &BTreeSet::from([4])).await.unwrap();
         assert_eq!(c.sessions, vec![2, 3]);
@@ -233,7 +245,7 @@ streams:
     ];
     for (y, want) in cases {
         let cfg = crate::config::EngineConfig::from_yaml_str(&y, None).unwrap_or_else(|e| panic!("{y}: {e:#}"));
-        let e = crate::engine::build_stream(&cfg, &cfg.streams[0]).err().unwrap_or_else(|| panic!("accepted:\n{y}"));
+        let e = crate::engine::build_streams(&cfg, &cfg.streams[0]).err().unwrap_or_else(|| panic!("accepted:\n{y}"));
         assert!(format!("{e:#}").contains(want), "{y}\nwanted `{want}` in: {e:#}");
     }
 }
