@@ -63,7 +63,7 @@ fn load_times(plugin: &Path) -> (f64, f64, f64) {
     let hit = cache::load(engine, &bytes, Some(dir.path())).unwrap();
     assert_eq!(hit.outcome, cache::CacheOutcome::Hit);
     let cfg = counter_config(plugin, 1);
-    let arkflow::config::ProcessorConfig::Wasm(w) = &cfg.streams[0].pipeline.processors[0] else { unreachable!() };
+    let w = cfg.streams[0].pipeline.processors[0].get::<arkflow::processor::wasm::WasmProcessorConfig>().expect("a wasm processor");
     cache::set_dir(Some(dir.path().to_path_buf()));
     let factory =
         WasmFactory::load(w, "bench", 0, &arkflow::processor::StreamEnv { store_names: vec!["default".to_string()], state_enabled: true, outputs: vec![] })

@@ -13,6 +13,7 @@ pub mod layout;
 pub mod metrics;
 pub mod processor;
 pub mod record;
+pub mod registry;
 pub mod state;
 pub mod util;
 

@@ -2,7 +2,8 @@
 //! or SIGINT/SIGTERM drains them; `--validate` only checks the file and its plugins.
 
 use anyhow::Context;
-use arkflow::config::{EngineConfig, ProcessorConfig};
+use arkflow::config::EngineConfig;
+use arkflow::processor::wasm::WasmProcessorConfig;
 use arkflow::EngineBuilder;
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
@@ -86,7 +87,7 @@ fn init_tracing(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Schema) = cli.command {
-        println!("{}", serde_json::to_string_pretty(&arkflow::connectors::registry::json_schema()).expect("schema serializes"));
+        println!("{}", serde_json::to_string_pretty(&arkflow::registry::json_schema()).expect("schema serializes"));
         return ExitCode::SUCCESS;
     }
     if let Some(Command::State(cmd)) = &cli.command {
@@ -184,7 +185,7 @@ fn validate(config: EngineConfig) -> anyhow::Result<()> {
         let env = StreamEnv::of(s);
         let mut factories: Vec<std::sync::Arc<dyn ProcessorFactory>> = Vec::new();
         for (i, p) in s.pipeline.processors.iter().enumerate() {
-            let ProcessorConfig::Wasm(w) = p else {
+            let Some(w) = p.get::<WasmProcessorConfig>() else {
                 factories.push(build_factory(s, i, p, &env)?);
                 continue;
             };
@@ -245,7 +246,7 @@ fn state_command(config: Option<&std::path::Path>, cmd: &StateCmd) -> anyhow::Re
                 // Value format as the stream's plugins declare it (describe().state-formats).
                 let mut format = String::from("bytes");
                 for (i, p) in s.pipeline.processors.iter().enumerate() {
-                    if let ProcessorConfig::Wasm(w) = p {
+                    if let Some(w) = p.get::<WasmProcessorConfig>() {
                         let label = format!("streams[{}].pipeline.processors[{i}]", s.name);
                         let f = arkflow::processor::wasm::WasmFactory::load(w, &label, i, &arkflow::processor::StreamEnv::of(s))?;
                         if let Some((_, fmt)) = f.info().state_formats.iter().find(|(st, _)| st == store_name) {

@@ -45,7 +45,7 @@ fn section<'a>(doc: &'a str, heading: &str, name: &str) -> Option<&'a str> {
 #[test]
 fn config_md_documents_every_type_and_key() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/CONFIG.md")).expect("docs/CONFIG.md");
-    let schema = arkflow::connectors::registry::json_schema();
+    let schema = arkflow::registry::json_schema();
     let mut missing = Vec::new();
     let mut seen = 0;
     for (heading, sec) in [("Inputs", "input"), ("Outputs", "output"), ("Processors", "processors")] {
@@ -73,14 +73,16 @@ fn config_md_documents_every_type_and_key() {
 fn the_registry_lists_each_type_once_and_the_schema_has_them_all() {
     let inputs: Vec<&str> = arkflow::connectors::registry::INPUTS.iter().map(|e| e.name()).collect();
     let outputs: Vec<&str> = arkflow::connectors::registry::OUTPUTS.iter().map(|e| e.name()).collect();
-    for list in [&inputs, &outputs] {
+    let processors: Vec<&str> = arkflow::processor::registry::PROCESSORS.iter().map(|e| e.name()).collect();
+    for list in [&inputs, &outputs, &processors] {
         let mut sorted = list.to_vec();
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted.len(), list.len(), "a type is registered twice: {list:?}");
     }
-    let schema = arkflow::connectors::registry::json_schema();
+    let schema = arkflow::registry::json_schema();
     let names = |sec| variants(&schema, sec).iter().map(|v| v["title"].as_str().unwrap().to_string()).collect::<Vec<_>>();
     assert_eq!(names("input"), inputs);
     assert_eq!(names("output"), outputs);
+    assert_eq!(names("processors"), processors);
 }

@@ -39,13 +39,15 @@ fn entry(k: &str) -> SnapshotEntry {
     SnapshotEntry { group: 1, store: "default".into(), key: k.into(), value: Some(b"v".to_vec()), written_ms: 1 }
 }
 
-/// Sends everything epoch `e` needs from 2 workers and the sink.
+/// Sends everything epoch `e` needs from 2 workers and the sink. A coordinator that stops on a
+/// fatal failure may do so while this epoch is being fed (its first upload failed): the sends
+/// after that find the channel closed, which the tests check through the coordinator's state.
 fn feed(h: &CoordinatorHandle, e: u64, keys: [&str; 2]) {
     h.in_flight.store(e, SeqCst);
-    h.tx.send(CkptMsg::Injected { epoch: e, position: serde_json::json!({ "at": e }), ttl_clock_ms: 5, last: false }).unwrap();
-    h.tx.send(CkptMsg::Delta { epoch: e, worker: 0, entries: vec![entry(keys[0])] }).unwrap();
-    h.tx.send(CkptMsg::Delta { epoch: e, worker: 1, entries: vec![entry(keys[1])] }).unwrap();
-    h.tx.send(CkptMsg::SinkPrepared { epoch: e, commits: vec![] }).unwrap();
+    let _ = h.tx.send(CkptMsg::Injected { epoch: e, position: serde_json::json!({ "at": e }), ttl_clock_ms: 5, last: false });
+    let _ = h.tx.send(CkptMsg::Delta { epoch: e, worker: 0, entries: vec![entry(keys[0])] });
+    let _ = h.tx.send(CkptMsg::Delta { epoch: e, worker: 1, entries: vec![entry(keys[1])] });
+    let _ = h.tx.send(CkptMsg::SinkPrepared { epoch: e, commits: vec![] });
 }
 
 fn wait(mut f: impl FnMut() -> bool) -> bool {

@@ -1,12 +1,14 @@
-//! What the engine knows of a configured input or output, whatever its type.
+//! What the engine knows of a configured input, output or processor, whatever its type.
 //!
 //! Contract: each connector type lives in one file under `crate::connectors` and parses its own
 //! section into a value implementing [`SourceSpec`] or [`SinkSpec`] (see
-//! `connectors::registry`). The config holds that value as an [`InputConfig`] /
-//! [`OutputConfig`]; the engine asks it questions through the capability records
-//! [`SourceCaps`] / [`SinkCaps`] instead of matching on types, and only a connector's own code
-//! downcasts it ([`InputConfig::get`]). The loader receives the registry's tables from its caller
-//! ([`Tables`]), so this layer never names a connector.
+//! `connectors::registry`); each processor type likewise under `crate::processor`
+//! ([`ProcessorSpec`], `processor::registry`). The config holds that value as an
+//! [`InputConfig`] / [`OutputConfig`] / [`ProcessorConfig`]; the engine asks it questions through
+//! the capability records ([`SourceCaps`], [`SinkCaps`], [`ProcessorCaps`]) instead of matching on
+//! types, and only the type's own code (and the engine, for a plugin's limits) downcasts it
+//! ([`InputConfig::get`]). The loader receives the registries' tables from its caller
+//! ([`Tables`]), so this layer never names a connector or a processor.
 
 use std::any::Any;
 use std::fmt;
@@ -41,6 +43,23 @@ pub trait SourceSpec: fmt::Debug + Send + Sync + DynEq {
 pub trait SinkSpec: fmt::Debug + Send + Sync + DynEq {
     fn type_name(&self) -> &'static str;
     fn caps(&self) -> SinkCaps;
+}
+
+/// The parsed settings of one processor type (`processor::registry`).
+pub trait ProcessorSpec: fmt::Debug + Send + Sync + DynEq {
+    fn type_name(&self) -> &'static str;
+    fn caps(&self) -> ProcessorCaps;
+}
+
+/// What a processor does to the stream around it, as the loader and the engine need to know it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcessorCaps {
+    /// It may change a record's key or key fields (a plugin, a batch query): a keyed stage after
+    /// it cannot rely on the routing done as the input read the record.
+    pub may_rewrite_key: bool,
+    /// Its failed batches go to the stream's `error_output:` (`on_failure: error_output`), so the
+    /// stream must have one.
+    pub needs_error_output: bool,
 }
 
 /// What an input can do, as the engine needs to know it.
@@ -135,10 +154,18 @@ spec_holder!(
     SinkSpec,
     SinkCaps
 );
+spec_holder!(
+    /// One `pipeline.processors` entry, parsed by its processor type.
+    ProcessorConfig,
+    ProcessorSpec,
+    ProcessorCaps
+);
 
-/// The connector types the loader knows, in documentation order (from `connectors::registry`).
+/// The connector and processor types the loader knows, in documentation order (from
+/// `crate::registry`).
 #[derive(Clone)]
 pub(crate) struct Tables {
     pub inputs: Vec<&'static Entry<InputConfig>>,
     pub outputs: Vec<&'static Entry<OutputConfig>>,
+    pub processors: Vec<&'static Entry<ProcessorConfig>>,
 }

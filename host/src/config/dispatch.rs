@@ -2,8 +2,8 @@
 //!
 //! Contract: a section such as `input:` must be a mapping with a string `type` key. [`dispatch`]
 //! removes `type`, finds the builder registered under that name in the section's table (the
-//! connector registry's inputs and outputs, handed to the loader as `connector::Tables`, and
-//! `processors::TYPES`) and hands it the remaining mapping. Unknown types list the known ones.
+//! connector and processor registries' tables, handed to the loader as `connector::Tables`) and
+//! hands it the remaining mapping. Unknown types list the known ones.
 //! (serde's internally tagged enums are avoided: they lose error locations.)
 
 use serde_yaml::Value;

@@ -17,7 +17,7 @@ use super::error::{ConfigError, ConfigErrorKind as K};
 use super::interp::{interpolate, LineIndex};
 use super::model::*;
 use super::spans::{self, SpanMap, YPath};
-use super::{processors, validate};
+use super::validate;
 
 /// The root as the schema generator sees it.
 pub(crate) type RawRootSchema = RawRoot;
@@ -126,14 +126,14 @@ struct RawStreamState {
 }
 
 /// Reads and loads the config file at `path` (relative paths inside resolve against its
-/// directory), dispatching connector types on `tables` (see `EngineConfig::from_file`).
+/// directory), dispatching connector and processor types on `tables` (see `EngineConfig::from_file`).
 pub(crate) fn load_file(path: &Path, tables: &Tables) -> Result<EngineConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(K::Io, &path.display().to_string(), format!("cannot read config file: {e}")))?;
     load(&text, Some(path), &|name| std::env::var(name).ok(), tables)
 }
 
 /// Loads config text (see `EngineConfig::from_yaml_str`) with an injectable environment and
-/// the registry's connector `tables`.
+/// the registries' `tables`.
 pub(crate) fn load(text: &str, origin: Option<&Path>, env: &dyn Fn(&str) -> Option<String>, tables: &Tables) -> Result<EngineConfig, ConfigError> {
     let file = origin.map_or_else(|| "<config>".to_string(), |p| p.display().to_string());
     let base_dir = origin.map(|p| p.parent().unwrap_or(Path::new("")).to_path_buf());
@@ -249,7 +249,7 @@ fn stream(ctx: &Ctx, tables: &Tables, index: usize, raw: RawStream) -> Result<St
     let path = YPath::root().key("streams").index(index);
     let name = raw.name.unwrap_or_else(|| default_stream_name(index));
     let input = dispatch(ctx, raw.input, &path.key("input"), "input", &tables.inputs)?;
-    let pipeline = pipeline(ctx, raw.pipeline, &path.key("pipeline"))?;
+    let pipeline = pipeline(ctx, tables, raw.pipeline, &path.key("pipeline"))?;
     let output = dispatch(ctx, raw.output, &path.key("output"), "output", &tables.outputs)?;
     let error_output = match raw.error_output {
         Some(v) => Some(dispatch(ctx, v, &path.key("error_output"), "output", &tables.outputs)?),
@@ -296,12 +296,12 @@ fn named_outputs(ctx: &Ctx, tables: &Tables, raw: Option<Value>, path: &YPath) -
     Ok(out)
 }
 
-fn pipeline(ctx: &Ctx, raw: Option<RawPipeline>, path: &YPath) -> Result<PipelineConfig, ConfigError> {
+fn pipeline(ctx: &Ctx, tables: &Tables, raw: Option<RawPipeline>, path: &YPath) -> Result<PipelineConfig, ConfigError> {
     let d = PipelineConfig::default();
     let Some(r) = raw else { return Ok(d) };
     let procs_path = path.key("processors");
     let processors = (r.processors.unwrap_or_default().into_iter().enumerate())
-        .map(|(j, v)| dispatch(ctx, v, &procs_path.index(j), "processor", &processors::TYPES.iter().collect::<Vec<_>>()))
+        .map(|(j, v)| dispatch(ctx, v, &procs_path.index(j), "processor", &tables.processors))
         .collect::<Result<Vec<_>, _>>()?;
     let cfg = PipelineConfig {
         thread_num: r.thread_num.unwrap_or(d.thread_num),

@@ -1,7 +1,7 @@
 //! Configuration: the typed model (`model`) and the YAML loader that produces it.
 //!
 //! Contract: `EngineConfig::from_file(path)` / `EngineConfig::from_yaml_str(text, origin)`
-//! (defined with the connector registry, `connectors::registry`, whose tables they hand to
+//! (defined in `crate::registry`, which hands the connector and processor tables to
 //! [`load_file`] / [`load_str`]) are the only ways the host turns YAML into an [`EngineConfig`]. Every error is a [`ConfigError`]
 //! whose `Display` is the full message, `file:line:col: ...` when the problem has a place in
 //! the file. The format is documented in `docs/CONFIG.md`; defaults live in `model.rs`.
@@ -15,12 +15,11 @@ mod dispatch;
 mod error;
 mod interp;
 mod load;
-mod processors;
 mod schema;
 mod spans;
 
 pub(crate) use connector::Tables;
-pub use connector::{DynEq, SinkCaps, SinkSpec, SourceCaps, SourceSpec};
+pub use connector::{DynEq, ProcessorCaps, ProcessorSpec, SinkCaps, SinkSpec, SourceCaps, SourceSpec};
 pub(crate) use ctx::{non_empty_list, non_empty_path, Ctx};
 pub(crate) use dispatch::{schema_of, Entry};
 pub(crate) use load::{load as load_str, load_file};

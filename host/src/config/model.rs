@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-pub use super::connector::{InputConfig, OutputConfig};
+pub use super::connector::{InputConfig, OutputConfig, ProcessorConfig};
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq)]
@@ -183,9 +183,7 @@ pub const DEFAULT_THREAD_NUM: usize = 1;
 pub const DEFAULT_PIPELINE_BATCH_SIZE: usize = 256;
 /// `pipeline.channel_capacity` default.
 pub const DEFAULT_CHANNEL_CAPACITY: usize = 16;
-/// `wasm` processor `retries` default.
-pub const DEFAULT_WASM_RETRIES: u32 = 2;
-/// `native_counter` processor `store` default; also the reserved name of the implicit store.
+/// The reserved name of a stream's implicit store (also `native_counter`'s default store).
 pub const DEFAULT_STORE: &str = "default";
 
 /// The name of a stream that has no `name:` (`index` is its position in `streams:`, from 0).
@@ -252,37 +250,6 @@ impl StreamStateConfig {
     }
 }
 
-impl Default for NativeCounterConfig {
-    fn default() -> Self {
-        NativeCounterConfig { store: DEFAULT_STORE.to_string() }
-    }
-}
-
-impl Default for WasmLimits {
-    fn default() -> Self {
-        WasmLimits {
-            memory_mb: 64,
-            batch_timeout_ms: 5_000,
-            max_output_bytes: 16 * 1024 * 1024,
-            max_key_bytes: 4096,
-            max_value_bytes: 1024 * 1024,
-            max_batch_state_bytes: 64 * 1024 * 1024,
-            max_state_bytes: 1024 * 1024 * 1024,
-            max_log_line: 4096,
-            log_lines_per_sec: 10,
-            log_burst: 50,
-        }
-    }
-}
-
-// Hand-written rather than derived so the type definitions above stay exactly as agreed.
-#[allow(clippy::derivable_impls)]
-impl Default for FailurePolicy {
-    fn default() -> Self {
-        FailurePolicy::Fail
-    }
-}
-
 /// Lowercase YAML names of enum-like settings, parsed and printed through one table each.
 macro_rules! named_enum {
     ($ty:ident { $($name:literal => $variant:ident),+ $(,)? }) => {
@@ -303,13 +270,6 @@ macro_rules! named_enum {
 pub(crate) use named_enum;
 
 named_enum!(BackendType { "memory" => Memory, "s3" => S3, "hybrid" => Hybrid, "local" => Local });
-named_enum!(FailurePolicy { "fail" => Fail, "error_output" => ErrorOutput });
-named_enum!(SqlMode { "batch" => Batch, "continuous" => Continuous });
-named_enum!(SqlType { "string" => String, "int" => Int, "float" => Float, "bool" => Bool });
-
-#[path = "model_processors.rs"]
-mod processors;
-pub use processors::*;
 
 /// Credentials never appear in logs or errors: Debug redacts them.
 impl std::fmt::Debug for S3Config {

@@ -51,11 +51,11 @@ fn patch(v: &mut Value, inputs: &Value, processors: &Value, outputs: &Value) {
     }
 }
 
-/// The JSON Schema (draft 2020-12) of an arkflow config file whose connector types are `tables`
-/// (`connectors::registry::json_schema`).
+/// The JSON Schema (draft 2020-12) of an arkflow config file whose connector and processor types
+/// are `tables` (`crate::registry::json_schema`).
 pub(crate) fn json_schema_of(tables: &super::connector::Tables) -> Value {
     let mut root = schema_of::<super::load::RawRootSchema>();
-    let (i, p, o) = (one_of(tables.inputs.iter().copied()), one_of(super::processors::TYPES), one_of(tables.outputs.iter().copied()));
+    let (i, p, o) = (one_of(tables.inputs.iter().copied()), one_of(tables.processors.iter().copied()), one_of(tables.outputs.iter().copied()));
     patch(&mut root, &i, &p, &o);
     root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
     root["title"] = json!("arkflow configuration");

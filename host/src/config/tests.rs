@@ -10,10 +10,13 @@ use crate::connectors::kafka::{
     DEFAULT_KAFKA_MAX_WAIT_MS,
 };
 use crate::connectors::output::{DropConfig, FileOutputConfig, OutputFormat, StdoutConfig};
+use crate::processor::native_counter::NativeCounterConfig;
+use crate::processor::sql::{ArrowToJsonConfig, JsonToArrowConfig, SqlType, DEFAULT_SQL_TABLE};
+use crate::processor::wasm::{FailurePolicy, WasiGrants, WasmLimits, WasmProcessorConfig};
 
 /// The loader with the registry's connector tables.
 pub(super) fn load(text: &str, origin: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<EngineConfig, ConfigError> {
-    super::load::load(text, origin, env, &crate::connectors::registry::tables())
+    super::load::load(text, origin, env, &crate::registry::tables())
 }
 
 pub(super) fn env(name: &str) -> Option<String> {
@@ -92,14 +95,14 @@ fn seed_parses() {
     assert_eq!(s.name, "orders");
     assert_eq!(s.input, InputConfig::new(GenerateConfig { count: Some(1000), keys: 10, ..GenerateConfig::default() }));
     assert_eq!((s.pipeline.thread_num, s.pipeline.batch_size, s.pipeline.channel_capacity), (4, 256, 16));
-    let ProcessorConfig::Wasm(w) = &s.pipeline.processors[0] else { panic!("not wasm") };
+    let w = s.pipeline.processors[0].get::<WasmProcessorConfig>().expect("wasm");
     assert_eq!(w.path, PathBuf::from("/etc/arkflow/../plugins/dist/counter.wasm"));
     let expected: BTreeMap<String, String> = [("key_field".to_string(), "user_id".to_string()), ("nested".to_string(), r#"{"a":1}"#.to_string())].into();
     assert_eq!(w.config, expected);
     assert_eq!(w.limits, WasmLimits::default());
     assert_eq!((w.retries, w.on_failure), (2, FailurePolicy::Fail));
     assert_eq!(w.grants, WasiGrants { env: vec!["HOME".into()], inherit_stdio: false });
-    assert_eq!(s.pipeline.processors[1], ProcessorConfig::NativeCounter(NativeCounterConfig { store: "default".into() }));
+    assert_eq!(s.pipeline.processors[1], ProcessorConfig::new(NativeCounterConfig { store: "default".into() }));
     assert_eq!(s.output, OutputConfig::new(StdoutConfig { format: OutputFormat::Json }));
     assert_eq!(s.error_output, Some(OutputConfig::new(FileOutputConfig { path: "/etc/arkflow/errors.jsonl".into(), format: OutputFormat::Json })));
     assert_eq!(s.key_by.as_deref(), Some("user_id"));
@@ -130,11 +133,11 @@ fn defaults_applied() {
     let s = &cfg.streams[0];
     assert_eq!(s.input, InputConfig::new(GenerateConfig::default()));
     assert_eq!(GenerateConfig::default().keys, 1000);
-    let ProcessorConfig::Wasm(w) = &s.pipeline.processors[0] else { panic!() };
+    let w = s.pipeline.processors[0].get::<WasmProcessorConfig>().expect("wasm");
     assert_eq!(w.limits.max_output_bytes, 16 * 1024 * 1024);
     assert_eq!((w.retries, w.on_failure, w.config.len()), (2, FailurePolicy::Fail, 0));
     assert_eq!(w.grants, WasiGrants::default());
-    assert_eq!(s.pipeline.processors[1], ProcessorConfig::NativeCounter(NativeCounterConfig::default()));
+    assert_eq!(s.pipeline.processors[1], ProcessorConfig::new(NativeCounterConfig::default()));
     assert_eq!(s.output, OutputConfig::new(StdoutConfig { format: OutputFormat::Raw }));
     assert_eq!(s.state.operator_id, "a", "operator_id defaults to the stream name");
     assert!(s.state.enabled);
@@ -148,10 +151,7 @@ fn relative_paths_resolve_against_config_dir() {
     let s = &cfg.streams[0];
     let f = &s.input.get::<FileInputConfig>().unwrap();
     assert_eq!(f.path, PathBuf::from("conf/dir/in/data.jsonl"));
-    let paths = s.pipeline.processors.iter().map(|p| match p {
-        ProcessorConfig::Wasm(w) => w.path.clone(),
-        _ => panic!(),
-    });
+    let paths = s.pipeline.processors.iter().map(|p| p.get::<WasmProcessorConfig>().expect("wasm").path.clone());
     assert_eq!(paths.collect::<Vec<_>>(), vec![PathBuf::from("conf/dir/p.wasm"), PathBuf::from("/abs/q.wasm")]);
     assert_eq!(s.output, OutputConfig::new(FileOutputConfig { path: "conf/dir/out.jsonl".into(), format: OutputFormat::Json }));
     // Without an origin, paths stay as written.
@@ -244,7 +244,7 @@ fn kafka_input_and_output_defaults() {
 fn sql_processor_section() {
     let text = "streams:\n  - input: {type: stdin}\n    pipeline:\n      processors:\n        - type: sql\n          query: \"SELECT user_id, COUNT(*) FROM flow GROUP BY user_id\"\n          schema: {user_id: string, amount: float}\n    output: {type: stdout}\n";
     let cfg = parse(text).unwrap();
-    let ProcessorConfig::Sql(s) = &cfg.streams[0].pipeline.processors[0] else { panic!("sql") };
+    let s = cfg.streams[0].pipeline.processors[0].get::<crate::processor::sql::SqlProcessorConfig>().expect("sql");
     assert_eq!((s.table_name.as_str(), s.mode, s.store.as_deref()), (DEFAULT_SQL_TABLE, None, None));
     assert_eq!(s.schema, vec![("amount".to_string(), SqlType::Float), ("user_id".to_string(), SqlType::String)]);
     let bad = text.replace("user_id: string", "user_id: text");
@@ -259,7 +259,7 @@ fn codec_processor_sections() {
     let cfg = parse(text).unwrap();
     assert_eq!(
         cfg.streams[0].pipeline.processors,
-        vec![ProcessorConfig::JsonToArrow { schema: vec![("n".into(), SqlType::Int)] }, ProcessorConfig::ArrowToJson]
+        vec![ProcessorConfig::new(JsonToArrowConfig { schema: vec![("n".into(), SqlType::Int)] }), ProcessorConfig::new(ArrowToJsonConfig)]
     );
     assert!(parse(&text.replace("type: arrow_to_json", "{type: arrow_to_json, x: 1}")).unwrap_err().to_string().contains("unknown key"));
 }

@@ -77,12 +77,10 @@ pub(crate) fn check(ctx: &Ctx, cfg: &EngineConfig) -> Result<(), ConfigError> {
             }
         }
         for (j, p) in s.pipeline.processors.iter().enumerate() {
-            if let ProcessorConfig::Wasm(w) = p {
-                if w.on_failure == FailurePolicy::ErrorOutput && s.error_output.is_none() {
-                    let at = sp.key("pipeline").key("processors").index(j).key("on_failure");
-                    let msg = format!("{at} is `error_output` but {sp} has no `error_output:` section");
-                    return Err(ctx.invalid(&at, msg));
-                }
+            if p.caps().needs_error_output && s.error_output.is_none() {
+                let at = sp.key("pipeline").key("processors").index(j).key("on_failure");
+                let msg = format!("{at} is `error_output` but {sp} has no `error_output:` section");
+                return Err(ctx.invalid(&at, msg));
             }
         }
     }

@@ -5,7 +5,8 @@
 //! Schema is what `arkflow schema` prints), the checks that turn the raw struct into settings
 //! (errors located by the config `Ctx`), its capabilities, and how it opens. Adding a connector
 //! is that file plus one line in [`INPUTS`] or [`OUTPUTS`]; the loader
-//! (`EngineConfig::from_file`), `arkflow schema` and the engine all read these tables, and
+//! (`EngineConfig::from_file`, in `crate::registry`), `arkflow schema` and the engine all read
+//! these tables, and
 //! `host/tests/docs.rs` checks that docs/CONFIG.md documents every key of every entry.
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
-use crate::config::{schema_of, ConfigError, Ctx, EngineConfig, Entry, InputConfig, OutputConfig, SinkCaps, SinkSpec, SourceCaps, SourceSpec, Tables, YPath};
+use crate::config::{schema_of, ConfigError, Ctx, Entry, InputConfig, OutputConfig, SinkCaps, SinkSpec, SourceCaps, SourceSpec, YPath};
 use crate::connectors::input::Input;
 use crate::connectors::output::Output;
 
@@ -204,11 +205,6 @@ pub static OUTPUTS: &[SinkEntry] = &[
     sink::<crate::connectors::output::DropConfig>(),
 ];
 
-/// The tables the loader dispatches `type:` on.
-pub(crate) fn tables() -> Tables {
-    Tables { inputs: INPUTS.iter().map(|e| &e.config).collect(), outputs: OUTPUTS.iter().map(|e| &e.config).collect() }
-}
-
 /// Opens the input `cfg` describes.
 pub fn open_input(cfg: &InputConfig, cx: &SourceCx<'_>) -> anyhow::Result<Box<dyn Input>> {
     let entry = INPUTS.iter().find(|e| e.config.name == cfg.type_name());
@@ -229,23 +225,4 @@ pub fn open_output(cfg: &OutputConfig, cx: &SinkCx<'_>) -> anyhow::Result<Box<dy
 /// Opens the output `cfg` describes as its stream's decider (None: it does not decide).
 pub fn open_decider(cfg: &OutputConfig, cx: &DeciderCx<'_>) -> anyhow::Result<Option<Decider>> {
     (sink_entry(cfg)?.decider)(cfg, cx)
-}
-
-/// The JSON Schema (draft 2020-12) of an arkflow config file (`arkflow schema`).
-pub fn json_schema() -> serde_json::Value {
-    crate::config::json_schema_of(&tables())
-}
-
-impl EngineConfig {
-    /// Reads and loads the config file at `path` (relative paths inside resolve against its
-    /// directory).
-    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<EngineConfig, ConfigError> {
-        crate::config::load_file(path.as_ref(), &tables())
-    }
-
-    /// Loads config text. `origin` names the file in messages (`<config>` when None) and is the
-    /// base for relative paths (left relative when None); it becomes `EngineConfig::source`.
-    pub fn from_yaml_str(text: &str, origin: Option<&std::path::Path>) -> Result<EngineConfig, ConfigError> {
-        crate::config::load_str(text, origin, &|name| std::env::var(name).ok(), &tables())
-    }
 }

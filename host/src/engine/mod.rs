@@ -22,7 +22,7 @@ pub use shared::{StreamMetrics, StreamProbe, StreamShared};
 pub(crate) use sinks::{configured as configured_sinks, Sinks};
 pub use stream::{CheckpointReport, CheckpointSetup, Stream, StreamReport, StreamSpec};
 
-use crate::config::{EngineConfig, ProcessorConfig, StreamConfig};
+use crate::config::{EngineConfig, StreamConfig};
 use crate::state::StateLimits;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -90,14 +90,12 @@ fn build_part(
         .pipeline
         .processors
         .iter()
-        .find_map(|p| match p {
-            ProcessorConfig::Wasm(w) => Some(StateLimits {
-                max_key_bytes: w.limits.max_key_bytes,
-                max_value_bytes: w.limits.max_value_bytes,
-                max_batch_state_bytes: w.limits.max_batch_state_bytes,
-                max_state_bytes: w.limits.max_state_bytes,
-            }),
-            _ => None,
+        .find_map(|p| p.get::<crate::processor::wasm::WasmProcessorConfig>())
+        .map(|w| StateLimits {
+            max_key_bytes: w.limits.max_key_bytes,
+            max_value_bytes: w.limits.max_value_bytes,
+            max_batch_state_bytes: w.limits.max_batch_state_bytes,
+            max_state_bytes: w.limits.max_state_bytes,
         })
         .unwrap_or_default();
     let sm = &engine.state_management;

@@ -122,13 +122,7 @@ pub(crate) fn keyed_stage<'a>(cfg: &StreamConfig, needs: &'a [KeyNeed]) -> anyho
 /// Records are routed once, as the input reads them: warns when a stage before keyed stage `i`
 /// may rewrite its key (a plugin, a batch query; the codecs keep it).
 fn warn_if_rewritten_before(cfg: &StreamConfig, i: usize, need: &KeyNeed) {
-    use crate::config::{ProcessorConfig, SqlMode};
-    let changes = |p: &ProcessorConfig| match p {
-        ProcessorConfig::Wasm(_) => true,
-        ProcessorConfig::Sql(s) => s.mode != Some(SqlMode::Continuous),
-        _ => false,
-    };
-    if let Some(j) = cfg.pipeline.processors[..i].iter().position(changes) {
+    if let Some(j) = cfg.pipeline.processors[..i].iter().position(|p| p.caps().may_rewrite_key) {
         tracing::warn!(
             stream = %cfg.name,
             "{} keeps state by {} and records are routed by it as the input reads them; if {} changes it, a group's records are split (an exchange between stages is not built): set the stream's key_by, or key the input by it",

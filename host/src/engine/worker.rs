@@ -11,7 +11,7 @@
 
 use super::msg::{OutMsg, Routed, WorkerMsg};
 use super::shared::StreamShared;
-use crate::config::FailurePolicy;
+use crate::processor::FailurePolicy;
 use crate::processor::{BatchCtx, BatchError, Processor, StateSlot};
 use crate::record::{Outcome, Record, RecordError};
 use crossbeam_channel::{Receiver, Sender};

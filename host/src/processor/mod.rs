@@ -12,15 +12,17 @@
 
 mod context;
 pub mod native_counter;
+pub mod registry;
 pub mod sql;
 pub mod wasm;
 
-use crate::config::{FailurePolicy, ProcessorConfig, StreamConfig};
+use crate::config::{ProcessorConfig, StreamConfig};
 use crate::record::{Outcome, Record};
 use crate::state::WorkerState;
 use std::sync::Arc;
 
 pub use context::{PipelineShared, ProcessorContext};
+pub use wasm::FailurePolicy;
 
 /// Context of one batch.
 #[derive(Debug, Clone, Copy)]
@@ -118,18 +120,5 @@ pub fn build_factories(stream: &StreamConfig, store_names: &[String]) -> anyhow:
 /// Compiles and validates processor `i` (`p`) of `stream`, whose environment is `env`.
 pub fn build_factory(stream: &StreamConfig, i: usize, p: &ProcessorConfig, env: &StreamEnv) -> anyhow::Result<Arc<dyn ProcessorFactory>> {
     let label = format!("streams[{}].pipeline.processors[{i}]", stream.name);
-    let store_names = &env.store_names[..];
-    Ok(match p {
-        ProcessorConfig::Wasm(cfg) => Arc::new(wasm::WasmFactory::load(cfg, &label, i, env)?),
-        ProcessorConfig::Sql(cfg) => Arc::new(crate::processor::sql::SqlFactory::new(cfg, &label, store_names, env.state_enabled)?),
-        ProcessorConfig::JsonToArrow { schema } => Arc::new(crate::processor::sql::codecs::CodecFactory {
-            direction: crate::processor::sql::codecs::Direction::JsonToArrow,
-            declared: crate::processor::sql::declared_schema(schema),
-            label,
-        }),
-        ProcessorConfig::ArrowToJson => {
-            Arc::new(crate::processor::sql::codecs::CodecFactory { direction: crate::processor::sql::codecs::Direction::ArrowToJson, declared: None, label })
-        }
-        ProcessorConfig::NativeCounter(cfg) => Arc::new(native_counter::NativeCounterFactory::new(cfg, store_names, &label)?),
-    })
+    registry::build(p, &registry::BuildCx { label: &label, index: i, env })
 }

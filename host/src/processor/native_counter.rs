@@ -2,10 +2,46 @@
 //! emits `{"key":"<key>","count":N}` per record. It uses the same staged-write state path as plugins
 //! so the wasm-vs-native ratio measures the sandbox, not a different state layer.
 
+use std::sync::Arc;
+
+use super::registry::{BuildCx, ProcessorType};
+use super::FailurePolicy;
 use super::{BatchCtx, BatchError, Processor, ProcessorFactory, StateSlot};
-use crate::config::{FailurePolicy, NativeCounterConfig};
+use crate::config::{ConfigError, Ctx, YPath, DEFAULT_STORE};
 use crate::record::{Outcome, Record, RecordError};
 use crate::state::Staging;
+
+/// `type: native_counter` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NativeCounterConfig {
+    /// default "default"
+    pub store: String,
+}
+
+impl Default for NativeCounterConfig {
+    fn default() -> Self {
+        NativeCounterConfig { store: DEFAULT_STORE.to_string() }
+    }
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNativeCounter {
+    store: Option<String>,
+}
+
+impl ProcessorType for NativeCounterConfig {
+    const NAME: &'static str = "native_counter";
+    type Raw = RawNativeCounter;
+
+    fn from_raw(_: &Ctx, raw: RawNativeCounter, _: &YPath) -> Result<Self, ConfigError> {
+        Ok(NativeCounterConfig { store: raw.store.unwrap_or_else(|| DEFAULT_STORE.to_string()) })
+    }
+
+    fn build(&self, cx: &BuildCx<'_>) -> anyhow::Result<Arc<dyn ProcessorFactory>> {
+        Ok(Arc::new(NativeCounterFactory::new(self, &cx.env.store_names, cx.label)?))
+    }
+}
 
 pub struct NativeCounterFactory {
     store: u16,

@@ -3,7 +3,7 @@
 //! `__key` (utf8), `__timestamp` (int64 ms), `__partition` (int32) and `__offset` (int64).
 //! Result batches become one JSON object per row (nulls omitted).
 
-use crate::config::SqlType;
+use super::SqlType;
 use crate::record::Record;
 use arrow_json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
 use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};

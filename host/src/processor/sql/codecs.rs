@@ -8,7 +8,7 @@
 //! The `sql` processor reads Arrow records directly (no JSON round trip).
 
 use super::codec;
-use crate::config::FailurePolicy;
+use crate::processor::FailurePolicy;
 use crate::processor::{BatchCtx, BatchError, Processor, ProcessorFactory, StateSlot};
 use crate::record::{Outcome, Record, RecordError};
 use datafusion::arrow::datatypes::Schema;

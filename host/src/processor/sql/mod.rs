@@ -17,13 +17,14 @@
 
 mod codec;
 pub mod codecs;
+mod config;
 mod continuous;
 mod engine;
 
-use crate::config::{FailurePolicy, SqlMode, SqlProcessorConfig};
-use crate::processor::{BatchCtx, BatchError, KeyNeed, Processor, ProcessorFactory, StateSlot};
+use crate::processor::{BatchCtx, BatchError, FailurePolicy, KeyNeed, Processor, ProcessorFactory, StateSlot};
 use crate::record::{Outcome, Record, RecordError};
 use crate::state::Staging;
+pub use config::*;
 use continuous::Shape;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::tree_node::TreeNode;
@@ -64,7 +65,7 @@ fn identifiers(query: &str) -> Vec<String> {
 }
 
 /// The declared Arrow schema of a `schema:` list (None when empty: inferred per batch).
-pub fn declared_schema(fields: &[(String, crate::config::SqlType)]) -> Option<Schema> {
+pub fn declared_schema(fields: &[(String, SqlType)]) -> Option<Schema> {
     (!fields.is_empty()).then(|| codec::declared(fields))
 }
 
@@ -327,7 +328,6 @@ impl SqlProcessor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SqlType;
     use crate::state::WorkerState;
 
     fn cfg(query: &str, mode: Option<SqlMode>) -> SqlProcessorConfig {

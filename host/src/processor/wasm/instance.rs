@@ -314,7 +314,7 @@ impl Processor for WasmProcessor {
     }
 
     fn on_checkpoint(&mut self, epoch: u64, key_group: u32, now_ms: i64, state: &mut StateSlot) -> Result<(), BatchError> {
-        let fail = |message: String| BatchError { message, policy: crate::config::FailurePolicy::Fail };
+        let fail = |message: String| BatchError { message, policy: crate::processor::FailurePolicy::Fail };
         self.ensure_instance().map_err(fail)?;
         let (store, plugin) = self.instance.as_mut().expect("instance ensured");
         store.data_mut().state = state.take();

@@ -17,6 +17,7 @@
 
 mod bindings;
 pub mod cache;
+mod config;
 mod engine;
 mod host;
 mod instance;
@@ -24,12 +25,12 @@ pub mod obs;
 mod resource;
 pub mod swap;
 
-use crate::config::WasmProcessorConfig;
 use anyhow::{anyhow, Context};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wasmtime::component::Linker;
 
+pub use config::*;
 pub use engine::shared_engine;
 pub use host::HostCtx;
 pub use instance::WasmProcessor;
@@ -164,7 +165,7 @@ impl super::ProcessorFactory for WasmFactory {
     }
     fn key(&self) -> super::KeyNeed {
         match &self.shared.cfg.key_by {
-            Some(k) if k == crate::config::KEY_BY_RECORD_KEY => super::KeyNeed::RecordKey,
+            Some(k) if k == KEY_BY_RECORD_KEY => super::KeyNeed::RecordKey,
             Some(k) => super::KeyNeed::Fields(vec![k.clone()]),
             None => super::KeyNeed::None,
         }

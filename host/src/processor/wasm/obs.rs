@@ -37,7 +37,7 @@ pub struct ProcessorObs {
 }
 
 impl ProcessorObs {
-    pub fn new(limits: &crate::config::WasmLimits, breaker: &crate::config::CircuitBreaker) -> Self {
+    pub fn new(limits: &super::WasmLimits, breaker: &super::CircuitBreaker) -> Self {
         ProcessorObs {
             log: LogLimiter::new(limits.log_lines_per_sec, limits.log_burst),
             metrics: PluginMetrics::default(),
@@ -303,7 +303,7 @@ pub enum Gate {
 }
 
 impl Breaker {
-    pub fn new(cfg: &crate::config::CircuitBreaker) -> Self {
+    pub fn new(cfg: &super::CircuitBreaker) -> Self {
         Breaker { threshold: cfg.failures, cooldown: Duration::from_millis(cfg.cooldown_ms), state: Mutex::new(BreakerState::default()) }
     }
 
@@ -395,7 +395,7 @@ mod tests {
 
     #[test]
     fn breaker_trips_after_n_failures_and_half_opens_after_the_cooldown() {
-        let b = Breaker::new(&crate::config::CircuitBreaker { failures: 3, cooldown_ms: 30 });
+        let b = Breaker::new(&crate::processor::wasm::CircuitBreaker { failures: 3, cooldown_ms: 30 });
         assert!(!b.record(false) && !b.record(false));
         assert_eq!(b.gate(), Gate::Pass);
         assert!(b.record(false), "the third failure in a row trips");
@@ -408,7 +408,7 @@ mod tests {
         assert_eq!(b.gate(), Gate::Pass);
         assert!(!b.record(true));
         assert_eq!(b.gate(), Gate::Pass);
-        let never = Breaker::new(&crate::config::CircuitBreaker { failures: 0, cooldown_ms: 30 });
+        let never = Breaker::new(&crate::processor::wasm::CircuitBreaker { failures: 0, cooldown_ms: 30 });
         assert!((0..100).all(|_| !never.record(false)));
     }
 }
