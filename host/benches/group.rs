@@ -15,9 +15,12 @@
 //!    partition of the victim runs in a survivor's session (its "group session started" `at_ms`,
 //!    after fencing, take-over and restore), and the take-over's own time (`took_ms`).
 //!
+//! 3. Repartition cost: 1 process on the same input, the counter as is and with `key_by: user`
+//!    (a repartition topic in between), in turn.
+//!
 //! Run: `bash plugins/build.sh && bash tests/servers/install.sh && cargo bench --bench group`
 //! (env: BENCH_RECORDS 300000, BENCH_ROUNDS 2, BENCH_FAILOVER_ROUNDS 1, BENCH_RATE 2000,
-//! BENCH_ONLY=throughput|failover, BENCH_KEEP=1 keeps the processes' logs).
+//! BENCH_ONLY=throughput|failover|repartition, BENCH_KEEP=1 keeps the processes' logs).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -106,7 +109,8 @@ impl Proc {
 }
 
 impl Env {
-    fn config(&self, run: &str, input: &str, options: &str) -> PathBuf {
+    /// `key_by`: the counter says `key_by: user`, so the stream reads a repartition topic.
+    fn config(&self, run: &str, input: &str, options: &str, key_by: bool) -> PathBuf {
         let yaml = format!(
             r#"
 state_management:
@@ -128,13 +132,14 @@ streams:
       thread_num: 2
       processors:
         - type: wasm
-          path: {counter}
+          path: {counter}{key_by}
     output: {{ type: kafka, brokers: ["{b}"], topic: out-{run}, exactly_once: true, exactly_once_mode: outbox }}
     state: {{ operator_id: {run}, enabled: true }}
 "#,
             s3 = self.moto.target.yaml_block(2, &format!("{run}/")),
             b = self.tansu.broker,
             counter = t::plugin("counter").display(),
+            key_by = if key_by { "\n          key_by: user\n          config: { key_field: user }" } else { "" },
         );
         let p = self.dir.path(&format!("{run}.yaml"));
         std::fs::write(&p, yaml).unwrap();
@@ -174,8 +179,8 @@ struct Throughput {
     sessions: usize,
 }
 
-fn throughput(env: &Env, n: usize, run: &str, records: u64) -> Throughput {
-    let cfg = env.config(run, "in", "");
+fn throughput(env: &Env, n: usize, run: &str, records: u64, key_by: bool) -> Throughput {
+    let cfg = env.config(run, "in", "", key_by);
     let out = Offsets::new(&env.tansu.broker, &format!("out-{run}"));
     let cpu0 = [common::cpu_secs_of(env.tansu.pid()), common::cpu_secs_of(env.moto.pid())];
     let start = Instant::now();
@@ -234,7 +239,7 @@ struct Failover {
 fn failover(env: &Env, run: &str, signal: &str, options: &str, rate: u64) -> Failover {
     let input = format!("live-{run}");
     env.tansu.create_topic(&input, PARTITIONS);
-    let cfg = env.config(run, &input, options);
+    let cfg = env.config(run, &input, options, false);
     let stop = Arc::new(AtomicBool::new(false));
     let feeder = feed(env.tansu.broker.clone(), input, rate, stop.clone());
     let mut procs = env.start(&cfg, run, 3);
@@ -282,6 +287,30 @@ fn failover(env: &Env, run: &str, signal: &str, options: &str, rate: u64) -> Fai
     Failover { detect_ms: detect - at, resume_ms: resume - at, took_ms: took }
 }
 
+/// 3. The cost of a repartition topic: one process counts the keyed input as it is, and with
+///    `key_by: user` on the counter (so through `{run}-0-repartition`, docs/SCALE_OUT.md), in
+///    turn; ratios repartitioned / direct per round.
+fn repartition(env: &Env, records: u64, rounds: u64) {
+    let (mut middle, mut whole, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+    for r in 0..rounds {
+        let direct = throughput(env, 1, &format!("r{r}direct"), records, false);
+        let split = throughput(env, 1, &format!("r{r}split"), records, true);
+        println!(
+            "round {r}: direct middle {:.0} rec/s whole {:.0} rec/s CPU s {:.1}; repartitioned middle {:.0} rec/s whole {:.0} rec/s CPU s {:.1}",
+            direct.middle, direct.whole, direct.cpu[0], split.middle, split.whole, split.cpu[0]
+        );
+        middle.push(split.middle / direct.middle);
+        whole.push(split.whole / direct.whole);
+        cpu.push(split.cpu[0] / direct.cpu[0]);
+    }
+    let show = |v: &[f64]| v.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", ");
+    println!("\n| repartitioned / direct | median | per round |\n|---|---|---|");
+    for (name, v) in [("middle rec/s", &mut middle), ("whole rec/s", &mut whole), ("arkflow CPU s", &mut cpu)] {
+        let per = show(v);
+        println!("| {name} | {:.2} | {per} |", common::median(v));
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         println!("group: bench");
@@ -294,11 +323,13 @@ fn main() {
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let env = Env { tansu: Tansu::start(), moto: Moto::start(), dir: t::Dir::new() };
 
-    if only.is_empty() || only == "throughput" {
+    if only.is_empty() || only == "throughput" || only == "repartition" {
         env.tansu.create_topic("in", PARTITIONS);
         let t0 = Instant::now();
         t::kafka::produce_to(&env.tansu.broker, "in", keyed(0, records));
         println!("input: {records} records in {PARTITIONS} partitions, produced in {:.1} s", t0.elapsed().as_secs_f64());
+    }
+    if only.is_empty() || only == "throughput" {
         let t0 = Instant::now();
         let read = env.tansu.read_all_isolated("in", "read_uncommitted").len();
         println!("broker ceiling: one plain consumer reads the input at {:.0} rec/s", read as f64 / t0.elapsed().as_secs_f64());
@@ -306,7 +337,7 @@ fn main() {
         for r in 0..rounds {
             for i in 0..3 {
                 let n = if r % 2 == 0 { i + 1 } else { 3 - i };
-                let x = throughput(&env, n, &format!("t{r}n{n}"), records);
+                let x = throughput(&env, n, &format!("t{r}n{n}"), records, false);
                 println!(
                     "round {r}, {n} process(es): middle {:.0} rec/s, whole {:.0} rec/s, CPU s arkflow {:.1} tansu {:.1} moto {:.1}, sessions {}",
                     x.middle, x.whole, x.cpu[0], x.cpu[1], x.cpu[2], x.sessions
@@ -331,6 +362,10 @@ fn main() {
                 med(v, |x| x.cpu[2])
             );
         }
+    }
+
+    if only.is_empty() || only == "repartition" {
+        repartition(&env, records, rounds);
     }
 
     if only.is_empty() || only == "failover" {

@@ -8,8 +8,10 @@
 //! it finds: a final part that is already there must have the recorded length and checksum (an
 //! earlier run of this commit), anything else stops the stream with an error naming both files;
 //! a temp file is cut back to the recorded length and, on replay, verified before the rename;
-//! neither file present means the part was finalized and then consumed downstream (the temp is
-//! removed only after the final part is linked), which counts as committed.
+//! neither file present means the part was finalized and then consumed downstream, which counts
+//! as committed. The rename is atomic: the temp vanishes as the final part appears, so a temp
+//! that is still there was never finalized (a link-then-unlink left both for a moment, and a
+//! kill in that moment, with the part consumed downstream, made the replay write it twice).
 //! Names are deterministic per epoch; the generation in temp names keeps a fenced older process
 //! from writing into a newer one's files.
 //!
@@ -239,10 +241,10 @@ fn finalize(p: &Part, replay: bool) -> Result<(), CommitError> {
         Ok(m) => m.len(),
         // Another process (an older generation finishing its commit) renamed it meanwhile.
         Err(_) if fin.exists() => return finalize(p, replay),
-        // Neither the temp nor the final part: the temp is removed only after the final part is
-        // linked and its directory synced, so this part was finalized and then taken away (a
-        // downstream job consumes finished parts, as with any file sink). Stopping here would
-        // stop the stream for good; nothing of it is ours to write again.
+        // Neither the temp nor the final part: the temp became the final part in one rename, so
+        // this part was finalized and then taken away (a downstream job consumes finished parts,
+        // as with any file sink). Stopping here would stop the stream for good; nothing of it is
+        // ours to write again.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && replay => {
             tracing::warn!(part = %fin.display(), "file output: the decided part was finalized before and has been moved away since; taking it as committed");
             return Ok(());
@@ -277,15 +279,15 @@ fn finalize(p: &Part, replay: bool) -> Result<(), CommitError> {
             fin.display()
         )));
     }
-    // A hard link never replaces an existing file (unlike rename): a part written meanwhile by
-    // someone else is caught by the check above on the next attempt.
-    match std::fs::hard_link(tmp, fin) {
+    // One atomic step from temp to final (checked absent above). Another committer of the same
+    // decided part (an older generation finishing, or a replay) that renamed it first leaves no
+    // temp: look again.
+    match std::fs::rename(tmp, fin) {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return finalize(p, true),
-        Err(e) => return Err(io(&format!("linking {} to {}", tmp.display(), fin.display()), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return finalize(p, true),
+        Err(e) => return Err(io(&format!("renaming {} to {}", tmp.display(), fin.display()), e)),
     }
     sync_dir(&parent(fin));
-    let _ = std::fs::remove_file(tmp);
     Ok(())
 }
 
@@ -311,6 +313,7 @@ mod tests {
         let (o, blob) = prepared(d.path(), 1, 1, &["{\"a\":1}"]);
         let c = o.committer().unwrap();
         c.commit(1, &blob, false).unwrap();
+        assert!(!d.path().join(".out.jsonl.000000000001.g1.tmp").exists(), "the temp became the final part in one step");
         c.commit(1, &blob, true).unwrap();
         assert_eq!(std::fs::read_to_string(d.path().join("out.jsonl.000000000001")).unwrap(), "{\"a\":1}\n");
         // A restart whose epochs start over (memory backend, wiped state) prepares epoch 1 again
