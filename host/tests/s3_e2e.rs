@@ -82,7 +82,12 @@ fn outage_run(dir: &Dir, state: &str, records: u64, during: impl FnOnce()) {
         out_dir.join("out.jsonl").display()
     ));
     let child = spawn(&cfg);
-    std::thread::sleep(Duration::from_millis(1500));
+    // The outage must hit a running stream, not its start-up (slow on a loaded machine): wait
+    // for its first finalized part.
+    let started =
+        wait_for(Duration::from_secs(60), || std::fs::read_dir(&out_dir).is_ok_and(|d| d.flatten().any(|e| !e.file_name().to_string_lossy().starts_with('.'))));
+    assert!(started, "the stream wrote no part within 60 s");
+    std::thread::sleep(Duration::from_millis(300));
     during();
     // The stream kept running (or backpressured) through the outage; now crash it.
     std::thread::sleep(Duration::from_millis(1500));
