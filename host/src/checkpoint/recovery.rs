@@ -39,6 +39,21 @@ pub async fn last_decided(store: &dyn ObjectStore, scope: &str) -> anyhow::Resul
     }
 }
 
+/// Refuses to restore from `m` (named `what` in messages) when it was written with another
+/// key-group count or another routing: a key's restored state would sit in another key group
+/// than its records. Recovery and group take-over both check here.
+pub fn check_layout(m: &Manifest, what: &str, key_groups: u32, routing: &str) -> anyhow::Result<()> {
+    if m.key_groups != key_groups {
+        anyhow::bail!("{what} was written with key_groups = {}, the config says {key_groups}: key groups are fixed for the life of the state", m.key_groups);
+    }
+    if let Some(r) = m.routing.as_ref().filter(|r| *r != routing) {
+        anyhow::bail!(
+            "{what} was written with records routed to key groups by {r}; this stream routes them by {routing}, so a key's restored state would sit in another key group than its records. Start the changed stream on new state (another state.operator_id), or restore the routing (docs/CONFIG.md, Routing) or the repartition topics (docs/SCALE_OUT.md)"
+        );
+    }
+    Ok(())
+}
+
 /// Reads a manifest, verified against `checksum` when given.
 pub async fn load_manifest(store: &dyn ObjectStore, mkey: &str, checksum: Option<u64>) -> anyhow::Result<Manifest> {
     let mbytes = store.get(mkey).await?.ok_or_else(|| anyhow::anyhow!("manifest {mkey} is missing from {}", store.describe()))?;
@@ -118,21 +133,7 @@ pub async fn recover(store: Arc<dyn ObjectStore>, s: &CheckpointSettings, from_s
         (None, Some((_, Decision::Commit { manifest, checksum, .. }))) => load_manifest(&*store, &manifest, Some(checksum)).await?,
         (None, _) => return Ok(out),
     };
-    if manifest.key_groups != s.key_groups {
-        anyhow::bail!(
-            "manifest of epoch {} was written with key_groups = {}, the config says {}: key groups are fixed for the life of the state",
-            manifest.epoch,
-            manifest.key_groups,
-            s.key_groups
-        );
-    }
-    if let Some(r) = manifest.routing.as_ref().filter(|r| **r != s.routing) {
-        anyhow::bail!(
-            "the state of operator `{scope}` (epoch {}) was written with records routed to key groups by {r}; this stream routes them by {}, so a key's restored state would sit in another key group than its records. Start the changed stream on new state (another state.operator_id), or restore the routing (docs/CONFIG.md, Routing)",
-            manifest.epoch,
-            s.routing
-        );
-    }
+    check_layout(&manifest, &format!("the state of operator `{scope}` (epoch {})", manifest.epoch), s.key_groups, &s.routing)?;
     // 5. Fetch and check every state file in parallel, apply in chain order (unless the hybrid
     //    backend reads key groups back on first use).
     let started = std::time::Instant::now();

@@ -21,7 +21,7 @@
 
 use crate::checkpoint::decision::{fence_next, Decision};
 use crate::checkpoint::parse_tail;
-use crate::checkpoint::recovery::{load_entries, load_manifest};
+use crate::checkpoint::recovery::{check_layout, load_entries, load_manifest};
 use crate::state::backend::{ObjectStore, PutOutcome};
 use crate::state::snapshot::SnapshotEntry;
 use bytes::Bytes;
@@ -180,20 +180,7 @@ async fn restore(store: Arc<dyn ObjectStore>, out: &mut TakeOver, key_groups: u3
     for (h, ks) in by_head(out.heads.iter().map(|(k, h)| (*k, h))).values() {
         let m = load_manifest(&*store, &h.manifest, Some(h.checksum)).await?;
         out.clock_ms = out.clock_ms.max(Some(m.ttl_clock_ms));
-        if m.key_groups != key_groups {
-            anyhow::bail!(
-                "checkpoint {} was written with key_groups = {}, the config says {}: key groups are fixed for the life of the state",
-                h.manifest,
-                m.key_groups,
-                key_groups
-            );
-        }
-        if let Some(r) = m.routing.as_ref().filter(|r| *r != routing) {
-            anyhow::bail!(
-                "checkpoint {} was written with records routed to key groups by {r}; this stream routes them by {routing} (a repartition topic added or removed), so a key's restored state would sit in another key group than its records. Start the changed stream on new state (another state.operator_id), or restore the topology (docs/SCALE_OUT.md)",
-                h.manifest
-            );
-        }
+        check_layout(&m, &format!("checkpoint {}", h.manifest), key_groups, routing)?;
         out.entries.extend(load_entries(store.clone(), &m.state_files).await?.into_iter().filter(|e| ks.contains(&e.group)));
         for (topic, p, off) in crate::connectors::kafka::position_entries(&m.input_position).into_iter().flatten().flatten() {
             if ks.contains(&(p as u32 % key_groups)) {
