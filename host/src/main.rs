@@ -198,7 +198,7 @@ fn validate(config: EngineConfig) -> anyhow::Result<()> {
         }
         let plan = arkflow::engine::plan::plan(&config, s, &factories)?;
         for part in &plan.parts {
-            println!("ok: streams[{}]: records are routed to key groups by {}", part.config.name, part.routing.describe());
+            println!("ok: streams[{}]: records are routed to key groups by {}", part.config.name, part.tiers.describe());
         }
         for line in arkflow::engine::plan::describe(&plan, &factories) {
             println!("ok: streams[{}]: topology: {line}", s.name);

@@ -7,6 +7,7 @@
 //! at once).
 
 mod clock;
+mod exchange;
 pub mod group;
 mod msg;
 mod output_stage;
@@ -15,12 +16,15 @@ pub mod routing;
 mod shared;
 mod sinks;
 mod stream;
+pub mod tiers;
 mod worker;
+mod workers;
 
 pub use routing::{Router, Routing};
 pub use shared::{StreamMetrics, StreamProbe, StreamShared};
 pub(crate) use sinks::{configured as configured_sinks, Sinks};
 pub use stream::{CheckpointReport, CheckpointSetup, Stream, StreamReport, StreamSpec};
+pub use tiers::{Tier, Tiers};
 
 use crate::config::{EngineConfig, StreamConfig};
 use crate::state::StateLimits;
@@ -34,11 +38,18 @@ pub fn runs_whole_batches(cfg: &StreamConfig, factories: &[Arc<dyn crate::proces
     !cfg.group_mode() && factories.iter().all(|f| !f.keeps_state())
 }
 
-/// One line saying where stream `cfg`'s stages run and how records reach them (`--validate`).
-pub fn topology(cfg: &StreamConfig, factories: &[Arc<dyn crate::processor::ProcessorFactory>], routing: &Routing) -> String {
-    let stages: Vec<&str> = factories.iter().map(|f| f.name()).collect();
-    let stages = if stages.is_empty() { "no processors".to_string() } else { stages.join(" -> ") };
-    let batches = if runs_whole_batches(cfg, factories) { "whole batches" } else { "one batch per key group" };
+/// One line saying where stream `cfg`'s stages run and how records reach them (`--validate`):
+/// each tier's stages, workers and routing, an exchange between tiers.
+pub fn topology(cfg: &StreamConfig, factories: &[Arc<dyn crate::processor::ProcessorFactory>], tiers: &Tiers) -> String {
+    let workers = cfg.pipeline.thread_num.max(1);
+    let tier_text = |stages: &[Arc<dyn crate::processor::ProcessorFactory>], routing: &Routing| {
+        let names: Vec<&str> = stages.iter().map(|f| f.name()).collect();
+        let names = if names.is_empty() { "no processors".to_string() } else { names.join(" -> ") };
+        let batches = if runs_whole_batches(cfg, stages) { "whole batches" } else { "one batch per key group" };
+        format!("[{names}] on {workers} worker(s), {batches}, routed to key groups by {}", routing.describe())
+    };
+    let ranges = tiers.ranges(factories.len());
+    let body: Vec<String> = tiers.0.iter().zip(ranges).map(|(t, r)| tier_text(&factories[r], &t.routing)).collect();
     let sinks: Vec<String> = configured_sinks(cfg).into_iter().map(|(id, o)| format!("{id} {}", o.type_name())).collect();
     let place = match cfg.group_mode() {
         true => format!(
@@ -48,11 +59,10 @@ pub fn topology(cfg: &StreamConfig, factories: &[Arc<dyn crate::processor::Proce
         false => "in this process".to_string(),
     };
     format!(
-        "input {}{} -> [{stages}] on {} worker(s), {batches}, routed to key groups by {} -> {}; {place}",
+        "input {}{} -> {} -> {}; {place}",
         cfg.input.type_name(),
         cfg.input.get::<crate::connectors::kafka::KafkaInputConfig>().map_or(String::new(), |k| format!(" {}", k.topics.join(","))),
-        cfg.pipeline.thread_num.max(1),
-        routing.describe(),
+        body.join(" -> exchange -> "),
         sinks.join(", ")
     )
 }
@@ -64,11 +74,11 @@ pub fn build_streams(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Resul
     crate::processor::wasm::cache::configure(&engine.plugin_cache);
     let factories = crate::processor::build_factories(cfg, &cfg.store_names())?;
     let plan = plan::plan(engine, cfg, &factories)?;
-    if let Some(r) = &plan.repartition {
+    for r in &plan.repartitions {
         let n = crate::connectors::kafka::admin::ensure_repartition_topic(&r.input, &r.topic).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
         tracing::info!(stream = %cfg.name, topic = %r.topic, partitions = n, "stages from the first keyed one on read the repartition topic");
     }
-    plan.parts.into_iter().map(|p| build_part(engine, &p.config, factories[p.stages].to_vec(), p.routing)).collect()
+    plan.parts.into_iter().map(|p| build_part(engine, &p.config, factories[p.stages].to_vec(), p.tiers)).collect()
 }
 
 /// Builds `cfg` when it runs as one stream (no repartition topic), as benchmarks do.
@@ -78,13 +88,8 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
     Ok(parts.remove(0))
 }
 
-/// Builds one stream from its built stages, routed by `routing`.
-fn build_part(
-    engine: &EngineConfig,
-    cfg: &StreamConfig,
-    factories: Vec<Arc<dyn crate::processor::ProcessorFactory>>,
-    routing: Routing,
-) -> anyhow::Result<Stream> {
+/// Builds one stream from its built stages, in worker tiers `tiers`.
+fn build_part(engine: &EngineConfig, cfg: &StreamConfig, factories: Vec<Arc<dyn crate::processor::ProcessorFactory>>, tiers: Tiers) -> anyhow::Result<Stream> {
     let names = cfg.store_names();
     let state_limits = cfg
         .pipeline
@@ -103,13 +108,13 @@ fn build_part(
     if sm.enabled && sm.exactly_once && !cfg.input.caps().replayable {
         anyhow::bail!("stream {}: input: {} cannot be replayed, so state_management.exactly_once: true cannot hold for it; use a file or kafka input, or set exactly_once: false (at-least-once: state is restored and new input is read after a restart)", cfg.name, cfg.input.type_name());
     }
-    tracing::info!(stream = %cfg.name, "records are routed to key groups by {}", routing.describe());
+    tracing::info!(stream = %cfg.name, "records are routed to key groups by {}", tiers.describe());
     let spec = stream::StreamSpec {
         config: cfg.clone(),
         factories,
         store_names: names,
         key_groups: sm.key_groups.max(1),
-        routing,
+        tiers,
         ttl_ms: sm.state_timeout_ms,
         state_limits,
         barrier_interval: sm.enabled.then(|| Duration::from_millis(sm.checkpoint_interval_ms.max(1))),
@@ -130,7 +135,7 @@ fn open_session(engine: &EngineConfig, spec: &stream::StreamSpec) -> anyhow::Res
     let mut input = crate::connectors::registry::open_input(&cfg.input, &cx).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
     let (checkpoint, sinks) = match engine.state_management.enabled {
         true => {
-            let (c, s) = checkpoint_setup(engine, cfg, &spec.routing, &mut *input, &spec.shared)?;
+            let (c, s) = checkpoint_setup(engine, cfg, &spec.tiers, &mut *input, &spec.shared)?;
             (Some(c), s)
         }
         false => {
@@ -163,7 +168,7 @@ pub fn open_store(sm: &crate::config::StateManagementConfig) -> anyhow::Result<A
 }
 
 /// The checkpoint settings of a stream (scope = its operator id).
-pub(crate) fn checkpoint_settings(engine: &EngineConfig, cfg: &StreamConfig, routing: &Routing) -> crate::checkpoint::CheckpointSettings {
+pub(crate) fn checkpoint_settings(engine: &EngineConfig, cfg: &StreamConfig, tiers: &Tiers) -> crate::checkpoint::CheckpointSettings {
     use crate::config::BackendType;
     let sm = &engine.state_management;
     crate::checkpoint::CheckpointSettings {
@@ -175,7 +180,7 @@ pub(crate) fn checkpoint_settings(engine: &EngineConfig, cfg: &StreamConfig, rou
         retained: sm.retained_checkpoints.max(1) as usize,
         exactly_once: sm.exactly_once,
         key_groups: sm.key_groups.max(1),
-        routing: routing.describe(),
+        routing: tiers.describe(),
         ttl_ms: sm.state_timeout_ms,
         lazy_restore: sm.backend_type == BackendType::Hybrid,
         gc_grace: Duration::from_millis(sm.gc_grace_ms),
@@ -214,7 +219,7 @@ pub(crate) fn exactly_once_output_needs_store(engine: &EngineConfig, cfg: &Strea
 fn checkpoint_setup(
     engine: &EngineConfig,
     cfg: &StreamConfig,
-    routing: &Routing,
+    tiers: &Tiers,
     input: &mut dyn crate::connectors::input::Input,
     shared: &StreamShared,
 ) -> anyhow::Result<(stream::CheckpointSetup, Sinks)> {
@@ -222,7 +227,7 @@ fn checkpoint_setup(
     let sm = &engine.state_management;
     let name = &cfg.name;
     let store = open_store(sm)?;
-    let mut settings = checkpoint_settings(engine, cfg, routing);
+    let mut settings = checkpoint_settings(engine, cfg, tiers);
     if sm.exactly_once {
         if sm.backend_type == BackendType::Memory {
             tracing::warn!(stream = %name, "exactly_once with backend_type memory: state and checkpoints do not survive a process restart");

@@ -9,9 +9,15 @@ pub struct Routed {
     pub record: Record,
 }
 
-/// Input -> worker.
+/// Input -> worker of tier 0, and worker of one tier -> worker of the next (`super::exchange`).
 pub enum WorkerMsg {
+    /// Records read by the input.
     Data(Vec<Routed>),
+    /// Records an upstream worker produced in epoch `epoch`.
+    Exchanged {
+        epoch: u64,
+        records: Vec<Routed>,
+    },
     /// End of epoch `epoch`; `clock_ms` is the TTL clock of the epoch that follows it.
     Barrier {
         epoch: u64,

@@ -1,18 +1,17 @@
-//! Which key group each record goes to: the routing key a stream needs, derived from its stages
-//! (docs/ARCHITECTURE.md, *Routing*), and the [`Router`] that applies it on the input thread.
+//! Which key group each record goes to: the routing key a tier of a stream needs, derived from
+//! its stages (docs/ARCHITECTURE.md, *Routing*), and the [`Router`] that applies it on the input
+//! thread and in exchanges (`super::exchange`).
 //!
 //! Each stage says which key its state needs ([`KeyNeed`]): none (stateless, or state that is
 //! not grouped by a field), fields of the record value (continuous SQL: its GROUP BY columns, all
 //! of them in order; a `wasm` processor with `key_by:`), or a key the host cannot compute (a
-//! GROUP BY over an expression). The stream routes by its `key_by` when set, else by the key of
-//! its keyed stages, which must all need the same key: records then reach the key group of their
-//! key whatever the input's partitioning (an exchange at the input), so a group's state is never
-//! split. A stage whose key the host cannot compute, or two stages keyed differently (that would
-//! need an exchange between stages), is refused at build time with the stage and the fix named.
-//! When the input already made the routing field the record key (`generate`, `key_field:`),
-//! the record key is used as is (same key groups, no read of the value).
-//! A Kafka input in group mode keeps routing by partition (a partition's key groups move with
-//! it between processes); a stage keyed otherwise reads a repartition topic (`super::plan`).
+//! GROUP BY over an expression, refused). The input routes by the stream's `key_by` when set,
+//! else by the key of tier 0's keyed stages (`super::tiers`): records then reach the key group of
+//! their key whatever the input's partitioning, so a group's state is never split. When the
+//! input already made the routing field the record key (`generate`, `key_field:`), the record
+//! key is used as is (same key groups, no read of the value). A Kafka input in group mode keeps
+//! routing by partition (a partition's key groups move with it between processes); a stage
+//! keyed otherwise reads a repartition topic (`super::plan`).
 
 use crate::config::StreamConfig;
 use crate::processor::KeyNeed;
@@ -56,9 +55,6 @@ pub fn plan(cfg: &StreamConfig, needs: &[KeyNeed]) -> anyhow::Result<Routing> {
     if cfg.group_mode() {
         // A stage keyed otherwise than the partitions was split off by the plan (`super::plan`).
         return Ok(Routing::Partition);
-    }
-    if let Some((i, need)) = keyed.filter(|(i, _)| *i > 0 && cfg.key_by.is_none()) {
-        warn_if_rewritten_before(cfg, i, need);
     }
     if let Some(k) = &cfg.key_by {
         if let Some((i, need)) = keyed.filter(|(_, n)| **n != KeyNeed::Fields(vec![k.clone()])) {
@@ -119,25 +115,15 @@ pub(crate) fn keyed_stage<'a>(cfg: &StreamConfig, needs: &'a [KeyNeed]) -> anyho
     Ok(keyed)
 }
 
-/// Records are routed once, as the input reads them: warns when a stage before keyed stage `i`
-/// may rewrite its key (a plugin, a batch query; the codecs keep it).
-fn warn_if_rewritten_before(cfg: &StreamConfig, i: usize, need: &KeyNeed) {
-    if let Some(j) = cfg.pipeline.processors[..i].iter().position(|p| p.caps().may_rewrite_key) {
-        tracing::warn!(
-            stream = %cfg.name,
-            "{} keeps state by {} and records are routed by it as the input reads them; if {} changes it, a group's records are split (an exchange between stages is not built): set the stream's key_by, or key the input by it",
-            label(cfg, i),
-            describe_need(need),
-            label(cfg, j)
-        );
-    }
-}
-
 /// Assigns key groups and workers.
+#[derive(Debug, Clone)]
 pub struct Router {
     pub key_groups: u32,
     pub workers: usize,
     pub routing: Routing,
+    /// The first key group of the tier routed (`super::tiers`): tier `t` owns groups
+    /// `t * key_groups ..`.
+    base: u32,
     unkeyed: u64,
     /// Stateless pipelines: the one key group each worker files all its records under.
     coalesce: Option<Vec<u32>>,
@@ -145,32 +131,38 @@ pub struct Router {
 
 impl Router {
     pub fn new(key_groups: u32, workers: usize, routing: Routing) -> Self {
-        Router { key_groups, workers, routing, unkeyed: 0, coalesce: None }
+        Router { key_groups, workers, routing, base: 0, unkeyed: 0, coalesce: None }
+    }
+
+    /// The router of worker tier `tier` (its key groups start at `tier * key_groups`).
+    pub fn for_tier(mut self, tier: usize) -> Self {
+        self.base = tier as u32 * self.key_groups;
+        self
     }
 
     /// For a pipeline whose stages keep no state: records still go to the worker of their key
     /// group (a key's order is kept), but each worker files them under one key group, its first,
     /// so they are processed in whole batches instead of one small batch per key group.
     pub fn coalesced(mut self) -> Self {
-        let first = |w: usize| (0..self.key_groups).find(|g| self.worker_of(*g) == w).unwrap_or(0);
+        let first = |w: usize| self.base + (0..self.key_groups).find(|g| self.worker_of(*g) == w).unwrap_or(0);
         self.coalesce = Some((0..self.workers).map(first).collect());
         self
     }
 
     /// The key group of a routing key.
     pub fn group_of(&self, key: &[u8]) -> u32 {
-        (xxhash_rust::xxh3::xxh3_64(key) % self.key_groups as u64) as u32
+        self.base + (xxhash_rust::xxh3::xxh3_64(key) % self.key_groups as u64) as u32
     }
 
-    /// The worker owning `group` (contiguous ranges).
+    /// The worker owning `group` (contiguous ranges, the same in every tier).
     pub fn worker_of(&self, group: u32) -> usize {
-        (group as u64 * self.workers as u64 / self.key_groups as u64) as usize
+        ((group % self.key_groups) as u64 * self.workers as u64 / self.key_groups as u64) as usize
     }
 
     /// The key group of one record.
     pub fn group(&mut self, record: &crate::record::Record) -> u32 {
         match &self.routing {
-            Routing::Partition | Routing::Repartitioned(_) => record.partition % self.key_groups,
+            Routing::Partition | Routing::Repartitioned(_) => self.base + record.partition % self.key_groups,
             Routing::RecordKey => self.by_record_key(record),
             Routing::KeyOfField(_) => self.group_of(record.key.as_deref().unwrap_or_default()),
             Routing::Fields { fields, fallback } => match crate::util::json::fields_key(record.value.as_deref().unwrap_or_default(), fields) {
@@ -196,7 +188,7 @@ impl Router {
             Some(k) => self.group_of(k),
             None => {
                 self.unkeyed += 1;
-                (self.unkeyed % self.key_groups as u64) as u32
+                self.base + (self.unkeyed % self.key_groups as u64) as u32
             }
         }
     }

@@ -2,17 +2,19 @@
 //!
 //! Threads: the caller's thread runs the input and routes each record to the worker owning its key
 //! group (`group = xxh3(routing key) % key_groups`; workers own contiguous group ranges); one
-//! thread per worker; one output thread. Backpressure: every channel is bounded, so a slow output
-//! stalls the workers and then the input. The input injects barriers (periodically when
-//! checkpointing is enabled, and always once at the end) into every worker's channel; the output
-//! stage sees a barrier as aligned when all workers forwarded it, and flushes the sinks.
+//! thread per worker; one output thread. A stream whose stages change key runs a tier of
+//! `thread_num` workers per key, joined by exchanges (`super::tiers`, `super::exchange`).
+//! Backpressure: every channel is bounded, so a slow output stalls the workers and then the
+//! input. The input injects barriers (periodically when checkpointing is enabled, and always once
+//! at the end) into every worker's channel of tier 0; each exchange broadcasts and aligns them;
+//! the output stage sees a barrier as aligned when all workers of the last tier forwarded it, and
+//! flushes the sinks.
 //! Shutdown (EOF, signal, or a failure) ends with a final barrier then EOF, which drains
 //! everything in flight.
 
 use super::msg::{OutMsg, WorkerMsg};
 use super::routing::Router;
 use super::shared::StreamShared;
-use super::worker::Worker;
 use crate::config::StreamConfig;
 use crate::connectors::input::Input;
 use crate::processor::ProcessorFactory;
@@ -35,8 +37,8 @@ pub struct StreamSpec {
     pub(crate) factories: Vec<Arc<dyn ProcessorFactory>>,
     pub(crate) store_names: Vec<String>,
     pub(crate) key_groups: u32,
-    /// How the input thread routes records to key groups (`super::routing`).
-    pub(crate) routing: super::Routing,
+    /// The worker tiers and how records are routed to each (`super::tiers`).
+    pub(crate) tiers: super::Tiers,
     pub(crate) ttl_ms: Option<u64>,
     pub(crate) state_limits: StateLimits,
     pub(crate) barrier_interval: Option<Duration>,
@@ -166,17 +168,15 @@ impl Session {
     /// Runs this session of `spec` to completion on the calling thread.
     pub(crate) fn run(self, spec: &StreamSpec, stop: Arc<AtomicBool>) -> StreamReport {
         let Session { mut input, sinks, checkpoint } = self;
-        let StreamSpec { config, factories, store_names, key_groups, routing, ttl_ms, state_limits, barrier_interval, shared } = spec;
-        let (key_groups, ttl_ms, state_limits, barrier_interval) = (*key_groups, *ttl_ms, *state_limits, *barrier_interval);
+        let StreamSpec { config, factories, store_names, tiers, ttl_ms, state_limits, barrier_interval, shared, .. } = spec;
+        let (ttl_ms, state_limits, barrier_interval) = (*ttl_ms, *state_limits, *barrier_interval);
         let n = config.pipeline.thread_num.max(1);
         let cap = config.pipeline.channel_capacity.max(1);
         shared.pipeline.periodic_barriers.store(barrier_interval.is_some(), Relaxed);
-        let mut router = Router::new(key_groups, n, routing.clone());
-        if super::runs_whole_batches(config, factories) {
-            router = router.coalesced();
-        }
+        let routers = super::workers::tier_routers(spec, n);
+        let mut router = routers[0].clone();
         let hybrid = checkpoint.as_ref().and_then(|c| c.hybrid.clone());
-        let mut states = worker_states(n, store_names, ttl_ms, state_limits, checkpoint.is_some(), hybrid.is_some());
+        let mut states = super::workers::worker_states(n * routers.len(), store_names, ttl_ms, state_limits, checkpoint.is_some(), hybrid.is_some());
         let clock = super::clock::StreamClock::new(checkpoint.as_ref().and_then(|c| c.recovered.clock_ms));
         let mut report = StreamReport::empty(&shared.name, None);
         report.checkpoints =
@@ -184,7 +184,7 @@ impl Session {
         let (coordinator, first_epoch) = match checkpoint {
             Some(c) => {
                 let next = c.recovered.next_epoch;
-                (Some(start_coordinator(c, &router, &mut states, shared, n)), next)
+                (Some(start_coordinator(c, &router, &mut states, shared)), next)
             }
             None => (None, 1),
         };
@@ -196,8 +196,20 @@ impl Session {
             .spawn(move || super::output_stage::OutputStage::new(sinks, n, &out_shared, out_ckpt).run(out_rx))
             .expect("spawn output thread");
         let ttl_clock = coordinator.as_ref().map(|_| clock.current());
-        let ctx = WorkerCtx { factories, shared, out: &out_tx, first_epoch, ttl_clock, ckpt: ckpt_tx.as_ref(), hybrid: hybrid.as_ref() };
-        let (inboxes, workers) = spawn_workers(states, &ctx, cap, config.pipeline.batch_size, coordinator.as_ref().map(|c| c.metrics.clone()));
+        let metrics = coordinator.as_ref().map(|c| c.metrics.clone());
+        let ctx = super::workers::WorkerCtx {
+            factories,
+            shared,
+            out: &out_tx,
+            first_epoch,
+            ttl_clock,
+            ckpt: ckpt_tx.as_ref(),
+            hybrid: hybrid.as_ref(),
+            metrics,
+            cap,
+            batch_size: config.pipeline.batch_size,
+        };
+        let (inboxes, workers) = super::workers::spawn_tiers(states, &ctx, tiers, &routers);
         drop(out_tx);
         let mut barriers = Barriers { interval: barrier_interval, coordinator: coordinator.as_ref(), next: first_epoch, last: Instant::now(), shared, clock };
         input_loop(&mut *input, &mut router, &inboxes, shared, &stop, &mut barriers);
@@ -224,83 +236,24 @@ impl Session {
     }
 }
 
-/// The state of each worker: dirty keys tracked when checkpointing, loaded lazily with the
-/// hybrid backend.
-fn worker_states(n: usize, store_names: &[String], ttl_ms: Option<u64>, limits: StateLimits, checkpoints: bool, lazy: bool) -> Vec<WorkerState> {
-    (0..n)
-        .map(|_| {
-            let mut st = WorkerState::new(store_names.to_vec(), ttl_ms, limits);
-            st.set_track_dirty(checkpoints);
-            if lazy {
-                st.set_lazy();
-            }
-            st
-        })
-        .collect()
-}
-
-/// What every worker of a stream starts with.
-struct WorkerCtx<'a> {
-    factories: &'a [Arc<dyn ProcessorFactory>],
-    shared: &'a Arc<StreamShared>,
-    out: &'a crossbeam_channel::Sender<OutMsg>,
-    first_epoch: u64,
-    ttl_clock: Option<i64>,
-    ckpt: Option<&'a Sender<crate::checkpoint::coordinator::CkptMsg>>,
-    hybrid: Option<&'a Arc<crate::state::hybrid::HybridCache>>,
-}
-
-/// Starts one thread per worker, each with its state and inbox; returns the inboxes and threads.
-#[allow(clippy::type_complexity)]
-fn spawn_workers(
-    states: Vec<WorkerState>,
-    c: &WorkerCtx<'_>,
-    cap: usize,
-    batch_size: usize,
-    metrics: Option<Arc<crate::checkpoint::coordinator::CheckpointMetrics>>,
-) -> (Vec<Sender<WorkerMsg>>, Vec<std::thread::JoinHandle<Option<Box<WorkerState>>>>) {
-    let (mut inboxes, mut workers) = (Vec::new(), Vec::new());
-    for (w, st) in states.into_iter().enumerate() {
-        let (tx, rx) = bounded::<WorkerMsg>(cap);
-        inboxes.push(tx);
-        let processors = instantiate(c.factories, c.shared, w);
-        let mut worker = Worker::new(w, processors, Some(Box::new(st)), batch_size, c.out.clone(), c.shared.clone(), c.first_epoch);
-        worker.ttl_clock = c.ttl_clock;
-        worker.ckpt = c.ckpt.cloned();
-        worker.hybrid = c.hybrid.cloned();
-        worker.checkpoint = metrics.clone();
-        let name = format!("{}-worker-{w}", c.shared.name);
-        workers.push(std::thread::Builder::new().name(name).spawn(move || worker.run(rx)).expect("spawn worker thread"));
-    }
-    (inboxes, workers)
-}
-
-/// The processors of worker `w`; none (and the stream failed) when one cannot be instantiated.
-fn instantiate(factories: &[Arc<dyn ProcessorFactory>], shared: &Arc<StreamShared>, w: usize) -> Vec<Box<dyn crate::processor::Processor>> {
-    let ctx = shared.processor_context(w);
-    match factories.iter().map(|f| f.instantiate(&ctx)).collect::<anyhow::Result<Vec<_>>>() {
-        Ok(p) => p,
-        Err(e) => {
-            shared.fail(format!("stream {}: {e:#}", shared.name));
-            Vec::new()
-        }
-    }
-}
-
-/// Gives the restored state to the workers that now own each key group and starts the
-/// checkpoint coordinator.
+/// Gives the restored state to the workers that now own each key group (tier `group /
+/// key_groups`, see `super::tiers`) and starts the checkpoint coordinator.
 fn start_coordinator(
     c: CheckpointSetup,
     router: &Router,
     states: &mut [WorkerState],
     shared: &StreamShared,
-    workers: usize,
 ) -> crate::checkpoint::coordinator::CoordinatorHandle {
     shared.restore_ms.store(c.recovered.restore_ms, Relaxed);
     let carry = if c.carry_restored { c.recovered.entries.clone() } else { Vec::new() };
+    let workers = states.len();
     for e in c.recovered.entries {
-        let w = router.worker_of(e.group);
-        if let Err(msg) = states[w].restore(e) {
+        let w = (e.group / router.key_groups) as usize * router.workers + router.worker_of(e.group);
+        let restored = match states.get_mut(w) {
+            Some(st) => st.restore(e),
+            None => Err(format!("key group {} belongs to no worker tier of this stream (its routing changed)", e.group)),
+        };
+        if let Err(msg) = restored {
             shared.fail(format!("stream {}: restoring state: {msg}", shared.name));
         }
     }

@@ -8,7 +8,13 @@
 //! `on_checkpoint` for each group processed since the last barrier, and forwards the barrier.
 //! After a fatal failure it stops processing but still forwards barriers and EOF so the stream
 //! drains and ends cleanly.
+//!
+//! A worker of a tier before an exchange (`super::exchange`) runs only its tier's stages and
+//! sends what they emit, and its barriers and EOF, to the next tier instead of the output (error
+//! and named-output records still go to the output). A worker after an exchange aligns each
+//! barrier over every upstream worker before taking it.
 
+use super::exchange::{Alignment, Exchange, Step};
 use super::msg::{OutMsg, Routed, WorkerMsg};
 use super::shared::StreamShared;
 use crate::processor::FailurePolicy;
@@ -45,6 +51,12 @@ pub struct Worker {
     pub ttl_clock: Option<i64>,
     /// The coordinator's figures: once it halts, what this worker still holds is dropped.
     pub checkpoint: Option<Arc<crate::checkpoint::coordinator::CheckpointMetrics>>,
+    /// The index of this worker's first stage in the stream (its tier's start).
+    pub first_stage: usize,
+    /// The exchange to the next tier, unless this tier is the last.
+    pub next: Option<Exchange>,
+    /// Barrier alignment over the previous tier's workers, unless this is tier 0.
+    pub align: Option<Alignment>,
 }
 
 impl Worker {
@@ -77,23 +89,55 @@ impl Worker {
             reported: (0, 0),
             ttl_clock: None,
             checkpoint: None,
+            first_stage: 0,
+            next: None,
+            align: None,
         }
     }
 
     /// Runs until EOF; returns the state for inspection.
     pub fn run(mut self, inbox: Receiver<WorkerMsg>) -> StateSlot {
         while let Some(msg) = super::msg::next_or_idle(&inbox, || self.flush_all()) {
-            match msg {
-                WorkerMsg::Data(records) => self.accept(records),
-                WorkerMsg::Barrier { epoch, clock_ms } => self.barrier(epoch, clock_ms),
-                WorkerMsg::Eof => {
-                    self.flush_all();
-                    let _ = self.out.send(OutMsg::Eof { worker: self.id });
-                    break;
-                }
+            if !self.handle(msg) {
+                break;
             }
         }
         self.state
+    }
+
+    /// Takes one message (through the alignment after an exchange); false once done.
+    fn handle(&mut self, msg: WorkerMsg) -> bool {
+        let msg = match self.align.as_mut() {
+            None => msg,
+            Some(a) => match a.step(msg, self.epoch) {
+                Step::Now(m) => m,
+                Step::Wait => return true,
+                Step::Done => return self.finish(),
+                Step::Aligned { epoch, clock_ms } => {
+                    self.barrier(epoch, clock_ms);
+                    let held = self.align.as_mut().map(Alignment::take_held).unwrap_or_default();
+                    return held.into_iter().all(|m| self.handle(m));
+                }
+            },
+        };
+        match msg {
+            WorkerMsg::Data(records) | WorkerMsg::Exchanged { records, .. } => self.accept(records),
+            WorkerMsg::Barrier { epoch, clock_ms } => self.barrier(epoch, clock_ms),
+            WorkerMsg::Eof => return self.finish(),
+        }
+        true
+    }
+
+    /// Flushes and tells the next tier or the output that this worker is done.
+    fn finish(&mut self) -> bool {
+        self.flush_all();
+        match &self.next {
+            Some(x) => x.eof(),
+            None => {
+                let _ = self.out.send(OutMsg::Eof { worker: self.id });
+            }
+        }
+        false
     }
 
     fn accept(&mut self, records: Vec<Routed>) {
@@ -156,7 +200,12 @@ impl Worker {
         if self.ttl_clock.is_some() {
             self.ttl_clock = Some(clock_ms);
         }
-        let _ = self.out.send(OutMsg::Barrier { epoch, worker: self.id });
+        match &self.next {
+            Some(x) => x.barrier(epoch, clock_ms),
+            None => {
+                let _ = self.out.send(OutMsg::Barrier { epoch, worker: self.id });
+            }
+        }
     }
 
     /// Hybrid: loads `group` from the decided checkpoint files if it is not in RAM.
@@ -263,7 +312,7 @@ impl Worker {
                             Outcome::Drop => {
                                 m.records_dropped.fetch_add(1, Relaxed);
                             }
-                            Outcome::Fail(e) => errors.push(error_record(&shared.name, i, p.name(), input, &e)),
+                            Outcome::Fail(e) => errors.push(error_record(&shared.name, self.first_stage + i, p.name(), input, &e)),
                         }
                     }
                     current = next;
@@ -274,7 +323,7 @@ impl Worker {
                         FailurePolicy::Fail => return self.fatal(e),
                         FailurePolicy::ErrorOutput => {
                             let re = RecordError { class: crate::record::ErrorClass::Batch, code: "batch-failed".into(), message: e.message };
-                            errors.extend(current.iter().map(|r| error_record(&shared.name, i, p.name(), r, &re)));
+                            errors.extend(current.iter().map(|r| error_record(&shared.name, self.first_stage + i, p.name(), r, &re)));
                             current = Vec::new();
                             break;
                         }
@@ -292,6 +341,10 @@ impl Worker {
             m.state_entries.fetch_add(e - self.reported.0, Relaxed);
             m.state_bytes.fetch_add(b - self.reported.1, Relaxed);
             self.reported = (e, b);
+        }
+        if let Some(x) = self.next.as_mut().filter(|_| !current.is_empty()) {
+            // A closed next tier has failed or stopped; the stream's failure says why.
+            let _ = x.send(self.epoch, std::mem::take(&mut current));
         }
         if current.is_empty() && errors.is_empty() && side.is_empty() {
             return;

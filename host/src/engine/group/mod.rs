@@ -356,7 +356,7 @@ fn start_session(t: &StreamSpec, g: &GroupSetup, assignment: &[(String, i32)]) -
     let generation = crate::checkpoint::block_on(crate::checkpoint::recovery::claim_generation(&*store, op))?;
     let scope = claims::session_scope(op, generation);
     let groups: BTreeSet<u32> = assignment.iter().map(|(_, p)| *p as u32 % t.key_groups).collect();
-    let took = crate::checkpoint::block_on(claims::take_over(store.clone(), op, generation, &groups, t.key_groups, &t.routing.describe(), outbox_output(cfg)))?;
+    let took = crate::checkpoint::block_on(claims::take_over(store.clone(), op, generation, &groups, t.key_groups, &t.tiers.describe(), outbox_output(cfg)))?;
     let restored_from: BTreeSet<&str> = took.heads.values().flatten().map(|h| h.scope.as_str()).collect();
     tracing::info!(
         stream = %cfg.name,
@@ -369,7 +369,7 @@ fn start_session(t: &StreamSpec, g: &GroupSetup, assignment: &[(String, i32)]) -
         "group session: key groups taken over"
     );
     g.input.lock().unwrap_or_else(|p| p.into_inner()).begin_session(assignment, &took.position)?;
-    let mut settings = crate::engine::checkpoint_settings(&g.engine, cfg, &t.routing);
+    let mut settings = crate::engine::checkpoint_settings(&g.engine, cfg, &t.tiers);
     settings.scope = scope.clone();
     settings.lazy_restore = false;
     let at = crate::engine::SinkPlace { store: &store, scope: &scope, generation, key_groups: t.key_groups, producer: g.producer.as_ref() };
