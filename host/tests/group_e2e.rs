@@ -15,7 +15,11 @@
 //! `key_by: user`: the stream then reads a repartition topic keyed by user (docs/SCALE_OUT.md),
 //! and the counts must be just as exact.
 //!
-//! Size: ARKFLOW_GROUP_RECORDS (default 100,000), produced in 40 slices a second apart.
+//! A chain of two repartition topics (two key boundaries) is checked the same way, with one
+//! process SIGKILLed and another taking over.
+//!
+//! Size: ARKFLOW_GROUP_RECORDS (default 100,000), produced in 40 slices a second apart;
+//! ARKFLOW_CHAIN_RECORDS (default 20,000) for the chain.
 
 mod common;
 use common::kafka::{partition_of, Tansu};
@@ -229,5 +233,100 @@ impl TansuClient {
     /// The sum of the end offsets of every partition of `topic`.
     fn end_offsets(&self, topic: &str) -> i64 {
         common::kafka::end_offsets(&self.0, topic)
+    }
+}
+
+/// Two key boundaries in group mode: a counter keyed by `user` over unkeyed records, then a
+/// counter keyed by the `count` it emits. The stream runs as a chain of three parts joined by
+/// `chain-0-repartition` (keyed by user) and `chain-1-repartition` (keyed by count). One process
+/// is SIGKILLed mid-run and another takes over; for each count `c` the read_committed output
+/// must hold exactly 1..M(c), M(c) being the number of users with at least `c` records (computed
+/// here from the input).
+#[test]
+fn a_chain_of_two_repartition_topics_counts_exactly_across_a_kill() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let tansu = Tansu::start_logging("warn");
+    let moto = Moto::start();
+    let (n, users) = (env_or("ARKFLOW_CHAIN_RECORDS", 20_000), 200);
+    tansu.create_topic("in", PARTITIONS);
+    tansu.create_topic("out", PARTITIONS);
+    let dir = Dir::new();
+    let cfg = dir.config(&format!(
+        r#"
+state_management:
+  enabled: true
+  backend_type: s3
+  checkpoint_interval_ms: 300
+  exactly_once: true
+{s3}
+streams:
+  - name: chain
+    input:
+      type: kafka
+      brokers: ["{b}"]
+      topics: [in]
+      consumer_group: chain
+      assignment: group
+      rate_per_sec: 2000
+      options: {{ session.timeout.ms: "10000" }}
+    pipeline:
+      thread_num: 2
+      processors:
+        - {{ type: wasm, path: {c}, config: {{ key_field: user }}, key_by: user }}
+        - {{ type: wasm, path: {c}, config: {{ key_field: count }}, key_by: count }}
+    output: {{ type: kafka, brokers: ["{b}"], topic: out, exactly_once: true, exactly_once_mode: outbox }}
+    state: {{ operator_id: chain, enabled: true }}
+"#,
+        s3 = moto.target.yaml_block(2, "chain/"),
+        b = tansu.broker,
+        c = plugin("counter").display(),
+    ));
+    let v = run(&cfg, &["--validate"]);
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert!(
+        text.contains("repartition topic `chain-0-repartition` keyed by (user)") && text.contains("repartition topic `chain-1-repartition` keyed by (count)"),
+        "{text}{}",
+        stderr(&v)
+    );
+    let mut per_user: HashMap<String, i64> = HashMap::new();
+    let records: Vec<(i32, String)> = (0..n)
+        .map(|id| {
+            let user = generated_key(23, users, id);
+            *per_user.entry(user.clone()).or_default() += 1;
+            ((id % PARTITIONS as u64) as i32, format!("{{\"id\":{id},\"user\":\"{user}\"}}"))
+        })
+        .collect();
+    common::kafka::produce_unkeyed(&tansu.broker, "in", records);
+    let mut expected: HashMap<String, i64> = HashMap::new();
+    for c in per_user.values() {
+        for i in 1..=*c {
+            *expected.entry(i.to_string()).or_default() += 1;
+        }
+    }
+
+    let logs_at: Vec<_> = (1..=2).map(|i| dir.path(&format!("c{i}.log"))).collect();
+    let out_total = || TansuClient(tansu.broker.clone()).end_offsets("out");
+    let mut p1 = start(&cfg, &logs_at[0]);
+    let some = wait_for(Duration::from_secs(120), || out_total() > 0);
+    assert!(some, "no output from the last part:\n{}", logs(&logs_at));
+    let at_kill = out_total();
+    signal(&p1, "KILL");
+    let _ = p1.wait();
+    let mut p2 = start(&cfg, &logs_at[1]);
+    let done = wait_for(Duration::from_secs(240), || out_total() >= n as i64);
+    signal(&p2, "TERM");
+    let status = p2.wait().unwrap();
+    assert!(done, "the output has {} of {n} records:\n{}", out_total(), logs(&logs_at));
+    assert!(at_kill < n as i64, "the kill landed mid-run ({at_kill} of {n} records out)");
+    assert!(status.success(), "graceful stop failed ({status}):\n{}", logs(&logs_at));
+    let mut counts: HashMap<String, Vec<i64>> = HashMap::new();
+    for (_, _, v) in tansu.read_all("out") {
+        let j: serde_json::Value = serde_json::from_str(&v).unwrap();
+        counts.entry(j["key"].as_str().unwrap().to_string()).or_default().push(j["count"].as_i64().unwrap());
+    }
+    assert_eq!(counts.len(), expected.len(), "every count reached is counted");
+    for (c, mut got) in counts {
+        got.sort_unstable();
+        assert_eq!(got, (1..=expected[&c]).collect::<Vec<_>>(), "count {c}: reached by {} users, each once", expected[&c]);
     }
 }
