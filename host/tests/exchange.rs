@@ -5,7 +5,9 @@
 //! count: for count `c` its outputs must be exactly 1..M(c), in order, where M(c) is the number
 //! of users with at least `c` records (computed here from the input, not by the host). Without
 //! the exchange the second counter's state for `c` would be split over the first tier's key
-//! groups and its counts would restart per group.
+//! groups and its counts would restart per group. Checked with 1, 2 and 4 workers, across a
+//! SIGKILL loop, across restarts with another `thread_num` on the hybrid backend, and a restore
+//! under another tier layout is refused.
 
 mod common;
 use common::kill::{env_or, kill_repeatedly, write_input};
@@ -112,4 +114,44 @@ fn adding_or_removing_an_exchange_between_runs_is_refused() {
     assert!(err.contains("routed to key groups by fields user, exchange before stage 1 by fields count; this stream routes them by fields user, so"), "{err}");
     let again = run(&config(&dir, 2, &sm, "", &two_counters(&plugin("counter")), &out), &[]);
     assert!(again.status.success(), "the same layout restores: {}", stderr(&again));
+}
+
+/// Both tiers' state on the hybrid backend (a 1 KiB cache: key groups of both tiers are evicted
+/// and read back from moto), SIGKILLed under `thread_num: 2`, then under 4, then run to the end
+/// with 1: each restart maps every tier's key groups to the new workers, and the counts stay
+/// exact with every record's effect once.
+#[test]
+fn restarts_with_another_thread_num_on_the_hybrid_backend_keep_both_tiers_exact() {
+    let moto = common::s3::Moto::start();
+    let n = 40_000;
+    let dir = Dir::new();
+    let expected = users_reaching(&write_input(&dir.path("in.jsonl"), n, 300));
+    let sm = format!(
+        "state_management:\n  enabled: true\n  backend_type: hybrid\n  checkpoint_interval_ms: 100\n  exactly_once: true\n{}  hybrid_config: {{ cache_kb: 1 }}\n",
+        moto.target.yaml_block(2, "exchange/")
+    );
+    let out_dir = dir.path("out");
+    let out = format!("{{ type: file, path: {} }}", out_dir.join("out.jsonl").display());
+    for threads in [2, 4] {
+        let cfg = config(&dir, threads, &sm, ", rate_per_sec: 8000", &two_counters(&plugin("counter")), &out);
+        let parts = || if out_dir.exists() { read_parts(&out_dir).1 } else { 0 };
+        let had = parts();
+        let mut child = spawn(&cfg);
+        // Killed once this run has finalized an epoch of its own.
+        let progressed = wait_for(std::time::Duration::from_secs(30), || parts() > had);
+        assert!(progressed && child.try_wait().unwrap().is_none(), "thread_num {threads}: no epoch finalized, or the run ended before its kill");
+        signal(&child, "KILL");
+        let _ = child.wait();
+    }
+    let (before, _) = read_parts(&out_dir);
+    assert!(!before.is_empty() && (before.len() as u64) < n, "the killed runs finalized part of the output ({})", before.len());
+    let o = run(&config(&dir, 1, &sm, "", &two_counters(&plugin("counter")), &out), &[]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "final run: {err}");
+    let line = err.lines().find(|l| l.contains("hybrid_loads=")).expect("checkpoint report");
+    let loads: u64 = line.split("hybrid_loads=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!(loads > 0, "key groups were read back from the store: {line}");
+    let (lines, _) = read_parts(&out_dir);
+    assert_eq!(lines.len() as u64, n, "every input record's effect exactly once");
+    check(&lines, &expected, "after restarts with 2, 4 and 1 workers");
 }
