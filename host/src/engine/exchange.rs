@@ -34,14 +34,14 @@ impl Exchange {
         Exchange { router, inboxes }
     }
 
-    /// Sends `records` of epoch `epoch` to their workers; false once the downstream tier is gone.
-    pub fn send(&mut self, epoch: u64, records: Vec<Record>) -> bool {
+    /// Sends `records` of epoch `epoch` to their workers. A closed inbox means the downstream
+    /// tier has failed or stopped (the stream's failure says why): the rest is not sent.
+    pub fn send(&mut self, epoch: u64, records: Vec<Record>) {
         for (w, routed) in self.router.route(records).into_iter().enumerate() {
             if !routed.is_empty() && self.inboxes[w].send(WorkerMsg::Exchanged { epoch, records: routed }).is_err() {
-                return false;
+                return;
             }
         }
-        true
     }
 
     /// Broadcasts barrier `epoch` to every downstream worker.

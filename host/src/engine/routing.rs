@@ -87,32 +87,27 @@ fn describe_need(need: &KeyNeed) -> String {
 }
 
 /// The first stage that keeps state by a key the host routes by (fields or the record key);
-/// refuses a key the host cannot compute and two stages keyed differently (unless the stream's
-/// `key_by` decides).
+/// refuses a key the host cannot compute unless the stream's `key_by` decides. Stages keyed
+/// otherwise than the first start tiers of their own (`super::tiers`), so callers pass stages
+/// that share one key.
 pub(crate) fn keyed_stage<'a>(cfg: &StreamConfig, needs: &'a [KeyNeed]) -> anyhow::Result<Option<(usize, &'a KeyNeed)>> {
-    let mut keyed: Option<(usize, &KeyNeed)> = None;
     for (i, need) in needs.iter().enumerate() {
         match need {
             KeyNeed::None => {}
-            KeyNeed::Unknown(why) if cfg.key_by.is_none() => anyhow::bail!(
-                "{}: {why}; the host cannot route records by it, so a group's records would be split over key groups and its results would be wrong. Set the stream's `key_by:` to a field whose equal values imply equal groups",
-                label(cfg, i)
-            ),
+            KeyNeed::Unknown(why) if cfg.key_by.is_none() => return Err(unroutable(cfg, i, why)),
             KeyNeed::Unknown(_) => {}
-            KeyNeed::Fields(_) | KeyNeed::RecordKey => match keyed {
-                None => keyed = Some((i, need)),
-                Some((j, g)) if g != need && cfg.key_by.is_none() => anyhow::bail!(
-                    "{} keeps state by {} but {} keeps state by {}: one stream routes its records by one key. Use one key for both, or split the pipeline into two streams joined by a Kafka topic keyed by the second key",
-                    label(cfg, i),
-                    describe_need(need),
-                    label(cfg, j),
-                    describe_need(g)
-                ),
-                Some(_) => {}
-            },
+            KeyNeed::Fields(_) | KeyNeed::RecordKey => return Ok(Some((i, need))),
         }
     }
-    Ok(keyed)
+    Ok(None)
+}
+
+/// The refusal of stage `i`, whose state is grouped by something the host cannot compute (`why`).
+pub(crate) fn unroutable(cfg: &StreamConfig, i: usize, why: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}: {why}; the host cannot route records by it, so a group's records would be split over key groups and its results would be wrong. Set the stream's `key_by:` to a field whose equal values imply equal groups",
+        label(cfg, i)
+    )
 }
 
 /// Assigns key groups and workers.
@@ -157,6 +152,11 @@ impl Router {
     /// The worker owning `group` (contiguous ranges, the same in every tier).
     pub fn worker_of(&self, group: u32) -> usize {
         ((group % self.key_groups) as u64 * self.workers as u64 / self.key_groups as u64) as usize
+    }
+
+    /// The index, over the workers of every tier (tier by tier), of the worker owning `group`.
+    pub fn slot_of(&self, group: u32) -> usize {
+        (group / self.key_groups) as usize * self.workers + self.worker_of(group)
     }
 
     /// The key group of one record.

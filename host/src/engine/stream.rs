@@ -248,8 +248,7 @@ fn start_coordinator(
     let carry = if c.carry_restored { c.recovered.entries.clone() } else { Vec::new() };
     let workers = states.len();
     for e in c.recovered.entries {
-        let w = (e.group / router.key_groups) as usize * router.workers + router.worker_of(e.group);
-        let restored = match states.get_mut(w) {
+        let restored = match states.get_mut(router.slot_of(e.group)) {
             Some(st) => st.restore(e),
             None => Err(format!("key group {} belongs to no worker tier of this stream (its routing changed)", e.group)),
         };

@@ -68,10 +68,7 @@ pub fn boundaries(cfg: &StreamConfig, needs: &[KeyNeed]) -> anyhow::Result<Vec<(
     for (i, need) in needs.iter().enumerate() {
         match need {
             KeyNeed::None => {}
-            KeyNeed::Unknown(why) => anyhow::bail!(
-                "streams[{}].pipeline.processors[{i}]: {why}; the host cannot route records by it, so a group's records would be split over key groups and its results would be wrong. Set the stream's `key_by:` to a field whose equal values imply equal groups",
-                cfg.name
-            ),
+            KeyNeed::Unknown(why) => return Err(super::routing::unroutable(cfg, i, why)),
             KeyNeed::Fields(_) | KeyNeed::RecordKey => {
                 let same = out.last().is_some_and(|(_, k)| k == need);
                 if !same || rewritten {

@@ -343,8 +343,7 @@ impl Worker {
             self.reported = (e, b);
         }
         if let Some(x) = self.next.as_mut().filter(|_| !current.is_empty()) {
-            // A closed next tier has failed or stopped; the stream's failure says why.
-            let _ = x.send(self.epoch, std::mem::take(&mut current));
+            x.send(self.epoch, std::mem::take(&mut current));
         }
         if current.is_empty() && errors.is_empty() && side.is_empty() {
             return;
