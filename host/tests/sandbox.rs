@@ -1,18 +1,26 @@
 //! The evil-plugin set: each misbehaviour ends in a clear error or error_output routing, while the
 //! host keeps running the other streams (a well-behaved counter stream runs beside them and must
-//! finish exactly).
+//! finish exactly). The same holds when the evil plugin runs in the second tier of an exchange
+//! (behind a counter keyed differently): its failure ends its stream, it never hangs the tier
+//! feeding it.
 
 mod common;
 use common::*;
 
 fn evil_stream(name: &str, mode: &str, extra: &str, dir: &Dir) -> String {
+    evil_stream_after(name, "", mode, extra, dir)
+}
+
+/// An evil stream whose evil stage follows the processors `before` (YAML list items).
+fn evil_stream_after(name: &str, before: &str, mode: &str, extra: &str, dir: &Dir) -> String {
     format!(
         r#"
   - name: {name}
     input: {{ type: generate, count: 2000, keys: 20, seed: 1 }}
     pipeline:
+      thread_num: 2
       processors:
-        - type: wasm
+{before}        - type: wasm
           path: {evil}
           config: {{ mode: {mode} }}
           retries: 1
@@ -26,16 +34,48 @@ fn evil_stream(name: &str, mode: &str, extra: &str, dir: &Dir) -> String {
     )
 }
 
+/// Stream name, evil mode, extra lines of the evil stage.
+const MODES: [(&str, &str, &str); 6] = [
+    ("loop", "loop", "          limits: { batch_timeout_ms: 200 }"),
+    ("oom", "oom", "          limits: { memory_mb: 16 }"),
+    ("giant", "giant", "          limits: { max_output_bytes: 1048576 }\n          on_failure: error_output"),
+    ("trap", "trap", "          on_failure: error_output"),
+    ("flood", "flood", "          limits: { max_batch_state_bytes: 1048576 }"),
+    ("wrongcount", "wrong-count", ""),
+];
+
 #[test]
 fn evil_plugins_fail_cleanly_and_the_host_keeps_running_other_streams() {
     let dir = Dir::new();
     let mut yaml = String::from("streams:\n");
-    yaml += &evil_stream("loop", "loop", "          limits: { batch_timeout_ms: 200 }", &dir);
-    yaml += &evil_stream("oom", "oom", "          limits: { memory_mb: 16 }", &dir);
-    yaml += &evil_stream("giant", "giant", "          limits: { max_output_bytes: 1048576 }\n          on_failure: error_output", &dir);
-    yaml += &evil_stream("trap", "trap", "          on_failure: error_output", &dir);
-    yaml += &evil_stream("flood", "flood", "          limits: { max_batch_state_bytes: 1048576 }", &dir);
-    yaml += &evil_stream("wrongcount", "wrong-count", "", &dir);
+    for (name, mode, extra) in MODES {
+        yaml += &evil_stream(name, mode, extra, &dir);
+    }
+    check_evil_outcomes(&dir, &yaml, "", 0);
+}
+
+/// The same misbehaviours in tier 1 of an exchange: a counter keyed by the record key runs in
+/// tier 0, the evil plugin keyed by the count it emits in tier 1, checkpoints every 50 ms so
+/// barriers cross the exchange. A failing tier 1 worker must end its stream (no tier 0 worker
+/// left blocked on a full exchange inbox), within a bound.
+#[test]
+fn evil_plugins_behind_an_exchange_fail_their_stream_without_hanging_the_tier_before() {
+    let dir = Dir::new();
+    let before = format!("        - {{ type: wasm, path: {}, key_by: record_key }}\n", plugin("counter").display());
+    let keyed = "          key_by: count\n";
+    let mut yaml = String::from("state_management: { enabled: true, checkpoint_interval_ms: 50 }\nstreams:\n");
+    for (name, mode, extra) in MODES {
+        yaml += &evil_stream_after(name, &before, mode, &format!("{keyed}{extra}"), &dir);
+        yaml += &format!("    state: {{ operator_id: {name}, enabled: true }}\n");
+    }
+    check_evil_outcomes(&dir, &yaml, "    state: { operator_id: good, enabled: true }\n", MODES.len());
+}
+
+/// Runs `yaml` (evil streams) plus a good counter stream (with `good_extra`), bounded in time,
+/// and checks each evil stream ended as its misbehaviour requires while the good one is exact.
+/// `--validate` must show `exchanges` exchanges.
+fn check_evil_outcomes(dir: &Dir, yaml: &str, good_extra: &str, exchanges: usize) {
+    let mut yaml = yaml.to_string();
     yaml += &format!(
         r#"
   - name: good
@@ -46,12 +86,29 @@ fn evil_plugins_fail_cleanly_and_the_host_keeps_running_other_streams() {
         - type: wasm
           path: {counter}
     output: {{ type: file, path: {out} }}
-"#,
+{good_extra}"#,
         counter = plugin("counter").display(),
         out = dir.path("good.jsonl").display()
     );
-    let out = run(&dir.config(&yaml), &[]);
+    let cfg = dir.config(&yaml);
+    let topology = String::from_utf8_lossy(&run(&cfg, &["--validate"]).stdout).into_owned();
+    assert_eq!(topology.matches("-> exchange ->").count(), exchanges, "{topology}");
+    let child = spawn(&cfg);
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            if !wait_for(std::time::Duration::from_secs(240), || done.load(std::sync::atomic::Ordering::SeqCst)) {
+                let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            }
+        })
+    };
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    watchdog.join().unwrap();
     let err = stderr(&out);
+    assert!(out.status.code().is_some(), "the host ended by itself within 240 s (it was killed: a hang):\n{err}");
     assert!(!out.status.success(), "failed streams make the exit code non-zero");
     assert!(!err.contains("' panicked at"), "no host thread panicked: {err}");
 
@@ -83,7 +140,7 @@ fn evil_plugins_fail_cleanly_and_the_host_keeps_running_other_streams() {
         assert_eq!(errs.len(), 2000, "stream {stream}: all records routed to error_output");
         let msg = errs[0]["error"]["message"].as_str().unwrap();
         assert!(msg.contains(cause), "stream {stream}: {msg}");
-        assert!(errs.iter().all(|e| e["value"]["id"].is_number()), "the original record is attached");
+        assert!(errs.iter().all(|e| e["value"]["id"].is_number() || e["value"]["count"].is_number()), "the record the stage got is attached");
         assert!(json_lines(&dir.path(&format!("{stream}.jsonl"))).is_empty());
     }
 }

@@ -11,6 +11,10 @@
 //!   fail for 1-3 s (local: the directory is replaced by a file; S3: the proxy answers 503);
 //! - `wipe-output`: SIGKILL, then the finalized parts are moved away (a downstream job took them).
 //!
+//! With [`Harness::two_tiers`] the input is unkeyed and a stateless `filter` plugin runs before
+//! the counter (`key_by: user`): the filter may rewrite records, so the counter runs in a second
+//! worker tier behind an in-process exchange, and every fault also hits barrier alignment.
+//!
 //! Every (re)start picks `thread_num` from 1..=4. Then a last run drains the input (no throttle)
 //! and [`check`] verifies from the output alone, the moved-away parts included, that each key's
 //! counts are exactly 1..n in order and each failing record's error appears exactly once.
@@ -74,6 +78,7 @@ pub struct Harness {
     runs: u64,
     archived: u64,
     outcome: Outcome,
+    two_tiers: bool,
 }
 
 struct Proc {
@@ -101,16 +106,38 @@ impl Harness {
             .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
         eprintln!("faults[{backend:?}]: seed {seed} (ARKFLOW_FAULTS_SEED to replay)");
         std::fs::create_dir_all(dir.path("logs")).unwrap();
-        Harness { dir, backend, _moto: moto, proxy, state_block, rng: Rng(seed), runs: 0, archived: 0, outcome: Outcome::default() }
+        Harness { dir, backend, _moto: moto, proxy, state_block, rng: Rng(seed), runs: 0, archived: 0, outcome: Outcome::default(), two_tiers: false }
+    }
+
+    /// Runs the counter in a second tier behind an exchange (see the module contract).
+    pub fn two_tiers(mut self) -> Self {
+        self.two_tiers = true;
+        self
+    }
+
+    /// The input's key option and the processors, per topology.
+    fn pipeline(&self) -> (&'static str, String) {
+        let counter = plugin("counter");
+        if self.two_tiers {
+            let filter = plugin("filter");
+            let p = format!(
+                "        - {{ type: wasm, path: {}, config: {{ field: id, op: exists }} }}\n        - {{ type: wasm, path: {}, config: {{ key_field: user }}, key_by: user }}\n",
+                filter.display(),
+                counter.display()
+            );
+            ("", p)
+        } else {
+            (", key_field: user", format!("        - {{ type: wasm, path: {} }}\n", counter.display()))
+        }
     }
 
     fn config(&mut self, threads: u64, throttled: bool) -> PathBuf {
         let rate = if throttled { format!(", rate_per_sec: {RATE}") } else { String::new() };
+        let (key, processors) = self.pipeline();
         let yaml = format!(
-            "state_management:\n  enabled: true\n  checkpoint_interval_ms: 200\n  checkpoint_timeout_ms: {CHECKPOINT_TIMEOUT_MS}\n  tolerated_checkpoint_failures: 100000\n  gc_grace_ms: 2000\n  exactly_once: true\n{state}streams:\n  - name: faults\n    input: {{ type: file, path: {input}, key_field: user{rate} }}\n    pipeline:\n      thread_num: {threads}\n      processors:\n        - {{ type: wasm, path: {counter} }}\n    output: {{ type: file, path: {out} }}\n    error_output: {{ type: file, path: {err} }}\n    state: {{ operator_id: faults, enabled: true }}\n",
+            "state_management:\n  enabled: true\n  checkpoint_interval_ms: 200\n  checkpoint_timeout_ms: {CHECKPOINT_TIMEOUT_MS}\n  tolerated_checkpoint_failures: 100000\n  gc_grace_ms: 2000\n  exactly_once: true\n{state}streams:\n  - name: faults\n    input: {{ type: file, path: {input}{key}{rate} }}\n    pipeline:\n      thread_num: {threads}\n      processors:\n{processors}    output: {{ type: file, path: {out} }}\n    error_output: {{ type: file, path: {err} }}\n    state: {{ operator_id: faults, enabled: true }}\n",
             state = self.state_block,
             input = self.dir.path("in.jsonl").display(),
-            counter = plugin("counter").display(),
             out = self.dir.path("out/out.jsonl").display(),
             err = self.dir.path("err/errors.jsonl").display(),
         );
