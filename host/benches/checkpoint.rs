@@ -57,6 +57,7 @@ fn preload(dir: &Path, keys: u64) {
         sinks: vec![],
         ttl_clock_ms: now,
         created_ms: now,
+        event_time: None,
     };
     let mbytes = manifest.encode();
     let decision =

@@ -65,9 +65,13 @@ fn load_times(plugin: &Path) -> (f64, f64, f64) {
     let cfg = counter_config(plugin, 1);
     let w = cfg.streams[0].pipeline.processors[0].get::<arkflow::processor::wasm::WasmProcessorConfig>().expect("a wasm processor");
     cache::set_dir(Some(dir.path().to_path_buf()));
-    let factory =
-        WasmFactory::load(w, "bench", 0, &arkflow::processor::StreamEnv { store_names: vec!["default".to_string()], state_enabled: true, outputs: vec![] })
-            .unwrap();
+    let factory = WasmFactory::load(
+        w,
+        "bench",
+        0,
+        &arkflow::processor::StreamEnv { store_names: vec!["default".to_string()], state_enabled: true, outputs: vec![], event_time: None },
+    )
+    .unwrap();
     let start = Instant::now();
     factory.check_init().unwrap();
     let init = start.elapsed();

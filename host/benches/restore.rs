@@ -72,6 +72,7 @@ fn main() {
         sinks: vec![],
         ttl_clock_ms: now,
         created_ms: now,
+        event_time: None,
     };
     let mbytes = manifest.encode();
     let mkey = arkflow::checkpoint::manifest_key(scope, 1, 1);

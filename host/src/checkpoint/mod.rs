@@ -59,6 +59,10 @@ pub struct Manifest {
     /// The TTL clock (stream time, ms) at this barrier: the clock of the epoch after it.
     pub ttl_clock_ms: i64,
     pub created_ms: i64,
+    /// The input's event-time state at this barrier (`engine::watermark`), when the stream has
+    /// `event_time:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<serde_json::Value>,
 }
 
 impl Manifest {

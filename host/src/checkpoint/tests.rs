@@ -44,7 +44,7 @@ fn entry(k: &str) -> SnapshotEntry {
 /// after that find the channel closed, which the tests check through the coordinator's state.
 fn feed(h: &CoordinatorHandle, e: u64, keys: [&str; 2]) {
     h.in_flight.store(e, SeqCst);
-    let _ = h.tx.send(CkptMsg::Injected { epoch: e, position: serde_json::json!({ "at": e }), ttl_clock_ms: 5, last: false });
+    let _ = h.tx.send(CkptMsg::Injected { epoch: e, position: serde_json::json!({ "at": e }), ttl_clock_ms: 5, event_time: None, last: false });
     let _ = h.tx.send(CkptMsg::Delta { epoch: e, worker: 0, entries: vec![entry(keys[0])] });
     let _ = h.tx.send(CkptMsg::Delta { epoch: e, worker: 1, entries: vec![entry(keys[1])] });
     let _ = h.tx.send(CkptMsg::SinkPrepared { epoch: e, commits: vec![] });
@@ -255,6 +255,7 @@ mod decode {
                 sinks: vec![SinkCommit { sink: "output".into(), epoch, blob: serde_json::json!({ "parts": [] }) }],
                 ttl_clock_ms: clock,
                 created_ms: 0,
+                event_time: None,
             };
             let b = m.encode();
             prop_assert_eq!(&Manifest::decode(&b, "m").unwrap(), &m);

@@ -105,6 +105,16 @@ struct RawStream {
     outputs: Option<Value>,
     key_by: Option<String>,
     state: Option<RawStreamState>,
+    event_time: Option<RawEventTime>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawEventTime {
+    field: Option<String>,
+    max_delay_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    interval_ms: Option<u64>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -264,7 +274,25 @@ fn stream(ctx: &Ctx, tables: &Tables, index: usize, raw: RawStream) -> Result<St
             custom_keys: s.custom_keys.unwrap_or_default(),
         },
     };
-    Ok(StreamConfig { name, input, pipeline, output, error_output, outputs, state, key_by: raw.key_by })
+    let event_time = event_time(ctx, raw.event_time, &path.key("event_time"))?;
+    Ok(StreamConfig { name, input, pipeline, output, error_output, outputs, state, key_by: raw.key_by, event_time })
+}
+
+fn event_time(ctx: &Ctx, raw: Option<RawEventTime>, path: &YPath) -> Result<Option<EventTimeConfig>, ConfigError> {
+    let Some(r) = raw else { return Ok(None) };
+    let d = EventTimeConfig::default();
+    if r.field.as_deref().is_some_and(str::is_empty) {
+        return Err(ctx.invalid(&path.key("field"), "`field` must name a JSON field (omit it to use the record timestamp)"));
+    }
+    let cfg = EventTimeConfig {
+        field: r.field,
+        max_delay_ms: r.max_delay_ms.unwrap_or(d.max_delay_ms),
+        idle_timeout_ms: r.idle_timeout_ms,
+        interval_ms: r.interval_ms.unwrap_or(d.interval_ms),
+    };
+    ctx.at_least_if_set(&path.key("idle_timeout_ms"), cfg.idle_timeout_ms, 1)?;
+    ctx.at_least(&path.key("interval_ms"), cfg.interval_ms, 1)?;
+    Ok(Some(cfg))
 }
 
 /// `outputs: {name: {type: ...}, ...}`: the stream's named outputs, in file order. A name is

@@ -123,6 +123,31 @@ pub struct StreamConfig {
     pub state: StreamStateConfig,
     /// JSON field of the record value used as routing key when the record has no key; default None
     pub key_by: Option<String>,
+    /// `event_time:` — where event time comes from and how the watermark trails it; default None
+    /// (no watermark: time-based stages refuse the stream).
+    pub event_time: Option<EventTimeConfig>,
+}
+
+/// `event_time:` of a stream (docs/CONFIG.md, *Event time*).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventTimeConfig {
+    /// Top-level JSON field of the value holding the event time (milliseconds since the Unix
+    /// epoch, a number); default None: the record's timestamp (Kafka timestamp, read time).
+    pub field: Option<String>,
+    /// Bounded out-of-orderness: the watermark trails the highest event time seen by this much;
+    /// default 0
+    pub max_delay_ms: u64,
+    /// A partition that produced nothing for this long stops holding the watermark back until
+    /// it produces again; default None (never idle)
+    pub idle_timeout_ms: Option<u64>,
+    /// How often an advanced watermark is sent down the pipeline; default 200
+    pub interval_ms: u64,
+}
+
+impl Default for EventTimeConfig {
+    fn default() -> Self {
+        EventTimeConfig { field: None, max_delay_ms: 0, idle_timeout_ms: None, interval_ms: 200 }
+    }
 }
 
 impl StreamConfig {

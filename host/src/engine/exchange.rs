@@ -11,6 +11,10 @@
 //!   workers sent it; until then data and barriers of a later epoch (from workers already past
 //!   `e`) are held and replayed afterwards in arrival order. So a checkpoint is one consistent
 //!   cut over both tiers (Flink's aligned checkpoint over an all-to-all exchange).
+//! - Watermarks are broadcast like barriers, in-band behind the data they follow; a downstream
+//!   worker's watermark is the minimum over its upstream workers' (each starts unknown), and it
+//!   takes effect only when that minimum rises. A watermark from a worker already past the
+//!   barrier being aligned is held like its data.
 //! - A downstream worker ends after EOF from every upstream worker.
 //!
 //! The upstream tier never waits on the downstream one except for inbox space, and the
@@ -51,6 +55,13 @@ impl Exchange {
         }
     }
 
+    /// Broadcasts this worker's (index `from` in its tier) watermark `time_ms`, sent in `epoch`.
+    pub fn watermark(&self, from: usize, epoch: u64, time_ms: i64) {
+        for tx in &self.inboxes {
+            let _ = tx.send(WorkerMsg::Watermark { from, epoch, time_ms });
+        }
+    }
+
     /// Tells every downstream worker that this one is done.
     pub fn eof(&self) {
         for tx in &self.inboxes {
@@ -77,19 +88,34 @@ pub struct Alignment {
     arrived: usize,
     eofs: usize,
     held: VecDeque<WorkerMsg>,
+    /// Each upstream worker's last watermark (i64::MIN: none yet), and the minimum taken.
+    marks: Vec<i64>,
+    taken: i64,
 }
 
 impl Alignment {
     pub fn new(upstreams: usize) -> Self {
-        Alignment { upstreams: upstreams.max(1), arrived: 0, eofs: 0, held: VecDeque::new() }
+        let upstreams = upstreams.max(1);
+        Alignment { upstreams, arrived: 0, eofs: 0, held: VecDeque::new(), marks: vec![i64::MIN; upstreams], taken: i64::MIN }
     }
 
     /// Classifies `msg` for a worker in epoch `current`.
     pub fn step(&mut self, msg: WorkerMsg, current: u64) -> Step {
         match msg {
-            WorkerMsg::Exchanged { epoch, .. } | WorkerMsg::Barrier { epoch, .. } if epoch > current => {
+            WorkerMsg::Exchanged { epoch, .. } | WorkerMsg::Barrier { epoch, .. } | WorkerMsg::Watermark { epoch, .. } if epoch > current => {
                 self.held.push_back(msg);
                 Step::Wait
+            }
+            WorkerMsg::Watermark { from, epoch, time_ms } => {
+                if let Some(m) = self.marks.get_mut(from) {
+                    *m = (*m).max(time_ms);
+                }
+                let min = self.marks.iter().copied().min().unwrap_or(i64::MIN);
+                if min <= self.taken {
+                    return Step::Wait;
+                }
+                self.taken = min;
+                Step::Now(WorkerMsg::Watermark { from: 0, epoch, time_ms: min })
             }
             WorkerMsg::Barrier { epoch, clock_ms } => {
                 self.arrived += 1;
@@ -128,6 +154,7 @@ mod tests {
     fn kind(s: &Step) -> String {
         match s {
             Step::Now(WorkerMsg::Exchanged { epoch, .. }) => format!("data {epoch}"),
+            Step::Now(WorkerMsg::Watermark { time_ms, .. }) => format!("watermark {time_ms}"),
             Step::Now(_) => "other".into(),
             Step::Aligned { epoch, .. } => format!("aligned {epoch}"),
             Step::Wait => "wait".into(),
@@ -150,5 +177,20 @@ mod tests {
         assert_eq!(kind(&a.step(barrier(2), 2)), "aligned 2");
         assert_eq!(kind(&a.step(WorkerMsg::Eof, 3)), "wait");
         assert_eq!(kind(&a.step(WorkerMsg::Eof, 3)), "done");
+    }
+
+    #[test]
+    fn a_watermark_takes_effect_at_the_minimum_over_upstreams_when_it_rises() {
+        let mut a = Alignment::new(2);
+        let wm = |from, epoch, time_ms| WorkerMsg::Watermark { from, epoch, time_ms };
+        assert_eq!(kind(&a.step(wm(0, 1, 100), 1)), "wait", "upstream 1 has sent none");
+        assert_eq!(kind(&a.step(wm(1, 1, 50), 1)), "watermark 50");
+        assert_eq!(kind(&a.step(wm(1, 1, 70), 1)), "watermark 70");
+        assert_eq!(kind(&a.step(wm(1, 1, 60), 1)), "wait", "never back");
+        assert_eq!(kind(&a.step(wm(1, 2, 200), 1)), "wait", "held: its sender is past the barrier");
+        assert_eq!(kind(&a.step(WorkerMsg::Barrier { epoch: 1, clock_ms: 0 }, 1)), "wait");
+        assert_eq!(kind(&a.step(WorkerMsg::Barrier { epoch: 1, clock_ms: 0 }, 1)), "aligned 1");
+        let held: Vec<String> = a.take_held().into_iter().map(|m| kind(&a.step(m, 2))).collect();
+        assert_eq!(held, ["watermark 100"], "the minimum is now upstream 0's 100");
     }
 }

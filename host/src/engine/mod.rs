@@ -17,6 +17,7 @@ mod shared;
 mod sinks;
 mod stream;
 pub mod tiers;
+mod watermark;
 mod worker;
 mod workers;
 

@@ -18,6 +18,14 @@ pub enum WorkerMsg {
         epoch: u64,
         records: Vec<Routed>,
     },
+    /// The watermark (`super::watermark`) rose to `time_ms`: no record at or before it is
+    /// expected any more. `from` is the sender's index in its tier (0 for the input), `epoch`
+    /// the epoch it was sent in (for alignment after an exchange).
+    Watermark {
+        from: usize,
+        epoch: u64,
+        time_ms: i64,
+    },
     /// End of epoch `epoch`; `clock_ms` is the TTL clock of the epoch that follows it.
     Barrier {
         epoch: u64,

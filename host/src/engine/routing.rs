@@ -154,6 +154,11 @@ impl Router {
         ((group % self.key_groups) as u64 * self.workers as u64 / self.key_groups as u64) as usize
     }
 
+    /// The key groups worker `w` owns in this router's tier.
+    pub fn groups_of(&self, w: usize) -> Vec<u32> {
+        (self.base..self.base + self.key_groups).filter(|g| self.worker_of(*g) == w).collect()
+    }
+
     /// The index, over the workers of every tier (tier by tier), of the worker owning `group`.
     pub fn slot_of(&self, group: u32) -> usize {
         (group / self.key_groups) as usize * self.workers + self.worker_of(group)

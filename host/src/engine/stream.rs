@@ -181,6 +181,7 @@ impl Session {
         let mut report = StreamReport::empty(&shared.name, None);
         report.checkpoints =
             checkpoint.as_ref().map(|c| CheckpointReport { backend: c.store.describe(), restore_ms: c.recovered.restore_ms, ..Default::default() });
+        let recovered_event_time = checkpoint.as_ref().and_then(|c| c.recovered.manifest.as_ref()).and_then(|m| m.event_time.clone());
         let (coordinator, first_epoch) = match checkpoint {
             Some(c) => {
                 let next = c.recovered.next_epoch;
@@ -211,7 +212,10 @@ impl Session {
         };
         let (inboxes, workers) = super::workers::spawn_tiers(states, &ctx, tiers, &routers);
         drop(out_tx);
-        let mut barriers = Barriers { interval: barrier_interval, coordinator: coordinator.as_ref(), next: first_epoch, last: Instant::now(), shared, clock };
+        let restored_time = coordinator.as_ref().and(recovered_event_time);
+        let watermarks = config.event_time.clone().map(|c| super::watermark::Watermarks::new(c, restored_time.as_ref()));
+        let mut barriers =
+            Barriers { interval: barrier_interval, coordinator: coordinator.as_ref(), next: first_epoch, last: Instant::now(), shared, clock, watermarks };
         input_loop(&mut *input, &mut router, &inboxes, shared, &stop, &mut barriers);
         // The final barrier: wait for the checkpoint in flight, then checkpoint everything read.
         barriers.wait_idle(shared);
@@ -352,6 +356,8 @@ struct Barriers<'a> {
     last: Instant,
     shared: &'a StreamShared,
     clock: super::clock::StreamClock,
+    /// The stream's watermark, when it has `event_time:`.
+    watermarks: Option<super::watermark::Watermarks>,
 }
 
 impl Barriers<'_> {
@@ -367,7 +373,9 @@ impl Barriers<'_> {
         let clock_ms = self.clock.tick();
         if let Some(c) = self.coordinator {
             c.in_flight.store(epoch, Relaxed);
-            let _ = c.tx.send(crate::checkpoint::coordinator::CkptMsg::Injected { epoch, position: input.position(), ttl_clock_ms: clock_ms, last });
+            let event_time = self.watermarks.as_ref().map(super::watermark::Watermarks::snapshot);
+            let _ =
+                c.tx.send(crate::checkpoint::coordinator::CkptMsg::Injected { epoch, position: input.position(), ttl_clock_ms: clock_ms, event_time, last });
         }
         // A staged plugin swap takes effect at this barrier on every worker.
         self.shared.pipeline.arm_swaps(epoch);
@@ -394,6 +402,20 @@ impl Barriers<'_> {
         self.coordinator.and_then(|c| c.metrics.decided_position.lock().unwrap_or_else(|p| p.into_inner()).take())
     }
 
+    /// Sends watermark `time_ms` to every worker of tier 0, behind what was sent before it.
+    fn send_watermark(&self, inboxes: &[Sender<WorkerMsg>], time_ms: i64) {
+        for tx in inboxes {
+            let _ = tx.send(WorkerMsg::Watermark { from: 0, epoch: self.next, time_ms });
+        }
+    }
+
+    /// After a batch: the watermark, if it is due (`super::watermark`).
+    fn watermark_after(&mut self, batch: &[crate::record::Record]) -> Option<i64> {
+        let w = self.watermarks.as_mut()?;
+        w.observe(batch);
+        w.due()
+    }
+
     fn fatal(&self) -> Option<String> {
         self.coordinator.and_then(|c| c.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
@@ -408,6 +430,10 @@ fn input_loop(
     stop: &AtomicBool,
     barriers: &mut Barriers<'_>,
 ) {
+    // The restored watermark first: the workers judge lateness against it from the first record.
+    if let Some(w) = barriers.watermarks.as_ref().map(|w| w.sent()).filter(|w| *w > i64::MIN) {
+        barriers.send_watermark(inboxes, w);
+    }
     while !stop.load(Relaxed) && !shared.stop.load(Relaxed) {
         if barriers.due() {
             barriers.inject(&*input, inboxes, false);
@@ -422,17 +448,31 @@ fn input_loop(
         match input.next_batch() {
             Ok(Some(batch)) => {
                 if batch.is_empty() {
+                    // Idle: a watermark held back by a partition now idle may be due.
+                    if let Some(t) = barriers.watermark_after(&[]) {
+                        barriers.send_watermark(inboxes, t);
+                    }
                     continue;
                 }
                 shared.metrics.records_in.fetch_add(batch.len() as u64, Relaxed);
                 shared.metrics.bytes_in.fetch_add(batch.iter().map(|r| r.size() as u64).sum(), Relaxed);
+                let watermark = barriers.watermark_after(&batch);
                 for (w, routed) in router.route(batch).into_iter().enumerate() {
                     if !routed.is_empty() && inboxes[w].send(WorkerMsg::Data(routed)).is_err() {
                         return;
                     }
                 }
+                if let Some(t) = watermark {
+                    barriers.send_watermark(inboxes, t);
+                }
             }
-            Ok(None) => break,
+            Ok(None) => {
+                // A bounded input ended: every event time is behind the watermark now.
+                if barriers.watermarks.is_some() {
+                    barriers.send_watermark(inboxes, super::watermark::END);
+                }
+                break;
+            }
             Err(e) => {
                 shared.fail(format!("stream {}: input failed: {e:#}", shared.name));
                 break;

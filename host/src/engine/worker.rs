@@ -9,6 +9,11 @@
 //! After a fatal failure it stops processing but still forwards barriers and EOF so the stream
 //! drains and ends cleanly.
 //!
+//! A watermark (`super::watermark`) takes effect after the records before it: the worker flushes
+//! its buffers, lets each stage with timers fire what is due (what fires runs through the stages
+//! after it, as a batch of its key group), then forwards the watermark. Stages with timers get
+//! the worker's whole restored state once before the first record (`Processor::on_restore`).
+//!
 //! A worker of a tier before an exchange (`super::exchange`) runs only its tier's stages and
 //! sends what they emit, and its barriers and EOF, to the next tier instead of the output (error
 //! and named-output records still go to the output). A worker after an exchange aligns each
@@ -57,6 +62,12 @@ pub struct Worker {
     pub next: Option<Exchange>,
     /// Barrier alignment over the previous tier's workers, unless this is tier 0.
     pub align: Option<Alignment>,
+    /// This worker's index in its tier (the `from` of the watermarks it forwards).
+    pub tier_index: usize,
+    /// The key groups this worker owns (loaded for stages with timers with the hybrid backend).
+    pub owned: Vec<u32>,
+    /// The last watermark taken (i64::MIN: none).
+    watermark: i64,
 }
 
 impl Worker {
@@ -92,11 +103,15 @@ impl Worker {
             first_stage: 0,
             next: None,
             align: None,
+            tier_index: 0,
+            owned: Vec::new(),
+            watermark: i64::MIN,
         }
     }
 
     /// Runs until EOF; returns the state for inspection.
     pub fn run(mut self, inbox: Receiver<WorkerMsg>) -> StateSlot {
+        self.restore_timers();
         while let Some(msg) = super::msg::next_or_idle(&inbox, || self.flush_all()) {
             if !self.handle(msg) {
                 break;
@@ -123,6 +138,7 @@ impl Worker {
         match msg {
             WorkerMsg::Data(records) | WorkerMsg::Exchanged { records, .. } => self.accept(records),
             WorkerMsg::Barrier { epoch, clock_ms } => self.barrier(epoch, clock_ms),
+            WorkerMsg::Watermark { time_ms, .. } => self.take_watermark(time_ms),
             WorkerMsg::Eof => return self.finish(),
         }
         true
@@ -208,6 +224,56 @@ impl Worker {
         }
     }
 
+    /// Gives the restored state to the stages with timers (all owned groups loaded first).
+    fn restore_timers(&mut self) {
+        if !self.processors.iter().any(|p| p.has_timers()) {
+            return;
+        }
+        for g in self.owned.clone() {
+            if !self.ensure_resident(g) {
+                return;
+            }
+        }
+        if let Some(st) = self.state.as_deref() {
+            for p in self.processors.iter_mut().filter(|p| p.has_timers()) {
+                p.on_restore(st);
+            }
+        }
+    }
+
+    /// The watermark rose to `time_ms`: flush, fire what is due stage by stage, forward it.
+    fn take_watermark(&mut self, time_ms: i64) {
+        if time_ms <= self.watermark {
+            return;
+        }
+        self.watermark = time_ms;
+        self.flush_all();
+        let now = self.now_ms();
+        for i in 0..self.processors.len() {
+            if self.dead || self.halted() {
+                break;
+            }
+            if !self.processors[i].has_timers() {
+                continue;
+            }
+            let groups = self.processors[i].due_groups(time_ms);
+            if !groups.into_iter().all(|g| self.ensure_resident(g)) {
+                break;
+            }
+            match self.processors[i].on_watermark(time_ms, self.epoch, now, &mut self.state) {
+                Ok(fired) => {
+                    for (g, records) in fired {
+                        self.process_from(g, i + 1, records);
+                    }
+                }
+                Err(e) => self.fatal(e),
+            }
+        }
+        if let Some(x) = &self.next {
+            x.watermark(self.tier_index, self.epoch, time_ms);
+        }
+    }
+
     /// Hybrid: loads `group` from the decided checkpoint files if it is not in RAM.
     fn ensure_resident(&mut self, group: u32) -> bool {
         let (Some(h), Some(st)) = (&self.hybrid, self.state.as_mut()) else { return true };
@@ -270,10 +336,14 @@ impl Worker {
         self.checkpoint.as_ref().is_some_and(|c| c.halted.load(std::sync::atomic::Ordering::Relaxed))
     }
 
-    /// Runs one key group's batch through every processor and sends the results downstream:
-    /// records for the main output, error records, and records a processor sent to a named
-    /// output (they leave the pipeline at that processor).
     fn process_group(&mut self, group: u32, batch: Vec<Record>) {
+        self.process_from(group, 0, batch)
+    }
+
+    /// Runs one key group's batch through the processors from `first` on and sends the results
+    /// downstream: records for the main output, error records, and records a processor sent to
+    /// a named output (they leave the pipeline at that processor).
+    fn process_from(&mut self, group: u32, first: usize, batch: Vec<Record>) {
         if self.dead || batch.is_empty() || self.halted() {
             return;
         }
@@ -295,7 +365,7 @@ impl Worker {
         let mut errors = Vec::new();
         let mut side = Vec::new();
         let now = self.now_ms();
-        for i in 0..self.processors.len() {
+        for i in first..self.processors.len() {
             self.batch_id += 1;
             let ctx = BatchCtx { batch_id: self.batch_id, key_group: group, partition, epoch: self.epoch, now_ms: now };
             let p = &mut self.processors[i];

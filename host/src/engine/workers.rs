@@ -88,6 +88,8 @@ pub(super) fn spawn_tiers(
             worker.first_stage = ranges[t].start;
             worker.next = next.as_ref().map(|inboxes| Exchange::new(routers[t + 1].clone(), inboxes.clone()));
             worker.align = (t > 0).then(|| Alignment::new(n));
+            worker.tier_index = w;
+            worker.owned = routers[t].groups_of(w);
             let name = format!("{}-worker-{id}", c.shared.name);
             threads.push(std::thread::Builder::new().name(name).spawn(move || worker.run(rx)).expect("spawn worker thread"));
         }

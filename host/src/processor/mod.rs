@@ -15,6 +15,7 @@ pub mod native_counter;
 pub mod registry;
 pub mod sql;
 pub mod wasm;
+pub mod window;
 
 use crate::config::{ProcessorConfig, StreamConfig};
 use crate::record::{Outcome, Record};
@@ -60,6 +61,30 @@ pub trait Processor: Send {
     /// Called once per barrier after every `on_checkpoint` of that barrier, before the barrier is
     /// forwarded: the point where a live plugin swap takes effect.
     fn at_barrier(&mut self, _epoch: u64) {}
+
+    /// Whether it keeps timers: then the worker calls [`Processor::on_restore`] once with all
+    /// of its restored state before the first record, and [`Processor::on_watermark`] as the
+    /// watermark rises.
+    fn has_timers(&self) -> bool {
+        false
+    }
+
+    /// The restored state of the worker (every key group it owns is resident): rebuild the
+    /// timer index from it.
+    fn on_restore(&mut self, _state: &WorkerState) {}
+
+    /// The key groups with timers due at watermark `time_ms` (the worker makes them resident
+    /// before calling [`Processor::on_watermark`]).
+    fn due_groups(&self, _time_ms: i64) -> Vec<u32> {
+        Vec::new()
+    }
+
+    /// The watermark rose to `time_ms` (everything before it in the stream was processed):
+    /// fire the timers due, returning per key group the records they emit (they go through the
+    /// stages after this one). Called for every rise, due timers or not.
+    fn on_watermark(&mut self, _time_ms: i64, _epoch: u64, _now_ms: i64, _state: &mut StateSlot) -> Result<Vec<(u32, Vec<Record>)>, BatchError> {
+        Ok(Vec::new())
+    }
 }
 
 /// What a processor learns about its stream when it is built.
@@ -71,11 +96,18 @@ pub struct StreamEnv {
     pub state_enabled: bool,
     /// The stream's named outputs in order: `Outcome::Split` side records index into it.
     pub outputs: Vec<String>,
+    /// The stream's `event_time:` (time-based stages need it).
+    pub event_time: Option<crate::config::EventTimeConfig>,
 }
 
 impl StreamEnv {
     pub fn of(stream: &StreamConfig) -> Self {
-        StreamEnv { store_names: stream.store_names(), state_enabled: stream.state.enabled, outputs: stream.outputs.iter().map(|(n, _)| n.clone()).collect() }
+        StreamEnv {
+            store_names: stream.store_names(),
+            state_enabled: stream.state.enabled,
+            outputs: stream.outputs.iter().map(|(n, _)| n.clone()).collect(),
+            event_time: stream.event_time.clone(),
+        }
     }
 }
 

@@ -88,6 +88,7 @@ pub static PROCESSORS: &[ProcessorEntry] = &[
     processor::<super::sql::JsonToArrowConfig>(),
     processor::<super::sql::ArrowToJsonConfig>(),
     processor::<super::native_counter::NativeCounterConfig>(),
+    processor::<super::window::WindowConfig>(),
 ];
 
 /// Builds the stage `cfg` describes.

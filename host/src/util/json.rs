@@ -74,6 +74,44 @@ fn field_values<F: AsRef<str>>(json: &[u8], fields: &[F]) -> Vec<Option<Vec<u8>>
     de.deserialize_map(Fields(fields)).unwrap_or_else(|_| vec![None; fields.len()])
 }
 
+/// The raw JSON text of top-level fields `fields` of a JSON object (None: missing; all None when
+/// the text is not an object). One pass; the other members are skipped.
+pub fn raw_fields<'a>(json: &'a [u8], fields: &[&str]) -> Vec<Option<&'a str>> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    #[derive(serde::Deserialize)]
+    struct Key<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+    struct Fields<'f>(&'f [&'f str]);
+    impl<'de> Visitor<'de> for Fields<'_> {
+        type Value = Vec<Option<&'de str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = vec![None; self.0.len()];
+            while let Some(Key(k)) = map.next_key()? {
+                match self.0.iter().position(|f| *f == k) {
+                    Some(i) => {
+                        let raw: &'de serde_json::value::RawValue = map.next_value()?;
+                        out[i] = Some(raw.get());
+                    }
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(json);
+    de.deserialize_map(Fields(fields)).unwrap_or_else(|_| vec![None; fields.len()])
+}
+
+/// A raw JSON scalar as key bytes (a string unquoted, a number or bool as written); None for
+/// null, objects and arrays.
+pub fn raw_scalar_bytes(raw: &str) -> Option<Vec<u8>> {
+    scalar_bytes(raw)
+}
+
 /// The routing key made of top-level fields `fields` of a JSON object: one field's value as
 /// [`field_bytes`] gives it; several joined by 0x1f. A missing or null field counts as empty.
 /// The flag says whether any field was found.

@@ -75,6 +75,7 @@ impl Coordinator {
             sinks,
             ttl_clock_ms: p.ttl_clock_ms,
             created_ms: crate::util::time::now_ms(),
+            event_time: p.event_time.clone(),
         }
     }
 

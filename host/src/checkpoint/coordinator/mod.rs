@@ -32,6 +32,8 @@ pub enum CkptMsg {
         epoch: u64,
         position: serde_json::Value,
         ttl_clock_ms: i64,
+        /// The input's event-time state (`engine::watermark`), when the stream has one.
+        event_time: Option<serde_json::Value>,
         /// The final barrier of the stream (end of input or a drain). Its checkpoint timeout
         /// counts from `Shutdown`, when every worker has reached it: the backlog ahead of the
         /// barrier is progress, not a stuck checkpoint.
@@ -137,6 +139,7 @@ struct Pending {
     ended: Option<Instant>,
     position: Option<serde_json::Value>,
     ttl_clock_ms: i64,
+    event_time: Option<serde_json::Value>,
     deltas: usize,
     uploads: usize,
     files: Vec<StateFile>,
@@ -222,11 +225,12 @@ impl Coordinator {
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             match msg {
-                Some(CkptMsg::Injected { epoch, position, ttl_clock_ms, last }) => {
+                Some(CkptMsg::Injected { epoch, position, ttl_clock_ms, event_time, last }) => {
                     self.metrics.current_epoch.store(epoch, SeqCst);
                     let p = self.pending(epoch);
                     p.position = Some(position);
                     p.ttl_clock_ms = ttl_clock_ms;
+                    p.event_time = event_time;
                     p.last = last;
                 }
                 Some(CkptMsg::Delta { epoch, worker, entries }) => self.upload(epoch, worker, entries),
@@ -279,6 +283,7 @@ impl Coordinator {
             ended: None,
             position: None,
             ttl_clock_ms: 0,
+            event_time: None,
             deltas: workers,
             uploads: 0,
             files: Vec::new(),

@@ -37,6 +37,7 @@ async fn decide(store: &dyn ObjectStore, scope: &str, epoch: u64, generation: u6
         sinks: vec![],
         ttl_clock_ms: 0,
         created_ms: 0,
+        event_time: None,
     };
     let mbytes = m.encode();
     let mkey = crate::checkpoint::manifest_key(scope, epoch, generation);

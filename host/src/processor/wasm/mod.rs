@@ -118,7 +118,12 @@ pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, env: &crate::proce
 impl WasmShared {
     /// What the processor was prepared against (a swap is prepared against the same).
     pub fn env(&self) -> crate::processor::StreamEnv {
-        crate::processor::StreamEnv { store_names: self.store_names.to_vec(), state_enabled: self.state_enabled, outputs: self.outputs.to_vec() }
+        crate::processor::StreamEnv {
+            store_names: self.store_names.to_vec(),
+            state_enabled: self.state_enabled,
+            outputs: self.outputs.to_vec(),
+            event_time: None,
+        }
     }
 }
 

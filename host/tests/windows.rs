@@ -1,0 +1,175 @@
+//! Event-time windows (`type: window`, stream `event_time:`), checked against results computed
+//! here from the input, not by the host.
+//!
+//! The input is out of order: record `i` has time `10·i` minus a jitter of up to `max_delay_ms`
+//! (so it is never late, whatever the batch cuts), and every 50th record of the second half is
+//! 60 s behind (so it is always late: its windows closed long before). Each window's count and
+//! sum must equal what the on-time records give; each late record must reach `error_output`
+//! once with code `late`. Checked with 1, 2 and 4 workers, behind an exchange, for sliding
+//! windows, across a SIGKILL loop (exactly-once output), and for a session merged by a record
+//! that bridges two sessions.
+
+mod common;
+use common::kill::{env_or, kill_repeatedly};
+use common::*;
+use std::collections::BTreeMap;
+use std::io::Write;
+
+const DELAY: i64 = 2000;
+
+/// (key, window start) -> (count, sum); and the ids of the late records.
+type Expected = (BTreeMap<(String, i64), (i64, i64)>, Vec<u64>);
+
+/// Writes `n` records over `keys` users; returns the expected windows of `size`/`slide`.
+fn write_input(dir: &Dir, n: u64, keys: u64, size: i64, slide: i64) -> Expected {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.path("in.jsonl")).unwrap());
+    let (mut windows, mut late) = (BTreeMap::new(), Vec::new());
+    for i in 0..n {
+        let user = generated_key(5, keys, i);
+        let v = (i % 7) as i64;
+        let jitter = (generated_key(9, DELAY as u64, i)[1..].parse::<i64>().unwrap()) % DELAY;
+        let is_late = i >= n / 2 && i % 50 == 0;
+        let ts = if is_late { 10 * i as i64 - 60_000 } else { 10 * i as i64 - jitter };
+        writeln!(f, "{{\"id\":{i},\"user\":\"{user}\",\"ts\":{ts},\"v\":{v}}}").unwrap();
+        if is_late {
+            late.push(i);
+            continue;
+        }
+        let mut start = ts.div_euclid(slide) * slide;
+        while start > ts - size {
+            let w = windows.entry((user.clone(), start)).or_insert((0, 0));
+            w.0 += 1;
+            w.1 += v;
+            start -= slide;
+        }
+    }
+    f.flush().unwrap();
+    (windows, late)
+}
+
+fn config(dir: &Dir, threads: usize, state: &str, input_extra: &str, before: &str, window: &str) -> std::path::PathBuf {
+    dir.config(&format!(
+        "{state}streams:\n  - name: w\n    input: {{ type: file, path: {input}{batch}{input_extra} }}\n    event_time: {{ field: ts, max_delay_ms: {DELAY}, interval_ms: 1 }}\n    pipeline:\n      thread_num: {threads}\n      processors:\n{before}        - {{ type: window, key_by: user, {window}, aggregates: {{ n: count, total: sum(v) }} }}\n    output: {{ type: file, path: {out} }}\n    error_output: {{ type: file, path: {err} }}\n    state: {{ operator_id: windows, enabled: true }}\n",
+        input = dir.path("in.jsonl").display(),
+        batch = if input_extra.contains("batch_size") { "" } else { ", batch_size: 97" },
+        out = dir.path("out/out.jsonl").display(),
+        err = dir.path("err/err.jsonl").display(),
+    ))
+}
+
+/// The output's windows and the late ids in `error_output` (parts or one file) match `want`.
+fn check(dir: &Dir, want: &Expected, what: &str) {
+    let lines = |sub: &str| {
+        let d = dir.path(sub);
+        let (parts, _) = read_parts(&d);
+        parts
+    };
+    let mut got = BTreeMap::new();
+    for l in lines("out") {
+        let k = (l["user"].as_str().unwrap().to_string(), l["window_start"].as_i64().unwrap());
+        let prev = got.insert(k.clone(), (l["n"].as_i64().unwrap(), l["total"].as_i64().unwrap()));
+        assert!(prev.is_none(), "{what}: window {k:?} emitted twice");
+    }
+    let missing: Vec<_> = want.0.iter().filter(|(k, v)| got.get(*k) != Some(*v)).take(5).collect();
+    assert!(missing.is_empty(), "{what}: {} windows expected, {} emitted; first differences (expected): {missing:?}", want.0.len(), got.len());
+    assert_eq!(got.len(), want.0.len(), "{what}: no window beyond the expected ones");
+    let mut late: Vec<u64> = lines("err")
+        .iter()
+        .map(|e| {
+            assert_eq!(e["error"]["code"], "late", "{what}: {e}");
+            e["value"]["id"].as_u64().unwrap()
+        })
+        .collect();
+    late.sort_unstable();
+    assert_eq!(late, want.1, "{what}: each late record in error_output once");
+}
+
+#[test]
+fn tumbling_windows_over_out_of_order_input_are_exact_with_1_2_and_4_workers_and_behind_an_exchange() {
+    for (threads, before) in [(1, false), (2, false), (4, false), (2, true)] {
+        let dir = Dir::new();
+        let want = write_input(&dir, 20_000, 40, 5000, 5000);
+        let filter = format!("        - {{ type: wasm, path: {}, config: {{ field: id, op: exists }} }}\n", plugin("filter").display());
+        let cfg = config(&dir, threads, "", "", if before { &filter } else { "" }, "size_ms: 5000, allowed_lateness_ms: 1000");
+        let v = String::from_utf8_lossy(&run(&cfg, &["--validate"]).stdout).into_owned();
+        assert_eq!(v.contains("-> exchange ->"), before, "{v}");
+        let o = run(&cfg, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        check(&dir, &want, &format!("thread_num {threads}, exchange {before}"));
+    }
+}
+
+#[test]
+fn sliding_windows_count_each_record_in_every_window_it_falls_in() {
+    let dir = Dir::new();
+    let want = write_input(&dir, 10_000, 20, 4000, 1000);
+    let o = run(&config(&dir, 2, "", "", "", "kind: sliding, size_ms: 4000, slide_ms: 1000"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    check(&dir, &want, "sliding");
+}
+
+/// SIGKILLed at random moments (state and exactly-once output on the local backend), restarted
+/// with 1-4 workers: every window exactly once with the right result, every late record once.
+#[test]
+fn windows_are_exactly_once_across_a_kill_loop() {
+    let dir = Dir::new();
+    let n = env_or("ARKFLOW_WINDOW_RECORDS", 60_000);
+    let want = write_input(&dir, n, 100, 5000, 5000);
+    let sm = format!(
+        "state_management:\n  enabled: true\n  backend_type: local\n  local_config: {{ path: {} }}\n  checkpoint_interval_ms: 100\n  exactly_once: true\n",
+        dir.path("state").display()
+    );
+    let mut kills = 0;
+    for round in 0..4 {
+        let cfg = config(&dir, 1 + round % 4, &sm, ", rate_per_sec: 3000", "", "size_ms: 5000");
+        kills += kill_repeatedly(&cfg, env_or("ARKFLOW_WINDOW_KILLS", 24) / 4, (300, 1000));
+    }
+    assert!(kills >= 20, "only {kills} kills landed");
+    let o = run(&config(&dir, 3, &sm, "", "", "size_ms: 5000"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    check(&dir, &want, &format!("after {kills} kills"));
+}
+
+/// Two sessions of one key, then an out-of-order record within the gap of both: one session.
+#[test]
+fn a_record_that_bridges_two_sessions_merges_them() {
+    let dir = Dir::new();
+    let rows = [("a", 0), ("a", 500), ("b", 700), ("a", 1800), ("a", 1000), ("a", 9000), ("b", 9500)];
+    let text: String = rows.iter().enumerate().map(|(i, (u, t))| format!("{{\"id\":{i},\"user\":\"{u}\",\"ts\":{t},\"v\":1}}\n")).collect();
+    std::fs::write(dir.path("in.jsonl"), text).unwrap();
+    let o = run(&config(&dir, 2, "", ", batch_size: 1", "", "kind: session, gap_ms: 1000"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut got: Vec<(String, i64, i64, i64)> = read_parts(&dir.path("out"))
+        .0
+        .iter()
+        .map(|l| (l["user"].as_str().unwrap().into(), l["window_start"].as_i64().unwrap(), l["window_end"].as_i64().unwrap(), l["n"].as_i64().unwrap()))
+        .collect();
+    got.sort();
+    let want = [("a", 0, 2800, 4), ("a", 9000, 10000, 1), ("b", 700, 1700, 1), ("b", 9500, 10500, 1)];
+    assert_eq!(got, want.map(|(u, s, e, n)| (u.to_string(), s, e, n)), "a@1000 joins [0,1500) and [1800,2800)");
+}
+
+#[test]
+fn a_window_without_event_time_or_with_bad_settings_is_refused_naming_the_place() {
+    let dir = Dir::new();
+    std::fs::write(dir.path("in.jsonl"), "{}\n").unwrap();
+    let no_time = dir.config(&format!(
+        "streams:\n  - input: {{ type: file, path: {} }}\n    pipeline:\n      processors:\n        - {{ type: window, size_ms: 10 }}\n    output: {{ type: drop }}\n",
+        dir.path("in.jsonl").display()
+    ));
+    let err = stderr(&run(&no_time, &["--validate"]));
+    assert!(err.contains("processors[0]") && err.contains("event_time"), "{err}");
+    for (bad, says) in [
+        ("kind: sliding, size_ms: 10", "slide_ms"),
+        ("size_ms: 10, gap_ms: 5", "gap_ms"),
+        ("kind: hourly, size_ms: 10", "tumbling"),
+        ("size_ms: 10, aggregates: { s: 'median(v)' }", "median"),
+    ] {
+        let cfg = dir.config(&format!(
+            "streams:\n  - input: {{ type: file, path: {} }}\n    event_time: {{ field: ts }}\n    pipeline:\n      processors:\n        - {{ type: window, {bad} }}\n    output: {{ type: drop }}\n",
+            dir.path("in.jsonl").display()
+        ));
+        let err = stderr(&run(&cfg, &["--validate"]));
+        assert!(err.contains(":6:") && err.contains(says), "{bad}: {err}");
+    }
+}
