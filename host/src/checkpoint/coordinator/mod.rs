@@ -46,6 +46,8 @@ pub enum CkptMsg {
     },
     Uploaded {
         epoch: u64,
+        /// The epoch the entries belong to (older than `epoch` for carried-over entries).
+        file_epoch: u64,
         result: Result<StateFile, (String, Vec<SnapshotEntry>)>,
     },
     /// The sinks' pre-commits of an aligned barrier (phase one of the commit protocol).
@@ -99,7 +101,10 @@ pub struct Coordinator {
     last_decided: Option<u64>,
     /// Carried over from abandoned epochs.
     carry_files: Vec<StateFile>,
-    carry_entries: Vec<SnapshotEntry>,
+    /// Entries whose upload failed, by the epoch they belong to: re-uploaded with the next
+    /// checkpoint as files of that epoch, so a restore applies them before anything newer of
+    /// the same key (a later epoch's value must win over a carried older one).
+    carry_entries: std::collections::BTreeMap<u64, Vec<SnapshotEntry>>,
     carry_sink: Vec<SinkCommit>,
     current: Option<Pending>,
     /// Decided manifests kept restorable (newest last).
@@ -193,7 +198,7 @@ impl Coordinator {
             carry_files: Vec::new(),
             // State restored from other generations' checkpoints (group mode): written as part of
             // the first checkpoint, so this generation's chain stands on its own.
-            carry_entries: carry,
+            carry_entries: if carry.is_empty() { Default::default() } else { std::collections::BTreeMap::from([(0, carry)]) },
             carry_sink: Vec::new(),
             current: None,
             retained: decided.cloned().into_iter().collect(),
@@ -234,7 +239,7 @@ impl Coordinator {
                     p.last = last;
                 }
                 Some(CkptMsg::Delta { epoch, worker, entries }) => self.upload(epoch, worker, entries),
-                Some(CkptMsg::Uploaded { epoch, result }) => self.uploaded(epoch, result),
+                Some(CkptMsg::Uploaded { epoch, file_epoch, result }) => self.uploaded(epoch, file_epoch, result),
                 Some(CkptMsg::SinkPrepared { epoch, commits }) => match self.current.as_mut().filter(|p| p.epoch == epoch) {
                     Some(p) => p.sink = Some(commits),
                     None => self.carry_sink.extend(commits),
@@ -307,33 +312,35 @@ impl Coordinator {
             true => self.pending(epoch).uploads += 1,
             false => self.carry_uploads += 1,
         }
-        self.spawn_upload(epoch, &format!("w{worker}"), entries);
+        self.spawn_upload(epoch, epoch, &format!("w{worker}"), entries);
     }
 
-    fn spawn_upload(&mut self, epoch: u64, name: &str, entries: Vec<SnapshotEntry>) {
+    /// Uploads `entries` of epoch `file_epoch` as part of checkpoint `epoch`.
+    fn spawn_upload(&mut self, epoch: u64, file_epoch: u64, name: &str, entries: Vec<SnapshotEntry>) {
         self.upload_seq += 1;
         let store = self.store.clone();
         let key = data_key(&self.s.scope, epoch, self.generation, name, self.upload_seq);
         let tx = self.tx.clone();
         super::io_runtime().spawn(async move {
             let (bytes, n) = tokio::task::spawn_blocking(move || {
-                let b = snapshot::encode(epoch, &entries);
+                let b = snapshot::encode(file_epoch, &entries);
                 (b, entries)
             })
             .await
             .expect("encode task");
-            let file = StateFile { key: key.clone(), epoch, size: bytes.len() as u64, checksum: snapshot::checksum_of(&bytes), entries: n.len() as u64 };
+            let file =
+                StateFile { key: key.clone(), epoch: file_epoch, size: bytes.len() as u64, checksum: snapshot::checksum_of(&bytes), entries: n.len() as u64 };
             let result = match store.put_if_absent(&key, Bytes::from(bytes)).await {
                 Ok(PutOutcome::Created) => Ok(file),
                 // Names carry the generation: only a zombie of this generation could be there.
                 Ok(PutOutcome::Exists) => Err((format!("state file {key} already exists"), n)),
                 Err(e) => Err((e.to_string(), n)),
             };
-            let _ = tx.send(CkptMsg::Uploaded { epoch, result });
+            let _ = tx.send(CkptMsg::Uploaded { epoch, file_epoch, result });
         });
     }
 
-    fn uploaded(&mut self, epoch: u64, result: Result<StateFile, (String, Vec<SnapshotEntry>)>) {
+    fn uploaded(&mut self, epoch: u64, file_epoch: u64, result: Result<StateFile, (String, Vec<SnapshotEntry>)>) {
         let current = self.current.as_mut().filter(|p| p.epoch == epoch);
         match (current, result) {
             (Some(p), Ok(f)) => {
@@ -343,13 +350,13 @@ impl Coordinator {
             (Some(p), Err((e, entries))) => {
                 p.uploads -= 1;
                 p.failed.get_or_insert(format!("state upload failed: {e}"));
-                self.carry_entries.extend(entries);
+                self.carry_entries.entry(file_epoch).or_default().extend(entries);
             }
             (None, r) => {
                 self.carry_uploads = self.carry_uploads.saturating_sub(1);
                 match r {
                     Ok(f) => self.carry_files.push(f),
-                    Err((_, entries)) => self.carry_entries.extend(entries),
+                    Err((_, entries)) => self.carry_entries.entry(file_epoch).or_default().extend(entries),
                 }
             }
         }
@@ -419,9 +426,10 @@ impl Coordinator {
         }
         if !self.carry_entries.is_empty() {
             let epoch = p.epoch;
-            let entries = std::mem::take(&mut self.carry_entries);
-            self.current.as_mut().expect("checked").uploads += 1;
-            self.spawn_upload(epoch, "carry", entries);
+            for (file_epoch, entries) in std::mem::take(&mut self.carry_entries) {
+                self.current.as_mut().expect("checked").uploads += 1;
+                self.spawn_upload(epoch, file_epoch, &format!("carry{file_epoch}"), entries);
+            }
             return;
         }
         let p = self.current.take().expect("checked");
