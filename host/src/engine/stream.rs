@@ -212,8 +212,7 @@ impl Session {
         };
         let (inboxes, workers) = super::workers::spawn_tiers(states, &ctx, tiers, &routers);
         drop(out_tx);
-        let restored_time = coordinator.as_ref().and(recovered_event_time);
-        let watermarks = config.event_time.clone().map(|c| super::watermark::Watermarks::new(c, restored_time.as_ref()));
+        let watermarks = config.event_time.clone().map(|c| super::watermark::Watermarks::new(c, recovered_event_time.as_ref()));
         let mut barriers =
             Barriers { interval: barrier_interval, coordinator: coordinator.as_ref(), next: first_epoch, last: Instant::now(), shared, clock, watermarks };
         input_loop(&mut *input, &mut router, &inboxes, shared, &stop, &mut barriers);

@@ -26,7 +26,7 @@ pub fn field_bytes(json: &[u8], field: &str) -> Option<Vec<u8>> {
 }
 
 /// A JSON scalar's bytes: a string unquoted, a number or bool as written; None otherwise.
-fn scalar_bytes(raw: &str) -> Option<Vec<u8>> {
+pub fn scalar_bytes(raw: &str) -> Option<Vec<u8>> {
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
     enum Scalar<'a> {
@@ -42,15 +42,27 @@ fn scalar_bytes(raw: &str) -> Option<Vec<u8>> {
 }
 
 /// The values of top-level fields `fields` of a JSON object, each as [`scalar_bytes`] gives it
-/// (None: missing, null or nested; all None when the text is not an object). One pass without
-/// building a map: the other members are skipped.
+/// (None: missing, null or nested; all None when the text is not an object).
 fn field_values<F: AsRef<str>>(json: &[u8], fields: &[F]) -> Vec<Option<Vec<u8>>> {
+    visit_fields(json, fields, scalar_bytes)
+}
+
+/// The raw JSON text of top-level fields `fields` of a JSON object (None: missing; all None when
+/// the text is not an object).
+pub fn raw_fields<'a, F: AsRef<str>>(json: &'a [u8], fields: &[F]) -> Vec<Option<&'a str>> {
+    visit_fields(json, fields, Some)
+}
+
+/// `take` of the raw JSON text of each of top-level fields `fields` of a JSON object (None:
+/// missing or not taken; all None when the text is not an object). One pass without building a
+/// map: the other members are skipped.
+fn visit_fields<'a, F: AsRef<str>, T: Clone>(json: &'a [u8], fields: &[F], take: impl Fn(&'a str) -> Option<T>) -> Vec<Option<T>> {
     use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
     #[derive(serde::Deserialize)]
     struct Key<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
-    struct Fields<'f, F>(&'f [F]);
-    impl<'de, F: AsRef<str>> Visitor<'de> for Fields<'_, F> {
-        type Value = Vec<Option<Vec<u8>>>;
+    struct Fields<'f, F, G>(&'f [F], G);
+    impl<'de, F: AsRef<str>, T: Clone, G: Fn(&'de str) -> Option<T>> Visitor<'de> for Fields<'_, F, G> {
+        type Value = Vec<Option<T>>;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("a JSON object")
         }
@@ -59,40 +71,8 @@ fn field_values<F: AsRef<str>>(json: &[u8], fields: &[F]) -> Vec<Option<Vec<u8>>
             while let Some(Key(k)) = map.next_key()? {
                 match self.0.iter().position(|f| f.as_ref() == k) {
                     Some(i) => {
-                        let raw: &serde_json::value::RawValue = map.next_value()?;
-                        out[i] = scalar_bytes(raw.get());
-                    }
-                    None => {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-            }
-            Ok(out)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_slice(json);
-    de.deserialize_map(Fields(fields)).unwrap_or_else(|_| vec![None; fields.len()])
-}
-
-/// The raw JSON text of top-level fields `fields` of a JSON object (None: missing; all None when
-/// the text is not an object). One pass; the other members are skipped.
-pub fn raw_fields<'a>(json: &'a [u8], fields: &[&str]) -> Vec<Option<&'a str>> {
-    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-    #[derive(serde::Deserialize)]
-    struct Key<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
-    struct Fields<'f>(&'f [&'f str]);
-    impl<'de> Visitor<'de> for Fields<'_> {
-        type Value = Vec<Option<&'de str>>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = vec![None; self.0.len()];
-            while let Some(Key(k)) = map.next_key()? {
-                match self.0.iter().position(|f| *f == k) {
-                    Some(i) => {
                         let raw: &'de serde_json::value::RawValue = map.next_value()?;
-                        out[i] = Some(raw.get());
+                        out[i] = (self.1)(raw.get());
                     }
                     None => {
                         map.next_value::<IgnoredAny>()?;
@@ -103,13 +83,19 @@ pub fn raw_fields<'a>(json: &'a [u8], fields: &[&str]) -> Vec<Option<&'a str>> {
         }
     }
     let mut de = serde_json::Deserializer::from_slice(json);
-    de.deserialize_map(Fields(fields)).unwrap_or_else(|_| vec![None; fields.len()])
+    de.deserialize_map(Fields(fields, take)).unwrap_or_else(|_| vec![None; fields.len()])
 }
 
-/// A raw JSON scalar as key bytes (a string unquoted, a number or bool as written); None for
-/// null, objects and arrays.
-pub fn raw_scalar_bytes(raw: &str) -> Option<Vec<u8>> {
-    scalar_bytes(raw)
+/// One routing key from the values of its fields, in order (see [`fields_key`]).
+pub fn join_key(values: impl IntoIterator<Item = Option<Vec<u8>>>) -> Vec<u8> {
+    let mut key = Vec::new();
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            key.push(0x1f);
+        }
+        key.extend(v.unwrap_or_default());
+    }
+    key
 }
 
 /// The routing key made of top-level fields `fields` of a JSON object: one field's value as
@@ -118,14 +104,7 @@ pub fn raw_scalar_bytes(raw: &str) -> Option<Vec<u8>> {
 pub fn fields_key(json: &[u8], fields: &[String]) -> (Vec<u8>, bool) {
     let values = field_values(json, fields);
     let found = values.iter().any(Option::is_some);
-    let mut key = Vec::new();
-    for (i, v) in values.into_iter().enumerate() {
-        if i > 0 {
-            key.push(0x1f);
-        }
-        key.extend(v.unwrap_or_default());
-    }
-    (key, found)
+    (join_key(values), found)
 }
 
 #[cfg(test)]

@@ -148,11 +148,17 @@ fn fold(func: AggFn, slot: &mut (i64, f64), n: i64, v: f64) {
     };
 }
 
-/// `[u32 len][key][acc]`.
-pub(super) fn encode_window(key_json: &str, acc: &Acc) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + key_json.len() + 8 + acc.vals.len() * 16);
+/// `[u32 len][key]`: how every stored value of a window stage starts.
+pub(super) fn key_prefix(key_json: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + key_json.len() + 64);
     out.extend_from_slice(&(key_json.len() as u32).to_le_bytes());
     out.extend_from_slice(key_json.as_bytes());
+    out
+}
+
+/// `[u32 len][key][acc]`.
+pub(super) fn encode_window(key_json: &str, acc: &Acc) -> Vec<u8> {
+    let mut out = key_prefix(key_json);
     acc.encode(&mut out);
     out
 }

@@ -6,7 +6,7 @@
 //! `(fire time, key group, state key)` may hold stale entries (a session that grew, a batch that
 //! failed): firing re-reads the state and skips what is not due.
 
-use super::acc::{encode_window, split_key, Acc};
+use super::acc::{encode_window, key_prefix, split_key, Acc};
 use super::{WindowConfig, WindowKind};
 use crate::processor::{BatchCtx, BatchError, FailurePolicy, Processor, StateSlot};
 use crate::record::{ErrorClass, Outcome, Record, RecordError};
@@ -73,8 +73,7 @@ fn decode_sessions(b: &[u8], n: usize) -> Option<(String, Vec<Session>)> {
 }
 
 fn encode_sessions(key_json: &str, sessions: &[Session]) -> Vec<u8> {
-    let mut out = encode_window(key_json, &Acc::new(0));
-    out.truncate(4 + key_json.len());
+    let mut out = key_prefix(key_json);
     out.extend_from_slice(&(sessions.len() as u32).to_le_bytes());
     for (s, e, acc) in sessions {
         out.extend_from_slice(&s.to_le_bytes());
@@ -129,13 +128,12 @@ impl Window {
 
     /// One record: its time, key, key JSON members and aggregate inputs, or why it fails.
     fn read(&self, r: &Record) -> Result<Read, Outcome> {
-        let names: Vec<&str> = self.lookup.iter().map(String::as_str).collect();
-        let raw = crate::util::json::raw_fields(r.value.as_deref().unwrap_or_default(), &names);
+        let raw = crate::util::json::raw_fields(r.value.as_deref().unwrap_or_default(), &self.lookup);
         let at = usize::from(self.time_field.is_some());
         let ts = match &self.time_field {
             None => r.timestamp_ms,
             Some(f) => {
-                let t = raw[0].and_then(crate::util::json::raw_scalar_bytes).and_then(|b| super::parse_time(&b));
+                let t = raw[0].and_then(crate::util::json::scalar_bytes).and_then(|b| super::parse_time(&b));
                 t.ok_or_else(|| fail("no-event-time", format!("no numeric event time field `{f}`")))?
             }
         };
@@ -149,13 +147,13 @@ impl Window {
             if fields.iter().all(Option::is_none) {
                 return Err(fail("no-key", format!("none of the key fields {:?}", self.cfg.key_by)));
             }
-            let (mut key, mut json) = (Vec::new(), String::new());
+            // The key the router computed for this record (`util::json::fields_key`).
+            let key = crate::util::json::join_key(fields.iter().map(|v| v.and_then(crate::util::json::scalar_bytes)));
+            let mut json = String::new();
             for (i, (name, v)) in self.cfg.key_by.iter().zip(fields).enumerate() {
                 if i > 0 {
-                    key.push(0x1f);
                     json.push(',');
                 }
-                key.extend(v.and_then(crate::util::json::raw_scalar_bytes).unwrap_or_default());
                 let mut n = Vec::new();
                 crate::util::json::write_str(&mut n, name);
                 json.push_str(&String::from_utf8_lossy(&n));
