@@ -48,7 +48,7 @@ fn plugin_with_the_wrong_world_is_refused() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("wrong_world.wasm"), "{err}");
-    assert!(err.contains("arkflow:plugin/processor@0.1.0"), "names the expected export: {err}");
+    assert!(err.contains("arkflow:plugin/processor@0.1.1"), "names the expected export: {err}");
 }
 
 #[test]
@@ -117,4 +117,25 @@ fn validate_prints_each_streams_topology() {
     assert!(agg[0].contains("input kafka orders -> [no processors] on 1 worker(s), one batch per key group, routed to key groups by partition -> output kafka, error_output drop; in every process of consumer group `g1`"), "{text}");
     assert!(agg[1].contains("repartition topic `agg-0-repartition` keyed by (user)"), "{text}");
     assert!(agg[2].contains("input kafka agg-0-repartition -> [sql] on 1 worker(s), one batch per key group, routed to key groups by partition of repartition topic agg-0-repartition -> output stdout, error_output drop; in every process of consumer group `g1-0-repartition`"), "{text}");
+}
+
+/// A component built against `arkflow:plugin@0.1.0` (its own copy of that WIT, before timers were
+/// added in 0.1.1) still loads and counts exactly: 0.1.1 only added to the package.
+#[test]
+fn a_plugin_built_against_the_0_1_0_package_still_runs() {
+    let dir = Dir::new();
+    let cfg = dir.config(&format!(
+        "streams:\n  - input: {{ type: generate, count: 3000, keys: 10, seed: 3 }}\n    pipeline:\n      thread_num: 2\n      processors:\n        - {{ type: wasm, path: {} }}\n    output: {{ type: file, path: {} }}\n",
+        plugin("abi_0_1_0").display(),
+        dir.path("out.jsonl").display()
+    ));
+    let out = run(&cfg, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&dir.path("out.jsonl"));
+    assert_eq!(lines.len(), 3000);
+    let counts = counts_by_key(&lines);
+    assert_eq!(counts.len(), 10);
+    for (k, c) in counts {
+        assert!(c.iter().enumerate().all(|(i, v)| *v == i as i64 + 1), "key {k}: {c:?}");
+    }
 }

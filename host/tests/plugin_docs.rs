@@ -1,6 +1,6 @@
 //! The per-language plugin guides (docs/plugins/<lang>.md) checked against `wit/plugin.wit`:
 //! every guide names the WIT package version, every function of the `store` resource and every
-//! export of the `processor` interface, so a change to the WIT that the guides do not follow
+//! export of the `processor` interface (and the Rust and Python guides every timer function), so a change to the WIT that the guides do not follow
 //! fails here.
 
 use std::path::Path;
@@ -43,6 +43,16 @@ fn every_language_guide_covers_the_wit() {
         assert!(doc.contains(&package), "{}: does not name the WIT package {package}", path.display());
         for f in store.iter().chain(&exports) {
             assert!(doc.contains(&format!("`{f}")), "{}: does not document `{f}` of the WIT", path.display());
+        }
+    }
+    // The SDKs that wrap timers document every timer function.
+    let mut timers = functions_in(&wit, "interface", "timers");
+    timers.extend(functions_in(&wit, "interface", "timer-handler"));
+    assert_eq!(timers, ["register-timer", "delete-timer", "watermark", "now", "on-timers"]);
+    for lang in ["rust", "python"] {
+        let doc = std::fs::read_to_string(root.join(format!("docs/plugins/{lang}.md"))).unwrap();
+        for f in &timers {
+            assert!(doc.contains(&format!("`{f}")), "docs/plugins/{lang}.md: does not document `{f}` of the WIT timers");
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The sandbox's bounds on plugins that misbehave without crashing: a plugin that sleeps in a
 //! blocking WASI call, one that fails every batch (circuit breaker), one that floods the log, one
 //! that defines metrics (exported at /metrics), one that overflows a counter, and one that emits to
-//! an output the stream does not have; and a SIGTERM drain that would never end is cut at
+//! an output the stream does not have, ones that misuse timers (a storm of re-armed timers, a trap
+//! or a wrong outcome count in `on-timers`); and a SIGTERM drain that would never end is cut at
 //! shutdown_timeout_ms. Each runs the real binary with `evil` built from source.
 
 mod common;
@@ -106,7 +107,9 @@ fn the_circuit_breaker_quarantines_a_processor_after_n_failed_batches() {
 #[test]
 fn a_log_flooding_plugin_is_rate_limited() {
     let dir = Dir::new();
-    let yaml = format!("streams:\n{}{}", evil("log-flood", "", 20000, &dir, "flood"), good(&dir));
+    // Spread over 2 s: the suppression is reported with the next line let through.
+    let flood = evil("log-flood", "", 20000, &dir, "flood").replace("seed: 1 }", "seed: 1, rate_per_sec: 10000 }");
+    let yaml = format!("streams:\n{flood}{}", good(&dir));
     let (status, log, _) = run_within(&dir.config(&yaml), Duration::from_secs(120));
     assert!(status.success(), "{}", &log[log.len().saturating_sub(3000)..]);
     assert_good_exact(&dir);
@@ -198,4 +201,33 @@ fn sigterm_drain_is_bounded_by_shutdown_timeout_ms() {
     assert_eq!(out.status.code(), Some(1), "exit non-zero with the reason: {err}");
     assert!(err.contains("did not drain within shutdown_timeout_ms = 1500"), "{err}");
     assert!(waited >= Duration::from_millis(1400) && waited < Duration::from_secs(10), "the drain waited {waited:?} for a 1.5 s limit");
+}
+
+/// Timers misused three ways beside a good stream: a processing-time timer re-armed at "now" on
+/// every fire (the stream still ends, its records pass), `on-timers` trapping (its stream fails
+/// naming the export and the panic), `on-timers` returning no outcomes with `on_failure:
+/// error_output` (the timers land in error_output with code `timers-failed`).
+#[test]
+fn plugins_that_misuse_timers_fail_or_end_their_stream_and_the_host_keeps_running() {
+    let dir = Dir::new();
+    let to_errors = "          retries: 1\n          on_failure: error_output";
+    let yaml = format!(
+        "streams:\n{}{}{}{}",
+        evil("timer-storm", "", 5000, &dir, "storm"),
+        evil("timer-trap", "          retries: 1", 300, &dir, "trap"),
+        evil("timer-wrong-count", to_errors, 300, &dir, "wrong"),
+        good(&dir)
+    );
+    let (status, log, _) = run_within(&dir.config(&yaml), Duration::from_secs(120));
+    assert!(!status.success(), "a failed stream fails the run: {log}");
+    assert_good_exact(&dir);
+    assert_eq!(json_lines(&dir.path("storm.jsonl")).len(), 5000, "the storm's records pass and its stream ends");
+    assert!(log.contains("timer-handler@0.1.1#on-timers") && log.contains("evil: trap in on-timers"), "{log}");
+    let errs = json_lines(&dir.path("wrong.errors.jsonl"));
+    assert!(!errs.is_empty(), "the wrong-count timers are in error_output: {log}");
+    for e in &errs {
+        assert_eq!(e["error"]["code"], "timers-failed", "{e}");
+        assert!(e["error"]["message"].as_str().unwrap().contains("returned 0 outcomes"), "{e}");
+        assert!(e["value"]["timer"]["time_ms"].is_i64(), "the error record names its timer: {e}");
+    }
 }

@@ -29,6 +29,9 @@ for name in "$@"; do
         (cd "$src" && find . -name '*.py' -not -path '*/__pycache__/*' -exec cp --parents {} "$work/src/$name/" \;)
     done
     out="$dist/${name}_python.wasm"
-    VIRTUAL_ENV="$work/venv" componentize-py -q -d "$WIT_DIR" -w plugin componentize -p "$work/src/$name" app -o "$out"
+    # A plugin whose app re-exports TimerHandler targets the world with timers.
+    world=plugin
+    if grep -q "TimerHandler" "$here/$name/app.py"; then world=timed-plugin; fi
+    VIRTUAL_ENV="$work/venv" componentize-py -q -d "$WIT_DIR" -w "$world" componentize -p "$work/src/$name" app -o "$out"
     printf 'built %-40s %8d bytes\n' "plugins/dist/${name}_python.wasm" "$(wc -c <"$out")"
 done

@@ -17,6 +17,7 @@ mod shared;
 mod sinks;
 mod stream;
 pub mod tiers;
+mod timers;
 mod watermark;
 mod worker;
 mod workers;
@@ -91,7 +92,8 @@ pub fn build_stream(engine: &EngineConfig, cfg: &StreamConfig) -> anyhow::Result
 
 /// Builds one stream from its built stages, in worker tiers `tiers`.
 fn build_part(engine: &EngineConfig, cfg: &StreamConfig, factories: Vec<Arc<dyn crate::processor::ProcessorFactory>>, tiers: Tiers) -> anyhow::Result<Stream> {
-    let names = cfg.store_names();
+    let mut names = cfg.store_names();
+    names.push(crate::state::TIMER_STORE.to_string());
     let state_limits = cfg
         .pipeline
         .processors

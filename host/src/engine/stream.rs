@@ -409,7 +409,7 @@ impl Barriers<'_> {
     }
 
     /// After a batch: the watermark, if it is due (`super::watermark`).
-    fn watermark_after(&mut self, batch: &[crate::record::Record]) -> Option<i64> {
+    fn watermark_after(&mut self, batch: &mut [crate::record::Record]) -> Option<i64> {
         let w = self.watermarks.as_mut()?;
         w.observe(batch);
         w.due()
@@ -445,17 +445,17 @@ fn input_loop(
             input.decided(epoch, &position);
         }
         match input.next_batch() {
-            Ok(Some(batch)) => {
+            Ok(Some(mut batch)) => {
                 if batch.is_empty() {
                     // Idle: a watermark held back by a partition now idle may be due.
-                    if let Some(t) = barriers.watermark_after(&[]) {
+                    if let Some(t) = barriers.watermark_after(&mut []) {
                         barriers.send_watermark(inboxes, t);
                     }
                     continue;
                 }
                 shared.metrics.records_in.fetch_add(batch.len() as u64, Relaxed);
                 shared.metrics.bytes_in.fetch_add(batch.iter().map(|r| r.size() as u64).sum(), Relaxed);
-                let watermark = barriers.watermark_after(&batch);
+                let watermark = barriers.watermark_after(&mut batch);
                 for (w, routed) in router.route(batch).into_iter().enumerate() {
                     if !routed.is_empty() && inboxes[w].send(WorkerMsg::Data(routed)).is_err() {
                         return;
@@ -466,8 +466,8 @@ fn input_loop(
                 }
             }
             Ok(None) => {
-                // A bounded input ended: every event time is behind the watermark now.
-                if barriers.watermarks.is_some() {
+                // A bounded input ended: time ends on both clocks, every timer fires.
+                if input.at_end() {
                     barriers.send_watermark(inboxes, super::watermark::END);
                 }
                 break;

@@ -3,7 +3,8 @@
 //! Contract: the input thread [`Watermarks::observe`]s every batch before routing it. A
 //! record's event time is the number in the value's `event_time.field` (milliseconds), or its
 //! timestamp when no field is configured; a record without a usable time advances nothing (the
-//! stage that needs its time fails it). Per input partition the highest event time is kept; the
+//! stage that needs its time fails it). With a field, a record's timestamp becomes its event time
+//! (what plugins see as `timestamp-ms`). Per input partition the highest event time is kept; the
 //! watermark is `min over partitions (highest - max_delay_ms) - 1` (Flink's bounded
 //! out-of-orderness: a record with time > watermark is on time), leaving out partitions idle for
 //! `idle_timeout_ms`. It never goes back. [`Watermarks::due`] says when an advanced watermark is
@@ -50,10 +51,11 @@ impl Watermarks {
     }
 
     /// Takes the event times of a batch the input read.
-    pub fn observe(&mut self, batch: &[Record]) {
+    pub fn observe(&mut self, batch: &mut [Record]) {
         let now = Instant::now();
         for r in batch {
             if let Some(t) = event_time(self.cfg.field.as_deref(), r) {
+                r.timestamp_ms = t;
                 let e = self.parts.entry(r.partition).or_insert((i64::MIN, now));
                 e.0 = e.0.max(t);
                 e.1 = now;
@@ -109,11 +111,11 @@ mod tests {
     fn the_watermark_is_the_slowest_partition_minus_the_delay_and_never_goes_back() {
         let mut w = Watermarks::new(cfg(10), None);
         assert_eq!(w.current(), None);
-        w.observe(&[rec(0, 100), rec(0, 90), rec(1, 50)]);
+        w.observe(&mut [rec(0, 100), rec(0, 90), rec(1, 50)]);
         assert_eq!(w.current(), Some(39), "partition 1 holds it back: 50 - 10 - 1");
         std::thread::sleep(Duration::from_millis(2));
         assert_eq!(w.due(), Some(39));
-        w.observe(&[rec(2, 0)]);
+        w.observe(&mut [rec(2, 0)]);
         assert_eq!(w.current(), Some(-11), "a new slow partition");
         std::thread::sleep(Duration::from_millis(2));
         assert_eq!(w.due(), None, "never sent backwards");
@@ -125,9 +127,9 @@ mod tests {
     #[test]
     fn an_idle_partition_stops_holding_the_watermark_back() {
         let mut w = Watermarks::new(EventTimeConfig { idle_timeout_ms: Some(20), ..cfg(0) }, None);
-        w.observe(&[rec(0, 10)]);
+        w.observe(&mut [rec(0, 10)]);
         std::thread::sleep(Duration::from_millis(30));
-        w.observe(&[rec(1, 1000)]);
+        w.observe(&mut [rec(1, 1000)]);
         assert_eq!(w.current(), Some(999), "partition 0 is idle");
     }
 

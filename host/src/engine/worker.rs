@@ -9,10 +9,9 @@
 //! After a fatal failure it stops processing but still forwards barriers and EOF so the stream
 //! drains and ends cleanly.
 //!
-//! A watermark (`super::watermark`) takes effect after the records before it: the worker flushes
-//! its buffers, lets each stage with timers fire what is due (what fires runs through the stages
-//! after it, as a batch of its key group), then forwards the watermark. Stages with timers get
-//! the worker's whole restored state once before the first record (`Processor::on_restore`).
+//! Timers (`super::timers`): a watermark takes effect after the records before it, and fires the
+//! due event-time timers of each stage; the wall clock fires processing-time timers between
+//! messages and while the inbox is idle. What fires runs through the stages after its stage.
 //!
 //! A worker of a tier before an exchange (`super::exchange`) runs only its tier's stages and
 //! sends what they emit, and its barriers and EOF, to the next tier instead of the output (error
@@ -67,7 +66,9 @@ pub struct Worker {
     /// The key groups this worker owns (loaded for stages with timers with the hybrid backend).
     pub owned: Vec<u32>,
     /// The last watermark taken (i64::MIN: none).
-    watermark: i64,
+    pub(super) watermark: i64,
+    /// The earliest processing-time timer of any stage (wall clock ms), when one is set.
+    pub(super) wake: Option<i64>,
 }
 
 impl Worker {
@@ -106,16 +107,18 @@ impl Worker {
             tier_index: 0,
             owned: Vec::new(),
             watermark: i64::MIN,
+            wake: None,
         }
     }
 
     /// Runs until EOF; returns the state for inspection.
     pub fn run(mut self, inbox: Receiver<WorkerMsg>) -> StateSlot {
         self.restore_timers();
-        while let Some(msg) = super::msg::next_or_idle(&inbox, || self.flush_all()) {
+        while let Some(msg) = self.next_msg(&inbox) {
             if !self.handle(msg) {
                 break;
             }
+            self.clock_due();
         }
         self.state
     }
@@ -170,7 +173,7 @@ impl Worker {
         }
     }
 
-    fn flush_all(&mut self) {
+    pub(super) fn flush_all(&mut self) {
         let groups: Vec<u32> = self.pending.iter().filter(|(_, v)| !v.is_empty()).map(|(g, _)| *g).collect();
         for g in groups {
             // A fatal failure while flushing clears every buffer.
@@ -181,7 +184,7 @@ impl Worker {
     }
 
     /// The TTL clock of the current batch (see `engine::clock`).
-    fn now_ms(&self) -> i64 {
+    pub(super) fn now_ms(&self) -> i64 {
         self.ttl_clock.unwrap_or_else(crate::util::time::now_ms)
     }
 
@@ -224,58 +227,8 @@ impl Worker {
         }
     }
 
-    /// Gives the restored state to the stages with timers (all owned groups loaded first).
-    fn restore_timers(&mut self) {
-        if !self.processors.iter().any(|p| p.has_timers()) {
-            return;
-        }
-        for g in self.owned.clone() {
-            if !self.ensure_resident(g) {
-                return;
-            }
-        }
-        if let Some(st) = self.state.as_deref() {
-            for p in self.processors.iter_mut().filter(|p| p.has_timers()) {
-                p.on_restore(st);
-            }
-        }
-    }
-
-    /// The watermark rose to `time_ms`: flush, fire what is due stage by stage, forward it.
-    fn take_watermark(&mut self, time_ms: i64) {
-        if time_ms <= self.watermark {
-            return;
-        }
-        self.watermark = time_ms;
-        self.flush_all();
-        let now = self.now_ms();
-        for i in 0..self.processors.len() {
-            if self.dead || self.halted() {
-                break;
-            }
-            if !self.processors[i].has_timers() {
-                continue;
-            }
-            let groups = self.processors[i].due_groups(time_ms);
-            if !groups.into_iter().all(|g| self.ensure_resident(g)) {
-                break;
-            }
-            match self.processors[i].on_watermark(time_ms, self.epoch, now, &mut self.state) {
-                Ok(fired) => {
-                    for (g, records) in fired {
-                        self.process_from(g, i + 1, records);
-                    }
-                }
-                Err(e) => self.fatal(e),
-            }
-        }
-        if let Some(x) = &self.next {
-            x.watermark(self.tier_index, self.epoch, time_ms);
-        }
-    }
-
     /// Hybrid: loads `group` from the decided checkpoint files if it is not in RAM.
-    fn ensure_resident(&mut self, group: u32) -> bool {
+    pub(super) fn ensure_resident(&mut self, group: u32) -> bool {
         let (Some(h), Some(st)) = (&self.hybrid, self.state.as_mut()) else { return true };
         if st.is_resident(group) {
             return true;
@@ -325,14 +278,14 @@ impl Worker {
         }
     }
 
-    fn fatal(&mut self, e: BatchError) {
+    pub(super) fn fatal(&mut self, e: BatchError) {
         self.dead = true;
         self.pending.clear();
         self.shared.fail(e.message);
     }
 
     /// The coordinator decides nothing more: processing would only delay the stop.
-    fn halted(&self) -> bool {
+    pub(super) fn halted(&self) -> bool {
         self.checkpoint.as_ref().is_some_and(|c| c.halted.load(std::sync::atomic::Ordering::Relaxed))
     }
 
@@ -343,18 +296,23 @@ impl Worker {
     /// Runs one key group's batch through the processors from `first` on and sends the results
     /// downstream: records for the main output, error records, and records a processor sent to
     /// a named output (they leave the pipeline at that processor).
-    fn process_from(&mut self, group: u32, first: usize, batch: Vec<Record>) {
+    /// Hybrid: `group` changes in this epoch (it may not be evicted before the epoch is decided).
+    pub(super) fn mark_dirty(&mut self, group: u32) {
+        if self.hybrid.is_some() {
+            self.tick += 1;
+            self.dirty_epoch.insert(group, self.epoch);
+            self.last_used.insert(group, self.tick);
+        }
+    }
+
+    pub(super) fn process_from(&mut self, group: u32, first: usize, batch: Vec<Record>) {
         if self.dead || batch.is_empty() || self.halted() {
             return;
         }
         if !self.ensure_resident(group) {
             return;
         }
-        if self.hybrid.is_some() {
-            self.tick += 1;
-            self.dirty_epoch.insert(group, self.epoch);
-            self.last_used.insert(group, self.tick);
-        }
+        self.mark_dirty(group);
         let shared = self.shared.clone();
         let m = &shared.metrics;
         m.batches.fetch_add(1, Relaxed);
@@ -372,19 +330,7 @@ impl Worker {
             match p.process(&ctx, &current, &mut self.state) {
                 Ok(outcomes) => {
                     let mut next = Vec::with_capacity(current.len());
-                    for (input, outcome) in current.iter().zip(outcomes) {
-                        match outcome {
-                            Outcome::Emit(v) => next.extend(v),
-                            Outcome::Split { main, side: s } => {
-                                next.extend(main);
-                                side.extend(s);
-                            }
-                            Outcome::Drop => {
-                                m.records_dropped.fetch_add(1, Relaxed);
-                            }
-                            Outcome::Fail(e) => errors.push(error_record(&shared.name, self.first_stage + i, p.name(), input, &e)),
-                        }
-                    }
+                    file_outcomes(&shared, (self.first_stage + i, p.name()), &current, outcomes, (&mut next, &mut errors, &mut side));
                     current = next;
                 }
                 Err(e) => {
@@ -419,6 +365,27 @@ impl Worker {
             return;
         }
         let _ = self.out.send(OutMsg::Data { epoch: self.epoch, records: current, errors, side });
+    }
+}
+
+/// Where a stage's outcomes go: emitted records, error records, named-output records.
+pub(super) type Filed<'a> = (&'a mut Vec<Record>, &'a mut Vec<Record>, &'a mut Vec<(u16, Record)>);
+
+/// Files the outcomes of stage `at` (index in the stream, name) for `inputs`: emitted records to
+/// the next stage, records for named outputs aside, failures as error records citing their input.
+pub(super) fn file_outcomes(shared: &StreamShared, at: (usize, &str), inputs: &[Record], outcomes: Vec<Outcome>, (next, errors, side): Filed<'_>) {
+    for (input, outcome) in inputs.iter().zip(outcomes) {
+        match outcome {
+            Outcome::Emit(v) => next.extend(v),
+            Outcome::Split { main, side: s } => {
+                next.extend(main);
+                side.extend(s);
+            }
+            Outcome::Drop => {
+                shared.metrics.records_dropped.fetch_add(1, Relaxed);
+            }
+            Outcome::Fail(e) => errors.push(error_record(&shared.name, at.0, at.1, input, &e)),
+        }
     }
 }
 

@@ -63,8 +63,9 @@ pub trait Processor: Send {
     fn at_barrier(&mut self, _epoch: u64) {}
 
     /// Whether it keeps timers: then the worker calls [`Processor::on_restore`] once with all
-    /// of its restored state before the first record, and [`Processor::on_watermark`] as the
-    /// watermark rises.
+    /// of its restored state before the first record, [`Processor::fire`] with
+    /// [`Clock::Event`] as the watermark rises and with [`Clock::Processing`] once the wall
+    /// clock reaches [`Processor::next_processing_timer`].
     fn has_timers(&self) -> bool {
         false
     }
@@ -73,18 +74,42 @@ pub trait Processor: Send {
     /// timer index from it.
     fn on_restore(&mut self, _state: &WorkerState) {}
 
-    /// The key groups with timers due at watermark `time_ms` (the worker makes them resident
-    /// before calling [`Processor::on_watermark`]).
-    fn due_groups(&self, _time_ms: i64) -> Vec<u32> {
+    /// The key groups with timers due at `clock` (the worker makes them resident before calling
+    /// [`Processor::fire`]).
+    fn due_groups(&self, _clock: Clock) -> Vec<u32> {
         Vec::new()
     }
 
-    /// The watermark rose to `time_ms` (everything before it in the stream was processed):
-    /// fire the timers due, returning per key group the records they emit (they go through the
-    /// stages after this one). Called for every rise, due timers or not.
-    fn on_watermark(&mut self, _time_ms: i64, _epoch: u64, _now_ms: i64, _state: &mut StateSlot) -> Result<Vec<(u32, Vec<Record>)>, BatchError> {
+    /// The earliest processing-time timer (wall clock, ms since the Unix epoch), if any.
+    fn next_processing_timer(&self) -> Option<i64> {
+        None
+    }
+
+    /// `clock` reached a time (for [`Clock::Event`]: everything before it in the stream was
+    /// processed): fire the timers due, returning per key group what they produced (emitted
+    /// records go through the stages after this one). Called for every watermark rise, due timers
+    /// or not.
+    fn fire(&mut self, _clock: Clock, _epoch: u64, _now_ms: i64, _state: &mut StateSlot) -> Result<Vec<Fired>, BatchError> {
         Ok(Vec::new())
     }
+}
+
+/// A clock timers follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The stream's watermark rose to this time.
+    Event(i64),
+    /// The wall clock reached this time (ms since the Unix epoch).
+    Processing(i64),
+}
+
+/// What the timers of one key group produced: per fired timer (or per group of them), the record
+/// standing for it, which error records cite, and its outcome.
+#[derive(Debug, Default)]
+pub struct Fired {
+    pub group: u32,
+    pub inputs: Vec<Record>,
+    pub outcomes: Vec<Outcome>,
 }
 
 /// What a processor learns about its stream when it is built.

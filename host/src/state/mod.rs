@@ -8,7 +8,8 @@
 //!   are visible to later reads of the same scope, applied by [`WorkerState::commit`] and dropped by
 //!   [`Staging::discard`]. That is what makes a retried batch exact.
 //! - Values carry their last write time; with a state timeout, expired values are never returned
-//!   and are purged lazily when touched.
+//!   and are purged lazily when touched. Stores whose names start with `$` are the host's own
+//!   (`TIMER_STORE`): plugins cannot open them and their entries never expire.
 //! - When dirty tracking is on, every committed write or delete records its key in the group's
 //!   dirty set, so a checkpoint can take exactly the changed keys.
 
@@ -22,6 +23,14 @@ mod tests;
 use hashbrown::{HashMap, HashSet};
 
 pub use scope::{ScanPage, Scope, StateError};
+
+/// The host's store of plugin timers (`processor::wasm::timers`), last in every stream's stores.
+pub const TIMER_STORE: &str = "$timers";
+
+/// Whether a store is the host's own (its name starts with `$`).
+pub fn internal_store(name: &str) -> bool {
+    name.starts_with('$')
+}
 
 /// Limits on keys, values and quotas, from the processor's YAML `limits`.
 #[derive(Debug, Clone, Copy)]
@@ -219,7 +228,10 @@ impl WorkerState {
     }
 
     /// Whether `entry` is expired at `now_ms`.
-    pub(crate) fn expired(&self, entry: &Entry, now_ms: i64) -> bool {
+    pub(crate) fn expired(&self, store: u16, entry: &Entry, now_ms: i64) -> bool {
+        if self.store_names.get(store as usize).is_some_and(|n| internal_store(n)) {
+            return false;
+        }
         match self.ttl_ms {
             Some(ttl) => now_ms.saturating_sub(entry.written_ms) >= ttl as i64,
             None => false,

@@ -82,7 +82,7 @@ impl<'a> Scope<'a> {
     fn committed_live(&mut self, store: u16, key: &[u8]) -> Result<Option<&[u8]>, StateError> {
         let expired = match self.state.committed(self.group, store, key) {
             None => return Ok(None),
-            Some(e) => self.state.expired(e, self.now_ms),
+            Some(e) => self.state.expired(store, e, self.now_ms),
         };
         if expired {
             self.state.purge(self.group, store, key);

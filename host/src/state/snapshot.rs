@@ -255,7 +255,10 @@ pub fn compact(entries: Vec<SnapshotEntry>, now_ms: i64, ttl_ms: Option<u64>) ->
     for e in entries {
         merged.insert((e.group, e.store.clone(), e.key.clone()), e);
     }
-    merged.into_values().filter(|e| e.value.is_some() && ttl_ms.is_none_or(|t| now_ms.saturating_sub(e.written_ms) < t as i64)).collect()
+    merged
+        .into_values()
+        .filter(|e| e.value.is_some() && (super::internal_store(&e.store) || ttl_ms.is_none_or(|t| now_ms.saturating_sub(e.written_ms) < t as i64)))
+        .collect()
 }
 
 impl WorkerState {

@@ -1,5 +1,5 @@
 /*
- * arkflow.h — the C SDK for ArkFlow processor plugins (WIT package arkflow:plugin@0.1.0).
+ * arkflow.h — the C SDK for ArkFlow processor plugins (WIT package arkflow:plugin@0.1.1).
  *
  * A plugin is one or more .c files that include this header and define:
  *
@@ -33,7 +33,7 @@
 extern "C" {
 #endif
 
-#define AK_ABI_VERSION "0.1.0"
+#define AK_ABI_VERSION "0.1.1"
 
 /* ---- the generated WIT types, under short names ------------------------------------------ */
 

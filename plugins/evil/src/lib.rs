@@ -23,6 +23,12 @@
 //! - `overflow`: `increment`s the record's key by i64::MAX twice; the error (a state error, not a
 //!   wrapped value) fails the record with code `overflow`; a wrapped sum is emitted as `{"sum":n}`.
 //! - `bad-output`: emits each record to the named output `nope` (one the stream does not have).
+//! - `timer-storm`: passes records through and registers a processing-time timer at "now" per
+//!   record; `on-timers` registers every fired timer again at "now" and drops it (never ends by
+//!   itself; the end of a bounded input fires the pending ones once more).
+//! - `timer-trap`: passes records through and registers an event-time timer at each record's
+//!   timestamp; `on-timers` panics (→ trap).
+//! - `timer-wrong-count`: like `timer-trap`, but `on-timers` returns no outcomes.
 //! - anything else (or no mode): pass-through, every record re-emitted unchanged.
 //! Declares state store "default" (used by `flood` only).
 use arkflow_plugin_sdk::prelude::*;
@@ -141,7 +147,30 @@ impl Processor for Evil {
                     Outcome::emit(out)
                 })
                 .collect()),
+            "timer-storm" | "timer-trap" | "timer-wrong-count" => {
+                for r in &records {
+                    let key = r.key.clone().unwrap_or_default();
+                    match self.mode.as_str() {
+                        "timer-storm" => timers::register(&key, timers::now(), TimeDomain::Processing)?,
+                        _ => timers::register(&key, r.timestamp_ms, TimeDomain::Event)?,
+                    }
+                }
+                Ok(records.into_iter().map(Outcome::pass).collect())
+            }
             _ => Ok(records.into_iter().map(Outcome::pass).collect()),
+        }
+    }
+
+    fn on_timers(&mut self, _ctx: &TimerContext, fired: Vec<Timer>) -> Result<Vec<Outcome>, Error> {
+        match self.mode.as_str() {
+            "timer-storm" => {
+                for t in &fired {
+                    timers::register(&t.key, timers::now(), TimeDomain::Processing)?;
+                }
+                Ok(fired.iter().map(|_| Outcome::Drop).collect())
+            }
+            "timer-wrong-count" => Ok(Vec::new()),
+            _ => panic!("evil: trap in on-timers"),
         }
     }
 }

@@ -1,5 +1,5 @@
 // Package arkflow is the Go SDK for ArkFlow processor plugins: WebAssembly components of world
-// `plugin` of `arkflow:plugin@0.1.0` (wit/plugin.wit).
+// `plugin` of `arkflow:plugin@0.1.1` (wit/plugin.wit).
 //
 // It wraps the bindings that `wit-bindgen go` generates at build time (plugins/go/build.sh):
 //
@@ -27,7 +27,7 @@ import (
 )
 
 // ABIVersion is the version of the WIT package this SDK is built against (describe().abi).
-const ABIVersion = "0.1.0"
+const ABIVersion = "0.1.1"
 
 // Generated WIT types, re-exported.
 type (

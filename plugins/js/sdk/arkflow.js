@@ -24,12 +24,12 @@
 //   arithmetic is slow).
 // Binding conventions (componentize-js): list<u8> is Uint8Array, s64/u64 are BigInt, absent
 // options are `undefined`, variants are `{ tag, val }`, enums are their WIT names.
-import { Store as RawStore } from 'arkflow:plugin/state@0.1.0';
-import { log as rawLog } from 'arkflow:plugin/log@0.1.0';
-import { counterAdd as rawCounterAdd, gaugeSet as rawGaugeSet, histogramRecord as rawHistogramRecord } from 'arkflow:plugin/metrics@0.1.0';
+import { Store as RawStore } from 'arkflow:plugin/state@0.1.1';
+import { log as rawLog } from 'arkflow:plugin/log@0.1.1';
+import { counterAdd as rawCounterAdd, gaugeSet as rawGaugeSet, histogramRecord as rawHistogramRecord } from 'arkflow:plugin/metrics@0.1.1';
 import { locateJsonError } from './json-locate.js';
 
-export const ABI_VERSION = '0.1.0';
+export const ABI_VERSION = '0.1.1';
 export const JSON_MAX_DEPTH = 128;
 
 // --- errors -------------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ const values = (outcomes) => outcomes.map((o) => (o.tag === 'emit' ? dec.decode(
 
 test('describe', () => {
   assert.deepEqual(processor.describe(), {
-    name: 'counter', version: '0.1.0', abi: '0.1.0',
+    name: 'counter', version: '0.1.0', abi: '0.1.1',
     stateStores: ['default'], stateFormats: [{ store: 'default', format: 'i64' }],
   });
 });

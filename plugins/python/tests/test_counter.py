@@ -83,7 +83,7 @@ class CounterTest(unittest.TestCase):
 
     def test_describe(self):
         info = PROCESSOR().describe()
-        self.assertEqual((info.name, info.version, info.abi, info.state_stores), ("counter", "0.1.0", "0.1.0", ["default"]))
+        self.assertEqual((info.name, info.version, info.abi, info.state_stores), ("counter", "0.1.0", arkflow.ABI_VERSION, ["default"]))
         self.assertEqual([(f.store, f.format) for f in info.state_formats], [("default", ValueFormat.I64)])
 
     def test_counts_per_key_with_one_get_many_and_one_put_many(self):

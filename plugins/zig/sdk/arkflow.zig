@@ -1,4 +1,4 @@
-//! arkflow.zig — the Zig SDK for ArkFlow processor plugins (WIT package arkflow:plugin@0.1.0).
+//! arkflow.zig — the Zig SDK for ArkFlow processor plugins (WIT package arkflow:plugin@0.1.1).
 //!
 //! A plugin is a struct type P with
 //!
@@ -25,7 +25,7 @@ const std = @import("std");
 /// The translate-c'd wit-bindgen header (plugin.h): every generated type and function.
 pub const c = @import("bindings");
 
-pub const abi_version = "0.1.0";
+pub const abi_version = "0.1.1";
 
 // ================================== memory (libc) ==================================
 

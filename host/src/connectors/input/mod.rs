@@ -26,6 +26,12 @@ pub trait Input: Send {
     /// Told after checkpoint `epoch` was decided, with the position it recorded (Kafka commits it
     /// to the consumer group for monitoring).
     fn decided(&mut self, _epoch: u64, _position: &serde_json::Value) {}
+    /// After `next_batch` returned None: whether the data ended (a bounded input: time ends, every
+    /// window and timer fires) rather than this process's share of it (a group-mode revoke: the
+    /// next owner goes on, so nothing may fire early).
+    fn at_end(&self) -> bool {
+        true
+    }
 }
 
 /// A source's position as its own type; manifests store it as JSON (`encode`), and a restart

@@ -344,6 +344,10 @@ impl Drop for KafkaInput {
 }
 
 impl Input for KafkaInput {
+    fn at_end(&self) -> bool {
+        !(self.owned.is_some() && self.revoked())
+    }
+
     fn next_batch(&mut self) -> anyhow::Result<Option<Vec<Record>>> {
         if !self.assigned {
             let t = Instant::now();

@@ -69,6 +69,11 @@ impl Input for SessionInput {
     fn decided(&mut self, epoch: u64, position: &serde_json::Value) {
         self.lock().decided(epoch, position)
     }
+    /// A session ends with its assignment, never with the data: the partitions' next owner goes
+    /// on with their windows and timers.
+    fn at_end(&self) -> bool {
+        false
+    }
 }
 
 /// Checks that stream `spec` can run in group mode and opens what its sessions share (the

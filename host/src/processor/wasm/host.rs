@@ -66,7 +66,7 @@ pub struct HostCtx {
     /// (key group, TTL clock) of the running call; None outside calls that may touch state.
     pub(super) scope: Option<(u32, i64)>,
     store_names: Arc<Vec<String>>,
-    state_enabled: bool,
+    pub(super) state_enabled: bool,
     /// `name@version`.
     plugin: Arc<str>,
     max_log_line: usize,
@@ -79,6 +79,12 @@ pub struct HostCtx {
     pub(super) stream: Arc<str>,
     pub(super) worker: usize,
     pub(super) batch_id: u64,
+    /// The processor's index in its stream: the prefix of its timers' state keys.
+    pub(super) stage: u16,
+    /// State keys of the timers the running call registered (indexed once it commits).
+    pub(super) timers_added: Vec<Vec<u8>>,
+    /// The stream's watermark as the instance last saw it (`timers.watermark`).
+    pub(super) watermark: i64,
 }
 
 impl HostCtx {
@@ -117,6 +123,9 @@ impl HostCtx {
             stream: Arc::from(""),
             worker: 0,
             batch_id: 0,
+            stage: 0,
+            timers_added: Vec::new(),
+            watermark: i64::MIN,
         }
     }
 
@@ -133,7 +142,7 @@ impl HostCtx {
     }
 }
 
-fn to_wit(e: StateError) -> WitStateError {
+pub(super) fn to_wit(e: StateError) -> WitStateError {
     match e {
         StateError::UnknownStore(s) => WitStateError::UnknownStore(s),
         StateError::NoScope => WitStateError::NoScope,

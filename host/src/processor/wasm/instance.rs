@@ -10,12 +10,13 @@
 //! (WASI clocks/poll: a plugin that sleeps) at the same time. Either way the call fails with
 //! "deadline exceeded" and the instance is dropped.
 
-use super::bindings::{wit, Plugin};
+use super::bindings::{wit, Guest};
+use super::convert::{from_wit, to_wit, wit_error};
 use super::engine::{deadline_ticks, shared_engine};
 use super::obs::Gate;
 use super::{HostCtx, PluginInfo, WasmShared, PROCESSOR_EXPORT};
 use crate::processor::{BatchCtx, BatchError, Processor, StateSlot};
-use crate::record::{ErrorClass, Outcome, Record, RecordError};
+use crate::record::{Outcome, Record};
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -23,8 +24,8 @@ use std::time::Duration;
 use wasmtime::{Store, Trap};
 
 pub struct WasmProcessor {
-    shared: Arc<WasmShared>,
-    instance: Option<(Store<HostCtx>, Plugin)>,
+    pub(super) shared: Arc<WasmShared>,
+    pub(super) instance: Option<(Store<HostCtx>, Guest)>,
     batch_id: u64,
     name: String,
     worker: usize,
@@ -33,14 +34,17 @@ pub struct WasmProcessor {
     /// Where a live swap of this processor is staged, and the swap generation this instance runs.
     pub slot: Option<Arc<super::swap::SwapSlot>>,
     generation: u64,
+    /// The processor's index in its stream (the prefix of its timers' state keys).
+    pub stage: u16,
+    pub(super) timers: super::timers::Timers,
 }
 
 /// Instantiates once without init and calls `describe`.
 pub(super) fn describe(shared: &WasmShared) -> anyhow::Result<PluginInfo> {
     let mut store = new_store(shared);
     let ms = shared.cfg.limits.batch_timeout_ms;
-    let plugin = bounded(ms, shared.pre.instantiate_async(&mut store)).map_err(|e| anyhow::anyhow!("instantiation failed: {}", trap_text(&e)))?;
-    let info = bounded(ms, plugin.arkflow_plugin_processor().call_describe(&mut store))
+    let plugin = bounded(ms, instantiate(shared, &mut store)).map_err(|e| anyhow::anyhow!("instantiation failed: {}", trap_text(&e)))?;
+    let info = bounded(ms, plugin.processor.call_describe(&mut store))
         .map_err(|e| anyhow::anyhow!("export {PROCESSOR_EXPORT}#describe trapped: {}", trap_text(&e)))?;
     let state_formats = info
         .state_formats
@@ -56,6 +60,14 @@ pub(super) fn describe(shared: &WasmShared) -> anyhow::Result<PluginInfo> {
         })
         .collect();
     Ok(PluginInfo { name: info.name, version: info.version, abi: info.abi, state_stores: info.state_stores, state_formats })
+}
+
+/// Instantiates the component and loads its exports.
+async fn instantiate(shared: &WasmShared, store: &mut Store<HostCtx>) -> wasmtime::Result<Guest> {
+    let instance = shared.pre.instantiate_async(&mut *store).await?;
+    let processor = shared.processor_idx.load(&mut *store, &instance)?;
+    let timers = shared.timer_idx.as_ref().map(|i| i.load(&mut *store, &instance)).transpose()?;
+    Ok(Guest { processor, timers })
 }
 
 fn new_store(shared: &WasmShared) -> Store<HostCtx> {
@@ -133,7 +145,7 @@ fn with_last_log(msg: String, store: &mut Store<HostCtx>) -> String {
 impl WasmProcessor {
     pub fn new(shared: Arc<WasmShared>, worker: usize) -> Self {
         let name = format!("{}@{}", shared.info.name, shared.info.version);
-        WasmProcessor { shared, instance: None, batch_id: 0, name, worker, ctx: None, slot: None, generation: 0 }
+        WasmProcessor { shared, instance: None, batch_id: 0, name, worker, ctx: None, slot: None, generation: 0, stage: 0, timers: Default::default() }
     }
 
     /// Creates and `init`s the instance if there is none.
@@ -145,14 +157,15 @@ impl WasmProcessor {
         let where_ = format!("{}: plugin {}", s.label, s.path.display());
         let mut store = new_store(s);
         store.data_mut().worker = self.worker;
+        store.data_mut().stage = self.stage;
         if let Some(c) = &self.ctx {
             store.data_mut().stream = c.stream.clone();
         }
         let ms = s.cfg.limits.batch_timeout_ms;
-        let plugin = bounded(ms, s.pre.instantiate_async(&mut store)).map_err(|e| format!("{where_}: instantiation failed: {}", trap_text(&e)))?;
+        let plugin = bounded(ms, instantiate(s, &mut store)).map_err(|e| format!("{where_}: instantiation failed: {}", trap_text(&e)))?;
         store.set_epoch_deadline(deadline_ticks(ms));
         let config: Vec<(&str, &str)> = s.init_config.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        match bounded(ms, plugin.arkflow_plugin_processor().call_init(&mut store, &config)) {
+        match bounded(ms, plugin.processor.call_init(&mut store, &config)) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(format!("{where_}: export {PROCESSOR_EXPORT}#init refused the config: {}", wit_error(&e))),
             Err(e) => return Err(with_last_log(format!("{where_}: export {PROCESSOR_EXPORT}#init trapped: {}", trap_text(&e)), &mut store)),
@@ -182,7 +195,8 @@ impl WasmProcessor {
     /// One attempt. Err(message) leaves state untouched.
     fn attempt(&mut self, ctx: &BatchCtx, records: &[Record], state: &mut StateSlot, attempt: u32) -> Result<Vec<Outcome>, String> {
         self.ensure_instance()?;
-        let limits = &self.shared.cfg.limits;
+        let shared = self.shared.clone();
+        let limits = &shared.cfg.limits;
         let (store, plugin) = self.instance.as_mut().expect("instance ensured");
         let headers: Vec<Vec<wit::HeaderParam<'_>>> =
             records.iter().map(|r| r.headers.iter().map(|(k, v)| wit::HeaderParam { key: k, value: v }).collect()).collect();
@@ -193,15 +207,53 @@ impl WasmProcessor {
             data.state = state.take();
             data.scope = Some((ctx.key_group, ctx.now_ms));
             data.batch_id = self.batch_id;
+            data.timers_added.clear();
+            data.watermark = self.timers.watermark();
         }
         store.set_epoch_deadline(deadline_ticks(limits.batch_timeout_ms));
         let obs = self.shared.obs.clone();
         let started = std::time::Instant::now();
-        let result = bounded(limits.batch_timeout_ms, plugin.arkflow_plugin_processor().call_process_batch(&mut *store, wctx, &input));
+        let result = bounded(limits.batch_timeout_ms, plugin.processor.call_process_batch(&mut *store, wctx, &input));
         obs.host.latency.observe(started.elapsed().as_secs_f64());
         obs.host.calls.fetch_add(1, Relaxed);
         obs.host.records_in.fetch_add(records.len() as u64, Relaxed);
         obs.host.bytes_lowered.fetch_add(records.iter().map(Record::size).sum::<usize>() as u64, Relaxed);
+        let where_ = format!("plugin {} export {PROCESSOR_EXPORT}#process-batch", self.shared.path.display());
+        let outcomes = self.finish_call(result, state, &where_)?;
+        let (store, _) = self.instance.as_mut().expect("instance kept on success");
+        let data = store.data_mut();
+        if outcomes.len() != records.len() {
+            data.staging.discard();
+            return Err(format!("{where_} returned {} outcomes for {} records", outcomes.len(), records.len()));
+        }
+        let out = from_wit(outcomes, records, &self.shared.outputs);
+        let (emitted, bytes) = out.iter().flat_map(Outcome::emitted).fold((0usize, 0usize), |(n, b), r| (n + 1, b + r.size()));
+        if bytes as u64 > limits.max_output_bytes {
+            data.staging.discard();
+            return Err(format!("{where_} emitted {bytes} bytes, more than limits.max_output_bytes = {}", limits.max_output_bytes));
+        }
+        self.commit_call(state, ctx.key_group, ctx.now_ms);
+        obs.host.records_out.fetch_add(emitted as u64, Relaxed);
+        obs.host.bytes_lifted.fetch_add(bytes as u64, Relaxed);
+        Ok(out)
+    }
+    /// Commits a successful call's staged writes and indexes the timers it registered.
+    pub(super) fn commit_call(&mut self, state: &mut StateSlot, group: u32, now_ms: i64) {
+        let (store, _) = self.instance.as_mut().expect("instance kept on success");
+        let data = store.data_mut();
+        state.as_mut().expect("state returned").commit(&mut data.staging, group, now_ms);
+        for k in std::mem::take(&mut data.timers_added) {
+            self.timers.add(group, k);
+        }
+    }
+
+    /// Ends a guest call: takes the worker's state back, merges the call's metrics, and turns a
+    /// returned error, a trap (the instance is dropped) or a quota violation into Err(message),
+    /// discarding the call's staged writes. On success the staged writes wait for the caller's
+    /// checks and commit.
+    pub(super) fn finish_call<T>(&mut self, result: wasmtime::Result<Result<T, wit::Error>>, state: &mut StateSlot, where_: &str) -> Result<T, String> {
+        let obs = self.shared.obs.clone();
+        let (store, _) = self.instance.as_mut().expect("instance during a call");
         let data = store.data_mut();
         obs.host.memory_high_water.fetch_max(data.limits.peak as u64, Relaxed);
         *state = data.state.take();
@@ -209,12 +261,11 @@ impl WasmProcessor {
         if !data.metrics.is_empty() {
             obs.metrics.merge(&self.name, &mut data.metrics);
         }
-        let where_ = format!("plugin {} export {PROCESSOR_EXPORT}#process-batch", self.shared.path.display());
-        let outcomes = match result {
-            Ok(Ok(o)) => o,
+        let value = match result {
+            Ok(Ok(v)) => v,
             Ok(Err(e)) => {
                 data.staging.discard();
-                return Err(format!("{where_} returned an error: {}", wit_error(&e)));
+                return Err(super::timers::returned(where_, &e));
             }
             Err(e) => {
                 data.staging.discard();
@@ -235,21 +286,7 @@ impl WasmProcessor {
             data.staging.discard();
             return Err(msg);
         }
-        if outcomes.len() != records.len() {
-            data.staging.discard();
-            return Err(format!("{where_} returned {} outcomes for {} records", outcomes.len(), records.len()));
-        }
-        let out = from_wit(outcomes, records, &self.shared.outputs);
-        let (emitted, bytes) = out.iter().flat_map(Outcome::emitted).fold((0usize, 0usize), |(n, b), r| (n + 1, b + r.size()));
-        if bytes as u64 > limits.max_output_bytes {
-            data.staging.discard();
-            return Err(format!("{where_} emitted {bytes} bytes, more than limits.max_output_bytes = {}", limits.max_output_bytes));
-        }
-        let st = state.as_mut().expect("state returned");
-        st.commit(&mut data.staging, ctx.key_group, ctx.now_ms);
-        obs.host.records_out.fetch_add(emitted as u64, Relaxed);
-        obs.host.bytes_lifted.fetch_add(bytes as u64, Relaxed);
-        Ok(out)
+        Ok(value)
     }
 }
 
@@ -317,159 +354,35 @@ impl Processor for WasmProcessor {
         let fail = |message: String| BatchError { message, policy: crate::processor::FailurePolicy::Fail };
         self.ensure_instance().map_err(fail)?;
         let (store, plugin) = self.instance.as_mut().expect("instance ensured");
-        store.data_mut().state = state.take();
-        store.data_mut().scope = Some((key_group, now_ms));
-        store.set_epoch_deadline(deadline_ticks(self.shared.cfg.limits.batch_timeout_ms));
-        let r = bounded(
-            self.shared.cfg.limits.batch_timeout_ms,
-            plugin.arkflow_plugin_processor().call_on_checkpoint(&mut *store, wit::CheckpointContext { epoch, key_group }),
-        );
         let data = store.data_mut();
-        *state = data.state.take();
-        data.scope = None;
+        data.state = state.take();
+        data.scope = Some((key_group, now_ms));
+        data.timers_added.clear();
+        store.set_epoch_deadline(deadline_ticks(self.shared.cfg.limits.batch_timeout_ms));
+        let r = bounded(self.shared.cfg.limits.batch_timeout_ms, plugin.processor.call_on_checkpoint(&mut *store, wit::CheckpointContext { epoch, key_group }));
         let where_ = format!("{}: plugin {} export {PROCESSOR_EXPORT}#on-checkpoint", self.shared.label, self.shared.path.display());
-        match r {
-            Ok(Ok(())) if data.staging.violation().is_none() => {
-                state.as_mut().expect("state returned").commit(&mut data.staging, key_group, now_ms);
-                Ok(())
-            }
-            Ok(Ok(())) => {
-                let v = data.staging.violation().unwrap_or_default().to_string();
-                data.staging.discard();
-                Err(fail(format!("{where_}: {v}")))
-            }
-            Ok(Err(e)) => {
-                data.staging.discard();
-                Err(fail(format!("{where_} returned an error: {}", wit_error(&e))))
-            }
-            Err(e) => {
-                data.staging.discard();
-                let msg = with_last_log(format!("{where_}: {}", trap_text(&e)), store);
-                self.instance = None;
-                Err(fail(msg))
-            }
-        }
-    }
-}
-
-/// The host's error class of a WIT error class.
-fn class_of(c: wit::ErrorClass) -> ErrorClass {
-    match c {
-        wit::ErrorClass::InvalidInput => ErrorClass::InvalidInput,
-        wit::ErrorClass::Config => ErrorClass::Config,
-        wit::ErrorClass::State => ErrorClass::State,
-        wit::ErrorClass::Retriable => ErrorClass::Retriable,
-        wit::ErrorClass::Internal => ErrorClass::Internal,
-    }
-}
-
-fn wit_error(e: &wit::Error) -> String {
-    format!("{:?} [{}]: {}", e.class, e.code, truncate(&e.message, 1024))
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut cut = max;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    &s[..cut]
-}
-
-/// Borrowed view of a record for lowering into the guest (headers need a small side vector).
-fn to_wit<'a>(r: &'a Record, headers: &'a [wit::HeaderParam<'a>]) -> wit::RecordIn<'a> {
-    wit::RecordIn { key: r.key.as_deref(), value: r.value.as_deref(), headers, timestamp_ms: r.timestamp_ms, partition: r.partition, offset: r.offset }
-}
-
-fn from_wit(outcomes: Vec<wit::RecordOutcome>, inputs: &[Record], outputs: &[String]) -> Vec<Outcome> {
-    let record = |o: wit::RecordOut, input: &Record| Record {
-        key: o.key.or_else(|| input.key.clone()),
-        value: o.value,
-        headers: o.headers.into_iter().map(|h| (h.key, h.value)).collect(),
-        timestamp_ms: o.timestamp_ms.unwrap_or(input.timestamp_ms),
-        partition: input.partition,
-        offset: input.offset,
-    };
-    outcomes
-        .into_iter()
-        .zip(inputs)
-        .map(|(o, input)| match o {
-            wit::RecordOutcome::Drop => Outcome::Drop,
-            wit::RecordOutcome::Fail(e) => Outcome::Fail(RecordError {
-                class: class_of(e.class),
-                code: truncate(&e.code, 256).to_string(),
-                message: truncate(&e.message, 4096).to_string(),
-            }),
-            wit::RecordOutcome::Emit(outs) if outs.iter().all(|o| o.output.is_none()) => Outcome::Emit(outs.into_iter().map(|o| record(o, input)).collect()),
-            wit::RecordOutcome::Emit(outs) => {
-                // A name the stream does not have fails the whole record: it must never fall
-                // through to the main output, nor lose the record's other outputs half-way.
-                let mut routes = Vec::with_capacity(outs.len());
-                for o in &outs {
-                    let route = match o.output.as_deref() {
-                        None => None,
-                        Some(name) => match outputs.iter().position(|k| k == name) {
-                            Some(i) => Some(i as u16),
-                            None => {
-                                let known =
-                                    if outputs.is_empty() { "it has no named outputs".to_string() } else { format!("its outputs are: {}", outputs.join(", ")) };
-                                return Outcome::Fail(RecordError {
-                                    class: ErrorClass::Config,
-                                    code: "invalid-output".to_string(),
-                                    message: format!("a record was emitted to output `{}`, which this stream does not have ({known})", truncate(name, 256)),
-                                });
-                            }
-                        },
-                    };
-                    routes.push(route);
-                }
-                let (mut main, mut side) = (Vec::new(), Vec::new());
-                for (o, route) in outs.into_iter().zip(routes) {
-                    match route {
-                        None => main.push(record(o, input)),
-                        Some(i) => side.push((i, record(o, input))),
-                    }
-                }
-                Outcome::Split { main, side }
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn out(value: &str, output: Option<&str>) -> wit::RecordOut {
-        wit::RecordOut { key: None, value: Some(value.as_bytes().to_vec()), headers: vec![], timestamp_ms: None, output: output.map(str::to_string) }
+        self.finish_call(r, state, &where_).map_err(fail)?;
+        self.commit_call(state, key_group, now_ms);
+        Ok(())
     }
 
-    #[test]
-    fn named_outputs_split_off_and_unknown_names_fail_the_whole_record() {
-        let inputs = vec![Record { key: Some(b"k".to_vec()), timestamp_ms: 7, ..Default::default() }; 3];
-        let outputs = vec!["audit".to_string(), "late".to_string()];
-        let got = from_wit(
-            vec![
-                wit::RecordOutcome::Emit(vec![out("a", None)]),
-                wit::RecordOutcome::Emit(vec![out("b", None), out("c", Some("late")), out("d", Some("audit"))]),
-                wit::RecordOutcome::Emit(vec![out("e", None), out("f", Some("nope"))]),
-            ],
-            &inputs,
-            &outputs,
-        );
-        assert!(matches!(&got[0], Outcome::Emit(v) if v.len() == 1 && v[0].key.as_deref() == Some(&b"k"[..])));
-        let Outcome::Split { main, side } = &got[1] else { panic!("{:?}", got[1]) };
-        assert_eq!(main.iter().map(|r| r.value.clone().unwrap()).collect::<Vec<_>>(), [b"b".to_vec()]);
-        assert_eq!(
-            side.iter().map(|(i, r)| (*i, r.value.clone().unwrap(), r.timestamp_ms)).collect::<Vec<_>>(),
-            [(1, b"c".to_vec(), 7), (0, b"d".to_vec(), 7)]
-        );
-        let Outcome::Fail(e) = &got[2] else { panic!("{:?}", got[2]) };
-        assert_eq!(e.code, "invalid-output");
-        assert!(e.message.contains("`nope`") && e.message.contains("its outputs are: audit, late"), "{}", e.message);
-        let none = from_wit(vec![wit::RecordOutcome::Emit(vec![out("x", Some("audit"))])], &inputs[..1], &[]);
-        assert!(matches!(&none[0], Outcome::Fail(e) if e.message.contains("it has no named outputs")));
+    fn has_timers(&self) -> bool {
+        self.shared.timed
+    }
+
+    fn on_restore(&mut self, state: &crate::state::WorkerState) {
+        self.timers.restore(self.stage, state);
+    }
+
+    fn due_groups(&self, clock: crate::processor::Clock) -> Vec<u32> {
+        self.timers.due_groups(clock)
+    }
+
+    fn next_processing_timer(&self) -> Option<i64> {
+        self.timers.next_processing()
+    }
+
+    fn fire(&mut self, clock: crate::processor::Clock, epoch: u64, now_ms: i64, state: &mut StateSlot) -> Result<Vec<crate::processor::Fired>, BatchError> {
+        self.fire_timers(clock, epoch, now_ms, state)
     }
 }

@@ -18,12 +18,14 @@
 mod bindings;
 pub mod cache;
 mod config;
+mod convert;
 mod engine;
 mod host;
 mod instance;
 pub mod obs;
 mod resource;
 pub mod swap;
+mod timers;
 
 use anyhow::{anyhow, Context};
 use std::path::{Path, PathBuf};
@@ -36,9 +38,11 @@ pub use host::HostCtx;
 pub use instance::WasmProcessor;
 
 /// The WIT package version this host implements.
-pub const HOST_ABI: &str = "0.1.0";
+pub const HOST_ABI: &str = "0.1.1";
 /// The interface a plugin must export.
-pub const PROCESSOR_EXPORT: &str = "arkflow:plugin/processor@0.1.0";
+pub const PROCESSOR_EXPORT: &str = "arkflow:plugin/processor@0.1.1";
+/// The interface a plugin with timers exports as well.
+pub const TIMER_EXPORT: &str = "arkflow:plugin/timer-handler@0.1.1";
 
 /// What `describe()` returned.
 #[derive(Debug, Clone)]
@@ -57,7 +61,12 @@ pub struct WasmShared {
     pub label: String,
     pub cfg: WasmProcessorConfig,
     pub info: PluginInfo,
-    pub pre: bindings::PluginPre<HostCtx>,
+    pub pre: wasmtime::component::InstancePre<HostCtx>,
+    pub processor_idx: bindings::ProcessorIndices,
+    /// `timer-handler`'s exports, when the component has them.
+    pub timer_idx: Option<bindings::TimerIndices>,
+    /// Whether the component imports `timers` (it may register timers).
+    pub timed: bool,
     pub store_names: Arc<Vec<String>>,
     pub state_enabled: bool,
     /// The stream's named outputs, in order (what `record-out.output` may name).
@@ -71,6 +80,8 @@ pub struct WasmShared {
 
 pub struct WasmFactory {
     shared: Arc<WasmShared>,
+    /// The processor's index in its stream.
+    stage: usize,
     name: String,
     /// Where live swaps of this processor are staged (shared by its per-worker instances).
     slot: Arc<swap::SwapSlot>,
@@ -89,13 +100,24 @@ pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, env: &crate::proce
     tracing::debug!(plugin = %shown, hash = %loaded.content_hash, outcome = ?loaded.outcome, ms = loaded.elapsed.as_millis() as u64, "plugin loaded");
     let mut linker: Linker<HostCtx> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow!("linking WASI: {e}"))?;
-    bindings::Plugin::add_to_linker::<HostCtx, wasmtime::component::HasSelf<HostCtx>>(&mut linker, |h| h)
+    bindings::TimedPlugin::add_to_linker::<HostCtx, wasmtime::component::HasSelf<HostCtx>>(&mut linker, |h| h)
         .map_err(|e| anyhow!("linking arkflow:plugin imports: {e}"))?;
     let pre = linker
         .instantiate_pre(&loaded.component)
         .map_err(|e| anyhow!("{label}: plugin {shown} imports something the host does not provide (world arkflow:plugin/plugin): {e}"))?;
-    let pre = bindings::PluginPre::new(pre)
+    let processor_idx = bindings::ProcessorIndices::new(&pre)
         .map_err(|e| anyhow!("{label}: plugin {shown} does not export {PROCESSOR_EXPORT} with the expected functions (world arkflow:plugin/plugin): {e}"))?;
+    let exports_timers = loaded.component.get_export_index(None, TIMER_EXPORT).is_some();
+    let timer_idx = match exports_timers {
+        false => None,
+        true => Some(bindings::TimerIndices::new(&pre).map_err(|e| {
+            anyhow!("{label}: plugin {shown}: export {TIMER_EXPORT} does not have the expected functions (world arkflow:plugin/timed-plugin): {e}")
+        })?),
+    };
+    let timed = loaded.component.component_type().imports(engine).any(|(name, _)| name.starts_with("arkflow:plugin/timers@"));
+    if timed && timer_idx.is_none() {
+        anyhow::bail!("{label}: plugin {shown} imports arkflow:plugin/timers but does not export {TIMER_EXPORT}#on-timers, so its timers could never fire (target the world arkflow:plugin/timed-plugin)");
+    }
     let init_config: Vec<(String, String)> = cfg.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut shared = WasmShared {
         path: path.clone(),
@@ -103,6 +125,9 @@ pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, env: &crate::proce
         cfg: cfg.clone(),
         info: PluginInfo { name: String::new(), version: String::new(), abi: String::new(), state_stores: vec![], state_formats: vec![] },
         pre,
+        processor_idx,
+        timer_idx,
+        timed,
         store_names: Arc::new(store_names.to_vec()),
         state_enabled,
         outputs: Arc::new(env.outputs.clone()),
@@ -134,7 +159,7 @@ impl WasmFactory {
         let shared = Arc::new(prepare(cfg, label, env)?);
         let name = shared.display_name();
         let slot = swap::SwapSlot::new(shared.clone(), index);
-        Ok(WasmFactory { shared, name, slot })
+        Ok(WasmFactory { shared, stage: index, name, slot })
     }
 
     /// Instantiates the plugin once and calls `init` with its config (used by `--validate`).
@@ -180,6 +205,7 @@ impl super::ProcessorFactory for WasmFactory {
         let mut p = WasmProcessor::new(self.shared.clone(), ctx.worker);
         p.slot = Some(self.slot.clone());
         p.ctx = Some(ctx.clone());
+        p.stage = self.stage as u16;
         Ok(Box::new(p))
     }
 }

@@ -8,7 +8,7 @@
 
 use super::acc::{encode_window, key_prefix, split_key, Acc};
 use super::{WindowConfig, WindowKind};
-use crate::processor::{BatchCtx, BatchError, FailurePolicy, Processor, StateSlot};
+use crate::processor::{BatchCtx, BatchError, Clock, FailurePolicy, Fired, Processor, StateSlot};
 use crate::record::{ErrorClass, Outcome, Record, RecordError};
 use crate::state::{Scope, Staging, StateError, WorkerState};
 use std::collections::{BTreeMap, BTreeSet};
@@ -320,12 +320,14 @@ impl Processor for Window {
         }
     }
 
-    fn due_groups(&self, time_ms: i64) -> Vec<u32> {
+    fn due_groups(&self, clock: Clock) -> Vec<u32> {
+        let Clock::Event(time_ms) = clock else { return Vec::new() };
         let groups: BTreeSet<u32> = self.index.iter().take_while(|(t, _, _)| *t <= time_ms).map(|(_, g, _)| *g).collect();
         groups.into_iter().collect()
     }
 
-    fn on_watermark(&mut self, time_ms: i64, _epoch: u64, now_ms: i64, state: &mut StateSlot) -> Result<Vec<(u32, Vec<Record>)>, BatchError> {
+    fn fire(&mut self, clock: Clock, _epoch: u64, now_ms: i64, state: &mut StateSlot) -> Result<Vec<Fired>, BatchError> {
+        let Clock::Event(time_ms) = clock else { return Ok(Vec::new()) };
         self.watermark = self.watermark.max(time_ms);
         let mut due: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
         while let Some((t, _, _)) = self.index.first() {
@@ -350,7 +352,7 @@ impl Processor for Window {
             }
             st.commit(&mut staging, g, now_ms);
             if !out.is_empty() {
-                fired.push((g, out));
+                fired.push(Fired { group: g, inputs: vec![Record::default()], outcomes: vec![Outcome::Emit(out)] });
             }
         }
         self.staging = staging;

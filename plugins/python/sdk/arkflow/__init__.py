@@ -10,6 +10,7 @@ A plugin is a module `app` that calls `arkflow.export(...)` and re-exports `Proc
         def __init__(self, config: arkflow.Config): ...       # init: open stores here
         def process_batch(self, ctx, records): ...            # -> one outcome per record
         def on_checkpoint(self, ctx): ...                     # optional
+        def on_timers(self, ctx, fired): ...                  # timed plugins: one outcome per timer
 
     arkflow.export(Counter, name="counter", version="0.1.0", state_stores=["default"],
                    state_formats={"default": arkflow.I64})
@@ -24,6 +25,9 @@ Contract (the Rust SDK's, see plugins/README.md):
 - State calls raise `arkflow.Error` of class `state` whose code is the `state-error` case's WIT
   name and whose message reads like the Rust SDK's (`StateError::QuotaExceeded("...")`).
 - Counters are 8-byte little-endian i64s and wrap on overflow, like the host's `increment`.
+- Timers: a plugin built for the world `timed-plugin` (build.sh picks it when `app` re-exports
+  `TimerHandler`) calls `register_timer` / `delete_timer` / `watermark` / `now`, and the host calls
+  its object's `on_timers(ctx, fired)` when they fire. In a plain `plugin` they raise `internal`.
 """
 import struct
 import traceback
@@ -37,13 +41,18 @@ from wit_world.imports import state as _state
 from wit_world.imports.types import (
     BatchContext, CheckpointContext, ErrorClass, Header, Info, RecordIn, RecordOut,
     RecordOutcome, RecordOutcome_Drop, RecordOutcome_Emit, RecordOutcome_Fail, StoreFormat,
-    ValueFormat,
+    TimeDomain, ValueFormat,
 )
+try:  # only in the world `timed-plugin`
+    from wit_world.imports import timers as _timers
+except ImportError:
+    _timers = None
 from wit_world.imports.types import Error as WitError
 
 from .json import escape_json, json_key, validate_json, JSON_MAX_DEPTH  # noqa: F401
 
-ABI_VERSION = "0.1.0"
+ABI_VERSION = "0.1.1"
+EVENT, PROCESSING = TimeDomain.EVENT, TimeDomain.PROCESSING
 BYTES, UTF8, JSON, I64 = ValueFormat.BYTES, ValueFormat.UTF8, ValueFormat.JSON, ValueFormat.I64
 Level = _log.Level
 TRACE, DEBUG, INFO, WARN, ERROR = Level.TRACE, Level.DEBUG, Level.INFO, Level.WARN, Level.ERROR
@@ -346,6 +355,36 @@ def histogram_record(name: str, value: float) -> None:
     _metrics.histogram_record(name, value)
 
 
+# --- timers -------------------------------------------------------------------------------------
+
+def _timer_call(name: str, *args):
+    if _timers is None:
+        raise internal("no-timers", f"{name}: the plugin was built for the world `plugin`; re-export "
+                                    "arkflow.TimerHandler from `app` to build it for `timed-plugin`")
+    return _state_call(getattr(_timers, name), *args)
+
+
+def register_timer(key: bytes, time_ms: int, domain: TimeDomain = EVENT) -> None:
+    """Registers a timer for `key` at `time_ms` on the event (watermark) or processing (wall)
+    clock, staged with the call; it fires in `on_timers` of the key group of the call."""
+    _timer_call("register_timer", key, time_ms, domain)
+
+
+def delete_timer(key: bytes, time_ms: int, domain: TimeDomain = EVENT) -> bool:
+    """Deletes a timer; returns whether it was registered."""
+    return _timer_call("delete_timer", key, time_ms, domain)
+
+
+def watermark() -> int:
+    """The stream's watermark as this instance last saw it (the smallest i64 before the first)."""
+    return _timer_call("watermark")
+
+
+def now() -> int:
+    """The host's wall clock in ms since the Unix epoch (the processing-time clock)."""
+    return _timer_call("now")
+
+
 # --- export -------------------------------------------------------------------------------------
 
 _plugin = None  # what export() declared
@@ -401,3 +440,17 @@ class Processor(_exports.Processor):
         f = getattr(_instance, "on_checkpoint", None)
         if f is not None:
             _guarded("on-checkpoint", f, ctx)
+
+
+if hasattr(_exports, "TimerHandler"):
+    class TimerHandler(_exports.TimerHandler):
+        """The `timer-handler` export (world `timed-plugin`): dispatches to `on_timers`."""
+
+        def on_timers(self, ctx, fired):
+            if _instance is None:
+                raise _not_initialized("on-timers")
+            f = getattr(_instance, "on_timers", None)
+            if f is None:
+                raise Err(WitError(ErrorClass.INTERNAL, "no-timer-handler",
+                                   f"{len(fired)} timers fired but the plugin has no on_timers"))
+            return _guarded("on-timers", f, ctx, fired)
