@@ -4,7 +4,8 @@
 //! a tumbling or sliding window (value: `acc::encode_window`), `b's' ++ key` for a key's sessions
 //! (value: `[u32 len][key JSON][u32 n]` then per session `[i64 start][i64 end][acc]`). The index
 //! `(fire time, key group, state key)` may hold stale entries (a session that grew, a batch that
-//! failed): firing re-reads the state and skips what is not due.
+//! failed): firing re-reads the state and skips what is not due. A tumbling or sliding window is
+//! indexed once, when its state entry is created (or restored).
 
 use super::acc::{encode_window, key_prefix, split_key, Acc};
 use super::{WindowConfig, WindowKind};
@@ -31,8 +32,9 @@ pub struct Window {
     agg_at: Vec<Option<usize>>,
 }
 
-/// What one record brings: event time, key, key JSON members, aggregate inputs.
-type Read = (i64, Vec<u8>, String, Vec<Option<f64>>);
+/// What one record brings: event time, key, the raw key-field values (None: keyed by the record
+/// key), aggregate inputs.
+type Read<'a> = (i64, Vec<u8>, Option<Vec<Option<&'a str>>>, Vec<Option<f64>>);
 
 /// One session: `[start, end)` and its aggregates.
 type Session = (i64, i64, Acc);
@@ -126,8 +128,8 @@ impl Window {
         }
     }
 
-    /// One record: its time, key, key JSON members and aggregate inputs, or why it fails.
-    fn read(&self, r: &Record) -> Result<Read, Outcome> {
+    /// One record: its time, key, key-field values and aggregate inputs, or why it fails.
+    fn read<'a>(&self, r: &'a Record) -> Result<Read<'a>, Outcome> {
         let raw = crate::util::json::raw_fields(r.value.as_deref().unwrap_or_default(), &self.lookup);
         let at = usize::from(self.time_field.is_some());
         let ts = match &self.time_field {
@@ -137,11 +139,9 @@ impl Window {
                 t.ok_or_else(|| fail("no-event-time", format!("no numeric event time field `{f}`")))?
             }
         };
-        let (key, key_json) = if self.cfg.key_by.is_empty() {
+        let (key, fields) = if self.cfg.key_by.is_empty() {
             let k = r.key.clone().ok_or_else(|| fail("no-key", "record has no key (set `key_by` to key by fields)".into()))?;
-            let mut j = b"\"key\":".to_vec();
-            crate::util::json::write_str(&mut j, &String::from_utf8_lossy(&k));
-            (k, String::from_utf8_lossy(&j).into_owned())
+            (k, None)
         } else {
             let fields = &raw[at..at + self.cfg.key_by.len()];
             if fields.iter().all(Option::is_none) {
@@ -149,26 +149,36 @@ impl Window {
             }
             // The key the router computed for this record (`util::json::fields_key`).
             let key = crate::util::json::join_key(fields.iter().map(|v| v.and_then(crate::util::json::scalar_bytes)));
-            let mut json = String::new();
-            for (i, (name, v)) in self.cfg.key_by.iter().zip(fields).enumerate() {
-                if i > 0 {
-                    json.push(',');
-                }
-                let mut n = Vec::new();
-                crate::util::json::write_str(&mut n, name);
-                json.push_str(&String::from_utf8_lossy(&n));
-                json.push(':');
-                json.push_str(v.unwrap_or("null"));
-            }
-            (key, json)
+            (key, Some(fields.to_vec()))
         };
         let values = self.agg_at.iter().map(|i| i.and_then(|i| raw[i]).and_then(|v| v.parse::<f64>().ok()).filter(|v| v.is_finite())).collect();
-        Ok((ts, key, key_json, values))
+        Ok((ts, key, fields, values))
+    }
+
+    /// The key's JSON members as emitted: `"key":"<record key>"`, or the key fields as read.
+    fn key_json(&self, key: &[u8], fields: Option<&[Option<&str>]>) -> String {
+        let Some(fields) = fields else {
+            let mut j = b"\"key\":".to_vec();
+            crate::util::json::write_str(&mut j, &String::from_utf8_lossy(key));
+            return String::from_utf8_lossy(&j).into_owned();
+        };
+        let mut json = String::new();
+        for (i, (name, v)) in self.cfg.key_by.iter().zip(fields).enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            let mut n = Vec::new();
+            crate::util::json::write_str(&mut n, name);
+            json.push_str(&String::from_utf8_lossy(&n));
+            json.push(':');
+            json.push_str(v.unwrap_or("null"));
+        }
+        json
     }
 
     /// Adds one record; returns its outcome and the index entries (fire time, state key) to add.
     fn add(&self, scope: &mut Scope<'_>, r: &Record, fire: &mut Vec<(i64, Vec<u8>)>) -> Result<Outcome, StateError> {
-        let (ts, key, key_json, values) = match self.read(r) {
+        let (ts, key, fields, values) = match self.read(r) {
             Ok(x) => x,
             Err(o) => return Ok(o),
         };
@@ -194,7 +204,7 @@ impl Window {
             fire.push((self.fires_at(new.1), skey.clone()));
             sessions.push(new);
             sessions.sort_by_key(|(s, _, _)| *s);
-            scope.put(self.store, skey, encode_sessions(&key_json, &sessions))?;
+            scope.put(self.store, skey, encode_sessions(&self.key_json(&key, fields.as_deref()), &sessions))?;
             return Ok(Outcome::Drop);
         }
         let mut taken = false;
@@ -204,13 +214,26 @@ impl Window {
             }
             taken = true;
             let wkey = window_key(start, &key);
-            let mut acc = match scope.get(self.store, &wkey)? {
-                Some(v) => split_key(v).and_then(|(_, rest)| Acc::decode(rest, aggs.len())).map(|(a, _)| a).unwrap_or_else(|| Acc::new(aggs.len())),
-                None => Acc::new(aggs.len()),
+            // An open window is already indexed: update its acc behind the stored key prefix.
+            let open = scope.get(self.store, &wkey)?.and_then(|v| {
+                let at = 4 + u32::from_le_bytes(v.get(..4)?.try_into().ok()?) as usize;
+                let (acc, _) = Acc::decode(v.get(at..)?, aggs.len())?;
+                Some((v[..at].to_vec(), acc))
+            });
+            let value = match open {
+                Some((mut value, mut acc)) => {
+                    acc.add(aggs, &values);
+                    acc.encode(&mut value);
+                    value
+                }
+                None => {
+                    let mut acc = Acc::new(aggs.len());
+                    acc.add(aggs, &values);
+                    fire.push((self.fires_at(end), wkey.clone()));
+                    encode_window(&self.key_json(&key, fields.as_deref()), &acc)
+                }
             };
-            acc.add(aggs, &values);
-            scope.put(self.store, wkey.clone(), encode_window(&key_json, &acc))?;
-            fire.push((self.fires_at(end), wkey));
+            scope.put(self.store, wkey, value)?;
         }
         Ok(if taken { Outcome::Drop } else { late(ts, self.watermark) })
     }
