@@ -6,11 +6,14 @@
 //! 60 s behind (so it is always late: its windows closed long before). Each window's count and
 //! sum must equal what the on-time records give; each late record must reach `error_output`
 //! once with code `late`. Checked with 1, 2 and 4 workers, behind an exchange, for sliding
-//! windows, across a SIGKILL loop (exactly-once output), and for a session merged by a record
-//! that bridges two sessions.
+//! windows, across a SIGKILL loop (exactly-once output, also on the hybrid backend), and for a
+//! session merged by a record that bridges two sessions. The same checks hold for the
+//! `window_count` plugins (Rust, Python) built on host timers, and processing-time timers are
+//! checked under a throttled input across kills.
 
 mod common;
 use common::kill::{env_or, kill_repeatedly};
+use common::s3::Moto;
 use common::*;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -75,13 +78,18 @@ fn check(dir: &Dir, want: &Expected, what: &str) {
 
 /// `check` for output fields named (key, count, sum: None = not compared).
 fn check_as(dir: &Dir, want: &Expected, what: &str, names: (&str, &str, Option<&str>)) {
+    check_in(dir, ("out", "err"), want, what, names)
+}
+
+/// `check_as` on the output and error_output directories `subs`.
+fn check_in(dir: &Dir, subs: (&str, &str), want: &Expected, what: &str, names: (&str, &str, Option<&str>)) {
     let lines = |sub: &str| {
         let d = dir.path(sub);
         let (parts, _) = read_parts(&d);
         parts
     };
     let mut got = BTreeMap::new();
-    for l in lines("out") {
+    for l in lines(subs.0) {
         let k = (l[names.0].as_str().unwrap().to_string(), l["window_start"].as_i64().unwrap());
         let sum = names.2.map_or(0, |f| l[f].as_i64().unwrap());
         let prev = got.insert(k.clone(), (l[names.1].as_i64().unwrap(), sum));
@@ -91,7 +99,7 @@ fn check_as(dir: &Dir, want: &Expected, what: &str, names: (&str, &str, Option<&
     let missing: Vec<_> = want.0.iter().filter(|(k, v)| got.get(*k) != Some(&want_sum(v))).take(5).collect();
     assert!(missing.is_empty(), "{what}: {} windows expected, {} emitted; first differences (expected): {missing:?}", want.0.len(), got.len());
     assert_eq!(got.len(), want.0.len(), "{what}: no window beyond the expected ones");
-    let mut late: Vec<u64> = lines("err")
+    let mut late: Vec<u64> = lines(subs.1)
         .iter()
         .map(|e| {
             assert_eq!(e["error"]["code"], "late", "{what}: {e}");
@@ -124,28 +132,6 @@ fn sliding_windows_count_each_record_in_every_window_it_falls_in() {
     let o = run(&config(&dir, 2, "", "", "", "kind: sliding, size_ms: 4000, slide_ms: 1000"), &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     check(&dir, &want, "sliding");
-}
-
-/// SIGKILLed at random moments (state and exactly-once output on the local backend), restarted
-/// with 1-4 workers: every window exactly once with the right result, every late record once.
-#[test]
-fn windows_are_exactly_once_across_a_kill_loop() {
-    let dir = Dir::new();
-    let n = env_or("ARKFLOW_WINDOW_RECORDS", 60_000);
-    let want = write_input(&dir, n, 100, 5000, 5000);
-    let sm = format!(
-        "state_management:\n  enabled: true\n  backend_type: local\n  local_config: {{ path: {} }}\n  checkpoint_interval_ms: 100\n  exactly_once: true\n",
-        dir.path("state").display()
-    );
-    let mut kills = 0;
-    for round in 0..4 {
-        let cfg = config(&dir, 1 + round % 4, &sm, ", rate_per_sec: 3000", "", "size_ms: 5000");
-        kills += kill_repeatedly(&cfg, env_or("ARKFLOW_WINDOW_KILLS", 24) / 4, (300, 1000));
-    }
-    assert!(kills >= 20, "only {kills} kills landed");
-    let o = run(&config(&dir, 3, &sm, "", "", "size_ms: 5000"), &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    check(&dir, &want, &format!("after {kills} kills"));
 }
 
 /// Two sessions of one key, then an out-of-order record within the gap of both: one session.
@@ -205,28 +191,6 @@ fn timer_plugins_in_rust_and_python_count_event_time_windows_exactly() {
     }
 }
 
-/// SIGKILLed at random moments and restarted with 1-4 workers: every window the plugin's timers
-/// emit appears once with the right count (timers are checkpointed keyed state).
-#[test]
-fn plugin_timers_fire_exactly_once_across_a_kill_loop() {
-    let dir = Dir::new();
-    let want = write_input(&dir, env_or("ARKFLOW_WINDOW_RECORDS", 60_000), 100, 5000, 5000);
-    let sm = format!(
-        "state_management:\n  enabled: true\n  backend_type: local\n  local_config: {{ path: {} }}\n  checkpoint_interval_ms: 100\n  exactly_once: true\n",
-        dir.path("state").display()
-    );
-    let stage = timer_plugin("window_count", 5000, "event");
-    let mut kills = 0;
-    for round in 0..4 {
-        let cfg = config_with(&dir, 1 + round % 4, &sm, ", rate_per_sec: 3000", &stage);
-        kills += kill_repeatedly(&cfg, env_or("ARKFLOW_WINDOW_KILLS", 24) / 4, (300, 1000));
-    }
-    assert!(kills >= 20, "only {kills} kills landed");
-    let o = run(&config_with(&dir, 3, &sm, "", &stage), &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    check_as(&dir, &want, &format!("after {kills} kills"), ("key", "count", None));
-}
-
 /// Processing-time windows of 200 ms over an input throttled to 2,000 records/s (8 s of input): windows are
 /// emitted while the input still runs (the clock fires them, not the end), no window is emitted
 /// twice across SIGKILLs and restarts, and per user the counts add up to the input exactly
@@ -260,4 +224,68 @@ fn processing_time_timers_fire_under_a_throttled_input_and_once_across_restarts(
         *want.entry(generated_key(5, 20, i)).or_default() += 1;
     }
     assert_eq!(per_user, want, "every record counted in exactly one emitted window");
+}
+
+/// Two streams over `in.jsonl` under the state settings `sm`: the window stage (`stage`) and the
+/// `window_count` timer plugin (`plugin`), each with its own operator, output and error_output.
+fn stage_and_plugin(dir: &Dir, sm: &str, threads: usize, rate: &str) -> std::path::PathBuf {
+    let stream = |name: &str, stage: &str| {
+        format!(
+            "  - name: {name}\n    input: {{ type: file, path: {input}, batch_size: 97{rate} }}\n    event_time: {{ field: ts, max_delay_ms: {DELAY}, interval_ms: 1 }}\n    pipeline:\n      thread_num: {threads}\n      processors:\n{stage}    output: {{ type: file, path: {out} }}\n    error_output: {{ type: file, path: {err} }}\n    state: {{ operator_id: {name}, enabled: true }}\n",
+            input = dir.path("in.jsonl").display(),
+            out = dir.path(&format!("out_{name}/out.jsonl")).display(),
+            err = dir.path(&format!("err_{name}/err.jsonl")).display(),
+        )
+    };
+    dir.config(&format!(
+        "{sm}streams:\n{}{}",
+        stream("stage", "        - { type: window, key_by: user, size_ms: 5000, aggregates: { n: count, total: sum(v) } }\n"),
+        stream("plugin", &timer_plugin("window_count", 5000, "event")),
+    ))
+}
+
+/// SIGKILLs `stage_and_plugin` under `sm` `kills` times at random moments (restarting with 1-4
+/// workers), runs it to its end, and checks both outputs: every window once with its result,
+/// every late record once in error_output.
+fn kill_loop_stage_and_plugin(dir: &Dir, sm: &str, want: &Expected, kills: u64, rate: &str) -> String {
+    let mut landed = 0;
+    for round in 0..4 {
+        landed += kill_repeatedly(&stage_and_plugin(dir, sm, 1 + round % 4, rate), kills / 4, (300, 1000));
+    }
+    assert!(landed * 5 >= kills * 4, "only {landed} of {kills} kills landed");
+    let o = run(&stage_and_plugin(dir, sm, 3, ""), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    check_in(dir, ("out_stage", "err_stage"), want, &format!("window stage after {landed} kills"), ("user", "n", Some("total")));
+    check_in(dir, ("out_plugin", "err_plugin"), want, &format!("timer plugin after {landed} kills"), ("key", "count", None));
+    stderr(&o)
+}
+
+/// SIGKILLed at random moments (state and exactly-once output on the local backend), restarted
+/// with 1-4 workers: every window, of the stage and of the timer plugin, exactly once with the
+/// right result, every late record once.
+#[test]
+fn windows_and_plugin_timers_are_exactly_once_across_a_kill_loop() {
+    let dir = Dir::new();
+    let want = write_input(&dir, env_or("ARKFLOW_WINDOW_RECORDS", 60_000), 100, 5000, 5000);
+    let sm = format!(
+        "state_management:\n  enabled: true\n  backend_type: local\n  local_config: {{ path: {} }}\n  checkpoint_interval_ms: 100\n  exactly_once: true\n",
+        dir.path("state").display()
+    );
+    kill_loop_stage_and_plugin(&dir, &sm, &want, env_or("ARKFLOW_WINDOW_KILLS", 24), ", rate_per_sec: 3000");
+}
+
+/// The same on the hybrid backend (S3 on moto, an 8 KiB RAM cache per worker against about 40 KiB
+/// of open windows and timers per stream, so key groups holding them are evicted and reloaded).
+#[test]
+fn windows_and_plugin_timers_are_exactly_once_on_the_hybrid_backend_across_kills() {
+    let dir = Dir::new();
+    let moto = Moto::start();
+    let want = write_input(&dir, env_or("ARKFLOW_WINDOW_RECORDS", 30_000), 400, 5000, 5000);
+    let sm = format!(
+        "state_management:\n  enabled: true\n  backend_type: hybrid\n{}  hybrid_config: {{ cache_kb: 8 }}\n  checkpoint_interval_ms: 100\n  exactly_once: true\n",
+        moto.target.yaml_block(2, "windows/")
+    );
+    let log = kill_loop_stage_and_plugin(&dir, &sm, &want, env_or("ARKFLOW_WINDOW_KILLS", 24) / 2, ", rate_per_sec: 2000");
+    let evicted: Vec<u64> = log.lines().filter_map(|l| l.split("hybrid_evictions=").nth(1)?.split_whitespace().next()?.parse().ok()).collect();
+    assert!(evicted.len() == 2 && evicted.iter().all(|n| *n > 0), "both streams evicted key groups in the last run: {evicted:?}\n{log}");
 }
