@@ -8,7 +8,7 @@
 //! once with code `late`. Checked with 1, 2 and 4 workers, behind an exchange, for sliding
 //! windows, across a SIGKILL loop (exactly-once output, also on the hybrid backend), and for a
 //! session merged by a record that bridges two sessions. The same checks hold for the
-//! `window_count` plugins (Rust, Python) built on host timers, and processing-time timers are
+//! `window_count` plugins (Rust, Python, JavaScript) built on host timers, and processing-time timers are
 //! checked under a throttled input across kills.
 
 mod common;
@@ -25,6 +25,11 @@ type Expected = (BTreeMap<(String, i64), (i64, i64)>, Vec<u64>);
 
 /// Writes `n` records over `keys` users; returns the expected windows of `size`/`slide`.
 fn write_input(dir: &Dir, n: u64, keys: u64, size: i64, slide: i64) -> Expected {
+    write_input_at(dir, n, keys, size, slide, 0)
+}
+
+/// `write_input` with every time shifted by `base` ms (0: the first times are negative).
+fn write_input_at(dir: &Dir, n: u64, keys: u64, size: i64, slide: i64, base: i64) -> Expected {
     let mut f = std::io::BufWriter::new(std::fs::File::create(dir.path("in.jsonl")).unwrap());
     let (mut windows, mut late) = (BTreeMap::new(), Vec::new());
     for i in 0..n {
@@ -32,7 +37,7 @@ fn write_input(dir: &Dir, n: u64, keys: u64, size: i64, slide: i64) -> Expected 
         let v = (i % 7) as i64;
         let jitter = (generated_key(9, DELAY as u64, i)[1..].parse::<i64>().unwrap()) % DELAY;
         let is_late = i >= n / 2 && i % 50 == 0;
-        let ts = if is_late { 10 * i as i64 - 60_000 } else { 10 * i as i64 - jitter };
+        let ts = base + if is_late { 10 * i as i64 - 60_000 } else { 10 * i as i64 - jitter };
         writeln!(f, "{{\"id\":{i},\"user\":\"{user}\",\"ts\":{ts},\"v\":{v}}}").unwrap();
         if is_late {
             late.push(i);
@@ -178,13 +183,14 @@ fn a_window_without_event_time_or_with_bad_settings_is_refused_naming_the_place(
     }
 }
 
-/// The same out-of-order input through the `window_count` plugin (host timers, Rust and Python
-/// SDKs): each window's count as computed here, each late record in `error_output` once.
+/// The same out-of-order input through the `window_count` plugin (host timers; Rust, Python and
+/// JavaScript SDKs): each window's count as computed here, each late record in `error_output` once.
 #[test]
-fn timer_plugins_in_rust_and_python_count_event_time_windows_exactly() {
-    for (name, n) in [("window_count", 20_000), ("window_count_python", 4_000)] {
+fn timer_plugins_in_rust_python_and_js_count_event_time_windows_exactly() {
+    // JavaScript: times from 1,000,000 ms on (its bindings cannot pass a negative time).
+    for (name, n, base) in [("window_count", 20_000, 0), ("window_count_python", 4_000, 0), ("window_count_js", 4_000, 1_000_000)] {
         let dir = Dir::new();
-        let want = write_input(&dir, n, 30, 5000, 5000);
+        let want = write_input_at(&dir, n, 30, 5000, 5000, base);
         let o = run(&config_with(&dir, 2, "", "", &timer_plugin(name, 5000, "event")), &[]);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         check_as(&dir, &want, name, ("key", "count", None));

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the JavaScript plugins with componentize-js into plugins/dist/<name>_js.wasm. Each plugin
 # is a directory plugins/js/<name>/ whose ES module app.js exports `processor` for world
-# arkflow:plugin/plugin. componentize-js is pinned exactly in package.json / package-lock.json and
+# arkflow:plugin/plugin (and `timerHandler` for world timed-plugin, see sdk/timers.js). componentize-js is pinned exactly in package.json / package-lock.json and
 # installed with `npm ci` into plugins/js/node_modules (gitignored; ~400 MB, ~15 s) when missing or
 # when the lock file changed. Needs node >= 18 and npm.
 #   plugins/js/build.sh            # every plugin
@@ -34,7 +34,10 @@ for name in "$@"; do
     [ -f "$here/$name/app.js" ] || { echo "js/build.sh: no plugin $name (expected $here/$name/app.js)" >&2; exit 1; }
     out="$dist/${name}_js.wasm"
     # -d http fetch-event: without them the component would import (and need) wasi:http.
-    "$here/node_modules/.bin/componentize-js" --wit "$WIT_DIR" --world-name plugin \
+    # An app that exports `timerHandler` targets the world with timers.
+    world=plugin
+    if grep -q "export const timerHandler" "$here/$name/app.js"; then world=timed-plugin; fi
+    "$here/node_modules/.bin/componentize-js" --wit "$WIT_DIR" --world-name "$world" \
         -d http fetch-event -o "$out" "$here/$name/app.js" >/dev/null
     printf 'built %-40s %8d bytes\n' "plugins/dist/${name}_js.wasm" "$(wc -c <"$out")"
 done

@@ -274,10 +274,6 @@ fn stream(ctx: &Ctx, tables: &Tables, index: usize, raw: RawStream) -> Result<St
             custom_keys: s.custom_keys.unwrap_or_default(),
         },
     };
-    if let Some(k) = state.custom_keys.iter().find(|k| k.starts_with('$')) {
-        let at = path.key("state").key("custom_keys");
-        return Err(ctx.invalid(&at, format!("{at}: store name `{k}` is reserved (names starting with `$` are the host's own stores)")));
-    }
     let event_time = event_time(ctx, raw.event_time, &path.key("event_time"))?;
     Ok(StreamConfig { name, input, pipeline, output, error_output, outputs, state, key_by: raw.key_by, event_time })
 }

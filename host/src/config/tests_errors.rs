@@ -117,6 +117,8 @@ fn validation_rules() {
         "config.yaml:5:33: duplicate custom key `a` in streams[0].state.custom_keys (also at index 0)"
     );
     assert!(err(&one("    state: {custom_keys: [default]}\n")).contains("5:27: streams[0].state.custom_keys[0]: `default` is reserved"));
+    assert!(err(&one("    state: {custom_keys: [a, $timers]}\n"))
+        .contains("5:30: streams[0].state.custom_keys[1]: `$timers`: store names starting with `$` are reserved"));
     assert_eq!(
         err("state_management:\n  backend_type: s3\nstreams: []\n"),
         "config.yaml:2:17: state_management.s3_config is required when backend_type is `s3` (add s3_config: {bucket: ...})"

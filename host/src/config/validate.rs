@@ -98,6 +98,9 @@ fn check_custom_keys(ctx: &Ctx, keys: &[String], path: &YPath) -> Result<(), Con
             let msg = format!("{at}: `{DEFAULT_STORE}` is reserved for the operator's implicit store");
             return Err(ctx.invalid(&at, msg));
         }
+        if key.starts_with('$') {
+            return Err(ctx.invalid(&at, format!("{at}: `{key}`: store names starting with `$` are reserved for the host's own stores (plugin timers)")));
+        }
         if let Some(first) = seen.insert(key, k) {
             return Err(ctx.invalid(&at, format!("duplicate custom key `{key}` in {path} (also at index {first})")));
         }

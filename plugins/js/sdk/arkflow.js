@@ -76,7 +76,7 @@ function fromStateError(v) {
   return stateError(v.tag, message);
 }
 
-function stateCall(f) {
+export function stateCall(f) {
   try {
     return f();
   } catch (e) {
@@ -484,6 +484,12 @@ export function exportProcessor(spec) {
     onCheckpoint(ctx) {
       if (plugin === undefined) throw notInitialized('on-checkpoint');
       if (plugin.onCheckpoint) guarded('on-checkpoint', () => plugin.onCheckpoint(ctx));
+    },
+    // Called through `timerHandler` (timers.js) in a plugin of the world `timed-plugin`.
+    onTimers(ctx, fired) {
+      if (plugin === undefined) throw notInitialized('on-timers');
+      if (!plugin.onTimers) throw internal('no-timer-handler', `${fired.length} timers fired but the plugin has no onTimers`);
+      return guarded('on-timers', () => plugin.onTimers(ctx, fired));
     },
   };
 }

@@ -31,8 +31,8 @@ class WindowCount:
         if self.domain == arkflow.EVENT and fire_at <= arkflow.watermark():
             raise arkflow.invalid_input("late", f"event time {t} is behind the watermark {arkflow.watermark()}")
         skey = struct.pack(">q", start) + key
-        self.store.increment(skey, 1)
         arkflow.register_timer(skey, fire_at, self.domain)
+        self.store.increment(skey, 1)
         return arkflow.drop()
 
     def process_batch(self, ctx, records):

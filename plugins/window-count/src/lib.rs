@@ -49,8 +49,8 @@ impl WindowCount {
         }
         let mut skey = start.to_be_bytes().to_vec();
         skey.extend_from_slice(&key);
-        self.store.increment(&skey, 1)?;
         timers::register(&skey, fire_at, self.domain)?;
+        self.store.increment(&skey, 1)?;
         Ok(Outcome::Drop)
     }
 }
