@@ -272,12 +272,14 @@ fn kill_loop_stage_and_plugin(dir: &Dir, sm: &str, want: &Expected, kills: u64, 
 #[test]
 fn windows_and_plugin_timers_are_exactly_once_across_a_kill_loop() {
     let dir = Dir::new();
-    let want = write_input(&dir, env_or("ARKFLOW_WINDOW_RECORDS", 60_000), 100, 5000, 5000);
+    // Records enough for every kill to land on a running input (about 0.65 s each at 3,000/s).
+    let kills = env_or("ARKFLOW_WINDOW_KILLS", 24);
+    let want = write_input(&dir, env_or("ARKFLOW_WINDOW_RECORDS", kills * 2500), 100, 5000, 5000);
     let sm = format!(
         "state_management:\n  enabled: true\n  backend_type: local\n  local_config: {{ path: {} }}\n  checkpoint_interval_ms: 100\n  exactly_once: true\n",
         dir.path("state").display()
     );
-    kill_loop_stage_and_plugin(&dir, &sm, &want, env_or("ARKFLOW_WINDOW_KILLS", 24), ", rate_per_sec: 3000");
+    kill_loop_stage_and_plugin(&dir, &sm, &want, kills, ", rate_per_sec: 3000");
 }
 
 /// The same on the hybrid backend (S3 on moto, an 8 KiB RAM cache per worker against about 40 KiB
@@ -286,12 +288,13 @@ fn windows_and_plugin_timers_are_exactly_once_across_a_kill_loop() {
 fn windows_and_plugin_timers_are_exactly_once_on_the_hybrid_backend_across_kills() {
     let dir = Dir::new();
     let moto = Moto::start();
-    let want = write_input(&dir, env_or("ARKFLOW_WINDOW_RECORDS", 30_000), 400, 5000, 5000);
+    let kills = env_or("ARKFLOW_WINDOW_KILLS", 24) / 2;
+    let want = write_input(&dir, env_or("ARKFLOW_WINDOW_RECORDS", kills * 2500), 400, 5000, 5000);
     let sm = format!(
         "state_management:\n  enabled: true\n  backend_type: hybrid\n{}  hybrid_config: {{ cache_kb: 8 }}\n  checkpoint_interval_ms: 100\n  exactly_once: true\n",
         moto.target.yaml_block(2, "windows/")
     );
-    let log = kill_loop_stage_and_plugin(&dir, &sm, &want, env_or("ARKFLOW_WINDOW_KILLS", 24) / 2, ", rate_per_sec: 2000");
+    let log = kill_loop_stage_and_plugin(&dir, &sm, &want, kills, ", rate_per_sec: 2000");
     let evicted: Vec<u64> = log.lines().filter_map(|l| l.split("hybrid_evictions=").nth(1)?.split_whitespace().next()?.parse().ok()).collect();
     assert!(evicted.len() == 2 && evicted.iter().all(|n| *n > 0), "both streams evicted key groups in the last run: {evicted:?}\n{log}");
 }
