@@ -293,9 +293,6 @@ impl Worker {
         self.process_from(group, 0, batch)
     }
 
-    /// Runs one key group's batch through the processors from `first` on and sends the results
-    /// downstream: records for the main output, error records, and records a processor sent to
-    /// a named output (they leave the pipeline at that processor).
     /// Hybrid: `group` changes in this epoch (it may not be evicted before the epoch is decided).
     pub(super) fn mark_dirty(&mut self, group: u32) {
         if self.hybrid.is_some() {
@@ -305,6 +302,9 @@ impl Worker {
         }
     }
 
+    /// Runs one key group's batch through the processors from `first` on and sends the results
+    /// downstream: records for the main output, error records, and records a processor sent to
+    /// a named output (they leave the pipeline at that processor).
     pub(super) fn process_from(&mut self, group: u32, first: usize, batch: Vec<Record>) {
         if self.dead || batch.is_empty() || self.halted() {
             return;

@@ -220,18 +220,7 @@ impl WasmProcessor {
         obs.host.bytes_lowered.fetch_add(records.iter().map(Record::size).sum::<usize>() as u64, Relaxed);
         let where_ = format!("plugin {} export {PROCESSOR_EXPORT}#process-batch", self.shared.path.display());
         let outcomes = self.finish_call(result, state, &where_)?;
-        let (store, _) = self.instance.as_mut().expect("instance kept on success");
-        let data = store.data_mut();
-        if outcomes.len() != records.len() {
-            data.staging.discard();
-            return Err(format!("{where_} returned {} outcomes for {} records", outcomes.len(), records.len()));
-        }
-        let out = from_wit(outcomes, records, &self.shared.outputs);
-        let (emitted, bytes) = out.iter().flat_map(Outcome::emitted).fold((0usize, 0usize), |(n, b), r| (n + 1, b + r.size()));
-        if bytes as u64 > limits.max_output_bytes {
-            data.staging.discard();
-            return Err(format!("{where_} emitted {bytes} bytes, more than limits.max_output_bytes = {}", limits.max_output_bytes));
-        }
+        let (out, emitted, bytes) = self.accept_outcomes(outcomes, records, "records", &where_)?;
         self.commit_call(state, ctx.key_group, ctx.now_ms);
         obs.host.records_out.fetch_add(emitted as u64, Relaxed);
         obs.host.bytes_lifted.fetch_add(bytes as u64, Relaxed);
@@ -245,6 +234,32 @@ impl WasmProcessor {
         for k in std::mem::take(&mut data.timers_added) {
             self.timers.add(group, k);
         }
+    }
+
+    /// Checks a successful call's outcomes: exactly one per input (`what` names the inputs), and
+    /// no more than `limits.max_output_bytes` emitted. Returns them as the host's outcomes with
+    /// the count and bytes of the records they emit; Err discards the call's staged writes.
+    pub(super) fn accept_outcomes(
+        &mut self,
+        outcomes: Vec<wit::RecordOutcome>,
+        inputs: &[Record],
+        what: &str,
+        where_: &str,
+    ) -> Result<(Vec<Outcome>, usize, usize), String> {
+        let max = self.shared.cfg.limits.max_output_bytes;
+        let (store, _) = self.instance.as_mut().expect("instance kept on success");
+        let staging = &mut store.data_mut().staging;
+        if outcomes.len() != inputs.len() {
+            staging.discard();
+            return Err(format!("{where_} returned {} outcomes for {} {what}", outcomes.len(), inputs.len()));
+        }
+        let out = from_wit(outcomes, inputs, &self.shared.outputs);
+        let (emitted, bytes) = out.iter().flat_map(Outcome::emitted).fold((0usize, 0usize), |(n, b), r| (n + 1, b + r.size()));
+        if bytes as u64 > max {
+            staging.discard();
+            return Err(format!("{where_} emitted {bytes} bytes, more than limits.max_output_bytes = {max}"));
+        }
+        Ok((out, emitted, bytes))
     }
 
     /// Ends a guest call: takes the worker's state back, merges the call's metrics, and turns a
@@ -265,7 +280,7 @@ impl WasmProcessor {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
                 data.staging.discard();
-                return Err(super::timers::returned(where_, &e));
+                return Err(format!("{where_} returned an error: {}", wit_error(&e)));
             }
             Err(e) => {
                 data.staging.discard();

@@ -16,7 +16,6 @@
 //!   for its timer (`{"timer":{"key","time_ms","domain"}}`, keyed by the timer's key).
 
 use super::bindings::{wit, WitStateError};
-use super::convert::{from_wit, wit_error};
 use super::host::to_wit;
 use super::instance::{bounded, WasmProcessor};
 use super::{HostCtx, TIMER_EXPORT};
@@ -180,11 +179,17 @@ struct Times {
     epoch: u64,
 }
 
+/// Stages the deletion of the timers among `keys` (state keys of key group `scope`'s timers)
+/// that are still registered; returns those.
+fn take_live<'k>(scope: &mut crate::state::Scope<'_>, id: u16, keys: &'k [Vec<u8>]) -> Vec<&'k Vec<u8>> {
+    keys.iter().filter(|k| scope.delete(id, k.to_vec()).unwrap_or(false)).collect()
+}
+
 impl WasmProcessor {
     /// Fires what is due at `clock`, one `on-timers` call per key group.
     pub(super) fn fire_timers(&mut self, clock: Clock, epoch: u64, now_ms: i64, state: &mut StateSlot) -> Result<Vec<Fired>, BatchError> {
         let due = self.timers.take_due(clock);
-        let t = Times { watermark: self.timers.watermark.unwrap_or(i64::MIN), wall: crate::util::time::now_ms(), now: now_ms, epoch };
+        let t = Times { watermark: self.timers.watermark(), wall: crate::util::time::now_ms(), now: now_ms, epoch };
         let mut out = Vec::new();
         for (group, keys) in due {
             let f = self.fire_group(group, &keys, t, state)?;
@@ -216,7 +221,7 @@ impl WasmProcessor {
         let id = st.store_id(TIMER_STORE).expect("timer store");
         let mut staging = crate::state::Staging::default();
         let mut scope = st.scope(&mut staging, group, t.now);
-        let live: Vec<&Vec<u8>> = keys.iter().filter(|k| scope.delete(id, k.to_vec()).unwrap_or(false)).collect();
+        let live = take_live(&mut scope, id, keys);
         st.commit(&mut staging, group, t.now);
         let err = RecordError { class: ErrorClass::Batch, code: "timers-failed".into(), message };
         let inputs: Vec<Record> = live.iter().map(|k| timer_record(k, t.wall)).collect();
@@ -238,7 +243,7 @@ impl WasmProcessor {
         let st = data.state.as_mut().expect("worker state lent to processor");
         let id = st.store_id(TIMER_STORE).expect("timer store");
         let mut scope = st.scope(&mut data.staging, group, t.now);
-        let live: Vec<&Vec<u8>> = keys.iter().filter(|k| scope.delete(id, k.to_vec()).unwrap_or(false)).collect();
+        let live = take_live(&mut scope, id, keys);
         let inputs: Vec<Record> = live.iter().map(|k| timer_record(k, t.wall)).collect();
         let timers: Vec<wit::Timer> = live
             .iter()
@@ -255,26 +260,10 @@ impl WasmProcessor {
             }
         };
         let outcomes = self.finish_call(result, state, &where_)?;
-        let (store, _) = self.instance.as_mut().expect("instance kept on success");
-        let data = store.data_mut();
-        if outcomes.len() != inputs.len() {
-            data.staging.discard();
-            return Err(format!("{where_} returned {} outcomes for {} timers", outcomes.len(), inputs.len()));
-        }
-        let out = from_wit(outcomes, &inputs, &self.shared.outputs);
-        let bytes: usize = out.iter().flat_map(Outcome::emitted).map(Record::size).sum();
-        if bytes as u64 > self.shared.cfg.limits.max_output_bytes {
-            data.staging.discard();
-            return Err(format!("{where_} emitted {bytes} bytes, more than limits.max_output_bytes = {}", self.shared.cfg.limits.max_output_bytes));
-        }
+        let (out, _, _) = self.accept_outcomes(outcomes, &inputs, "timers", &where_)?;
         self.commit_call(state, group, t.now);
         Ok(Fired { group, inputs, outcomes: out })
     }
-}
-
-/// The message of a guest call's error result.
-pub(super) fn returned(where_: &str, e: &wit::Error) -> String {
-    format!("{where_} returned an error: {}", wit_error(e))
 }
 
 #[cfg(test)]

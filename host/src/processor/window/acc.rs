@@ -163,11 +163,17 @@ pub(super) fn encode_window(key_json: &str, acc: &Acc) -> Vec<u8> {
     out
 }
 
+/// The length of a value's key prefix (`[u32 len][key JSON]`), when it is whole.
+pub(super) fn prefix_len(b: &[u8]) -> Option<usize> {
+    let at = 4 + u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
+    (at <= b.len()).then_some(at)
+}
+
 /// The key JSON members and the rest (an acc, or a session list).
 pub(super) fn split_key(b: &[u8]) -> Option<(String, &[u8])> {
-    let len = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
-    let key = std::str::from_utf8(b.get(4..4 + len)?).ok()?.to_string();
-    Some((key, &b[4 + len..]))
+    let at = prefix_len(b)?;
+    let key = std::str::from_utf8(&b[4..at]).ok()?.to_string();
+    Some((key, &b[at..]))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! failed): firing re-reads the state and skips what is not due. A tumbling or sliding window is
 //! indexed once, when its state entry is created (or restored).
 
-use super::acc::{encode_window, key_prefix, split_key, Acc};
+use super::acc::{encode_window, key_prefix, prefix_len, split_key, Acc};
 use super::{WindowConfig, WindowKind};
 use crate::processor::{BatchCtx, BatchError, Clock, FailurePolicy, Fired, Processor, StateSlot};
 use crate::record::{ErrorClass, Outcome, Record, RecordError};
@@ -216,8 +216,8 @@ impl Window {
             let wkey = window_key(start, &key);
             // An open window is already indexed: update its acc behind the stored key prefix.
             let open = scope.get(self.store, &wkey)?.and_then(|v| {
-                let at = 4 + u32::from_le_bytes(v.get(..4)?.try_into().ok()?) as usize;
-                let (acc, _) = Acc::decode(v.get(at..)?, aggs.len())?;
+                let at = prefix_len(v)?;
+                let (acc, _) = Acc::decode(&v[at..], aggs.len())?;
                 Some((v[..at].to_vec(), acc))
             });
             let value = match open {
