@@ -3,7 +3,9 @@
 //! 1,000,000 records span about 17 windows), 1 worker. Two pairs, interleaved per round so each
 //! pair sees the same machine load:
 //! - host: `type: window` (count) against `type: native_counter`;
-//! - wasm: the `window_count` plugin (host timers) against the `counter` plugin.
+//! - wasm: the `window_count` plugin (host timers) against the `counter` plugin;
+//! - sql: a continuous query grouped by `key, tumble(INTERVAL '1 minute')` against the same query
+//!   grouped by `key` alone.
 //!
 //! Prints records/s for each and the ratios, and the peak of keyed state entries during a run
 //! (sampled every 2 ms): a window's state is its open windows (with their timers), not every
@@ -78,6 +80,11 @@ fn main() {
         ("window", config(&format!("{{ type: window, size_ms: {SIZE_MS}, aggregates: {{ n: count }} }}"), records)),
         ("counter.wasm", config(&format!("{{ type: wasm, path: {} }}", plugin("counter")), records)),
         ("window_count.wasm", config(&format!("{{ type: wasm, path: {}, config: {{ size_ms: {SIZE_MS} }} }}", plugin("window_count")), records)),
+        ("sql", config(r#"{ type: sql, mode: continuous, query: "SELECT \"key\", COUNT(*) AS n FROM flow GROUP BY \"key\"" }"#, records)),
+        (
+            "sql_tumble",
+            config(r#"{ type: sql, query: "SELECT \"key\", tumble(INTERVAL '1 minute') AS w, COUNT(*) AS n FROM flow GROUP BY \"key\", w" }"#, records),
+        ),
     ];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     let mut peaks = vec![0i64; cases.len()];
@@ -88,7 +95,7 @@ fn main() {
             let (rate, report, peak) = run(cfg);
             peaks[i] = peaks[i].max(peak);
             emitted[i] = report.records_out;
-            if name.contains("window") {
+            if name.contains("window") || name.contains("tumble") {
                 // One record per (key, window): every window fired, none twice.
                 let windows = report.records_out;
                 assert!(windows >= KEYS && windows <= KEYS * (records / SIZE_MS as u64 + 2), "{name}: {windows} windows emitted");
@@ -101,13 +108,16 @@ fn main() {
     }
     let m: Vec<f64> = rates.iter_mut().map(|r| common::median(r)).collect();
     println!(
-        "median rec/s: native_counter {:.0}, window {:.0} (window/native_counter = {:.3}); counter.wasm {:.0}, window_count.wasm {:.0} (window_count/counter = {:.3}) ({records} records/run, {KEYS} keys, {SIZE_MS} ms tumbling, 1 worker)",
+        "median rec/s: native_counter {:.0}, window {:.0} (window/native_counter = {:.3}); counter.wasm {:.0}, window_count.wasm {:.0} (window_count/counter = {:.3}); sql {:.0}, sql_tumble {:.0} (sql_tumble/sql = {:.3}) ({records} records/run, {KEYS} keys, {SIZE_MS} ms tumbling, 1 worker)",
         m[0],
         m[1],
         m[1] / m[0],
         m[2],
         m[3],
-        m[3] / m[2]
+        m[3] / m[2],
+        m[4],
+        m[5],
+        m[5] / m[4]
     );
     for (i, (name, _)) in cases.iter().enumerate() {
         println!("{name}: peak state entries {} for {} records emitted", peaks[i], emitted[i]);

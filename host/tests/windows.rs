@@ -8,8 +8,9 @@
 //! once with code `late`. Checked with 1, 2 and 4 workers, behind an exchange, for sliding
 //! windows, across a SIGKILL loop (exactly-once output, also on the hybrid backend), and for a
 //! session merged by a record that bridges two sessions. The same checks hold for the
-//! `window_count` plugins (Rust, Python, JavaScript) built on host timers, and processing-time timers are
-//! checked under a throttled input across kills.
+//! `window_count` plugins (Rust, Python, JavaScript) built on host timers and for windowed
+//! continuous SQL (`tumble`, `hop`), and processing-time timers are checked under a throttled
+//! input across kills.
 
 mod common;
 use common::kill::{env_or, kill_repeatedly};
@@ -130,6 +131,27 @@ fn tumbling_windows_over_out_of_order_input_are_exact_with_1_2_and_4_workers_and
     }
 }
 
+/// A windowed continuous SQL query over `in.jsonl` (`window`: its window function).
+fn sql_window(window: &str, extra: &str) -> String {
+    format!("        - {{ type: sql, query: \"SELECT user, {window} AS window_start, COUNT(*) AS n, SUM(v) AS total FROM flow GROUP BY user, window_start\"{extra} }}\n")
+}
+
+#[test]
+fn sql_windows_over_out_of_order_input_are_exact_with_1_2_and_4_workers() {
+    for (threads, window, size, slide, extra) in [
+        (1, "tumble(INTERVAL '5 seconds')", 5000, 5000, ", allowed_lateness_ms: 1000"),
+        (2, "tumble(INTERVAL '5 seconds')", 5000, 5000, ""),
+        (4, "hop(INTERVAL '2 seconds', INTERVAL '6 seconds')", 6000, 2000, ""),
+    ] {
+        let dir = Dir::new();
+        let want = write_input(&dir, 20_000, 40, size, slide);
+        let cfg = config_with(&dir, threads, "", "", &sql_window(window, extra));
+        let o = run(&cfg, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        check(&dir, &want, &format!("sql {window}, thread_num {threads}"));
+    }
+}
+
 #[test]
 fn sliding_windows_count_each_record_in_every_window_it_falls_in() {
     let dir = Dir::new();
@@ -158,6 +180,42 @@ fn a_record_that_bridges_two_sessions_merges_them() {
     assert_eq!(got, want.map(|(u, s, e, n)| (u.to_string(), s, e, n)), "a@1000 joins [0,1500) and [1800,2800)");
 }
 
+/// Records without the key field or the event time: the window stage fails them (`no-key`,
+/// `no-event-time`) to error_output; a windowed SQL query fails the timeless ones and, as SQL
+/// does, counts the keyless ones in a group of their own (the null key). Nothing is lost.
+#[test]
+fn records_without_a_key_or_event_time_are_failed_or_grouped_never_lost() {
+    let dir = Dir::new();
+    let rows = [
+        r#"{"id":0,"user":"a","ts":100,"v":1}"#,
+        r#"{"id":1,"ts":200,"v":1}"#,
+        r#"{"id":2,"user":"a","v":1}"#,
+        r#"{"id":3,"user":"b","ts":300,"v":1}"#,
+        r#"{"id":4,"ts":400,"v":1}"#,
+    ];
+    std::fs::write(dir.path("in.jsonl"), rows.join("\n") + "\n").unwrap();
+    let codes = |dir: &Dir| {
+        let mut c: Vec<(u64, String)> =
+            read_parts(&dir.path("err")).0.iter().map(|e| (e["value"]["id"].as_u64().unwrap(), e["error"]["code"].as_str().unwrap().to_string())).collect();
+        c.sort();
+        c
+    };
+    let o = run(&config(&dir, 2, "", ", batch_size: 2", "", "size_ms: 1000"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(codes(&dir), vec![(1, "no-key".into()), (2, "no-event-time".into()), (4, "no-key".into())]);
+    let n: BTreeMap<String, i64> = read_parts(&dir.path("out")).0.iter().map(|l| (l["user"].to_string(), l["n"].as_i64().unwrap())).collect();
+    assert_eq!(n, BTreeMap::from([("\"a\"".to_string(), 1), ("\"b\"".to_string(), 1)]));
+    let dir2 = Dir::new();
+    std::fs::write(dir2.path("in.jsonl"), rows.join("\n") + "\n").unwrap();
+    let cfg = config_with(&dir2, 2, "", ", batch_size: 2", &sql_window("tumble(INTERVAL '1 second')", ""));
+    let o = run(&cfg, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(codes(&dir2), vec![(2, "no-event-time".into())]);
+    let n: BTreeMap<String, i64> =
+        read_parts(&dir2.path("out")).0.iter().map(|l| (l.get("user").map_or("null".into(), |u| u.to_string()), l["n"].as_i64().unwrap())).collect();
+    assert_eq!(n, BTreeMap::from([("\"a\"".to_string(), 1), ("\"b\"".to_string(), 1), ("null".to_string(), 2)]));
+}
+
 #[test]
 fn a_window_without_event_time_or_with_bad_settings_is_refused_naming_the_place() {
     let dir = Dir::new();
@@ -183,12 +241,19 @@ fn a_window_without_event_time_or_with_bad_settings_is_refused_naming_the_place(
     }
 }
 
-/// The same out-of-order input through the `window_count` plugin (host timers; Rust, Python and
-/// JavaScript SDKs): each window's count as computed here, each late record in `error_output` once.
+/// The same out-of-order input through the `window_count` plugin (host timers; the SDKs of all
+/// six languages): each window's count as computed here, each late record in `error_output` once.
 #[test]
-fn timer_plugins_in_rust_python_and_js_count_event_time_windows_exactly() {
+fn timer_plugins_in_all_six_languages_count_event_time_windows_exactly() {
     // JavaScript: times from 1,000,000 ms on (its bindings cannot pass a negative time).
-    for (name, n, base) in [("window_count", 20_000, 0), ("window_count_python", 4_000, 0), ("window_count_js", 4_000, 1_000_000)] {
+    for (name, n, base) in [
+        ("window_count", 20_000, 0),
+        ("window_count_c", 20_000, 0),
+        ("window_count_zig", 20_000, 0),
+        ("window_count_go", 10_000, 0),
+        ("window_count_python", 4_000, 0),
+        ("window_count_js", 4_000, 1_000_000),
+    ] {
         let dir = Dir::new();
         let want = write_input_at(&dir, n, 30, 5000, 5000, base);
         let o = run(&config_with(&dir, 2, "", "", &timer_plugin(name, 5000, "event")), &[]);
@@ -201,6 +266,51 @@ fn timer_plugins_in_rust_python_and_js_count_event_time_windows_exactly() {
 /// emitted while the input still runs (the clock fires them, not the end), no window is emitted
 /// twice across SIGKILLs and restarts, and per user the counts add up to the input exactly
 /// (what had not fired at the end fires when the bounded input ends).
+/// componentize-js cannot lower a negative s64: the JavaScript SDK refuses a timer before the
+/// Unix epoch with a state error (code `negative-time`) the plugin turns into that record's
+/// failure, instead of a trap. Every on-time record with a negative time fails so, once; the
+/// windows from 0 on are exact.
+#[test]
+fn the_js_sdk_refuses_negative_timer_times_with_a_record_error_not_a_trap() {
+    let dir = Dir::new();
+    let (mut want, late) = write_input_at(&dir, 3_000, 10, 5000, 5000, -10_000);
+    let negative: Vec<u64> = std::fs::read_to_string(dir.path("in.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["ts"].as_i64().unwrap() < 0 && !late.contains(&v["id"].as_u64().unwrap()))
+        .map(|v| v["id"].as_u64().unwrap())
+        .collect();
+    assert!(negative.len() > 500, "the input has on-time records before the epoch");
+    let o = run(&config_with(&dir, 1, "", "", &timer_plugin("window_count_js", 5000, "event")), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (mut refused, mut failed) = (Vec::new(), Vec::new());
+    for e in read_parts(&dir.path("err")).0 {
+        let id = e["value"]["id"].as_u64().unwrap();
+        failed.push(id);
+        match e["error"]["code"].as_str().unwrap() {
+            // A late record's time is before the epoch too: either refusal is right.
+            "negative-time" if !late.contains(&id) => refused.push(id),
+            "negative-time" | "late" => assert!(late.contains(&id), "{e}"),
+            other => panic!("unexpected error {other}: {e}"),
+        }
+    }
+    refused.sort_unstable();
+    assert_eq!(refused, negative, "each on-time record before the epoch refused once");
+    failed.sort_unstable();
+    let mut want_failed = [negative.clone(), late.clone()].concat();
+    want_failed.sort_unstable();
+    assert_eq!(failed, want_failed, "every refused or late record in error_output once");
+    want.retain(|(_, start), _| *start >= 0);
+    let got: BTreeMap<(String, i64), i64> = read_parts(&dir.path("out"))
+        .0
+        .iter()
+        .map(|l| ((l["key"].as_str().unwrap().to_string(), l["window_start"].as_i64().unwrap()), l["count"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(got, want.iter().map(|(k, v)| (k.clone(), v.0)).collect::<BTreeMap<_, _>>());
+    assert!(!stderr(&o).contains("trap"), "{}", stderr(&o));
+}
+
 #[test]
 fn processing_time_timers_fire_under_a_throttled_input_and_once_across_restarts() {
     let dir = Dir::new();
@@ -232,8 +342,9 @@ fn processing_time_timers_fire_under_a_throttled_input_and_once_across_restarts(
     assert_eq!(per_user, want, "every record counted in exactly one emitted window");
 }
 
-/// Two streams over `in.jsonl` under the state settings `sm`: the window stage (`stage`) and the
-/// `window_count` timer plugin (`plugin`), each with its own operator, output and error_output.
+/// Three streams over `in.jsonl` under the state settings `sm`: the window stage (`stage`), the
+/// `window_count` timer plugin (`plugin`) and a windowed SQL query (`sql`), each with its own
+/// operator, output and error_output.
 fn stage_and_plugin(dir: &Dir, sm: &str, threads: usize, rate: &str) -> std::path::PathBuf {
     let stream = |name: &str, stage: &str| {
         format!(
@@ -244,9 +355,10 @@ fn stage_and_plugin(dir: &Dir, sm: &str, threads: usize, rate: &str) -> std::pat
         )
     };
     dir.config(&format!(
-        "{sm}streams:\n{}{}",
+        "{sm}streams:\n{}{}{}",
         stream("stage", "        - { type: window, key_by: user, size_ms: 5000, aggregates: { n: count, total: sum(v) } }\n"),
         stream("plugin", &timer_plugin("window_count", 5000, "event")),
+        stream("sql", &sql_window("tumble(INTERVAL '5 seconds')", "")),
     ))
 }
 
@@ -263,12 +375,13 @@ fn kill_loop_stage_and_plugin(dir: &Dir, sm: &str, want: &Expected, kills: u64, 
     assert!(o.status.success(), "{}", stderr(&o));
     check_in(dir, ("out_stage", "err_stage"), want, &format!("window stage after {landed} kills"), ("user", "n", Some("total")));
     check_in(dir, ("out_plugin", "err_plugin"), want, &format!("timer plugin after {landed} kills"), ("key", "count", None));
+    check_in(dir, ("out_sql", "err_sql"), want, &format!("sql windows after {landed} kills"), ("user", "n", Some("total")));
     stderr(&o)
 }
 
 /// SIGKILLed at random moments (state and exactly-once output on the local backend), restarted
-/// with 1-4 workers: every window, of the stage and of the timer plugin, exactly once with the
-/// right result, every late record once.
+/// with 1-4 workers: every window, of the stage, the timer plugin and the SQL query, exactly
+/// once with the right result, every late record once.
 #[test]
 fn windows_and_plugin_timers_are_exactly_once_across_a_kill_loop() {
     let dir = Dir::new();
@@ -296,5 +409,5 @@ fn windows_and_plugin_timers_are_exactly_once_on_the_hybrid_backend_across_kills
     );
     let log = kill_loop_stage_and_plugin(&dir, &sm, &want, kills, ", rate_per_sec: 2000");
     let evicted: Vec<u64> = log.lines().filter_map(|l| l.split("hybrid_evictions=").nth(1)?.split_whitespace().next()?.parse().ok()).collect();
-    assert!(evicted.len() == 2 && evicted.iter().all(|n| *n > 0), "both streams evicted key groups in the last run: {evicted:?}\n{log}");
+    assert!(evicted.len() == 3 && evicted.iter().all(|n| *n > 0), "every stream evicted key groups in the last run: {evicted:?}\n{log}");
 }

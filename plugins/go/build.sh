@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Go plugins: plugins/go/<name>/ (a main package using the SDK in plugins/go/arkflow)
-# -> plugins/dist/<name>_go.wasm, a component of world `plugin` (wit/plugin.wit).
+# -> plugins/dist/<name>_go.wasm, a component of world `timed-plugin` (wit/plugin.wit; a plugin
+# that never calls the timer functions imports no `timers`, so it is a plain `plugin`).
 #
-#   plugins/go/build.sh               # every plugin directory (today: counter)
+#   plugins/go/build.sh               # every plugin directory (counter, window_count)
 #   plugins/go/build.sh counter       # just these
 #   plugins/go/build.sh --test        # first run the SDK's and the plugins' unit tests (go test, natively)
 #
@@ -99,11 +100,13 @@ export GOWORK="$BUILD/go.work"
 # Bindings, generated fresh from wit/ on every build (the build cache keys on content, so an
 # unchanged WIT costs nothing), as module arkflow/wit; plus the SDK's export glue.
 rm -rf "$BUILD/wit.tmp"
-"$WIT_BINDGEN" go --quiet -w plugin --pkg-name "$BINDINGS_MODULE" --out-dir "$BUILD/wit.tmp" "$WIT_DIR" \
+"$WIT_BINDGEN" go --quiet -w timed-plugin --pkg-name "$BINDINGS_MODULE" --out-dir "$BUILD/wit.tmp" "$WIT_DIR" \
     >"$BUILD/wit-bindgen.log" 2>&1 || { cat "$BUILD/wit-bindgen.log" >&2; exit 1; }
 printf 'module %s\n\ngo %s\n' "$BINDINGS_MODULE" "$GO_MIN" > "$BUILD/wit.tmp/go.mod"
 mkdir -p "$BUILD/wit.tmp/exports/export_arkflow_plugin_processor"
 cp "$GO_DIR/arkflow/_glue/export_processor.go" "$BUILD/wit.tmp/exports/export_arkflow_plugin_processor/"
+mkdir -p "$BUILD/wit.tmp/exports/export_arkflow_plugin_timer_handler"
+cp "$GO_DIR/arkflow/_glue/export_timer_handler.go" "$BUILD/wit.tmp/exports/export_arkflow_plugin_timer_handler/"
 rm -rf "$BUILD/wit" && mv "$BUILD/wit.tmp" "$BUILD/wit"
 printf 'go %s\n\nuse (\n\t..\n\t./wit\n\t%s\n)\n' "$GO_MIN" "$GO_PKG" > "$GOWORK"
 
@@ -117,7 +120,7 @@ for name in "${plugins[@]}"; do
     core="$BUILD/$name.core.wasm"
     (cd "$GO_DIR" && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath \
         -ldflags='-checklinkname=0 -s -w' -o "$core" "./$name")
-    "$WASM_TOOLS" component embed -w plugin "$WIT_DIR" "$core" -o "$BUILD/$name.embedded.wasm"
+    "$WASM_TOOLS" component embed -w timed-plugin "$WIT_DIR" "$core" -o "$BUILD/$name.embedded.wasm"
     out="$DIST/${name}_go.wasm"
     "$WASM_TOOLS" component new "$BUILD/$name.embedded.wasm" \
         --adapt "wasi_snapshot_preview1=$ADAPTER" -o "$out.tmp"

@@ -10,8 +10,9 @@
 #                        subdirectory of ROOT (but sdk) holding GLOB ({} = the directory's name)
 #   core_to_dist CORE NAME -> wraps a WASI preview1 reactor core module into a component with the
 #                        reactor adapter, validates it, copies it to plugins/dist/NAME.wasm
-#   wit_bindgen_c DIR -> C bindings of world `plugin` (plugin.h, plugin.c,
-#                        plugin_component_type.o) written to DIR, replaced atomically
+#   wit_bindgen_c DIR -> C bindings of world `timed-plugin`, generated under the name `plugin`
+#                        (plugin.h, plugin.c, plugin_component_type.o) written to DIR,
+#                        replaced atomically
 # Paths: ARKFLOW_ROOT is the repository root; WIT_DIR its wit/ directory.
 set -euo pipefail
 
@@ -69,9 +70,20 @@ plugin_names() {
 }
 
 wit_bindgen_c() {
-    local out="$1" log
+    local out="$1" log wit
     rm -rf "$out.tmp"
-    log="$(wit-bindgen c "$WIT_DIR" --world plugin --out-dir "$out.tmp" 2>&1)" || { echo "$log" >&2; return 1; }
+    # The world `timed-plugin` under the name `plugin`, so the generated names keep the `plugin_`
+    # prefix the SDKs use: world `plugin` gains `import timers` and `export timer-handler`.
+    wit="$out.wit"
+    rm -rf "$wit" && mkdir -p "$wit"
+    python3 - "$WIT_DIR/plugin.wit" "$wit/plugin.wit" <<'PY'
+import sys
+s = open(sys.argv[1]).read()
+s = s[: s.index("/// A processor plugin with timers.")]
+s = s.replace("    export processor;\n}", "    export processor;\n    import timers;\n    export timer-handler;\n}")
+open(sys.argv[2], "w").write(s)
+PY
+    log="$(wit-bindgen c "$wit" --world plugin --out-dir "$out.tmp" 2>&1)" || { echo "$log" >&2; return 1; }
     rm -rf "$out"
     mv "$out.tmp" "$out"
 }

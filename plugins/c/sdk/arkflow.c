@@ -1164,6 +1164,29 @@ bool exports_arkflow_plugin_processor_init(plugin_list_tuple2_string_string_t *c
     return g_initialized;
 }
 
+/* Settles a call's outcomes: on failure frees the ones set and returns false; else fills the
+ * unset ones with fail(internal, "no-outcome") and hands the array to (*ptr, *len). */
+static bool settle(bool ok, ak_outcome *outs, size_t n, ak_outcome **ptr, size_t *len) {
+    if (!ok) {
+        for (size_t i = 0; outs && i < n; i++)
+            if (outs[i].tag != AK_OUTCOME_UNSET) arkflow_plugin_types_record_outcome_free(&outs[i]);
+        free(outs);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (outs[i].tag == AK_OUTCOME_UNSET)
+            ak_outcome_fail(&outs[i], ak_internal("no-outcome", "the plugin set no outcome for this record"));
+    *ptr = outs;
+    *len = n;
+    return true;
+}
+
+static ak_outcome *unset_outcomes(size_t n) {
+    ak_outcome *outs = n ? xmalloc(n * sizeof *outs) : NULL;
+    for (size_t i = 0; i < n; i++) outs[i].tag = AK_OUTCOME_UNSET;
+    return outs;
+}
+
 bool exports_arkflow_plugin_processor_process_batch(exports_arkflow_plugin_processor_batch_context_t *ctx,
                                                     exports_arkflow_plugin_processor_list_record_in_t *records,
                                                     exports_arkflow_plugin_processor_list_record_outcome_t *ret,
@@ -1174,8 +1197,7 @@ bool exports_arkflow_plugin_processor_process_batch(exports_arkflow_plugin_proce
     if (!g_initialized) {
         *err = not_initialized();
     } else {
-        b.outcomes = n ? xmalloc(n * sizeof *b.outcomes) : NULL;
-        for (size_t i = 0; i < n; i++) b.outcomes[i].tag = AK_OUTCOME_UNSET;
+        b.outcomes = unset_outcomes(n);
         ok = ak_process_batch(&b, err);
     }
     if (b.keys_) {
@@ -1184,18 +1206,7 @@ bool exports_arkflow_plugin_processor_process_batch(exports_arkflow_plugin_proce
         free(keys);
     }
     exports_arkflow_plugin_processor_list_record_in_free(records);
-    if (!ok) {
-        for (size_t i = 0; b.outcomes && i < n; i++)
-            if (b.outcomes[i].tag != AK_OUTCOME_UNSET) arkflow_plugin_types_record_outcome_free(&b.outcomes[i]);
-        free(b.outcomes);
-        return false;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (b.outcomes[i].tag == AK_OUTCOME_UNSET)
-            ak_outcome_fail(&b.outcomes[i], ak_internal("no-outcome", "the plugin set no outcome for this record"));
-    ret->ptr = b.outcomes;
-    ret->len = n;
-    return true;
+    return settle(ok, b.outcomes, n, &ret->ptr, &ret->len);
 }
 
 bool exports_arkflow_plugin_processor_on_checkpoint(exports_arkflow_plugin_processor_checkpoint_context_t *ctx,
@@ -1205,4 +1216,47 @@ bool exports_arkflow_plugin_processor_on_checkpoint(exports_arkflow_plugin_proce
         return false;
     }
     return ak_on_checkpoint(ctx, err);
+}
+
+/* ====================================== timers ====================================== */
+
+bool ak_timer_register(ak_bytes key, int64_t time_ms, ak_time_domain domain, ak_error *err) {
+    ak_state_error se;
+    if (!arkflow_plugin_timers_register_timer(&key, time_ms, domain, &se)) return state_fail(&se, err);
+    return true;
+}
+
+bool ak_timer_delete(ak_bytes key, int64_t time_ms, ak_time_domain domain, bool *was_registered, ak_error *err) {
+    ak_state_error se;
+    bool present;
+    if (!arkflow_plugin_timers_delete_timer(&key, time_ms, domain, &present, &se)) return state_fail(&se, err);
+    if (was_registered) *was_registered = present;
+    return true;
+}
+
+int64_t ak_watermark(void) { return arkflow_plugin_timers_watermark(); }
+
+int64_t ak_now(void) { return arkflow_plugin_timers_now(); }
+
+__attribute__((weak)) bool ak_on_timers(ak_timers *timers, ak_error *err) {
+    (void)timers;
+    *err = ak_internal("no-timer-handler", "the plugin registered timers but defines no ak_on_timers");
+    return false;
+}
+
+bool exports_arkflow_plugin_timer_handler_on_timers(exports_arkflow_plugin_timer_handler_timer_context_t *ctx,
+                                                    exports_arkflow_plugin_timer_handler_list_timer_t *fired,
+                                                    exports_arkflow_plugin_timer_handler_list_record_outcome_t *ret,
+                                                    exports_arkflow_plugin_timer_handler_error_t *err) {
+    size_t n = fired->len;
+    bool ok = false;
+    ak_timers t = {ctx, fired->ptr, NULL, n};
+    if (!g_initialized) {
+        *err = not_initialized();
+    } else {
+        t.outcomes = unset_outcomes(n);
+        ok = ak_on_timers(&t, err);
+    }
+    exports_arkflow_plugin_timer_handler_list_timer_free(fired);
+    return settle(ok, t.outcomes, n, &ret->ptr, &ret->len);
 }

@@ -9,14 +9,20 @@ package arkflow
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"sort"
+	"time"
 )
 
 var fakeStores = map[string]map[string][]byte{}
 
-// ResetFakeState empties every fake store (native builds only).
-func ResetFakeState() { fakeStores = map[string]map[string][]byte{} }
+// ResetFakeState empties every fake store and timer (native builds only).
+func ResetFakeState() {
+	fakeStores = map[string]map[string][]byte{}
+	FakeTimers = map[string]Timer{}
+	FakeWatermark = math.MinInt64
+}
 
 // Store is a handle of a named state store (here: an in-memory fake).
 type Store struct {
@@ -122,3 +128,33 @@ func Log(level Level, message string) {
 func CounterAdd(name string, delta uint64)       {}
 func GaugeSet(name string, value float64)        {}
 func HistogramRecord(name string, value float64) {}
+
+// FakeTimers holds the registered timers by fakeTimerKey; Watermark returns FakeWatermark.
+var (
+	FakeTimers          = map[string]Timer{}
+	FakeWatermark int64 = math.MinInt64
+)
+
+func fakeTimerKey(key []byte, timeMs int64, domain TimeDomain) string {
+	return fmt.Sprintf("%d/%d/%s", domain, timeMs, key)
+}
+
+// RegisterTimer records the timer in FakeTimers.
+func RegisterTimer(key []byte, timeMs int64, domain TimeDomain) error {
+	FakeTimers[fakeTimerKey(key, timeMs, domain)] = Timer{Key: append([]byte(nil), key...), TimeMs: timeMs, Domain: domain}
+	return nil
+}
+
+// DeleteTimer removes it from FakeTimers; whether it was there.
+func DeleteTimer(key []byte, timeMs int64, domain TimeDomain) (bool, error) {
+	k := fakeTimerKey(key, timeMs, domain)
+	_, ok := FakeTimers[k]
+	delete(FakeTimers, k)
+	return ok, nil
+}
+
+// Watermark is FakeWatermark.
+func Watermark() int64 { return FakeWatermark }
+
+// Now is the wall clock.
+func Now() int64 { return time.Now().UnixMilli() }

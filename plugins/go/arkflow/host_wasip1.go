@@ -12,10 +12,12 @@ import (
 	"runtime/metrics"
 
 	glue "arkflow/wit/exports/export_arkflow_plugin_processor"
+	timerGlue "arkflow/wit/exports/export_arkflow_plugin_timer_handler"
 	_ "arkflow/wit/exports/wit_exports" // the component's exported entry points
 	hostlog "arkflow/wit/imports/arkflow_plugin_log"
 	"arkflow/wit/imports/arkflow_plugin_metrics"
 	state "arkflow/wit/imports/arkflow_plugin_state"
+	"arkflow/wit/imports/arkflow_plugin_timers"
 	types "arkflow/wit/imports/arkflow_plugin_types"
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
@@ -41,7 +43,37 @@ func init() {
 		defer collectGarbage()
 		return onCheckpointHook(ctx)
 	}
+	timerGlue.OnTimersHook = func(ctx types.TimerContext, fired []types.Timer) witTypes.Result[[]Outcome, types.Error] {
+		defer collectGarbage()
+		return onTimersHook(ctx, fired)
+	}
 }
+
+// RegisterTimer registers a timer for key at timeMs on domain's clock (WIT `register-timer`), in
+// the key group of the current call, staged with its state writes.
+func RegisterTimer(key []byte, timeMs int64, domain TimeDomain) error {
+	r := arkflow_plugin_timers.RegisterTimer(key, timeMs, domain)
+	if r.IsErr() {
+		return stateErr(r.Err())
+	}
+	return nil
+}
+
+// DeleteTimer deletes that timer (WIT `delete-timer`); whether it was registered.
+func DeleteTimer(key []byte, timeMs int64, domain TimeDomain) (bool, error) {
+	r := arkflow_plugin_timers.DeleteTimer(key, timeMs, domain)
+	if r.IsErr() {
+		return false, stateErr(r.Err())
+	}
+	return r.Ok(), nil
+}
+
+// Watermark is the stream's watermark (WIT `watermark`; math.MinInt64 before the first): an event
+// at or before it is late.
+func Watermark() int64 { return arkflow_plugin_timers.Watermark() }
+
+// Now is the host's wall clock, ms since the Unix epoch (WIT `now`).
+func Now() int64 { return arkflow_plugin_timers.Now() }
 
 // GCMinBytes is the least a plugin allocates between two collections (like GOGC=100 otherwise:
 // a collection runs at the end of the export call during which the bytes allocated since the

@@ -6,11 +6,14 @@
 //!     pub fn init(config: ak.Config) ak.Failure!P
 //!     pub fn processBatch(self: *P, batch: *ak.Batch) ak.Failure!void
 //!     pub fn onCheckpoint(self: *P, ctx: ak.CheckpointContext) ak.Failure!void   // optional
+//!     pub fn onTimers(self: *P, timers: *ak.Timers) ak.Failure!void              // with timers
 //!
 //! exported with `comptime { ak.exportProcessor(P); }`. The SDK implements the WIT exports
-//! (describe, init, process-batch, on-checkpoint) that the wit-bindgen C glue (plugin.c, generated
-//! from wit/ at build time and compiled in) calls, and wraps the imports: `Store` (state), `log`,
-//! `metrics`. Behaviour mirrors the Rust SDK (plugins/sdk): same JSON rules and messages, same
+//! (describe, init, process-batch, on-checkpoint, on-timers) that the wit-bindgen C glue
+//! (plugin.c, generated from wit/ at build time for the world `timed-plugin` under the name
+//! `plugin`, and compiled in) calls, and wraps the imports: `Store` (state), `registerTimer` /
+//! `deleteTimer` / `watermark` / `now` (timers; a plugin that never calls them does not import
+//! them), `log`, `metrics`. Behaviour mirrors the Rust SDK (plugins/sdk): same JSON rules and messages, same
 //! escaping, same state-cache order.
 //!
 //! Errors: a WIT `error` carries class/code/message, which a Zig error cannot. Fallible SDK calls
@@ -817,9 +820,7 @@ pub const Batch = struct {
 
     /// Emit one prepared record (its fields move).
     pub fn emit(self: *Batch, i: usize, record: RecordOut) void {
-        const one = alloc(RecordOut, 1);
-        one[0] = record;
-        self.outcomes[i] = .{ .tag = c.ARKFLOW_PLUGIN_TYPES_RECORD_OUTCOME_EMIT, .val = .{ .emit = .{ .ptr = one.ptr, .len = 1 } } };
+        setEmit(&self.outcomes[i], record);
     }
 
     /// Re-emit the input record unchanged (key, value and headers move out of it).
@@ -841,7 +842,7 @@ pub const Batch = struct {
 
     /// Fail record i with `err` (ownership moves).
     pub fn fail(self: *Batch, i: usize, err: Error) void {
-        self.outcomes[i] = .{ .tag = c.ARKFLOW_PLUGIN_TYPES_RECORD_OUTCOME_FAIL, .val = .{ .fail = err.raw } };
+        setFail(&self.outcomes[i], err);
     }
 
     fn deinit(self: *Batch) void {
@@ -850,6 +851,86 @@ pub const Batch = struct {
             freeSlice(owned);
         }
         if (self.keys_) |k| freeSlice(k);
+    }
+};
+
+fn setEmit(o: *Outcome, record: RecordOut) void {
+    const one = alloc(RecordOut, 1);
+    one[0] = record;
+    o.* = .{ .tag = c.ARKFLOW_PLUGIN_TYPES_RECORD_OUTCOME_EMIT, .val = .{ .emit = .{ .ptr = one.ptr, .len = 1 } } };
+}
+
+fn setFail(o: *Outcome, err: Error) void {
+    o.* = .{ .tag = c.ARKFLOW_PLUGIN_TYPES_RECORD_OUTCOME_FAIL, .val = .{ .fail = err.raw } };
+}
+
+/// Settles a call's outcomes after the plugin returned: unset ones become
+/// fail(internal, "no-outcome").
+fn settleOutcomes(outcomes: []Outcome) void {
+    for (outcomes) |*o| if (o.tag == outcome_unset) setFail(o, internal("no-outcome", "the plugin set no outcome for this record"));
+}
+
+/// Frees the outcomes a failed call had set, and the array.
+fn dropOutcomes(outcomes: []Outcome) void {
+    for (outcomes) |*o| if (o.tag != outcome_unset) c.arkflow_plugin_types_record_outcome_free(o);
+    freeSlice(outcomes);
+}
+
+// ===================================== timers =====================================
+
+pub const Timer = c.arkflow_plugin_types_timer_t;
+pub const TimerContext = c.arkflow_plugin_types_timer_context_t;
+
+/// The clock a timer follows: `event` fires once the watermark reaches its time, `processing`
+/// once the host's wall clock has passed it.
+pub const TimeDomain = enum(u8) { event = 0, processing = 1 };
+
+/// register-timer: a timer for `key` at `time_ms` on `domain`'s clock, in the key group of the
+/// current call, staged with its state writes (class state "no-scope" outside a call).
+pub fn registerTimer(key: []const u8, time_ms: i64, domain: TimeDomain) Failure!void {
+    var k = list(key);
+    var se: c.arkflow_plugin_state_state_error_t = undefined;
+    if (!c.arkflow_plugin_timers_register_timer(&k, time_ms, @intFromEnum(domain), &se)) return stateFail(&se);
+}
+
+/// delete-timer: whether the timer was registered.
+pub fn deleteTimer(key: []const u8, time_ms: i64, domain: TimeDomain) Failure!bool {
+    var k = list(key);
+    var present: bool = false;
+    var se: c.arkflow_plugin_state_state_error_t = undefined;
+    if (!c.arkflow_plugin_timers_delete_timer(&k, time_ms, @intFromEnum(domain), &present, &se)) return stateFail(&se);
+    return present;
+}
+
+/// The stream's watermark (minInt(i64) before the first); an event at or before it is late.
+pub fn watermark() i64 {
+    return c.arkflow_plugin_timers_watermark();
+}
+
+/// The host's wall clock, milliseconds since the Unix epoch.
+pub fn now() i64 {
+    return c.arkflow_plugin_timers_now();
+}
+
+/// One on-timers call: the due timers of one key group, in time order, and one outcome per
+/// timer (emit / drop / fail; an emitted record without a key is keyed by the timer's key).
+pub const Timers = struct {
+    ctx: *const TimerContext,
+    fired: []const Timer,
+    outcomes: []Outcome,
+
+    /// The key of timer i.
+    pub fn key(self: *const Timers, i: usize) []const u8 {
+        return bytes(self.fired[i].key);
+    }
+    pub fn emit(self: *Timers, i: usize, record: RecordOut) void {
+        setEmit(&self.outcomes[i], record);
+    }
+    pub fn drop(self: *Timers, i: usize) void {
+        self.outcomes[i] = .{ .tag = c.ARKFLOW_PLUGIN_TYPES_RECORD_OUTCOME_DROP };
+    }
+    pub fn fail(self: *Timers, i: usize, err: Error) void {
+        setFail(&self.outcomes[i], err);
     }
 };
 
@@ -1259,13 +1340,40 @@ pub fn exportProcessor(comptime P: type) void {
             defer batch.deinit();
             for (batch.outcomes) |*o| o.tag = outcome_unset;
             P.processBatch(p, &batch) catch {
-                for (batch.outcomes) |*o| if (o.tag != outcome_unset) c.arkflow_plugin_types_record_outcome_free(o);
-                freeSlice(batch.outcomes);
+                dropOutcomes(batch.outcomes);
                 err.* = takeError().raw;
                 return false;
             };
-            for (batch.outcomes, 0..) |*o, i| if (o.tag == outcome_unset) batch.fail(i, internal("no-outcome", "the plugin set no outcome for this record"));
+            settleOutcomes(batch.outcomes);
             ret.* = .{ .ptr = if (n == 0) null else batch.outcomes.ptr, .len = n };
+            return true;
+        }
+
+        fn onTimers(
+            ctx: *c.arkflow_plugin_types_timer_context_t,
+            fired: *c.exports_arkflow_plugin_timer_handler_list_timer_t,
+            ret: *c.exports_arkflow_plugin_timer_handler_list_record_outcome_t,
+            err: *c.arkflow_plugin_types_error_t,
+        ) callconv(.c) bool {
+            defer c.exports_arkflow_plugin_timer_handler_list_timer_free(fired);
+            const p = if (instance) |*i| i else {
+                err.* = notInitialized().raw;
+                return false;
+            };
+            if (!@hasDecl(P, "onTimers")) {
+                err.* = internal("no-timer-handler", "the plugin registered timers but has no onTimers").raw;
+                return false;
+            }
+            const n = fired.len;
+            var t = Timers{ .ctx = ctx, .fired = if (n == 0) &[_]Timer{} else fired.ptr[0..n], .outcomes = alloc(Outcome, n) };
+            for (t.outcomes) |*o| o.tag = outcome_unset;
+            P.onTimers(p, &t) catch {
+                dropOutcomes(t.outcomes);
+                err.* = takeError().raw;
+                return false;
+            };
+            settleOutcomes(t.outcomes);
+            ret.* = .{ .ptr = if (n == 0) null else t.outcomes.ptr, .len = n };
             return true;
         }
 
@@ -1287,4 +1395,5 @@ pub fn exportProcessor(comptime P: type) void {
     @export(&G.init, .{ .name = "exports_arkflow_plugin_processor_init" });
     @export(&G.processBatch, .{ .name = "exports_arkflow_plugin_processor_process_batch" });
     @export(&G.onCheckpoint, .{ .name = "exports_arkflow_plugin_processor_on_checkpoint" });
+    @export(&G.onTimers, .{ .name = "exports_arkflow_plugin_timer_handler_on_timers" });
 }

@@ -89,6 +89,27 @@ pub fn to_batch(values: &[(usize, serde_json::Value)], records: &[Record], decla
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
+/// `table` with a null float column for each name of `wanted` it lacks (a field that no record
+/// of this batch has, which the query still names: so the query plans, and reads NULL, instead
+/// of failing the batch). A name the table has in another case is not added, so a case mismatch
+/// still fails visibly.
+pub fn fill_missing(table: RecordBatch, wanted: &[String]) -> Result<RecordBatch, ArrowError> {
+    let schema = table.schema();
+    let has = |n: &str| schema.fields().iter().any(|f| f.name().eq_ignore_ascii_case(n));
+    let missing: Vec<&String> = wanted.iter().filter(|n| !has(n)).collect();
+    if missing.is_empty() {
+        return Ok(table);
+    }
+    let rows = table.num_rows();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut columns = table.columns().to_vec();
+    for n in missing {
+        fields.push(Field::new(n.as_str(), DataType::Float64, true));
+        columns.push(datafusion::arrow::array::new_null_array(&DataType::Float64, rows));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
 /// One JSON object per row of `batches`, as bytes.
 pub fn to_json_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<u8>>, ArrowError> {
     let mut out = Vec::new();

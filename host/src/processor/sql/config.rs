@@ -26,6 +26,9 @@ pub struct SqlProcessorConfig {
     pub store: Option<String>,
     /// Declared columns (name, type), in order; default: inferred from each batch
     pub schema: Vec<(String, SqlType)>,
+    /// How long a window of a windowed continuous query waits for late records after its end,
+    /// milliseconds; default 0
+    pub allowed_lateness_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +78,7 @@ impl ProcessorType for SqlProcessorConfig {
     }
 
     fn build(&self, cx: &BuildCx<'_>) -> anyhow::Result<Arc<dyn ProcessorFactory>> {
-        Ok(Arc::new(super::SqlFactory::new(self, cx.label, &cx.env.store_names, cx.env.state_enabled)?))
+        Ok(Arc::new(super::SqlFactory::new(self, cx.label, cx.env, cx.index)?))
     }
 }
 
@@ -117,6 +120,7 @@ pub struct RawSql {
     mode: Option<String>,
     store: Option<String>,
     schema: Option<BTreeMap<String, String>>,
+    allowed_lateness_ms: Option<u64>,
 }
 
 fn sql(ctx: &Ctx, raw: RawSql, path: &YPath) -> Result<SqlProcessorConfig, ConfigError> {
@@ -132,7 +136,8 @@ fn sql(ctx: &Ctx, raw: RawSql, path: &YPath) -> Result<SqlProcessorConfig, Confi
         Some(m) => Some(SqlMode::from_name(&m).ok_or_else(|| ctx.unknown_name(&path.key("mode"), "mode", &m, SqlMode::NAMES))?),
     };
     let schema = columns(ctx, raw.schema, path)?;
-    Ok(SqlProcessorConfig { query: raw.query, table_name, mode, store: raw.store, schema })
+    let allowed_lateness_ms = raw.allowed_lateness_ms.map(|v| v.min(i64::MAX as u64 / 4) as i64);
+    Ok(SqlProcessorConfig { query: raw.query, table_name, mode, store: raw.store, schema, allowed_lateness_ms })
 }
 
 /// A `schema:` map of column name -> type.

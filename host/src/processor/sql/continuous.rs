@@ -2,13 +2,17 @@
 //! runs per batch as a *partial* aggregation (COUNT, SUM, MIN, MAX as written; AVG as SUM and
 //! COUNT), and the partials are merged into keyed state: one state entry per group, key = the JSON
 //! array of the group's values, value = the JSON array of its accumulators. Each batch emits one
-//! upsert record per group it changed, with the query's own output column names. Anything else
-//! (HAVING, ORDER BY, LIMIT, DISTINCT, joins, windows, other aggregates, expressions over
-//! aggregates) is refused with the clause named.
+//! upsert record per group it changed, with the query's own output column names. One GROUP BY
+//! expression may be a window function (`super::window`): it is replaced by the host's
+//! `__window` column, and the shape says where it is. Anything else (HAVING, ORDER BY, LIMIT,
+//! DISTINCT, joins, window functions (OVER), other aggregates, expressions over aggregates) is
+//! refused with the clause named.
 
+use super::window::{mentions_window, plan_mentions_window, window_of, WINDOW_COLUMN};
+use crate::processor::window::WindowKind;
 use datafusion::common::tree_node::TreeNode;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
-use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{col, Expr, LogicalPlan, LogicalPlanBuilder};
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +31,8 @@ pub struct Shape {
     pub aggs: Vec<Agg>,
     /// Output columns: (name, index into [group values..., aggregates...]).
     pub outputs: Vec<(String, usize)>,
+    /// The GROUP BY's window function: its index among the groups, and its windows.
+    pub window: Option<(usize, WindowKind)>,
 }
 
 fn unalias(e: &Expr) -> &Expr {
@@ -109,7 +115,7 @@ pub fn derive(plan: &LogicalPlan) -> Result<(LogicalPlan, Shape), String> {
         }
         aggs.push(kind);
     }
-    let groups: Vec<Expr> = agg.group_expr.iter().enumerate().map(|(i, g)| unalias(g).clone().alias(format!("__g{i}"))).collect();
+    let (groups, window) = window_groups(agg)?;
     let partial = LogicalPlanBuilder::from(agg.input.as_ref().clone()).aggregate(groups, partials).and_then(|b| b.build()).map_err(|e| e.to_string())?;
     let n_groups = agg.group_expr.len();
     let outputs = match projection {
@@ -120,14 +126,57 @@ pub fn derive(plan: &LogicalPlan) -> Result<(LogicalPlan, Shape), String> {
             .enumerate()
             .map(|(j, e)| match unalias(e) {
                 Expr::Column(c) => agg.schema.index_of_column(c).map(|i| (p.schema.field(j).name().clone(), i)).map_err(|e| e.to_string()),
+                // A group expression repeated as written (the planner keeps volatile ones so;
+                // compared as written: a volatile call never equals another).
+                other if group_position(agg, other).is_some() => Ok((p.schema.field(j).name().clone(), group_position(agg, other).expect("found"))),
                 other => Err(format!("continuous mode: the output column `{other}` is an expression over the aggregates; select the aggregates and group keys themselves, or use `mode: batch`")),
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
-    Ok((partial, Shape { groups: n_groups, aggs, outputs }))
+    Ok((partial, Shape { groups: n_groups, aggs, outputs, window }))
 }
 
-/// The columns of a continuous query's GROUP BY, in order; Err names a group expression that is
+fn group_position(agg: &datafusion::logical_expr::Aggregate, e: &Expr) -> Option<usize> {
+    let written = e.to_string();
+    agg.group_expr.iter().position(|g| unalias(g).to_string() == written)
+}
+
+/// The GROUP BY expressions to run, the window function (at most one) replaced by the host's
+/// `__window` column, and where the window is.
+type Groups = (Vec<Expr>, Option<(usize, WindowKind)>);
+
+fn window_groups(agg: &datafusion::logical_expr::Aggregate) -> Result<Groups, String> {
+    let misplaced = "a window function (tumble, hop) is a GROUP BY expression of its own: GROUP BY <keys>, tumble(INTERVAL '1 minute')";
+    if plan_mentions_window(&agg.input) || agg.aggr_expr.iter().any(mentions_window) {
+        return Err(misplaced.into());
+    }
+    let mut window = None;
+    let mut groups = Vec::new();
+    for (i, g) in agg.group_expr.iter().map(unalias).enumerate() {
+        let e = match window_of(g) {
+            Some(Ok(_)) if window.is_some() => return Err("continuous mode groups by one window function at most".into()),
+            Some(Ok(kind)) => {
+                window = Some((i, kind));
+                col(WINDOW_COLUMN)
+            }
+            Some(Err(e)) => return Err(e),
+            None if mentions_window(g) => return Err(misplaced.into()),
+            None => g.clone(),
+        };
+        groups.push(e.alias(format!("__g{i}")));
+    }
+    if window.is_some() {
+        if agg.group_expr.len() < 2 {
+            return Err("a windowed continuous query needs a key column besides the window (GROUP BY user_id, tumble(INTERVAL '1 minute')): a window over every record has no key to keep it under".into());
+        }
+        if !agg.input.schema().fields().iter().any(|f| f.name() == WINDOW_COLUMN) {
+            return Err("a windowed continuous query reads its table directly (SELECT ... FROM <table> [WHERE ...] GROUP BY ...)".into());
+        }
+    }
+    Ok((groups, window))
+}
+
+/// The columns of a continuous query's GROUP BY, in order, without its window function; Err names a group expression that is
 /// not a plain column.
 pub fn group_columns(plan: &LogicalPlan) -> Result<Vec<String>, String> {
     let mut agg = None;
@@ -140,6 +189,7 @@ pub fn group_columns(plan: &LogicalPlan) -> Result<Vec<String>, String> {
     });
     agg.unwrap_or_default()
         .iter()
+        .filter(|g| window_of(unalias(g)).is_none())
         .map(|g| match unalias(g) {
             Expr::Column(c) => Ok(c.name.clone()),
             other => Err(format!("continuous sql groups by `{other}`, which is not a column of the records")),
@@ -246,6 +296,7 @@ mod tests {
             groups: 1,
             aggs: vec![Agg::Count, Agg::Sum, Agg::Min, Agg::Max, Agg::Avg],
             outputs: vec![("u".into(), 0), ("n".into(), 1), ("s".into(), 2), ("lo".into(), 3), ("hi".into(), 4), ("avg".into(), 5)],
+            window: None,
         }
     }
 
@@ -262,7 +313,7 @@ mod tests {
 
     #[test]
     fn strings_compare_for_min_and_max() {
-        let s = Shape { groups: 0, aggs: vec![Agg::Min, Agg::Max], outputs: vec![] };
+        let s = Shape { groups: 0, aggs: vec![Agg::Min, Agg::Max], outputs: vec![], window: None };
         let a = merge(&s, None, &[json!("m"), json!("m")]);
         let a = merge(&s, Some(a), &[json!("b"), json!("z")]);
         assert_eq!(a, vec![json!("b"), json!("z")]);

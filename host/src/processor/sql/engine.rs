@@ -72,7 +72,9 @@ impl<S> Engine<S> {
     pub fn new(table: &str, query: &str) -> anyhow::Result<Self> {
         let rt = tokio::runtime::Builder::new_current_thread().build()?;
         let config = SessionConfig::new().with_target_partitions(1).with_information_schema(false);
-        Ok(Engine { rt, ctx: SessionContext::new_with_config(config), table: table.to_string(), query: query.to_string(), cache: HashMap::new() })
+        let ctx = SessionContext::new_with_config(config);
+        super::window::udfs().into_iter().for_each(|f| ctx.register_udf(f));
+        Ok(Engine { rt, ctx, table: table.to_string(), query: query.to_string(), cache: HashMap::new() })
     }
 
     /// Plans the query for `schema` (once per schema). `derive` turns the logical plan into the

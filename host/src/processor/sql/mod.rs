@@ -10,6 +10,10 @@
 //! factory declares the GROUP BY columns as its key (`KeyNeed`) and the stream routes by them
 //! (`engine::routing`).
 //!
+//! Windows: a continuous query may also group by `tumble(INTERVAL ..)` or `hop(..)`
+//! (`window.rs`); then each window's aggregates are emitted once, when the watermark closes it,
+//! instead of an upsert per batch, and records too late for every window fail (`windowed.rs`).
+//!
 //! Start-up check: the query is planned against a placeholder table (every identifier of the
 //! query as a nullable float column) so that DDL/DML and clauses continuous mode cannot keep are
 //! refused before data flows. Records whose value is not a JSON object fail one by one
@@ -20,10 +24,12 @@ pub mod codecs;
 mod config;
 mod continuous;
 mod engine;
+mod window;
+mod windowed;
 
-use crate::processor::{BatchCtx, BatchError, FailurePolicy, KeyNeed, Processor, ProcessorFactory, StateSlot};
+use crate::processor::{BatchCtx, BatchError, Clock, FailurePolicy, Fired, KeyNeed, Processor, ProcessorFactory, StateSlot, StreamEnv};
 use crate::record::{Outcome, Record, RecordError};
-use crate::state::Staging;
+use crate::state::{Staging, WorkerState};
 pub use config::*;
 use continuous::Shape;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -39,26 +45,33 @@ pub struct SqlFactory {
     label: String,
     /// The GROUP BY columns in continuous mode (see `engine::routing`).
     key: KeyNeed,
+    /// A windowed query: its shape as planned at start, the event-time field, the stage index.
+    windowed: Option<(Shape, Option<String>, u16)>,
+    wanted: Arc<Vec<String>>,
 }
 
 /// Every word of `query` that could name a column, for the placeholder table: keywords included
 /// (`key`, `value`, `date` are keywords and common field names; a surplus column is harmless),
-/// unquoted words also lowercased (the planner's spelling of them).
+/// unquoted words also lowercased (the planner's spelling of them). A word written right after `AS` is
+/// an alias, not a column: left out everywhere, so that `GROUP BY <alias>` plans as it will on real data.
 fn identifiers(query: &str) -> Vec<String> {
     use datafusion::sql::sqlparser::{
         dialect::GenericDialect,
+        keywords::Keyword,
         tokenizer::{Token, Tokenizer},
     };
-    let mut out: Vec<String> = Tokenizer::new(&GenericDialect {}, query)
-        .tokenize()
-        .unwrap_or_default()
-        .into_iter()
-        .flat_map(|t| match t {
-            Token::Word(w) if w.quote_style.is_none() => vec![w.value.to_lowercase(), w.value],
-            Token::Word(w) => vec![w.value],
-            _ => vec![],
-        })
-        .collect();
+    let tokens = Tokenizer::new(&GenericDialect {}, query).tokenize().unwrap_or_default();
+    let words: Vec<_> = tokens.into_iter().filter_map(|t| if let Token::Word(w) = t { Some(w) } else { None }).collect();
+    // `x AS y` with y != x (`amount AS amount` still names the column).
+    let aliases: Vec<&str> =
+        words.windows(3).filter(|p| p[1].keyword == Keyword::AS && !p[0].value.eq_ignore_ascii_case(&p[2].value)).map(|p| p[2].value.as_str()).collect();
+    let mut out = Vec::new();
+    for w in words.iter().filter(|w| !aliases.contains(&w.value.as_str())) {
+        match w.quote_style {
+            None => out.extend([w.value.to_lowercase(), w.value.clone()]),
+            Some(_) => out.push(w.value.clone()),
+        }
+    }
     out.sort();
     out.dedup();
     out
@@ -84,18 +97,21 @@ fn has_group_by(plan: &LogicalPlan) -> bool {
 }
 
 impl SqlFactory {
-    pub fn new(cfg: &SqlProcessorConfig, label: &str, store_names: &[String], state_enabled: bool) -> anyhow::Result<Self> {
+    /// `stage`: the processor's index in the pipeline.
+    pub fn new(cfg: &SqlProcessorConfig, label: &str, env: &StreamEnv, stage: usize) -> anyhow::Result<Self> {
+        let (store_names, state_enabled) = (&env.store_names, env.state_enabled);
         let declared = declared_schema(&cfg.schema);
         // The placeholder table: the declared columns, else every identifier as a nullable float.
         let mut fields: Vec<Field> = match &declared {
             Some(s) => s.fields().iter().map(|f| f.as_ref().clone()).collect(),
             None => identifiers(&cfg.query)
                 .into_iter()
-                .filter(|n| !codec::META_COLUMNS.contains(&n.as_str()))
+                .filter(|n| !codec::META_COLUMNS.contains(&n.as_str()) && n != window::WINDOW_COLUMN)
                 .map(|n| Field::new(n, DataType::Float64, true))
                 .collect(),
         };
         fields.extend(codec::meta_fields());
+        fields.push(window::window_field());
         let placeholder = Arc::new(Schema::new(fields));
         let checked = match probe_logical(&cfg.table_name, &cfg.query, &placeholder) {
             Ok(plan) => {
@@ -124,10 +140,9 @@ impl SqlFactory {
                 .position(|n| *n == name)
                 .ok_or_else(|| anyhow::anyhow!("{label}: sql store `{name}` is not a state store of the stream (declare it in state.custom_keys)"))?
                 as u16;
-            if let Some(plan) = &checked {
-                continuous::derive(plan).map_err(|e| anyhow::anyhow!("{label}: sql query: {e}"))?;
-            }
         }
+        let windowed = windows_at_start(cfg, label, env, mode, checked.as_ref())?
+            .map(|shape| (shape, env.event_time.as_ref().and_then(|e| e.field.clone()), stage as u16));
         let key = match (mode, &checked) {
             (SqlMode::Batch, _) => KeyNeed::None,
             // Grouped by the record key alone: routing by the record key keeps groups whole.
@@ -138,7 +153,11 @@ impl SqlFactory {
             },
             (SqlMode::Continuous, None) => KeyNeed::Unknown("the GROUP BY columns of this continuous sql query could not be read before data arrives".into()),
         };
-        Ok(SqlFactory { cfg: cfg.clone(), mode, store, declared, label: label.to_string(), key })
+        let wanted = identifiers(&cfg.query)
+            .into_iter()
+            .filter(|n| *n == n.to_lowercase() && !codec::META_COLUMNS.contains(&n.as_str()) && n != window::WINDOW_COLUMN)
+            .collect();
+        Ok(SqlFactory { cfg: cfg.clone(), mode, store, declared, label: label.to_string(), key, windowed, wanted: Arc::new(wanted) })
     }
 
     pub fn mode(&self) -> SqlMode {
@@ -146,9 +165,39 @@ impl SqlFactory {
     }
 }
 
+/// Checks a query's windows at start: the continuous shape when the query is windowed. Refuses
+/// window functions in batch mode, a window without `event_time:`, and `allowed_lateness_ms`
+/// without a window.
+fn windows_at_start(cfg: &SqlProcessorConfig, label: &str, env: &StreamEnv, mode: SqlMode, checked: Option<&LogicalPlan>) -> anyhow::Result<Option<Shape>> {
+    let Some(plan) = checked else {
+        if window::FUNCTIONS.iter().any(|f| cfg.query.to_ascii_lowercase().contains(&format!("{f}("))) {
+            anyhow::bail!("{label}: a windowed sql query must be checked at start, and this one could not be planned (see the warning above); declare its columns with `schema:`");
+        }
+        return Ok(None);
+    };
+    let shape = match mode {
+        SqlMode::Batch if window::plan_mentions_window(plan) => {
+            anyhow::bail!("{label}: tumble() and hop() group a continuous query (`mode: continuous`, state enabled, GROUP BY <keys>, tumble(..)); this query runs in batch mode")
+        }
+        SqlMode::Batch => None,
+        SqlMode::Continuous => Some(continuous::derive(plan).map_err(|e| anyhow::anyhow!("{label}: sql query: {e}"))?.1),
+    };
+    let shape = shape.filter(|s| s.window.is_some());
+    match (&shape, cfg.allowed_lateness_ms) {
+        (None, Some(_)) => {
+            anyhow::bail!("{label}: `allowed_lateness_ms` applies to a windowed continuous query (GROUP BY <keys>, tumble(INTERVAL '1 minute'))")
+        }
+        (Some(_), _) if env.event_time.is_none() => {
+            anyhow::bail!("{label}: a window closes when the stream's watermark passes it: add `event_time:` to the stream (docs/CONFIG.md, *Event time*)")
+        }
+        _ => Ok(shape),
+    }
+}
+
 /// The logical plan of `query` over a table of `schema` (start-up checks only).
 fn probe_logical(table: &str, query: &str, schema: &Arc<Schema>) -> anyhow::Result<LogicalPlan> {
     let ctx = datafusion::prelude::SessionContext::new();
+    window::udfs().into_iter().for_each(|f| ctx.register_udf(f));
     let empty = datafusion::datasource::MemTable::try_new(schema.clone(), vec![vec![]])?;
     ctx.register_table(table, Arc::new(empty))?;
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
@@ -177,6 +226,17 @@ impl ProcessorFactory for SqlFactory {
             declared: self.declared.clone(),
             staging: Staging::default(),
             label: self.label.clone(),
+            wanted: self.wanted.clone(),
+            window: self.windowed.as_ref().map(|(shape, time_field, stage)| windowed::Windowed {
+                kind: shape.window.expect("windowed shape").1,
+                lateness: self.cfg.allowed_lateness_ms.unwrap_or(0),
+                stage: *stage,
+                shape: shape.clone(),
+                time_field: time_field.clone(),
+                store: self.store,
+                watermark: i64::MIN,
+                index: Default::default(),
+            }),
         }))
     }
 }
@@ -192,6 +252,9 @@ pub struct SqlProcessor {
     declared: Option<Schema>,
     staging: Staging,
     label: String,
+    window: Option<windowed::Windowed>,
+    /// The lowercase words of the query that may name columns (`codec::fill_missing`).
+    wanted: Arc<Vec<String>>,
 }
 
 impl SqlProcessor {
@@ -215,6 +278,17 @@ impl SqlProcessor {
         let rows = codec::to_value_rows(&result, &p.schema()).map_err(|e| self.fail("reading results", e))?;
         let shape = &p.shape;
         let st = state.as_mut().expect("worker state lent to processor");
+        if let Some(w) = &mut self.window {
+            let mut scope = st.scope(&mut self.staging, ctx.key_group, ctx.now_ms);
+            for row in rows {
+                if let Err(e) = w.merge_row(&mut scope, ctx.key_group, &row) {
+                    self.staging.discard();
+                    return Err(BatchError { message: format!("{}: sql: state: {e}", self.label), policy: FailurePolicy::Fail });
+                }
+            }
+            st.commit(&mut self.staging, ctx.key_group, ctx.now_ms);
+            return Ok(Vec::new()); // a window is emitted when it closes
+        }
         let mut out = Vec::with_capacity(rows.len());
         {
             let mut scope = st.scope(&mut self.staging, ctx.key_group, ctx.now_ms);
@@ -266,14 +340,49 @@ impl Processor for SqlProcessor {
             };
             outcomes[i] = Outcome::Fail(RecordError { class: crate::record::ErrorClass::InvalidInput, code: code.into(), message });
         }
+        let (good, starts) = match &self.window {
+            Some(w) => {
+                let (good, starts) = w.split(good, records, &mut outcomes);
+                (good, Some(starts))
+            }
+            None => (good, None),
+        };
         let Some(&(last, _)) = good.last() else { return Ok(outcomes) };
-        let table = codec::to_batch(&good, records, self.declared.as_ref()).map_err(|e| self.fail("decoding the batch's JSON", e))?;
+        let mut table = codec::to_batch(&good, records, self.declared.as_ref()).map_err(|e| self.fail("decoding the batch's JSON", e))?;
+        if self.declared.is_none() {
+            table = codec::fill_missing(table, &self.wanted).map_err(|e| self.fail("decoding the batch's JSON", e))?;
+        }
+        if let Some(starts) = starts {
+            table = window::expand(&table, &starts).map_err(|e| self.fail("assigning windows", e))?;
+        }
         outcomes[last] = Outcome::Emit(self.query(ctx, table, state, &records[last])?);
         Ok(outcomes)
     }
 
     fn on_checkpoint(&mut self, _: u64, _: u32, _: i64, _: &mut StateSlot) -> Result<(), BatchError> {
         Ok(())
+    }
+
+    fn has_timers(&self) -> bool {
+        self.window.is_some()
+    }
+
+    fn on_restore(&mut self, state: &WorkerState) {
+        if let Some(w) = &mut self.window {
+            w.restore(state);
+        }
+    }
+
+    fn due_groups(&self, clock: Clock) -> Vec<u32> {
+        match (&self.window, clock) {
+            (Some(w), Clock::Event(t)) => w.due_groups(t),
+            _ => Vec::new(),
+        }
+    }
+
+    fn fire(&mut self, clock: Clock, _epoch: u64, now_ms: i64, state: &mut StateSlot) -> Result<Vec<Fired>, BatchError> {
+        let (Some(w), Clock::Event(t)) = (&mut self.window, clock) else { return Ok(Vec::new()) };
+        w.fire(t, now_ms, state, &mut self.staging).map_err(|e| BatchError { message: format!("{}: sql: state: {e}", self.label), policy: FailurePolicy::Fail })
     }
 }
 
@@ -292,7 +401,13 @@ impl SqlProcessor {
             }
         }
         let last = records.iter().rposition(codec::is_arrow).expect("first is arrow");
-        let table = codec::from_arrow_records(&arrow).map_err(|e| self.fail("reading Arrow records", e))?;
+        let table = match &self.window {
+            Some(w) => match w.arrow_table(records, &mut outcomes).map_err(|e| self.fail("reading Arrow records", e))? {
+                Some(t) => t,
+                None => return Ok(outcomes),
+            },
+            None => codec::from_arrow_records(&arrow).map_err(|e| self.fail("reading Arrow records", e))?,
+        };
         outcomes[last] = Outcome::Emit(self.query(ctx, table, state, &records[last])?);
         Ok(outcomes)
     }
@@ -326,139 +441,4 @@ impl SqlProcessor {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::WorkerState;
-
-    fn cfg(query: &str, mode: Option<SqlMode>) -> SqlProcessorConfig {
-        SqlProcessorConfig { query: query.into(), table_name: "flow".into(), mode, store: None, schema: vec![] }
-    }
-
-    fn stores() -> Vec<String> {
-        vec!["default".into(), "user_counts".into()]
-    }
-
-    fn processor(query: &str, mode: Option<SqlMode>) -> (SqlFactory, Box<dyn Processor>) {
-        let f = SqlFactory::new(&cfg(query, mode), "p", &stores(), true).unwrap();
-        let p = f.instantiate(&crate::processor::ProcessorContext { stream: "t".into(), worker: 0, pipeline: Default::default() }).unwrap();
-        (f, p)
-    }
-
-    fn recs(vals: &[&str]) -> Vec<Record> {
-        vals.iter()
-            .enumerate()
-            .map(|(i, v)| Record { key: Some(b"k".to_vec()), value: Some(v.as_bytes().to_vec()), offset: i as u64, ..Default::default() })
-            .collect()
-    }
-
-    fn ctx(batch_id: u64) -> BatchCtx {
-        BatchCtx { batch_id, key_group: 3, partition: 0, epoch: 1, now_ms: 1000 }
-    }
-
-    fn emitted(out: &[Outcome]) -> Vec<serde_json::Value> {
-        out.iter()
-            .flat_map(|o| match o {
-                Outcome::Emit(v) => v.iter().map(|r| serde_json::from_slice(r.value.as_deref().unwrap()).unwrap()).collect(),
-                _ => vec![],
-            })
-            .collect()
-    }
-
-    #[test]
-    fn batch_mode_projects_and_filters_each_batch_with_metadata_columns() {
-        let (f, mut p) = processor("SELECT user_id, amount * 2 AS double, __offset FROM flow WHERE amount > 10", None);
-        assert_eq!(f.mode(), SqlMode::Batch, "no GROUP BY: batch mode");
-        let mut slot: StateSlot = Some(Box::new(WorkerState::new(stores(), None, Default::default())));
-        let batch = recs(&[r#"{"user_id":"a","amount":5}"#, r#"{"user_id":"b","amount":20}"#, "not json", r#"{"user_id":"c","amount":11.5}"#]);
-        let out = p.process(&ctx(1), &batch, &mut slot).unwrap();
-        assert_eq!(out.len(), 4, "one outcome per input record");
-        assert!(matches!(&out[2], Outcome::Fail(e) if e.code == "bad-json"), "{:?}", out[2]);
-        let rows = emitted(&out);
-        assert_eq!(rows, vec![serde_json::json!({"user_id":"b","double":40.0,"__offset":1}), serde_json::json!({"user_id":"c","double":23.0,"__offset":3})]);
-        // A second batch with another schema is planned again and still right.
-        let out = p.process(&ctx(2), &recs(&[r#"{"user_id":"d","amount":30,"extra":true}"#]), &mut slot).unwrap();
-        assert_eq!(emitted(&out), vec![serde_json::json!({"user_id":"d","double":60,"__offset":0})]);
-    }
-
-    #[test]
-    fn continuous_group_by_accumulates_in_state_across_batches() {
-        let (f, mut p) = processor("SELECT user_id, COUNT(*), SUM(amount) AS total, AVG(amount) AS mean FROM flow GROUP BY user_id", None);
-        assert_eq!(f.mode(), SqlMode::Continuous, "state on + GROUP BY: continuous");
-        let mut slot: StateSlot = Some(Box::new(WorkerState::new(stores(), None, Default::default())));
-        p.process(&ctx(1), &recs(&[r#"{"user_id":"a","amount":1}"#, r#"{"user_id":"b","amount":2}"#, r#"{"user_id":"a","amount":3}"#]), &mut slot).unwrap();
-        let out = p.process(&ctx(2), &recs(&[r#"{"user_id":"a","amount":6}"#]), &mut slot).unwrap();
-        let rows = emitted(&out);
-        assert_eq!(rows.len(), 1, "only the changed group is emitted: {rows:?}");
-        assert_eq!(rows[0]["user_id"], "a");
-        assert_eq!(rows[0]["count(*)"], 3, "running total over both batches: {}", rows[0]);
-        assert_eq!(rows[0]["total"], 10);
-        assert_eq!(rows[0]["mean"].as_f64().unwrap(), 10.0 / 3.0);
-        let st = slot.as_ref().unwrap();
-        assert!(st.peek(3, "user_counts", br#"["a"]"#).is_some(), "kept in the custom_keys store, under the batch's key group");
-    }
-
-    fn codec(direction: codecs::Direction) -> Box<dyn Processor> {
-        let f = codecs::CodecFactory { direction, declared: None, label: "c".into() };
-        f.instantiate(&crate::processor::ProcessorContext { stream: "t".into(), worker: 0, pipeline: Default::default() }).unwrap()
-    }
-
-    fn records_out(out: Vec<Outcome>) -> Vec<Record> {
-        out.into_iter()
-            .flat_map(|o| match o {
-                Outcome::Emit(v) => v,
-                _ => vec![],
-            })
-            .collect()
-    }
-
-    #[test]
-    fn json_to_arrow_and_back_round_trips_and_sql_reads_arrow_records() {
-        let mut slot: StateSlot = Some(Box::new(WorkerState::new(stores(), None, Default::default())));
-        let input = recs(&[r#"{"user_id":"a","amount":5}"#, r#"{"user_id":"b","amount":20.5}"#, "[1]"]);
-        let out = codec(codecs::Direction::JsonToArrow).process(&ctx(1), &input, &mut slot).unwrap();
-        assert!(matches!(&out[2], Outcome::Fail(e) if e.code == "bad-json"));
-        let arrow = records_out(out);
-        assert_eq!(arrow.len(), 1, "one Arrow record per batch");
-        assert!(codec::is_arrow(&arrow[0]));
-        let back = records_out(codec(codecs::Direction::ArrowToJson).process(&ctx(2), &arrow, &mut slot).unwrap());
-        let vals: Vec<serde_json::Value> = back.iter().map(|r| serde_json::from_slice(r.value.as_deref().unwrap()).unwrap()).collect();
-        assert_eq!(vals, vec![serde_json::json!({"user_id":"a","amount":5.0}), serde_json::json!({"user_id":"b","amount":20.5})]);
-        assert_eq!((back[1].key.as_deref(), back[1].offset), (Some(&b"k"[..]), 1), "metadata columns restore key and offset");
-        let not_arrow = codec(codecs::Direction::ArrowToJson).process(&ctx(3), &input[..1], &mut slot).unwrap();
-        assert!(matches!(&not_arrow[0], Outcome::Fail(e) if e.code == "not-arrow"));
-        let (_, mut p) = processor("SELECT user_id FROM flow WHERE amount > 10", None);
-        let rows = emitted(&p.process(&ctx(4), &arrow, &mut slot).unwrap());
-        assert_eq!(rows, vec![serde_json::json!({"user_id":"b"})]);
-    }
-
-    #[test]
-    fn continuous_mode_refuses_what_it_cannot_keep_naming_the_clause() {
-        for (q, clause) in [
-            ("SELECT user_id, COUNT(*) FROM flow GROUP BY user_id HAVING COUNT(*) > 1", "HAVING"),
-            ("SELECT user_id, COUNT(*) FROM flow GROUP BY user_id ORDER BY user_id", "ORDER BY"),
-            ("SELECT user_id, COUNT(DISTINCT amount) FROM flow GROUP BY user_id", "COUNT(DISTINCT"),
-            ("SELECT user_id, MEDIAN(amount) FROM flow GROUP BY user_id", "MEDIAN()"),
-            ("SELECT user_id, COUNT(*) + 1 FROM flow GROUP BY user_id", "expression over the aggregates"),
-            ("SELECT COUNT(*) FROM flow", "needs GROUP BY"),
-        ] {
-            let e = SqlFactory::new(&cfg(q, Some(SqlMode::Continuous)), "streams[s].pipeline.processors[0]", &stores(), true)
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
-            assert!(e.contains(clause) && e.contains("processors[0]"), "{q}: {e}");
-        }
-        let e = SqlFactory::new(&cfg("DROP TABLE flow", None), "p", &stores(), true).err().unwrap().to_string();
-        assert!(e.contains("not allowed"), "{e}");
-        let e = SqlFactory::new(&cfg("SELEC user_id FROM flow", None), "p", &stores(), true).err().unwrap().to_string();
-        assert!(e.contains("does not parse"), "{e}");
-        let e = SqlFactory::new(&cfg("SELECT user_id, COUNT(*) FROM flow GROUP BY user_id", Some(SqlMode::Continuous)), "p", &stores(), false)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.contains("state is disabled"), "{e}");
-        // Batch mode keeps any query.
-        SqlFactory::new(&cfg("SELECT user_id, COUNT(*) FROM flow GROUP BY user_id ORDER BY user_id LIMIT 3", Some(SqlMode::Batch)), "p", &stores(), true)
-            .unwrap();
-        let _ = SqlType::Int;
-    }
-}
+mod tests;

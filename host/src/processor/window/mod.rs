@@ -17,6 +17,7 @@
 //! windows fire, rebuilt from the restored state at start (`run`).
 
 mod acc;
+mod index;
 mod run;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use super::registry::{BuildCx, ProcessorType};
 use super::{KeyNeed, Processor, ProcessorFactory};
 use crate::config::{ConfigError, Ctx, YPath, DEFAULT_STORE};
 pub use acc::{Agg, AggFn};
+pub use index::FireIndex;
 
 /// A record's event time under `field` (None: the record timestamp); None when the field is
 /// missing or not a number.
@@ -45,6 +47,39 @@ pub enum WindowKind {
     Tumbling { size_ms: i64 },
     Sliding { size_ms: i64, slide_ms: i64 },
     Session { gap_ms: i64 },
+}
+
+impl WindowKind {
+    /// The windows `[start, end)` a time falls in, oldest first (none for sessions, which
+    /// depend on the key's other sessions).
+    pub fn windows(&self, ts: i64) -> Vec<(i64, i64)> {
+        match *self {
+            WindowKind::Tumbling { size_ms } => {
+                let s = ts.div_euclid(size_ms) * size_ms;
+                vec![(s, s.saturating_add(size_ms))]
+            }
+            WindowKind::Sliding { size_ms, slide_ms } => {
+                let last = ts.div_euclid(slide_ms) * slide_ms;
+                let mut out = Vec::new();
+                let mut s = last;
+                while s > ts.saturating_sub(size_ms) {
+                    out.push((s, s.saturating_add(size_ms)));
+                    s -= slide_ms;
+                }
+                out.reverse();
+                out
+            }
+            WindowKind::Session { .. } => Vec::new(),
+        }
+    }
+
+    /// A window's length (a session's gap).
+    pub fn size(&self) -> i64 {
+        match *self {
+            WindowKind::Tumbling { size_ms } | WindowKind::Sliding { size_ms, .. } => size_ms,
+            WindowKind::Session { gap_ms } => gap_ms,
+        }
+    }
 }
 
 /// `type: window` settings.

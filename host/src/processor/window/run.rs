@@ -8,14 +8,12 @@
 //! indexed once, when its state entry is created (or restored).
 
 use super::acc::{encode_window, key_prefix, prefix_len, split_key, Acc};
+use super::FireIndex;
 use super::{WindowConfig, WindowKind};
 use crate::processor::{BatchCtx, BatchError, Clock, FailurePolicy, Fired, Processor, StateSlot};
 use crate::record::{ErrorClass, Outcome, Record, RecordError};
 use crate::state::{Scope, Staging, StateError, WorkerState};
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-
-type Index = BTreeSet<(i64, u32, Vec<u8>)>;
 
 pub struct Window {
     cfg: Arc<WindowConfig>,
@@ -24,7 +22,7 @@ pub struct Window {
     name: String,
     staging: Staging,
     watermark: i64,
-    index: Index,
+    index: FireIndex,
     /// Fields read from each value: the time field (when set), the key fields, the aggregates'
     /// (each once).
     lookup: Vec<String>,
@@ -99,33 +97,11 @@ impl Window {
                 }
             }));
         }
-        Window { cfg, store, time_field, name, staging: Staging::default(), watermark: i64::MIN, index: Index::new(), lookup, agg_at }
+        Window { cfg, store, time_field, name, staging: Staging::default(), watermark: i64::MIN, index: FireIndex::default(), lookup, agg_at }
     }
 
     fn fires_at(&self, end: i64) -> i64 {
         end.saturating_sub(1).saturating_add(self.cfg.allowed_lateness_ms)
-    }
-
-    /// The windows (start, end) a time falls in, for tumbling and sliding windows.
-    fn windows(&self, ts: i64) -> Vec<(i64, i64)> {
-        match self.cfg.kind {
-            WindowKind::Tumbling { size_ms } => {
-                let s = ts.div_euclid(size_ms) * size_ms;
-                vec![(s, s + size_ms)]
-            }
-            WindowKind::Sliding { size_ms, slide_ms } => {
-                let last = ts.div_euclid(slide_ms) * slide_ms;
-                let mut out = Vec::new();
-                let mut s = last;
-                while s > ts - size_ms {
-                    out.push((s, s + size_ms));
-                    s -= slide_ms;
-                }
-                out.reverse();
-                out
-            }
-            WindowKind::Session { .. } => Vec::new(),
-        }
     }
 
     /// One record: its time, key, key-field values and aggregate inputs, or why it fails.
@@ -208,7 +184,7 @@ impl Window {
             return Ok(Outcome::Drop);
         }
         let mut taken = false;
-        for (start, end) in self.windows(ts) {
+        for (start, end) in self.cfg.kind.windows(ts) {
             if self.fires_at(end) <= self.watermark {
                 continue;
             }
@@ -264,7 +240,7 @@ impl Window {
             };
         }
         let (Some(start), Some((key_json, rest))) = (start_of(skey), split_key(&value)) else { return Ok(()) };
-        let end = start + self.size();
+        let end = start + self.cfg.kind.size();
         if self.fires_at(end) > self.watermark {
             return Ok(());
         }
@@ -272,13 +248,6 @@ impl Window {
             out.push(self.emit(&skey[9..], &key_json, start, end, &acc));
         }
         scope.delete(self.store, skey.to_vec()).map(|_| ())
-    }
-
-    fn size(&self) -> i64 {
-        match self.cfg.kind {
-            WindowKind::Tumbling { size_ms } | WindowKind::Sliding { size_ms, .. } => size_ms,
-            WindowKind::Session { gap_ms } => gap_ms,
-        }
     }
 }
 
@@ -309,7 +278,7 @@ impl Processor for Window {
         }
         st.commit(&mut staging, ctx.key_group, ctx.now_ms);
         self.staging = staging;
-        self.index.extend(fire.into_iter().map(|(t, k)| (t, ctx.key_group, k)));
+        fire.into_iter().for_each(|(t, k)| self.index.insert(t, ctx.key_group, k));
         Ok(out)
     }
 
@@ -329,12 +298,12 @@ impl Processor for Window {
                 match k.first() {
                     Some(b'w') => {
                         if let Some(start) = start_of(k) {
-                            self.index.insert((self.fires_at(start + self.size()), g, k.to_vec()));
+                            self.index.insert(self.fires_at(start + self.cfg.kind.size()), g, k.to_vec());
                         }
                     }
                     Some(b's') => {
                         for (_, end, _) in decode_sessions(&e.value, n).map(|(_, s)| s).unwrap_or_default() {
-                            self.index.insert((self.fires_at(end), g, k.to_vec()));
+                            self.index.insert(self.fires_at(end), g, k.to_vec());
                         }
                     }
                     _ => {}
@@ -345,21 +314,13 @@ impl Processor for Window {
 
     fn due_groups(&self, clock: Clock) -> Vec<u32> {
         let Clock::Event(time_ms) = clock else { return Vec::new() };
-        let groups: BTreeSet<u32> = self.index.iter().take_while(|(t, _, _)| *t <= time_ms).map(|(_, g, _)| *g).collect();
-        groups.into_iter().collect()
+        self.index.due_groups(time_ms)
     }
 
     fn fire(&mut self, clock: Clock, _epoch: u64, now_ms: i64, state: &mut StateSlot) -> Result<Vec<Fired>, BatchError> {
         let Clock::Event(time_ms) = clock else { return Ok(Vec::new()) };
         self.watermark = self.watermark.max(time_ms);
-        let mut due: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
-        while let Some((t, _, _)) = self.index.first() {
-            if *t > self.watermark {
-                break;
-            }
-            let (_, g, k) = self.index.pop_first().expect("first exists");
-            due.entry(g).or_default().push(k);
-        }
+        let due = self.index.take_due(self.watermark);
         let Some(st) = state.as_mut() else { return Ok(Vec::new()) };
         let mut fired = Vec::new();
         let mut staging = std::mem::take(&mut self.staging);

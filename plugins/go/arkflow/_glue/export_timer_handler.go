@@ -1,0 +1,20 @@
+// Package export_arkflow_plugin_timer_handler is the Go side of the component's
+// `arkflow:plugin/timer-handler` export: the generated wit_exports package calls OnTimers below.
+//
+// plugins/go/build.sh copies this file into the generated bindings
+// (.build/wit/exports/export_arkflow_plugin_timer_handler/). The hook is set by the SDK
+// (host_wasip1.go); this package imports nothing of the SDK, so there is no import cycle.
+package export_arkflow_plugin_timer_handler
+
+import (
+	types "arkflow/wit/imports/arkflow_plugin_types"
+
+	witTypes "go.bytecodealliance.org/pkg/wit/types"
+)
+
+// OnTimersHook is set by the SDK's init.
+var OnTimersHook func(ctx types.TimerContext, fired []types.Timer) witTypes.Result[[]types.RecordOutcome, types.Error]
+
+func OnTimers(ctx types.TimerContext, fired []types.Timer) witTypes.Result[[]types.RecordOutcome, types.Error] {
+	return OnTimersHook(ctx, fired)
+}
