@@ -128,8 +128,10 @@ pub fn derive(plan: &LogicalPlan) -> Result<(LogicalPlan, Shape), String> {
                 Expr::Column(c) => agg.schema.index_of_column(c).map(|i| (p.schema.field(j).name().clone(), i)).map_err(|e| e.to_string()),
                 // A group expression repeated as written (the planner keeps volatile ones so;
                 // compared as written: a volatile call never equals another).
-                other if group_position(agg, other).is_some() => Ok((p.schema.field(j).name().clone(), group_position(agg, other).expect("found"))),
-                other => Err(format!("continuous mode: the output column `{other}` is an expression over the aggregates; select the aggregates and group keys themselves, or use `mode: batch`")),
+                other => match group_position(agg, other) {
+                    Some(i) => Ok((p.schema.field(j).name().clone(), i)),
+                    None => Err(format!("continuous mode: the output column `{other}` is an expression over the aggregates; select the aggregates and group keys themselves, or use `mode: batch`")),
+                },
             })
             .collect::<Result<Vec<_>, _>>()?,
     };

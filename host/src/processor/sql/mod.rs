@@ -101,14 +101,12 @@ impl SqlFactory {
     pub fn new(cfg: &SqlProcessorConfig, label: &str, env: &StreamEnv, stage: usize) -> anyhow::Result<Self> {
         let (store_names, state_enabled) = (&env.store_names, env.state_enabled);
         let declared = declared_schema(&cfg.schema);
+        let words: Vec<String> =
+            identifiers(&cfg.query).into_iter().filter(|n| !codec::META_COLUMNS.contains(&n.as_str()) && n != window::WINDOW_COLUMN).collect();
         // The placeholder table: the declared columns, else every identifier as a nullable float.
         let mut fields: Vec<Field> = match &declared {
             Some(s) => s.fields().iter().map(|f| f.as_ref().clone()).collect(),
-            None => identifiers(&cfg.query)
-                .into_iter()
-                .filter(|n| !codec::META_COLUMNS.contains(&n.as_str()) && n != window::WINDOW_COLUMN)
-                .map(|n| Field::new(n, DataType::Float64, true))
-                .collect(),
+            None => words.iter().map(|n| Field::new(n, DataType::Float64, true)).collect(),
         };
         fields.extend(codec::meta_fields());
         fields.push(window::window_field());
@@ -153,10 +151,7 @@ impl SqlFactory {
             },
             (SqlMode::Continuous, None) => KeyNeed::Unknown("the GROUP BY columns of this continuous sql query could not be read before data arrives".into()),
         };
-        let wanted = identifiers(&cfg.query)
-            .into_iter()
-            .filter(|n| *n == n.to_lowercase() && !codec::META_COLUMNS.contains(&n.as_str()) && n != window::WINDOW_COLUMN)
-            .collect();
+        let wanted = words.into_iter().filter(|n| *n == n.to_lowercase()).collect();
         Ok(SqlFactory { cfg: cfg.clone(), mode, store, declared, label: label.to_string(), key, windowed, wanted: Arc::new(wanted) })
     }
 
@@ -228,7 +223,6 @@ impl ProcessorFactory for SqlFactory {
             label: self.label.clone(),
             wanted: self.wanted.clone(),
             window: self.windowed.as_ref().map(|(shape, time_field, stage)| windowed::Windowed {
-                kind: shape.window.expect("windowed shape").1,
                 lateness: self.cfg.allowed_lateness_ms.unwrap_or(0),
                 stage: *stage,
                 shape: shape.clone(),
@@ -257,9 +251,19 @@ pub struct SqlProcessor {
     wanted: Arc<Vec<String>>,
 }
 
+/// A failed batch of the stage labelled `label`: `what` failed with `e`.
+fn batch_err(label: &str, what: &str, e: impl std::fmt::Display) -> BatchError {
+    BatchError { message: format!("{label}: sql: {what}: {e}"), policy: FailurePolicy::Fail }
+}
+
+/// A state call failed (borrows only the label, so it can be used while the staging is lent).
+fn state_err(label: &str, e: impl std::fmt::Display) -> BatchError {
+    batch_err(label, "state", e)
+}
+
 impl SqlProcessor {
     fn fail(&self, what: &str, e: impl std::fmt::Display) -> BatchError {
-        BatchError { message: format!("{}: sql: {what}: {e}", self.label), policy: FailurePolicy::Fail }
+        batch_err(&self.label, what, e)
     }
 
     /// Continuous mode: merges the batch's partial aggregates into state; returns the upserts.
@@ -283,7 +287,7 @@ impl SqlProcessor {
             for row in rows {
                 if let Err(e) = w.merge_row(&mut scope, ctx.key_group, &row) {
                     self.staging.discard();
-                    return Err(BatchError { message: format!("{}: sql: state: {e}", self.label), policy: FailurePolicy::Fail });
+                    return Err(state_err(&self.label, e));
                 }
             }
             st.commit(&mut self.staging, ctx.key_group, ctx.now_ms);
@@ -295,14 +299,10 @@ impl SqlProcessor {
             for row in rows {
                 let (groups, partial) = row.split_at(shape.groups);
                 let key = serde_json::to_vec(groups).expect("json");
-                let old = scope
-                    .get(self.store, &key)
-                    .map_err(|e| BatchError { message: format!("{}: sql: state: {e}", self.label), policy: FailurePolicy::Fail })?
-                    .and_then(|v| serde_json::from_slice::<Vec<serde_json::Value>>(v).ok());
+                let old =
+                    scope.get(self.store, &key).map_err(|e| state_err(&self.label, e))?.and_then(|v| serde_json::from_slice::<Vec<serde_json::Value>>(v).ok());
                 let acc = continuous::merge(shape, old, partial);
-                scope
-                    .put(self.store, key.clone(), serde_json::to_vec(&acc).expect("json"))
-                    .map_err(|e| BatchError { message: format!("{}: sql: state: {e}", self.label), policy: FailurePolicy::Fail })?;
+                scope.put(self.store, key.clone(), serde_json::to_vec(&acc).expect("json")).map_err(|e| state_err(&self.label, e))?;
                 let record_key = match groups {
                     [serde_json::Value::String(s)] => s.as_bytes().to_vec(),
                     _ => key,
@@ -382,7 +382,7 @@ impl Processor for SqlProcessor {
 
     fn fire(&mut self, clock: Clock, _epoch: u64, now_ms: i64, state: &mut StateSlot) -> Result<Vec<Fired>, BatchError> {
         let (Some(w), Clock::Event(t)) = (&mut self.window, clock) else { return Ok(Vec::new()) };
-        w.fire(t, now_ms, state, &mut self.staging).map_err(|e| BatchError { message: format!("{}: sql: state: {e}", self.label), policy: FailurePolicy::Fail })
+        w.fire(t, now_ms, state, &mut self.staging).map_err(|e| state_err(&self.label, e))
     }
 }
 

@@ -12,19 +12,19 @@
 //! string column: its text; else their JSON array), timestamp `end - 1`, and deletes the state.
 
 use super::continuous::{self, Shape};
-use crate::processor::window::{FireIndex, WindowKind};
+use crate::processor::window::{fires_at, late, no_event_time, ordered_time, time_from, FireIndex, WindowKind};
 use crate::processor::{Fired, StateSlot};
-use crate::record::{ErrorClass, Outcome, Record, RecordError};
+use crate::record::{Outcome, Record};
 use crate::state::{Scope, Staging, StateError, WorkerState};
 use datafusion::arrow::array::{Int64Array, RecordBatch};
 use serde_json::Value;
 
 pub struct Windowed {
-    pub kind: WindowKind,
     pub lateness: i64,
     /// The stage's index in the pipeline (part of every state key).
     pub stage: u16,
-    /// The query's shape as planned at start (renders windows fired before any batch).
+    /// The query's shape as planned at start (renders windows fired before any batch); its
+    /// `window` is set.
     pub shape: Shape,
     pub time_field: Option<String>,
     pub store: u16,
@@ -32,22 +32,27 @@ pub struct Windowed {
     pub index: FireIndex,
 }
 
-fn fail(code: &str, message: String) -> Outcome {
-    Outcome::Fail(RecordError { class: ErrorClass::InvalidInput, code: code.into(), message })
-}
-
 impl Windowed {
+    /// The window function's index among the groups, and its windows.
+    fn window(&self) -> (usize, WindowKind) {
+        self.shape.window.expect("a windowed shape")
+    }
+
+    fn kind(&self) -> WindowKind {
+        self.window().1
+    }
+
     fn fires_at(&self, end: i64) -> i64 {
-        end.saturating_sub(1).saturating_add(self.lateness)
+        fires_at(end, self.lateness)
     }
 
     /// The starts of the windows of `ts` that are still open (empty: the record is late).
     pub fn open_starts(&self, ts: i64) -> Vec<i64> {
-        self.kind.windows(ts).into_iter().filter(|(_, end)| self.fires_at(*end) > self.watermark).map(|(s, _)| s).collect()
+        self.kind().windows(ts).into_iter().filter(|(_, end)| self.fires_at(*end) > self.watermark).map(|(s, _)| s).collect()
     }
 
     pub fn late(&self, ts: i64) -> Outcome {
-        fail("late", format!("event time {ts} is behind the watermark {}: its windows have already closed", self.watermark))
+        late(ts, self.watermark)
     }
 
     /// Splits a batch's parsed records into the on-time ones, with their windows, and the late
@@ -60,7 +65,7 @@ impl Windowed {
             let timed =
                 self.time_field.as_deref().is_none_or(|f| v.get(f).is_some_and(|t| t.is_number() || t.as_str().is_some_and(|s| s.parse::<f64>().is_ok())));
             let Some(ts) = timed.then_some(records[i].timestamp_ms) else {
-                outcomes[i] = fail("no-event-time", format!("no numeric event time field `{}`", self.time_field.as_deref().unwrap_or("")));
+                outcomes[i] = no_event_time(self.time_field.as_deref().unwrap_or(""));
                 continue;
             };
             let s = self.open_starts(ts);
@@ -96,7 +101,7 @@ impl Windowed {
     fn state_key(&self, start: i64, groups: &[Value]) -> Vec<u8> {
         let mut k = vec![b'q'];
         k.extend_from_slice(&self.stage.to_be_bytes());
-        k.extend_from_slice(&((start as u64) ^ (1 << 63)).to_be_bytes());
+        k.extend_from_slice(&ordered_time(start));
         k.extend_from_slice(&serde_json::to_vec(groups).expect("json"));
         k
     }
@@ -106,18 +111,18 @@ impl Windowed {
     }
 
     fn start_of(k: &[u8]) -> i64 {
-        (u64::from_be_bytes(k[3..11].try_into().expect("8 bytes")) ^ (1 << 63)) as i64
+        time_from(&k[3..]).expect("a key of is_mine")
     }
 
     /// Merges one partial-aggregate row (groups, then partials) into its window.
     pub fn merge_row(&mut self, scope: &mut Scope<'_>, group: u32, row: &[Value]) -> Result<(), StateError> {
-        let (wi, _) = self.shape.window.expect("a windowed shape");
+        let (wi, _) = self.window();
         let (groups, partial) = row.split_at(self.shape.groups);
         let start = groups[wi].as_i64().unwrap_or(i64::MIN);
         let key = self.state_key(start, groups);
         let old = scope.get(self.store, &key)?.map(|v| serde_json::from_slice::<Vec<Value>>(v).ok());
         if old.is_none() {
-            self.index.insert(self.fires_at(start.saturating_add(self.kind.size())), group, key.clone());
+            self.index.insert(self.fires_at(start.saturating_add(self.kind().size())), group, key.clone());
         }
         let acc = continuous::merge(&self.shape, old.flatten(), partial);
         scope.put(self.store, key, serde_json::to_vec(&acc).expect("json"))
@@ -125,12 +130,12 @@ impl Windowed {
 
     /// Indexes the windows of the restored state.
     pub fn restore(&mut self, state: &WorkerState) {
-        let groups: Vec<u32> = state.groups().collect();
-        for g in groups {
-            let keys: Vec<Vec<u8>> = state.iter_group(g).filter(|(s, k, _)| *s == self.store && self.is_mine(k)).map(|(_, k, _)| k.to_vec()).collect();
-            for k in keys {
-                let end = Self::start_of(&k).saturating_add(self.kind.size());
-                self.index.insert(self.fires_at(end), g, k);
+        for g in state.groups() {
+            for (s, k, _) in state.iter_group(g) {
+                if s == self.store && self.is_mine(k) {
+                    let end = Self::start_of(k).saturating_add(self.kind().size());
+                    self.index.insert(self.fires_at(end), g, k.to_vec());
+                }
             }
         }
     }
@@ -163,13 +168,13 @@ impl Windowed {
     }
 
     fn fire_key(&self, scope: &mut Scope<'_>, k: &[u8], out: &mut Vec<Record>) -> Result<(), StateError> {
-        let end = Self::start_of(k).saturating_add(self.kind.size());
+        let end = Self::start_of(k).saturating_add(self.kind().size());
         if self.fires_at(end) > self.watermark {
             return Ok(());
         }
         let Some(acc) = scope.get(self.store, k)?.and_then(|v| serde_json::from_slice::<Vec<Value>>(v).ok()) else { return Ok(()) };
         let Ok(groups) = serde_json::from_slice::<Vec<Value>>(&k[11..]) else { return Ok(()) };
-        let (wi, _) = self.shape.window.expect("a windowed shape");
+        let (wi, _) = self.window();
         let keys: Vec<&Value> = groups.iter().enumerate().filter(|(i, _)| *i != wi).map(|(_, v)| v).collect();
         let key = match keys.as_slice() {
             [Value::String(s)] => s.as_bytes().to_vec(),

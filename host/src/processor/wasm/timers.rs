@@ -46,7 +46,7 @@ pub(super) fn timer_key(stage: u16, domain: u8, time: i64, key: &[u8]) -> Vec<u8
     let mut k = Vec::with_capacity(11 + key.len());
     k.extend_from_slice(&stage.to_be_bytes());
     k.push(domain);
-    k.extend_from_slice(&((time as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(&crate::processor::window::ordered_time(time));
     k.extend_from_slice(key);
     k
 }
@@ -54,7 +54,7 @@ pub(super) fn timer_key(stage: u16, domain: u8, time: i64, key: &[u8]) -> Vec<u8
 /// (stage, domain, time, user key) of a timer's state key.
 fn parse_key(k: &[u8]) -> Option<(u16, u8, i64, &[u8])> {
     let stage = u16::from_be_bytes(k.get(..2)?.try_into().ok()?);
-    let time = (u64::from_be_bytes(k.get(3..11)?.try_into().ok()?) ^ (1 << 63)) as i64;
+    let time = crate::processor::window::time_from(k.get(3..)?)?;
     Some((stage, *k.get(2)?, time, &k[11..]))
 }
 

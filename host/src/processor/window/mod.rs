@@ -35,6 +35,38 @@ pub fn event_time(field: Option<&str>, record: &crate::record::Record) -> Option
     parse_time(&crate::util::json::field_bytes(record.value.as_deref()?, f)?)
 }
 
+/// A time as 8 bytes that sort as the times do (big-endian, sign bit flipped): state keys of
+/// windows and timers, so a scan meets them in time order.
+pub fn ordered_time(t: i64) -> [u8; 8] {
+    ((t as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// The time of [`ordered_time`] bytes at the front of `b`.
+pub fn time_from(b: &[u8]) -> Option<i64> {
+    Some((u64::from_be_bytes(b.get(..8)?.try_into().ok()?) ^ (1 << 63)) as i64)
+}
+
+/// When a window ending (exclusive) at `end` fires: once the watermark reaches its last
+/// millisecond plus the allowed lateness.
+pub fn fires_at(end: i64, lateness: i64) -> i64 {
+    end.saturating_sub(1).saturating_add(lateness)
+}
+
+/// A record's failure of class `invalid-input`.
+pub fn invalid(code: &str, message: String) -> crate::record::Outcome {
+    crate::record::Outcome::Fail(crate::record::RecordError { class: crate::record::ErrorClass::InvalidInput, code: code.into(), message })
+}
+
+/// The failure of a record all of whose windows have fired.
+pub fn late(ts: i64, watermark: i64) -> crate::record::Outcome {
+    invalid("late", format!("event time {ts} is behind the watermark {watermark}: its windows have already closed"))
+}
+
+/// The failure of a record without its event time field `field`.
+pub fn no_event_time(field: &str) -> crate::record::Outcome {
+    invalid("no-event-time", format!("no numeric event time field `{field}`"))
+}
+
 /// Milliseconds from a scalar's bytes (an integer, or a finite number truncated).
 fn parse_time(raw: &[u8]) -> Option<i64> {
     let text = std::str::from_utf8(raw).ok()?;

@@ -8,10 +8,9 @@
 //! indexed once, when its state entry is created (or restored).
 
 use super::acc::{encode_window, key_prefix, prefix_len, split_key, Acc};
-use super::FireIndex;
-use super::{WindowConfig, WindowKind};
+use super::{invalid, late, FireIndex, WindowConfig, WindowKind};
 use crate::processor::{BatchCtx, BatchError, Clock, FailurePolicy, Fired, Processor, StateSlot};
-use crate::record::{ErrorClass, Outcome, Record, RecordError};
+use crate::record::{Outcome, Record};
 use crate::state::{Scope, Staging, StateError, WorkerState};
 use std::sync::Arc;
 
@@ -37,10 +36,6 @@ type Read<'a> = (i64, Vec<u8>, Option<Vec<Option<&'a str>>>, Vec<Option<f64>>);
 /// One session: `[start, end)` and its aggregates.
 type Session = (i64, i64, Acc);
 
-fn fail(code: &str, message: String) -> Outcome {
-    Outcome::Fail(RecordError { class: ErrorClass::InvalidInput, code: code.into(), message })
-}
-
 fn state_err(e: StateError) -> BatchError {
     BatchError { message: format!("window: {e}"), policy: FailurePolicy::Fail }
 }
@@ -48,13 +43,13 @@ fn state_err(e: StateError) -> BatchError {
 fn window_key(start: i64, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(9 + key.len());
     k.push(b'w');
-    k.extend_from_slice(&((start as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(&super::ordered_time(start));
     k.extend_from_slice(key);
     k
 }
 
 fn start_of(state_key: &[u8]) -> Option<i64> {
-    Some((u64::from_be_bytes(state_key.get(1..9)?.try_into().ok()?) ^ (1 << 63)) as i64)
+    super::time_from(state_key.get(1..)?)
 }
 
 fn decode_sessions(b: &[u8], n: usize) -> Option<(String, Vec<Session>)> {
@@ -101,7 +96,7 @@ impl Window {
     }
 
     fn fires_at(&self, end: i64) -> i64 {
-        end.saturating_sub(1).saturating_add(self.cfg.allowed_lateness_ms)
+        super::fires_at(end, self.cfg.allowed_lateness_ms)
     }
 
     /// One record: its time, key, key-field values and aggregate inputs, or why it fails.
@@ -112,16 +107,16 @@ impl Window {
             None => r.timestamp_ms,
             Some(f) => {
                 let t = raw[0].and_then(crate::util::json::scalar_bytes).and_then(|b| super::parse_time(&b));
-                t.ok_or_else(|| fail("no-event-time", format!("no numeric event time field `{f}`")))?
+                t.ok_or_else(|| super::no_event_time(f))?
             }
         };
         let (key, fields) = if self.cfg.key_by.is_empty() {
-            let k = r.key.clone().ok_or_else(|| fail("no-key", "record has no key (set `key_by` to key by fields)".into()))?;
+            let k = r.key.clone().ok_or_else(|| invalid("no-key", "record has no key (set `key_by` to key by fields)".into()))?;
             (k, None)
         } else {
             let fields = &raw[at..at + self.cfg.key_by.len()];
             if fields.iter().all(Option::is_none) {
-                return Err(fail("no-key", format!("none of the key fields {:?}", self.cfg.key_by)));
+                return Err(invalid("no-key", format!("none of the key fields {:?}", self.cfg.key_by)));
             }
             // The key the router computed for this record (`util::json::fields_key`).
             let key = crate::util::json::join_key(fields.iter().map(|v| v.and_then(crate::util::json::scalar_bytes)));
@@ -249,10 +244,6 @@ impl Window {
         }
         scope.delete(self.store, skey.to_vec()).map(|_| ())
     }
-}
-
-fn late(ts: i64, watermark: i64) -> Outcome {
-    fail("late", format!("event time {ts} is behind the watermark {watermark}: its windows have already closed"))
 }
 
 impl Processor for Window {
