@@ -395,7 +395,7 @@ fn windows_and_plugin_timers_are_exactly_once_across_a_kill_loop() {
     kill_loop_stage_and_plugin(&dir, &sm, &want, kills, ", rate_per_sec: 3000");
 }
 
-/// The same on the hybrid backend (S3 on moto, an 8 KiB RAM cache per worker against about 40 KiB
+/// The same on the hybrid backend (S3 on moto, a 2 KiB RAM cache per worker against about 40 KiB
 /// of open windows and timers per stream, so key groups holding them are evicted and reloaded).
 #[test]
 fn windows_and_plugin_timers_are_exactly_once_on_the_hybrid_backend_across_kills() {
@@ -404,13 +404,10 @@ fn windows_and_plugin_timers_are_exactly_once_on_the_hybrid_backend_across_kills
     let kills = env_or("ARKFLOW_WINDOW_KILLS", 24) / 2;
     let want = write_input(&dir, env_or("ARKFLOW_WINDOW_RECORDS", kills * 2500), 400, 5000, 5000);
     let sm = format!(
-        "state_management:\n  enabled: true\n  backend_type: hybrid\n{}  hybrid_config: {{ cache_kb: 8 }}\n  checkpoint_interval_ms: 100\n  exactly_once: true\n",
+        "state_management:\n  enabled: true\n  backend_type: hybrid\n{}  hybrid_config: {{ cache_kb: 2 }}\n  checkpoint_interval_ms: 100\n  exactly_once: true\n",
         moto.target.yaml_block(2, "windows/")
     );
     let log = kill_loop_stage_and_plugin(&dir, &sm, &want, kills, ", rate_per_sec: 2000");
     let evicted: Vec<u64> = log.lines().filter_map(|l| l.split("hybrid_evictions=").nth(1)?.split_whitespace().next()?.parse().ok()).collect();
-    // The window stage's and the plugin's streams (in stream order) must have evicted. The SQL
-    // stream's entries are smaller (a JSON accumulator per window) and do not always overflow
-    // the cache in the last run: its exactly-once result is checked above either way.
-    assert!(evicted.len() == 3 && evicted[..2].iter().all(|n| *n > 0), "the stage and plugin streams evicted key groups in the last run: {evicted:?}\n{log}");
+    assert!(evicted.len() == 3 && evicted.iter().all(|n| *n > 0), "every stream evicted key groups in the last run: {evicted:?}\n{log}");
 }
