@@ -3,7 +3,8 @@
 //! machine load. Prints records/s for each and the ratio.
 //!
 //! Run: `bash plugins/build.sh && cargo bench --bench counter` (env: BENCH_RECORDS, default
-//! 2,000,000 per run; BENCH_ROUNDS, default 3).
+//! 2,000,000 per run; BENCH_ROUNDS, default 3; BENCH_PLUGIN, another counter component to run as
+//! a third contender in the same rounds, e.g. one built against an older WIT package).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -44,7 +45,8 @@ fn main() {
     assert!(plugin.exists(), "{} missing: run `bash plugins/build.sh` first", plugin.display());
     let wasm = config(&format!("{{ type: wasm, path: {} }}", plugin.display()), records);
     let native = config("{ type: native_counter }", records);
-    let (mut w, mut n) = (Vec::new(), Vec::new());
+    let other = std::env::var("BENCH_PLUGIN").ok().map(|p| config(&format!("{{ type: wasm, path: {p} }}"), records));
+    let (mut w, mut n, mut o) = (Vec::new(), Vec::new(), Vec::new());
     if let Ok(only) = std::env::var("BENCH_ONLY") {
         // For profiling one side: BENCH_ONLY=wasm|native.
         let (r, _) = run(if only == "wasm" { &wasm } else { &native });
@@ -56,9 +58,18 @@ fn main() {
         let (rn, kn) = run(&native);
         assert_eq!(kw, kn, "both counters must hold the same number of keys");
         println!("round {round}: wasm {rw:>12.0} rec/s   native {rn:>12.0} rec/s   ratio {:.3}", rw / rn);
+        if let Some(cfg) = &other {
+            let (ro, ko) = run(cfg);
+            assert_eq!(ko, kn, "BENCH_PLUGIN must hold as many keys");
+            println!("         BENCH_PLUGIN {ro:>12.0} rec/s   ratio to native {:.3}", ro / rn);
+            o.push(ro / rn);
+        }
         w.push(rw);
         n.push(rn);
     }
     let (mw, mn) = (common::median(&mut w), common::median(&mut n));
     println!("median: wasm {mw:.0} rec/s, native {mn:.0} rec/s, wasm/native = {:.3} ({records} records/run, 100000 keys, 1 worker)", mw / mn);
+    if !o.is_empty() {
+        println!("median: BENCH_PLUGIN/native = {:.3}", common::median(&mut o));
+    }
 }

@@ -48,7 +48,7 @@ fn plugin_with_the_wrong_world_is_refused() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("wrong_world.wasm"), "{err}");
-    assert!(err.contains("arkflow:plugin/processor@0.1.1"), "names the expected export: {err}");
+    assert!(err.contains("arkflow:plugin/processor@0.2.0"), "names the expected export: {err}");
 }
 
 #[test]

@@ -145,6 +145,35 @@ fn check_evil_outcomes(dir: &Dir, yaml: &str, good_extra: &str, exchanges: usize
     }
 }
 
+/// A plugin replying with 0.2.0 outcomes that do not fit its batch, or sending a malformed state
+/// column, fails that batch (retried, then `on_failure`), never the host: every record reaches
+/// error_output with the violation named, none reaches the output.
+#[test]
+fn malformed_batch_replies_fail_the_batch_not_the_host() {
+    let dir = Dir::new();
+    let cases = [
+        ("sources", "bad-sources", "sources[0] = "),
+        ("ends", "bad-ends", "values: item 0 ends at 1000"),
+        ("both", "emit-and-fail", "input 0 both emitted records and failed"),
+        ("column", "bad-column", "store.get-column keys: item 0 ends at 5"),
+    ];
+    let mut yaml = String::from("streams:\n");
+    for (name, mode, _) in cases {
+        yaml += &evil_stream(name, mode, "          on_failure: error_output", &dir);
+        yaml += &format!("    state: {{ operator_id: {name}, enabled: true }}\n");
+    }
+    let out = run(&dir.config(&yaml), &[]);
+    let err = stderr(&out);
+    assert!(!err.contains("' panicked at"), "no host thread panicked: {err}");
+    for (name, _, cause) in cases {
+        let errs = json_lines(&dir.path(&format!("{name}.errors.jsonl")));
+        assert_eq!(errs.len(), 2000, "stream {name}: every record routed to error_output");
+        let msg = errs[0]["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(cause) && msg.contains("evil.wasm"), "stream {name}: {msg}");
+        assert!(json_lines(&dir.path(&format!("{name}.jsonl"))).is_empty(), "stream {name}: nothing half-applied reached the output");
+    }
+}
+
 #[test]
 fn a_plugin_that_traps_in_init_is_refused_at_validate() {
     let dir = Dir::new();

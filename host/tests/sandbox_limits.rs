@@ -222,7 +222,7 @@ fn plugins_that_misuse_timers_fail_or_end_their_stream_and_the_host_keeps_runnin
     assert!(!status.success(), "a failed stream fails the run: {log}");
     assert_good_exact(&dir);
     assert_eq!(json_lines(&dir.path("storm.jsonl")).len(), 5000, "the storm's records pass and its stream ends");
-    assert!(log.contains("timer-handler@0.1.1#on-timers") && log.contains("evil: trap in on-timers"), "{log}");
+    assert!(log.contains("timer-handler@0.2.0#on-timers") && log.contains("evil: trap in on-timers"), "{log}");
     let errs = json_lines(&dir.path("wrong.errors.jsonl"));
     assert!(!errs.is_empty(), "the wrong-count timers are in error_output: {log}");
     for e in &errs {

@@ -138,11 +138,11 @@ fn watched_file_swaps_at_a_barrier_and_broken_versions_are_refused() {
     let log = String::from_utf8_lossy(&done.stderr);
     assert!(done.status.success(), "arkflow failed: {log}");
     assert!(
-        log.contains("does not export arkflow:plugin/processor@0.1.1") || log.contains("imports something the host does not provide"),
+        log.contains("does not export arkflow:plugin/processor@0.2.0") || log.contains("imports something the host does not provide"),
         "wrong world refusal not logged: {log}"
     );
     assert!(
-        log.contains("arkflow:plugin/processor@0.1.1#init trapped") && log.contains("counter-init-trap: init traps on purpose"),
+        log.contains("arkflow:plugin/processor@0.2.0#init trapped") && log.contains("counter-init-trap: init traps on purpose"),
         "init trap refusal not logged: {log}"
     );
     check_output(&out, &expected);

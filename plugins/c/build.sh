@@ -14,6 +14,8 @@ C_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=../toolchain/common.sh
 source "$C_DIR/../toolchain/common.sh"
 
+# The C SDK is on the batch ABI, arkflow:plugin@0.2.0 (wit/), not common.sh's default wit/v0.1.
+WIT_DIR="$ARKFLOW_ROOT/wit"
 BUILD="$C_DIR/.build"
 GEN="$BUILD/gen"
 CC="${CC_WASM:-clang}"

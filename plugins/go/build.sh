@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Go plugins: plugins/go/<name>/ (a main package using the SDK in plugins/go/arkflow)
-# -> plugins/dist/<name>_go.wasm, a component of world `timed-plugin` (wit/plugin.wit; a plugin
+# -> plugins/dist/<name>_go.wasm, a component of world `timed-plugin` (wit/v0.1/plugin.wit; a plugin
 # that never calls the timer functions imports no `timers`, so it is a plain `plugin`).
 #
 #   plugins/go/build.sh               # every plugin directory (counter, window_count)

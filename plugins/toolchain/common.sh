@@ -13,11 +13,13 @@
 #   wit_bindgen_c DIR -> C bindings of world `timed-plugin`, generated under the name `plugin`
 #                        (plugin.h, plugin.c, plugin_component_type.o) written to DIR,
 #                        replaced atomically
-# Paths: ARKFLOW_ROOT is the repository root; WIT_DIR its wit/ directory.
+# Paths: ARKFLOW_ROOT is the repository root; WIT_DIR the WIT package these SDKs target:
+# wit/v0.1 (arkflow:plugin@0.1.1, which the host still loads). The Rust and C SDKs are on wit/
+# (0.2.0, the batch ABI; c/build.sh sets WIT_DIR); the others move to it one by one.
 set -euo pipefail
 
 ARKFLOW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-WIT_DIR="$ARKFLOW_ROOT/wit"
+WIT_DIR="$ARKFLOW_ROOT/wit/v0.1"
 WIT_BINDGEN_VERSION=0.63.0
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 export PATH="$CARGO_BIN:$HOME/.local/bin:$PATH"

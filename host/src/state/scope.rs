@@ -80,6 +80,10 @@ impl<'a> Scope<'a> {
     }
 
     fn committed_live(&mut self, store: u16, key: &[u8]) -> Result<Option<&[u8]>, StateError> {
+        if self.state.ttl_ms().is_none() {
+            // Nothing expires: one lookup.
+            return Ok(self.state.committed(self.group, store, key).map(|e| e.value.as_slice()));
+        }
         let expired = match self.state.committed(self.group, store, key) {
             None => return Ok(None),
             Some(e) => self.state.expired(store, e, self.now_ms),

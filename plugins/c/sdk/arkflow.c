@@ -305,7 +305,7 @@ ak_record_out ak_record_out_new(ak_bytes value) {
 void ak_outcome_emit(ak_outcome *o, ak_record_out record) {
     ak_record_out *one = xmalloc(sizeof *one);
     *one = record;
-    o->tag = ARKFLOW_PLUGIN_TYPES_RECORD_OUTCOME_EMIT;
+    o->tag = AK_OUTCOME_EMIT;
     o->val.emit.ptr = one;
     o->val.emit.len = 1;
 }
@@ -321,19 +321,21 @@ void ak_outcome_emit_value(ak_outcome *o, ak_buf *value) {
 void ak_outcome_pass(ak_outcome *o, ak_record_in *in) {
     ak_record_out r;
     memset(&r, 0, sizeof r);
-    r.key = in->key;
-    r.value = in->value;
-    r.headers = in->headers;
-    memset(&in->key, 0, sizeof in->key);
-    memset(&in->value, 0, sizeof in->value);
-    memset(&in->headers, 0, sizeof in->headers);
+    r.value.is_some = in->value.is_some;
+    if (in->value.is_some) r.value.val = ak_bytes_dup(in->value.val);
+    r.headers.len = in->headers.len;
+    r.headers.ptr = in->headers.len ? xmalloc(in->headers.len * sizeof(ak_header)) : NULL;
+    for (size_t i = 0; i < in->headers.len; i++) {
+        r.headers.ptr[i].key = str_dup_n(in->headers.ptr[i].key.ptr, in->headers.ptr[i].key.len);
+        r.headers.ptr[i].value = ak_bytes_dup(in->headers.ptr[i].value);
+    }
     ak_outcome_emit(o, r);
 }
 
-void ak_outcome_drop(ak_outcome *o) { o->tag = ARKFLOW_PLUGIN_TYPES_RECORD_OUTCOME_DROP; }
+void ak_outcome_drop(ak_outcome *o) { o->tag = AK_OUTCOME_DROP; }
 
 void ak_outcome_fail(ak_outcome *o, ak_error err) {
-    o->tag = ARKFLOW_PLUGIN_TYPES_RECORD_OUTCOME_FAIL;
+    o->tag = AK_OUTCOME_FAIL;
     o->val.fail = err;
 }
 
@@ -1164,20 +1166,188 @@ bool exports_arkflow_plugin_processor_init(plugin_list_tuple2_string_string_t *c
     return g_initialized;
 }
 
-/* Settles a call's outcomes: on failure frees the ones set and returns false; else fills the
- * unset ones with fail(internal, "no-outcome") and hands the array to (*ptr, *len). */
-static bool settle(bool ok, ak_outcome *outs, size_t n, ak_outcome **ptr, size_t *len) {
+/* ------------------------- the 0.2.0 batch, as ak_record_in views -------------------------- */
+
+static bool col_present(const arkflow_plugin_types_column_t *c, size_t i) {
+    return c->valid.len == 0 || (c->valid.ptr[i / 8] >> (i % 8)) & 1;
+}
+
+/* Item i of a column as an option view into its data (not owned). */
+static ak_opt_bytes col_item(const arkflow_plugin_types_column_t *c, size_t i) {
+    ak_opt_bytes o;
+    memset(&o, 0, sizeof o);
+    if (i >= c->ends.len || !col_present(c, i)) return o;
+    size_t start = i ? c->ends.ptr[i - 1] : 0, end = c->ends.ptr[i];
+    if (end < start || end > c->data.len) return o;
+    o.is_some = true;
+    o.val.ptr = c->data.ptr + start;
+    o.val.len = end - start;
+    return o;
+}
+
+/* Record views of a batch; *headers gets the one array their header lists point into. */
+static ak_record_in *record_views(const arkflow_plugin_types_batch_t *b, size_t n, ak_header **headers) {
+    ak_record_in *recs = n ? xmalloc(n * sizeof *recs) : NULL;
+    size_t h = b->headers.len;
+    *headers = h ? xmalloc(h * sizeof(ak_header)) : NULL;
+    for (size_t j = 0; j < h; j++) (*headers)[j] = b->headers.ptr[j].f1;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        ak_record_in *r = &recs[i];
+        r->key = col_item(&b->keys, i);
+        r->value = col_item(&b->values, i);
+        r->timestamp_ms = i < b->timestamps.len ? b->timestamps.ptr[i] : 0;
+        r->partition = i < b->partitions.len ? b->partitions.ptr[i] : 0;
+        r->offset = i < b->offsets.len ? b->offsets.ptr[i] : 0;
+        while (at < h && b->headers.ptr[at].f0 < i) at++;
+        size_t from = at;
+        while (at < h && b->headers.ptr[at].f0 == i) at++;
+        r->headers.ptr = at > from ? *headers + from : NULL;
+        r->headers.len = at - from;
+    }
+    return recs;
+}
+
+/* ------------------------------ outcomes, packed on return --------------------------------- */
+
+typedef struct {
+    uint8_t *data;
+    uint32_t *ends;
+    uint8_t *valid;
+    size_t len, bytes, cap;
+    bool absent;
+} colbuf;
+
+static void colbuf_init(colbuf *c, size_t items, size_t bytes) {
+    memset(c, 0, sizeof *c);
+    c->cap = items;
+    c->data = xmalloc(bytes);
+    c->ends = xmalloc(items * sizeof(uint32_t));
+    c->valid = xmalloc((items + 7) / 8);
+    memset(c->valid, 0, (items + 7) / 8);
+}
+
+static void colbuf_push(colbuf *c, const ak_opt_bytes *item) {
+    if (item->is_some) {
+        if (item->val.len) memcpy(c->data + c->bytes, item->val.ptr, item->val.len);
+        c->bytes += item->val.len;
+        c->valid[c->len / 8] |= (uint8_t)(1u << (c->len % 8));
+    } else {
+        c->absent = true;
+    }
+    c->ends[c->len++] = (uint32_t)c->bytes;
+}
+
+static arkflow_plugin_types_column_t colbuf_finish(colbuf *c) {
+    arkflow_plugin_types_column_t r;
+    r.data.ptr = c->data;
+    r.data.len = c->bytes;
+    r.ends.ptr = c->ends;
+    r.ends.len = c->len;
+    if (c->absent) {
+        r.valid.ptr = c->valid;
+        r.valid.len = (c->len + 7) / 8;
+    } else {
+        free(c->valid);
+        r.valid.ptr = NULL;
+        r.valid.len = 0;
+    }
+    return r;
+}
+
+static void record_out_free(ak_record_out *r) {
+    if (r->key.is_some) ak_bytes_free(&r->key.val);
+    if (r->value.is_some) ak_bytes_free(&r->value.val);
+    for (size_t i = 0; i < r->headers.len; i++) {
+        plugin_string_free(&r->headers.ptr[i].key);
+        ak_bytes_free(&r->headers.ptr[i].value);
+    }
+    free(r->headers.ptr);
+    if (r->output.is_some) plugin_string_free(&r->output.val);
+}
+
+static void outcome_free(ak_outcome *o) {
+    if (o->tag == AK_OUTCOME_EMIT) {
+        for (size_t j = 0; j < o->val.emit.len; j++) record_out_free(&o->val.emit.ptr[j]);
+        free(o->val.emit.ptr);
+    } else if (o->tag == AK_OUTCOME_FAIL) {
+        ak_error_free(&o->val.fail);
+    }
+}
+
+/* Settles a call's outcomes: on failure frees them and returns false; else fills the unset ones
+ * with fail(internal, "no-outcome"), packs everything into *ret (headers, output names and
+ * errors move there) and frees the rest. */
+static bool settle(bool ok, ak_outcome *outs, size_t n, arkflow_plugin_types_outcomes_t *ret) {
     if (!ok) {
         for (size_t i = 0; outs && i < n; i++)
-            if (outs[i].tag != AK_OUTCOME_UNSET) arkflow_plugin_types_record_outcome_free(&outs[i]);
+            if (outs[i].tag != AK_OUTCOME_UNSET) outcome_free(&outs[i]);
         free(outs);
         return false;
     }
-    for (size_t i = 0; i < n; i++)
-        if (outs[i].tag == AK_OUTCOME_UNSET)
-            ak_outcome_fail(&outs[i], ak_internal("no-outcome", "the plugin set no outcome for this record"));
-    *ptr = outs;
-    *len = n;
+    size_t m = 0, bytes = 0, key_bytes = 0, keys = 0, ts = 0, hs = 0, routes = 0, fails = 0;
+    bool one_each = true;
+    for (size_t i = 0; i < n; i++) {
+        ak_outcome *o = &outs[i];
+        if (o->tag == AK_OUTCOME_UNSET) ak_outcome_fail(o, ak_internal("no-outcome", "the plugin set no outcome for this record"));
+        if (o->tag == AK_OUTCOME_FAIL) fails++;
+        if (o->tag != AK_OUTCOME_EMIT || o->val.emit.len != 1) one_each = false;
+        if (o->tag != AK_OUTCOME_EMIT) continue;
+        for (size_t j = 0; j < o->val.emit.len; j++) {
+            ak_record_out *r = &o->val.emit.ptr[j];
+            m++;
+            if (r->value.is_some) bytes += r->value.val.len;
+            if (r->key.is_some) keys++, key_bytes += r->key.val.len;
+            ts += r->timestamp_ms.is_some;
+            hs += r->headers.len;
+            routes += r->output.is_some;
+        }
+    }
+    memset(ret, 0, sizeof *ret);
+    colbuf values, kcol;
+    colbuf_init(&values, m, bytes);
+    if (keys) colbuf_init(&kcol, m, key_bytes);
+    ret->sources.ptr = one_each ? NULL : xmalloc(m * sizeof(uint32_t));
+    ret->sources.len = one_each ? 0 : m;
+    ret->timestamps.ptr = ts ? xmalloc(ts * sizeof *ret->timestamps.ptr) : NULL;
+    ret->headers.ptr = hs ? xmalloc(hs * sizeof *ret->headers.ptr) : NULL;
+    ret->outputs.ptr = routes ? xmalloc(routes * sizeof *ret->outputs.ptr) : NULL;
+    ret->failed.ptr = fails ? xmalloc(fails * sizeof *ret->failed.ptr) : NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        ak_outcome *o = &outs[i];
+        if (o->tag == AK_OUTCOME_FAIL) {
+            ret->failed.ptr[ret->failed.len].f0 = (uint32_t)i;
+            ret->failed.ptr[ret->failed.len++].f1 = o->val.fail;
+            continue;
+        }
+        if (o->tag != AK_OUTCOME_EMIT) continue;
+        for (size_t j = 0; j < o->val.emit.len; j++, k++) {
+            ak_record_out *r = &o->val.emit.ptr[j];
+            colbuf_push(&values, &r->value);
+            if (keys) colbuf_push(&kcol, &r->key);
+            if (!one_each) ret->sources.ptr[k] = (uint32_t)i;
+            if (r->timestamp_ms.is_some) {
+                ret->timestamps.ptr[ret->timestamps.len].f0 = (uint32_t)k;
+                ret->timestamps.ptr[ret->timestamps.len++].f1 = r->timestamp_ms.val;
+            }
+            for (size_t h = 0; h < r->headers.len; h++) {
+                ret->headers.ptr[ret->headers.len].f0 = (uint32_t)k;
+                ret->headers.ptr[ret->headers.len++].f1 = r->headers.ptr[h];
+            }
+            r->headers.len = 0; /* moved */
+            if (r->output.is_some) {
+                ret->outputs.ptr[ret->outputs.len].f0 = (uint32_t)k;
+                ret->outputs.ptr[ret->outputs.len++].f1 = r->output.val;
+                r->output.is_some = false; /* moved */
+            }
+            record_out_free(r);
+        }
+        free(o->val.emit.ptr);
+    }
+    ret->values = colbuf_finish(&values);
+    if (keys) ret->keys = colbuf_finish(&kcol);
+    free(outs);
     return true;
 }
 
@@ -1188,12 +1358,13 @@ static ak_outcome *unset_outcomes(size_t n) {
 }
 
 bool exports_arkflow_plugin_processor_process_batch(exports_arkflow_plugin_processor_batch_context_t *ctx,
-                                                    exports_arkflow_plugin_processor_list_record_in_t *records,
-                                                    exports_arkflow_plugin_processor_list_record_outcome_t *ret,
+                                                    exports_arkflow_plugin_processor_batch_t *records,
+                                                    exports_arkflow_plugin_processor_outcomes_t *ret,
                                                     exports_arkflow_plugin_processor_error_t *err) {
-    size_t n = records->len;
+    size_t n = records->timestamps.len;
     bool ok = false;
-    ak_batch b = {ctx, records->ptr, NULL, n, NULL};
+    ak_header *headers;
+    ak_batch b = {ctx, record_views(records, n, &headers), NULL, n, NULL};
     if (!g_initialized) {
         *err = not_initialized();
     } else {
@@ -1205,8 +1376,10 @@ bool exports_arkflow_plugin_processor_process_batch(exports_arkflow_plugin_proce
         for (size_t i = 0; i < n; i++) ak_key_free(&keys[i]);
         free(keys);
     }
-    exports_arkflow_plugin_processor_list_record_in_free(records);
-    return settle(ok, b.outcomes, n, &ret->ptr, &ret->len);
+    free(b.records);
+    free(headers);
+    exports_arkflow_plugin_processor_batch_free(records);
+    return settle(ok, b.outcomes, n, ret);
 }
 
 bool exports_arkflow_plugin_processor_on_checkpoint(exports_arkflow_plugin_processor_checkpoint_context_t *ctx,
@@ -1246,7 +1419,7 @@ __attribute__((weak)) bool ak_on_timers(ak_timers *timers, ak_error *err) {
 
 bool exports_arkflow_plugin_timer_handler_on_timers(exports_arkflow_plugin_timer_handler_timer_context_t *ctx,
                                                     exports_arkflow_plugin_timer_handler_list_timer_t *fired,
-                                                    exports_arkflow_plugin_timer_handler_list_record_outcome_t *ret,
+                                                    exports_arkflow_plugin_timer_handler_outcomes_t *ret,
                                                     exports_arkflow_plugin_timer_handler_error_t *err) {
     size_t n = fired->len;
     bool ok = false;
@@ -1258,5 +1431,5 @@ bool exports_arkflow_plugin_timer_handler_on_timers(exports_arkflow_plugin_timer
         ok = ak_on_timers(&t, err);
     }
     exports_arkflow_plugin_timer_handler_list_timer_free(fired);
-    return settle(ok, t.outcomes, n, &ret->ptr, &ret->len);
+    return settle(ok, t.outcomes, n, ret);
 }

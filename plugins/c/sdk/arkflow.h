@@ -1,5 +1,5 @@
 /*
- * arkflow.h — the C SDK for ArkFlow processor plugins (WIT package arkflow:plugin@0.1.1).
+ * arkflow.h — the C SDK for ArkFlow processor plugins (WIT package arkflow:plugin@0.2.0).
  *
  * A plugin is one or more .c files that include this header and define:
  *
@@ -12,6 +12,9 @@
  * The SDK (arkflow.c) implements the WIT exports describe / init / process-batch / on-checkpoint
  * and on-timers on top of the bindings wit-bindgen generates from wit/ (plugin.h, included
  * below; the world `timed-plugin`, generated under the name `plugin`), and wraps the imports:
+ * The batch crosses the boundary in 0.2.0's columnar form (a few buffers, not a list per record);
+ * the SDK shows it as an array of ak_record_in views into those buffers (no copy per record) and
+ * packs the outcomes into one buffer of emitted values on return.
  * state (ak_store_*), timers (ak_timer_*, ak_watermark, ak_now), log (ak_log*), metrics
  * (ak_metric_*). A plugin that never calls ak_timer_* does not import `timers` (the linker drops
  * the unused import), so it is a plain plugin to the host.
@@ -37,7 +40,7 @@
 extern "C" {
 #endif
 
-#define AK_ABI_VERSION "0.1.1"
+#define AK_ABI_VERSION "0.2.0"
 
 /* ---- the generated WIT types, under short names ------------------------------------------ */
 
@@ -45,10 +48,60 @@ typedef plugin_list_u8_t ak_bytes;                          /* list<u8> */
 typedef plugin_option_list_u8_t ak_opt_bytes;               /* option<list<u8>> */
 typedef arkflow_plugin_types_error_t ak_error;              /* record error */
 typedef arkflow_plugin_types_error_class_t ak_error_class;  /* enum error-class */
-typedef arkflow_plugin_types_record_in_t ak_record_in;
-typedef arkflow_plugin_types_record_out_t ak_record_out;
 typedef arkflow_plugin_types_header_t ak_header;
-typedef arkflow_plugin_types_record_outcome_t ak_outcome;   /* variant record-outcome */
+
+/* ---- the SDK's record types (0.2.0 sends columns; these are per-record views of them) ------ */
+
+typedef struct {
+    ak_header *ptr;
+    size_t len;
+} ak_header_list;
+typedef struct {
+    bool is_some;
+    int64_t val;
+} ak_opt_i64;
+typedef struct {
+    bool is_some;
+    plugin_string_t val;
+} ak_opt_string;
+
+/* A record handed to the plugin: key, value and headers point into the batch's buffers (valid
+ * until ak_process_batch returns; do not free them). */
+typedef struct {
+    ak_opt_bytes key;   /* absent for unkeyed records */
+    ak_opt_bytes value; /* absent for tombstones */
+    ak_header_list headers;
+    int64_t timestamp_ms;
+    uint32_t partition;
+    uint64_t offset;
+} ak_record_in;
+
+/* A record the plugin emits; it owns its buffers (the SDK frees them). Absent key / timestamp:
+ * the input's; present output: the stream's named output of that name. */
+typedef struct {
+    ak_opt_bytes key;
+    ak_opt_bytes value;
+    ak_header_list headers;
+    ak_opt_i64 timestamp_ms;
+    ak_opt_string output;
+} ak_record_out;
+
+typedef struct {
+    ak_record_out *ptr;
+    size_t len;
+} ak_record_out_list;
+
+/* The verdict on one input: emit (records), drop, or fail (error). Set with ak_outcome_*. */
+typedef struct {
+    uint8_t tag;
+    union {
+        ak_record_out_list emit;
+        ak_error fail;
+    } val;
+} ak_outcome;
+#define AK_OUTCOME_EMIT 0
+#define AK_OUTCOME_DROP 1
+#define AK_OUTCOME_FAIL 2
 typedef arkflow_plugin_types_batch_context_t ak_batch_context;
 typedef arkflow_plugin_types_checkpoint_context_t ak_checkpoint_context;
 typedef arkflow_plugin_types_value_format_t ak_value_format;
@@ -189,7 +242,7 @@ void ak_error_free(ak_error *e);
 void ak_outcome_emit_value(ak_outcome *o, ak_buf *value);
 /* Emit one prepared record (ownership of its fields moves). */
 void ak_outcome_emit(ak_outcome *o, ak_record_out record);
-/* Re-emit the input record unchanged (its key/value/headers move out of `record`). */
+/* Re-emit the input record unchanged (value and headers copied; the key is the input's). */
 void ak_outcome_pass(ak_outcome *o, ak_record_in *record);
 void ak_outcome_drop(ak_outcome *o);
 void ak_outcome_fail(ak_outcome *o, ak_error err);

@@ -29,6 +29,10 @@
 //! - `timer-trap`: passes records through and registers an event-time timer at each record's
 //!   timestamp; `on-timers` panics (→ trap).
 //! - `timer-wrong-count`: like `timer-trap`, but `on-timers` returns no outcomes.
+//! - `bad-sources`, `bad-ends`, `emit-and-fail`: process-batch replies, bypassing the SDK's
+//!   checks, with outcomes that do not fit the batch (a source past the last input, a value ending past
+//!   the data, an input that both emits and fails).
+//! - `bad-column`: process-batch calls `store.get-column` with a key column ending past its data.
 //! - anything else (or no mode): pass-through, every record re-emitted unchanged.
 //! Declares state store "default" (used by `flood` only).
 use arkflow_plugin_sdk::prelude::*;
@@ -57,6 +61,34 @@ impl Processor for Evil {
         let sleep_ms = config.get_parse_or("sleep_ms", 3_600_000u64)?;
         let log_bytes = config.get_parse_or("log_bytes", 4000usize)?;
         Ok(Evil { mode, flood_count, giant_bytes, sleep_ms, log_bytes })
+    }
+
+    fn process(&mut self, ctx: &BatchContext, batch: &Batch, out: &mut Outcomes) -> Result<(), Error> {
+        use arkflow_plugin_sdk::bindings::arkflow::plugin::types as wit;
+        let n = batch.len() as u32;
+        let col = |data: Vec<u8>, ends: Vec<u32>| wit::Column { data, ends, valid: vec![] };
+        let empty = || wit::Outcomes {
+            values: col(vec![], vec![]),
+            sources: vec![],
+            keys: col(vec![], vec![]),
+            timestamps: vec![],
+            headers: vec![],
+            outputs: vec![],
+            failed: vec![],
+        };
+        match self.mode.as_str() {
+            "bad-sources" => *out = Outcomes::raw(wit::Outcomes { values: col(b"ab".to_vec(), vec![1, 2]), sources: vec![n, 0], ..empty() }),
+            "bad-ends" => *out = Outcomes::raw(wit::Outcomes { values: col(b"x".to_vec(), (1..=n).map(|i| i * 1000).collect()), ..empty() }),
+            "emit-and-fail" => {
+                let e = Error::internal("evil", "both");
+                *out = Outcomes::raw(wit::Outcomes { values: col(b"x".to_vec(), vec![1]), sources: vec![0], failed: vec![(0, e)], ..empty() })
+            }
+            "bad-column" => {
+                Store::open("default")?.get_column(&col(b"k".to_vec(), vec![5]))?;
+            }
+            _ => return arkflow_plugin_sdk::process_records(self, ctx, batch, out),
+        }
+        Ok(())
     }
 
     fn process_batch(&mut self, ctx: &BatchContext, records: Vec<RecordIn>) -> Result<Vec<Outcome>, Error> {

@@ -1,5 +1,5 @@
 // Package arkflow is the Go SDK for ArkFlow processor plugins: WebAssembly components of world
-// `plugin` of `arkflow:plugin@0.1.1` (wit/plugin.wit).
+// `plugin` of `arkflow:plugin@0.1.1` (wit/v0.1/plugin.wit).
 //
 // It wraps the bindings that `wit-bindgen go` generates at build time (plugins/go/build.sh):
 //

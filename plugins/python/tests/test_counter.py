@@ -15,7 +15,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..", "..")
 _BINDINGS = tempfile.mkdtemp(prefix="arkflow-py-bindings-")
-subprocess.run(["componentize-py", "-q", "-d", os.path.join(ROOT, "wit"), "-w", "plugin", "bindings", _BINDINGS],
+subprocess.run(["componentize-py", "-q", "-d", os.path.join(ROOT, "wit", "v0.1"), "-w", "plugin", "bindings", _BINDINGS],
                check=True)
 sys.path[:0] = [_BINDINGS, os.path.join(HERE, "..", "sdk"), os.path.join(HERE, "..", "counter")]
 

@@ -1,28 +1,34 @@
 //! `arkflow-plugin-sdk`: write an ArkFlow processor plugin (a WebAssembly component targeting
-//! the world `timed-plugin` of `arkflow:plugin@0.1.1`, see `wit/plugin.wit`) as one trait impl
+//! the world `timed-plugin` of `arkflow:plugin@0.2.0`, see `wit/plugin.wit`) as one trait impl
 //! plus one macro call.
 //!
 //! Contract:
 //! - Implement [`Processor`] for a type, then call [`export_processor!`] once in the plugin's
-//!   `cdylib` crate. The macro exports `arkflow:plugin/processor@0.1.1` and
-//!   `arkflow:plugin/timer-handler@0.1.1` for that type.
+//!   `cdylib` crate. The macro exports `arkflow:plugin/processor@0.2.0` and
+//!   `arkflow:plugin/timer-handler@0.2.0` for that type.
+//! - A batch is processed by [`Processor::process`], which reads the records in place
+//!   ([`Batch`]) and writes what each became into [`Outcomes`] (nothing copied or allocated per
+//!   record). Its default copies the batch into owned records and calls
+//!   [`Processor::process_batch`] (one [`Outcome`] per record), the simpler API: implement one.
 //! - Timers: [`timers::register`] / [`timers::delete`] during a call, and
 //!   [`Processor::on_timers`] when they fire. A plugin that never registers a timer does not
 //!   import `arkflow:plugin/timers` (the linker drops the unused import), so the host treats it as
 //!   a plain plugin.
-//! - `describe` reports [`ABI_VERSION`] ("0.1.1") as `info.abi`; `init` builds the instance and
+//! - `describe` reports [`ABI_VERSION`] ("0.2.0") as `info.abi`; `init` builds the instance and
 //!   the SDK keeps it in a static (wasm instances are single-threaded); `process-batch` and
 //!   `on-checkpoint` are forwarded to it. Calling them before a successful `init` returns an
 //!   `internal` error with code `not-initialized`.
 //! - A panic anywhere in the plugin is logged through the `log` import (level error) and then
 //!   becomes a wasm trap (wasm32 always aborts on panic); the host drops the batch's staged state
 //!   writes and re-instantiates the plugin.
-//! - The SDK never checks that `process_batch` returns one outcome per record: the host does.
+//! - The SDK never checks that `process_batch` returns one outcome per record: the host does (a
+//!   missing outcome drops the record; one too many fails the batch).
 //!
 //! The generated bindings are in [`bindings`]; the friendly names below are re-exports of them.
 //! They also compile on the native target (imports then panic if called), so the pure helpers
 //! ([`json`], [`codec`], [`Config`]) are unit-tested with a plain `cargo test`.
 
+pub mod batch;
 pub mod codec;
 pub mod config;
 pub mod json;
@@ -42,27 +48,28 @@ pub mod bindings {
     });
 }
 
+pub use batch::{Batch, Outcomes, RecordRef};
 pub use bindings::arkflow::plugin::log::Level;
 pub use bindings::arkflow::plugin::metrics;
 pub use bindings::arkflow::plugin::state::{ScanPage, StateError, Store};
 pub use bindings::arkflow::plugin::types::{
-    BatchContext, CheckpointContext, Error, ErrorClass, Header, Info, RecordIn, RecordOut, RecordOutcome as Outcome, StoreFormat, TimeDomain, Timer,
-    TimerContext, ValueFormat,
+    BatchContext, CheckpointContext, Error, ErrorClass, Header, Info, StoreFormat, TimeDomain, Timer, TimerContext, ValueFormat,
 };
 pub use config::Config;
 pub use state::StateCache;
+pub use types::{Outcome, RecordIn, RecordOut};
 
 /// The version of the `arkflow:plugin` WIT package this SDK was generated from; reported as
 /// `info.abi` by every plugin built with it.
-pub const ABI_VERSION: &str = "0.1.1";
+pub const ABI_VERSION: &str = "0.2.0";
 
 /// Everything a plugin usually needs: `use arkflow_plugin_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::codec::{decode_i64, encode_i64};
     pub use crate::json::{self, JsonValue};
     pub use crate::{
-        export_processor, metrics, timers, BatchContext, CheckpointContext, Config, Error, ErrorClass, Header, Info, Outcome, Processor, RecordIn, RecordOut,
-        StateCache, StateError, Store, TimeDomain, Timer, TimerContext, ValueFormat, ABI_VERSION,
+        export_processor, metrics, timers, Batch, BatchContext, CheckpointContext, Config, Error, ErrorClass, Header, Info, Outcome, Outcomes, Processor,
+        RecordIn, RecordOut, RecordRef, StateCache, StateError, Store, TimeDomain, Timer, TimerContext, ValueFormat, ABI_VERSION,
     };
     pub use crate::{log_debug, log_error, log_info, log_trace, log_warn};
 }
@@ -95,9 +102,20 @@ pub trait Processor: Sized + 'static {
     /// but `Store::open` works, so open stores now and keep them in `self`.
     fn init(config: Config) -> Result<Self, Error>;
 
-    /// Processes one batch; must return exactly one outcome per record, in order. An `Err` fails
-    /// the whole batch (its state writes are discarded); use `Outcome::Fail` for a bad record.
-    fn process_batch(&mut self, ctx: &BatchContext, records: Vec<RecordIn>) -> Result<Vec<Outcome>, Error>;
+    /// Processes one batch in place: read records from `batch`, say what record `i` became with
+    /// `out.emit_with(i, ..)`, `out.emit(i, ..)` or `out.fail(i, ..)` in ascending `i` (a record
+    /// given none is dropped). An `Err` fails the whole batch (its state writes are discarded).
+    /// The default copies the records and calls [`process_batch`](Self::process_batch).
+    fn process(&mut self, ctx: &BatchContext, batch: &Batch, out: &mut Outcomes) -> Result<(), Error> {
+        process_records(self, ctx, batch, out)
+    }
+
+    /// Processes one batch of owned records; must return exactly one outcome per record, in
+    /// order. An `Err` fails the whole batch (its state writes are discarded); use
+    /// `Outcome::Fail` for a bad record. Implement this or [`process`](Self::process).
+    fn process_batch(&mut self, _ctx: &BatchContext, records: Vec<RecordIn>) -> Result<Vec<Outcome>, Error> {
+        Err(Error::internal("not-implemented", format!("{} implements neither process nor process_batch ({} records)", Self::NAME, records.len())))
+    }
 
     /// Called per key group at each checkpoint: flush anything cached in memory into state.
     fn on_checkpoint(&mut self, _ctx: &CheckpointContext) -> Result<(), Error> {
@@ -110,6 +128,14 @@ pub trait Processor: Sized + 'static {
     fn on_timers(&mut self, _ctx: &TimerContext, fired: Vec<Timer>) -> Result<Vec<Outcome>, Error> {
         Err(Error::internal("no-timer-handler", format!("{} timers fired but the plugin does not implement on_timers", fired.len())))
     }
+}
+
+/// What the default [`Processor::process`] does: copies the records, calls
+/// [`Processor::process_batch`], and fails with `internal` / `wrong-outcome-count` unless it
+/// returned one outcome per record. For a `process` that handles some batches itself.
+pub fn process_records<P: Processor>(p: &mut P, ctx: &BatchContext, batch: &Batch, out: &mut Outcomes) -> Result<(), Error> {
+    *out = Outcomes::from_list(p.process_batch(ctx, batch.to_records())?, batch.len(), "process_batch")?;
+    Ok(())
 }
 
 /// Exports a [`Processor`] implementation as the component's `arkflow:plugin/processor` and
@@ -181,8 +207,13 @@ pub mod __private {
             Ok(())
         }
 
-        fn process_batch(ctx: BatchContext, records: Vec<RecordIn>) -> Result<Vec<Outcome>, Error> {
-            with_instance::<P, _>(|p| p.process_batch(&ctx, records))
+        fn process_batch(ctx: BatchContext, records: bindings::arkflow::plugin::types::Batch) -> Result<bindings::arkflow::plugin::types::Outcomes, Error> {
+            let batch = Batch::new(records);
+            with_instance::<P, _>(|p| {
+                let mut out = Outcomes::with_capacity(batch.len(), 32);
+                p.process(&ctx, &batch, &mut out)?;
+                out.finish(batch.len())
+            })
         }
 
         fn on_checkpoint(ctx: CheckpointContext) -> Result<(), Error> {
@@ -191,8 +222,9 @@ pub mod __private {
     }
 
     impl<P: Processor> TimerGuest for Glue<P> {
-        fn on_timers(ctx: TimerContext, fired: Vec<Timer>) -> Result<Vec<Outcome>, Error> {
-            with_instance::<P, _>(|p| p.on_timers(&ctx, fired))
+        fn on_timers(ctx: TimerContext, fired: Vec<Timer>) -> Result<bindings::arkflow::plugin::types::Outcomes, Error> {
+            let n = fired.len();
+            with_instance::<P, _>(|p| Outcomes::from_list(p.on_timers(&ctx, fired)?, n, "on_timers")?.finish(n))
         }
     }
 }

@@ -1,10 +1,52 @@
-//! Convenience constructors on the generated WIT types.
+//! The record API's types ([`RecordIn`], [`RecordOut`], [`Outcome`]: owned records, one outcome
+//! per input, the shape of `arkflow:plugin@0.1`), and convenience constructors on them and on the
+//! generated WIT types.
 //!
-//! Contract: pure helpers, no host calls. Records built here leave `timestamp-ms` and `output`
+//! Contract: pure helpers, no host calls. Records built here leave `timestamp_ms` and `output`
 //! absent (the host keeps the input's timestamp; `to_output` names a named output) and
 //! `key` absent unless set (the host keeps the input's key).
 
-use crate::{Error, ErrorClass, Header, Outcome, RecordIn, RecordOut, StateError};
+use crate::{Error, ErrorClass, Header, StateError};
+
+/// A record handed to the plugin (an owned copy; [`crate::Batch`] borrows instead).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordIn {
+    /// The record key (for a Kafka input, the message key). Absent for unkeyed records.
+    pub key: Option<Vec<u8>>,
+    /// The payload (for JSON inputs, the UTF-8 JSON text). Absent for tombstones.
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<Header>,
+    /// Event time in milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// The input split the record came from (Kafka partition; 0 for single-split inputs).
+    pub partition: u32,
+    /// The record's position within its split.
+    pub offset: u64,
+}
+
+/// A record the plugin emits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordOut {
+    /// Absent: the host keeps the key of the input record the output was emitted for.
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<Header>,
+    /// Absent: the host keeps the timestamp of the input record.
+    pub timestamp_ms: Option<i64>,
+    /// Present: the record goes straight to the stream's named output of that name.
+    pub output: Option<String>,
+}
+
+/// The plugin's verdict on one input record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Emit zero or more records downstream.
+    Emit(Vec<RecordOut>),
+    /// Consume the record without output.
+    Drop,
+    /// The record failed: the host routes it, with this error, to the stream's `error_output`.
+    Fail(Error),
+}
 
 impl Error {
     pub fn new(class: ErrorClass, code: impl Into<String>, message: impl Into<String>) -> Self {

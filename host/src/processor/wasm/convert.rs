@@ -1,21 +1,45 @@
-//! Conversions between the host's records, outcomes and errors and their WIT forms.
+//! Outcomes of `arkflow:plugin@0.1.x` (one `record-outcome` per input) into the host's, and the
+//! error class mapping both ABIs share.
 
-use super::bindings::wit;
+use super::bindings::v01::wit;
 use crate::record::{ErrorClass, Outcome, Record, RecordError};
 
-/// The host's error class of a WIT error class.
-pub(super) fn class_of(c: wit::ErrorClass) -> ErrorClass {
-    match c {
-        wit::ErrorClass::InvalidInput => ErrorClass::InvalidInput,
-        wit::ErrorClass::Config => ErrorClass::Config,
-        wit::ErrorClass::State => ErrorClass::State,
-        wit::ErrorClass::Retriable => ErrorClass::Retriable,
-        wit::ErrorClass::Internal => ErrorClass::Internal,
-    }
+/// The host's error class of a WIT error class (of either ABI: `class_of!(wit, class)`).
+macro_rules! class_of {
+    ($wit:path, $c:expr) => {{
+        use $wit as w;
+        match $c {
+            w::ErrorClass::InvalidInput => crate::record::ErrorClass::InvalidInput,
+            w::ErrorClass::Config => crate::record::ErrorClass::Config,
+            w::ErrorClass::State => crate::record::ErrorClass::State,
+            w::ErrorClass::Retriable => crate::record::ErrorClass::Retriable,
+            w::ErrorClass::Internal => crate::record::ErrorClass::Internal,
+        }
+    }};
 }
+pub(super) use class_of;
 
-pub(super) fn wit_error(e: &wit::Error) -> String {
-    format!("{:?} [{}]: {}", e.class, e.code, truncate(&e.message, 1024))
+/// The host's record error of a plugin's (either ABI), its code and message capped.
+macro_rules! record_error {
+    ($wit:path, $e:expr) => {{
+        let e = $e;
+        crate::record::RecordError {
+            class: crate::processor::wasm::convert::class_of!($wit, e.class),
+            code: crate::processor::wasm::convert::truncate(&e.code, 256).to_string(),
+            message: crate::processor::wasm::convert::truncate(&e.message, 4096).to_string(),
+        }
+    }};
+}
+pub(super) use record_error;
+
+/// The error of a record emitted to an output the stream does not have.
+pub(super) fn invalid_output(name: &str, outputs: &[String]) -> RecordError {
+    let known = if outputs.is_empty() { "it has no named outputs".to_string() } else { format!("its outputs are: {}", outputs.join(", ")) };
+    RecordError {
+        class: ErrorClass::Config,
+        code: "invalid-output".to_string(),
+        message: format!("a record was emitted to output `{}`, which this stream does not have ({known})", truncate(name, 256)),
+    }
 }
 
 pub(super) fn truncate(s: &str, max: usize) -> &str {
@@ -29,11 +53,7 @@ pub(super) fn truncate(s: &str, max: usize) -> &str {
     &s[..cut]
 }
 
-/// Borrowed view of a record for lowering into the guest (headers need a small side vector).
-pub(super) fn to_wit<'a>(r: &'a Record, headers: &'a [wit::HeaderParam<'a>]) -> wit::RecordIn<'a> {
-    wit::RecordIn { key: r.key.as_deref(), value: r.value.as_deref(), headers, timestamp_ms: r.timestamp_ms, partition: r.partition, offset: r.offset }
-}
-
+/// One outcome per input (checked by the caller) into the host's outcomes.
 pub(super) fn from_wit(outcomes: Vec<wit::RecordOutcome>, inputs: &[Record], outputs: &[String]) -> Vec<Outcome> {
     let record = |o: wit::RecordOut, input: &Record| Record {
         key: o.key.or_else(|| input.key.clone()),
@@ -48,11 +68,7 @@ pub(super) fn from_wit(outcomes: Vec<wit::RecordOutcome>, inputs: &[Record], out
         .zip(inputs)
         .map(|(o, input)| match o {
             wit::RecordOutcome::Drop => Outcome::Drop,
-            wit::RecordOutcome::Fail(e) => Outcome::Fail(RecordError {
-                class: class_of(e.class),
-                code: truncate(&e.code, 256).to_string(),
-                message: truncate(&e.message, 4096).to_string(),
-            }),
+            wit::RecordOutcome::Fail(e) => Outcome::Fail(record_error!(wit, e)),
             wit::RecordOutcome::Emit(outs) if outs.iter().all(|o| o.output.is_none()) => Outcome::Emit(outs.into_iter().map(|o| record(o, input)).collect()),
             wit::RecordOutcome::Emit(outs) => {
                 // A name the stream does not have fails the whole record: it must never fall
@@ -63,15 +79,7 @@ pub(super) fn from_wit(outcomes: Vec<wit::RecordOutcome>, inputs: &[Record], out
                         None => None,
                         Some(name) => match outputs.iter().position(|k| k == name) {
                             Some(i) => Some(i as u16),
-                            None => {
-                                let known =
-                                    if outputs.is_empty() { "it has no named outputs".to_string() } else { format!("its outputs are: {}", outputs.join(", ")) };
-                                return Outcome::Fail(RecordError {
-                                    class: ErrorClass::Config,
-                                    code: "invalid-output".to_string(),
-                                    message: format!("a record was emitted to output `{}`, which this stream does not have ({known})", truncate(name, 256)),
-                                });
-                            }
+                            None => return Outcome::Fail(invalid_output(name, outputs)),
                         },
                     };
                     routes.push(route);

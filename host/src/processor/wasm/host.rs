@@ -1,5 +1,6 @@
-//! The host side of the plugin's imports: keyed state, log and metrics, plus a WASI context that
-//! grants nothing beyond what the YAML allows.
+//! The per-store data behind the plugin's imports: keyed state, log and metrics, plus a WASI
+//! context that grants nothing beyond what the YAML allows. The WIT traits of both ABIs are
+//! implemented on it in `imports`, each a thin shell over the methods here.
 //!
 //! Plugin logs go through the processor's rate limit and carry plugin, stream, worker and batch
 //! fields; plugin metric calls are collected per call and merged into the processor's series
@@ -10,8 +11,6 @@
 //! scope fail with `no-scope`. A store handle's resource rep is the store id itself, so state
 //! calls need no table lookup.
 
-use super::bindings::arkflow::plugin::{log, metrics, state, types};
-use super::bindings::WitStateError;
 use super::obs::{CallMetrics, Op, ProcessorObs};
 use super::resource::StoreRes;
 use crate::state::{Staging, StateError, WorkerState};
@@ -129,96 +128,32 @@ impl HostCtx {
         }
     }
 
-    fn with_scope<R>(
+    /// Runs `f` on the running call's scope of the worker's state and the store behind `store`.
+    pub(super) fn with_scope<R>(
         &mut self,
         store: &Resource<StoreRes>,
         f: impl FnOnce(&mut crate::state::Scope<'_>, u16) -> Result<R, StateError>,
-    ) -> Result<R, WitStateError> {
-        let (group, now) = self.scope.ok_or(WitStateError::NoScope)?;
-        let state = self.state.as_mut().ok_or(WitStateError::NoScope)?;
+    ) -> Result<R, StateError> {
+        let (group, now) = self.scope.ok_or(StateError::NoScope)?;
+        let state = self.state.as_mut().ok_or(StateError::NoScope)?;
         let id = store.rep() as u16;
         let mut scope = state.scope(&mut self.staging, group, now);
-        f(&mut scope, id).map_err(to_wit)
+        f(&mut scope, id)
     }
-}
 
-pub(super) fn to_wit(e: StateError) -> WitStateError {
-    match e {
-        StateError::UnknownStore(s) => WitStateError::UnknownStore(s),
-        StateError::NoScope => WitStateError::NoScope,
-        StateError::KeyTooLarge(n) => WitStateError::KeyTooLarge(n),
-        StateError::ValueTooLarge(n) => WitStateError::ValueTooLarge(n),
-        StateError::QuotaExceeded(s) => WitStateError::QuotaExceeded(s),
-        StateError::NotACounter => WitStateError::NotACounter,
-        StateError::Disabled => WitStateError::Disabled,
-        // The WIT documents overflow under quota-exceeded (0.1.x has no case of its own).
-        e @ StateError::Overflow(..) => WitStateError::QuotaExceeded(e.to_string()),
-    }
-}
-
-impl WasiView for HostCtx {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
-impl types::Host for HostCtx {}
-
-impl state::Host for HostCtx {}
-
-impl state::HostStore for HostCtx {
-    fn open(&mut self, name: String) -> Result<Resource<StoreRes>, WitStateError> {
+    /// `store.open`: the store's id is its resource rep.
+    pub(super) fn open_store(&mut self, name: String) -> Result<Resource<StoreRes>, StateError> {
         if !self.state_enabled {
-            return Err(WitStateError::Disabled);
+            return Err(StateError::Disabled);
         }
         match self.store_names.iter().position(|n| *n == name) {
             Some(id) => Ok(Resource::new_own(id as u32)),
-            None => Err(WitStateError::UnknownStore(name)),
+            None => Err(StateError::UnknownStore(name)),
         }
     }
 
-    fn get(&mut self, store: Resource<StoreRes>, key: Vec<u8>) -> Result<Option<Vec<u8>>, WitStateError> {
-        self.with_scope(&store, |s, id| Ok(s.get(id, &key)?.map(<[u8]>::to_vec)))
-    }
-
-    fn put(&mut self, store: Resource<StoreRes>, key: Vec<u8>, value: Vec<u8>) -> Result<(), WitStateError> {
-        self.with_scope(&store, |s, id| s.put(id, key, value))
-    }
-
-    fn delete(&mut self, store: Resource<StoreRes>, key: Vec<u8>) -> Result<bool, WitStateError> {
-        self.with_scope(&store, |s, id| s.delete(id, key))
-    }
-
-    fn get_many(&mut self, store: Resource<StoreRes>, keys: Vec<Vec<u8>>) -> Result<Vec<Option<Vec<u8>>>, WitStateError> {
-        self.with_scope(&store, |s, id| keys.iter().map(|k| Ok(s.get(id, k)?.map(<[u8]>::to_vec))).collect())
-    }
-
-    fn put_many(&mut self, store: Resource<StoreRes>, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), WitStateError> {
-        self.with_scope(&store, |s, id| entries.into_iter().try_for_each(|(k, v)| s.put(id, k, v)))
-    }
-
-    fn delete_many(&mut self, store: Resource<StoreRes>, keys: Vec<Vec<u8>>) -> Result<(), WitStateError> {
-        self.with_scope(&store, |s, id| keys.into_iter().try_for_each(|k| s.delete(id, k).map(|_| ())))
-    }
-
-    fn increment(&mut self, store: Resource<StoreRes>, key: Vec<u8>, delta: i64) -> Result<i64, WitStateError> {
-        self.with_scope(&store, |s, id| s.increment(id, key, delta))
-    }
-
-    fn scan_prefix(&mut self, store: Resource<StoreRes>, prefix: Vec<u8>, start_after: Option<Vec<u8>>, limit: u32) -> Result<state::ScanPage, WitStateError> {
-        self.with_scope(&store, |s, id| {
-            let p = s.scan_prefix(id, &prefix, start_after.as_deref(), limit)?;
-            Ok(state::ScanPage { entries: p.entries, next: p.next })
-        })
-    }
-
-    fn drop(&mut self, _store: Resource<StoreRes>) -> wasmtime::Result<()> {
-        Ok(())
-    }
-}
-
-impl log::Host for HostCtx {
-    fn log(&mut self, level: log::Level, message: String) {
+    /// `log.log`: capped, rate-limited, tagged with plugin, stream, worker and batch.
+    pub(super) fn log_line(&mut self, level: tracing::Level, message: String) {
         let mut msg = message;
         if msg.len() > self.max_log_line {
             let mut cut = self.max_log_line;
@@ -228,15 +163,15 @@ impl log::Host for HostCtx {
             msg.truncate(cut);
             msg.push('…');
         }
-        if matches!(level, log::Level::Error) {
+        if level == tracing::Level::ERROR {
             self.last_error_log = Some(msg.split_whitespace().collect::<Vec<_>>().join(" "));
         }
         let enabled = match level {
-            log::Level::Trace => tracing::enabled!(tracing::Level::TRACE),
-            log::Level::Debug => tracing::enabled!(tracing::Level::DEBUG),
-            log::Level::Info => tracing::enabled!(tracing::Level::INFO),
-            log::Level::Warn => tracing::enabled!(tracing::Level::WARN),
-            log::Level::Error => tracing::enabled!(tracing::Level::ERROR),
+            tracing::Level::TRACE => tracing::enabled!(tracing::Level::TRACE),
+            tracing::Level::DEBUG => tracing::enabled!(tracing::Level::DEBUG),
+            tracing::Level::INFO => tracing::enabled!(tracing::Level::INFO),
+            tracing::Level::WARN => tracing::enabled!(tracing::Level::WARN),
+            _ => tracing::enabled!(tracing::Level::ERROR),
         };
         if !enabled {
             return;
@@ -247,23 +182,22 @@ impl log::Host for HostCtx {
             tracing::warn!(plugin, stream, worker, "{suppressed} plugin log lines suppressed (limits.log_lines_per_sec, limits.log_burst)");
         }
         match level {
-            log::Level::Trace => tracing::trace!(plugin, stream, worker, batch, "{msg}"),
-            log::Level::Debug => tracing::debug!(plugin, stream, worker, batch, "{msg}"),
-            log::Level::Info => tracing::info!(plugin, stream, worker, batch, "{msg}"),
-            log::Level::Warn => tracing::warn!(plugin, stream, worker, batch, "{msg}"),
-            log::Level::Error => tracing::error!(plugin, stream, worker, batch, "{msg}"),
+            tracing::Level::TRACE => tracing::trace!(plugin, stream, worker, batch, "{msg}"),
+            tracing::Level::DEBUG => tracing::debug!(plugin, stream, worker, batch, "{msg}"),
+            tracing::Level::INFO => tracing::info!(plugin, stream, worker, batch, "{msg}"),
+            tracing::Level::WARN => tracing::warn!(plugin, stream, worker, batch, "{msg}"),
+            _ => tracing::error!(plugin, stream, worker, batch, "{msg}"),
         }
+    }
+
+    /// A metric call of the running call.
+    pub(super) fn metric(&mut self, name: String, op: Op) {
+        self.metrics.push(name, op);
     }
 }
 
-impl metrics::Host for HostCtx {
-    fn counter_add(&mut self, name: String, delta: u64) {
-        self.metrics.push(name, Op::Add(delta));
-    }
-    fn gauge_set(&mut self, name: String, value: f64) {
-        self.metrics.push(name, Op::Set(value));
-    }
-    fn histogram_record(&mut self, name: String, value: f64) {
-        self.metrics.push(name, Op::Observe(value));
+impl WasiView for HostCtx {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }

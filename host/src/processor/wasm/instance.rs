@@ -10,11 +10,11 @@
 //! (WASI clocks/poll: a plugin that sleeps) at the same time. Either way the call fails with
 //! "deadline exceeded" and the instance is dropped.
 
-use super::bindings::{wit, Guest};
-use super::convert::{from_wit, to_wit, wit_error};
+use super::bindings::{Guest, Indices};
+use super::calls::{BatchBuf, BatchCall, CallResult, Returned};
 use super::engine::{deadline_ticks, shared_engine};
 use super::obs::Gate;
-use super::{HostCtx, PluginInfo, WasmShared, PROCESSOR_EXPORT};
+use super::{HostCtx, PluginInfo, WasmShared};
 use crate::processor::{BatchCtx, BatchError, Processor, StateSlot};
 use crate::record::{Outcome, Record};
 use std::future::Future;
@@ -37,6 +37,8 @@ pub struct WasmProcessor {
     /// The processor's index in its stream (the prefix of its timers' state keys).
     pub stage: u16,
     pub(super) timers: super::timers::Timers,
+    /// The columns of the last 0.2.0 batch, reused.
+    batch_buf: BatchBuf,
 }
 
 /// Instantiates once without init and calls `describe`.
@@ -44,30 +46,16 @@ pub(super) fn describe(shared: &WasmShared) -> anyhow::Result<PluginInfo> {
     let mut store = new_store(shared);
     let ms = shared.cfg.limits.batch_timeout_ms;
     let plugin = bounded(ms, instantiate(shared, &mut store)).map_err(|e| anyhow::anyhow!("instantiation failed: {}", trap_text(&e)))?;
-    let info = bounded(ms, plugin.processor.call_describe(&mut store))
-        .map_err(|e| anyhow::anyhow!("export {PROCESSOR_EXPORT}#describe trapped: {}", trap_text(&e)))?;
-    let state_formats = info
-        .state_formats
-        .into_iter()
-        .map(|f| {
-            let format = match f.format {
-                wit::ValueFormat::Bytes => "bytes",
-                wit::ValueFormat::Utf8 => "utf8",
-                wit::ValueFormat::Json => "json",
-                wit::ValueFormat::I64 => "i64",
-            };
-            (f.store, format.to_string())
-        })
-        .collect();
-    Ok(PluginInfo { name: info.name, version: info.version, abi: info.abi, state_stores: info.state_stores, state_formats })
+    bounded(ms, plugin.describe(&mut store)).map_err(|e| anyhow::anyhow!("export {}#describe trapped: {}", shared.abi.processor_export(), trap_text(&e)))
 }
 
 /// Instantiates the component and loads its exports.
 async fn instantiate(shared: &WasmShared, store: &mut Store<HostCtx>) -> wasmtime::Result<Guest> {
     let instance = shared.pre.instantiate_async(&mut *store).await?;
-    let processor = shared.processor_idx.load(&mut *store, &instance)?;
-    let timers = shared.timer_idx.as_ref().map(|i| i.load(&mut *store, &instance)).transpose()?;
-    Ok(Guest { processor, timers })
+    Ok(match &shared.indices {
+        Indices::V01(p, t) => Guest::V01(p.load(&mut *store, &instance)?, t.as_ref().map(|i| i.load(&mut *store, &instance)).transpose()?),
+        Indices::V02(p, t) => Guest::V02(p.load(&mut *store, &instance)?, t.as_ref().map(|i| i.load(&mut *store, &instance)).transpose()?),
+    })
 }
 
 fn new_store(shared: &WasmShared) -> Store<HostCtx> {
@@ -145,7 +133,19 @@ fn with_last_log(msg: String, store: &mut Store<HostCtx>) -> String {
 impl WasmProcessor {
     pub fn new(shared: Arc<WasmShared>, worker: usize) -> Self {
         let name = format!("{}@{}", shared.info.name, shared.info.version);
-        WasmProcessor { shared, instance: None, batch_id: 0, name, worker, ctx: None, slot: None, generation: 0, stage: 0, timers: Default::default() }
+        WasmProcessor {
+            shared,
+            instance: None,
+            batch_id: 0,
+            name,
+            worker,
+            ctx: None,
+            slot: None,
+            generation: 0,
+            stage: 0,
+            timers: Default::default(),
+            batch_buf: BatchBuf::default(),
+        }
     }
 
     /// Creates and `init`s the instance if there is none.
@@ -165,10 +165,11 @@ impl WasmProcessor {
         let plugin = bounded(ms, instantiate(s, &mut store)).map_err(|e| format!("{where_}: instantiation failed: {}", trap_text(&e)))?;
         store.set_epoch_deadline(deadline_ticks(ms));
         let config: Vec<(&str, &str)> = s.init_config.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        match bounded(ms, plugin.processor.call_init(&mut store, &config)) {
+        let export = s.abi.processor_export();
+        match bounded(ms, plugin.init(&mut store, &config)) {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(format!("{where_}: export {PROCESSOR_EXPORT}#init refused the config: {}", wit_error(&e))),
-            Err(e) => return Err(with_last_log(format!("{where_}: export {PROCESSOR_EXPORT}#init trapped: {}", trap_text(&e)), &mut store)),
+            Ok(Err(e)) => return Err(format!("{where_}: export {export}#init refused the config: {e}")),
+            Err(e) => return Err(with_last_log(format!("{where_}: export {export}#init trapped: {}", trap_text(&e)), &mut store)),
         }
         self.instance = Some((store, plugin));
         Ok(())
@@ -198,10 +199,7 @@ impl WasmProcessor {
         let shared = self.shared.clone();
         let limits = &shared.cfg.limits;
         let (store, plugin) = self.instance.as_mut().expect("instance ensured");
-        let headers: Vec<Vec<wit::HeaderParam<'_>>> =
-            records.iter().map(|r| r.headers.iter().map(|(k, v)| wit::HeaderParam { key: k, value: v }).collect()).collect();
-        let input: Vec<wit::RecordIn<'_>> = records.iter().zip(&headers).map(|(r, h)| to_wit(r, h)).collect();
-        let wctx = wit::BatchContext { batch_id: self.batch_id, key_group: ctx.key_group, partition: ctx.partition, attempt, checkpoint_epoch: ctx.epoch };
+        let call = BatchCall { batch_id: self.batch_id, key_group: ctx.key_group, partition: ctx.partition, attempt, epoch: ctx.epoch };
         {
             let data = store.data_mut();
             data.state = state.take();
@@ -213,12 +211,12 @@ impl WasmProcessor {
         store.set_epoch_deadline(deadline_ticks(limits.batch_timeout_ms));
         let obs = self.shared.obs.clone();
         let started = std::time::Instant::now();
-        let result = bounded(limits.batch_timeout_ms, plugin.processor.call_process_batch(&mut *store, wctx, &input));
+        let result = bounded(limits.batch_timeout_ms, plugin.process_batch(&mut *store, call, records, &mut self.batch_buf));
         obs.host.latency.observe(started.elapsed().as_secs_f64());
         obs.host.calls.fetch_add(1, Relaxed);
         obs.host.records_in.fetch_add(records.len() as u64, Relaxed);
         obs.host.bytes_lowered.fetch_add(records.iter().map(Record::size).sum::<usize>() as u64, Relaxed);
-        let where_ = format!("plugin {} export {PROCESSOR_EXPORT}#process-batch", self.shared.path.display());
+        let where_ = format!("plugin {} export {}#process-batch", self.shared.path.display(), shared.abi.processor_export());
         let outcomes = self.finish_call(result, state, &where_)?;
         let (out, emitted, bytes) = self.accept_outcomes(outcomes, records, "records", &where_)?;
         self.commit_call(state, ctx.key_group, ctx.now_ms);
@@ -239,21 +237,17 @@ impl WasmProcessor {
     /// Checks a successful call's outcomes: exactly one per input (`what` names the inputs), and
     /// no more than `limits.max_output_bytes` emitted. Returns them as the host's outcomes with
     /// the count and bytes of the records they emit; Err discards the call's staged writes.
-    pub(super) fn accept_outcomes(
-        &mut self,
-        outcomes: Vec<wit::RecordOutcome>,
-        inputs: &[Record],
-        what: &str,
-        where_: &str,
-    ) -> Result<(Vec<Outcome>, usize, usize), String> {
+    pub(super) fn accept_outcomes(&mut self, outcomes: Returned, inputs: &[Record], what: &str, where_: &str) -> Result<(Vec<Outcome>, usize, usize), String> {
         let max = self.shared.cfg.limits.max_output_bytes;
         let (store, _) = self.instance.as_mut().expect("instance kept on success");
         let staging = &mut store.data_mut().staging;
-        if outcomes.len() != inputs.len() {
-            staging.discard();
-            return Err(format!("{where_} returned {} outcomes for {} {what}", outcomes.len(), inputs.len()));
-        }
-        let out = from_wit(outcomes, inputs, &self.shared.outputs);
+        let out = match outcomes.into_host(inputs, &self.shared.outputs, what) {
+            Ok(out) => out,
+            Err(e) => {
+                staging.discard();
+                return Err(format!("{where_} {e}"));
+            }
+        };
         let (emitted, bytes) = out.iter().flat_map(Outcome::emitted).fold((0usize, 0usize), |(n, b), r| (n + 1, b + r.size()));
         if bytes as u64 > max {
             staging.discard();
@@ -266,7 +260,7 @@ impl WasmProcessor {
     /// returned error, a trap (the instance is dropped) or a quota violation into Err(message),
     /// discarding the call's staged writes. On success the staged writes wait for the caller's
     /// checks and commit.
-    pub(super) fn finish_call<T>(&mut self, result: wasmtime::Result<Result<T, wit::Error>>, state: &mut StateSlot, where_: &str) -> Result<T, String> {
+    pub(super) fn finish_call<T>(&mut self, result: CallResult<T>, state: &mut StateSlot, where_: &str) -> Result<T, String> {
         let obs = self.shared.obs.clone();
         let (store, _) = self.instance.as_mut().expect("instance during a call");
         let data = store.data_mut();
@@ -280,7 +274,7 @@ impl WasmProcessor {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
                 data.staging.discard();
-                return Err(format!("{where_} returned an error: {}", wit_error(&e)));
+                return Err(format!("{where_} returned an error: {e}"));
             }
             Err(e) => {
                 data.staging.discard();
@@ -374,8 +368,8 @@ impl Processor for WasmProcessor {
         data.scope = Some((key_group, now_ms));
         data.timers_added.clear();
         store.set_epoch_deadline(deadline_ticks(self.shared.cfg.limits.batch_timeout_ms));
-        let r = bounded(self.shared.cfg.limits.batch_timeout_ms, plugin.processor.call_on_checkpoint(&mut *store, wit::CheckpointContext { epoch, key_group }));
-        let where_ = format!("{}: plugin {} export {PROCESSOR_EXPORT}#on-checkpoint", self.shared.label, self.shared.path.display());
+        let r = bounded(self.shared.cfg.limits.batch_timeout_ms, plugin.on_checkpoint(&mut *store, epoch, key_group));
+        let where_ = format!("{}: plugin {} export {}#on-checkpoint", self.shared.label, self.shared.path.display(), self.shared.abi.processor_export());
         self.finish_call(r, state, &where_).map_err(fail)?;
         self.commit_call(state, key_group, now_ms);
         Ok(())

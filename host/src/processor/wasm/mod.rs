@@ -17,12 +17,16 @@
 
 mod bindings;
 pub mod cache;
+mod calls;
+mod columns;
 mod config;
 mod convert;
 mod engine;
 mod host;
+mod imports;
 mod instance;
 pub mod obs;
+mod outcomes;
 mod resource;
 pub mod swap;
 mod timers;
@@ -37,12 +41,14 @@ pub use engine::shared_engine;
 pub use host::HostCtx;
 pub use instance::WasmProcessor;
 
-/// The WIT package version this host implements.
-pub const HOST_ABI: &str = "0.1.1";
+pub use bindings::Abi;
+
+/// The WIT package version this host implements (and 0.1.x, for components built against it).
+pub const HOST_ABI: &str = "0.2.0";
 /// The interface a plugin must export.
-pub const PROCESSOR_EXPORT: &str = "arkflow:plugin/processor@0.1.1";
+pub const PROCESSOR_EXPORT: &str = "arkflow:plugin/processor@0.2.0";
 /// The interface a plugin with timers exports as well.
-pub const TIMER_EXPORT: &str = "arkflow:plugin/timer-handler@0.1.1";
+pub const TIMER_EXPORT: &str = "arkflow:plugin/timer-handler@0.2.0";
 
 /// What `describe()` returned.
 #[derive(Debug, Clone)]
@@ -62,9 +68,10 @@ pub struct WasmShared {
     pub cfg: WasmProcessorConfig,
     pub info: PluginInfo,
     pub pre: wasmtime::component::InstancePre<HostCtx>,
-    pub processor_idx: bindings::ProcessorIndices,
-    /// `timer-handler`'s exports, when the component has them.
-    pub timer_idx: Option<bindings::TimerIndices>,
+    /// The ABI the component was built against.
+    pub abi: Abi,
+    /// Its `processor` and (when it has them) `timer-handler` exports.
+    indices: bindings::Indices,
     /// Whether the component imports `timers` (it may register timers).
     pub timed: bool,
     pub store_names: Arc<Vec<String>>,
@@ -100,23 +107,20 @@ pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, env: &crate::proce
     tracing::debug!(plugin = %shown, hash = %loaded.content_hash, outcome = ?loaded.outcome, ms = loaded.elapsed.as_millis() as u64, "plugin loaded");
     let mut linker: Linker<HostCtx> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow!("linking WASI: {e}"))?;
-    bindings::TimedPlugin::add_to_linker::<HostCtx, wasmtime::component::HasSelf<HostCtx>>(&mut linker, |h| h)
+    bindings::v02::TimedPlugin::add_to_linker::<HostCtx, wasmtime::component::HasSelf<HostCtx>>(&mut linker, |h| h)
+        .and_then(|()| bindings::v01::TimedPlugin::add_to_linker::<HostCtx, wasmtime::component::HasSelf<HostCtx>>(&mut linker, |h| h))
         .map_err(|e| anyhow!("linking arkflow:plugin imports: {e}"))?;
     let pre = linker
         .instantiate_pre(&loaded.component)
-        .map_err(|e| anyhow!("{label}: plugin {shown} imports something the host does not provide (world arkflow:plugin/plugin): {e}"))?;
-    let processor_idx = bindings::ProcessorIndices::new(&pre)
-        .map_err(|e| anyhow!("{label}: plugin {shown} does not export {PROCESSOR_EXPORT} with the expected functions (world arkflow:plugin/plugin): {e}"))?;
-    let exports_timers = loaded.component.get_export_index(None, TIMER_EXPORT).is_some();
-    let timer_idx = match exports_timers {
-        false => None,
-        true => Some(bindings::TimerIndices::new(&pre).map_err(|e| {
-            anyhow!("{label}: plugin {shown}: export {TIMER_EXPORT} does not have the expected functions (world arkflow:plugin/timed-plugin): {e}")
-        })?),
-    };
+        .map_err(|e| anyhow!("{label}: plugin {shown} imports something the host does not provide (world arkflow:plugin/plugin@{HOST_ABI} or @0.1.x): {e}"))?;
+    let (abi, indices) = exports(&pre, &loaded.component).map_err(|e| anyhow!("{label}: plugin {shown} {e}"))?;
     let timed = loaded.component.component_type().imports(engine).any(|(name, _)| name.starts_with("arkflow:plugin/timers@"));
-    if timed && timer_idx.is_none() {
-        anyhow::bail!("{label}: plugin {shown} imports arkflow:plugin/timers but does not export {TIMER_EXPORT}#on-timers, so its timers could never fire (target the world arkflow:plugin/timed-plugin)");
+    let exports_timers = matches!(&indices, bindings::Indices::V01(_, Some(_)) | bindings::Indices::V02(_, Some(_)));
+    if timed && !exports_timers {
+        anyhow::bail!(
+            "{label}: plugin {shown} imports arkflow:plugin/timers but does not export {}#on-timers, so its timers could never fire (target the world arkflow:plugin/timed-plugin)",
+            abi.timer_export()
+        );
     }
     let init_config: Vec<(String, String)> = cfg.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut shared = WasmShared {
@@ -125,8 +129,8 @@ pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, env: &crate::proce
         cfg: cfg.clone(),
         info: PluginInfo { name: String::new(), version: String::new(), abi: String::new(), state_stores: vec![], state_formats: vec![] },
         pre,
-        processor_idx,
-        timer_idx,
+        abi,
+        indices,
         timed,
         store_names: Arc::new(store_names.to_vec()),
         state_enabled,
@@ -136,8 +140,26 @@ pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, env: &crate::proce
         obs: Arc::new(obs::ProcessorObs::new(&cfg.limits, &cfg.circuit_breaker)),
     };
     shared.info = instance::describe(&shared).with_context(|| format!("{label}: plugin {shown}"))?;
-    check_info(&shared.info, store_names, state_enabled).map_err(|e| anyhow!("{label}: plugin {shown}: {e}"))?;
+    check_info(&shared.info, abi, store_names, state_enabled).map_err(|e| anyhow!("{label}: plugin {shown}: {e}"))?;
     Ok(shared)
+}
+
+/// Which ABI's `processor` the component exports (0.2.0 first), with its export indices.
+fn exports(pre: &wasmtime::component::InstancePre<HostCtx>, component: &wasmtime::component::Component) -> Result<(Abi, bindings::Indices), String> {
+    let has = |name: &str| component.get_export_index(None, name).is_some();
+    let bad = |abi: Abi, e: wasmtime::Error| format!("does not export {} with the expected functions: {e}", abi.processor_export());
+    let bad_timers = |abi: Abi, e: wasmtime::Error| format!("export {} does not have the expected functions: {e}", abi.timer_export());
+    if has(Abi::V02.processor_export()) || !has(Abi::V01.processor_export()) {
+        let p = bindings::v02::ProcessorIndices::new(pre).map_err(|e| {
+            let hint = "(world arkflow:plugin/plugin@0.2.0, or a 0.1.x world of an older SDK)";
+            format!("{} {hint}", bad(Abi::V02, e))
+        })?;
+        let t = has(Abi::V02.timer_export()).then(|| bindings::v02::TimerIndices::new(pre)).transpose().map_err(|e| bad_timers(Abi::V02, e))?;
+        return Ok((Abi::V02, bindings::Indices::V02(p, t)));
+    }
+    let p = bindings::v01::ProcessorIndices::new(pre).map_err(|e| bad(Abi::V01, e))?;
+    let t = has(Abi::V01.timer_export()).then(|| bindings::v01::TimerIndices::new(pre)).transpose().map_err(|e| bad_timers(Abi::V01, e))?;
+    Ok((Abi::V01, bindings::Indices::V01(p, t)))
 }
 
 impl WasmShared {
@@ -210,13 +232,14 @@ impl super::ProcessorFactory for WasmFactory {
     }
 }
 
-/// Checks `describe()` against the host ABI and the stream's stores.
-fn check_info(info: &PluginInfo, store_names: &[String], state_enabled: bool) -> Result<(), String> {
-    if !abi_compatible(&info.abi) {
+/// Checks `describe()` against the ABI of the component's exports and the stream's stores.
+fn check_info(info: &PluginInfo, abi: Abi, store_names: &[String], state_enabled: bool) -> Result<(), String> {
+    if !abi_compatible(&info.abi, abi.version()) {
         return Err(format!(
-            "describe() reports ABI `{}`; this host implements arkflow:plugin@{HOST_ABI} and expects `{}` (info.abi is the WIT package version, MAJOR.MINOR.PATCH; rebuild the plugin with an SDK of that version)",
+            "describe() reports ABI `{}` but the component exports {}, so it must report `{}` (info.abi is the WIT package version the plugin was built against, MAJOR.MINOR.PATCH; this host implements arkflow:plugin@{HOST_ABI} and @0.1.x; rebuild the plugin with an SDK of one of them)",
             info.abi,
-            accepted_abi()
+            abi.processor_export(),
+            accepted_abi(abi.version())
         ));
     }
     if !info.state_stores.is_empty() && !state_enabled {
@@ -233,25 +256,26 @@ fn check_info(info: &PluginInfo, store_names: &[String], state_enabled: bool) ->
     Ok(())
 }
 
-/// The ABI versions this host accepts, as shown in errors: `0.1.x` (for 0.x the same minor), or
-/// `1.x` from 1.0 on.
-fn accepted_abi() -> String {
-    let mut it = HOST_ABI.split('.');
+/// The `info.abi` versions compatible with package version `of`, as shown in errors: `0.2.x`
+/// (for 0.x the same minor), or `1.x` from 1.0 on.
+fn accepted_abi(of: &str) -> String {
+    let mut it = of.split('.');
     match (it.next(), it.next()) {
         (Some("0"), Some(minor)) => format!("0.{minor}.x"),
         (Some(major), _) => format!("{major}.x"),
-        _ => HOST_ABI.to_string(),
+        _ => of.to_string(),
     }
 }
 
-/// Whether a plugin's `info.abi` is compatible (`arkflow:plugin@` before the version is allowed).
-fn abi_compatible(abi: &str) -> bool {
+/// Whether a plugin's `info.abi` is compatible with package version `of` (`arkflow:plugin@`
+/// before the version is allowed).
+fn abi_compatible(abi: &str, of: &str) -> bool {
     let parse = |s: &str| -> Option<(u64, u64)> {
         let s = s.trim();
         let mut it = s.strip_prefix("arkflow:plugin@").unwrap_or(s).split('.');
         Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
     };
-    match (parse(abi), parse(HOST_ABI)) {
+    match (parse(abi), parse(of)) {
         (Some((ma, mi)), Some((hma, hmi))) => ma == hma && (ma != 0 || mi == hmi),
         _ => false,
     }
@@ -263,26 +287,29 @@ mod tests {
 
     #[test]
     fn abi_rules() {
-        assert!(abi_compatible("0.1.0"));
-        assert!(abi_compatible("0.1.7"));
-        assert!(!abi_compatible("0.2.0"));
-        assert!(!abi_compatible("1.1.0"));
-        assert!(!abi_compatible("garbage"));
-        assert!(abi_compatible("arkflow:plugin@0.1.0"));
-        assert!(!abi_compatible("arkflow:plugin@0.2.0"));
-        assert_eq!(accepted_abi(), "0.1.x");
+        assert!(abi_compatible("0.1.0", "0.1.1"));
+        assert!(abi_compatible("0.1.7", "0.1.1"));
+        assert!(!abi_compatible("0.2.0", "0.1.1"));
+        assert!(abi_compatible("0.2.0", HOST_ABI) && abi_compatible("0.2.3", HOST_ABI));
+        assert!(!abi_compatible("0.1.1", HOST_ABI));
+        assert!(!abi_compatible("1.1.0", HOST_ABI));
+        assert!(!abi_compatible("garbage", HOST_ABI));
+        assert!(abi_compatible("arkflow:plugin@0.1.0", "0.1.1"));
+        assert!(!abi_compatible("arkflow:plugin@0.3.0", HOST_ABI));
+        assert_eq!(accepted_abi(HOST_ABI), "0.2.x");
         let info = PluginInfo { name: "x".into(), version: "1".into(), abi: "arkflow:plugin@0.2.0".into(), state_stores: vec![], state_formats: vec![] };
-        let msg = check_info(&info, &["default".to_string()], true).unwrap_err();
-        assert!(msg.contains("reports ABI `arkflow:plugin@0.2.0`") && msg.contains("expects `0.1.x`"), "{msg}");
+        let msg = check_info(&info, Abi::V01, &["default".to_string()], true).unwrap_err();
+        assert!(msg.contains("reports ABI `arkflow:plugin@0.2.0`") && msg.contains("processor@0.1.1, so it must report `0.1.x`"), "{msg}");
+        assert!(check_info(&info, Abi::V02, &["default".to_string()], true).is_ok());
     }
 
     #[test]
     fn stores_must_be_declared() {
         let info = PluginInfo { name: "x".into(), version: "1".into(), abi: "0.1.0".into(), state_stores: vec!["counts".into()], state_formats: vec![] };
         let names = vec!["default".to_string()];
-        assert!(check_info(&info, &names, true).unwrap_err().contains("custom_keys"));
+        assert!(check_info(&info, Abi::V01, &names, true).unwrap_err().contains("custom_keys"));
         let names = vec!["default".to_string(), "counts".to_string()];
-        assert!(check_info(&info, &names, true).is_ok());
-        assert!(check_info(&info, &names, false).unwrap_err().contains("state.enabled"));
+        assert!(check_info(&info, Abi::V01, &names, true).is_ok());
+        assert!(check_info(&info, Abi::V01, &names, false).unwrap_err().contains("state.enabled"));
     }
 }

@@ -15,13 +15,12 @@
 //!   batch. Its outcomes, one per timer, go on like a batch's, each citing a record that stands
 //!   for its timer (`{"timer":{"key","time_ms","domain"}}`, keyed by the timer's key).
 
-use super::bindings::{wit, WitStateError};
-use super::host::to_wit;
+use super::calls::{FiredTimer, TimerCall};
 use super::instance::{bounded, WasmProcessor};
-use super::{HostCtx, TIMER_EXPORT};
+use super::HostCtx;
 use crate::processor::{BatchError, Clock, Fired, StateSlot};
 use crate::record::{ErrorClass, Outcome, Record, RecordError};
-use crate::state::{WorkerState, TIMER_STORE};
+use crate::state::{StateError, WorkerState, TIMER_STORE};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Due-time index of one clock: (time, key group, state key).
@@ -32,13 +31,6 @@ pub(super) type Index = BTreeSet<(i64, u32, Vec<u8>)>;
 pub struct Timers {
     pub(super) index: [Index; 2],
     watermark: Option<i64>,
-}
-
-fn domain_byte(d: wit::TimeDomain) -> u8 {
-    match d {
-        wit::TimeDomain::Event => b'e',
-        wit::TimeDomain::Processing => b'p',
-    }
 }
 
 /// The state key of a timer.
@@ -130,42 +122,33 @@ fn timer_record(skey: &[u8], now_wall: i64) -> Record {
     Record { key: Some(key.to_vec()), value: Some(v), timestamp_ms: ts, ..Default::default() }
 }
 
-impl super::bindings::arkflow::plugin::timers::Host for HostCtx {
-    fn register_timer(&mut self, key: Vec<u8>, time_ms: i64, domain: wit::TimeDomain) -> Result<(), WitStateError> {
-        let skey = timer_key(self.stage, domain_byte(domain), time_ms, &key);
+impl HostCtx {
+    /// `timers.register-timer` (`domain`: b'e' or b'p').
+    pub(super) fn register_timer(&mut self, key: &[u8], time_ms: i64, domain: u8) -> Result<(), StateError> {
+        let skey = timer_key(self.stage, domain, time_ms, key);
         self.timer_write(skey.clone(), true)?;
         self.timers_added.push(skey);
         Ok(())
     }
 
-    fn delete_timer(&mut self, key: Vec<u8>, time_ms: i64, domain: wit::TimeDomain) -> Result<bool, WitStateError> {
-        self.timer_write(timer_key(self.stage, domain_byte(domain), time_ms, &key), false)
+    /// `timers.delete-timer`: whether it was registered.
+    pub(super) fn delete_timer(&mut self, key: &[u8], time_ms: i64, domain: u8) -> Result<bool, StateError> {
+        self.timer_write(timer_key(self.stage, domain, time_ms, key), false)
     }
 
-    fn watermark(&mut self) -> i64 {
-        self.watermark
-    }
-
-    fn now(&mut self) -> i64 {
-        crate::util::time::now_ms()
-    }
-}
-
-impl HostCtx {
     /// Stages a timer's registration (`put`) or deletion; a deletion says whether it was there.
-    fn timer_write(&mut self, skey: Vec<u8>, put: bool) -> Result<bool, WitStateError> {
+    fn timer_write(&mut self, skey: Vec<u8>, put: bool) -> Result<bool, StateError> {
         if !self.state_enabled {
-            return Err(WitStateError::Disabled);
+            return Err(StateError::Disabled);
         }
-        let (group, now) = self.scope.ok_or(WitStateError::NoScope)?;
-        let state = self.state.as_mut().ok_or(WitStateError::NoScope)?;
-        let id = state.store_id(TIMER_STORE).ok_or(WitStateError::Disabled)?;
+        let (group, now) = self.scope.ok_or(StateError::NoScope)?;
+        let state = self.state.as_mut().ok_or(StateError::NoScope)?;
+        let id = state.store_id(TIMER_STORE).ok_or(StateError::Disabled)?;
         let mut scope = state.scope(&mut self.staging, group, now);
         match put {
             true => scope.put(id, skey, Vec::new()).map(|_| true),
             false => scope.delete(id, skey),
         }
-        .map_err(to_wit)
     }
 }
 
@@ -233,7 +216,7 @@ impl WasmProcessor {
     fn timer_attempt(&mut self, group: u32, keys: &[Vec<u8>], t: Times, state: &mut StateSlot, attempt: u32) -> Result<Fired, String> {
         self.ensure_instance()?;
         let ms = self.shared.cfg.limits.batch_timeout_ms;
-        let where_ = format!("plugin {} export {TIMER_EXPORT}#on-timers", self.shared.path.display());
+        let where_ = format!("plugin {} export {}#on-timers", self.shared.path.display(), self.shared.abi.timer_export());
         let (store, guest) = self.instance.as_mut().expect("instance ensured");
         let data = store.data_mut();
         data.state = state.take();
@@ -245,18 +228,13 @@ impl WasmProcessor {
         let mut scope = st.scope(&mut data.staging, group, t.now);
         let live = take_live(&mut scope, id, keys);
         let inputs: Vec<Record> = live.iter().map(|k| timer_record(k, t.wall)).collect();
-        let timers: Vec<wit::Timer> = live
-            .iter()
-            .filter_map(|k| parse_key(k))
-            .map(|(_, d, time, key)| wit::Timer { key, time_ms: time, domain: if d == b'p' { wit::TimeDomain::Processing } else { wit::TimeDomain::Event } })
-            .collect();
-        let result = match (&guest.timers, timers.is_empty()) {
-            (_, true) => Ok(Ok(Vec::new())),
-            (None, false) => Err(wasmtime::format_err!("the plugin does not export {TIMER_EXPORT} (it was swapped for a version without timers)")),
-            (Some(h), false) => {
-                let ctx = wit::TimerContext { key_group: group, watermark_ms: t.watermark, now_ms: t.wall, attempt, checkpoint_epoch: t.epoch };
+        let fired: Vec<FiredTimer<'_>> = live.iter().filter_map(|k| parse_key(k)).map(|(_, d, time, key)| (key, time, d == b'p')).collect();
+        let result = match fired.is_empty() {
+            true => Ok(Ok(super::calls::Returned::V01(Vec::new()))),
+            false => {
+                let call = TimerCall { key_group: group, watermark_ms: t.watermark, now_ms: t.wall, attempt, epoch: t.epoch };
                 store.set_epoch_deadline(super::engine::deadline_ticks(ms));
-                bounded(ms, h.call_on_timers(&mut *store, ctx, &timers))
+                bounded(ms, guest.on_timers(&mut *store, call, &fired))
             }
         };
         let outcomes = self.finish_call(result, state, &where_)?;
