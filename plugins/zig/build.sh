@@ -17,6 +17,8 @@ ZIG_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=../toolchain/common.sh
 source "$ZIG_DIR/../toolchain/common.sh"
 
+# The Zig SDK is on the batch ABI, arkflow:plugin@0.2.0 (wit/), not common.sh's default wit/v0.1.
+WIT_DIR="$ARKFLOW_ROOT/wit"
 BUILD="$ZIG_DIR/.build"
 GEN="$BUILD/gen"
 ZIG_SERIES=0.17

@@ -930,35 +930,136 @@ static void cache_mark(ak_cache *c, size_t i) {
 }
 
 /* Loads the slots from `first` on (the keys just inserted) with one get-many. */
+/* ------------------------- the 0.2.0 batch, as ak_record_in views -------------------------- */
+
+static bool col_present(const arkflow_plugin_types_column_t *c, size_t i) {
+    return c->valid.len == 0 || (c->valid.ptr[i / 8] >> (i % 8)) & 1;
+}
+
+/* Item i of a column as an option view into its data (not owned). */
+static ak_opt_bytes col_item(const arkflow_plugin_types_column_t *c, size_t i) {
+    ak_opt_bytes o;
+    memset(&o, 0, sizeof o);
+    if (i >= c->ends.len || !col_present(c, i)) return o;
+    size_t start = i ? c->ends.ptr[i - 1] : 0, end = c->ends.ptr[i];
+    if (end < start || end > c->data.len) return o;
+    o.is_some = true;
+    o.val.ptr = c->data.ptr + start;
+    o.val.len = end - start;
+    return o;
+}
+
+/* Record views of a batch; *headers gets the one array their header lists point into. */
+static ak_record_in *record_views(const arkflow_plugin_types_batch_t *b, size_t n, ak_header **headers) {
+    ak_record_in *recs = n ? xmalloc(n * sizeof *recs) : NULL;
+    size_t h = b->headers.len;
+    *headers = h ? xmalloc(h * sizeof(ak_header)) : NULL;
+    for (size_t j = 0; j < h; j++) (*headers)[j] = b->headers.ptr[j].f1;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        ak_record_in *r = &recs[i];
+        r->key = col_item(&b->keys, i);
+        r->value = col_item(&b->values, i);
+        r->timestamp_ms = i < b->timestamps.len ? b->timestamps.ptr[i] : 0;
+        r->partition = i < b->partitions.len ? b->partitions.ptr[i] : 0;
+        r->offset = i < b->offsets.len ? b->offsets.ptr[i] : 0;
+        while (at < h && b->headers.ptr[at].f0 < i) at++;
+        size_t from = at;
+        while (at < h && b->headers.ptr[at].f0 == i) at++;
+        r->headers.ptr = at > from ? *headers + from : NULL;
+        r->headers.len = at - from;
+    }
+    return recs;
+}
+
+/* ------------------------------ outcomes, packed on return --------------------------------- */
+
+typedef struct {
+    uint8_t *data;
+    uint32_t *ends;
+    uint8_t *valid;
+    size_t len, bytes, cap;
+    bool absent;
+} colbuf;
+
+static void colbuf_init(colbuf *c, size_t items, size_t bytes) {
+    memset(c, 0, sizeof *c);
+    c->cap = items;
+    c->data = xmalloc(bytes);
+    c->ends = xmalloc(items * sizeof(uint32_t));
+    c->valid = xmalloc((items + 7) / 8);
+    memset(c->valid, 0, (items + 7) / 8);
+}
+
+static void colbuf_push(colbuf *c, const ak_opt_bytes *item) {
+    if (item->is_some) {
+        if (item->val.len) memcpy(c->data + c->bytes, item->val.ptr, item->val.len);
+        c->bytes += item->val.len;
+        c->valid[c->len / 8] |= (uint8_t)(1u << (c->len % 8));
+    } else {
+        c->absent = true;
+    }
+    c->ends[c->len++] = (uint32_t)c->bytes;
+}
+
+static arkflow_plugin_types_column_t colbuf_finish(colbuf *c) {
+    arkflow_plugin_types_column_t r;
+    r.data.ptr = c->data;
+    r.data.len = c->bytes;
+    r.ends.ptr = c->ends;
+    r.ends.len = c->len;
+    if (c->absent) {
+        r.valid.ptr = c->valid;
+        r.valid.len = (c->len + 7) / 8;
+    } else {
+        free(c->valid);
+        r.valid.ptr = NULL;
+        r.valid.len = 0;
+    }
+    return r;
+}
+
+static void slot_set(ak_cache_slot_ *s, const void *v, size_t n);
+
+/* Slots [first, first + n) as a column of keys (one buffer; freed by the caller with free()). */
+static arkflow_plugin_types_column_t cache_key_column(const ak_cache *c, const uint32_t *slots, size_t first, size_t n) {
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) bytes += c->slots[slots ? slots[i] : first + i].key_len;
+    colbuf b;
+    colbuf_init(&b, n, bytes);
+    for (size_t i = 0; i < n; i++) {
+        const ak_cache_slot_ *sl = &c->slots[slots ? slots[i] : first + i];
+        ak_opt_bytes k = {.is_some = true, .val = ak_bytes_of(sl->key, sl->key_len)};
+        colbuf_push(&b, &k);
+    }
+    return colbuf_finish(&b);
+}
+
+/* Loads slots [first, len) with one get-column. */
 static bool cache_fetch(ak_cache *c, ak_store s, size_t first, ak_error *err) {
     size_t n = c->len - first;
     if (n == 0) return true;
-    ak_bytes *keys = xmalloc(n * sizeof *keys);
-    for (size_t i = 0; i < n; i++) keys[i] = ak_bytes_of(c->slots[first + i].key, c->slots[first + i].key_len);
-    ak_opt_bytes_list vals;
-    bool ok = ak_store_get_many(s, keys, n, &vals, err);
-    free(keys);
-    if (!ok) return false;
-    if (vals.len != n) {
+    arkflow_plugin_types_column_t keys = cache_key_column(c, NULL, first, n), vals;
+    ak_state_error se;
+    bool ok = arkflow_plugin_state_method_store_get_column(borrow(s), &keys, &vals, &se);
+    arkflow_plugin_types_column_free(&keys);
+    if (!ok) return state_fail(&se, err);
+    if (vals.ends.len != n) {
         ak_buf m = {0};
-        ak_buf_puts(&m, "get-many returned ");
-        ak_buf_put_i64(&m, (int64_t)vals.len);
+        ak_buf_puts(&m, "get-column returned ");
+        ak_buf_put_i64(&m, (int64_t)vals.ends.len);
         ak_buf_puts(&m, " values for ");
         ak_buf_put_i64(&m, (int64_t)n);
         ak_buf_puts(&m, " keys");
-        *err = error_from_buf(AK_INTERNAL, "bad-get-many", &m);
-        plugin_list_option_list_u8_free(&vals);
+        *err = error_from_buf(AK_INTERNAL, "bad-get-column", &m);
+        arkflow_plugin_types_column_free(&vals);
         return false;
     }
     for (size_t i = 0; i < n; i++) {
-        ak_cache_slot_ *sl = &c->slots[first + i];
-        if (!vals.ptr[i].is_some) continue;
-        sl->value_len = vals.ptr[i].val.len;
-        sl->value_cap = sl->value_len; /* take the buffer the bindings allocated */
-        sl->value = sl->value_len ? vals.ptr[i].val.ptr : xmalloc(1);
-        if (!sl->value_len) sl->value_cap = 1;
+        ak_opt_bytes v = col_item(&vals, i);
+        if (v.is_some) slot_set(&c->slots[first + i], v.val.ptr, v.val.len);
     }
-    if (vals.len) free(vals.ptr);
+    arkflow_plugin_types_column_free(&vals);
     return true;
 }
 
@@ -1043,18 +1144,23 @@ bool ak_cache_increment(ak_cache *c, ak_bytes key, int64_t delta, int64_t *out, 
 bool ak_cache_flush(ak_cache *c, ak_store s, ak_error *err) {
     size_t n = c->writes;
     if (n == 0) return true;
-    plugin_tuple2_list_u8_list_u8_t *entries = xmalloc(n * sizeof *entries);
+    arkflow_plugin_types_column_t keys = cache_key_column(c, c->write_order, 0, n);
+    size_t bytes = 0;
+    for (size_t w = 0; w < n; w++) bytes += c->slots[c->write_order[w]].value_len;
+    colbuf vb;
+    colbuf_init(&vb, n, bytes);
     for (size_t w = 0; w < n; w++) {
         ak_cache_slot_ *sl = &c->slots[c->write_order[w]];
-        entries[w].f0 = ak_bytes_of(sl->key, sl->key_len);
-        entries[w].f1 = ak_bytes_of(sl->value, sl->value_len);
+        ak_opt_bytes v = {.is_some = true, .val = ak_bytes_of(sl->value, sl->value_len)};
+        colbuf_push(&vb, &v);
         sl->dirty = false;
     }
     c->writes = 0;
-    plugin_list_tuple2_list_u8_list_u8_t list = {entries, n};
+    arkflow_plugin_types_column_t values = colbuf_finish(&vb);
     ak_state_error se;
-    bool ok = arkflow_plugin_state_method_store_put_many(borrow(s), &list, &se);
-    free(entries);
+    bool ok = arkflow_plugin_state_method_store_put_column(borrow(s), &keys, &values, &se);
+    arkflow_plugin_types_column_free(&keys);
+    arkflow_plugin_types_column_free(&values);
     return ok ? true : state_fail(&se, err);
 }
 
@@ -1164,95 +1270,6 @@ bool exports_arkflow_plugin_processor_init(plugin_list_tuple2_string_string_t *c
     plugin_list_tuple2_string_string_free(config);
     g_initialized = ak_init(&g_config, err);
     return g_initialized;
-}
-
-/* ------------------------- the 0.2.0 batch, as ak_record_in views -------------------------- */
-
-static bool col_present(const arkflow_plugin_types_column_t *c, size_t i) {
-    return c->valid.len == 0 || (c->valid.ptr[i / 8] >> (i % 8)) & 1;
-}
-
-/* Item i of a column as an option view into its data (not owned). */
-static ak_opt_bytes col_item(const arkflow_plugin_types_column_t *c, size_t i) {
-    ak_opt_bytes o;
-    memset(&o, 0, sizeof o);
-    if (i >= c->ends.len || !col_present(c, i)) return o;
-    size_t start = i ? c->ends.ptr[i - 1] : 0, end = c->ends.ptr[i];
-    if (end < start || end > c->data.len) return o;
-    o.is_some = true;
-    o.val.ptr = c->data.ptr + start;
-    o.val.len = end - start;
-    return o;
-}
-
-/* Record views of a batch; *headers gets the one array their header lists point into. */
-static ak_record_in *record_views(const arkflow_plugin_types_batch_t *b, size_t n, ak_header **headers) {
-    ak_record_in *recs = n ? xmalloc(n * sizeof *recs) : NULL;
-    size_t h = b->headers.len;
-    *headers = h ? xmalloc(h * sizeof(ak_header)) : NULL;
-    for (size_t j = 0; j < h; j++) (*headers)[j] = b->headers.ptr[j].f1;
-    size_t at = 0;
-    for (size_t i = 0; i < n; i++) {
-        ak_record_in *r = &recs[i];
-        r->key = col_item(&b->keys, i);
-        r->value = col_item(&b->values, i);
-        r->timestamp_ms = i < b->timestamps.len ? b->timestamps.ptr[i] : 0;
-        r->partition = i < b->partitions.len ? b->partitions.ptr[i] : 0;
-        r->offset = i < b->offsets.len ? b->offsets.ptr[i] : 0;
-        while (at < h && b->headers.ptr[at].f0 < i) at++;
-        size_t from = at;
-        while (at < h && b->headers.ptr[at].f0 == i) at++;
-        r->headers.ptr = at > from ? *headers + from : NULL;
-        r->headers.len = at - from;
-    }
-    return recs;
-}
-
-/* ------------------------------ outcomes, packed on return --------------------------------- */
-
-typedef struct {
-    uint8_t *data;
-    uint32_t *ends;
-    uint8_t *valid;
-    size_t len, bytes, cap;
-    bool absent;
-} colbuf;
-
-static void colbuf_init(colbuf *c, size_t items, size_t bytes) {
-    memset(c, 0, sizeof *c);
-    c->cap = items;
-    c->data = xmalloc(bytes);
-    c->ends = xmalloc(items * sizeof(uint32_t));
-    c->valid = xmalloc((items + 7) / 8);
-    memset(c->valid, 0, (items + 7) / 8);
-}
-
-static void colbuf_push(colbuf *c, const ak_opt_bytes *item) {
-    if (item->is_some) {
-        if (item->val.len) memcpy(c->data + c->bytes, item->val.ptr, item->val.len);
-        c->bytes += item->val.len;
-        c->valid[c->len / 8] |= (uint8_t)(1u << (c->len % 8));
-    } else {
-        c->absent = true;
-    }
-    c->ends[c->len++] = (uint32_t)c->bytes;
-}
-
-static arkflow_plugin_types_column_t colbuf_finish(colbuf *c) {
-    arkflow_plugin_types_column_t r;
-    r.data.ptr = c->data;
-    r.data.len = c->bytes;
-    r.ends.ptr = c->ends;
-    r.ends.len = c->len;
-    if (c->absent) {
-        r.valid.ptr = c->valid;
-        r.valid.len = (c->len + 7) / 8;
-    } else {
-        free(c->valid);
-        r.valid.ptr = NULL;
-        r.valid.len = 0;
-    }
-    return r;
 }
 
 static void record_out_free(ak_record_out *r) {

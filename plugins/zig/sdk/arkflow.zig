@@ -28,7 +28,7 @@ const std = @import("std");
 /// The translate-c'd wit-bindgen header (plugin.h): every generated type and function.
 pub const c = @import("bindings");
 
-pub const abi_version = "0.1.1";
+pub const abi_version = "0.2.0";
 
 // ================================== memory (libc) ==================================
 
@@ -725,11 +725,41 @@ pub const json = struct {
 
 // ==================================== records ====================================
 
-pub const Record = c.arkflow_plugin_types_record_in_t;
-pub const RecordOut = c.arkflow_plugin_types_record_out_t;
+// 0.2.0 sends a batch as columns; the SDK shows it as Records viewing those buffers (nothing
+// copied per record; valid until processBatch returns, never freed by the plugin) and packs the
+// outcomes back into one buffer of emitted values on return.
+
+pub const Header = c.arkflow_plugin_types_header_t;
+pub const HeaderList = extern struct { ptr: [*c]Header, len: usize };
+const OptBytes = c.plugin_option_list_u8_t;
+
+/// A record handed to the plugin (views into the batch's buffers).
+pub const Record = extern struct {
+    key: OptBytes,
+    value: OptBytes,
+    headers: HeaderList,
+    timestamp_ms: i64,
+    partition: u32,
+    offset: u64,
+};
+
+/// A record the plugin emits (owns its buffers). Absent key / timestamp: the input's; present
+/// output: the stream's named output of that name.
+pub const RecordOut = extern struct {
+    key: OptBytes,
+    value: OptBytes,
+    headers: HeaderList,
+    timestamp_ms: extern struct { is_some: bool, val: i64 },
+    output: extern struct { is_some: bool, val: c.plugin_string_t },
+};
+
 pub const BatchContext = c.arkflow_plugin_types_batch_context_t;
 pub const CheckpointContext = c.arkflow_plugin_types_checkpoint_context_t;
-const Outcome = c.arkflow_plugin_types_record_outcome_t;
+const RecordOutList = extern struct { ptr: [*c]RecordOut, len: usize };
+const Outcome = extern struct { tag: u8, val: extern union { emit: RecordOutList, fail: c.arkflow_plugin_types_error_t } };
+const outcome_emit: u8 = 0;
+const outcome_drop: u8 = 1;
+const outcome_fail: u8 = 2;
 
 const outcome_unset: u8 = 0xff;
 
@@ -823,21 +853,19 @@ pub const Batch = struct {
         setEmit(&self.outcomes[i], record);
     }
 
-    /// Re-emit the input record unchanged (key, value and headers move out of it).
+    /// Re-emit the input record unchanged (value and headers copied; the host keeps its key).
     pub fn pass(self: *Batch, i: usize) void {
         const in = &self.records[i];
         var r = std.mem.zeroes(RecordOut);
-        r.key = in.key;
-        r.value = in.value;
-        r.headers = in.headers;
-        in.key = std.mem.zeroes(@TypeOf(in.key));
-        in.value = std.mem.zeroes(@TypeOf(in.value));
-        in.headers = std.mem.zeroes(@TypeOf(in.headers));
+        if (recordValue(in)) |v| r.value = .{ .is_some = true, .val = list(dupe(v)) };
+        const hs = alloc(Header, in.headers.len);
+        for (bytes(in.headers), 0..) |h, j| hs[j] = .{ .key = cString(bytes(h.key)), .value = list(dupe(bytes(h.value))) };
+        r.headers = .{ .ptr = if (hs.len == 0) null else hs.ptr, .len = hs.len };
         self.emit(i, r);
     }
 
     pub fn drop(self: *Batch, i: usize) void {
-        self.outcomes[i] = .{ .tag = c.ARKFLOW_PLUGIN_TYPES_RECORD_OUTCOME_DROP };
+        self.outcomes[i] = .{ .tag = outcome_drop, .val = undefined };
     }
 
     /// Fail record i with `err` (ownership moves).
@@ -857,11 +885,11 @@ pub const Batch = struct {
 fn setEmit(o: *Outcome, record: RecordOut) void {
     const one = alloc(RecordOut, 1);
     one[0] = record;
-    o.* = .{ .tag = c.ARKFLOW_PLUGIN_TYPES_RECORD_OUTCOME_EMIT, .val = .{ .emit = .{ .ptr = one.ptr, .len = 1 } } };
+    o.* = .{ .tag = outcome_emit, .val = .{ .emit = .{ .ptr = one.ptr, .len = 1 } } };
 }
 
 fn setFail(o: *Outcome, err: Error) void {
-    o.* = .{ .tag = c.ARKFLOW_PLUGIN_TYPES_RECORD_OUTCOME_FAIL, .val = .{ .fail = err.raw } };
+    o.* = .{ .tag = outcome_fail, .val = .{ .fail = err.raw } };
 }
 
 /// Settles a call's outcomes after the plugin returned: unset ones become
@@ -870,9 +898,180 @@ fn settleOutcomes(outcomes: []Outcome) void {
     for (outcomes) |*o| if (o.tag == outcome_unset) setFail(o, internal("no-outcome", "the plugin set no outcome for this record"));
 }
 
+fn recordOutFree(r: *RecordOut) void {
+    if (r.key.is_some) c.plugin_list_u8_free(&r.key.val);
+    if (r.value.is_some) c.plugin_list_u8_free(&r.value.val);
+    for (bytes(r.headers)) |*h| c.arkflow_plugin_types_header_free(h);
+    if (r.headers.len != 0) std.c.free(@ptrCast(r.headers.ptr));
+    if (r.output.is_some) c.plugin_string_free(&r.output.val);
+}
+
+fn outcomeFree(o: *Outcome) void {
+    switch (o.tag) {
+        outcome_emit => {
+            for (bytes(o.val.emit)) |*r| recordOutFree(r);
+            if (o.val.emit.len != 0) std.c.free(@ptrCast(o.val.emit.ptr));
+        },
+        outcome_fail => c.arkflow_plugin_types_error_free(&o.val.fail),
+        else => {},
+    }
+}
+
 /// Frees the outcomes a failed call had set, and the array.
 fn dropOutcomes(outcomes: []Outcome) void {
-    for (outcomes) |*o| if (o.tag != outcome_unset) c.arkflow_plugin_types_record_outcome_free(o);
+    for (outcomes) |*o| if (o.tag != outcome_unset) outcomeFree(o);
+    freeSlice(outcomes);
+}
+
+/// Item i of a column as an option view into its data.
+fn columnItem(col: *const c.arkflow_plugin_types_column_t, i: usize) OptBytes {
+    var o = std.mem.zeroes(OptBytes);
+    if (i >= col.ends.len) return o;
+    if (col.valid.len != 0 and (col.valid.ptr[i / 8] >> @intCast(i % 8)) & 1 == 0) return o;
+    const start: usize = if (i == 0) 0 else col.ends.ptr[i - 1];
+    const end: usize = col.ends.ptr[i];
+    if (end < start or end > col.data.len) return o;
+    o.is_some = true;
+    o.val = .{ .ptr = if (end == start) null else col.data.ptr + start, .len = end - start };
+    return o;
+}
+
+/// Record views of a batch; `headers` receives the one array their header lists point into.
+fn recordViews(b: *const c.arkflow_plugin_types_batch_t, n: usize, headers: *[]Header) []Record {
+    const recs = alloc(Record, n);
+    const h = b.headers.len;
+    headers.* = alloc(Header, h);
+    for (0..h) |j| headers.*[j] = b.headers.ptr[j].f1;
+    var at: usize = 0;
+    for (recs, 0..) |*r, i| {
+        r.key = columnItem(&b.keys, i);
+        r.value = columnItem(&b.values, i);
+        r.timestamp_ms = if (i < b.timestamps.len) b.timestamps.ptr[i] else 0;
+        r.partition = if (i < b.partitions.len) b.partitions.ptr[i] else 0;
+        r.offset = if (i < b.offsets.len) b.offsets.ptr[i] else 0;
+        while (at < h and b.headers.ptr[at].f0 < i) at += 1;
+        const from = at;
+        while (at < h and b.headers.ptr[at].f0 == i) at += 1;
+        r.headers = .{ .ptr = if (at > from) headers.*.ptr + from else null, .len = at - from };
+    }
+    return recs;
+}
+
+/// A column being packed (buffers sized up front).
+const ColBuf = struct {
+    data: []u8,
+    ends: []u32,
+    valid: []u8,
+    n: usize = 0,
+    used: usize = 0,
+    absent: bool = false,
+
+    fn init(items: usize, nbytes: usize) ColBuf {
+        const v = alloc(u8, (items + 7) / 8);
+        @memset(v, 0);
+        return .{ .data = alloc(u8, nbytes), .ends = alloc(u32, items), .valid = v };
+    }
+    fn push(self: *ColBuf, item: OptBytes) void {
+        if (item.is_some) {
+            const src = bytes(item.val);
+            @memcpy(self.data[self.used..][0..src.len], src);
+            self.used += src.len;
+            self.valid[self.n / 8] |= @as(u8, 1) << @intCast(self.n % 8);
+        } else self.absent = true;
+        self.ends[self.n] = @intCast(self.used);
+        self.n += 1;
+    }
+    fn finish(self: *ColBuf) c.arkflow_plugin_types_column_t {
+        var col = std.mem.zeroes(c.arkflow_plugin_types_column_t);
+        col.data = .{ .ptr = if (self.data.len == 0) null else self.data.ptr, .len = self.used };
+        col.ends = .{ .ptr = if (self.n == 0) null else self.ends.ptr, .len = self.n };
+        if (self.absent) {
+            col.valid = .{ .ptr = if (self.valid.len == 0) null else self.valid.ptr, .len = self.valid.len };
+        } else freeSlice(self.valid);
+        return col;
+    }
+};
+
+/// Packs a successful call's outcomes (unset ones become fail(internal, "no-outcome")) into
+/// `ret`; headers, output names and errors move there, the rest is freed with the array.
+fn packOutcomes(outcomes: []Outcome, ret: *c.arkflow_plugin_types_outcomes_t) void {
+    settleOutcomes(outcomes);
+    var m: usize = 0;
+    var nbytes: usize = 0;
+    var kbytes: usize = 0;
+    var keys: usize = 0;
+    var ts: usize = 0;
+    var hs: usize = 0;
+    var routes: usize = 0;
+    var fails: usize = 0;
+    var one_each = true;
+    for (outcomes) |*o| {
+        if (o.tag == outcome_fail) fails += 1;
+        if (o.tag != outcome_emit or o.val.emit.len != 1) one_each = false;
+        if (o.tag != outcome_emit) continue;
+        for (bytes(o.val.emit)) |*r| {
+            m += 1;
+            if (r.value.is_some) nbytes += r.value.val.len;
+            if (r.key.is_some) {
+                keys += 1;
+                kbytes += r.key.val.len;
+            }
+            if (r.timestamp_ms.is_some) ts += 1;
+            hs += r.headers.len;
+            if (r.output.is_some) routes += 1;
+        }
+    }
+    ret.* = std.mem.zeroes(c.arkflow_plugin_types_outcomes_t);
+    var values = ColBuf.init(m, nbytes);
+    var kcol = ColBuf.init(if (keys != 0) m else 0, kbytes);
+    const sources = alloc(u32, if (one_each) 0 else m);
+    const tss = alloc(c.plugin_tuple2_u32_s64_t, ts);
+    const hss = alloc(c.arkflow_plugin_types_tuple2_u32_header_t, hs);
+    const outs = alloc(c.plugin_tuple2_u32_string_t, routes);
+    const failed = alloc(c.arkflow_plugin_types_tuple2_u32_error_t, fails);
+    var k: usize = 0;
+    var nts: usize = 0;
+    var nhs: usize = 0;
+    var nout: usize = 0;
+    var nfail: usize = 0;
+    for (outcomes, 0..) |*o, i| {
+        if (o.tag == outcome_fail) {
+            failed[nfail] = .{ .f0 = @intCast(i), .f1 = o.val.fail };
+            nfail += 1;
+            continue;
+        }
+        if (o.tag != outcome_emit) continue;
+        for (bytes(o.val.emit)) |*r| {
+            values.push(r.value);
+            if (keys != 0) kcol.push(r.key);
+            if (!one_each) sources[k] = @intCast(i);
+            if (r.timestamp_ms.is_some) {
+                tss[nts] = .{ .f0 = @intCast(k), .f1 = r.timestamp_ms.val };
+                nts += 1;
+            }
+            for (bytes(r.headers)) |h| {
+                hss[nhs] = .{ .f0 = @intCast(k), .f1 = h };
+                nhs += 1;
+            }
+            if (r.headers.len != 0) std.c.free(@ptrCast(r.headers.ptr));
+            r.headers = .{ .ptr = null, .len = 0 }; // moved
+            if (r.output.is_some) {
+                outs[nout] = .{ .f0 = @intCast(k), .f1 = r.output.val };
+                nout += 1;
+                r.output.is_some = false; // moved
+            }
+            recordOutFree(r);
+            k += 1;
+        }
+        if (o.val.emit.len != 0) std.c.free(@ptrCast(o.val.emit.ptr));
+    }
+    ret.values = values.finish();
+    if (keys != 0) ret.keys = kcol.finish() else freeSlice(kcol.valid);
+    ret.sources = .{ .ptr = if (sources.len == 0) null else sources.ptr, .len = sources.len };
+    ret.timestamps = .{ .ptr = if (ts == 0) null else tss.ptr, .len = ts };
+    ret.headers = .{ .ptr = if (hs == 0) null else hss.ptr, .len = hs };
+    ret.outputs = .{ .ptr = if (routes == 0) null else outs.ptr, .len = routes };
+    ret.failed = .{ .ptr = if (fails == 0) null else failed.ptr, .len = fails };
     freeSlice(outcomes);
 }
 
@@ -927,7 +1126,7 @@ pub const Timers = struct {
         setEmit(&self.outcomes[i], record);
     }
     pub fn drop(self: *Timers, i: usize) void {
-        self.outcomes[i] = .{ .tag = c.ARKFLOW_PLUGIN_TYPES_RECORD_OUTCOME_DROP };
+        self.outcomes[i] = .{ .tag = outcome_drop, .val = undefined };
     }
     pub fn fail(self: *Timers, i: usize, err: Error) void {
         setFail(&self.outcomes[i], err);
@@ -1031,6 +1230,45 @@ pub const Store = struct {
         defer freeSlice(es);
         for (keys, values, 0..) |k, v, i| es[i] = .{ .f0 = list(k), .f1 = list(v) };
         return putEntries(self, es);
+    }
+
+    /// get-column: all keys in one buffer, one value (or null) per key back; values are copies
+    /// the caller owns (free each with freeSlice, and the array).
+    pub fn getColumn(self: Store, keys: []const []const u8) Failure![]?[]u8 {
+        var total: usize = 0;
+        for (keys) |k| total += k.len;
+        var kb = ColBuf.init(keys.len, total);
+        for (keys) |k| kb.push(.{ .is_some = true, .val = list(k) });
+        var arg = kb.finish();
+        defer c.arkflow_plugin_types_column_free(&arg);
+        var out: c.arkflow_plugin_types_column_t = undefined;
+        var se: c.arkflow_plugin_state_state_error_t = undefined;
+        if (!c.arkflow_plugin_state_method_store_get_column(self.borrow(), &arg, &out, &se)) return stateFail(&se);
+        defer c.arkflow_plugin_types_column_free(&out);
+        const vals = alloc(?[]u8, out.ends.len);
+        for (vals, 0..) |*v, i| {
+            const item = columnItem(&out, i);
+            v.* = if (item.is_some) dupe(bytes(item.val)) else null;
+        }
+        return vals;
+    }
+
+    /// put-column: keys[i] -> values[i], each side one buffer.
+    pub fn putColumn(self: Store, keys: []const []const u8, values: []const []const u8) Failure!void {
+        var kt: usize = 0;
+        var vt: usize = 0;
+        for (keys) |k| kt += k.len;
+        for (values) |v| vt += v.len;
+        var kb = ColBuf.init(keys.len, kt);
+        var vb = ColBuf.init(values.len, vt);
+        for (keys) |k| kb.push(.{ .is_some = true, .val = list(k) });
+        for (values) |v| vb.push(.{ .is_some = true, .val = list(v) });
+        var ka = kb.finish();
+        var va = vb.finish();
+        defer c.arkflow_plugin_types_column_free(&ka);
+        defer c.arkflow_plugin_types_column_free(&va);
+        var se: c.arkflow_plugin_state_state_error_t = undefined;
+        if (!c.arkflow_plugin_state_method_store_put_column(self.borrow(), &ka, &va, &se)) return stateFail(&se);
     }
 
     fn putEntries(self: Store, es: []c.plugin_tuple2_list_u8_list_u8_t) Failure!void {
@@ -1151,7 +1389,7 @@ pub const StateCache = struct {
         self.n_writes += 1;
     }
 
-    /// Loads the distinct keys among `keys` (null entries skipped) with one get-many (none
+    /// Loads the distinct keys among `keys` (null entries skipped) with one get-column (none
     /// when there is no key).
     pub fn load(store: Store, keys: anytype) Failure!StateCache {
         var cache = StateCache{};
@@ -1164,17 +1402,17 @@ pub const StateCache = struct {
         const ks = alloc([]const u8, cache.n);
         defer freeSlice(ks);
         for (cache.slots[0..cache.n], 0..) |s, i| ks[i] = s.key;
-        const vals = try store.getMany(ks);
+        const vals = try store.getColumn(ks);
         defer freeSlice(vals);
         if (vals.len != cache.n) {
             for (vals) |v| if (v) |s| freeSlice(s);
             var m = Buf{};
-            m.appendSlice("get-many returned ");
+            m.appendSlice("get-column returned ");
             m.appendInt(@intCast(vals.len));
             m.appendSlice(" values for ");
             m.appendInt(@intCast(cache.n));
             m.appendSlice(" keys");
-            return fail(errorFromBuf(.internal, "bad-get-many", &m));
+            return fail(errorFromBuf(.internal, "bad-get-column", &m));
         }
         for (vals, 0..) |v, i| cache.slots[i].value = v;
         return cache;
@@ -1219,18 +1457,21 @@ pub const StateCache = struct {
         return v;
     }
 
-    /// Writes every change with one put-many (no call when nothing changed).
+    /// Writes every change with one put-column (no call when nothing changed).
     pub fn flush(self: *StateCache, store: Store) Failure!void {
         if (self.n_writes == 0) return;
-        const es = alloc(c.plugin_tuple2_list_u8_list_u8_t, self.n_writes);
-        defer freeSlice(es);
+        const ks = alloc([]const u8, self.n_writes);
+        defer freeSlice(ks);
+        const vs = alloc([]const u8, self.n_writes);
+        defer freeSlice(vs);
         for (self.writes[0..self.n_writes], 0..) |si, w| {
             const s = &self.slots[si];
-            es[w] = .{ .f0 = list(s.key), .f1 = list(s.value.?) };
+            ks[w] = s.key;
+            vs[w] = s.value.?;
             s.dirty = false;
         }
         self.n_writes = 0;
-        return store.putEntries(es);
+        return store.putColumn(ks, vs);
     }
 
     pub fn deinit(self: *StateCache) void {
@@ -1322,21 +1563,21 @@ pub fn exportProcessor(comptime P: type) void {
 
         fn processBatch(
             ctx: *c.arkflow_plugin_types_batch_context_t,
-            records: *c.exports_arkflow_plugin_processor_list_record_in_t,
-            ret: *c.exports_arkflow_plugin_processor_list_record_outcome_t,
+            records: *c.exports_arkflow_plugin_processor_batch_t,
+            ret: *c.exports_arkflow_plugin_processor_outcomes_t,
             err: *c.arkflow_plugin_types_error_t,
         ) callconv(.c) bool {
-            defer c.exports_arkflow_plugin_processor_list_record_in_free(records);
+            defer c.exports_arkflow_plugin_processor_batch_free(records);
             const p = if (instance) |*i| i else {
                 err.* = notInitialized().raw;
                 return false;
             };
-            const n = records.len;
-            var batch = Batch{
-                .ctx = ctx,
-                .records = if (n == 0) &[_]Record{} else records.ptr[0..n],
-                .outcomes = alloc(Outcome, n),
-            };
+            const n = records.timestamps.len;
+            var headers: []Header = undefined;
+            const views = recordViews(records, n, &headers);
+            defer freeSlice(views);
+            defer freeSlice(headers);
+            var batch = Batch{ .ctx = ctx, .records = views, .outcomes = alloc(Outcome, n) };
             defer batch.deinit();
             for (batch.outcomes) |*o| o.tag = outcome_unset;
             P.processBatch(p, &batch) catch {
@@ -1344,15 +1585,14 @@ pub fn exportProcessor(comptime P: type) void {
                 err.* = takeError().raw;
                 return false;
             };
-            settleOutcomes(batch.outcomes);
-            ret.* = .{ .ptr = if (n == 0) null else batch.outcomes.ptr, .len = n };
+            packOutcomes(batch.outcomes, ret);
             return true;
         }
 
         fn onTimers(
             ctx: *c.arkflow_plugin_types_timer_context_t,
             fired: *c.exports_arkflow_plugin_timer_handler_list_timer_t,
-            ret: *c.exports_arkflow_plugin_timer_handler_list_record_outcome_t,
+            ret: *c.exports_arkflow_plugin_timer_handler_outcomes_t,
             err: *c.arkflow_plugin_types_error_t,
         ) callconv(.c) bool {
             defer c.exports_arkflow_plugin_timer_handler_list_timer_free(fired);
@@ -1372,8 +1612,7 @@ pub fn exportProcessor(comptime P: type) void {
                 err.* = takeError().raw;
                 return false;
             };
-            settleOutcomes(t.outcomes);
-            ret.* = .{ .ptr = if (n == 0) null else t.outcomes.ptr, .len = n };
+            packOutcomes(t.outcomes, ret);
             return true;
         }
 
