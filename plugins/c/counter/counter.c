@@ -30,14 +30,13 @@ bool ak_process_batch(ak_batch *batch, ak_error *err) {
         if (!keys[i].ok) ak_outcome_fail(out, ak_error_take(&keys[i].err));
         else if (!ak_cache_increment(&counts, keys[i].bytes, 1, &n, &e)) ak_outcome_fail(out, e);
         else {
-            ak_buf v = {0};
-            ak_buf_reserve(&v, keys[i].bytes.len + 32);
-            ak_buf_puts(&v, "{\"key\":\"");
-            ak_buf_put_json_escaped(&v, keys[i].bytes);
-            ak_buf_puts(&v, "\",\"count\":");
-            ak_buf_put_i64(&v, n);
-            ak_buf_putc(&v, '}');
-            ak_outcome_emit_value(out, &v);
+            ak_buf *v = ak_emit_begin(batch); /* straight into the batch's value buffer */
+            ak_buf_puts(v, "{\"key\":\"");
+            ak_buf_put_json_escaped(v, keys[i].bytes);
+            ak_buf_puts(v, "\",\"count\":");
+            ak_buf_put_i64(v, n);
+            ak_buf_putc(v, '}');
+            ak_emit_end(batch, i);
         }
     }
     bool ok = ak_cache_flush(&counts, store, err);

@@ -332,6 +332,18 @@ void ak_outcome_pass(ak_outcome *o, ak_record_in *in) {
     ak_outcome_emit(o, r);
 }
 
+ak_buf *ak_emit_begin(ak_batch *b) {
+    b->mark_ = b->values_.len;
+    return &b->values_;
+}
+
+void ak_emit_end(ak_batch *b, size_t i) {
+    ak_outcome *o = &b->outcomes[i];
+    o->tag = AK_OUTCOME_EMIT_SPAN_;
+    o->val.span_.start = (uint32_t)b->mark_;
+    o->val.span_.len = (uint32_t)(b->values_.len - b->mark_);
+}
+
 void ak_outcome_drop(ak_outcome *o) { o->tag = AK_OUTCOME_DROP; }
 
 void ak_outcome_fail(ak_outcome *o, ak_error err) {
@@ -1295,7 +1307,7 @@ static void outcome_free(ak_outcome *o) {
 /* Settles a call's outcomes: on failure frees them and returns false; else fills the unset ones
  * with fail(internal, "no-outcome"), packs everything into *ret (headers, output names and
  * errors move there) and frees the rest. */
-static bool settle(bool ok, ak_outcome *outs, size_t n, arkflow_plugin_types_outcomes_t *ret) {
+static bool settle(bool ok, ak_outcome *outs, size_t n, const ak_buf *spans, arkflow_plugin_types_outcomes_t *ret) {
     if (!ok) {
         for (size_t i = 0; outs && i < n; i++)
             if (outs[i].tag != AK_OUTCOME_UNSET) outcome_free(&outs[i]);
@@ -1308,6 +1320,11 @@ static bool settle(bool ok, ak_outcome *outs, size_t n, arkflow_plugin_types_out
         ak_outcome *o = &outs[i];
         if (o->tag == AK_OUTCOME_UNSET) ak_outcome_fail(o, ak_internal("no-outcome", "the plugin set no outcome for this record"));
         if (o->tag == AK_OUTCOME_FAIL) fails++;
+        if (o->tag == AK_OUTCOME_EMIT_SPAN_) {
+            m++;
+            bytes += o->val.span_.len;
+            continue;
+        }
         if (o->tag != AK_OUTCOME_EMIT || o->val.emit.len != 1) one_each = false;
         if (o->tag != AK_OUTCOME_EMIT) continue;
         for (size_t j = 0; j < o->val.emit.len; j++) {
@@ -1336,6 +1353,17 @@ static bool settle(bool ok, ak_outcome *outs, size_t n, arkflow_plugin_types_out
         if (o->tag == AK_OUTCOME_FAIL) {
             ret->failed.ptr[ret->failed.len].f0 = (uint32_t)i;
             ret->failed.ptr[ret->failed.len++].f1 = o->val.fail;
+            continue;
+        }
+        if (o->tag == AK_OUTCOME_EMIT_SPAN_) {
+            ak_opt_bytes v = {.is_some = true, .val = ak_bytes_of(spans->ptr + o->val.span_.start, o->val.span_.len)};
+            colbuf_push(&values, &v);
+            if (keys) {
+                ak_opt_bytes none = {0};
+                colbuf_push(&kcol, &none);
+            }
+            if (!one_each) ret->sources.ptr[k] = (uint32_t)i;
+            k++;
             continue;
         }
         if (o->tag != AK_OUTCOME_EMIT) continue;
@@ -1381,7 +1409,7 @@ bool exports_arkflow_plugin_processor_process_batch(exports_arkflow_plugin_proce
     size_t n = records->timestamps.len;
     bool ok = false;
     ak_header *headers;
-    ak_batch b = {ctx, record_views(records, n, &headers), NULL, n, NULL};
+    ak_batch b = {ctx, record_views(records, n, &headers), NULL, n, NULL, {0}, 0};
     if (!g_initialized) {
         *err = not_initialized();
     } else {
@@ -1396,7 +1424,9 @@ bool exports_arkflow_plugin_processor_process_batch(exports_arkflow_plugin_proce
     free(b.records);
     free(headers);
     exports_arkflow_plugin_processor_batch_free(records);
-    return settle(ok, b.outcomes, n, ret);
+    bool settled = settle(ok, b.outcomes, n, &b.values_, ret);
+    ak_buf_free(&b.values_);
+    return settled;
 }
 
 bool exports_arkflow_plugin_processor_on_checkpoint(exports_arkflow_plugin_processor_checkpoint_context_t *ctx,
@@ -1448,5 +1478,5 @@ bool exports_arkflow_plugin_timer_handler_on_timers(exports_arkflow_plugin_timer
         ok = ak_on_timers(&t, err);
     }
     exports_arkflow_plugin_timer_handler_list_timer_free(fired);
-    return settle(ok, t.outcomes, n, ret);
+    return settle(ok, t.outcomes, n, NULL, ret);
 }

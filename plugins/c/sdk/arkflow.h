@@ -50,6 +50,12 @@ typedef arkflow_plugin_types_error_t ak_error;              /* record error */
 typedef arkflow_plugin_types_error_class_t ak_error_class;  /* enum error-class */
 typedef arkflow_plugin_types_header_t ak_header;
 
+/* A growable byte buffer; zero-initialise ({0}) before use. */
+typedef struct {
+    uint8_t *ptr;
+    size_t len, cap;
+} ak_buf;
+
 /* ---- the SDK's record types (0.2.0 sends columns; these are per-record views of them) ------ */
 
 typedef struct {
@@ -97,11 +103,15 @@ typedef struct {
     union {
         ak_record_out_list emit;
         ak_error fail;
+        struct {
+            uint32_t start, len;
+        } span_; /* SDK-internal: a value in the batch's value buffer (ak_emit_begin/_end) */
     } val;
 } ak_outcome;
 #define AK_OUTCOME_EMIT 0
 #define AK_OUTCOME_DROP 1
 #define AK_OUTCOME_FAIL 2
+#define AK_OUTCOME_EMIT_SPAN_ 3
 typedef arkflow_plugin_types_batch_context_t ak_batch_context;
 typedef arkflow_plugin_types_checkpoint_context_t ak_checkpoint_context;
 typedef arkflow_plugin_types_value_format_t ak_value_format;
@@ -158,13 +168,16 @@ typedef struct {
 } ak_config;
 
 /* One process-batch call. outcomes[i] is the verdict on records[i]; set each one with an
- * ak_outcome_* function. An outcome left unset becomes fail(internal, "no-outcome"). */
+ * ak_outcome_* function, or emit a value with ak_emit_begin/ak_emit_end. An outcome left unset
+ * becomes fail(internal, "no-outcome"). */
 typedef struct {
     const ak_batch_context *ctx;
     ak_record_in *records;
     ak_outcome *outcomes;
     size_t len;
-    void *keys_; /* SDK-internal: the ak_key array of ak_batch_keys */
+    void *keys_;    /* SDK-internal: the ak_key array of ak_batch_keys */
+    ak_buf values_; /* SDK-internal: the values of ak_emit_begin/_end, back to back */
+    size_t mark_;
 } ak_batch;
 
 /* One on-timers call: the timers of one key group that are due, in time order. outcomes[i] is
@@ -197,11 +210,7 @@ bool ak_bytes_eq(ak_bytes a, ak_bytes b);
 ak_bytes ak_bytes_dup(ak_bytes b); /* owned copy */
 void ak_bytes_free(ak_bytes *b);
 
-/* A growable byte buffer; zero-initialise ({0}) before use. */
-typedef struct {
-    uint8_t *ptr;
-    size_t len, cap;
-} ak_buf;
+/* ak_buf (a growable byte buffer) is declared with the types above. */
 void ak_buf_reserve(ak_buf *b, size_t extra);
 void ak_buf_put(ak_buf *b, const void *data, size_t len);
 void ak_buf_putb(ak_buf *b, ak_bytes data);
@@ -237,6 +246,11 @@ void ak_error_free(ak_error *e);
 
 /* ---- outcomes ----------------------------------------------------------------------------- */
 
+/* The fastest emit: append the value of record i's output to the buffer ak_emit_begin returns,
+ * then call ak_emit_end(batch, i). The value lands in the batch's one value buffer (nothing
+ * allocated per record); key and timestamp are the input's. One begin/end pair at a time. */
+ak_buf *ak_emit_begin(ak_batch *b);
+void ak_emit_end(ak_batch *b, size_t i);
 /* Emit one record whose value is `value` (ownership moves: the buffer is reset); key and
  * timestamp absent, so the host keeps the input's. */
 void ak_outcome_emit_value(ak_outcome *o, ak_buf *value);

@@ -29,14 +29,13 @@ pub const Counter = struct {
                 batch.fail(i, ak.takeError());
                 continue;
             };
-            var v = ak.Buf{};
-            v.reserve(key.len + 32);
+            const v = batch.emitBegin(); // straight into the batch's value buffer
             v.appendSlice("{\"key\":\"");
             v.appendJsonEscaped(key);
             v.appendSlice("\",\"count\":");
             v.appendInt(n);
             v.append('}');
-            batch.emitValue(i, &v);
+            batch.emitEnd(i);
         }
         try counts.flush(self.store);
     }

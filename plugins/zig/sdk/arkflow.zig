@@ -756,10 +756,13 @@ pub const RecordOut = extern struct {
 pub const BatchContext = c.arkflow_plugin_types_batch_context_t;
 pub const CheckpointContext = c.arkflow_plugin_types_checkpoint_context_t;
 const RecordOutList = extern struct { ptr: [*c]RecordOut, len: usize };
-const Outcome = extern struct { tag: u8, val: extern union { emit: RecordOutList, fail: c.arkflow_plugin_types_error_t } };
+const Span = extern struct { start: u32, len: u32 };
+const Outcome = extern struct { tag: u8, val: extern union { emit: RecordOutList, fail: c.arkflow_plugin_types_error_t, span: Span } };
 const outcome_emit: u8 = 0;
 const outcome_drop: u8 = 1;
 const outcome_fail: u8 = 2;
+/// A value in the batch's value buffer (emitBegin / emitEnd).
+const outcome_span: u8 = 3;
 
 const outcome_unset: u8 = 0xff;
 
@@ -819,6 +822,8 @@ pub const Batch = struct {
     outcomes: []Outcome,
     keys_: ?[]?[]const u8 = null,
     owned_: ?[]?[]u8 = null,
+    values_: Buf = .{},
+    mark_: usize = 0,
 
     pub fn len(self: *const Batch) usize {
         return self.records.len;
@@ -839,6 +844,18 @@ pub const Batch = struct {
         self.keys_ = ks;
         self.owned_ = owned;
         return ks;
+    }
+
+    /// The fastest emit: append record i's output value to the returned buffer, then call
+    /// emitEnd(i). The value lands in the batch's one value buffer (nothing allocated per
+    /// record); key and timestamp are the input's. One begin/end pair at a time.
+    pub fn emitBegin(self: *Batch) *Buf {
+        self.mark_ = self.values_.len;
+        return &self.values_;
+    }
+
+    pub fn emitEnd(self: *Batch, i: usize) void {
+        self.outcomes[i] = .{ .tag = outcome_span, .val = .{ .span = .{ .start = @intCast(self.mark_), .len = @intCast(self.values_.len - self.mark_) } } };
     }
 
     /// Emit one record whose value is the buffer's contents (moved; the buffer is reset).
@@ -879,6 +896,7 @@ pub const Batch = struct {
             freeSlice(owned);
         }
         if (self.keys_) |k| freeSlice(k);
+        self.values_.deinit();
     }
 };
 
@@ -994,7 +1012,7 @@ const ColBuf = struct {
 
 /// Packs a successful call's outcomes (unset ones become fail(internal, "no-outcome")) into
 /// `ret`; headers, output names and errors move there, the rest is freed with the array.
-fn packOutcomes(outcomes: []Outcome, ret: *c.arkflow_plugin_types_outcomes_t) void {
+fn packOutcomes(outcomes: []Outcome, spans: ?*const Buf, ret: *c.arkflow_plugin_types_outcomes_t) void {
     settleOutcomes(outcomes);
     var m: usize = 0;
     var nbytes: usize = 0;
@@ -1007,6 +1025,11 @@ fn packOutcomes(outcomes: []Outcome, ret: *c.arkflow_plugin_types_outcomes_t) vo
     var one_each = true;
     for (outcomes) |*o| {
         if (o.tag == outcome_fail) fails += 1;
+        if (o.tag == outcome_span) {
+            m += 1;
+            nbytes += o.val.span.len;
+            continue;
+        }
         if (o.tag != outcome_emit or o.val.emit.len != 1) one_each = false;
         if (o.tag != outcome_emit) continue;
         for (bytes(o.val.emit)) |*r| {
@@ -1038,6 +1061,15 @@ fn packOutcomes(outcomes: []Outcome, ret: *c.arkflow_plugin_types_outcomes_t) vo
         if (o.tag == outcome_fail) {
             failed[nfail] = .{ .f0 = @intCast(i), .f1 = o.val.fail };
             nfail += 1;
+            continue;
+        }
+        if (o.tag == outcome_span) {
+            const arena = spans.?;
+            const v = if (o.val.span.len == 0) &[_]u8{} else arena.ptr.?[o.val.span.start..][0..o.val.span.len];
+            values.push(.{ .is_some = true, .val = list(v) });
+            if (keys != 0) kcol.push(std.mem.zeroes(OptBytes));
+            if (!one_each) sources[k] = @intCast(i);
+            k += 1;
             continue;
         }
         if (o.tag != outcome_emit) continue;
@@ -1585,7 +1617,7 @@ pub fn exportProcessor(comptime P: type) void {
                 err.* = takeError().raw;
                 return false;
             };
-            packOutcomes(batch.outcomes, ret);
+            packOutcomes(batch.outcomes, &batch.values_, ret);
             return true;
         }
 
@@ -1612,7 +1644,7 @@ pub fn exportProcessor(comptime P: type) void {
                 err.* = takeError().raw;
                 return false;
             };
-            packOutcomes(t.outcomes, ret);
+            packOutcomes(t.outcomes, null, ret);
             return true;
         }
 
