@@ -110,11 +110,16 @@ struct Running {
 }
 
 fn start(watch: bool) -> Running {
+    start_with("counter", watch)
+}
+
+/// `start` with the plugin `first` (a `plugins/dist` name) as v1.
+fn start_with(first: &str, watch: bool) -> Running {
     let dir = Dir::new();
     let expected = kill::write_input(&dir.path("in.jsonl"), RECORDS, KEYS);
     std::fs::create_dir_all(dir.path("out")).unwrap();
     let live = dir.path("plugin.wasm");
-    install(&plugin("counter"), &live);
+    install(&plugin(first), &live);
     let port = free_port();
     let child = spawn(&config(&dir, port, watch));
     let out = dir.path("out");
@@ -149,6 +154,22 @@ fn watched_file_swaps_at_a_barrier_and_broken_versions_are_refused() {
     assert!(log.contains("switching to counter@0.2.0 at checkpoint barrier"), "{log}");
     let after: Vec<i64> = output_versions(&out);
     assert_eq!(*after.last().unwrap(), 2, "v2 must keep running after the refusals");
+}
+
+/// A swap across ABIs: the Go counter (a component of arkflow:plugin@0.1.1, which the host calls
+/// through its 0.1 bindings) replaced under load by the Rust counter v2 (0.2.0, the batch ABI).
+/// The same checks: the switch at a barrier, every record once, each key's counts continuing
+/// across it (the state is the host's, whichever ABI wrote it).
+#[test]
+fn a_swap_from_a_0_1_plugin_to_a_0_2_plugin_switches_at_a_barrier_and_keeps_state() {
+    let Running { dir: _dir, expected, live, out, port, child } = start_with("counter_go", true);
+    install(&plugin("counter_v2"), &live);
+    assert!(wait_for(Duration::from_secs(20), || output_versions(&out).contains(&2)), "v2 never took over");
+    assert_eq!(metric(port, "arkflow_plugin_swaps_total"), 1);
+    let done = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "arkflow failed: {log}");
+    check_output(&out, &expected);
 }
 
 #[test]
