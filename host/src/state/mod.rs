@@ -227,12 +227,12 @@ impl WorkerState {
         staging.discard();
     }
 
-    /// Whether `entry` is expired at `now_ms`.
     /// The state timeout, when values expire.
     pub(crate) fn ttl_ms(&self) -> Option<u64> {
         self.ttl_ms
     }
 
+    /// Whether `entry` is expired at `now_ms`.
     pub(crate) fn expired(&self, store: u16, entry: &Entry, now_ms: i64) -> bool {
         if self.store_names.get(store as usize).is_some_and(|n| internal_store(n)) {
             return false;

@@ -21,8 +21,9 @@
 //! - A panic anywhere in the plugin is logged through the `log` import (level error) and then
 //!   becomes a wasm trap (wasm32 always aborts on panic); the host drops the batch's staged state
 //!   writes and re-instantiates the plugin.
-//! - The SDK never checks that `process_batch` returns one outcome per record: the host does (a
-//!   missing outcome drops the record; one too many fails the batch).
+//! - `process_batch` (and `on_timers`) must return one outcome per input: a list of another
+//!   length fails the call with `internal` / `wrong-outcome-count` in the SDK. The host checks
+//!   every reply against its batch as well.
 //!
 //! The generated bindings are in [`bindings`]; the friendly names below are re-exports of them.
 //! They also compile on the native target (imports then panic if called), so the pure helpers

@@ -55,7 +55,7 @@ pub enum Abi {
 
 impl Abi {
     /// The package version, as `describe().abi` reports it.
-    pub fn version(self) -> &'static str {
+    pub const fn version(self) -> &'static str {
         match self {
             Abi::V01 => "0.1.1",
             Abi::V02 => "0.2.0",

@@ -22,6 +22,13 @@ pub enum Returned {
     V02(Box<v02::wit::Outcomes>),
 }
 
+impl Returned {
+    /// The outcomes of a call with no inputs, not made (either ABI's form fits; 0.1's is cheapest).
+    pub fn none() -> Self {
+        Returned::V01(Vec::new())
+    }
+}
+
 /// The fields of a `batch-context` (the same in both ABIs).
 pub struct BatchCall {
     pub batch_id: u64,

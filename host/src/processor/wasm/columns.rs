@@ -3,6 +3,8 @@
 //! reading columns a guest sent ([`Cols`], checked once, then indexed without further checks)
 //! and building the ones the host sends ([`ColumnBuf`], buffers reused across calls).
 
+use super::bindings::v02::wit::ColumnResult;
+
 /// A checked view of a column: `ends` never decreases and stays within `data`.
 #[derive(Clone, Copy)]
 pub struct Cols<'a> {
@@ -30,6 +32,11 @@ impl<'a> Cols<'a> {
             ));
         }
         Ok(Cols { data, ends, valid })
+    }
+
+    /// [`Cols::new`] over a column the guest sent.
+    pub fn of(c: &'a ColumnResult, what: &str) -> Result<Self, String> {
+        Self::new(&c.data, &c.ends, &c.valid, what)
     }
 
     pub fn len(&self) -> usize {
@@ -91,6 +98,12 @@ impl ColumnBuf {
         } else {
             &[]
         }
+    }
+
+    /// The column as an owned WIT value (for a host function's result).
+    pub fn into_column(self) -> ColumnResult {
+        let valid = if self.absent { self.valid } else { Vec::new() };
+        ColumnResult { data: self.data, ends: self.ends, valid }
     }
 }
 

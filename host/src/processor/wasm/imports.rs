@@ -150,7 +150,7 @@ mod v02 {
 
     imports!(p {
         fn get_column(&mut self, store: Resource<StoreRes>, keys: Column) -> wasmtime::Result<Result<Column, p::state::StateError>> {
-            let k = Cols::new(&keys.data, &keys.ends, &keys.valid, "store.get-column keys").map_err(wasmtime::Error::msg)?;
+            let k = Cols::of(&keys, "store.get-column keys").map_err(wasmtime::Error::msg)?;
             let got = self.with_scope(&store, |s, id| {
                 let mut out = ColumnBuf::default();
                 out.ends.reserve(k.len());
@@ -159,12 +159,12 @@ mod v02 {
                 }
                 Ok(out)
             });
-            Ok(got.map(|c| Column { valid: c.valid().to_vec(), data: c.data, ends: c.ends }).map_err(to_wit))
+            Ok(got.map(ColumnBuf::into_column).map_err(to_wit))
         }
 
         fn put_column(&mut self, store: Resource<StoreRes>, keys: Column, values: Column) -> wasmtime::Result<Result<(), p::state::StateError>> {
-            let k = Cols::new(&keys.data, &keys.ends, &keys.valid, "store.put-column keys").map_err(wasmtime::Error::msg)?;
-            let v = Cols::new(&values.data, &values.ends, &values.valid, "store.put-column values").map_err(wasmtime::Error::msg)?;
+            let k = Cols::of(&keys, "store.put-column keys").map_err(wasmtime::Error::msg)?;
+            let v = Cols::of(&values, "store.put-column values").map_err(wasmtime::Error::msg)?;
             if k.len() != v.len() {
                 wasmtime::bail!("store.put-column: {} keys but {} values", k.len(), v.len());
             }

@@ -44,11 +44,7 @@ pub use instance::WasmProcessor;
 pub use bindings::Abi;
 
 /// The WIT package version this host implements (and 0.1.x, for components built against it).
-pub const HOST_ABI: &str = "0.2.0";
-/// The interface a plugin must export.
-pub const PROCESSOR_EXPORT: &str = "arkflow:plugin/processor@0.2.0";
-/// The interface a plugin with timers exports as well.
-pub const TIMER_EXPORT: &str = "arkflow:plugin/timer-handler@0.2.0";
+pub const HOST_ABI: &str = Abi::V02.version();
 
 /// What `describe()` returned.
 #[derive(Debug, Clone)]

@@ -40,9 +40,9 @@ fn ascending<T>(list: &[(u32, T)], max: usize, strict: bool, what: &str) -> Resu
 /// The 0.2.0 outcomes of a call with `inputs` (see the module doc for the checks).
 pub(super) fn from_outcomes(o: wit::Outcomes, inputs: &[Record], outputs: &[String]) -> Result<Vec<Outcome>, String> {
     let n = inputs.len();
-    let values = Cols::new(&o.values.data, &o.values.ends, &o.values.valid, "values")?;
+    let values = Cols::of(&o.values, "values")?;
     let m = values.len();
-    let keys = Cols::new(&o.keys.data, &o.keys.ends, &o.keys.valid, "keys")?;
+    let keys = Cols::of(&o.keys, "keys")?;
     if keys.len() != 0 && keys.len() != m {
         return Err(format!("keys has {} items for {m} emitted records (none, or one each)", keys.len()));
     }

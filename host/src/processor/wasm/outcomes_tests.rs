@@ -3,7 +3,7 @@ use super::*;
 fn col(items: &[Option<&str>]) -> wit::ColumnResult {
     let mut b = crate::processor::wasm::columns::ColumnBuf::default();
     items.iter().for_each(|i| b.push(i.map(str::as_bytes)));
-    wit::ColumnResult { valid: b.valid().to_vec(), data: b.data, ends: b.ends }
+    b.into_column()
 }
 
 fn outcomes(values: &[Option<&str>], sources: &[u32]) -> wit::Outcomes {

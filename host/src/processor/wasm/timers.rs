@@ -230,7 +230,7 @@ impl WasmProcessor {
         let inputs: Vec<Record> = live.iter().map(|k| timer_record(k, t.wall)).collect();
         let fired: Vec<FiredTimer<'_>> = live.iter().filter_map(|k| parse_key(k)).map(|(_, d, time, key)| (key, time, d == b'p')).collect();
         let result = match fired.is_empty() {
-            true => Ok(Ok(super::calls::Returned::V01(Vec::new()))),
+            true => Ok(Ok(super::calls::Returned::none())),
             false => {
                 let call = TimerCall { key_group: group, watermark_ms: t.watermark, now_ms: t.wall, attempt, epoch: t.epoch };
                 store.set_epoch_deadline(super::engine::deadline_ticks(ms));
