@@ -2,8 +2,9 @@
 //! key group, whatever the input's record keys and partitioning. The seed's
 //! `SELECT user_id, COUNT(*) FROM flow GROUP BY user_id` over unkeyed records gives the true count
 //! of every user with `thread_num` 1, 2 and 4; a wasm counter with `key_by:` counts every key
-//! 1..n; a GROUP BY the host cannot route by is refused at `--validate` and at start, naming the
-//! stage and the fix. (Kafka: `sql_e2e.rs` runs the seed's file over an unkeyed topic; two keys in
+//! 1..n, and so does one whose plugin declares its key in `describe()` (a YAML key naming another
+//! is refused); a GROUP BY the host cannot route by is refused at `--validate` and at start,
+//! naming the stage and the fix. (Kafka: `sql_e2e.rs` runs the seed's file over an unkeyed topic; two keys in
 //! one stream: `exchange.rs`.)
 
 mod common;
@@ -89,6 +90,28 @@ fn a_wasm_counter_keyed_by_a_field_counts_every_key_once_on_unkeyed_records() {
     let counter = format!("{{ type: wasm, path: {}, config: {{ key_field: user_id }}, key_by: user_id }}", plugin("counter").display());
     let cfg = seed_like(&dir, 4, &counter, "");
     run_and_check_counter(&dir, &cfg, &expected);
+}
+
+#[test]
+fn a_plugin_that_declares_its_key_in_describe_is_routed_by_it_without_key_by() {
+    let dir = Dir::new();
+    let expected = unkeyed_orders(&dir, 6_000, 40);
+    let counter = format!("{{ type: wasm, path: {} }}", plugin("counter_by_user").display());
+    let cfg = seed_like(&dir, 4, &counter, "");
+    let validate = run(&cfg, &["--validate"]);
+    assert!(validate.status.success(), "{}", stderr(&validate));
+    assert!(String::from_utf8_lossy(&validate.stdout).contains("user_id"), "the plan names the declared key: {}", String::from_utf8_lossy(&validate.stdout));
+    run_and_check_counter(&dir, &cfg, &expected);
+    assert!(stderr(&run(&cfg, &[])).contains("routed to key groups by fields user_id"));
+    // A YAML key naming another field is refused, at --validate and at start, naming both.
+    let other = format!("{{ type: wasm, path: {}, key_by: order_id }}", plugin("counter_by_user").display());
+    let cfg = seed_like(&dir, 2, &other, "");
+    for args in [&["--validate"][..], &[]] {
+        let out = run(&cfg, args);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?}: refused");
+        assert!(err.contains("pipeline.processors[0]") && err.contains("key_by: order_id") && err.contains("(`user_id`)"), "{args:?}: {err}");
+    }
 }
 
 #[test]

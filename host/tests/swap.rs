@@ -1,7 +1,7 @@
 //! Live plugin swap with the real binary: counter v1 under load replaced by v2 (which adds `"v":2`
 //! to its output) under exactly-once with the file sink, by the file watcher and by a control
-//! request; broken versions (wrong world, trap in `init`) refused while v2 keeps running; the
-//! compiled-artifact cache used on a restart.
+//! request; broken versions (wrong world, trap in `init`, another declared key) refused while v2
+//! keeps running; the compiled-artifact cache used on a restart.
 //!
 //! What "swapped at a barrier" means here, checked on the finalized output parts: every part (one
 //! epoch) holds one version only, v1 parts all precede v2 parts, every input record has exactly
@@ -181,6 +181,12 @@ fn control_request_swaps_and_reports_refusals() {
     let (code, body) = http_request(port, "POST", reload);
     assert_eq!(code, 422, "{body}");
     assert!(body.contains("plugin.wasm") && body.contains("arkflow:plugin"), "the refusal names the file and the WIT world: {body}");
+    // A plugin whose state needs another key (declared in describe()): the stream is routed by
+    // the running one's, so it is refused too.
+    install(&plugin("counter_by_user"), &live);
+    let (code, body) = http_request(port, "POST", reload);
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("keyed by `user_id`") && body.contains("running one's by none"), "the refusal names both keys: {body}");
     install(&plugin("counter_v2"), &live);
     let (code, body) = http_request(port, "POST", reload);
     assert_eq!(code, 200, "{body}");

@@ -4,9 +4,9 @@
 //!
 //! Each stage says which key its state needs ([`KeyNeed`]): none (stateless, or state that is
 //! not grouped by a field), fields of the record value (continuous SQL: its GROUP BY columns, all
-//! of them in order; a `wasm` processor with `key_by:`), or a key the host cannot compute (a
-//! GROUP BY over an expression, refused). The input routes by the stream's `key_by` when set,
-//! else by the key of tier 0's keyed stages (`super::tiers`): records then reach the key group of
+//! of them in order; a `wasm` processor with `key_by:`, or whose plugin declares its key in
+//! `describe()`), or a key the host cannot compute (a GROUP BY over an expression, refused).
+//! The input routes by the stream's `key_by` when set, else by the key of tier 0's keyed stages (`super::tiers`): records then reach the key group of
 //! their key whatever the input's partitioning, so a group's state is never split. When the
 //! input already made the routing field the record key (`generate`, `key_field:`), the record
 //! key is used as is (same key groups, no read of the value). A Kafka input in group mode keeps

@@ -1249,6 +1249,8 @@ void exports_arkflow_plugin_processor_describe(exports_arkflow_plugin_processor_
         plugin_string_dup(&ret->state_formats.ptr[i].store, ak_plugin.state_formats[i].store);
         ret->state_formats.ptr[i].format = ak_plugin.state_formats[i].format;
     }
+    ret->key_by.is_some = ak_plugin.key_by != NULL;
+    if (ak_plugin.key_by) plugin_string_dup(&ret->key_by.val, ak_plugin.key_by);
 }
 
 static char *cstr(plugin_string_t s) {

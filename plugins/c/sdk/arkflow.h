@@ -152,12 +152,16 @@ typedef struct {
 } ak_store_format;
 
 /* describe(): name, version, the stores the plugin opens, their value formats. Lists end with a
- * NULL entry ({NULL} for formats); both may be NULL. abi is always AK_ABI_VERSION. */
+ * NULL entry ({NULL} for formats); both may be NULL. abi is always AK_ABI_VERSION. key_by: the
+ * key the plugin's state is grouped by when it is not the record key (a top-level field of the
+ * JSON value, or "record_key"): the host routes every record of one value of it to one key group,
+ * as a YAML `key_by:` would; NULL when the plugin needs no key of its own. */
 typedef struct {
     const char *name;
     const char *version;
     const char *const *state_stores;
     const ak_store_format *state_formats;
+    const char *key_by;
 } ak_plugin_info;
 
 /* The YAML `config:` map handed to init (values as strings, nested YAML as JSON text). */

@@ -8,10 +8,16 @@
 //! the distinct keys, counting in order in memory, one `put-column`; the records are read in
 //! place and the outputs written into one buffer (the batch API, `Processor::process`).
 //! Feature `v2` (crate counter-v2) appends `,"v":2` to every output; feature `init-trap` (crate
-//! counter-init-trap) panics in `init`: both exist for the live-swap tests.
+//! counter-init-trap) panics in `init`: both exist for the live-swap tests. Feature
+//! `declared-key` (crate counter-by-user) counts by the value's `user_id` field only, ignoring the
+//! record key, and declares that key in `describe()` (`KEY_BY`), so the host routes by it with no
+//! `key_by:` in the YAML.
 use arkflow_plugin_sdk::prelude::*;
 use std::borrow::Cow;
 use std::io::Write;
+
+/// The field the `declared-key` build counts by and declares.
+const DECLARED_KEY: &str = "user_id";
 
 struct Counter {
     store: Store,
@@ -20,7 +26,7 @@ struct Counter {
 
 impl Counter {
     fn key_of<'r>(&self, r: &RecordRef<'r>) -> Result<Cow<'r, [u8]>, Error> {
-        if let Some(k) = r.key {
+        if let (Some(k), false) = (r.key, cfg!(feature = "declared-key")) {
             return Ok(Cow::Borrowed(k));
         }
         let (Some(field), Some(value)) = (&self.key_field, r.value) else {
@@ -39,12 +45,14 @@ impl Processor for Counter {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const STATE_STORES: &'static [&'static str] = &["default"];
     const STATE_FORMATS: &'static [(&'static str, ValueFormat)] = &[("default", ValueFormat::I64)];
+    const KEY_BY: Option<&'static str> = if cfg!(feature = "declared-key") { Some(DECLARED_KEY) } else { None };
 
     fn init(config: Config) -> Result<Self, Error> {
         if cfg!(feature = "init-trap") {
             panic!("counter-init-trap: init traps on purpose");
         }
-        Ok(Counter { store: Store::open("default")?, key_field: config.get("key_field").map(String::from) })
+        let key_field = if cfg!(feature = "declared-key") { Some(DECLARED_KEY) } else { config.get("key_field") };
+        Ok(Counter { store: Store::open("default")?, key_field: key_field.map(String::from) })
     }
 
     fn process(&mut self, _ctx: &BatchContext, batch: &Batch, out: &mut Outcomes) -> Result<(), Error> {

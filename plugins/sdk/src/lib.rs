@@ -87,6 +87,11 @@ pub trait Processor: Sized + 'static {
     const STATE_STORES: &'static [&'static str] = &[];
     /// How those stores' values are encoded, for `arkflow state show`; unlisted = opaque bytes.
     const STATE_FORMATS: &'static [(&'static str, ValueFormat)] = &[];
+    /// The key the plugin's state is grouped by when it is not the record key: a top-level field
+    /// of the JSON value (`Some("user_id")`), or `Some("record_key")`. The host then routes every
+    /// record of one value of it to one key group, whatever the input's partitioning, as a YAML
+    /// `key_by:` on the stage would (a YAML `key_by:` naming another key is refused).
+    const KEY_BY: Option<&'static str> = None;
 
     /// What `describe` returns. The default builds it from the consts and [`ABI_VERSION`].
     fn describe() -> Info {
@@ -96,6 +101,7 @@ pub trait Processor: Sized + 'static {
             abi: ABI_VERSION.to_string(),
             state_stores: Self::STATE_STORES.iter().map(|s| s.to_string()).collect(),
             state_formats: Self::STATE_FORMATS.iter().map(|(s, f)| StoreFormat { store: s.to_string(), format: *f }).collect(),
+            key_by: Self::KEY_BY.map(str::to_string),
         }
     }
 

@@ -346,6 +346,9 @@ pub const Info = struct {
     version: []const u8,
     state_stores: []const []const u8 = &.{},
     state_formats: []const StoreFormat = &.{},
+    /// The key the plugin's state is grouped by when it is not the record key (a top-level field
+    /// of the JSON value, or "record_key"); the host routes by it as a YAML `key_by:` would.
+    key_by: ?[]const u8 = null,
 };
 
 /// The YAML `config:` map handed to init (values as strings, nested YAML as JSON text). The
@@ -1580,6 +1583,7 @@ pub fn exportProcessor(comptime P: type) void {
             const formats = alloc(c.arkflow_plugin_types_store_format_t, info.state_formats.len);
             for (info.state_formats, 0..) |f, i| formats[i] = .{ .store = cString(f.store), .format = @intFromEnum(f.format) };
             ret.state_formats = .{ .ptr = formats.ptr, .len = formats.len };
+            ret.key_by = if (info.key_by) |k| .{ .is_some = true, .val = cString(k) } else .{ .is_some = false, .val = .{ .ptr = null, .len = 0 } };
         }
 
         fn init(config: *c.plugin_list_tuple2_string_string_t, err: *c.arkflow_plugin_types_error_t) callconv(.c) bool {

@@ -105,13 +105,17 @@ impl Guest {
                         (f.store, format.to_string())
                     })
                     .collect();
-                PluginInfo { name: info.name, version: info.version, abi: info.abi, state_stores: info.state_stores, state_formats }
+                PluginInfo { name: info.name, version: info.version, abi: info.abi, state_stores: info.state_stores, state_formats, key_by: None }
             }};
         }
         use {v01::wit as w01, v02::wit as w02};
         Ok(match self {
             Guest::V01(p, _) => info!(w01, p.call_describe(store).await?),
-            Guest::V02(p, _) => info!(w02, p.call_describe(store).await?),
+            Guest::V02(p, _) => {
+                let info = p.call_describe(store).await?;
+                let key_by = info.key_by.clone();
+                PluginInfo { key_by, ..info!(w02, info) }
+            }
         })
     }
 

@@ -47,7 +47,7 @@ pub use bindings::Abi;
 pub const HOST_ABI: &str = Abi::V02.version();
 
 /// What `describe()` returned.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PluginInfo {
     pub name: String,
     pub version: String,
@@ -55,6 +55,8 @@ pub struct PluginInfo {
     pub state_stores: Vec<String>,
     /// (store, format) as declared: "bytes", "utf8", "json" or "i64".
     pub state_formats: Vec<(String, String)>,
+    /// The key the plugin's state needs (`info.key-by`, 0.2.0): a field name or `record_key`.
+    pub key_by: Option<String>,
 }
 
 /// Everything shared by a processor's per-worker instances.
@@ -123,7 +125,7 @@ pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, env: &crate::proce
         path: path.clone(),
         label: label.to_string(),
         cfg: cfg.clone(),
-        info: PluginInfo { name: String::new(), version: String::new(), abi: String::new(), state_stores: vec![], state_formats: vec![] },
+        info: PluginInfo::default(),
         pre,
         abi,
         indices,
@@ -137,6 +139,7 @@ pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, env: &crate::proce
     };
     shared.info = instance::describe(&shared).with_context(|| format!("{label}: plugin {shown}"))?;
     check_info(&shared.info, abi, store_names, state_enabled).map_err(|e| anyhow!("{label}: plugin {shown}: {e}"))?;
+    check_key(shared.info.key_by.as_deref(), cfg.key_by.as_deref()).map_err(|e| anyhow!("{label}: plugin {shown}: {e}"))?;
     Ok(shared)
 }
 
@@ -205,6 +208,12 @@ impl WasmShared {
     pub fn display_name(&self) -> String {
         format!("{}@{}", self.info.name, self.info.version)
     }
+
+    /// The key this stage's state needs: the YAML `key_by:`, else the one `describe()` declares
+    /// (`check_key` refused a disagreement).
+    pub fn key_by(&self) -> Option<&str> {
+        self.cfg.key_by.as_deref().or(self.info.key_by.as_deref())
+    }
 }
 
 impl super::ProcessorFactory for WasmFactory {
@@ -212,9 +221,9 @@ impl super::ProcessorFactory for WasmFactory {
         &self.name
     }
     fn key(&self) -> super::KeyNeed {
-        match &self.shared.cfg.key_by {
-            Some(k) if k == KEY_BY_RECORD_KEY => super::KeyNeed::RecordKey,
-            Some(k) => super::KeyNeed::Fields(vec![k.clone()]),
+        match self.shared.key_by() {
+            Some(KEY_BY_RECORD_KEY) => super::KeyNeed::RecordKey,
+            Some(k) => super::KeyNeed::Fields(vec![k.to_string()]),
             None => super::KeyNeed::None,
         }
     }
@@ -250,6 +259,22 @@ fn check_info(info: &PluginInfo, abi: Abi, store_names: &[String], state_enabled
         }
     }
     Ok(())
+}
+
+/// Checks the key `describe()` declares (`info.key-by`) against the stage's YAML `key_by:`: a
+/// declared key must be a field name or `record_key`, and a YAML key naming another one is
+/// refused (the plugin's state would be split over key groups by a key it does not use).
+fn check_key(declared: Option<&str>, yaml: Option<&str>) -> Result<(), String> {
+    let Some(d) = declared else { return Ok(()) };
+    if d.trim().is_empty() || d.trim() != d {
+        return Err(format!("describe() declares key-by `{d}`, which is not a field name nor `{KEY_BY_RECORD_KEY}`"));
+    }
+    match yaml {
+        Some(y) if y != d => Err(format!(
+            "the stage's `key_by: {y}` disagrees with the key the plugin declares in describe() (`{d}`): its state is grouped by `{d}`; drop `key_by:` or set it to `{d}`"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The `info.abi` versions compatible with package version `of`, as shown in errors: `0.2.x`
@@ -293,15 +318,25 @@ mod tests {
         assert!(abi_compatible("arkflow:plugin@0.1.0", "0.1.1"));
         assert!(!abi_compatible("arkflow:plugin@0.3.0", HOST_ABI));
         assert_eq!(accepted_abi(HOST_ABI), "0.2.x");
-        let info = PluginInfo { name: "x".into(), version: "1".into(), abi: "arkflow:plugin@0.2.0".into(), state_stores: vec![], state_formats: vec![] };
+        let info = PluginInfo { name: "x".into(), version: "1".into(), abi: "arkflow:plugin@0.2.0".into(), ..PluginInfo::default() };
         let msg = check_info(&info, Abi::V01, &["default".to_string()], true).unwrap_err();
         assert!(msg.contains("reports ABI `arkflow:plugin@0.2.0`") && msg.contains("processor@0.1.1, so it must report `0.1.x`"), "{msg}");
         assert!(check_info(&info, Abi::V02, &["default".to_string()], true).is_ok());
     }
 
     #[test]
+    fn a_declared_key_must_agree_with_the_yaml_key() {
+        assert!(check_key(None, Some("user")).is_ok());
+        assert!(check_key(Some("user"), None).is_ok());
+        assert!(check_key(Some("user"), Some("user")).is_ok());
+        let msg = check_key(Some("user"), Some("account")).unwrap_err();
+        assert!(msg.contains("`key_by: account`") && msg.contains("(`user`)"), "{msg}");
+        assert!(check_key(Some(" "), None).unwrap_err().contains("not a field name"));
+    }
+
+    #[test]
     fn stores_must_be_declared() {
-        let info = PluginInfo { name: "x".into(), version: "1".into(), abi: "0.1.0".into(), state_stores: vec!["counts".into()], state_formats: vec![] };
+        let info = PluginInfo { name: "x".into(), version: "1".into(), abi: "0.1.0".into(), state_stores: vec!["counts".into()], ..PluginInfo::default() };
         let names = vec!["default".to_string()];
         assert!(check_info(&info, Abi::V01, &names, true).unwrap_err().contains("custom_keys"));
         let names = vec!["default".to_string(), "counts".to_string()];

@@ -113,6 +113,15 @@ impl SwapSlot {
             return Ok(format!("{shown} is unchanged ({} {}); nothing to do", old.display_name(), short(&old.content_hash)));
         }
         let mut new = prepare(&old.cfg, &old.label, &old.env()).map_err(|e| refused(format!("{e:#}")))?;
+        if new.key_by() != old.key_by() {
+            let shown_key = |k: Option<&str>| k.map_or("none".to_string(), |k| format!("`{k}`"));
+            return Err(refused(format!(
+                "{}: the new plugin's state is keyed by {} but the running one's by {}; the stream is routed by the old key until restart, so change the key with a restart (and a stream whose state layout allows it)",
+                old.label,
+                shown_key(new.key_by()),
+                shown_key(old.key_by())
+            )));
+        }
         new.obs = old.obs.clone();
         let new = Arc::new(new);
         // The canary: a fresh instance must `init` with the processor's config.
