@@ -10,6 +10,7 @@ pub mod connectors;
 pub mod engine;
 pub mod engine_builder;
 pub mod layout;
+pub mod lines;
 pub mod metrics;
 pub mod processor;
 pub mod record;

@@ -146,6 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             records_out = r.records_out,
             dropped = r.records_dropped,
             failed = r.records_failed,
+            columnar = r.records_columnar,
             last_barrier = r.last_aligned_epoch,
             state_entries = r.state_entries,
             state_bytes = r.state_bytes,

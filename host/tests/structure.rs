@@ -117,7 +117,7 @@ fn assert_no_circle(g: &Graph, what: &str) {
 /// The layers of `host/src`, lowest first: a module imports only modules of lower layers.
 const LAYERS: &[&[&str]] = &[
     &["util", "record", "layout"],
-    &["config"],
+    &["config", "lines"],
     &["state"],
     &["checkpoint"],
     &["connectors", "processor"],

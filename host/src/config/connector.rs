@@ -83,6 +83,9 @@ pub struct SourceCaps {
     /// the messages by them (a repartition topic, or a kafka input's `partitioned_by:`). Empty:
     /// by the record key. None: unknown.
     pub partitioned_by: Option<Vec<String>>,
+    /// It reads records as whole JSON lines with no key (`Input::next_lines`): a stream of
+    /// stateless stages that take blocks runs them on it (the columnar lane).
+    pub lines: bool,
 }
 
 /// What an output can do, as the engine needs to know it.

@@ -40,6 +40,10 @@ fn unknown_keys_are_located_with_suggestions() {
 
 #[test]
 fn bad_types_are_located_at_the_value() {
+    let text = format!("{HEAD}    input: {{type: generate, context: '[1, 2]'}}\n    output: {{type: drop}}\n");
+    assert_eq!(err(&text), r#"config.yaml:3:38: `context` must be a JSON object, e.g. '{"value": 10}'"#);
+    let text = format!("{HEAD}    input: {{type: generate, context: '{{\"a\": '}}\n    output: {{type: drop}}\n");
+    assert!(err(&text).starts_with("config.yaml:3:38: `context` is not JSON: EOF while parsing"), "{}", err(&text));
     let text = format!("{HEAD}    input:\n      type: generate\n      count: abc\n    output: {{type: drop}}\n");
     assert_eq!(err(&text), "config.yaml:5:14: invalid value for streams[0].input.count: expected a non-negative integer, found string \"abc\"");
     assert_eq!(kind(&text), K::InvalidType);

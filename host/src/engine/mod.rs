@@ -9,6 +9,7 @@
 mod clock;
 mod exchange;
 pub mod group;
+mod lane;
 mod msg;
 mod output_stage;
 pub mod plan;
@@ -112,6 +113,10 @@ fn build_part(engine: &EngineConfig, cfg: &StreamConfig, factories: Vec<Arc<dyn 
         anyhow::bail!("stream {}: input: {} cannot be replayed, so state_management.exactly_once: true cannot hold for it; use a file or kafka input, or set exactly_once: false (at-least-once: state is restored and new input is read after a restart)", cfg.name, cfg.input.type_name());
     }
     tracing::info!(stream = %cfg.name, "records are routed to key groups by {}", tiers.describe());
+    let lane = columnar_lane(cfg, &factories, &tiers);
+    if lane {
+        tracing::info!(stream = %cfg.name, "columnar lane: the input's blocks of JSON lines run through the stage whole");
+    }
     let spec = stream::StreamSpec {
         config: cfg.clone(),
         factories,
@@ -122,12 +127,28 @@ fn build_part(engine: &EngineConfig, cfg: &StreamConfig, factories: Vec<Arc<dyn 
         state_limits,
         barrier_interval: sm.enabled.then(|| Duration::from_millis(sm.checkpoint_interval_ms.max(1))),
         shared,
+        lane,
     };
     let runner = match cfg.group_mode() {
         true => stream::Runner::Group(Box::new(group::build(engine, &spec)?)),
         false => stream::Runner::Once(Box::new(open_session(engine, &spec)?)),
     };
     Ok(Stream { spec, runner })
+}
+
+/// Whether the stream runs the columnar lane (docs/ARCHITECTURE.md, *The columnar lane*): its
+/// input reads blocks of unkeyed JSON lines, its last stage takes them whole and the ones before
+/// it let them pass (`json_to_arrow`), and nothing needs records one by one before that stage
+/// (a key to route by, event time, a second tier).
+/// `ARKFLOW_COLUMNAR_LANE=off` turns it off for every stream (to compare the two paths).
+fn columnar_lane(cfg: &StreamConfig, factories: &[Arc<dyn crate::processor::ProcessorFactory>], tiers: &Tiers) -> bool {
+    std::env::var("ARKFLOW_COLUMNAR_LANE").map_or(true, |v| v != "off")
+        && cfg.input.caps().lines
+        && cfg.key_by.is_none()
+        && cfg.event_time.is_none()
+        && !cfg.group_mode()
+        && tiers.0.len() == 1
+        && matches!(factories.split_last(), Some((last, before)) if last.takes_lines() && !last.keeps_state() && before.iter().all(|f| f.passes_lines()))
 }
 
 /// Opens the input, sinks and checkpointing of a stream that runs as one session.

@@ -13,6 +13,11 @@ pub struct Routed {
 pub enum WorkerMsg {
     /// Records read by the input.
     Data(Vec<Routed>),
+    /// A block of JSON lines read by the input (the columnar lane), for key group `group`.
+    Lines {
+        group: u32,
+        lines: crate::lines::Lines,
+    },
     /// Records an upstream worker produced in epoch `epoch`.
     Exchanged {
         epoch: u64,
@@ -46,6 +51,13 @@ pub enum OutMsg {
         errors: Vec<Record>,
         side: Vec<(u16, Record)>,
     },
+    /// The result rows of one block of the columnar lane (`super::worker`), as Arrow batches:
+    /// records for the main output with no key, `meta`'s timestamp, partition and offset.
+    Columns {
+        epoch: u64,
+        batches: Vec<datafusion::arrow::array::RecordBatch>,
+        meta: RowMeta,
+    },
     Barrier {
         epoch: u64,
         worker: usize,
@@ -53,6 +65,14 @@ pub enum OutMsg {
     Eof {
         worker: usize,
     },
+}
+
+/// What every record of a columnar result carries besides its value.
+#[derive(Debug, Clone, Copy)]
+pub struct RowMeta {
+    pub timestamp_ms: i64,
+    pub partition: u32,
+    pub offset: u64,
 }
 
 /// The next message of `rx`; when none is waiting, runs `idle` first (the moment to flush what is

@@ -40,6 +40,7 @@ impl<'a> OutputStage<'a> {
         while let Some(msg) = super::msg::next_or_idle(&rx, || self.flush()) {
             match msg {
                 OutMsg::Data { epoch, records, errors, side } => self.on_data(epoch, records, errors, side),
+                OutMsg::Columns { epoch, batches, meta } => self.on_columns(epoch, batches, meta),
                 OutMsg::Barrier { epoch, .. } => self.on_barrier(epoch),
                 OutMsg::Eof { .. } => {
                     self.eofs += 1;
@@ -103,6 +104,22 @@ impl<'a> OutputStage<'a> {
                     }
                 }
             }
+        }
+    }
+
+    /// Result rows of the columnar lane: counted for a `drop` output, else written as records.
+    fn on_columns(&mut self, epoch: u64, batches: Vec<datafusion::arrow::array::RecordBatch>, meta: super::msg::RowMeta) {
+        if self.broken {
+            return;
+        }
+        if self.sinks.output.discards() {
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            self.shared.metrics.records_out.fetch_add(rows as u64, Relaxed);
+            return;
+        }
+        match super::lane::to_records(&batches, meta) {
+            Ok(records) => self.on_data(epoch, records, vec![], vec![]),
+            Err(e) => self.check(Err(e.context("encoding query results"))),
         }
     }
 

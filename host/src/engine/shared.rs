@@ -11,6 +11,8 @@ pub struct StreamMetrics {
     /// Records sent to error_output (or logged when there is none).
     pub records_failed: AtomicU64,
     pub batches: AtomicU64,
+    /// Records the columnar lane ran as whole blocks (not through the record path).
+    pub records_columnar: AtomicU64,
     /// Batches that failed after retries.
     pub batch_failures: AtomicU64,
     /// Highest epoch whose barrier reached the output from every worker.

@@ -43,6 +43,9 @@ pub struct StreamSpec {
     pub(crate) state_limits: StateLimits,
     pub(crate) barrier_interval: Option<Duration>,
     pub shared: Arc<StreamShared>,
+    /// The columnar lane: the input sends blocks of lines (`Input::next_lines`), dealt to the
+    /// workers in turn (`super::build_part` decides).
+    pub(crate) lane: bool,
 }
 
 /// How a built stream runs.
@@ -83,6 +86,8 @@ pub struct StreamReport {
     pub records_out: u64,
     pub records_dropped: u64,
     pub records_failed: u64,
+    /// Of `records_in`, those the columnar lane ran as whole blocks.
+    pub records_columnar: u64,
     pub last_aligned_epoch: u64,
     /// The error that stopped the stream, if any.
     pub failure: Option<String>,
@@ -122,6 +127,7 @@ impl StreamReport {
             records_out: 0,
             records_dropped: 0,
             records_failed: 0,
+            records_columnar: 0,
             last_aligned_epoch: 0,
             failure,
             state_entries: 0,
@@ -168,7 +174,7 @@ impl Session {
     /// Runs this session of `spec` to completion on the calling thread.
     pub(crate) fn run(self, spec: &StreamSpec, stop: Arc<AtomicBool>) -> StreamReport {
         let Session { mut input, sinks, checkpoint } = self;
-        let StreamSpec { config, factories, store_names, tiers, ttl_ms, state_limits, barrier_interval, shared, .. } = spec;
+        let StreamSpec { config, factories, store_names, tiers, ttl_ms, state_limits, barrier_interval, shared, lane, .. } = spec;
         let (ttl_ms, state_limits, barrier_interval) = (*ttl_ms, *state_limits, *barrier_interval);
         let n = config.pipeline.thread_num.max(1);
         let cap = config.pipeline.channel_capacity.max(1);
@@ -215,7 +221,10 @@ impl Session {
         let watermarks = config.event_time.clone().map(|c| super::watermark::Watermarks::new(c, recovered_event_time.as_ref()));
         let mut barriers =
             Barriers { interval: barrier_interval, coordinator: coordinator.as_ref(), next: first_epoch, last: Instant::now(), shared, clock, watermarks };
-        input_loop(&mut *input, &mut router, &inboxes, shared, &stop, &mut barriers);
+        match lane {
+            true => super::lane::input_loop(&mut *input, &router, &inboxes, shared, &stop, &mut barriers),
+            false => input_loop(&mut *input, &mut router, &inboxes, shared, &stop, &mut barriers),
+        }
         // The final barrier: wait for the checkpoint in flight, then checkpoint everything read.
         barriers.wait_idle(shared);
         barriers.inject(&*input, &inboxes, true);
@@ -233,6 +242,7 @@ impl Session {
         report.records_out = m.records_out.load(Relaxed);
         report.records_dropped = m.records_dropped.load(Relaxed);
         report.records_failed = m.records_failed.load(Relaxed);
+        report.records_columnar = m.records_columnar.load(Relaxed);
         report.last_aligned_epoch = m.last_aligned_epoch.load(Relaxed);
         report.failure = shared.failure();
         report
@@ -348,7 +358,7 @@ fn final_checkpoint_missed(shared: &StreamShared, m: &crate::checkpoint::coordin
 
 /// Injects barriers: periodically when checkpointing (one checkpoint in flight at a time), and
 /// once at the end.
-struct Barriers<'a> {
+pub(super) struct Barriers<'a> {
     interval: Option<Duration>,
     coordinator: Option<&'a crate::checkpoint::coordinator::CoordinatorHandle>,
     next: u64,
@@ -360,14 +370,14 @@ struct Barriers<'a> {
 }
 
 impl Barriers<'_> {
-    fn due(&self) -> bool {
+    pub(super) fn due(&self) -> bool {
         let idle = self.coordinator.is_none_or(|c| c.in_flight.load(Relaxed) == 0);
         self.interval.is_some_and(|iv| self.last.elapsed() >= iv) && idle
     }
 
     /// Sends barrier `next` to every worker (and tells the coordinator where the input is).
     /// `last`: the stream's final barrier.
-    fn inject(&mut self, input: &dyn Input, inboxes: &[Sender<WorkerMsg>], last: bool) {
+    pub(super) fn inject(&mut self, input: &dyn Input, inboxes: &[Sender<WorkerMsg>], last: bool) {
         let epoch = self.next;
         let clock_ms = self.clock.tick();
         if let Some(c) = self.coordinator {
@@ -397,7 +407,7 @@ impl Barriers<'_> {
     }
 
     /// The position of a checkpoint decided since the last call.
-    fn take_decided(&self) -> Option<(u64, serde_json::Value)> {
+    pub(super) fn take_decided(&self) -> Option<(u64, serde_json::Value)> {
         self.coordinator.and_then(|c| c.metrics.decided_position.lock().unwrap_or_else(|p| p.into_inner()).take())
     }
 
@@ -415,7 +425,7 @@ impl Barriers<'_> {
         w.due()
     }
 
-    fn fatal(&self) -> Option<String> {
+    pub(super) fn fatal(&self) -> Option<String> {
         self.coordinator.and_then(|c| c.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 }

@@ -49,6 +49,9 @@ const METRICS: &[(&str, &str, MetricType, Getter)] = &[
         MetricType::Counter,
         |s| Some(s.shared.metrics.records_failed.load(Relaxed) as i64),
     ),
+    ("arkflow_records_columnar", "Records the columnar lane ran as whole blocks.", MetricType::Counter, |s| {
+        Some(s.shared.metrics.records_columnar.load(Relaxed) as i64)
+    }),
     ("arkflow_batches", "Batches processed.", MetricType::Counter, |s| Some(s.shared.metrics.batches.load(Relaxed) as i64)),
     ("arkflow_batch_failures", "Batches that failed after retries.", MetricType::Counter, |s| Some(s.shared.metrics.batch_failures.load(Relaxed) as i64)),
     ("arkflow_bytes_in", "Bytes (keys, values, headers) read from the input.", MetricType::Counter, |s| Some(s.shared.metrics.bytes_in.load(Relaxed) as i64)),

@@ -55,6 +55,17 @@ pub trait Processor: Send {
     /// Processes `records` (one key group) and returns one outcome per record.
     fn process(&mut self, ctx: &BatchCtx, records: &[Record], state: &mut StateSlot) -> Result<Vec<Outcome>, BatchError>;
 
+    /// The columnar lane (its factory's [`ProcessorFactory::takes_lines`]): processes a whole
+    /// block of JSON lines and returns the result rows as Arrow batches, every row standing for
+    /// a record the stage emits (no key; the block's timestamp and partition, its last line's
+    /// offset). None: the block must take the record path instead (`lines.to_records()` through
+    /// [`Processor::process`]), which gives it the record path's exact outcomes, per-record
+    /// errors included; so this may decline any block it cannot run as one (a line that is not
+    /// a JSON object, a decode or query error).
+    fn process_lines(&mut self, _ctx: &BatchCtx, _lines: &crate::lines::Lines) -> Option<Vec<datafusion::arrow::array::RecordBatch>> {
+        None
+    }
+
     /// Called at a checkpoint barrier for each key group processed since the last one.
     fn on_checkpoint(&mut self, epoch: u64, key_group: u32, now_ms: i64, state: &mut StateSlot) -> Result<(), BatchError>;
 
@@ -161,6 +172,17 @@ pub trait ProcessorFactory: Send + Sync {
     /// stream does, a worker runs all its records as one batch instead of one per key group.
     fn keeps_state(&self) -> bool {
         true
+    }
+    /// Whether its instances run whole blocks of JSON lines (`Processor::process_lines`): a
+    /// stream whose only stage does, on an input that reads blocks, runs the columnar lane.
+    fn takes_lines(&self) -> bool {
+        false
+    }
+    /// Whether a block of JSON lines may skip it on the way to a stage that takes lines: the
+    /// later stage gives the same results from the lines themselves (`json_to_arrow` with no
+    /// schema before `sql`: the query decodes the JSON just as the codec would).
+    fn passes_lines(&self) -> bool {
+        false
     }
     /// One instance for `ctx.worker`; `ctx.pipeline` receives its counters (plugin traps,
     /// deadline kills).

@@ -1,10 +1,12 @@
 //! `file`: JSON lines from a file. Position = byte offset and line number after the last record
 //! returned; `seek` reopens at that offset. Blank lines are skipped; a trailing line without a
-//! newline is still a record.
+//! newline is still a record. `next_lines` reads the same lines as one block (the columnar lane,
+//! when the file has no `key_field`): `batch_size` lines, blank ones included.
 
 use super::{json_line_record, Input, Position};
 use crate::config::{non_empty_path, ConfigError, Ctx, SourceCaps, YPath};
 use crate::connectors::registry::{Source, SourceCx};
+use crate::lines::Lines;
 use crate::record::Record;
 use crate::util::time::now_ms;
 use anyhow::Context;
@@ -50,7 +52,7 @@ impl Source for FileInputConfig {
     }
 
     fn capabilities(&self) -> SourceCaps {
-        SourceCaps { replayable: true, key_field: self.key_field.clone(), ..SourceCaps::default() }
+        SourceCaps { replayable: true, key_field: self.key_field.clone(), lines: self.key_field.is_none(), ..SourceCaps::default() }
     }
 
     fn open(&self, _: &SourceCx<'_>) -> anyhow::Result<Box<dyn Input>> {
@@ -78,46 +80,102 @@ pub struct FileInput {
     line: u64,
     buf: Vec<u8>,
     rate: Option<super::RateLimiter>,
+    /// Buffers of the blocks `next_lines` read, back from the workers.
+    recycler: crate::lines::Recycler,
 }
 
 impl FileInput {
     pub fn open(cfg: Config) -> anyhow::Result<Self> {
         let f = File::open(&cfg.path).with_context(|| format!("file input: cannot open {}", cfg.path.display()))?;
         let rate = cfg.rate_per_sec.map(super::RateLimiter::new);
-        Ok(FileInput { cfg, reader: BufReader::with_capacity(1 << 20, f), byte_offset: 0, line: 0, buf: Vec::new(), rate })
+        Ok(FileInput { cfg, reader: BufReader::with_capacity(1 << 20, f), byte_offset: 0, line: 0, buf: Vec::new(), rate, recycler: Default::default() })
+    }
+}
+
+impl FileInput {
+    /// How many records may be read now (the rate cap; 0 after a short sleep when none may).
+    fn allowance(&mut self) -> usize {
+        match &mut self.rate {
+            Some(rate) => rate.allow(self.cfg.batch_size as u64) as usize,
+            None => self.cfg.batch_size,
+        }
+    }
+
+    /// Appends the next line (newline included) to `buf`; false at the end of the file.
+    fn read_line(&mut self, buf: &mut Vec<u8>) -> anyhow::Result<bool> {
+        let n = self.reader.read_until(b'\n', buf).with_context(|| format!("file input: reading {}", self.cfg.path.display()))?;
+        self.byte_offset += n as u64;
+        self.line += (n > 0) as u64;
+        Ok(n > 0)
     }
 }
 
 impl Input for FileInput {
     fn next_batch(&mut self) -> anyhow::Result<Option<Vec<Record>>> {
-        let mut limit = self.cfg.batch_size;
-        if let Some(rate) = &mut self.rate {
-            limit = rate.allow(limit as u64) as usize;
-            if limit == 0 {
-                return Ok(Some(Vec::new()));
-            }
+        let limit = self.allowance();
+        if limit == 0 {
+            return Ok(Some(Vec::new()));
         }
         let mut batch = Vec::with_capacity(limit);
         let now = now_ms();
+        let mut buf = std::mem::take(&mut self.buf);
         while batch.len() < limit {
-            self.buf.clear();
-            let n = self.reader.read_until(b'\n', &mut self.buf).with_context(|| format!("file input: reading {}", self.cfg.path.display()))?;
-            if n == 0 {
+            buf.clear();
+            let line_no = self.line;
+            if !self.read_line(&mut buf)? {
                 break;
             }
-            self.byte_offset += n as u64;
-            let line_no = self.line;
-            self.line += 1;
-            let text = self.buf.trim_ascii();
-            if text.is_empty() {
-                continue;
+            let text = buf.trim_ascii();
+            if !text.is_empty() {
+                batch.push(json_line_record(text, self.cfg.key_field.as_deref(), line_no, now));
             }
-            batch.push(json_line_record(text, self.cfg.key_field.as_deref(), line_no, now));
         }
-        if batch.is_empty() {
-            return Ok(None);
+        self.buf = buf;
+        Ok((!batch.is_empty()).then_some(batch))
+    }
+
+    fn next_lines(&mut self) -> anyhow::Result<Option<Lines>> {
+        let limit = self.allowance();
+        if limit == 0 {
+            return Ok(Some(Lines::default()));
         }
-        Ok(Some(batch))
+        let mut block = Lines { text: self.recycler.text(limit * 64), first_line: self.line, timestamp_ms: now_ms(), objects: true, ..Lines::default() };
+        let mut line_start = 0;
+        while block.records < limit {
+            let read = self.reader.fill_buf().with_context(|| format!("file input: reading {}", self.cfg.path.display()))?;
+            let at_end = read.is_empty();
+            let old = block.text.len();
+            // No more than the lines the block may still take (the reader's buffer is larger).
+            let upto = memchr::memchr_iter(b'\n', read).nth(limit - block.records - 1).map_or(read.len(), |p| p + 1);
+            block.text.extend_from_slice(&read[..upto]);
+            // Every whole line read, and at the end of the file the last one without a newline.
+            let tail = (at_end && line_start < old).then_some(old);
+            let mut cut = None;
+            for end in memchr::memchr_iter(b'\n', &block.text[old..]).map(|p| old + p).chain(tail) {
+                let line = block.text[line_start..end].trim_ascii();
+                let value = line.len();
+                if value > 0 {
+                    block.objects &= line[0] == b'{' && line[value - 1] == b'}';
+                    block.records += 1;
+                    block.value_bytes += value;
+                    block.last_line = self.line;
+                }
+                self.line += 1;
+                line_start = end + 1;
+                if block.records == limit {
+                    cut = Some(line_start.min(block.text.len()));
+                    break;
+                }
+            }
+            let took = cut.unwrap_or(block.text.len()) - old;
+            block.text.truncate(old + took);
+            self.reader.consume(took);
+            self.byte_offset += took as u64;
+            if at_end {
+                break;
+            }
+        }
+        Ok((block.records > 0).then_some(block))
     }
 
     fn position(&self) -> serde_json::Value {
@@ -160,5 +218,30 @@ mod tests {
         assert_eq!(again.next_batch().unwrap().unwrap()[0].value, b2[0].value);
         let other = again.seek(&serde_json::json!({ "next_id": 3 })).unwrap_err().to_string();
         assert!(other.contains("is not a file position") && other.contains("input type changed"), "{other}");
+    }
+
+    #[test]
+    fn blocks_of_lines_hold_the_records_next_batch_returns() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(f, "{{\"n\":1}}\n\n{{\"n\":2}}\n{{\"n\":3}}\n{{\"n\":4}}").unwrap();
+        let cfg = Config { path: f.path().into(), batch_size: 2, key_field: None, rate_per_sec: None };
+        let (mut by_lines, mut by_records) = (FileInput::open(cfg.clone()).unwrap(), FileInput::open(cfg).unwrap());
+        let mut blocks = 0;
+        while let Some(block) = by_lines.next_lines().unwrap() {
+            blocks += 1;
+            let mut expected = by_records.next_batch().unwrap().unwrap();
+            let got = block.to_records();
+            for r in &mut expected {
+                r.timestamp_ms = block.timestamp_ms;
+            }
+            assert_eq!(got, expected, "block {blocks}");
+            assert_eq!(block.value_bytes, expected.iter().map(Record::size).sum::<usize>());
+            assert_eq!(by_lines.position(), by_records.position(), "the same position after block {blocks}");
+        }
+        assert_eq!(blocks, 2, "2 records per block, the blank line not counted");
+        assert!(by_records.next_batch().unwrap().is_none());
+        let mut again = FileInput::open(Config { path: f.path().into(), batch_size: 10, key_field: None, rate_per_sec: None }).unwrap();
+        again.seek(&by_lines.position()).unwrap();
+        assert!(again.next_lines().unwrap().is_none(), "the position is after the last line");
     }
 }

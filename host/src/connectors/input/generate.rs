@@ -4,6 +4,10 @@
 //! `k<K>`, where K = splitmix64(seed ^ id) % keys and T = 1_700_000_000_000 + id; the payload is
 //! `payload_bytes` lowercase letters derived from seed and id. The same config always yields the
 //! same records, so a position (the next id) is all a checkpoint needs.
+//!
+//! With `context` (ArkFlow's generate input), every record's value is that one JSON object, with
+//! no key and the time it was read as its timestamp; `next_lines` then reads blocks of it (the
+//! columnar lane).
 
 use super::{Input, Position};
 use crate::config::{ConfigError, Ctx, SourceCaps, YPath};
@@ -26,6 +30,8 @@ pub struct GenerateConfig {
     pub seed: u64,
     /// Records per input batch; default 1024
     pub batch_size: usize,
+    /// The value of every record (a JSON object, compact), instead of the synthetic events.
+    pub context: Option<Vec<u8>>,
 }
 
 /// `generate` input `keys` default.
@@ -42,6 +48,7 @@ impl Default for GenerateConfig {
             payload_bytes: DEFAULT_GENERATE_PAYLOAD_BYTES,
             seed: 0,
             batch_size: super::DEFAULT_INPUT_BATCH_SIZE,
+            context: None,
         }
     }
 }
@@ -55,6 +62,8 @@ pub struct RawGenerate {
     payload_bytes: Option<usize>,
     seed: Option<u64>,
     batch_size: Option<usize>,
+    /// A JSON object (as text) every record carries instead of the synthetic events.
+    context: Option<String>,
 }
 
 impl Source for GenerateConfig {
@@ -70,6 +79,7 @@ impl Source for GenerateConfig {
             payload_bytes: raw.payload_bytes.unwrap_or(d.payload_bytes),
             seed: raw.seed.unwrap_or(d.seed),
             batch_size: raw.batch_size.unwrap_or(d.batch_size),
+            context: raw.context.as_deref().map(|c| context_bytes(ctx, &path.key("context"), c)).transpose()?,
         };
         ctx.at_least(&path.key("keys"), cfg.keys, 1)?;
         ctx.at_least(&path.key("batch_size"), cfg.batch_size, 1)?;
@@ -77,9 +87,13 @@ impl Source for GenerateConfig {
         Ok(cfg)
     }
 
-    /// The record key is the value's `key` field.
+    /// The record key is the value's `key` field; records of a `context` have none, and are
+    /// read as blocks of lines.
     fn capabilities(&self) -> SourceCaps {
-        SourceCaps { replayable: true, key_field: Some("key".into()), ..SourceCaps::default() }
+        match self.context {
+            Some(_) => SourceCaps { replayable: true, lines: true, ..SourceCaps::default() },
+            None => SourceCaps { replayable: true, key_field: Some("key".into()), ..SourceCaps::default() },
+        }
     }
 
     fn open(&self, _: &SourceCx<'_>) -> anyhow::Result<Box<dyn Input>> {
@@ -88,6 +102,15 @@ impl Source for GenerateConfig {
 }
 
 type Config = GenerateConfig;
+
+/// `context` as compact JSON: it must be one JSON object.
+fn context_bytes(ctx: &Ctx, at: &YPath, text: &str) -> Result<Vec<u8>, ConfigError> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(serde_json::to_vec(&v).expect("a JSON value encodes")),
+        Ok(_) => Err(ctx.invalid(at, "`context` must be a JSON object, e.g. '{\"value\": 10}'")),
+        Err(e) => Err(ctx.invalid(at, format!("`context` is not JSON: {e}"))),
+    }
+}
 
 /// The id of the next record.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -105,6 +128,8 @@ pub struct GenerateInput {
     cfg: Config,
     next: u64,
     rate: Option<super::RateLimiter>,
+    /// Buffers of the blocks `next_lines` made, back from the workers.
+    recycler: crate::lines::Recycler,
 }
 
 pub fn splitmix64(mut x: u64) -> u64 {
@@ -120,12 +145,25 @@ pub fn key_of(seed: u64, keys: u64, id: u64) -> u64 {
 }
 
 impl GenerateInput {
+    /// How many records to produce now: None at the end, 0 when the rate cap allows none yet.
+    fn allowance(&mut self) -> Option<u64> {
+        let remaining = self.cfg.count.map_or(u64::MAX, |c| c.saturating_sub(self.next));
+        if remaining == 0 {
+            return None;
+        }
+        let n = (self.cfg.batch_size as u64).min(remaining);
+        Some(self.rate.as_mut().map_or(n, |rate| rate.allow(n)))
+    }
+
     pub fn new(cfg: Config) -> Self {
         let rate = cfg.rate_per_sec.map(super::RateLimiter::new);
-        GenerateInput { cfg, next: 0, rate }
+        GenerateInput { cfg, next: 0, rate, recycler: Default::default() }
     }
 
     fn record(&self, id: u64) -> Record {
+        if let Some(c) = &self.cfg.context {
+            return Record { key: None, value: Some(c.clone()), headers: vec![], timestamp_ms: crate::util::time::now_ms(), partition: 0, offset: id };
+        }
         let k = key_of(self.cfg.seed, self.cfg.keys, id);
         let key = format!("k{k}");
         let ts = BASE_TS + id as i64;
@@ -145,20 +183,36 @@ impl GenerateInput {
 
 impl Input for GenerateInput {
     fn next_batch(&mut self) -> anyhow::Result<Option<Vec<Record>>> {
-        let remaining = self.cfg.count.map_or(u64::MAX, |c| c.saturating_sub(self.next));
-        if remaining == 0 {
-            return Ok(None);
-        }
-        let mut n = (self.cfg.batch_size as u64).min(remaining);
-        if let Some(rate) = &mut self.rate {
-            n = rate.allow(n);
-            if n == 0 {
-                return Ok(Some(Vec::new()));
-            }
-        }
+        let Some(n) = self.allowance() else { return Ok(None) };
         let batch = (self.next..self.next + n).map(|id| self.record(id)).collect();
         self.next += n;
         Ok(Some(batch))
+    }
+
+    fn next_lines(&mut self) -> anyhow::Result<Option<crate::lines::Lines>> {
+        if self.cfg.context.is_none() {
+            anyhow::bail!("generate reads blocks of lines only with `context`");
+        }
+        let Some(n) = self.allowance() else { return Ok(None) };
+        let context = self.cfg.context.as_deref().unwrap_or_default();
+        let mut text = self.recycler.text((context.len() + 1) * n as usize);
+        for _ in 0..n {
+            text.extend_from_slice(context);
+            text.push(b'\n');
+        }
+        let block = crate::lines::Lines {
+            text,
+            partition: 0,
+            first_line: self.next,
+            records: n as usize,
+            value_bytes: context.len() * n as usize,
+            last_line: (self.next + n).saturating_sub(1),
+            timestamp_ms: crate::util::time::now_ms(),
+            // `context` is one compact JSON object.
+            objects: true,
+        };
+        self.next += n;
+        Ok(Some(block))
     }
 
     fn position(&self) -> serde_json::Value {
@@ -180,7 +234,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn cfg(count: u64) -> Config {
-        Config { count: Some(count), rate_per_sec: None, keys: 10, payload_bytes: 20, seed: 7, batch_size: 4 }
+        Config { count: Some(count), rate_per_sec: None, keys: 10, payload_bytes: 20, seed: 7, batch_size: 4, context: None }
     }
 
     #[test]
@@ -215,5 +269,24 @@ mod tests {
         }
         assert!(n <= 40, "100/s for 0.3 s must not give {n} records");
         assert!(n >= 10, "got only {n}");
+    }
+
+    #[test]
+    fn a_context_is_every_record_and_reads_as_blocks_of_lines() {
+        let context = br#"{"value":10,"sensor":"temp_1"}"#.to_vec();
+        let c = Config { count: Some(10), context: Some(context.clone()), ..cfg(10) };
+        assert!(c.capabilities().lines && c.capabilities().key_field.is_none());
+        let (mut by_records, mut by_lines) = (GenerateInput::new(c.clone()), GenerateInput::new(c));
+        let mut blocks = 0;
+        while let Some(block) = by_lines.next_lines().unwrap() {
+            let mut expected = by_records.next_batch().unwrap().unwrap();
+            expected.iter_mut().for_each(|r| r.timestamp_ms = block.timestamp_ms);
+            assert_eq!(block.to_records(), expected, "block {blocks}");
+            assert!(expected.iter().all(|r| r.key.is_none() && r.value.as_deref() == Some(&context[..])));
+            assert_eq!(by_lines.position(), by_records.position());
+            blocks += 1;
+        }
+        assert_eq!(blocks, 3, "10 records in blocks of 4");
+        assert!(by_records.next_batch().unwrap().is_none());
     }
 }

@@ -13,7 +13,7 @@ mod stdin;
 use crate::record::Record;
 
 pub use file::{FileInput, FileInputConfig};
-pub use generate::{GenerateConfig, GenerateInput};
+pub use generate::{splitmix64, GenerateConfig, GenerateInput};
 pub use stdin::{StdinConfig, StdinInput};
 
 /// `batch_size` default of every input.
@@ -21,6 +21,11 @@ pub const DEFAULT_INPUT_BATCH_SIZE: usize = 1024;
 
 pub trait Input: Send {
     fn next_batch(&mut self) -> anyhow::Result<Option<Vec<Record>>>;
+    /// The next records as one block of JSON lines (the columnar lane), for an input whose
+    /// `SourceCaps::lines` is set; same contract as `next_batch` (an empty block when idle).
+    fn next_lines(&mut self) -> anyhow::Result<Option<crate::lines::Lines>> {
+        anyhow::bail!("this input does not read blocks of lines")
+    }
     fn position(&self) -> serde_json::Value;
     fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()>;
     /// Told after checkpoint `epoch` was decided, with the position it recorded (Kafka commits it

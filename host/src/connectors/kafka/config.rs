@@ -203,6 +203,7 @@ impl Source for KafkaInputConfig {
             group_offsets: true,
             consumer_group: self.consumer_group.clone(),
             partitioned_by: self.partitioned_by.clone(),
+            lines: false,
         }
     }
 

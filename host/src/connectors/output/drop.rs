@@ -36,4 +36,7 @@ impl Output for Dropping {
     fn flush(&mut self) -> anyhow::Result<()> {
         Ok(())
     }
+    fn discards(&self) -> bool {
+        true
+    }
 }

@@ -63,6 +63,10 @@ pub trait Output: Send {
         Ok(())
     }
     fn flush(&mut self) -> anyhow::Result<()>;
+    /// It writes nothing anywhere (`drop`): records need not even be encoded for it.
+    fn discards(&self) -> bool {
+        false
+    }
     fn close(&mut self) -> anyhow::Result<()> {
         self.flush()
     }

@@ -169,3 +169,143 @@ pub fn from_arrow_records(records: &[Record]) -> Result<RecordBatch, ArrowError>
     let schema = batches.first().map(|b| b.schema()).ok_or_else(|| ArrowError::InvalidArgumentError("no Arrow data".into()))?;
     datafusion::arrow::compute::concat_batches(&schema, &batches)
 }
+
+/// How a block of JSON lines is typed (`lines_table`): the declared schema, or one inferred from
+/// the first block and widened by later ones (`widen`).
+#[derive(Default)]
+pub struct LaneSchema {
+    declared: Option<SchemaRef>,
+    inferred: Option<Schema>,
+}
+
+/// Top-level types the lane decodes without a declared schema; any other (nested values, or a
+/// field whose blocks disagree) sends the block through the record path.
+fn lane_type(t: &DataType) -> bool {
+    matches!(t, DataType::Int64 | DataType::Float64 | DataType::Utf8 | DataType::Boolean | DataType::Null)
+}
+
+/// Below this magnitude every integer is exact as an f64.
+const EXACT_F64: f64 = 9_007_199_254_740_992.0;
+
+impl LaneSchema {
+    pub fn new(declared: Option<&Schema>) -> Self {
+        LaneSchema { declared: declared.map(|s| Arc::new(s.clone())), inferred: None }
+    }
+
+    /// Merges the schema inferred from `text` into the one so far; false when they conflict or
+    /// a field is not of a lane type.
+    fn widen(&mut self, text: &[u8]) -> bool {
+        let Ok((found, _)) = arrow_json::reader::infer_json_schema(std::io::Cursor::new(text), None) else { return false };
+        let found = Schema::new(found.fields().iter().filter(|f| !META_COLUMNS.contains(&f.name().as_str())).cloned().collect::<Vec<_>>());
+        let merged = match &self.inferred {
+            None => Ok(found),
+            Some(old) => Schema::try_merge([old.clone(), found]),
+        };
+        match merged {
+            Ok(s) if s.fields().iter().all(|f| lane_type(f.data_type())) => {
+                self.inferred = Some(s);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The data columns of `text` (one JSON object per line, `rows` of them); None when the
+    /// block must take the record path.
+    fn decode(&mut self, text: &[u8], rows: usize) -> Option<RecordBatch> {
+        if let Some(s) = &self.declared {
+            return decode_rows(text, s.clone(), false, rows).ok();
+        }
+        if self.inferred.is_none() && !self.widen(text) {
+            return None;
+        }
+        // No `.` and no negative exponent anywhere in the block: no number has a fraction, so the
+        // integer columns decode as integers directly (exactly, to the full i64 range).
+        let schema = self.inferred.as_ref()?;
+        let integral = memchr::memchr(b'.', text).is_none() && memchr::memmem::find(text, b"e-").is_none() && memchr::memmem::find(text, b"E-").is_none();
+        if integral {
+            if let Ok(b) = decode_rows(text, Arc::new(schema.clone()), true, rows) {
+                return Some(b);
+            }
+        }
+        for attempt in 0..2 {
+            // Integers decode as floats and come back exact below: arrow-json would truncate a
+            // fraction into an Int64 column instead of failing.
+            let schema = self.inferred.as_ref()?;
+            let as_float: Vec<Field> = schema
+                .fields()
+                .iter()
+                .map(|f| if f.data_type() == &DataType::Int64 { f.as_ref().clone().with_data_type(DataType::Float64) } else { f.as_ref().clone() })
+                .collect();
+            match decode_rows(text, Arc::new(Schema::new(as_float)), true, rows) {
+                Ok(b) => return integers_back(b, schema),
+                Err(_) if attempt == 0 && self.widen(text) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+}
+
+/// Decodes exactly `rows` JSON objects from `text` with `schema` (strict: a field not in it is an
+/// error).
+fn decode_rows(text: &[u8], schema: SchemaRef, strict: bool, rows: usize) -> Result<RecordBatch, ArrowError> {
+    let mut decoder = ReaderBuilder::new(schema.clone()).with_strict_mode(strict).with_batch_size(rows + 1).build_decoder()?;
+    let used = decoder.decode(text)?;
+    if text[used..].iter().any(|c| !c.is_ascii_whitespace()) {
+        return Err(ArrowError::JsonError("more values than lines".into()));
+    }
+    let batch = decoder.flush()?.unwrap_or_else(|| RecordBatch::new_empty(schema));
+    match batch.num_rows() == rows {
+        true => Ok(batch),
+        false => Err(ArrowError::JsonError(format!("{} values in {rows} lines", batch.num_rows()))),
+    }
+}
+
+/// `batch` with the columns `schema` types Int64 cast back from Float64 when every value is an
+/// exact integer; a fraction keeps the column Float64 (as inference over this block would type
+/// it); an integer too large for an f64 sends the block through the record path.
+fn integers_back(batch: RecordBatch, schema: &Schema) -> Option<RecordBatch> {
+    use datafusion::arrow::array::{Array, Float64Array};
+    let mut fields: Vec<Field> = Vec::with_capacity(schema.fields().len());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for (f, col) in schema.fields().iter().zip(batch.columns()) {
+        if f.data_type() != &DataType::Int64 {
+            fields.push(f.as_ref().clone());
+            columns.push(col.clone());
+            continue;
+        }
+        let floats = col.as_any().downcast_ref::<Float64Array>()?;
+        let values = || floats.iter().flatten();
+        if values().any(|v| v.abs() >= EXACT_F64) {
+            return None;
+        }
+        if values().all(|v| v.fract() == 0.0) {
+            let ints: Int64Array = floats.iter().map(|v| v.map(|v| v as i64)).collect();
+            fields.push(f.as_ref().clone());
+            columns.push(Arc::new(ints));
+        } else {
+            fields.push(f.as_ref().clone().with_data_type(DataType::Float64));
+            columns.push(col.clone());
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).ok()
+}
+
+/// The table of a block of JSON lines whose records are at line numbers `offsets` (one object
+/// per line): the data columns then the metadata columns, as `to_batch` builds them for the same
+/// records (no key, the block's timestamp and partition). None: take the record path.
+pub fn lines_table(schema: &mut LaneSchema, lines: &crate::lines::Lines, offsets: Vec<i64>) -> Option<RecordBatch> {
+    let data = schema.decode(&lines.text, offsets.len())?;
+    let n = offsets.len();
+    let mut fields: Vec<Field> = data.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.extend(meta_fields());
+    let mut columns: Vec<ArrayRef> = data.columns().to_vec();
+    columns.extend([
+        datafusion::arrow::array::new_null_array(&DataType::Utf8, n),
+        Arc::new(Int64Array::from_value(lines.timestamp_ms, n)) as ArrayRef,
+        Arc::new(Int32Array::from_value(lines.partition as i32, n)),
+        Arc::new(Int64Array::from(offsets)),
+    ]);
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).ok()
+}

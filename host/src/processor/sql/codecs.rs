@@ -35,6 +35,10 @@ impl ProcessorFactory for CodecFactory {
     fn keeps_state(&self) -> bool {
         false
     }
+    /// `json_to_arrow` without a schema types a batch as `sql` does from the JSON itself.
+    fn passes_lines(&self) -> bool {
+        self.direction == Direction::JsonToArrow && self.declared.is_none()
+    }
     fn instantiate(&self, _: &crate::processor::ProcessorContext) -> anyhow::Result<Box<dyn Processor>> {
         Ok(Box::new(Codec { direction: self.direction, declared: self.declared.clone(), label: self.label.clone() }))
     }

@@ -18,8 +18,13 @@
 //! query as a nullable float column) so that DDL/DML and clauses continuous mode cannot keep are
 //! refused before data flows. Records whose value is not a JSON object fail one by one
 //! (`invalid-input`); the others go on. Results are attached to the batch's last good record.
+//!
+//! The columnar lane (batch mode): `process_lines` decodes a whole block of JSON lines with
+//! arrow-json (`codec::lines_table`, typed by the first block and widened by later ones) and
+//! returns the result batches as they are; a block it cannot run as one takes `process`.
 
 mod codec;
+pub use codec::to_json_rows;
 pub mod codecs;
 mod config;
 mod continuous;
@@ -210,6 +215,10 @@ impl ProcessorFactory for SqlFactory {
     fn keeps_state(&self) -> bool {
         self.mode == SqlMode::Continuous
     }
+    /// A batch query runs whole blocks of JSON lines (the columnar lane).
+    fn takes_lines(&self) -> bool {
+        self.mode == SqlMode::Batch && self.windowed.is_none()
+    }
     fn instantiate(&self, _: &crate::processor::ProcessorContext) -> anyhow::Result<Box<dyn Processor>> {
         let (t, q) = (&self.cfg.table_name, &self.cfg.query);
         Ok(Box::new(SqlProcessor {
@@ -218,6 +227,7 @@ impl ProcessorFactory for SqlFactory {
                 SqlMode::Continuous => Mode::Continuous(engine::Engine::new(t, q)?),
             },
             store: self.store,
+            lane: codec::LaneSchema::new(self.declared.as_ref()),
             declared: self.declared.clone(),
             staging: Staging::default(),
             label: self.label.clone(),
@@ -244,6 +254,8 @@ pub struct SqlProcessor {
     engine: Mode,
     store: u16,
     declared: Option<Schema>,
+    /// How blocks of JSON lines are typed (the columnar lane).
+    lane: codec::LaneSchema,
     staging: Staging,
     label: String,
     window: Option<windowed::Windowed>,
@@ -357,6 +369,19 @@ impl Processor for SqlProcessor {
         }
         outcomes[last] = Outcome::Emit(self.query(ctx, table, state, &records[last])?);
         Ok(outcomes)
+    }
+
+    fn process_lines(&mut self, _: &BatchCtx, lines: &crate::lines::Lines) -> Option<Vec<datafusion::arrow::array::RecordBatch>> {
+        let Mode::Batch(engine) = &mut self.engine else { return None };
+        if self.window.is_some() {
+            return None;
+        }
+        let mut table = codec::lines_table(&mut self.lane, lines, lines.object_offsets()?)?;
+        if self.declared.is_none() {
+            table = codec::fill_missing(table, &self.wanted).ok()?;
+        }
+        let p = engine.prepared(&table.schema(), as_written).ok()?;
+        engine.run(&p, table).ok()
     }
 
     fn on_checkpoint(&mut self, _: u64, _: u32, _: i64, _: &mut StateSlot) -> Result<(), BatchError> {

@@ -238,3 +238,69 @@ fn sql_windows_are_refused_where_they_cannot_work_naming_the_fix() {
     let e = SqlFactory::new(&c, "p", &env(true), 0).err().unwrap().to_string();
     assert!(e.contains("event_time"), "{e}");
 }
+
+fn block(lines: &[&str]) -> crate::lines::Lines {
+    let text = lines.join("\n").into_bytes();
+    let records = lines.iter().filter(|l| !l.trim().is_empty()).count();
+    crate::lines::Lines { value_bytes: text.len(), text: text.into(), records, last_line: lines.len() as u64 - 1, ..Default::default() }
+}
+
+/// The rows a block's results hold, as JSON, numbers compared as f64.
+fn lane_rows(p: &mut Box<dyn Processor>, b: &crate::lines::Lines) -> Option<Vec<serde_json::Value>> {
+    let batches = p.process_lines(&ctx(1), b)?;
+    Some(codec::to_json_rows(&batches).unwrap().iter().map(|r| as_f64(serde_json::from_slice(r).unwrap())).collect())
+}
+
+fn as_f64(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Number(n) => serde_json::json!(n.as_f64().unwrap()),
+        serde_json::Value::Object(m) => serde_json::Value::Object(m.into_iter().map(|(k, v)| (k, as_f64(v))).collect()),
+        other => other,
+    }
+}
+
+#[test]
+fn a_block_of_lines_gives_the_rows_its_records_give() {
+    let (f, mut p) = processor("SELECT id, value, note FROM flow WHERE value >= 10", Some(SqlMode::Batch));
+    assert!(f.takes_lines());
+    let (_, mut by_records) = processor("SELECT id, value, note FROM flow WHERE value >= 10", Some(SqlMode::Batch));
+    let blocks = [
+        // Integers type the field; the next blocks bring a fraction, a new field and a null.
+        block(&[r#"{"id":1,"value":12}"#, "", r#"{"id":2,"value":3}"#]),
+        block(&[r#"{"id":3,"value":12.5}"#, r#"{"id":4,"value":11}"#]),
+        block(&[r#"{"id":5,"value":40,"note":"late"}"#, r#"{"id":6,"value":null}"#]),
+        block(&[r#"{"id":7,"value":10}"#]),
+    ];
+    for (i, b) in blocks.iter().enumerate() {
+        let lane = lane_rows(&mut p, b).unwrap_or_else(|| panic!("block {i} runs whole"));
+        let mut slot: StateSlot = None;
+        let records = emitted(&by_records.process(&ctx(1), &b.to_records(), &mut slot).unwrap());
+        assert_eq!(lane, records.into_iter().map(as_f64).collect::<Vec<_>>(), "block {i}");
+    }
+    // The integers of the last block came back as integers, not floats.
+    let batches = p.process_lines(&ctx(1), &blocks[3]).unwrap();
+    assert_eq!(codec::to_json_rows(&batches).unwrap(), vec![br#"{"id":7,"value":10}"#.to_vec()]);
+}
+
+#[test]
+fn a_block_the_lane_cannot_type_takes_the_record_path() {
+    let (_, mut p) = processor("SELECT id, value FROM flow", Some(SqlMode::Batch));
+    assert!(lane_rows(&mut p, &block(&[r#"{"id":1,"value":12}"#])).is_some());
+    for (why, b) in [
+        ("a line that is not an object", block(&[r#"{"id":2}"#, "not json"])),
+        ("a nested value", block(&[r#"{"id":3,"tags":{"a":1}}"#])),
+        ("a string where a number was", block(&[r#"{"id":4,"value":"twelve"}"#])),
+        ("an integer beyond f64's exact range beside a fraction", block(&[r#"{"id":9007199254740993,"value":1.5}"#])),
+        ("two objects on one line", block(&[r#"{"id":5} {"id":6}"#])),
+    ] {
+        assert!(p.process_lines(&ctx(1), &b).is_none(), "{why}");
+    }
+    assert_eq!(
+        lane_rows(&mut p, &block(&[r#"{"id":7,"value":13}"#])).unwrap(),
+        vec![as_f64(serde_json::json!({"id":7,"value":13}))],
+        "the schema survives a declined block"
+    );
+    // A block without fractions decodes its integers as integers: exact to the full i64 range.
+    let big = p.process_lines(&ctx(1), &block(&[r#"{"id":9007199254740993,"value":1}"#])).unwrap();
+    assert_eq!(codec::to_json_rows(&big).unwrap(), vec![br#"{"id":9007199254740993,"value":1}"#.to_vec()]);
+}

@@ -1,0 +1,107 @@
+//! The columnar lane (docs/ARCHITECTURE.md, *The columnar lane*): a worker's side of a block of
+//! JSON lines, and the output stage's.
+//!
+//! Contract: the worker hands a block whole to its last stage (`Processor::process_lines`; the
+//! stages before it only let lines pass, `ProcessorFactory::passes_lines`) and
+//! sends the result batches to the output as they are (`OutMsg::Columns`); a block the stage
+//! declines takes the record path (`Worker::process_from` over `Lines::to_records`), so its
+//! outcomes, errors included, are the record path's. The output stage counts the rows of a
+//! `drop` output without encoding them, and turns them into JSON records (nulls omitted, as the
+//! record path encodes query results) for any other sink. The input side (`input_loop`) deals
+//! the input's blocks to the workers in turn.
+
+use super::msg::{OutMsg, RowMeta, WorkerMsg};
+use super::routing::Router;
+use super::shared::StreamShared;
+use super::stream::Barriers;
+use super::worker::Worker;
+use crate::connectors::input::Input;
+use crate::lines::Lines;
+use crate::processor::BatchCtx;
+use crate::record::Record;
+use crossbeam_channel::Sender;
+use datafusion::arrow::array::RecordBatch;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+impl Worker {
+    /// Runs block `lines` of key group `group` through the worker's last stage.
+    pub(super) fn process_lines(&mut self, group: u32, lines: Lines) {
+        if self.dead || self.halted() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        self.batch_id += 1;
+        let ctx = BatchCtx { batch_id: self.batch_id, key_group: group, partition: lines.partition, epoch: self.epoch, now_ms: self.now_ms() };
+        let last = self.processors.len() - 1;
+        let Some(batches) = self.processors[last].process_lines(&ctx, &lines) else {
+            return self.process_from(group, 0, lines.to_records());
+        };
+        let m = &self.shared.metrics;
+        m.batches.fetch_add(1, Relaxed);
+        m.records_columnar.fetch_add(lines.records as u64, Relaxed);
+        self.shared.batch_latency.observe(started.elapsed().as_secs_f64());
+        // As the record path counts a batch query: its results stand for the block's last
+        // record, every other record is dropped.
+        let emitted = batches.iter().any(|b| b.num_rows() > 0);
+        m.records_dropped.fetch_add((lines.records - emitted as usize) as u64, Relaxed);
+        if !emitted {
+            return;
+        }
+        let meta = RowMeta { timestamp_ms: lines.timestamp_ms, partition: lines.partition, offset: lines.last_line };
+        let _ = self.out.send(OutMsg::Columns { epoch: self.epoch, batches, meta });
+    }
+}
+
+/// The rows of `batches` as records for a sink: one JSON object per row (nulls omitted, as the
+/// record path encodes query results), no key, `meta`'s position.
+pub(super) fn to_records(batches: &[RecordBatch], meta: RowMeta) -> anyhow::Result<Vec<Record>> {
+    let rows = crate::processor::sql::to_json_rows(batches)?;
+    Ok(rows
+        .into_iter()
+        .map(|v| Record { key: None, value: Some(v), headers: vec![], timestamp_ms: meta.timestamp_ms, partition: meta.partition, offset: meta.offset })
+        .collect())
+}
+
+/// The input loop of the columnar lane: blocks of lines, dealt to the workers in turn, each
+/// filed under its worker's first key group (the stage keeps no state); barriers as in
+/// `input_loop` (no event time in the lane, so no watermarks).
+pub(super) fn input_loop(
+    input: &mut dyn Input,
+    router: &Router,
+    inboxes: &[Sender<WorkerMsg>],
+    shared: &StreamShared,
+    stop: &AtomicBool,
+    barriers: &mut Barriers<'_>,
+) {
+    let groups: Vec<u32> = (0..inboxes.len()).map(|w| router.groups_of(w).first().copied().unwrap_or(0)).collect();
+    let mut turn = 0;
+    while !stop.load(Relaxed) && !shared.stop.load(Relaxed) {
+        if barriers.due() {
+            barriers.inject(&*input, inboxes, false);
+        }
+        if let Some(msg) = barriers.fatal() {
+            shared.fail(format!("stream {}: {msg}", shared.name));
+            break;
+        }
+        if let Some((epoch, position)) = barriers.take_decided() {
+            input.decided(epoch, &position);
+        }
+        match input.next_lines() {
+            Ok(Some(lines)) if lines.records == 0 => continue,
+            Ok(Some(lines)) => {
+                shared.metrics.records_in.fetch_add(lines.records as u64, Relaxed);
+                shared.metrics.bytes_in.fetch_add(lines.value_bytes as u64, Relaxed);
+                let w = turn % inboxes.len();
+                turn += 1;
+                if inboxes[w].send(WorkerMsg::Lines { group: groups[w], lines }).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                shared.fail(format!("stream {}: input failed: {e:#}", shared.name));
+                break;
+            }
+        }
+    }
+}
