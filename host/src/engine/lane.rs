@@ -18,9 +18,7 @@ use super::worker::Worker;
 use crate::connectors::input::Input;
 use crate::lines::Lines;
 use crate::processor::BatchCtx;
-use crate::record::Record;
 use crossbeam_channel::Sender;
-use datafusion::arrow::array::RecordBatch;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 impl Worker {
@@ -52,16 +50,6 @@ impl Worker {
     }
 }
 
-/// The rows of `batches` as records for a sink: one JSON object per row (nulls omitted, as the
-/// record path encodes query results), no key, `meta`'s position.
-pub(super) fn to_records(batches: &[RecordBatch], meta: RowMeta) -> anyhow::Result<Vec<Record>> {
-    let rows = crate::processor::sql::to_json_rows(batches)?;
-    Ok(rows
-        .into_iter()
-        .map(|v| Record { key: None, value: Some(v), headers: vec![], timestamp_ms: meta.timestamp_ms, partition: meta.partition, offset: meta.offset })
-        .collect())
-}
-
 /// The input loop of the columnar lane: blocks of lines, dealt to the workers in turn, each
 /// filed under its worker's first key group (the stage keeps no state); barriers as in
 /// `input_loop` (no event time in the lane, so no watermarks).
@@ -76,15 +64,8 @@ pub(super) fn input_loop(
     let groups: Vec<u32> = (0..inboxes.len()).map(|w| router.groups_of(w).first().copied().unwrap_or(0)).collect();
     let mut turn = 0;
     while !stop.load(Relaxed) && !shared.stop.load(Relaxed) {
-        if barriers.due() {
-            barriers.inject(&*input, inboxes, false);
-        }
-        if let Some(msg) = barriers.fatal() {
-            shared.fail(format!("stream {}: {msg}", shared.name));
+        if !barriers.between_reads(input, inboxes, shared) {
             break;
-        }
-        if let Some((epoch, position)) = barriers.take_decided() {
-            input.decided(epoch, &position);
         }
         match input.next_lines() {
             Ok(Some(lines)) if lines.records == 0 => continue,

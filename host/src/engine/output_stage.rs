@@ -117,9 +117,9 @@ impl<'a> OutputStage<'a> {
             self.shared.metrics.records_out.fetch_add(rows as u64, Relaxed);
             return;
         }
-        match super::lane::to_records(&batches, meta) {
+        match crate::processor::sql::result_records(&batches, (meta.timestamp_ms, meta.partition, meta.offset)) {
             Ok(records) => self.on_data(epoch, records, vec![], vec![]),
-            Err(e) => self.check(Err(e.context("encoding query results"))),
+            Err(e) => self.check(Err(anyhow::Error::new(e).context("encoding query results"))),
         }
     }
 

@@ -370,14 +370,14 @@ pub(super) struct Barriers<'a> {
 }
 
 impl Barriers<'_> {
-    pub(super) fn due(&self) -> bool {
+    fn due(&self) -> bool {
         let idle = self.coordinator.is_none_or(|c| c.in_flight.load(Relaxed) == 0);
         self.interval.is_some_and(|iv| self.last.elapsed() >= iv) && idle
     }
 
     /// Sends barrier `next` to every worker (and tells the coordinator where the input is).
     /// `last`: the stream's final barrier.
-    pub(super) fn inject(&mut self, input: &dyn Input, inboxes: &[Sender<WorkerMsg>], last: bool) {
+    fn inject(&mut self, input: &dyn Input, inboxes: &[Sender<WorkerMsg>], last: bool) {
         let epoch = self.next;
         let clock_ms = self.clock.tick();
         if let Some(c) = self.coordinator {
@@ -406,8 +406,24 @@ impl Barriers<'_> {
         }
     }
 
+    /// Before each read: a due barrier, and the input told of a decided checkpoint; false when
+    /// checkpointing failed for good (the stream is then failed and the input must stop).
+    pub(super) fn between_reads(&mut self, input: &mut dyn Input, inboxes: &[Sender<WorkerMsg>], shared: &StreamShared) -> bool {
+        if self.due() {
+            self.inject(&*input, inboxes, false);
+        }
+        if let Some(msg) = self.fatal() {
+            shared.fail(format!("stream {}: {msg}", shared.name));
+            return false;
+        }
+        if let Some((epoch, position)) = self.take_decided() {
+            input.decided(epoch, &position);
+        }
+        true
+    }
+
     /// The position of a checkpoint decided since the last call.
-    pub(super) fn take_decided(&self) -> Option<(u64, serde_json::Value)> {
+    fn take_decided(&self) -> Option<(u64, serde_json::Value)> {
         self.coordinator.and_then(|c| c.metrics.decided_position.lock().unwrap_or_else(|p| p.into_inner()).take())
     }
 
@@ -425,7 +441,7 @@ impl Barriers<'_> {
         w.due()
     }
 
-    pub(super) fn fatal(&self) -> Option<String> {
+    fn fatal(&self) -> Option<String> {
         self.coordinator.and_then(|c| c.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 }
@@ -444,15 +460,8 @@ fn input_loop(
         barriers.send_watermark(inboxes, w);
     }
     while !stop.load(Relaxed) && !shared.stop.load(Relaxed) {
-        if barriers.due() {
-            barriers.inject(&*input, inboxes, false);
-        }
-        if let Some(msg) = barriers.fatal() {
-            shared.fail(format!("stream {}: {msg}", shared.name));
+        if !barriers.between_reads(input, inboxes, shared) {
             break;
-        }
-        if let Some((epoch, position)) = barriers.take_decided() {
-            input.decided(epoch, &position);
         }
         match input.next_batch() {
             Ok(Some(mut batch)) => {

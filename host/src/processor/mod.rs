@@ -174,7 +174,7 @@ pub trait ProcessorFactory: Send + Sync {
         true
     }
     /// Whether its instances run whole blocks of JSON lines (`Processor::process_lines`): a
-    /// stream whose only stage does, on an input that reads blocks, runs the columnar lane.
+    /// stream whose last stage does, on an input that reads blocks, runs the columnar lane.
     fn takes_lines(&self) -> bool {
         false
     }

@@ -190,11 +190,8 @@ impl Input for GenerateInput {
     }
 
     fn next_lines(&mut self) -> anyhow::Result<Option<crate::lines::Lines>> {
-        if self.cfg.context.is_none() {
-            anyhow::bail!("generate reads blocks of lines only with `context`");
-        }
         let Some(n) = self.allowance() else { return Ok(None) };
-        let context = self.cfg.context.as_deref().unwrap_or_default();
+        let Some(context) = self.cfg.context.as_deref() else { anyhow::bail!("generate reads blocks of lines only with `context`") };
         let mut text = self.recycler.text((context.len() + 1) * n as usize);
         for _ in 0..n {
             text.extend_from_slice(context);

@@ -125,6 +125,12 @@ pub fn to_json_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<u8>>, ArrowError>
     Ok(out)
 }
 
+/// The rows of `batches` as the records a batch query emits: one JSON object per row (nulls
+/// omitted), no key, the position `(timestamp_ms, partition, offset)` of the input they stand for.
+pub fn result_records(batches: &[RecordBatch], (timestamp_ms, partition, offset): (i64, u32, u64)) -> Result<Vec<Record>, ArrowError> {
+    Ok(to_json_rows(batches)?.into_iter().map(|v| Record { key: None, value: Some(v), headers: vec![], timestamp_ms, partition, offset }).collect())
+}
+
 /// The rows of `batches` as JSON values, by column position.
 pub fn to_value_rows(batches: &[RecordBatch], schema: &SchemaRef) -> Result<Vec<Vec<serde_json::Value>>, ArrowError> {
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();

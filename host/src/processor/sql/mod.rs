@@ -24,7 +24,7 @@
 //! returns the result batches as they are; a block it cannot run as one takes `process`.
 
 mod codec;
-pub use codec::to_json_rows;
+pub use codec::result_records;
 pub mod codecs;
 mod config;
 mod continuous;
@@ -454,11 +454,7 @@ impl SqlProcessor {
                 let Mode::Batch(engine) = &self.engine else { unreachable!("batch engine") };
                 let result = engine.run(&p, table).map_err(|e| self.fail("running the query", e))?;
                 let r = last_rec;
-                codec::to_json_rows(&result)
-                    .map_err(|e| self.fail("encoding results", e))?
-                    .into_iter()
-                    .map(|v| Record { key: None, value: Some(v), headers: vec![], timestamp_ms: r.timestamp_ms, partition: r.partition, offset: r.offset })
-                    .collect()
+                codec::result_records(&result, (r.timestamp_ms, r.partition, r.offset)).map_err(|e| self.fail("encoding results", e))?
             }
         };
         Ok(emitted)
