@@ -64,15 +64,17 @@ fn rows(path: &Path) -> Vec<String> {
     out
 }
 
-/// (stream, records_in, columnar) of each stream's final report in `log`.
-fn reported(log: &str) -> Vec<(String, u64, u64)> {
+/// (stream, records_in, columnar, dropped) of each stream's final report in `log`, by stream.
+fn reported(log: &str) -> Vec<(String, u64, u64, u64)> {
     let field = |l: &str, k: &str| l.split(&format!(" {k}=")).nth(1).map(|v| v.split(' ').next().unwrap().to_string());
-    let out: Vec<_> = log
+    let number = |l: &str, k: &str| field(l, k).unwrap().parse().unwrap();
+    let mut out: Vec<_> = log
         .lines()
         .filter(|l| l.contains("stream finished"))
-        .map(|l| (field(l, "stream").unwrap(), field(l, "records_in").unwrap().parse().unwrap(), field(l, "columnar").unwrap().parse().unwrap()))
+        .map(|l| (field(l, "stream").unwrap(), number(l, "records_in"), number(l, "columnar"), number(l, "dropped")))
         .collect();
     assert_eq!(out.len(), 2, "{log}");
+    out.sort();
     out
 }
 
@@ -127,10 +129,13 @@ streams:
     assert!(records.status.success(), "{}", stderr(&records));
     assert!(!stderr(&records).contains("columnar lane"), "ARKFLOW_COLUMNAR_LANE=off turns it off");
     // Most blocks ran whole; those with a line the lane cannot type took the record path.
-    for (stream, read, columnar) in reported(&stderr(&lane)) {
+    for (stream, read, columnar, _) in reported(&stderr(&lane)) {
         assert!(columnar > read / 2 && columnar < read, "{stream}: {columnar} of {read} records ran as blocks");
     }
-    assert!(reported(&stderr(&records)).iter().all(|(_, _, c)| *c == 0));
+    assert!(reported(&stderr(&records)).iter().all(|(_, _, c, _)| *c == 0));
+    // The lane counts what the record path counts (a batch query drops no record).
+    let counts = |log: &str| reported(log).into_iter().map(|(s, read, _, dropped)| (s, read, dropped)).collect::<Vec<_>>();
+    assert_eq!(counts(&stderr(&lane)), counts(&stderr(&records)));
 
     let filtered = rows(&dir.path("lane-filter.jsonl"));
     let mut ids: Vec<u64> = json_lines(&dir.path("lane-filter.jsonl")).iter().map(|v| v["id"].as_u64().unwrap()).collect();

@@ -181,7 +181,7 @@ pub fn from_arrow_records(records: &[Record]) -> Result<RecordBatch, ArrowError>
 #[derive(Default)]
 pub struct LaneSchema {
     declared: Option<SchemaRef>,
-    inferred: Option<Schema>,
+    inferred: Option<SchemaRef>,
 }
 
 /// Top-level types the lane decodes without a declared schema; any other (nested values, or a
@@ -205,11 +205,11 @@ impl LaneSchema {
         let found = Schema::new(found.fields().iter().filter(|f| !META_COLUMNS.contains(&f.name().as_str())).cloned().collect::<Vec<_>>());
         let merged = match &self.inferred {
             None => Ok(found),
-            Some(old) => Schema::try_merge([old.clone(), found]),
+            Some(old) => Schema::try_merge([old.as_ref().clone(), found]),
         };
         match merged {
             Ok(s) if s.fields().iter().all(|f| lane_type(f.data_type())) => {
-                self.inferred = Some(s);
+                self.inferred = Some(Arc::new(s));
                 true
             }
             _ => false,
@@ -220,17 +220,20 @@ impl LaneSchema {
     /// block must take the record path.
     fn decode(&mut self, text: &[u8], rows: usize) -> Option<RecordBatch> {
         if let Some(s) = &self.declared {
-            return decode_rows(text, s.clone(), false, rows).ok();
+            return super::flat::decode(text, s, false, rows).or_else(|| decode_rows(text, s.clone(), false, rows).ok());
         }
         if self.inferred.is_none() && !self.widen(text) {
             return None;
+        }
+        if let Some(b) = super::flat::decode(text, self.inferred.as_ref()?, true, rows) {
+            return Some(b);
         }
         // No `.` and no negative exponent anywhere in the block: no number has a fraction, so the
         // integer columns decode as integers directly (exactly, to the full i64 range).
         let schema = self.inferred.as_ref()?;
         let integral = memchr::memchr(b'.', text).is_none() && memchr::memmem::find(text, b"e-").is_none() && memchr::memmem::find(text, b"E-").is_none();
         if integral {
-            if let Ok(b) = decode_rows(text, Arc::new(schema.clone()), true, rows) {
+            if let Ok(b) = decode_rows(text, schema.clone(), true, rows) {
                 return Some(b);
             }
         }
@@ -255,7 +258,7 @@ impl LaneSchema {
 
 /// Decodes exactly `rows` JSON objects from `text` with `schema` (strict: a field not in it is an
 /// error).
-fn decode_rows(text: &[u8], schema: SchemaRef, strict: bool, rows: usize) -> Result<RecordBatch, ArrowError> {
+pub(super) fn decode_rows(text: &[u8], schema: SchemaRef, strict: bool, rows: usize) -> Result<RecordBatch, ArrowError> {
     let mut decoder = ReaderBuilder::new(schema.clone()).with_strict_mode(strict).with_batch_size(rows + 1).build_decoder()?;
     let used = decoder.decode(text)?;
     if text[used..].iter().any(|c| !c.is_ascii_whitespace()) {

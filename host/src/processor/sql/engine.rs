@@ -54,6 +54,12 @@ pub struct Engine<S> {
     table: String,
     query: String,
     cache: HashMap<String, Arc<Prepared<S>>>,
+    /// The plan used last, with its schema: most batches have the schema of the one before, so
+    /// they skip the fingerprint.
+    last: Option<(SchemaRef, Arc<Prepared<S>>)>,
+    /// The session's task context, built once (the session's functions and settings are fixed
+    /// after `new`): building it per run cloned its registries every batch.
+    task: Arc<TaskContext>,
 }
 
 /// Rejects plans that change anything (DDL, DML, COPY, SET ...).
@@ -74,14 +80,21 @@ impl<S> Engine<S> {
         let config = SessionConfig::new().with_target_partitions(1).with_information_schema(false);
         let ctx = SessionContext::new_with_config(config);
         super::window::udfs().into_iter().for_each(|f| ctx.register_udf(f));
-        Ok(Engine { rt, ctx, table: table.to_string(), query: query.to_string(), cache: HashMap::new() })
+        let task = ctx.task_ctx();
+        Ok(Engine { rt, ctx, table: table.to_string(), query: query.to_string(), cache: HashMap::new(), last: None, task })
     }
 
     /// Plans the query for `schema` (once per schema). `derive` turns the logical plan into the
     /// plan to run and its shape (the identity for batch mode).
     pub fn prepared(&mut self, schema: &SchemaRef, derive: impl Fn(&LogicalPlan) -> Result<(LogicalPlan, S), String>) -> Result<Arc<Prepared<S>>, String> {
+        if let Some((s, p)) = &self.last {
+            if Arc::ptr_eq(s, schema) || s == schema {
+                return Ok(p.clone());
+            }
+        }
         let fingerprint = format!("{:?}", schema.fields());
         if let Some(p) = self.cache.get(&fingerprint) {
+            self.last = Some((schema.clone(), p.clone()));
             return Ok(p.clone());
         }
         let slot: Slot = Arc::default();
@@ -103,6 +116,7 @@ impl<S> Engine<S> {
             self.cache.clear(); // schemas that keep changing: do not grow without bound
         }
         self.cache.insert(fingerprint, prepared.clone());
+        self.last = Some((schema.clone(), prepared.clone()));
         Ok(prepared)
     }
 
@@ -110,7 +124,7 @@ impl<S> Engine<S> {
     pub fn run(&self, p: &Prepared<S>, batch: RecordBatch) -> Result<Vec<RecordBatch>, String> {
         *p.slot.lock().unwrap_or_else(|x| x.into_inner()) = Some(batch);
         let plan = datafusion::physical_plan::execution_plan::reset_plan_states(p.plan.clone()).map_err(|e| e.to_string())?;
-        let task = self.ctx.task_ctx();
+        let task = self.task.clone();
         let out = self.rt.block_on(datafusion::physical_plan::collect(plan, task)).map_err(|e| e.to_string());
         p.slot.lock().unwrap_or_else(|x| x.into_inner()).take();
         out

@@ -29,6 +29,7 @@ pub mod codecs;
 mod config;
 mod continuous;
 mod engine;
+mod flat;
 mod window;
 mod windowed;
 
