@@ -62,6 +62,20 @@ pub struct Engine<S> {
     task: Arc<TaskContext>,
 }
 
+/// `plan` with its filters passing their output batches on as they are. A filter copies the rows
+/// it keeps into batches of the session's batch size unless a batch has half that many: here every
+/// run is one small batch collected whole, so that copy was a second one of every kept row (as
+/// much time as the filter). Only a batch of one row is still held, until the run's end.
+fn no_filter_coalescing(plan: Arc<dyn ExecutionPlan>) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::physical_plan::filter::FilterExec;
+    let plan = plan.transform_up(|p| match p.downcast_ref::<FilterExec>() {
+        Some(f) => Ok(Transformed::yes(Arc::new(f.with_batch_size(2)?) as Arc<dyn ExecutionPlan>)),
+        None => Ok(Transformed::no(p)),
+    })?;
+    Ok(plan.data)
+}
+
 /// Rejects plans that change anything (DDL, DML, COPY, SET ...).
 pub fn check_read_only(plan: &LogicalPlan) -> Result<(), String> {
     match plan {
@@ -109,7 +123,7 @@ impl<S> Engine<S> {
             check_read_only(&logical)?;
             let (logical, shape) = derive(&logical)?;
             let physical = state.create_physical_plan(&logical).await.map_err(|e| e.to_string())?;
-            Ok::<_, String>((physical, shape))
+            Ok::<_, String>((no_filter_coalescing(physical).map_err(|e| e.to_string())?, shape))
         })?;
         let prepared = Arc::new(Prepared { slot, plan: plan.0, shape: plan.1 });
         if self.cache.len() >= 16 {

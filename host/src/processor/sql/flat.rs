@@ -89,6 +89,7 @@ pub fn decode(text: &[u8], schema: &SchemaRef, strict: bool, rows: usize) -> Opt
     }
     let mut columns: Vec<Column> = schema.fields().iter().map(|f| Column::new(f.data_type(), rows)).collect::<Option<_>>()?;
     let mut scratch = Vec::new();
+    let mut keys = Keys::new(names);
     // One pass over the whole block: blank lines and the blanks around an object are skipped as
     // `Lines` trims them (ASCII whitespace); inside an object only JSON's blanks other than a
     // newline are, so an object over two lines is declined; after it, only its line's end.
@@ -104,7 +105,7 @@ pub fn decode(text: &[u8], schema: &SchemaRef, strict: bool, rows: usize) -> Opt
         if row == rows {
             return None;
         }
-        p.object(&names, &mut columns, strict, row, &mut scratch)?;
+        p.object(&mut keys, &mut columns, strict, row, &mut scratch)?;
         while matches!(p.peek(), Some(b' ' | b'\t' | b'\r' | 0x0c)) {
             p.i += 1;
         }
@@ -123,9 +124,48 @@ pub fn decode(text: &[u8], schema: &SchemaRef, strict: bool, rows: usize) -> Opt
     RecordBatch::try_new(schema.clone(), arrays).ok()
 }
 
+/// Whether the eight bytes of `w` (little-endian) are all ASCII digits.
+fn eight_digits(w: u64) -> bool {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    (w & HIGH) | ((w.wrapping_add(0x0606_0606_0606_0606) & HIGH) >> 4) == 0x3333_3333_3333_3333
+}
+
+/// The number eight ASCII digits spell, in four multiplications instead of eight.
+fn eight_value(w: u64) -> u64 {
+    let mut v = w - 0x3030_3030_3030_3030;
+    v = (v * 10 + (v >> 8)) & 0x00FF_00FF_00FF_00FF;
+    v = (v * 100 + (v >> 16)) & 0x0000_FFFF_0000_FFFF;
+    (v * 10_000 + (v >> 32)) & 0xFFFF_FFFF
+}
+
 /// `a == b`, inlined: keys are short, a call to `memcmp` per key cost more than the compare.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// The schema's names, and for each column (and the start of a line, at index `names.len()`)
+/// the column whose key came next in the last line that had it.
+/// A name of up to seven bytes also as one word: the name and its closing quote, and the mask
+/// of those bytes, so that a key is matched with one compare.
+struct Keys<'s> {
+    names: Vec<&'s [u8]>,
+    next: Vec<usize>,
+    words: Vec<Option<(u64, u64)>>,
+}
+
+impl<'s> Keys<'s> {
+    fn new(names: Vec<&'s [u8]>) -> Self {
+        let word = |name: &[u8]| {
+            let n = name.len();
+            (n < 8).then(|| {
+                let mut want = [0u8; 8];
+                want[..n].copy_from_slice(name);
+                want[n] = b'"';
+                (u64::from_le_bytes(want), u64::MAX >> (8 * (7 - n)))
+            })
+        };
+        Keys { next: (1..=names.len()).chain([0]).collect(), words: names.iter().map(|n| word(n)).collect(), names }
+    }
 }
 
 struct Parser<'a> {
@@ -153,20 +193,22 @@ impl<'a> Parser<'a> {
     }
 
     /// One object into row `row` of `columns`.
-    fn object(&mut self, names: &[&[u8]], columns: &mut [Column], strict: bool, row: usize, scratch: &mut Vec<u8>) -> Option<()> {
+    fn object(&mut self, keys: &mut Keys<'_>, columns: &mut [Column], strict: bool, row: usize, scratch: &mut Vec<u8>) -> Option<()> {
         self.eat(b'{')?;
         self.ws();
         if self.eat(b'}').is_some() {
             return Some(());
         }
-        // Fields usually come in the schema's order: try the next column's name first.
-        let mut guess = 0;
+        // Fields usually come in the order of the line before: try the column that followed the
+        // previous one there first.
+        let mut prev = keys.names.len();
         loop {
-            let (key, col) = match names.get(guess).filter(|n| self.key_is(n)) {
+            let guess = keys.next[prev];
+            let (key, col) = match keys.names.get(guess).filter(|n| self.key_is(n, keys.words[guess])) {
                 Some(_) => (&b""[..], Some(guess)),
                 None => {
                     let key = self.key()?;
-                    (key, names.iter().position(|n| same(n, key)))
+                    (key, keys.names.iter().position(|n| same(n, key)))
                 }
             };
             self.ws();
@@ -180,7 +222,8 @@ impl<'a> Parser<'a> {
                     }
                     column.set = row + 1;
                     self.value(column, row)?;
-                    guess = c + 1;
+                    keys.next[prev] = c;
+                    prev = c;
                 }
                 None if strict || std::str::from_utf8(key).is_err() => return None,
                 None => self.skip_scalar(scratch)?,
@@ -200,12 +243,17 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Moves past the key `"name"` when it comes next.
-    fn key_is(&mut self, name: &[u8]) -> bool {
+    /// Moves past the key `"name"` when it comes next (`word`: see `Keys`).
+    fn key_is(&mut self, name: &[u8], word: Option<(u64, u64)>) -> bool {
         let at = self.i + 1;
-        let hit = self.peek() == Some(b'"') && self.b.get(at..at + name.len()).is_some_and(|k| same(k, name)) && self.b.get(at + name.len()) == Some(&b'"');
+        let n = name.len();
+        let hit = self.peek() == Some(b'"')
+            && match (word, self.b.get(at..at + 8)) {
+                (Some((want, mask)), Some(w)) => (u64::from_le_bytes(w.try_into().unwrap_or_default()) ^ want) & mask == 0,
+                _ => self.b.get(at..at + n).is_some_and(|k| same(k, name)) && self.b.get(at + n) == Some(&b'"'),
+            };
         if hit {
-            self.i = at + name.len() + 1;
+            self.i = at + n + 1;
         }
         hit
     }
@@ -255,14 +303,28 @@ impl<'a> Parser<'a> {
     /// An integer literal (no fraction, no exponent) within i64.
     fn integer(&mut self) -> Option<i64> {
         let negative = self.eat(b'-').is_some();
-        let from = self.i;
-        let mut n: u64 = 0;
-        while let Some(d @ b'0'..=b'9') = self.peek() {
-            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-            self.i += 1;
+        let b: &'a [u8] = self.b;
+        let rest = &b[self.i..];
+        // Eight digits at a time while they cannot overflow, then one at a time up to nineteen
+        // (nineteen always fit a u64; more never fit an i64).
+        let (mut n, mut len) = (0u64, 0);
+        while len <= 8 {
+            match rest.get(len..len + 8).map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default())).filter(|w| eight_digits(*w)) {
+                Some(w) => (n, len) = (n * 100_000_000 + eight_value(w), len + 8),
+                None => break,
+            }
         }
-        let digits = self.i - from;
-        if digits == 0 || (digits > 1 && self.b[from] == b'0') || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+        while let Some(d) = rest.get(len).filter(|c| c.is_ascii_digit()) {
+            if len == 19 {
+                return None;
+            }
+            (n, len) = (n * 10 + u64::from(d - b'0'), len + 1);
+        }
+        if len == 0 || (len > 1 && rest[0] == b'0') {
+            return None;
+        }
+        self.i += len;
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
             return None;
         }
         match negative {
@@ -309,6 +371,16 @@ impl<'a> Parser<'a> {
         let mut ascii = true;
         loop {
             let from = self.i;
+            // Eight plain bytes at a time: none is `"`, `\\`, a control character or non-ASCII.
+            while let Some(w) = self.b.get(self.i..self.i + 8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default())) {
+                const ONES: u64 = 0x0101_0101_0101_0101;
+                const HIGH: u64 = 0x8080_8080_8080_8080;
+                let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+                if (zero(w ^ (ONES * 0x22)) | zero(w ^ (ONES * 0x5c)) | (w.wrapping_sub(ONES * 0x20) & !w) | w) & HIGH != 0 {
+                    break;
+                }
+                self.i += 8;
+            }
             while let Some(c) = self.peek().filter(|c| *c != b'"' && *c != b'\\' && *c >= 0x20) {
                 ascii &= c < 0x80;
                 self.i += 1;

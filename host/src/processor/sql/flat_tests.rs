@@ -67,7 +67,7 @@ fn leaves_to_arrow_json_what_it_does_not_read() {
     let quoted = schema(&[("a\"b", DataType::Int64)]);
     assert!(decode(b"{\"a\"b\":1}", &quoted, true, 1).is_none(), "a name no plain key spells");
     // Keys out of the schema's order are still found.
-    same("{\"none\":null,\"sensor\":\"x\",\"timestamp\":2}\n{\"timestamp\":3,\"timestamp2\":1}", &s, false);
+    same("{\"none\":null,\"sensor\":\"x\",\"timestamp\":2}\n{\"timestamp\":3,\"timestamp2\":1}\n{\"value2\":1,\"ok\":true,\"o\":1,\"okk\":2}", &s, false);
     let bad_utf8 = b"{\"sensor\":\"\xff\"}";
     assert!(decode(bad_utf8, &s, true, 1).is_none());
 }
