@@ -17,6 +17,8 @@ pub enum WorkerMsg {
     Lines {
         group: u32,
         lines: crate::lines::Lines,
+        /// Freed when the worker is done with the block (`super::lane::InFlight`).
+        slot: super::lane::InFlight,
     },
     /// Records an upstream worker produced in epoch `epoch`.
     Exchanged {

@@ -140,7 +140,7 @@ impl Worker {
         };
         match msg {
             WorkerMsg::Data(records) | WorkerMsg::Exchanged { records, .. } => self.accept(records),
-            WorkerMsg::Lines { group, lines } => self.process_lines(group, lines),
+            WorkerMsg::Lines { group, lines, slot: _slot } => self.process_lines(group, lines),
             WorkerMsg::Barrier { epoch, clock_ms } => self.barrier(epoch, clock_ms),
             WorkerMsg::Watermark { time_ms, .. } => self.take_watermark(time_ms),
             WorkerMsg::Eof => return self.finish(),

@@ -190,6 +190,10 @@ fn lane_type(t: &DataType) -> bool {
     matches!(t, DataType::Int64 | DataType::Float64 | DataType::Utf8 | DataType::Boolean | DataType::Null)
 }
 
+/// Lines of a first block that type the columns (inferring a whole 100,000-line block parsed every
+/// line into a `serde_json::Value`).
+const INFER_LINES: usize = 1024;
+
 /// Below this magnitude every integer is exact as an f64.
 const EXACT_F64: f64 = 9_007_199_254_740_992.0;
 
@@ -222,7 +226,10 @@ impl LaneSchema {
         if let Some(s) = &self.declared {
             return super::flat::decode(text, s, false, rows).or_else(|| decode_rows(text, s.clone(), false, rows).ok());
         }
-        if self.inferred.is_none() && !self.widen(text) {
+        // The first block types the columns from its first lines: a field only later lines have
+        // fails the strict decode below, which widens by the whole block.
+        let head = memchr::memchr_iter(b'\n', text).nth(INFER_LINES - 1).map_or(text, |end| &text[..end]);
+        if self.inferred.is_none() && !self.widen(head) {
             return None;
         }
         if let Some(b) = super::flat::decode(text, self.inferred.as_ref()?, true, rows) {
