@@ -111,11 +111,73 @@ impl Recycler {
     }
 }
 
+/// The positions of the newlines in `text`, in order. A reader finds every line end this way:
+/// it marks the newlines of 64 bytes at a time in one mask and walks its bits, about twice as
+/// fast on lines of ~60 bytes as a `memchr` call per line (whose setup is paid per line).
+pub fn newlines(text: &[u8]) -> Newlines<'_> {
+    Newlines { text, next: 0, base: 0, mask: 0 }
+}
+
+pub struct Newlines<'a> {
+    text: &'a [u8],
+    /// Where the next 64 bytes to mark start.
+    next: usize,
+    /// Where the bytes of `mask` start; bit i is a newline at `base + i`.
+    base: usize,
+    mask: u64,
+}
+
+impl Iterator for Newlines<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        while self.mask == 0 {
+            let rest = self.text.get(self.next..).filter(|r| !r.is_empty())?;
+            self.base = self.next;
+            self.mask = match rest.first_chunk::<64>() {
+                Some(chunk) => newline_mask(chunk),
+                None => rest.iter().enumerate().fold(0, |m, (i, c)| m | (u64::from(*c == b'\n') << i)),
+            };
+            self.next += 64;
+        }
+        let at = self.base + self.mask.trailing_zeros() as usize;
+        self.mask &= self.mask - 1;
+        Some(at)
+    }
+}
+
+/// Bit i set when byte i of `chunk` is a newline.
+#[cfg(target_arch = "x86_64")]
+fn newline_mask(chunk: &[u8; 64]) -> u64 {
+    use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
+    let p = chunk.as_ptr().cast::<__m128i>();
+    // SAFETY: SSE2 is part of every x86_64 target; each unaligned load reads 16 of the 64 bytes
+    // `chunk` holds.
+    let mark = |i: usize| unsafe { u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(p.add(i)), _mm_set1_epi8(b'\n' as i8))) as u16) };
+    mark(0) | mark(1) << 16 | mark(2) << 32 | mark(3) << 48
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn newline_mask(chunk: &[u8; 64]) -> u64 {
+    chunk.iter().enumerate().fold(0, |m, (i, c)| m | (u64::from(*c == b'\n') << i))
+}
+
 impl Lines {
+    /// Counts line `line` of the split, `(length trimmed, starts with '{' and ends with '}')`, as
+    /// a reader adds it to the block (a blank line counts for nothing).
+    pub fn count(&mut self, (len, object): (usize, bool), line: u64) {
+        if len > 0 {
+            self.objects &= object;
+            self.records += 1;
+            self.value_bytes += len;
+            self.last_line = line;
+        }
+    }
+
     /// Each non-blank line (trimmed) with its line number, in order.
     pub fn each(&self) -> impl Iterator<Item = (u64, &[u8])> {
         let text = &self.text[..];
-        let ends = memchr::memchr_iter(b'\n', text).chain((text.last().is_some_and(|c| *c != b'\n')).then_some(text.len()));
+        let ends = newlines(text).chain((text.last().is_some_and(|c| *c != b'\n')).then_some(text.len()));
         let mut start = 0;
         ends.enumerate()
             .map(move |(i, end)| {
@@ -182,6 +244,28 @@ mod tests {
         let checked = |text: &str| Lines { objects: true, ..block(text) };
         assert_eq!(checked("{\"a\":1}\n{\"b\":{}}\n").object_offsets(), Some(vec![10, 11]), "checked by the reader");
         assert_eq!(checked("{\"a\":1}\n\n{\"b\":{}}").object_offsets(), Some(vec![10, 12]), "a blank line between");
+    }
+
+    #[test]
+    fn newlines_are_found_wherever_they_fall() {
+        let mut x = 7u64;
+        for len in [0, 1, 63, 64, 65, 127, 128, 129, 1000] {
+            for density in [2, 7, 61, 1000] {
+                let text: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        if (x >> 33) % density == 0 {
+                            b'\n'
+                        } else {
+                            (x >> 40) as u8 | 0x80
+                        }
+                    })
+                    .collect();
+                let expected: Vec<usize> = memchr::memchr_iter(b'\n', &text).collect();
+                assert_eq!(newlines(&text).collect::<Vec<_>>(), expected, "len {len}, 1 in {density}");
+            }
+        }
+        assert_eq!(newlines(b"\n\n").collect::<Vec<_>>(), vec![0, 1]);
     }
 
     #[test]

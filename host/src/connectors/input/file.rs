@@ -140,40 +140,48 @@ impl Input for FileInput {
             return Ok(Some(Lines::default()));
         }
         let mut block = Lines { text: self.recycler.text(limit * 64), first_line: self.line, timestamp_ms: now_ms(), objects: true, ..Lines::default() };
+        // Where the line not ended yet starts in the block's text.
         let mut line_start = 0;
         while block.records < limit {
             let read = self.reader.fill_buf().with_context(|| format!("file input: reading {}", self.cfg.path.display()))?;
-            let at_end = read.is_empty();
-            let old = block.text.len();
-            // No more than the lines the block may still take (the reader's buffer is larger).
-            let upto = memchr::memchr_iter(b'\n', read).nth(limit - block.records - 1).map_or(read.len(), |p| p + 1);
-            block.text.extend_from_slice(&read[..upto]);
-            // Every whole line read, and at the end of the file the last one without a newline.
-            let tail = (at_end && line_start < old).then_some(old);
-            let mut cut = None;
-            for end in memchr::memchr_iter(b'\n', &block.text[old..]).map(|p| old + p).chain(tail) {
-                let line = block.text[line_start..end].trim_ascii();
-                let value = line.len();
-                if value > 0 {
-                    block.objects &= line[0] == b'{' && line[value - 1] == b'}';
-                    block.records += 1;
-                    block.value_bytes += value;
-                    block.last_line = self.line;
+            if read.is_empty() {
+                // The last line, without a newline.
+                if line_start < block.text.len() {
+                    let line = block.text[line_start..].trim_ascii();
+                    let seen = (line.len(), line.first() == Some(&b'{') && line.last() == Some(&b'}'));
+                    block.count(seen, self.line);
+                    self.line += 1;
                 }
+                break;
+            }
+            // One pass over what was read: each line is looked at where it lies (a line begun in
+            // an earlier read is completed in the block first), and the block takes the bytes up
+            // to its last line in one copy.
+            let old = block.text.len();
+            let (mut copied, mut from, mut cut) = (0, 0, None);
+            for p in crate::lines::newlines(read) {
+                let line = if line_start < old {
+                    block.text.extend_from_slice(&read[..=p]);
+                    copied = p + 1;
+                    &block.text[line_start..old + p]
+                } else {
+                    &read[from..p]
+                }
+                .trim_ascii();
+                let seen = (line.len(), line.first() == Some(&b'{') && line.last() == Some(&b'}'));
+                block.count(seen, self.line);
                 self.line += 1;
-                line_start = end + 1;
+                from = p + 1;
+                line_start = old + from;
                 if block.records == limit {
-                    cut = Some(line_start.min(block.text.len()));
+                    cut = Some(from);
                     break;
                 }
             }
-            let took = cut.unwrap_or(block.text.len()) - old;
-            block.text.truncate(old + took);
+            let took = cut.unwrap_or(read.len());
+            block.text.extend_from_slice(&read[copied.min(took)..took]);
             self.reader.consume(took);
             self.byte_offset += took as u64;
-            if at_end {
-                break;
-            }
         }
         Ok((block.records > 0).then_some(block))
     }
@@ -218,6 +226,35 @@ mod tests {
         assert_eq!(again.next_batch().unwrap().unwrap()[0].value, b2[0].value);
         let other = again.seek(&serde_json::json!({ "next_id": 3 })).unwrap_err().to_string();
         assert!(other.contains("is not a file position") && other.contains("input type changed"), "{other}");
+    }
+
+    /// Lines cut by the reader's buffer anywhere (capacities 1 to 40 bytes): blocks still hold
+    /// exactly what `next_batch` returns, at the same positions.
+    #[test]
+    fn blocks_are_exact_whatever_the_reads_cut() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        let text = "{\"n\":1}\n\n  {\"n\":22} \r\n{\"n\":333}\n\n\n[4]\n{\"a\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}\n{\"n\":5}\n \n{\"n\":6}";
+        write!(f, "{text}").unwrap();
+        for cap in 1..=40 {
+            for batch_size in [1, 2, 3, 100] {
+                let cfg = Config { path: f.path().into(), batch_size, key_field: None, rate_per_sec: None };
+                let (mut by_lines, mut by_records) = (FileInput::open(cfg.clone()).unwrap(), FileInput::open(cfg).unwrap());
+                by_lines.reader = BufReader::with_capacity(cap, File::open(f.path()).unwrap());
+                let (mut lines, mut records) = (vec![], vec![]);
+                while let Some(block) = by_lines.next_lines().unwrap() {
+                    assert!(block.records <= batch_size);
+                    assert_eq!(block.value_bytes, block.to_records().iter().map(Record::size).sum::<usize>());
+                    assert_eq!(block.objects, block.each().all(|(_, l)| l.starts_with(b"{") && l.ends_with(b"}")), "cap {cap}");
+                    lines.extend(block.to_records().into_iter().map(|r| (r.offset, r.value)));
+                }
+                while let Some(batch) = by_records.next_batch().unwrap() {
+                    records.extend(batch.into_iter().map(|r| (r.offset, r.value)));
+                }
+                assert_eq!(lines, records, "cap {cap}, batch_size {batch_size}");
+                assert_eq!(lines.len(), 7);
+                assert_eq!(by_lines.position(), by_records.position(), "cap {cap}, batch_size {batch_size}");
+            }
+        }
     }
 
     #[test]
