@@ -228,8 +228,7 @@ impl LaneSchema {
         }
         // The first block types the columns from its first lines: a field only later lines have
         // fails the strict decode below, which widens by the whole block.
-        let head = memchr::memchr_iter(b'\n', text).nth(INFER_LINES - 1).map_or(text, |end| &text[..end]);
-        if self.inferred.is_none() && !self.widen(head) {
+        if self.inferred.is_none() && !self.widen(crate::lines::newlines(text).nth(INFER_LINES - 1).map_or(text, |end| &text[..end])) {
             return None;
         }
         if let Some(b) = super::flat::decode(text, self.inferred.as_ref()?, true, rows) {
