@@ -115,3 +115,17 @@ fn random_blocks_decode_as_arrow_json_does() {
         same(&random_block(seed, 1 + (seed as usize % 40)), &s, seed % 2 == 0);
     }
 }
+
+#[test]
+fn integers_of_every_length_anywhere_in_the_block() {
+    let s = sensors();
+    let mut numbers: Vec<String> = (1..=19).map(|k| "1234567890123456789"[..k].to_string()).collect();
+    numbers.extend(["0", "-0", "9223372036854775807", "-9223372036854775808", "1000000000000000000", "10000000"].map(String::from));
+    for n in &numbers {
+        // Last in the block (fewer than eight bytes after it), and followed by more fields.
+        same(&format!("{{\"timestamp\":{n}}}"), &s, true);
+        same(&format!("{{\"timestamp\":{n},\"sensor\":\"x\"}}\n{{\"timestamp\":{n} }}"), &s, true);
+    }
+    let declined = |n: &str| assert!(decode(format!("{{\"timestamp\":{n}}}").as_bytes(), &s, true, 1).is_none(), "{n}");
+    ["9223372036854775808", "-9223372036854775809", "12345678901234567890", "00", "012345678", "-", "1.0", "1e5"].iter().for_each(|n| declined(n));
+}
