@@ -254,7 +254,7 @@ mod tests {
                 let text: Vec<u8> = (0..len)
                     .map(|_| {
                         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                        if (x >> 33) % density == 0 {
+                        if (x >> 33).is_multiple_of(density) {
                             b'\n'
                         } else {
                             (x >> 40) as u8 | 0x80
