@@ -13,7 +13,8 @@
 //!
 //! Run: `ARKFLOW_UPSTREAM=<ArkFlow binary> cargo bench --bench vs_arkflow` (env: BENCH_RECORDS,
 //! default 2,000,000; BENCH_ROUNDS, default 5; BENCH_ONLY=a|b). Without ARKFLOW_UPSTREAM only
-//! this host's runs are timed.
+//! this host's runs are timed. `ARKFLOW_BASELINE=<this host's binary from another commit>` adds
+//! its lane runs to every round ("... baseline"), to measure a change.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -45,10 +46,15 @@ fn write_data(path: &Path, n: u64) -> u64 {
 
 /// Runs our binary on `yaml` to its end; (seconds, records_out from its final report).
 fn ours(dir: &Path, name: &str, yaml: &str, lane: bool) -> (f64, u64) {
+    ours_with(Path::new(env!("CARGO_BIN_EXE_arkflow")), dir, name, yaml, lane)
+}
+
+/// `ours` with the binary `bin`.
+fn ours_with(bin: &Path, dir: &Path, name: &str, yaml: &str, lane: bool) -> (f64, u64) {
     let cfg = dir.join(format!("{name}.yaml"));
     std::fs::write(&cfg, yaml).unwrap();
     let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_arkflow"))
+    let out = Command::new(bin)
         .arg("--config")
         .arg(&cfg)
         .env("RUST_LOG", "info")
@@ -102,6 +108,7 @@ fn main() {
     let rounds = env_or("BENCH_ROUNDS", 5);
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let theirs: Option<PathBuf> = std::env::var_os("ARKFLOW_UPSTREAM").map(PathBuf::from);
+    let baseline: Option<PathBuf> = std::env::var_os("ARKFLOW_BASELINE").map(PathBuf::from);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data.json");
     let kept = write_data(&data, n);
@@ -128,12 +135,18 @@ fn main() {
         if only.is_empty() || only == "a" {
             runs.push(("A ours, columnar lane", ours(dir.path(), "a", &a_ours, true), kept));
             runs.push(("A ours, record path", ours(dir.path(), "a", &a_ours, false), kept));
+            if let Some(bin) = &baseline {
+                runs.push(("A ours, lane, baseline", ours_with(bin, dir.path(), "a", &a_ours, true), kept));
+            }
             if let Some(bin) = &theirs {
                 runs.push(("A ArkFlow", upstream(bin, dir.path(), "a-theirs", &a_theirs, port, kept), kept));
             }
         }
         if only.is_empty() || only == "b" {
             runs.push(("B ours", ours(dir.path(), "b", &b_ours, true), n));
+            if let Some(bin) = &baseline {
+                runs.push(("B ours, baseline", ours_with(bin, dir.path(), "b", &b_ours, true), n));
+            }
             if let Some(bin) = &theirs {
                 runs.push(("B ArkFlow", upstream(bin, dir.path(), "b-theirs", &b_theirs, port, n), n));
             }
@@ -152,6 +165,13 @@ fn main() {
         let mut s = v.clone();
         s.sort_by(f64::total_cmp);
         println!("{name:24} {:.3} / {:.3} / {:.3}", s[0], common::median(&mut s.clone()), s[s.len() - 1]);
+    }
+    if baseline.is_some() {
+        for (now, before) in [("A ours, columnar lane", "A ours, lane, baseline"), ("B ours", "B ours, baseline")] {
+            if let (Some(n), Some(b)) = (median(now), median(before)) {
+                println!("{now}: {:.2}x the baseline's throughput", b / n);
+            }
+        }
     }
     for w in ["A", "B"] {
         let t = median(&format!("{w} ArkFlow"));
