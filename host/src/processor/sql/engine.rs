@@ -63,14 +63,15 @@ pub struct Engine<S> {
 }
 
 /// `plan` with its filters passing their output batches on as they are. A filter copies the rows
-/// it keeps into batches of the session's batch size unless a batch has half that many: here every
+/// it keeps into batches of its batch size unless a batch has more than half that many: here every
 /// run is one small batch collected whole, so that copy was a second one of every kept row (as
-/// much time as the filter). Only a batch of one row is still held, until the run's end.
+/// much time as the filter). At batch size 1 every non-empty batch passes and nothing is ever
+/// held (at 2, a held row would make the next batch be cut into batches of 2).
 fn no_filter_coalescing(plan: Arc<dyn ExecutionPlan>) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
     use datafusion::common::tree_node::{Transformed, TreeNode};
     use datafusion::physical_plan::filter::FilterExec;
     let plan = plan.transform_up(|p| match p.downcast_ref::<FilterExec>() {
-        Some(f) => Ok(Transformed::yes(Arc::new(f.with_batch_size(2)?) as Arc<dyn ExecutionPlan>)),
+        Some(f) => Ok(Transformed::yes(Arc::new(f.with_batch_size(1)?) as Arc<dyn ExecutionPlan>)),
         None => Ok(Transformed::no(p)),
     })?;
     Ok(plan.data)
