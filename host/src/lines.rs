@@ -162,8 +162,14 @@ fn newline_mask(chunk: &[u8; 64]) -> u64 {
     chunk.iter().enumerate().fold(0, |m, (i, c)| m | (u64::from(*c == b'\n') << i))
 }
 
+/// What a reader notes of a trimmed line: its length and whether it looks like one JSON object
+/// (starts with `{` and ends with `}`).
+pub fn shape(line: &[u8]) -> (usize, bool) {
+    (line.len(), line.first() == Some(&b'{') && line.last() == Some(&b'}'))
+}
+
 impl Lines {
-    /// Counts line `line` of the split, `(length trimmed, starts with '{' and ends with '}')`, as
+    /// Counts line `line` of the split, of `shape` `(length trimmed, looks like an object)`, as
     /// a reader adds it to the block (a blank line counts for nothing).
     pub fn count(&mut self, (len, object): (usize, bool), line: u64) {
         if len > 0 {
@@ -211,7 +217,7 @@ impl Lines {
         }
         let mut out = Vec::with_capacity(self.records);
         for (offset, l) in self.each() {
-            if l.first() != Some(&b'{') || l.last() != Some(&b'}') {
+            if !shape(l).1 {
                 return None;
             }
             out.push(offset as i64);

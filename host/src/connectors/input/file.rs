@@ -148,8 +148,7 @@ impl Input for FileInput {
                 // The last line, without a newline.
                 if line_start < block.text.len() {
                     let line = block.text[line_start..].trim_ascii();
-                    let seen = (line.len(), line.first() == Some(&b'{') && line.last() == Some(&b'}'));
-                    block.count(seen, self.line);
+                    block.count(crate::lines::shape(line), self.line);
                     self.line += 1;
                 }
                 break;
@@ -168,8 +167,7 @@ impl Input for FileInput {
                     &read[from..p]
                 }
                 .trim_ascii();
-                let seen = (line.len(), line.first() == Some(&b'{') && line.last() == Some(&b'}'));
-                block.count(seen, self.line);
+                block.count(crate::lines::shape(line), self.line);
                 self.line += 1;
                 from = p + 1;
                 line_start = old + from;

@@ -143,10 +143,10 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0, |d, (x, y)| d | (x ^ y)) == 0
 }
 
-/// The schema's names, and for each column (and the start of a line, at index `names.len()`)
-/// the column whose key came next in the last line that had it.
-/// A name of up to seven bytes also as one word: the name and its closing quote, and the mask
-/// of those bytes, so that a key is matched with one compare.
+/// The schema's names; for each column (and the start of a line, at index `names.len()`) the
+/// column whose key came next in the last line that had it (`next`); and each name of up to
+/// seven bytes also as one word, the name and its closing quote with the mask of those bytes, so
+/// that such a key is matched with one compare (`words`).
 struct Keys<'s> {
     names: Vec<&'s [u8]>,
     next: Vec<usize>,

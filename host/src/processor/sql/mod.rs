@@ -19,9 +19,10 @@
 //! refused before data flows. Records whose value is not a JSON object fail one by one
 //! (`invalid-input`); the others go on. Results are attached to the batch's last good record.
 //!
-//! The columnar lane (batch mode): `process_lines` decodes a whole block of JSON lines with
-//! arrow-json (`codec::lines_table`, typed by the first block and widened by later ones) and
-//! returns the result batches as they are; a block it cannot run as one takes `process`.
+//! The columnar lane (batch mode): `process_lines` decodes a whole block of JSON lines
+//! (`codec::lines_table`: the host's flat-object decoder, `flat.rs`, else arrow-json; typed by
+//! the first block and widened by later ones) and returns the result batches as they are; a block
+//! it cannot run as one takes `process`.
 
 mod codec;
 pub use codec::result_records;
