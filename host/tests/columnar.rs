@@ -1,7 +1,8 @@
 //! The columnar lane with the real binary: a file of JSON lines → a batch SQL query → a file runs
 //! whole blocks through arrow-json and DataFusion, and writes what the record path writes
 //! (`ARKFLOW_COLUMNAR_LANE=off`), bad lines to `error_output` included; with the exactly-once file
-//! output it survives a SIGKILL loop with every result exactly once.
+//! output it survives a SIGKILL loop with every result exactly once, also when each restart runs
+//! another `thread_num`.
 
 mod common;
 use common::kill::{env_or, kill_repeatedly};
@@ -158,18 +159,9 @@ streams:
     assert!(!nested.is_empty() && nested.values().all(|t| t == &serde_json::json!({"a": 1})), "nested values kept through the record path");
 }
 
-/// SIGKILLs a lane stream with the exactly-once file output at random moments; every kept row
-/// is in the finalized parts exactly once. The input (20,000 lines a second) outlasts the kills (10
-/// of at most 0.9 s). Size: ARKFLOW_CRASH_RECORDS (200,000), ARKFLOW_CRASH_KILLS (10).
-#[test]
-fn the_lane_is_exactly_once_across_a_kill_loop() {
-    let n = env_or("ARKFLOW_CRASH_RECORDS", 200_000);
-    let kills = env_or("ARKFLOW_CRASH_KILLS", 10);
-    let dir = Dir::new();
-    let input = dir.path("in.jsonl");
-    let kept = write_mixed(&input, n);
-    let out_dir = dir.path("out");
-    let cfg = dir.config(&format!(
+/// The lane stream of the kill loops: `thread_num` workers, the exactly-once file output.
+fn lane_config(dir: &Dir, input: &Path, threads: u64) -> std::path::PathBuf {
+    dir.config(&format!(
         r#"
 state_management:
   enabled: true
@@ -181,7 +173,7 @@ streams:
   - name: lane
     input: {{ type: file, path: {input}, rate_per_sec: 20000 }}
     pipeline:
-      thread_num: 2
+      thread_num: {threads}
       processors:
         - type: sql
           query: "SELECT id, sensor FROM flow WHERE value >= 10"
@@ -190,15 +182,26 @@ streams:
 "#,
         state = dir.path("state").display(),
         input = input.display(),
-        out = out_dir.join("out.jsonl").display(),
+        out = dir.path("out").join("out.jsonl").display(),
         err = dir.path("errors").join("errors.jsonl").display(),
-    ));
-    let killed = kill_repeatedly(&cfg, kills, (100, 900));
-    let final_run = run(&cfg, &[]);
+    ))
+}
+
+/// SIGKILLs the lane stream at random moments, `kills` times at each of `threads` in turn, then
+/// runs it to the end at the last; every kept row is in the finalized parts exactly once, and
+/// every bad line's error too.
+fn lane_kill_loop(n: u64, kills: u64, threads: &[u64]) {
+    let dir = Dir::new();
+    let input = dir.path("in.jsonl");
+    let kept = write_mixed(&input, n);
+    for &t in threads {
+        let killed = kill_repeatedly(&lane_config(&dir, &input, t), kills, (100, 900));
+        assert_eq!(killed, kills, "every kill at thread_num {t} landed while the stream ran");
+    }
+    let final_run = run(&lane_config(&dir, &input, *threads.last().unwrap()), &[]);
     assert!(final_run.status.success(), "{}", stderr(&final_run));
     assert!(stderr(&final_run).contains("columnar lane"), "{}", stderr(&final_run));
-    assert_eq!(killed, kills, "every kill landed while the stream ran");
-    let (lines, parts) = read_parts(&out_dir);
+    let (lines, parts) = read_parts(&dir.path("out"));
     assert!(parts > 1);
     let mut ids: Vec<u64> = lines.iter().map(|v| v["id"].as_u64().unwrap()).collect();
     ids.sort_unstable();
@@ -206,6 +209,23 @@ streams:
     assert_eq!(ids, kept);
     let (errors, _) = read_parts(&dir.path("errors"));
     assert_eq!(errors.len() as u64, (0..n).filter(|id| id % 97 == 53).count() as u64, "every bad line's error exactly once");
+}
+
+/// SIGKILLs a lane stream with the exactly-once file output at random moments; every kept row
+/// is in the finalized parts exactly once. The input (20,000 lines a second) outlasts the kills (10
+/// of at most 0.9 s). Size: ARKFLOW_CRASH_RECORDS (200,000), ARKFLOW_CRASH_KILLS (10).
+#[test]
+fn the_lane_is_exactly_once_across_a_kill_loop() {
+    lane_kill_loop(env_or("ARKFLOW_CRASH_RECORDS", 200_000), env_or("ARKFLOW_CRASH_KILLS", 10), &[2]);
+}
+
+/// The same loop restarting at another `thread_num` after each set of kills (2, then 1, then 3):
+/// the checkpoint holds the input's position, not a worker's, so a restart with more or fewer
+/// workers resumes exactly where the last decided checkpoint left off. Size: ARKFLOW_CRASH_KILLS
+/// per thread count (default 3; 9 kills of at most 0.9 s within the 200,000 lines' 10 s).
+#[test]
+fn the_lane_is_exactly_once_across_restarts_at_another_thread_num() {
+    lane_kill_loop(env_or("ARKFLOW_CRASH_RECORDS", 200_000), env_or("ARKFLOW_CRASH_KILLS", 3), &[2, 1, 3]);
 }
 
 /// The peak resident memory of `cmd` (VmHWM, read until it exits) and its output.
