@@ -37,6 +37,43 @@ enum Command {
     /// Inspect checkpointed state and take savepoints (uses the config's state backend).
     #[command(subcommand)]
     State(StateCmd),
+    /// Tools for plugin authors.
+    #[command(subcommand)]
+    Plugin(PluginCmd),
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum PluginCmd {
+    /// Run a plugin over a fixture of JSON lines in the real sandbox, with in-memory keyed state:
+    /// every record's outcome, the state each batch changed, and (with --expect) a diff against
+    /// the expected output. Exits 1 when a batch fails, the output differs from --expect, or
+    /// --checkpoint-every changes the outcomes.
+    Test {
+        /// The plugin component (.wasm).
+        plugin: PathBuf,
+        /// The fixture: one JSON value per line (the records' values).
+        #[arg(long)]
+        input: PathBuf,
+        /// The expected emitted values, one per line, in order (compared as JSON).
+        #[arg(long)]
+        expect: Option<PathBuf>,
+        /// A `config` entry of the plugin, KEY=VALUE (repeatable).
+        #[arg(long = "config-entry", short = 'C', value_name = "KEY=VALUE")]
+        config_entry: Vec<String>,
+        /// The JSON field whose value is the record key (as the file input's `key_field`).
+        #[arg(long)]
+        key_field: Option<String>,
+        /// Records per batch.
+        #[arg(long, default_value_t = 256)]
+        batch_size: usize,
+        /// Run the fixture again with a checkpoint and a restore into a fresh instance after
+        /// every N records; fail if any outcome changes (state kept in guest memory).
+        #[arg(long, value_name = "N")]
+        checkpoint_every: Option<usize>,
+        /// Print only failures, state changes and the summary.
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -100,6 +137,25 @@ fn main() -> ExitCode {
         };
     }
     init_tracing(cli.log_format);
+    if let Some(Command::Plugin(PluginCmd::Test { plugin, input, expect, config_entry, key_field, batch_size, checkpoint_every, quiet })) = cli.command {
+        let config =
+            match config_entry.iter().map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or(kv)).collect::<Result<Vec<_>, _>>() {
+                Ok(c) => c,
+                Err(kv) => {
+                    eprintln!("error: --config-entry {kv}: expected KEY=VALUE");
+                    return ExitCode::from(2);
+                }
+            };
+        let t = arkflow::plugin_test::PluginTest { plugin, input, expect, config, key_field, batch_size, checkpoint_every, quiet };
+        return match arkflow::plugin_test::run(&t, &mut std::io::stdout().lock()) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -125,6 +125,7 @@ const LAYERS: &[&[&str]] = &[
     &["engine"],
     &["metrics"],
     &["engine_builder"],
+    &["plugin_test"],
 ];
 
 fn src_root() -> PathBuf {

@@ -33,6 +33,9 @@
 //!   checks, with outcomes that do not fit the batch (a source past the last input, a value ending past
 //!   the data, an input that both emits and fails).
 //! - `bad-column`: process-batch calls `store.get-column` with a key column ending past its data.
+//! - `memory-counter`: counts each record's key like the counter, but in a map in guest memory,
+//!   never in state: right until the instance is replaced (a restart, a retry, a swap), then
+//!   counting starts again from zero (what `arkflow plugin test --checkpoint-every` must catch).
 //! - anything else (or no mode): pass-through, every record re-emitted unchanged.
 //! Declares state store "default" (used by `flood` only).
 use arkflow_plugin_sdk::prelude::*;
@@ -44,6 +47,8 @@ struct Evil {
     giant_bytes: usize,
     sleep_ms: u64,
     log_bytes: usize,
+    /// `memory-counter`'s counts, wrongly kept in guest memory.
+    counts: std::collections::HashMap<Vec<u8>, i64>,
 }
 
 impl Processor for Evil {
@@ -60,7 +65,7 @@ impl Processor for Evil {
         let giant_bytes = config.get_parse_or("giant_bytes", 8usize << 20)?;
         let sleep_ms = config.get_parse_or("sleep_ms", 3_600_000u64)?;
         let log_bytes = config.get_parse_or("log_bytes", 4000usize)?;
-        Ok(Evil { mode, flood_count, giant_bytes, sleep_ms, log_bytes })
+        Ok(Evil { mode, flood_count, giant_bytes, sleep_ms, log_bytes, counts: Default::default() })
     }
 
     fn process(&mut self, ctx: &BatchContext, batch: &Batch, out: &mut Outcomes) -> Result<(), Error> {
@@ -125,6 +130,15 @@ impl Processor for Evil {
                 }
                 Ok(out)
             }
+            "memory-counter" => Ok(records
+                .iter()
+                .map(|r| {
+                    let key = r.key.clone().unwrap_or_default();
+                    let n = self.counts.entry(key.clone()).or_default();
+                    *n += 1;
+                    Outcome::emit_one(format!(r#"{{"key":"{}","count":{n}}}"#, json::escape(&String::from_utf8_lossy(&key))))
+                })
+                .collect()),
             "trap" => panic!("evil: trap in process-batch"),
             "fail-batch" => Err(Error::internal("evil-fail-batch", "evil: process-batch fails on purpose")),
             "wrong-count" => Ok(records.into_iter().skip(1).map(Outcome::pass).collect()),

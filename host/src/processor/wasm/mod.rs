@@ -95,6 +95,22 @@ pub struct WasmFactory {
 /// Reads, compiles (through the artifact cache), links and checks the plugin at `cfg.path`:
 /// everything a swap must pass too. Does not `init` an instance.
 pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, env: &crate::processor::StreamEnv) -> anyhow::Result<WasmShared> {
+    let shared = prepare_unchecked(cfg, label, env)?;
+    let shown = shared.path.display();
+    check_info(&shared.info, shared.abi, &env.store_names, env.state_enabled).map_err(|e| anyhow!("{label}: plugin {shown}: {e}"))?;
+    check_key(shared.info.key_by.as_deref(), cfg.key_by.as_deref()).map_err(|e| anyhow!("{label}: plugin {shown}: {e}"))?;
+    Ok(shared)
+}
+
+/// What the plugin at `cfg.path` says about itself (`describe()`), before any stream is
+/// checked against it: `arkflow plugin test` learns the state stores to open from it.
+pub fn describe_plugin(cfg: &WasmProcessorConfig, label: &str) -> anyhow::Result<PluginInfo> {
+    let env = crate::processor::StreamEnv { store_names: vec!["default".into()], state_enabled: true, outputs: vec![], event_time: None };
+    Ok(prepare_unchecked(cfg, label, &env)?.info)
+}
+
+/// [`prepare`] without checking `describe()` against the stream.
+fn prepare_unchecked(cfg: &WasmProcessorConfig, label: &str, env: &crate::processor::StreamEnv) -> anyhow::Result<WasmShared> {
     let (store_names, state_enabled) = (&env.store_names[..], env.state_enabled);
     let path = cfg.path.clone();
     let shown = path.display().to_string();
@@ -138,8 +154,6 @@ pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, env: &crate::proce
         obs: Arc::new(obs::ProcessorObs::new(&cfg.limits, &cfg.circuit_breaker)),
     };
     shared.info = instance::describe(&shared).with_context(|| format!("{label}: plugin {shown}"))?;
-    check_info(&shared.info, abi, store_names, state_enabled).map_err(|e| anyhow!("{label}: plugin {shown}: {e}"))?;
-    check_key(shared.info.key_by.as_deref(), cfg.key_by.as_deref()).map_err(|e| anyhow!("{label}: plugin {shown}: {e}"))?;
     Ok(shared)
 }
 

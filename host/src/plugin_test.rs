@@ -1,0 +1,292 @@
+//! `arkflow plugin test`: runs one processor plugin over a fixture of JSON lines in the real
+//! sandbox, with in-memory keyed state, and says what became of every record.
+//!
+//! Contract: the fixture is read by the `file` input (one JSON value per line, blank lines
+//! skipped, `key_field` as in a stream's YAML), cut into batches of `batch_size`, and every batch
+//! goes through one instance of the plugin in key group 0 with the plugin's `config`, exactly as a
+//! worker runs it (staged writes, retries, the plugin's limits). The report prints each record's
+//! outcome (emitted values, failures with class and code), the state entries each batch changed
+//! (decoded by the store's declared format) and a summary. With `expect`, the emitted values must
+//! equal the expected file's lines (compared as JSON when both parse, else as text), else the
+//! report ends with a line-by-line diff and the test fails. With `checkpoint_every: N`, the
+//! fixture runs a second time with a checkpoint after every N records (`on-checkpoint`, a snapshot
+//! of the state, a fresh instance restored from it): any difference from the first run fails the
+//! test, naming the first record that differs: the plugin keeps something in guest memory that
+//! it does not write to state. Timers do not fire here.
+
+use crate::config::EngineConfig;
+use crate::connectors::registry::{open_input, SourceCx};
+use crate::processor::wasm::{describe_plugin, PluginInfo, WasmFactory, WasmProcessorConfig};
+use crate::processor::{BatchCtx, Processor, ProcessorContext, ProcessorFactory, StateSlot, StreamEnv};
+use crate::record::{Outcome, Record};
+use crate::state::{StateLimits, WorkerState};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct PluginTest {
+    pub plugin: PathBuf,
+    pub input: PathBuf,
+    pub expect: Option<PathBuf>,
+    /// The plugin's `config` entries.
+    pub config: Vec<(String, String)>,
+    /// The JSON field whose value is the record key (none: records have no key).
+    pub key_field: Option<String>,
+    pub batch_size: usize,
+    pub checkpoint_every: Option<usize>,
+    /// Print only the summary, state changes and failures, not every record's outcome.
+    pub quiet: bool,
+}
+
+/// One record's outcome, as the report shows and compares it.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Emit(Vec<String>),
+    Fail(String),
+    Drop,
+}
+
+/// The outcomes of one run over the fixture, and its report so far.
+struct Run {
+    seen: Vec<Seen>,
+    report: String,
+}
+
+/// Runs the test; the report goes to `out`. Ok(true): passed.
+pub fn run(t: &PluginTest, out: &mut dyn std::io::Write) -> anyhow::Result<bool> {
+    let cfg = engine_config(t)?;
+    let stream = &cfg.streams[0];
+    let wasm = stream.pipeline.processors[0].get::<WasmProcessorConfig>().expect("a wasm processor");
+    let factory = WasmFactory::load(wasm, "plugin", 0, &StreamEnv::of(stream))?;
+    let info = factory.info().clone();
+    let records = read_fixture(&cfg)?;
+    writeln!(out, "plugin {} ({}@{}, ABI {}): {} records from {}", t.plugin.display(), info.name, info.version, info.abi, records.len(), t.input.display())?;
+    let plain = pass(&factory, &info, &records, t, None)?;
+    out.write_all(plain.report.as_bytes())?;
+    let mut ok = plain.report.lines().all(|l| !l.starts_with("batch failed"));
+    if let Some(n) = t.checkpoint_every {
+        let again = pass(&factory, &info, &records, t, Some(n.max(1)))?;
+        match plain.seen.iter().zip(&again.seen).position(|(a, b)| a != b) {
+            None if plain.seen.len() == again.seen.len() => writeln!(out, "checkpoint + restore every {n} records: same outcomes")?,
+            at => {
+                ok = false;
+                let i = at.unwrap_or(plain.seen.len().min(again.seen.len()));
+                writeln!(out, "checkpoint + restore every {n} records CHANGED the outcomes, first at record {i}:")?;
+                writeln!(out, "  without checkpoints: {}", show(plain.seen.get(i)))?;
+                writeln!(out, "  restored from state: {}", show(again.seen.get(i)))?;
+                writeln!(out, "  the plugin keeps something in guest memory that it does not write to state (guest memory does not survive a restart: write it in on-checkpoint, or keep it in state)")?;
+            }
+        }
+    }
+    if let Some(path) = &t.expect {
+        let want = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read --expect {}: {e}", path.display()))?;
+        let got: Vec<&str> = plain.seen.iter().flat_map(|s| if let Seen::Emit(v) = s { v.as_slice() } else { &[] }).map(String::as_str).collect();
+        let diff = diff(&want.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>(), &got);
+        match diff {
+            None => writeln!(out, "expected output {}: same ({} records)", path.display(), got.len())?,
+            Some(d) => {
+                ok = false;
+                writeln!(out, "expected output {} differs:\n{d}", path.display())?;
+            }
+        }
+    }
+    writeln!(out, "{}", if ok { "PASS" } else { "FAIL" })?;
+    Ok(ok)
+}
+
+/// The test as a one-stream engine config, so the fixture, the plugin and its config are read
+/// and checked exactly as a stream's YAML would be; the stream declares the state stores the
+/// plugin's `describe()` names.
+fn engine_config(t: &PluginTest) -> anyhow::Result<EngineConfig> {
+    let first = EngineConfig::from_yaml_str(&yaml(t, &[])?, None)?;
+    let wasm = first.streams[0].pipeline.processors[0].get::<WasmProcessorConfig>().expect("a wasm processor");
+    let info = describe_plugin(wasm, "plugin")?;
+    let custom: Vec<String> = info.state_stores.into_iter().filter(|n| n != "default").collect();
+    if custom.is_empty() {
+        return Ok(first);
+    }
+    Ok(EngineConfig::from_yaml_str(&yaml(t, &custom)?, None)?)
+}
+
+fn yaml(t: &PluginTest, custom: &[String]) -> anyhow::Result<String> {
+    let s = |v: &str| serde_json::to_string(v).expect("a string serializes");
+    let path = |p: &std::path::Path| std::path::absolute(p).map(|p| s(&p.display().to_string()));
+    let config: Vec<String> = t.config.iter().map(|(k, v)| format!("{}: {}", s(k), s(v))).collect();
+    let custom: Vec<String> = custom.iter().map(|n| s(n)).collect();
+    let key_field = t.key_field.as_deref().map(|k| format!(", key_field: {}", s(k))).unwrap_or_default();
+    Ok(format!(
+        "state_management: {{ enabled: true, backend_type: memory }}\nstreams:\n  - name: plugin-test\n    input: {{ type: file, path: {input}, batch_size: {bs}{key_field} }}\n    pipeline:\n      thread_num: 1\n      processors:\n        - {{ type: wasm, path: {plugin}, config: {{ {config} }} }}\n    output: {{ type: drop }}\n    state: {{ operator_id: plugin-test, enabled: true, custom_keys: [{custom}] }}\n",
+        input = path(&t.input)?,
+        bs = t.batch_size.max(1),
+        plugin = path(&t.plugin)?,
+        config = config.join(", "),
+        custom = custom.join(", "),
+    ))
+}
+
+/// Every record of the fixture, in order.
+fn read_fixture(cfg: &EngineConfig) -> anyhow::Result<Vec<Record>> {
+    let stream = &cfg.streams[0];
+    let cx = SourceCx { stream: &stream.name, default_group: "plugin-test", kafka: Arc::default() };
+    let mut input = open_input(&stream.input, &cx)?;
+    let mut all = Vec::new();
+    while let Some(batch) = input.next_batch()? {
+        all.extend(batch);
+    }
+    Ok(all)
+}
+
+/// The state's entries (store, key) -> value.
+type Entries = BTreeMap<(String, Vec<u8>), Vec<u8>>;
+
+fn entries(state: &StateSlot) -> Entries {
+    let Some(st) = state.as_ref() else { return Entries::new() };
+    st.full_snapshot().into_iter().filter_map(|e| Some(((e.store, e.key), e.value?))).collect()
+}
+
+/// One run over the fixture: batches of `t.batch_size`, a checkpoint and restore after every
+/// `checkpoint_every` records when set.
+fn pass(factory: &WasmFactory, info: &PluginInfo, records: &[Record], t: &PluginTest, checkpoint_every: Option<usize>) -> anyhow::Result<Run> {
+    let store_names = std::iter::once("default".to_string()).chain(info.state_stores.iter().filter(|n| *n != "default").cloned()).collect::<Vec<_>>();
+    let mut state: StateSlot = Some(Box::new(WorkerState::new(store_names, None, StateLimits::default())));
+    let cx = ProcessorContext { stream: "plugin-test".into(), worker: 0, pipeline: Arc::default() };
+    let mut proc = factory.instantiate(&cx)?;
+    let mut run = Run { seen: Vec::with_capacity(records.len()), report: String::new() };
+    let quiet = t.quiet || checkpoint_every.is_some();
+    let size = checkpoint_every.map_or(t.batch_size, |n| n.min(t.batch_size)).max(1);
+    let (mut epoch, mut since) = (1u64, 0usize);
+    for (b, batch) in records.chunks(size).enumerate() {
+        let before = entries(&state);
+        let ctx = BatchCtx { batch_id: b as u64 + 1, key_group: 0, partition: 0, epoch, now_ms: crate::util::time::now_ms() };
+        let outcomes = match proc.process(&ctx, batch, &mut state) {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = writeln!(run.report, "batch failed (records {}..{}): {}", b * size, b * size + batch.len(), e.message);
+                break;
+            }
+        };
+        for (i, (r, o)) in batch.iter().zip(&outcomes).enumerate() {
+            let seen = seen(o);
+            if !quiet || matches!(seen, Seen::Fail(_)) {
+                let _ = writeln!(run.report, "#{} {} -> {}", b * size + i, show_record(r), show(Some(&seen)));
+            }
+            run.seen.push(seen);
+        }
+        if checkpoint_every.is_none() {
+            state_changes(&before, &entries(&state), info, &mut run.report);
+        }
+        since += batch.len();
+        if checkpoint_every.is_some_and(|n| since >= n) {
+            (proc, state) = checkpoint_and_restore(factory, &cx, proc, state, epoch)?;
+            (epoch, since) = (epoch + 1, 0);
+        }
+    }
+    if checkpoint_every.is_none() {
+        run.report += &summary(&run.seen, &state);
+    }
+    Ok(run)
+}
+
+/// `on-checkpoint`, a snapshot of the state, and a fresh instance with the state restored from it.
+fn checkpoint_and_restore(
+    factory: &WasmFactory,
+    cx: &ProcessorContext,
+    mut proc: Box<dyn Processor>,
+    mut state: StateSlot,
+    epoch: u64,
+) -> anyhow::Result<(Box<dyn Processor>, StateSlot)> {
+    proc.on_checkpoint(epoch, 0, crate::util::time::now_ms(), &mut state)
+        .map_err(|e| anyhow::anyhow!("on-checkpoint failed at epoch {epoch}: {}", e.message))?;
+    drop(proc);
+    let old = state.expect("state is on");
+    let mut fresh = WorkerState::new(old.store_names().to_vec(), None, StateLimits::default());
+    for e in old.full_snapshot() {
+        fresh.restore(e).map_err(|e| anyhow::anyhow!("restore: {e}"))?;
+    }
+    Ok((factory.instantiate(cx)?, Some(Box::new(fresh))))
+}
+
+fn summary(seen: &[Seen], state: &StateSlot) -> String {
+    let count = |f: fn(&Seen) -> bool| seen.iter().filter(|s| f(s)).count();
+    let emitted: usize = seen.iter().map(|s| if let Seen::Emit(v) = s { v.len() } else { 0 }).sum();
+    format!(
+        "{} records: {} emitted {emitted} records, {} failed, {} dropped; state holds {} entries\n",
+        seen.len(),
+        count(|s| matches!(s, Seen::Emit(_))),
+        count(|s| matches!(s, Seen::Fail(_))),
+        count(|s| matches!(s, Seen::Drop)),
+        entries(state).len()
+    )
+}
+
+fn seen(o: &Outcome) -> Seen {
+    let text = |r: &Record| r.value.as_deref().map_or_else(|| "(tombstone)".to_string(), |v| String::from_utf8_lossy(v).into_owned());
+    match o {
+        Outcome::Emit(v) if v.is_empty() => Seen::Drop,
+        Outcome::Drop => Seen::Drop,
+        Outcome::Fail(e) => Seen::Fail(e.to_string()),
+        o => Seen::Emit(o.emitted().map(text).collect()),
+    }
+}
+
+fn show(s: Option<&Seen>) -> String {
+    match s {
+        None => "(no outcome)".into(),
+        Some(Seen::Emit(v)) => format!("emit {}", v.join(" | ")),
+        Some(Seen::Fail(e)) => format!("FAIL {e}"),
+        Some(Seen::Drop) => "drop".into(),
+    }
+}
+
+fn show_record(r: &Record) -> String {
+    let key = r.key.as_deref().map_or_else(|| "-".to_string(), |k| String::from_utf8_lossy(k).into_owned());
+    let value = r.value.as_deref().map_or_else(String::new, |v| String::from_utf8_lossy(&v[..v.len().min(80)]).into_owned());
+    format!("key={key} {value}")
+}
+
+/// The entries one batch changed, each value decoded by its store's declared format.
+fn state_changes(before: &Entries, after: &Entries, info: &PluginInfo, report: &mut String) {
+    let fmt = |store: &str, v: Option<&Vec<u8>>| {
+        let Some(v) = v else { return "(none)".to_string() };
+        let hex = || v.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        match info.state_formats.iter().find(|(s, _)| s == store).map(|(_, f)| f.as_str()) {
+            Some("i64") => <[u8; 8]>::try_from(v.as_slice()).map_or_else(|_| hex(), |b| i64::from_le_bytes(b).to_string()),
+            Some("utf8" | "json") => std::str::from_utf8(v).map_or_else(|_| hex(), str::to_string),
+            _ => hex(),
+        }
+    };
+    for k in before.keys().chain(after.keys().filter(|k| !before.contains_key(*k))) {
+        let (a, b) = (before.get(k), after.get(k));
+        if a != b {
+            let _ = writeln!(report, "  state {} {}: {} -> {}", k.0, String::from_utf8_lossy(&k.1), fmt(&k.0, a), fmt(&k.0, b));
+        }
+    }
+}
+
+/// A line-by-line diff of the expected and emitted values (JSON compared as values), or None
+/// when they are the same.
+fn diff(want: &[&str], got: &[&str]) -> Option<String> {
+    let same = |a: &str, b: &str| match (serde_json::from_str::<serde_json::Value>(a), serde_json::from_str::<serde_json::Value>(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a.trim() == b.trim(),
+    };
+    let mut out = String::new();
+    let mut shown = 0;
+    for i in 0..want.len().max(got.len()) {
+        let (w, g) = (want.get(i), got.get(i));
+        if matches!((w, g), (Some(w), Some(g)) if same(w, g)) {
+            continue;
+        }
+        shown += 1;
+        if shown <= 20 {
+            let _ = writeln!(out, "  line {}:\n    - expected {}\n    + got      {}", i + 1, w.unwrap_or(&"(nothing)"), g.unwrap_or(&"(nothing)"));
+        }
+    }
+    if shown > 20 {
+        let _ = writeln!(out, "  ... and {} more differing lines", shown - 20);
+    }
+    (shown > 0).then(|| format!("{out}  {shown} of {} lines differ ({} expected, {} emitted)", want.len().max(got.len()), want.len(), got.len()))
+}

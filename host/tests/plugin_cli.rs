@@ -1,0 +1,115 @@
+//! `arkflow plugin test` with the real binary and plugins built from source: a fixture's outcomes
+//! and state changes, `--expect` passing and failing with a readable diff, `--checkpoint-every`
+//! passing for a plugin that keeps its counts in state and catching one that keeps them in guest
+//! memory, and the exit codes for a failing batch and bad arguments.
+
+mod common;
+use common::*;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Writes `n` records over 7 users, every 10th without a `user`; returns the counter's expected
+/// output lines (one per keyed record) and the number of keyless records.
+fn fixture(path: &Path, n: u64) -> (Vec<String>, u64) {
+    let mut lines = String::new();
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    let (mut expected, mut keyless) = (vec![], 0);
+    for i in 0..n {
+        if i % 10 == 9 {
+            lines += &format!("{{\"id\":{i}}}\n");
+            keyless += 1;
+            continue;
+        }
+        let user = format!("u{}", (i * 7919) % 7);
+        lines += &format!("{{\"id\":{i},\"user\":\"{user}\"}}\n");
+        let c = counts.entry(user.clone()).or_default();
+        *c += 1;
+        expected.push(format!("{{\"key\":\"{user}\",\"count\":{c}}}"));
+    }
+    std::fs::write(path, lines).unwrap();
+    (expected, keyless)
+}
+
+fn plugin_test(plugin: &Path, args: &[&str]) -> Output {
+    Command::new(bin()).args(["plugin", "test"]).arg(plugin).args(args).env("RUST_LOG", "warn").output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn setup(n: u64) -> (Dir, PathBuf, Vec<String>, u64) {
+    let dir = Dir::new();
+    let input = dir.path("in.jsonl");
+    let (expected, keyless) = fixture(&input, n);
+    (dir, input, expected, keyless)
+}
+
+#[test]
+fn a_fixture_shows_outcomes_and_state_and_matches_its_expectation() {
+    let (dir, input, expected, keyless) = setup(300);
+    let want = dir.path("want.jsonl");
+    std::fs::write(&want, expected.join("\n") + "\n").unwrap();
+    let o =
+        plugin_test(&plugin("counter"), &["--input", input.to_str().unwrap(), "--key-field", "user", "--expect", want.to_str().unwrap(), "--batch-size", "64"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    assert!(out.contains(&format!("300 records: {} emitted", 300 - keyless)), "{out}");
+    assert!(out.contains(&format!("{keyless} failed")), "{out}");
+    assert!(out.contains("#9 key=- {\"id\":9} -> FAIL invalid-input [no-key]"), "the keyless record's failure with class and code: {out}");
+    // u0's count after the first batch (64 records), as a state change decoded as i64.
+    let u0_first = expected[..].iter().take(64 - 6).filter(|l| l.contains("\"u0\"")).count();
+    assert!(out.contains(&format!("  state default u0: (none) -> {u0_first}")), "{out}");
+    assert!(out.contains("expected output") && out.contains(&format!("same ({} records)", expected.len())), "{out}");
+    assert!(out.trim_end().ends_with("PASS"), "{out}");
+}
+
+#[test]
+fn a_wrong_expectation_fails_with_a_diff_naming_the_line() {
+    let (dir, input, mut expected, _) = setup(50);
+    expected[6] = expected[6].replace("\"count\":", "\"count\":1");
+    let want = dir.path("want.jsonl");
+    std::fs::write(&want, expected.join("\n")).unwrap();
+    let o = plugin_test(&plugin("counter"), &["--input", input.to_str().unwrap(), "--key-field", "user", "--expect", want.to_str().unwrap(), "--quiet"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains(&format!("  line 7:\n    - expected {}\n    + got      ", expected[6])), "{out}");
+    assert!(out.contains(&format!("1 of {} lines differ", expected.len())), "{out}");
+    assert!(out.trim_end().ends_with("FAIL"), "{out}");
+}
+
+#[test]
+fn checkpoint_every_passes_state_kept_in_state_and_catches_state_kept_in_guest_memory() {
+    let (_dir, input, _, _) = setup(200);
+    let args = ["--input", input.to_str().unwrap(), "--key-field", "user", "--checkpoint-every", "16", "--quiet"];
+    let o = plugin_test(&plugin("counter"), &args);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("checkpoint + restore every 16 records: same outcomes"), "{}", stdout(&o));
+    let mut cached = vec!["-C", "mode=memory-counter"];
+    cached.extend(args);
+    let o = plugin_test(&plugin("evil"), &cached);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    // The first record after the first restore whose user was seen before it.
+    assert!(out.contains("checkpoint + restore every 16 records CHANGED the outcomes, first at record 16:"), "{out}");
+    assert!(out.contains("keeps something in guest memory"), "{out}");
+}
+
+#[test]
+fn a_failing_batch_and_bad_arguments_exit_non_zero_with_the_reason() {
+    let (dir, input, _, _) = setup(5);
+    let o = plugin_test(&plugin("evil"), &["-C", "mode=trap", "--input", input.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("batch failed (records 0..5)") && stdout(&o).contains("evil: trap in process-batch"), "{}", stdout(&o));
+    let missing = dir.path("missing.wasm");
+    let o = plugin_test(&missing, &["--input", input.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains(&format!("cannot read plugin {}", missing.display())), "{}", stderr(&o));
+    let o = plugin_test(&input, &["--input", input.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("is not a valid WebAssembly component"), "{}", stderr(&o));
+    let o = plugin_test(&plugin("counter"), &["--input", input.to_str().unwrap(), "-C", "no-equals-sign"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--config-entry no-equals-sign: expected KEY=VALUE"), "{}", stderr(&o));
+}
