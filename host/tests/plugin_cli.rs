@@ -1,7 +1,8 @@
 //! `arkflow plugin test` with the real binary and plugins built from source: a fixture's outcomes
 //! and state changes, `--expect` passing and failing with a readable diff, `--checkpoint-every`
 //! passing for a plugin that keeps its counts in state and catching one that keeps them in guest
-//! memory, and the exit codes for a failing batch and bad arguments.
+//! memory, a trap report naming the guest function, and the exit codes for a failing batch and bad
+//! arguments.
 
 mod common;
 use common::*;
@@ -102,6 +103,8 @@ fn a_failing_batch_and_bad_arguments_exit_non_zero_with_the_reason() {
     let o = plugin_test(&plugin("evil"), &["-C", "mode=trap", "--input", input.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("batch failed (records 0..5)") && stdout(&o).contains("evil: trap in process-batch"), "{}", stdout(&o));
+    // The trap names the plugin's own function from the guest backtrace (the name section is kept).
+    assert!(stdout(&o).contains("(in the guest: <evil::Evil as arkflow_plugin_sdk::Processor>::process <- "), "{}", stdout(&o));
     let missing = dir.path("missing.wasm");
     let o = plugin_test(&missing, &["--input", input.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));

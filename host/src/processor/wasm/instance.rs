@@ -112,13 +112,59 @@ fn trap_text(e: &wasmtime::Error) -> String {
         .map(|c| c.to_string().lines().next().unwrap_or_default().to_string())
         .filter(|s| !s.is_empty() && !s.starts_with("error while executing at wasm backtrace"))
         .collect();
-    let text = parts.join(": ");
+    let mut text = parts.join(": ");
+    if let Some(frames) = e.downcast_ref::<wasmtime::WasmBacktrace>().and_then(guest_frames) {
+        text = format!("{text} (in the guest: {frames})");
+    }
     if text.contains("growing memory") || text.contains("memory.grow") {
         format!("memory limit exceeded (limits.memory_mb): {text}")
     } else if e.downcast_ref::<Trap>().is_some() {
         format!("trap: {text}")
     } else {
         text
+    }
+}
+
+/// The innermost named guest functions of a trap's backtrace, outermost last, without the
+/// language runtime's panic and allocation machinery (so the plugin's own function comes first);
+/// None when the component has no name section.
+fn guest_frames(bt: &wasmtime::WasmBacktrace) -> Option<String> {
+    const RUNTIME: &[&str] =
+        &["std::", "core::", "alloc::", "__rust", "rust_panic", "rust_begin_unwind", "__rdl_", "abort", "dlmalloc", "wit_bindgen", "<unknown>"];
+    // Display demangles: lines "  N: 0xOFFSET - module!function", then source lines when known.
+    let shown = bt.to_string();
+    let names: Vec<String> = shown
+        .lines()
+        .filter_map(|l| l.trim_start().split_once(" - ").map(|(_, f)| without_crate_hashes(f.split_once('!').map_or(f, |(_, f)| f).trim())))
+        .filter(|f| !f.is_empty() && !RUNTIME.iter().any(|r| f.starts_with(r) || f.starts_with(&format!("<{r}"))))
+        .take(4)
+        .collect();
+    (!names.is_empty()).then(|| names.join(" <- "))
+}
+
+/// `std[d123b7a1a2ed1472]::process::abort` → `std::process::abort` (Rust's v0 symbol names), and
+/// `a::b::h41ca5c047d2a41b5` → `a::b` (legacy ones).
+fn without_crate_hashes(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(open) = rest.find('[') {
+        let close = rest[open..].find(']').map(|c| open + c);
+        match close {
+            Some(c) if c > open + 1 && rest[open + 1..c].bytes().all(|b| b.is_ascii_hexdigit()) => {
+                out.push_str(&rest[..open]);
+                rest = &rest[c + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..=open]);
+                rest = &rest[open + 1..];
+            }
+        }
+    }
+    let out = out + rest;
+    // Legacy symbol names end in `::h` and 16 hex digits.
+    match out.rsplit_once("::h") {
+        Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => name.to_string(),
+        _ => out,
     }
 }
 
@@ -393,5 +439,16 @@ impl Processor for WasmProcessor {
 
     fn fire(&mut self, clock: crate::processor::Clock, epoch: u64, now_ms: i64, state: &mut StateSlot) -> Result<Vec<crate::processor::Fired>, BatchError> {
         self.fire_timers(clock, epoch, now_ms, state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn symbol_names_lose_their_crate_and_legacy_hashes_only() {
+        assert_eq!(super::without_crate_hashes("std[d123b7a1a2ed1472]::process::abort"), "std::process::abort");
+        assert_eq!(super::without_crate_hashes("<evil::Evil as sdk::Processor>::process::h41ca5c047d2a41b5"), "<evil::Evil as sdk::Processor>::process");
+        assert_eq!(super::without_crate_hashes("a::<[u8; 4]>::f"), "a::<[u8; 4]>::f");
+        assert_eq!(super::without_crate_hashes("ak_process_batch"), "ak_process_batch");
     }
 }
