@@ -165,6 +165,7 @@ fn pass(factory: &WasmFactory, info: &PluginInfo, records: &[Record], t: &Plugin
             Ok(o) => o,
             Err(e) => {
                 let _ = writeln!(run.report, "batch failed (records {}..{}): {}", b * size, b * size + batch.len(), e.message);
+                let _ = writeln!(run.report, "{}", locate(factory, &cx, &state, batch, b * size));
                 break;
             }
         };
@@ -188,6 +189,30 @@ fn pass(factory: &WasmFactory, info: &PluginInfo, records: &[Record], t: &Plugin
         run.report += &summary(&run.seen, &state);
     }
     Ok(run)
+}
+
+/// The record a failed batch fails on: the batch again, one record at a time, in a fresh
+/// instance over a copy of the state (the failed batch changed none).
+fn locate(factory: &WasmFactory, cx: &ProcessorContext, state: &StateSlot, batch: &[Record], first: usize) -> String {
+    let mut copy: StateSlot = state.as_ref().map(|st| {
+        let mut c = WorkerState::new(st.store_names().to_vec(), None, StateLimits::default());
+        st.full_snapshot().into_iter().for_each(|e| c.restore(e).expect("the stores are the same"));
+        Box::new(c)
+    });
+    let Ok(mut proc) = factory.instantiate(cx) else { return "  (the plugin did not instantiate again to find the record)".into() };
+    for (i, r) in batch.iter().enumerate() {
+        let ctx = BatchCtx { batch_id: i as u64 + 1, key_group: 0, partition: 0, epoch: 1, now_ms: crate::util::time::now_ms() };
+        if proc.process(&ctx, std::slice::from_ref(r), &mut copy).is_err() {
+            let bytes = r.value.as_deref().unwrap_or_default();
+            let head = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]);
+            return format!(
+                "  the batch fails at record {} (index {i} in its batch), run alone after the ones before it: {head}{}",
+                first + i,
+                if bytes.len() > 64 { "..." } else { "" }
+            );
+        }
+    }
+    "  no record fails on its own: the failure depends on the batch as a whole".into()
 }
 
 /// `on-checkpoint`, a snapshot of the state, and a fresh instance with the state restored from it.

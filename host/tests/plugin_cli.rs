@@ -1,7 +1,7 @@
 //! `arkflow plugin test` with the real binary and plugins built from source: a fixture's outcomes
 //! and state changes, `--expect` passing and failing with a readable diff, `--checkpoint-every`
 //! passing for a plugin that keeps its counts in state and catching one that keeps them in guest
-//! memory, a trap report naming the guest function, and the exit codes for a failing batch and bad
+//! memory, a trap report naming the guest function and the record, and the exit codes for a failing batch and bad
 //! arguments.
 
 mod common;
@@ -105,6 +105,18 @@ fn a_failing_batch_and_bad_arguments_exit_non_zero_with_the_reason() {
     assert!(stdout(&o).contains("batch failed (records 0..5)") && stdout(&o).contains("evil: trap in process-batch"), "{}", stdout(&o));
     // The trap names the plugin's own function from the guest backtrace (the name section is kept).
     assert!(stdout(&o).contains("(in the guest: <evil::Evil as arkflow_plugin_sdk::Processor>::process <- "), "{}", stdout(&o));
+    // The record a trap happens on, found by running the failed batch again one record at a time.
+    let boom = dir.path("boom.jsonl");
+    std::fs::write(&boom, "{\"id\":0}\n{\"id\":1}\n{\"id\":2,\"boom\":true}\n{\"id\":3}\n").unwrap();
+    let o = plugin_test(&plugin("evil"), &["-C", "mode=trap-on-boom", "--input", boom.to_str().unwrap(), "--batch-size", "2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("#1 key=- {\"id\":1} -> emit {\"id\":1}"), "the first batch passed: {}", stdout(&o));
+    assert!(stdout(&o).contains("batch failed (records 2..4)"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("the batch fails at record 2 (index 0 in its batch), run alone after the ones before it: {\"id\":2,\"boom\":true}"),
+        "{}",
+        stdout(&o)
+    );
     let missing = dir.path("missing.wasm");
     let o = plugin_test(&missing, &["--input", input.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));

@@ -9,6 +9,8 @@
 //!   `{"key","count"}` like the counter, but traps after the increments when `ctx.attempt == 0`; so
 //!   exact counts prove the host dropped the first attempt's staged writes.
 //! - `trap`: process-batch panics (→ trap) every time.
+//! - `trap-on-boom`: process-batch panics (→ trap) on a batch with a record whose value contains
+//!   `boom`; passes the others through.
 //! - `flood`: process-batch opens store "default" and `put`s `flood_count` (config, default
 //!   2000000) distinct keys with 1 KiB values, ignoring every error, then passes records through.
 //! - `init-trap`: init panics.
@@ -140,6 +142,10 @@ impl Processor for Evil {
                 })
                 .collect()),
             "trap" => panic!("evil: trap in process-batch"),
+            "trap-on-boom" => match records.iter().position(|r| r.value.as_deref().is_some_and(|v| v.windows(4).any(|w| w == b"boom"))) {
+                Some(i) => panic!("evil: boom in record {i}"),
+                None => Ok(records.into_iter().map(Outcome::pass).collect()),
+            },
             "fail-batch" => Err(Error::internal("evil-fail-batch", "evil: process-batch fails on purpose")),
             "wrong-count" => Ok(records.into_iter().skip(1).map(Outcome::pass).collect()),
             "flood" => {
