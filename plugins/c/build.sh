@@ -19,7 +19,10 @@ WIT_DIR="$ARKFLOW_ROOT/wit"
 BUILD="$C_DIR/.build"
 GEN="$BUILD/gen"
 CC="${CC_WASM:-clang}"
-CFLAGS=(--target=wasm32-wasi --sysroot=/usr -O2 -mexec-model=reactor -std=c11
+# -O3 -flto: the plugin, the SDK and the glue are optimised as one unit (ak_buf_* and the cache
+# inline into the plugin's loop); -mbulk-memory: memcpy/memset become memory.copy/memory.fill
+# instead of wasi-libc's byte loops. Together they cut the counter's guest time by about a fifth.
+CFLAGS=(--target=wasm32-wasi --sysroot=/usr -O3 -flto -mbulk-memory -mexec-model=reactor -std=c11
         -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers)
 
 as_root() {

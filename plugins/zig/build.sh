@@ -54,7 +54,9 @@ for name in "${plugins[@]}"; do
     root="$ZIG_DIR/$name/$name.zig"
     [ -f "$root" ] || { echo "build.sh: no $root" >&2; exit 1; }
     out_name="${name//-/_}_zig"
-    zig build-exe -target wasm32-wasi -O ReleaseSmall -fno-entry -mexec-model=reactor -lc --stack 262144 \
+    # ReleaseFast (not ReleaseSmall): about half the guest time per record for ~10 KB more;
+    # -fstrip drops the debug info ReleaseFast keeps. The modules inherit the root's mode.
+    zig build-exe -target wasm32-wasi -O ReleaseFast -fstrip -fno-entry -mexec-model=reactor -lc --stack 262144 \
         --cache-dir "$BUILD/zig-cache" --name "$out_name" -femit-bin="$BUILD/$out_name.core.wasm" \
         -I "$GEN" "$GEN/plugin.c" "$GEN/plugin_component_type.o" \
         --dep arkflow -Mroot="$root" \

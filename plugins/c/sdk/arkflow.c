@@ -333,6 +333,7 @@ void ak_outcome_pass(ak_outcome *o, ak_record_in *in) {
 }
 
 ak_buf *ak_emit_begin(ak_batch *b) {
+    if (!b->values_.cap) ak_buf_reserve(&b->values_, b->len * 32); /* like the Rust SDK's Outcomes */
     b->mark_ = b->values_.len;
     return &b->values_;
 }
@@ -871,77 +872,6 @@ bool ak_decode_i64(ak_bytes b, int64_t *out) {
     return true;
 }
 
-/* ==================================== state cache =================================== */
-
-static uint64_t fxhash(const uint8_t *p, size_t n) {
-    const uint64_t k = 0x517cc1b727220a95ull;
-    uint64_t h = 0;
-    for (; n >= 8; p += 8, n -= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = ((h << 5 | h >> 59) ^ w) * k;
-    }
-    for (; n; p++, n--) h = ((h << 5 | h >> 59) ^ *p) * k;
-    return h ^ (h >> 29);
-}
-
-static void cache_rehash(ak_cache *c, size_t cap) {
-    free(c->table);
-    c->table = calloc(cap, sizeof *c->table);
-    if (!c->table) abort();
-    c->table_cap = cap;
-    for (size_t i = 0; i < c->len; i++) {
-        size_t j = c->slots[i].hash & (cap - 1);
-        while (c->table[j]) j = (j + 1) & (cap - 1);
-        c->table[j] = (uint32_t)i + 1;
-    }
-}
-
-/* The slot of key, or -1; with insert: creates it (absent value). */
-static long cache_slot(ak_cache *c, ak_bytes key, bool insert) {
-    uint64_t h = fxhash(key.ptr, key.len);
-    if (c->table_cap) {
-        size_t j = h & (c->table_cap - 1);
-        for (uint32_t t; (t = c->table[j]); j = (j + 1) & (c->table_cap - 1)) {
-            ak_cache_slot_ *s = &c->slots[t - 1];
-            if (s->hash == h && s->key_len == key.len && (key.len == 0 || memcmp(s->key, key.ptr, key.len) == 0))
-                return (long)(t - 1);
-        }
-    }
-    if (!insert) return -1;
-    if (c->len == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 16;
-        c->slots = xrealloc(c->slots, c->cap * sizeof *c->slots);
-    }
-    ak_cache_slot_ *s = &c->slots[c->len];
-    memset(s, 0, sizeof *s);
-    s->hash = h;
-    s->key_len = key.len;
-    if (key.len) {
-        s->key = xmalloc(key.len);
-        memcpy(s->key, key.ptr, key.len);
-    }
-    c->len++;
-    if (c->len * 2 > c->table_cap) cache_rehash(c, c->table_cap ? c->table_cap * 2 : 32);
-    else {
-        size_t j = h & (c->table_cap - 1);
-        while (c->table[j]) j = (j + 1) & (c->table_cap - 1);
-        c->table[j] = (uint32_t)c->len;
-    }
-    return (long)(c->len - 1);
-}
-
-static void cache_mark(ak_cache *c, size_t i) {
-    if (c->slots[i].dirty) return;
-    c->slots[i].dirty = true;
-    if (c->writes == c->writes_cap) {
-        c->writes_cap = c->writes_cap ? c->writes_cap * 2 : 16;
-        c->write_order = xrealloc(c->write_order, c->writes_cap * sizeof *c->write_order);
-    }
-    c->write_order[c->writes++] = (uint32_t)i;
-}
-
-/* Loads the slots from `first` on (the keys just inserted) with one get-many. */
 /* ------------------------- the 0.2.0 batch, as ak_record_in views -------------------------- */
 
 static bool col_present(const arkflow_plugin_types_column_t *c, size_t i) {
@@ -1020,6 +950,8 @@ static arkflow_plugin_types_column_t colbuf_finish(colbuf *c) {
     r.data.len = c->bytes;
     r.ends.ptr = c->ends;
     r.ends.len = c->len;
+    if (!c->bytes) free(c->data), r.data.ptr = NULL; /* the glue frees only non-empty lists */
+    if (!c->len) free(c->ends), r.ends.ptr = NULL;
     if (c->absent) {
         r.valid.ptr = c->valid;
         r.valid.len = (c->len + 7) / 8;
@@ -1031,84 +963,231 @@ static arkflow_plugin_types_column_t colbuf_finish(colbuf *c) {
     return r;
 }
 
-static void slot_set(ak_cache_slot_ *s, const void *v, size_t n);
+/* ==================================== state cache =================================== */
 
-/* Slots [first, first + n) as a column of keys (one buffer; freed by the caller with free()). */
-static arkflow_plugin_types_column_t cache_key_column(const ak_cache *c, const uint32_t *slots, size_t first, size_t n) {
-    size_t bytes = 0;
-    for (size_t i = 0; i < n; i++) bytes += c->slots[slots ? slots[i] : first + i].key_len;
-    colbuf b;
-    colbuf_init(&b, n, bytes);
-    for (size_t i = 0; i < n; i++) {
-        const ak_cache_slot_ *sl = &c->slots[slots ? slots[i] : first + i];
-        ak_opt_bytes k = {.is_some = true, .val = ak_bytes_of(sl->key, sl->key_len)};
-        colbuf_push(&b, &k);
+/* Like the Rust SDK's StateCache (plugins/sdk/src/state.rs): nothing is allocated per key. Slot
+ * keys live back to back in keys_ (which, with key_ends_, is also the get-column request),
+ * values in vals_ (initially the get-column reply's data buffer, taken over), found through an
+ * open-addressing table of slot numbers (a power of two, at least twice the slots). */
+
+#define AK_CACHE_ABSENT 0xffffffffu
+
+static uint64_t fxhash(const uint8_t *p, size_t n) {
+    const uint64_t k = 0x517cc1b727220a95ull;
+    uint64_t h = 0;
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = ((h << 5 | h >> 59) ^ w) * k;
     }
-    return colbuf_finish(&b);
+    for (; n; p++, n--) h = ((h << 5 | h >> 59) ^ *p) * k;
+    return h ^ (h >> 29);
 }
 
-/* Loads slots [first, len) with one get-column. */
+static inline size_t cache_key_start(const ak_cache *c, size_t i) { return i ? c->key_ends_[i - 1] : 0; }
+
+/* a[0..n) == b[0..n), a word at a time (keys are short; wasi-libc's memcmp is a byte loop). */
+static inline bool bytes_eq(const uint8_t *a, const uint8_t *b, size_t n) {
+    for (; n >= 8; a += 8, b += 8, n -= 8) {
+        uint64_t x, y;
+        memcpy(&x, a, 8), memcpy(&y, b, 8);
+        if (x != y) return false;
+    }
+    if (n >= 4) {
+        uint32_t x, y, z, w;
+        memcpy(&x, a, 4), memcpy(&y, b, 4), memcpy(&z, a + n - 4, 4), memcpy(&w, b + n - 4, 4);
+        return x == y && z == w;
+    }
+    for (; n; a++, b++, n--)
+        if (*a != *b) return false;
+    return true;
+}
+
+/* Whether slot i's key is `key`. */
+static inline bool cache_key_is(const ak_cache *c, size_t i, ak_bytes key) {
+    size_t start = cache_key_start(c, i);
+    return c->key_ends_[i] - start == key.len && (key.len == 0 || bytes_eq(c->keys_.ptr + start, key.ptr, key.len));
+}
+
+/* Room for `extra` more slots, and a table at least twice the slots (rebuilt when it grows). */
+static void cache_reserve(ak_cache *c, size_t extra) {
+    size_t need = c->len + extra;
+    if (need > c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        while (cap < need) cap *= 2;
+        c->slots_ = xrealloc(c->slots_, cap * sizeof *c->slots_);
+        c->key_ends_ = xrealloc(c->key_ends_, cap * sizeof *c->key_ends_);
+        c->cap = cap;
+    }
+    if (need * 2 <= c->table_cap) return;
+    size_t tcap = c->table_cap ? c->table_cap * 2 : 32;
+    while (tcap < need * 2) tcap *= 2;
+    free(c->table_);
+    c->table_ = calloc(tcap, sizeof *c->table_);
+    if (!c->table_) abort();
+    c->table_cap = tcap;
+    for (size_t i = 0; i < c->len; i++) {
+        size_t j = c->slots_[i].hash & (tcap - 1);
+        while (c->table_[j]) j = (j + 1) & (tcap - 1);
+        c->table_[j] = (uint32_t)i + 1;
+    }
+}
+
+/* The slot of key, or -1; with insert: creates it (absent value). */
+static long cache_slot(ak_cache *c, ak_bytes key, bool insert) {
+    uint64_t h = fxhash(key.ptr, key.len);
+    size_t j = 0;
+    if (c->table_cap) {
+        size_t mask = c->table_cap - 1;
+        for (j = h & mask; c->table_[j]; j = (j + 1) & mask) {
+            size_t i = c->table_[j] - 1;
+            if (c->slots_[i].hash == h && cache_key_is(c, i, key)) return (long)i;
+        }
+    }
+    if (!insert) return -1;
+    if (c->len + 1 > c->cap || (c->len + 1) * 2 > c->table_cap) {
+        cache_reserve(c, 1);
+        for (j = h & (c->table_cap - 1); c->table_[j]; j = (j + 1) & (c->table_cap - 1)) {}
+    }
+    size_t i = c->len++;
+    c->table_[j] = (uint32_t)i + 1;
+    ak_buf_put(&c->keys_, key.ptr, key.len);
+    c->key_ends_[i] = (uint32_t)c->keys_.len;
+    c->slots_[i].hash = h;
+    c->slots_[i].val_start = 0;
+    c->slots_[i].val_len = AK_CACHE_ABSENT;
+    c->slots_[i].dirty = false;
+    return (long)i;
+}
+
+/* The slot of key for a write (created when new). Writes usually come in the order the keys were
+ * loaded (one per record), so the next loaded key's slot is tried first: a hit costs one key
+ * comparison instead of a hash and a probe. */
+static size_t cache_slot_next(ak_cache *c, ak_bytes key) {
+    if (c->cursor_ < c->seq_len_) {
+        size_t i = c->seq_[c->cursor_];
+        if (cache_key_is(c, i, key)) {
+            c->cursor_++;
+            return i;
+        }
+    }
+    return (size_t)cache_slot(c, key, true);
+}
+
+static void cache_mark(ak_cache *c, size_t i) {
+    if (c->slots_[i].dirty) return;
+    c->slots_[i].dirty = true;
+    if (c->writes == c->writes_cap) {
+        c->writes_cap = c->writes_cap ? c->writes_cap * 2 : (c->cap > 16 ? c->cap : 16);
+        c->write_order_ = xrealloc(c->write_order_, c->writes_cap * sizeof *c->write_order_);
+    }
+    c->write_order_[c->writes++] = (uint32_t)i;
+}
+
+/* Sets slot i's value: in place when the length is unchanged, else appended to vals_. */
+static void cache_set(ak_cache *c, size_t i, const void *v, size_t n) {
+    ak_cache_slot_ *s = &c->slots_[i];
+    if (s->val_len == n) {
+        if (n) memmove(c->vals_.ptr + s->val_start, v, n); /* v may be this value itself */
+        return;
+    }
+    uintptr_t at = (uintptr_t)v, base = (uintptr_t)c->vals_.ptr;
+    if (n && base && at >= base && at < base + c->vals_.len) { /* v is another key's value */
+        ak_buf_reserve(&c->vals_, n);
+        v = c->vals_.ptr + (at - base);
+    }
+    s->val_start = (uint32_t)c->vals_.len;
+    s->val_len = (uint32_t)n;
+    ak_buf_put(&c->vals_, v, n);
+}
+
+static ak_error bad_get_column(size_t got, size_t n) {
+    ak_buf m = {0};
+    ak_buf_puts(&m, "get-column returned ");
+    ak_buf_put_i64(&m, (int64_t)got);
+    ak_buf_puts(&m, " values for ");
+    ak_buf_put_i64(&m, (int64_t)n);
+    ak_buf_puts(&m, " keys");
+    return error_from_buf(AK_INTERNAL, "bad-get-column", &m);
+}
+
+/* Loads slots [first, len) with one get-column whose request is the key buffer itself. */
 static bool cache_fetch(ak_cache *c, ak_store s, size_t first, ak_error *err) {
     size_t n = c->len - first;
     if (n == 0) return true;
-    arkflow_plugin_types_column_t keys = cache_key_column(c, NULL, first, n), vals;
+    size_t base = cache_key_start(c, first);
+    uint32_t *ends = c->key_ends_ + first;
+    if (base) { /* a second load: the request's ends count from its first key */
+        ends = xmalloc(n * sizeof *ends);
+        for (size_t i = 0; i < n; i++) ends[i] = c->key_ends_[first + i] - (uint32_t)base;
+    }
+    arkflow_plugin_types_column_t keys = {{c->keys_.len ? c->keys_.ptr + base : NULL, c->keys_.len - base}, {ends, n}, {NULL, 0}}, vals;
     ak_state_error se;
     bool ok = arkflow_plugin_state_method_store_get_column(borrow(s), &keys, &vals, &se);
-    arkflow_plugin_types_column_free(&keys);
+    if (base) free(ends);
     if (!ok) return state_fail(&se, err);
-    if (vals.ends.len != n) {
-        ak_buf m = {0};
-        ak_buf_puts(&m, "get-column returned ");
-        ak_buf_put_i64(&m, (int64_t)vals.ends.len);
-        ak_buf_puts(&m, " values for ");
-        ak_buf_put_i64(&m, (int64_t)n);
-        ak_buf_puts(&m, " keys");
-        *err = error_from_buf(AK_INTERNAL, "bad-get-column", &m);
+    if (vals.ends.len != n || (n && vals.ends.ptr[n - 1] > vals.data.len)) {
+        *err = bad_get_column(vals.ends.len, n);
         arkflow_plugin_types_column_free(&vals);
         return false;
     }
+    size_t off = c->vals_.len;
+    if (off == 0 && c->vals_.cap == 0 && vals.data.len) { /* take the reply's buffer over */
+        free(c->vals_.ptr);
+        c->vals_.ptr = vals.data.ptr;
+        c->vals_.len = c->vals_.cap = vals.data.len;
+        vals.data.len = 0;
+    } else {
+        ak_buf_put(&c->vals_, vals.data.ptr, vals.data.len);
+    }
     for (size_t i = 0; i < n; i++) {
-        ak_opt_bytes v = col_item(&vals, i);
-        if (v.is_some) slot_set(&c->slots[first + i], v.val.ptr, v.val.len);
+        ak_cache_slot_ *sl = &c->slots_[first + i];
+        if (!col_present(&vals, i)) continue;
+        uint32_t start = i ? vals.ends.ptr[i - 1] : 0, end = vals.ends.ptr[i];
+        if (end < start) continue;
+        sl->val_start = (uint32_t)off + start;
+        sl->val_len = end - start;
     }
     arkflow_plugin_types_column_free(&vals);
     return true;
 }
 
+/* Room for n more keys (and their sequence entries) before a load. */
+static void cache_reserve_load(ak_cache *c, size_t n, size_t bytes) {
+    cache_reserve(c, n);
+    ak_buf_reserve(&c->keys_, bytes);
+    c->seq_ = xrealloc(c->seq_, (c->seq_len_ + n) * sizeof *c->seq_);
+}
+
 bool ak_cache_load(ak_cache *c, ak_store s, const ak_bytes *keys, size_t n, ak_error *err) {
-    size_t first = c->len;
-    for (size_t i = 0; i < n; i++) cache_slot(c, keys[i], true);
+    size_t first = c->len, bytes = 0;
+    for (size_t i = 0; i < n; i++) bytes += keys[i].len;
+    cache_reserve_load(c, n, bytes);
+    for (size_t i = 0; i < n; i++) c->seq_[c->seq_len_++] = (uint32_t)cache_slot(c, keys[i], true);
     return cache_fetch(c, s, first, err);
 }
 
 bool ak_cache_load_keys(ak_cache *c, ak_store s, const ak_key *keys, size_t n, ak_error *err) {
-    size_t first = c->len;
+    size_t first = c->len, bytes = 0;
     for (size_t i = 0; i < n; i++)
-        if (keys[i].ok) cache_slot(c, keys[i].bytes, true);
+        if (keys[i].ok) bytes += keys[i].bytes.len;
+    cache_reserve_load(c, n, bytes);
+    for (size_t i = 0; i < n; i++)
+        if (keys[i].ok) c->seq_[c->seq_len_++] = (uint32_t)cache_slot(c, keys[i].bytes, true);
     return cache_fetch(c, s, first, err);
 }
 
 const uint8_t *ak_cache_get(const ak_cache *c, ak_bytes key, size_t *len) {
     long i = cache_slot((ak_cache *)c, key, false);
-    if (i < 0 || !c->slots[i].value) return NULL;
-    *len = c->slots[i].value_len;
-    return c->slots[i].value;
-}
-
-static void slot_set(ak_cache_slot_ *s, const void *v, size_t n) {
-    if (!s->value || s->value_cap < n) {
-        free(s->value);
-        s->value = xmalloc(n);
-        s->value_cap = n ? n : 1;
-    }
-    if (n) memcpy(s->value, v, n);
-    s->value_len = n;
+    if (i < 0 || c->slots_[i].val_len == AK_CACHE_ABSENT) return NULL;
+    *len = c->slots_[i].val_len;
+    return c->vals_.ptr ? c->vals_.ptr + c->slots_[i].val_start : (const uint8_t *)"";
 }
 
 void ak_cache_put(ak_cache *c, ak_bytes key, ak_bytes value) {
-    long i = cache_slot(c, key, true);
-    slot_set(&c->slots[i], value.ptr, value.len);
-    cache_mark(c, (size_t)i);
+    size_t i = cache_slot_next(c, key);
+    cache_set(c, i, value.ptr, value.len);
+    cache_mark(c, i);
 }
 
 static ak_error not_a_counter(void) {
@@ -1135,55 +1214,78 @@ void ak_cache_put_i64(ak_cache *c, ak_bytes key, int64_t v) {
 }
 
 bool ak_cache_increment(ak_cache *c, ak_bytes key, int64_t delta, int64_t *out, ak_error *err) {
-    long i = cache_slot(c, key, true);
-    ak_cache_slot_ *s = &c->slots[i];
-    int64_t v = delta;
-    if (s->value) {
-        if (!ak_decode_i64(ak_bytes_of(s->value, s->value_len), &v)) {
-            *err = not_a_counter();
-            return false;
-        }
-        v = (int64_t)((uint64_t)v + (uint64_t)delta);
+    size_t i = cache_slot_next(c, key);
+    ak_cache_slot_ *s = &c->slots_[i];
+    uint64_t v = (uint64_t)delta;
+    if (s->val_len == 8) {
+        uint64_t old;
+        memcpy(&old, c->vals_.ptr + s->val_start, 8); /* little-endian, like wasm32 */
+        v += old;
+        memcpy(c->vals_.ptr + s->val_start, &v, 8);
+    } else if (s->val_len != AK_CACHE_ABSENT) {
+        *err = not_a_counter();
+        return false;
+    } else {
+        cache_set(c, i, &v, 8);
     }
-    uint8_t b[8];
-    ak_encode_i64(v, b);
-    slot_set(s, b, 8);
-    cache_mark(c, (size_t)i);
-    *out = v;
+    cache_mark(c, i);
+    *out = (int64_t)v;
     return true;
 }
 
 bool ak_cache_flush(ak_cache *c, ak_store s, ak_error *err) {
     size_t n = c->writes;
     if (n == 0) return true;
-    arkflow_plugin_types_column_t keys = cache_key_column(c, c->write_order, 0, n);
+    /* Keys: the key buffer itself when every slot was written in slot order (the usual case). */
+    bool in_order = n == c->len;
+    for (size_t w = 0; in_order && w < n; w++) in_order = c->write_order_[w] == w;
+    arkflow_plugin_types_column_t keys = {{c->keys_.ptr, c->keys_.len}, {c->key_ends_, n}, {NULL, 0}};
+    if (!in_order) {
+        size_t bytes = 0;
+        for (size_t w = 0; w < n; w++) {
+            size_t i = c->write_order_[w];
+            bytes += c->key_ends_[i] - cache_key_start(c, i);
+        }
+        keys.data.ptr = xmalloc(bytes);
+        keys.data.len = 0;
+        keys.ends.ptr = xmalloc(n * sizeof(uint32_t));
+        for (size_t w = 0; w < n; w++) {
+            size_t i = c->write_order_[w], start = cache_key_start(c, i), len = c->key_ends_[i] - start;
+            if (len) memcpy(keys.data.ptr + keys.data.len, c->keys_.ptr + start, len);
+            keys.data.len += len;
+            keys.ends.ptr[w] = (uint32_t)keys.data.len;
+        }
+    }
     size_t bytes = 0;
-    for (size_t w = 0; w < n; w++) bytes += c->slots[c->write_order[w]].value_len;
-    colbuf vb;
-    colbuf_init(&vb, n, bytes);
+    for (size_t w = 0; w < n; w++) bytes += c->slots_[c->write_order_[w]].val_len;
+    arkflow_plugin_types_column_t values = {{xmalloc(bytes), 0}, {xmalloc(n * sizeof(uint32_t)), n}, {NULL, 0}};
     for (size_t w = 0; w < n; w++) {
-        ak_cache_slot_ *sl = &c->slots[c->write_order[w]];
-        ak_opt_bytes v = {.is_some = true, .val = ak_bytes_of(sl->value, sl->value_len)};
-        colbuf_push(&vb, &v);
+        ak_cache_slot_ *sl = &c->slots_[c->write_order_[w]];
+        if (sl->val_len) memcpy(values.data.ptr + values.data.len, c->vals_.ptr + sl->val_start, sl->val_len);
+        values.data.len += sl->val_len;
+        values.ends.ptr[w] = (uint32_t)values.data.len;
         sl->dirty = false;
     }
     c->writes = 0;
-    arkflow_plugin_types_column_t values = colbuf_finish(&vb);
     ak_state_error se;
     bool ok = arkflow_plugin_state_method_store_put_column(borrow(s), &keys, &values, &se);
-    arkflow_plugin_types_column_free(&keys);
-    arkflow_plugin_types_column_free(&values);
+    if (!in_order) {
+        free(keys.data.ptr);
+        free(keys.ends.ptr);
+    }
+    free(values.data.ptr);
+    free(values.ends.ptr);
     return ok ? true : state_fail(&se, err);
 }
 
 void ak_cache_free(ak_cache *c) {
-    for (size_t i = 0; i < c->len; i++) {
-        free(c->slots[i].key);
-        free(c->slots[i].value);
-    }
-    free(c->slots);
-    free(c->table);
-    free(c->write_order);
+    ak_buf_free(&c->keys_);
+    ak_buf_free(&c->vals_);
+    free(c->key_ends_);
+    free(c->slots_);
+    free(c->table_);
+    free(c->write_order_);
+    free(c->seq_);
     memset(c, 0, sizeof *c);
 }
 
@@ -1308,8 +1410,9 @@ static void outcome_free(ak_outcome *o) {
 
 /* Settles a call's outcomes: on failure frees them and returns false; else fills the unset ones
  * with fail(internal, "no-outcome"), packs everything into *ret (headers, output names and
- * errors move there) and frees the rest. */
-static bool settle(bool ok, ak_outcome *outs, size_t n, const ak_buf *spans, arkflow_plugin_types_outcomes_t *ret) {
+ * errors move there, and the span buffer when the values can be sent as they lie in it) and
+ * frees the rest. */
+static bool settle(bool ok, ak_outcome *outs, size_t n, ak_buf *spans, arkflow_plugin_types_outcomes_t *ret) {
     if (!ok) {
         for (size_t i = 0; outs && i < n; i++)
             if (outs[i].tag != AK_OUTCOME_UNSET) outcome_free(&outs[i]);
@@ -1317,18 +1420,22 @@ static bool settle(bool ok, ak_outcome *outs, size_t n, const ak_buf *spans, ark
         return false;
     }
     size_t m = 0, bytes = 0, key_bytes = 0, keys = 0, ts = 0, hs = 0, routes = 0, fails = 0;
-    bool one_each = true;
+    /* direct: every emitted value is a span and they lie back to back in input order, so the
+     * span buffer itself becomes the reply's value data (no copy). */
+    bool one_each = true, direct = spans != NULL;
     for (size_t i = 0; i < n; i++) {
         ak_outcome *o = &outs[i];
         if (o->tag == AK_OUTCOME_UNSET) ak_outcome_fail(o, ak_internal("no-outcome", "the plugin set no outcome for this record"));
         if (o->tag == AK_OUTCOME_FAIL) fails++;
         if (o->tag == AK_OUTCOME_EMIT_SPAN_) {
+            if (o->val.span_.start != bytes) direct = false;
             m++;
             bytes += o->val.span_.len;
             continue;
         }
         if (o->tag != AK_OUTCOME_EMIT || o->val.emit.len != 1) one_each = false;
         if (o->tag != AK_OUTCOME_EMIT) continue;
+        direct = false;
         for (size_t j = 0; j < o->val.emit.len; j++) {
             ak_record_out *r = &o->val.emit.ptr[j];
             m++;
@@ -1339,9 +1446,15 @@ static bool settle(bool ok, ak_outcome *outs, size_t n, const ak_buf *spans, ark
             routes += r->output.is_some;
         }
     }
+    if (direct && spans->len != bytes) direct = false; /* bytes of an ak_emit_begin left unended */
     memset(ret, 0, sizeof *ret);
     colbuf values, kcol;
-    colbuf_init(&values, m, bytes);
+    if (direct) {
+        memset(&values, 0, sizeof values);
+        values.ends = m ? xmalloc(m * sizeof(uint32_t)) : NULL;
+    } else {
+        colbuf_init(&values, m, bytes);
+    }
     if (keys) colbuf_init(&kcol, m, key_bytes);
     ret->sources.ptr = one_each ? NULL : xmalloc(m * sizeof(uint32_t));
     ret->sources.len = one_each ? 0 : m;
@@ -1358,8 +1471,12 @@ static bool settle(bool ok, ak_outcome *outs, size_t n, const ak_buf *spans, ark
             continue;
         }
         if (o->tag == AK_OUTCOME_EMIT_SPAN_) {
-            ak_opt_bytes v = {.is_some = true, .val = ak_bytes_of(spans->ptr + o->val.span_.start, o->val.span_.len)};
-            colbuf_push(&values, &v);
+            if (direct) {
+                values.ends[values.len++] = o->val.span_.start + o->val.span_.len;
+            } else {
+                ak_opt_bytes v = {.is_some = true, .val = ak_bytes_of(spans->ptr + o->val.span_.start, o->val.span_.len)};
+                colbuf_push(&values, &v);
+            }
             if (keys) {
                 ak_opt_bytes none = {0};
                 colbuf_push(&kcol, &none);
@@ -1392,7 +1509,13 @@ static bool settle(bool ok, ak_outcome *outs, size_t n, const ak_buf *spans, ark
         }
         free(o->val.emit.ptr);
     }
-    ret->values = colbuf_finish(&values);
+    if (direct) {
+        ret->values.data = ak_buf_take(spans); /* moved: the generated glue frees it */
+        ret->values.ends.ptr = values.ends;
+        ret->values.ends.len = values.len;
+    } else {
+        ret->values = colbuf_finish(&values);
+    }
     if (keys) ret->keys = colbuf_finish(&kcol);
     free(outs);
     return true;

@@ -336,40 +336,47 @@ void ak_scan_page_free(ak_scan_page *p);
 void ak_encode_i64(int64_t v, uint8_t out[8]);
 bool ak_decode_i64(ak_bytes b, int64_t *out); /* false unless exactly 8 bytes */
 
-/* ---- per-batch state cache (one get-many, in-memory updates, one put-many) ---------------- */
+/* ---- per-batch state cache (one get-column, in-memory updates, one put-column) ------------ */
 
+/* Nothing is allocated per key (like the Rust SDK's StateCache): keys live back to back in one
+ * buffer, which is also the get-column request; values in another, initially the get-column
+ * reply itself; an open-addressing table finds a key's slot. The fields are SDK-internal. */
 typedef struct {
-    uint8_t *key;
-    size_t key_len;
-    uint8_t *value; /* NULL = absent */
-    size_t value_len, value_cap;
     uint64_t hash;
+    uint32_t val_start, val_len; /* the value is vals_[val_start, +val_len); len ~0u = absent */
     bool dirty;
 } ak_cache_slot_;
 
 typedef struct {
-    ak_cache_slot_ *slots; /* in insertion order */
+    ak_buf keys_;            /* slot keys, back to back, in insertion order */
+    uint32_t *key_ends_;     /* slot i's key ends at key_ends_[i] */
+    ak_cache_slot_ *slots_;  /* in insertion order */
     size_t len, cap;
-    uint32_t *table; /* open addressing: slot index + 1, 0 = empty */
+    ak_buf vals_;            /* values, back to back */
+    uint32_t *table_;        /* open addressing: slot index + 1, 0 = empty */
     size_t table_cap;
-    uint32_t *write_order;
+    uint32_t *write_order_;  /* slots written, in first-write order */
     size_t writes, writes_cap;
+    uint32_t *seq_;          /* the slot of each key loaded, in load order (duplicates too) */
+    size_t seq_len_, cursor_; /* writes in that order find their slot without hashing */
 } ak_cache;
 
-/* Loads the distinct keys among keys[0..n) with one get-many (none when n == 0). Start from a
- * zeroed ak_cache; free it with ak_cache_free. */
+/* Loads the distinct keys among keys[0..n) with one get-column (none when n == 0). Start from a
+ * zeroed ak_cache ({0}); free it with ak_cache_free. */
 bool ak_cache_load(ak_cache *c, ak_store s, const ak_bytes *keys, size_t n, ak_error *err);
 /* The same for an ak_batch_keys array: the keys with ok=true. */
 bool ak_cache_load_keys(ak_cache *c, ak_store s, const ak_key *keys, size_t n, ak_error *err);
-/* The current value (NULL when absent or not loaded); valid until the next write to that key. */
+/* The current value (NULL when absent or not loaded); valid until the next write to the cache
+ * (put / put_i64 / increment of any key may move the value buffer), which may be a put of it. */
 const uint8_t *ak_cache_get(const ak_cache *c, ak_bytes key, size_t *len);
 void ak_cache_put(ak_cache *c, ak_bytes key, ak_bytes value);
 /* *found=false when absent; not-a-counter (class state) when the value is not 8 bytes. */
 bool ak_cache_get_i64(const ak_cache *c, ak_bytes key, bool *found, int64_t *v, ak_error *err);
 void ak_cache_put_i64(ak_cache *c, ak_bytes key, int64_t v);
-/* increment in the cache (absent = 0, wrapping); not-a-counter like the host's. */
+/* increment in the cache (absent = 0, wrapping; a present value is updated in place);
+ * not-a-counter like the host's. */
 bool ak_cache_increment(ak_cache *c, ak_bytes key, int64_t delta, int64_t *out, ak_error *err);
-/* Writes every changed entry with one put-many (first-write order; no call when none). */
+/* Writes every changed entry with one put-column (first-write order; no call when none). */
 bool ak_cache_flush(ak_cache *c, ak_store s, ak_error *err);
 void ak_cache_free(ak_cache *c);
 

@@ -1,7 +1,7 @@
 //! counter: a per-key running count in state store "default" (same contract as plugins/counter).
 //! Key: the record key, else the JSON string/number member `key_field` (config) of the value;
-//! neither: fail invalid-input "no-key". Emits {"key":"<key>","count":N} per record. One get-many
-//! and one put-many per batch; counts are 8-byte little-endian i64s.
+//! neither: fail invalid-input "no-key". Emits {"key":"<key>","count":N} per record. One get-column
+//! and one put-column per batch; counts are 8-byte little-endian i64s.
 const ak = @import("arkflow");
 
 pub const Counter = struct {

@@ -1,4 +1,4 @@
-//! arkflow.zig — the Zig SDK for ArkFlow processor plugins (WIT package arkflow:plugin@0.1.1).
+//! arkflow.zig — the Zig SDK for ArkFlow processor plugins (WIT package arkflow:plugin@0.2.0).
 //!
 //! A plugin is a struct type P with
 //!
@@ -853,6 +853,7 @@ pub const Batch = struct {
     /// emitEnd(i). The value lands in the batch's one value buffer (nothing allocated per
     /// record); key and timestamp are the input's. One begin/end pair at a time.
     pub fn emitBegin(self: *Batch) *Buf {
+        if (self.values_.cap == 0) self.values_.reserve(self.records.len * 32); // like the Rust SDK's Outcomes
         self.mark_ = self.values_.len;
         return &self.values_;
     }
@@ -1014,8 +1015,9 @@ const ColBuf = struct {
 };
 
 /// Packs a successful call's outcomes (unset ones become fail(internal, "no-outcome")) into
-/// `ret`; headers, output names and errors move there, the rest is freed with the array.
-fn packOutcomes(outcomes: []Outcome, spans: ?*const Buf, ret: *c.arkflow_plugin_types_outcomes_t) void {
+/// `ret`; headers, output names and errors move there (and the span buffer, when the values can
+/// be sent as they lie in it), the rest is freed with the array.
+fn packOutcomes(outcomes: []Outcome, spans: ?*Buf, ret: *c.arkflow_plugin_types_outcomes_t) void {
     settleOutcomes(outcomes);
     var m: usize = 0;
     var nbytes: usize = 0;
@@ -1026,15 +1028,20 @@ fn packOutcomes(outcomes: []Outcome, spans: ?*const Buf, ret: *c.arkflow_plugin_
     var routes: usize = 0;
     var fails: usize = 0;
     var one_each = true;
+    // direct: every emitted value is a span and they lie back to back in input order, so the
+    // span buffer itself becomes the reply's value data (no copy).
+    var direct = spans != null;
     for (outcomes) |*o| {
         if (o.tag == outcome_fail) fails += 1;
         if (o.tag == outcome_span) {
+            if (o.val.span.start != nbytes) direct = false;
             m += 1;
             nbytes += o.val.span.len;
             continue;
         }
         if (o.tag != outcome_emit or o.val.emit.len != 1) one_each = false;
         if (o.tag != outcome_emit) continue;
+        direct = false;
         for (bytes(o.val.emit)) |*r| {
             m += 1;
             if (r.value.is_some) nbytes += r.value.val.len;
@@ -1047,8 +1054,9 @@ fn packOutcomes(outcomes: []Outcome, spans: ?*const Buf, ret: *c.arkflow_plugin_
             if (r.output.is_some) routes += 1;
         }
     }
+    if (direct and spans.?.len != nbytes) direct = false; // bytes of an emitBegin left unended
     ret.* = std.mem.zeroes(c.arkflow_plugin_types_outcomes_t);
-    var values = ColBuf.init(m, nbytes);
+    var values = if (direct) ColBuf{ .data = &.{}, .ends = alloc(u32, m), .valid = &.{} } else ColBuf.init(m, nbytes);
     var kcol = ColBuf.init(if (keys != 0) m else 0, kbytes);
     const sources = alloc(u32, if (one_each) 0 else m);
     const tss = alloc(c.plugin_tuple2_u32_s64_t, ts);
@@ -1067,9 +1075,14 @@ fn packOutcomes(outcomes: []Outcome, spans: ?*const Buf, ret: *c.arkflow_plugin_
             continue;
         }
         if (o.tag == outcome_span) {
-            const arena = spans.?;
-            const v = if (o.val.span.len == 0) &[_]u8{} else arena.ptr.?[o.val.span.start..][0..o.val.span.len];
-            values.push(.{ .is_some = true, .val = list(v) });
+            if (direct) {
+                values.ends[values.n] = o.val.span.start + o.val.span.len;
+                values.n += 1;
+            } else {
+                const arena = spans.?;
+                const v = if (o.val.span.len == 0) &[_]u8{} else arena.ptr.?[o.val.span.start..][0..o.val.span.len];
+                values.push(.{ .is_some = true, .val = list(v) });
+            }
             if (keys != 0) kcol.push(std.mem.zeroes(OptBytes));
             if (!one_each) sources[k] = @intCast(i);
             k += 1;
@@ -1100,7 +1113,11 @@ fn packOutcomes(outcomes: []Outcome, spans: ?*const Buf, ret: *c.arkflow_plugin_
         }
         if (o.val.emit.len != 0) std.c.free(@ptrCast(o.val.emit.ptr));
     }
-    ret.values = values.finish();
+    if (direct) {
+        ret.values = std.mem.zeroes(c.arkflow_plugin_types_column_t);
+        ret.values.data = spans.?.take(); // moved: the generated glue frees it
+        ret.values.ends = .{ .ptr = if (m == 0) null else values.ends.ptr, .len = m };
+    } else ret.values = values.finish();
     if (keys != 0) ret.keys = kcol.finish() else freeSlice(kcol.valid);
     ret.sources = .{ .ptr = if (sources.len == 0) null else sources.ptr, .len = sources.len };
     ret.timestamps = .{ .ptr = if (ts == 0) null else tss.ptr, .len = ts };
@@ -1349,20 +1366,34 @@ pub fn freeMany(vals: []?[]u8) void {
 }
 
 /// Values of a set of keys of one store plus the writes made to them, for one batch: one
-/// get-many to load, in-memory updates, one put-many to flush (first-write order).
+/// get-column to load, in-memory updates, one put-column to flush (first-write order).
+///
+/// Like the Rust SDK's StateCache (plugins/sdk/src/state.rs), nothing is allocated per key:
+/// slot keys live back to back in one buffer (which, with `key_ends`, is also the get-column
+/// request), values in another (initially the get-column reply's data buffer, taken over),
+/// found through an open-addressing table of slot numbers (a power of two, at least twice the
+/// slots).
 pub const StateCache = struct {
+    const absent: u32 = std.math.maxInt(u32);
     const Slot = struct {
-        key: []u8,
-        value: ?[]u8 = null,
         hash: u64,
+        val_start: u32 = 0,
+        val_len: u32 = absent,
         dirty: bool = false,
     };
 
+    keys_buf: Buf = .{},
+    key_ends: []u32 = &.{},
     slots: []Slot = &.{},
     n: usize = 0,
+    vals: Buf = .{},
     table: []u32 = &.{}, // slot index + 1; 0 = empty
     writes: []u32 = &.{},
     n_writes: usize = 0,
+    /// The slot of each key loaded, in load order (duplicates too): writes in that order find
+    /// their slot without hashing (see slotNext).
+    seq: []u32 = &.{},
+    cursor: usize = 0,
 
     fn hashOf(k: []const u8) u64 {
         const K: u64 = 0x517cc1b727220a95;
@@ -1373,55 +1404,148 @@ pub const StateCache = struct {
         return h ^ (h >> 29);
     }
 
-    fn find(self: *const StateCache, k: []const u8, h: u64) ?usize {
-        if (self.table.len == 0) return null;
+    fn keyStart(self: *const StateCache, i: usize) usize {
+        return if (i == 0) 0 else self.key_ends[i - 1];
+    }
+
+    fn keyAt(self: *const StateCache, i: usize) []const u8 {
+        return self.keys_buf.items()[self.keyStart(i)..self.key_ends[i]];
+    }
+
+    /// a == b for equal lengths, a word at a time (keys are short).
+    inline fn bytesEq(a: []const u8, b: []const u8) bool {
+        var i: usize = 0;
+        const n = a.len;
+        while (i + 8 <= n) : (i += 8) {
+            if (std.mem.readInt(u64, a[i..][0..8], .little) != std.mem.readInt(u64, b[i..][0..8], .little)) return false;
+        }
+        const r = n - i;
+        if (r >= 4) {
+            return std.mem.readInt(u32, a[i..][0..4], .little) == std.mem.readInt(u32, b[i..][0..4], .little) and
+                std.mem.readInt(u32, a[n - 4 ..][0..4], .little) == std.mem.readInt(u32, b[n - 4 ..][0..4], .little);
+        }
+        while (i < n) : (i += 1) if (a[i] != b[i]) return false;
+        return true;
+    }
+
+    /// Whether slot i's key is k.
+    fn keyIs(self: *const StateCache, i: usize, k: []const u8) bool {
+        const start = self.keyStart(i);
+        return self.key_ends[i] - start == k.len and bytesEq(self.keys_buf.items()[start..self.key_ends[i]], k);
+    }
+
+    fn valueAt(self: *const StateCache, i: usize) ?[]u8 {
+        const s = self.slots[i];
+        if (s.val_len == absent) return null;
+        return self.vals.items()[s.val_start..][0..s.val_len];
+    }
+
+    /// The slot of k, or the empty table position where it would go.
+    fn find(self: *const StateCache, k: []const u8, h: u64) union(enum) { found: usize, empty: usize } {
         const mask = self.table.len - 1;
         var j: usize = @intCast(h & mask);
         while (self.table[j] != 0) : (j = (j + 1) & mask) {
-            const s = &self.slots[self.table[j] - 1];
-            if (s.hash == h and std.mem.eql(u8, s.key, k)) return self.table[j] - 1;
+            const i = self.table[j] - 1;
+            if (self.slots[i].hash == h and self.keyIs(i, k)) return .{ .found = i };
         }
-        return null;
+        return .{ .empty = j };
     }
 
-    fn rehash(self: *StateCache, cap: usize) void {
+    fn realloc(comptime T: type, old: []T, cap: usize) []T {
+        const p = std.c.realloc(if (old.len == 0) null else @ptrCast(old.ptr), cap * @sizeOf(T)) orelse oom();
+        return @as([*]T, @ptrCast(@alignCast(p)))[0..cap];
+    }
+
+    /// Room for `extra` more slots, and a table at least twice the slots (rebuilt when it grows).
+    fn reserve(self: *StateCache, extra: usize) void {
+        const need = self.n + extra;
+        if (need > self.slots.len) {
+            var cap: usize = if (self.slots.len == 0) 16 else self.slots.len * 2;
+            while (cap < need) cap *= 2;
+            self.slots = realloc(Slot, self.slots, cap);
+            self.key_ends = realloc(u32, self.key_ends, cap);
+        }
+        if (need * 2 <= self.table.len) return;
+        var tcap: usize = if (self.table.len == 0) 32 else self.table.len * 2;
+        while (tcap < need * 2) tcap *= 2;
         freeSlice(self.table);
-        self.table = alloc(u32, cap);
+        self.table = alloc(u32, tcap);
         @memset(self.table, 0);
-        for (self.slots[0..self.n], 0..) |s, i| self.place(s.hash, @intCast(i + 1));
+        const mask = tcap - 1;
+        for (self.slots[0..self.n], 0..) |s, i| {
+            var j: usize = @intCast(s.hash & mask);
+            while (self.table[j] != 0) j = (j + 1) & mask;
+            self.table[j] = @intCast(i + 1);
+        }
     }
 
-    fn place(self: *StateCache, h: u64, idx: u32) void {
-        const mask = self.table.len - 1;
-        var j: usize = @intCast(h & mask);
-        while (self.table[j] != 0) j = (j + 1) & mask;
-        self.table[j] = idx;
+    fn lookup(self: *const StateCache, k: []const u8) ?usize {
+        if (self.table.len == 0) return null;
+        return switch (self.find(k, hashOf(k))) {
+            .found => |i| i,
+            .empty => null,
+        };
     }
 
     fn slot(self: *StateCache, k: []const u8) usize {
         const h = hashOf(k);
-        if (self.find(k, h)) |i| return i;
-        if (self.n == self.slots.len) {
-            const cap = if (self.slots.len == 0) 16 else self.slots.len * 2;
-            const p = std.c.realloc(if (self.slots.len == 0) null else @ptrCast(self.slots.ptr), cap * @sizeOf(Slot)) orelse oom();
-            self.slots = @as([*]Slot, @ptrCast(@alignCast(p)))[0..cap];
-        }
-        self.slots[self.n] = .{ .key = dupe(k), .hash = h };
+        if (self.n + 1 > self.slots.len or (self.n + 1) * 2 > self.table.len) self.reserve(1);
+        const j = switch (self.find(k, h)) {
+            .found => |i| return i,
+            .empty => |j| j,
+        };
+        const i = self.n;
         self.n += 1;
-        if (self.n * 2 > self.table.len) self.rehash(if (self.table.len == 0) 32 else self.table.len * 2) else self.place(h, @intCast(self.n));
-        return self.n - 1;
+        self.table[j] = @intCast(i + 1);
+        self.keys_buf.appendSlice(k);
+        self.key_ends[i] = @intCast(self.keys_buf.len);
+        self.slots[i] = .{ .hash = h };
+        return i;
+    }
+
+    /// The slot of k for a write (created when new). Writes usually come in the order the keys
+    /// were loaded (one per record), so the next loaded key's slot is tried first: a hit costs
+    /// one key comparison instead of a hash and a probe.
+    fn slotNext(self: *StateCache, k: []const u8) usize {
+        if (self.cursor < self.seq.len) {
+            const i = self.seq[self.cursor];
+            if (self.keyIs(i, k)) {
+                self.cursor += 1;
+                return i;
+            }
+        }
+        return self.slot(k);
     }
 
     fn mark(self: *StateCache, i: usize) void {
         if (self.slots[i].dirty) return;
         self.slots[i].dirty = true;
-        if (self.n_writes == self.writes.len) {
-            const cap = if (self.writes.len == 0) 16 else self.writes.len * 2;
-            const p = std.c.realloc(if (self.writes.len == 0) null else @ptrCast(self.writes.ptr), cap * @sizeOf(u32)) orelse oom();
-            self.writes = @as([*]u32, @ptrCast(@alignCast(p)))[0..cap];
-        }
+        if (self.n_writes == self.writes.len) self.writes = realloc(u32, self.writes, if (self.writes.len == 0) @max(16, self.slots.len) else self.writes.len * 2);
         self.writes[self.n_writes] = @intCast(i);
         self.n_writes += 1;
+    }
+
+    /// Sets slot i's value: in place when the length is unchanged, else appended.
+    fn set(self: *StateCache, i: usize, value: []const u8) void {
+        const s = &self.slots[i];
+        if (s.val_len == value.len) {
+            if (value.len == 0) return;
+            const dst = self.vals.ptr.?[s.val_start..][0..value.len];
+            if (dst.ptr != value.ptr) @memcpy(dst, value); // (not a put of its own value)
+            return;
+        }
+        var v = value;
+        const at = @intFromPtr(value.ptr);
+        if (self.vals.ptr) |p| {
+            const base = @intFromPtr(p);
+            if (value.len != 0 and at >= base and at < base + self.vals.len) { // another key's value
+                self.vals.reserve(value.len);
+                v = self.vals.ptr.?[at - base ..][0..value.len];
+            }
+        }
+        s.val_start = @intCast(self.vals.len);
+        s.val_len = @intCast(value.len);
+        self.vals.appendSlice(v);
     }
 
     /// Loads the distinct keys among `keys` (null entries skipped) with one get-column (none
@@ -1429,40 +1553,66 @@ pub const StateCache = struct {
     pub fn load(store: Store, keys: anytype) Failure!StateCache {
         var cache = StateCache{};
         errdefer cache.deinit();
+        cache.reserve(keys.len);
+        var total: usize = 0;
         for (keys) |k| {
             const key: ?[]const u8 = k;
-            if (key) |kk| _ = cache.slot(kk);
+            if (key) |kk| total += kk.len;
         }
+        cache.keys_buf.reserve(total);
+        const seq = alloc(u32, keys.len);
+        var n_seq: usize = 0;
+        for (keys) |k| {
+            const key: ?[]const u8 = k;
+            if (key) |kk| {
+                seq[n_seq] = @intCast(cache.slot(kk));
+                n_seq += 1;
+            }
+        }
+        cache.seq = seq[0..n_seq];
+        if (n_seq == 0) freeSlice(seq);
         if (cache.n == 0) return cache;
-        const ks = alloc([]const u8, cache.n);
-        defer freeSlice(ks);
-        for (cache.slots[0..cache.n], 0..) |s, i| ks[i] = s.key;
-        const vals = try store.getColumn(ks);
-        defer freeSlice(vals);
-        if (vals.len != cache.n) {
-            for (vals) |v| if (v) |s| freeSlice(s);
+        var arg = std.mem.zeroes(c.arkflow_plugin_types_column_t);
+        arg.data = list(cache.keys_buf.items());
+        arg.ends = .{ .ptr = cache.key_ends.ptr, .len = cache.n };
+        var out: c.arkflow_plugin_types_column_t = undefined;
+        var se: c.arkflow_plugin_state_state_error_t = undefined;
+        if (!c.arkflow_plugin_state_method_store_get_column(store.borrow(), &arg, &out, &se)) return stateFail(&se);
+        defer c.arkflow_plugin_types_column_free(&out);
+        if (out.ends.len != cache.n or (out.ends.len != 0 and out.ends.ptr[out.ends.len - 1] > out.data.len)) {
             var m = Buf{};
             m.appendSlice("get-column returned ");
-            m.appendInt(@intCast(vals.len));
+            m.appendInt(@intCast(out.ends.len));
             m.appendSlice(" values for ");
             m.appendInt(@intCast(cache.n));
             m.appendSlice(" keys");
             return fail(errorFromBuf(.internal, "bad-get-column", &m));
         }
-        for (vals, 0..) |v, i| cache.slots[i].value = v;
+        if (out.data.len != 0) { // take the reply's buffer over
+            cache.vals = .{ .ptr = out.data.ptr, .len = out.data.len, .cap = out.data.len };
+            out.data = .{ .ptr = null, .len = 0 };
+        }
+        for (cache.slots[0..cache.n], 0..) |*s, i| {
+            if (out.valid.len != 0 and (out.valid.ptr[i / 8] >> @intCast(i % 8)) & 1 == 0) continue;
+            const start: u32 = if (i == 0) 0 else out.ends.ptr[i - 1];
+            const end: u32 = out.ends.ptr[i];
+            if (end < start) continue;
+            s.val_start = start;
+            s.val_len = end - start;
+        }
         return cache;
     }
 
-    /// The current value (null when absent or not loaded).
+    /// The current value (null when absent or not loaded); valid until the next write to the
+    /// cache (put / putI64 / increment of any key may move the value buffer), which may be a put
+    /// of it.
     pub fn get(self: *const StateCache, k: []const u8) ?[]const u8 {
-        const i = self.find(k, hashOf(k)) orelse return null;
-        return self.slots[i].value;
+        return self.valueAt(self.lookup(k) orelse return null);
     }
 
     pub fn put(self: *StateCache, k: []const u8, value: []const u8) void {
-        const i = self.slot(k);
-        if (self.slots[i].value) |old| freeSlice(old);
-        self.slots[i].value = dupe(value);
+        const i = self.slotNext(k);
+        self.set(i, value);
         self.mark(i);
     }
 
@@ -1477,46 +1627,73 @@ pub const StateCache = struct {
         self.put(k, &b);
     }
 
-    /// increment in the cache (absent = 0, wrapping), or Failed with not-a-counter.
+    /// increment in the cache (absent = 0, wrapping), in place: no allocation per call; or
+    /// Failed with not-a-counter.
     pub fn increment(self: *StateCache, k: []const u8, delta: i64) Failure!i64 {
-        const i = self.slot(k);
-        const s = &self.slots[i];
+        const i = self.slotNext(k);
+        const s = self.slots[i];
         var v = delta;
-        if (s.value) |old| {
-            v = (decodeI64(old) orelse return notACounter()) +% delta;
+        if (s.val_len == 8) {
+            const at = self.vals.ptr.?[s.val_start..][0..8];
+            v = std.mem.readInt(i64, at, .little) +% delta;
+            std.mem.writeInt(i64, at, v, .little);
+        } else if (s.val_len != absent) {
+            return notACounter();
         } else {
-            s.value = alloc(u8, 8);
+            self.set(i, &encodeI64(v));
         }
-        s.value.?[0..8].* = encodeI64(v);
         self.mark(i);
         return v;
     }
 
-    /// Writes every change with one put-column (no call when nothing changed).
+    /// Writes every change with one put-column (no call when nothing changed). The keys are
+    /// sent from the key buffer itself when every slot was written, in slot order.
     pub fn flush(self: *StateCache, store: Store) Failure!void {
-        if (self.n_writes == 0) return;
-        const ks = alloc([]const u8, self.n_writes);
-        defer freeSlice(ks);
-        const vs = alloc([]const u8, self.n_writes);
-        defer freeSlice(vs);
-        for (self.writes[0..self.n_writes], 0..) |si, w| {
-            const s = &self.slots[si];
-            ks[w] = s.key;
-            vs[w] = s.value.?;
-            s.dirty = false;
+        const n = self.n_writes;
+        if (n == 0) return;
+        const order = self.writes[0..n];
+        var in_order = n == self.n;
+        for (order, 0..) |si, w| {
+            if (si != w) {
+                in_order = false;
+                break;
+            }
+        }
+        var kb: ColBuf = undefined;
+        var ka = std.mem.zeroes(c.arkflow_plugin_types_column_t);
+        if (in_order) {
+            ka.data = list(self.keys_buf.items());
+            ka.ends = .{ .ptr = self.key_ends.ptr, .len = n };
+        } else {
+            var kt: usize = 0;
+            for (order) |si| kt += self.key_ends[si] - self.keyStart(si);
+            kb = ColBuf.init(n, kt);
+            for (order) |si| kb.push(.{ .is_some = true, .val = list(self.keyAt(si)) });
+            ka = kb.finish();
+        }
+        defer if (!in_order) c.arkflow_plugin_types_column_free(&ka);
+        var vt: usize = 0;
+        for (order) |si| vt += self.slots[si].val_len;
+        var vb = ColBuf.init(n, vt);
+        for (order) |si| {
+            vb.push(.{ .is_some = true, .val = list(self.valueAt(si).?) });
+            self.slots[si].dirty = false;
         }
         self.n_writes = 0;
-        return store.putColumn(ks, vs);
+        var va = vb.finish();
+        defer c.arkflow_plugin_types_column_free(&va);
+        var se: c.arkflow_plugin_state_state_error_t = undefined;
+        if (!c.arkflow_plugin_state_method_store_put_column(store.borrow(), &ka, &va, &se)) return stateFail(&se);
     }
 
     pub fn deinit(self: *StateCache) void {
-        for (self.slots[0..self.n]) |s| {
-            freeSlice(s.key);
-            if (s.value) |v| freeSlice(v);
-        }
+        self.keys_buf.deinit();
+        self.vals.deinit();
+        freeSlice(self.key_ends);
         freeSlice(self.slots);
         freeSlice(self.table);
         freeSlice(self.writes);
+        freeSlice(self.seq);
         self.* = .{};
     }
 
