@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Go plugins: plugins/go/<name>/ (a main package using the SDK in plugins/go/arkflow)
-# -> plugins/dist/<name>_go.wasm, a component of world `timed-plugin` (wit/v0.1/plugin.wit; a plugin
-# that never calls the timer functions imports no `timers`, so it is a plain `plugin`).
+# -> plugins/dist/<name>_go.wasm, a component of world `timed-plugin` of arkflow:plugin@0.2.0
+# (wit/plugin.wit, the batch ABI; a plugin that never calls the timer functions imports no
+# `timers`, so it is a plain `plugin`).
 #
 #   plugins/go/build.sh               # every plugin directory (counter, window_count)
 #   plugins/go/build.sh counter       # just these
@@ -18,6 +19,7 @@ set -euo pipefail
 GO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=../toolchain/common.sh
 source "$GO_DIR/../toolchain/common.sh"
+WIT_DIR="$ARKFLOW_ROOT/wit"   # 0.2.0 (common.sh defaults to wit/v0.1)
 
 BUILD="$GO_DIR/.build"
 DIST="$ARKFLOW_ROOT/plugins/dist"
@@ -29,7 +31,7 @@ plugins=()
 for arg in "$@"; do
     case "$arg" in
         --test) run_tests=1 ;;
-        -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}"; exit 0 ;;
         -*) echo "unknown option $arg" >&2; exit 2 ;;
         *) plugins+=("${arg%/}") ;;
     esac

@@ -1,17 +1,22 @@
 // Package arkflow is the Go SDK for ArkFlow processor plugins: WebAssembly components of world
-// `plugin` of `arkflow:plugin@0.1.1` (wit/v0.1/plugin.wit).
+// `timed-plugin` of `arkflow:plugin@0.2.0` (wit/plugin.wit, the batch ABI).
 //
 // It wraps the bindings that `wit-bindgen go` generates at build time (plugins/go/build.sh):
 //
-//   - [Export] registers the plugin ([Plugin]: name, version, state stores, an Init func that
-//     returns a [Processor]); call it from the main package's init.
-//   - [Store] (state.store), [StateCache] (one get-many, compute, one put-many per batch),
-//     [EncodeI64]/[DecodeI64] (the `increment` counter encoding).
+//   - [Export] registers the plugin ([Plugin]: name, version, state stores, key_by, an Init func
+//     that returns a [Processor]); call it from the main package's init.
+//   - [Processor].Process reads a [Batch] in place (views into a few buffers, nothing copied per
+//     record) and says what each record became in [Outcomes] (values appended to one reply
+//     buffer; [Outcomes.EmitWith] writes a value in place); batch.go. The record API
+//     ([RecordProcessor]: one [Outcome] per record, [EmitOne], [Emit], [Pass], [Drop], [Fail],
+//     [Invalid]) runs through [PerRecord]; records.go.
+//   - [Store] (state.store: get-column/put-column and the single-key calls), [StateCache] (one
+//     get-column, compute, one put-column per batch; keys and values in flat buffers),
+//     [EncodeI64]/[DecodeI64] (the `increment` counter encoding); state.go.
 //   - [Config] (the YAML `config:` map), [KeyRule] (record key or a JSON member of the value),
-//     [JSONField] (a validating top-level member lookup), [AppendJSONEscaped] (JSON string escaping).
-//   - Outcomes ([EmitOne], [Emit], [Pass], [Drop], [Fail], [Invalid]) and errors ([NewError],
-//     [InvalidInput], [ConfigError], [StateFailure], [Retriable], [Internal]).
-//   - [Log], [Logf] and the metrics functions over the host's `log` and `metrics` imports.
+//     [JSONField] (a validating top-level member lookup), [AppendJSONEscaped] (JSON escaping).
+//   - Timers ([RegisterTimer], [TimerHandler]), errors ([NewError], [InvalidInput],
+//     [ConfigError], [StateFailure], [Retriable], [Internal]), [Log], [Logf] and metrics.
 //
 // Errors: every SDK call returns a Go error; an error that is an *[Error] keeps its class and code
 // when it crosses the WIT boundary, any other error becomes class internal, code "error".
@@ -27,14 +32,11 @@ import (
 )
 
 // ABIVersion is the version of the WIT package this SDK is built against (describe().abi).
-const ABIVersion = "0.1.1"
+const ABIVersion = "0.2.0"
 
 // Generated WIT types, re-exported.
 type (
-	RecordIn          = types.RecordIn
-	RecordOut         = types.RecordOut
 	Header            = types.Header
-	Outcome           = types.RecordOutcome
 	BatchContext      = types.BatchContext
 	CheckpointContext = types.CheckpointContext
 	Info              = types.Info
@@ -52,13 +54,6 @@ const (
 	ClassInternal     ErrorClass = types.ErrorClass_Internal
 )
 
-// Outcome tags (Outcome.Tag()); Outcome.Emit() / Outcome.Fail() read the payload.
-const (
-	OutcomeEmit = types.RecordOutcome_Emit
-	OutcomeDrop = types.RecordOutcome_Drop
-	OutcomeFail = types.RecordOutcome_Fail
-)
-
 // Value formats of state stores (WIT `value-format`), for Plugin.StateFormats.
 const (
 	FormatBytes ValueFormat = types.ValueFormat_Bytes
@@ -71,9 +66,11 @@ const (
 // the instance is dropped (the host re-instantiates after a trap and calls Init again, so nothing
 // in it survives a trap, retry or restart).
 type Processor interface {
-	// ProcessBatch must return exactly one outcome per record, in order. An error fails the
-	// whole batch (its staged state writes are discarded); use Fail/Invalid for one bad record.
-	ProcessBatch(ctx *BatchContext, records []RecordIn) ([]Outcome, error)
+	// Process reads the records of batch and says what record i became with out.Emit*(i, ..)
+	// or out.Fail(i, ..), in ascending i (a record given none is dropped). An error fails the
+	// whole batch (its staged state writes are discarded); use out.Fail for one bad record.
+	// A RecordProcessor (one Outcome per record) becomes a Processor with PerRecord.
+	Process(ctx *BatchContext, batch *Batch, out *Outcomes) error
 }
 
 // Checkpointer is implemented by processors that cache state in memory: OnCheckpoint is called
@@ -90,6 +87,10 @@ type Plugin struct {
 	StateStores []string
 	// How (some of) those stores' values are encoded, for `arkflow state show`.
 	StateFormats []StoreFormat
+	// The key the plugin's state is grouped by when it is not the record key: a top-level
+	// field of the JSON value ("user_id") or "record_key"; the host then routes by it as a YAML
+	// `key_by:` would. "": none.
+	KeyBy string
 	// Builds the processor from the YAML config. State reads/writes fail here (no-scope) but
 	// OpenStore works: open stores now and keep them.
 	Init func(cfg Config) (Processor, error)
@@ -105,13 +106,17 @@ func Export(p Plugin) { plugin = p }
 
 func describe() Info {
 	defer logPanic()
-	return Info{
+	info := Info{
 		Name:         plugin.Name,
 		Version:      plugin.Version,
 		Abi:          ABIVersion,
 		StateStores:  plugin.StateStores,
 		StateFormats: plugin.StateFormats,
 	}
+	if plugin.KeyBy != "" {
+		info.KeyBy = witTypes.Some(plugin.KeyBy)
+	}
+	return info
 }
 
 type unitResult = witTypes.Result[witTypes.Unit, types.Error]
@@ -135,16 +140,43 @@ func notInitialized() types.Error {
 		Message: "the host called the plugin before a successful init"}
 }
 
-func processBatchHook(ctx types.BatchContext, records []types.RecordIn) witTypes.Result[[]Outcome, types.Error] {
+type outcomesResult = witTypes.Result[types.Outcomes, types.Error]
+
+// The batch and the reply builder, reused from call to call (the host has copied the previous
+// reply out before the next call), so a batch allocates next to nothing.
+var (
+	theBatch    Batch
+	theOutcomes Outcomes
+)
+
+func reply(out *Outcomes, inputs int) outcomesResult {
+	w, err := out.finish(inputs)
+	if err != nil {
+		return witTypes.Err[types.Outcomes](toWIT(err))
+	}
+	return witTypes.Ok[types.Outcomes, types.Error](w)
+}
+
+func processBatchHook(ctx *types.BatchContext, records types.Batch) outcomesResult {
 	defer logPanic()
 	if instance == nil {
-		return witTypes.Err[[]Outcome](notInitialized())
+		return witTypes.Err[types.Outcomes](notInitialized())
 	}
-	out, err := instance.ProcessBatch(&ctx, records)
-	if err != nil {
-		return witTypes.Err[[]Outcome](toWIT(err))
+	theBatch.reset(records)
+	theOutcomes.reset()
+	if err := instance.Process(ctx, &theBatch, &theOutcomes); err != nil {
+		return witTypes.Err[types.Outcomes](toWIT(err))
 	}
-	return witTypes.Ok[[]Outcome, types.Error](out)
+	return reply(&theOutcomes, theBatch.Len())
+}
+
+// handler is what implements the optional interfaces (Checkpointer, TimerHandler): the
+// processor, or the RecordProcessor inside PerRecord.
+func handler() any {
+	if a, ok := instance.(perRecord); ok {
+		return a.p
+	}
+	return instance
 }
 
 func onCheckpointHook(ctx types.CheckpointContext) unitResult {
@@ -152,7 +184,7 @@ func onCheckpointHook(ctx types.CheckpointContext) unitResult {
 	if instance == nil {
 		return witTypes.Err[witTypes.Unit](notInitialized())
 	}
-	if c, ok := instance.(Checkpointer); ok {
+	if c, ok := handler().(Checkpointer); ok {
 		if err := c.OnCheckpoint(&ctx); err != nil {
 			return witTypes.Err[witTypes.Unit](toWIT(err))
 		}
@@ -221,108 +253,4 @@ func AsError(err error) *Error {
 func toWIT(err error) types.Error {
 	e := AsError(err)
 	return types.Error{Class: e.Class, Code: e.Code, Message: e.Message}
-}
-
-// Outcomes.
-
-// Emit emits the given records.
-func Emit(records ...RecordOut) Outcome { return types.MakeRecordOutcomeEmit(records) }
-
-// EmitOne emits one record with this value; its key and timestamp are the input record's.
-func EmitOne(value []byte) Outcome {
-	return types.MakeRecordOutcomeEmit([]RecordOut{{Value: witTypes.Some(value)}})
-}
-
-// Pass re-emits the input record unchanged (key, value, headers; timestamp inherited).
-func Pass(r *RecordIn) Outcome {
-	return types.MakeRecordOutcomeEmit([]RecordOut{{Key: r.Key, Value: r.Value, Headers: r.Headers}})
-}
-
-// Drop consumes the record without output.
-func Drop() Outcome { return types.MakeRecordOutcomeDrop() }
-
-// Fail fails one record: the host routes it with this error to the stream's error_output (or
-// logs and counts it). The batch still succeeds.
-func Fail(err error) Outcome { return types.MakeRecordOutcomeFail(toWIT(err)) }
-
-// Invalid fails one record with an invalid-input error.
-func Invalid(code, message string) Outcome { return Fail(InvalidInput(code, message)) }
-
-// NewRecord is a record with this value (key, timestamp: the input's; no headers). Set Key with
-// witTypes.Some or use WithKey.
-func NewRecord(value []byte) RecordOut { return RecordOut{Value: witTypes.Some(value)} }
-
-// WithKey returns r with its key set.
-func WithKey(r RecordOut, key []byte) RecordOut { r.Key = witTypes.Some(key); return r }
-
-// WithTimestamp returns r with its event time set (ms since the Unix epoch).
-func WithTimestamp(r RecordOut, ms int64) RecordOut { r.TimestampMs = witTypes.Some(ms); return r }
-
-// WithHeader returns r with one more header.
-func WithHeader(r RecordOut, key string, value []byte) RecordOut {
-	r.Headers = append(r.Headers, Header{Key: key, Value: value})
-	return r
-}
-
-// Records.
-
-func present(o witTypes.Option[[]byte]) ([]byte, bool) {
-	if !o.IsSome() {
-		return nil, false
-	}
-	b := o.Some()
-	if b == nil {
-		b = []byte{} // present but empty: never nil, so nil always means absent
-	}
-	return b, true
-}
-
-// RecordKey is the record's key; ok is false for an unkeyed record. A present key is never nil.
-func RecordKey(r *RecordIn) (key []byte, ok bool) { return present(r.Key) }
-
-// RecordValue is the record's value; ok is false for a tombstone. A present value is never nil.
-func RecordValue(r *RecordIn) (value []byte, ok bool) { return present(r.Value) }
-
-// RecordHeader is the value of the first header named name.
-func RecordHeader(r *RecordIn, name string) ([]byte, bool) {
-	for _, h := range r.Headers {
-		if h.Key == name {
-			return h.Value, true
-		}
-	}
-	return nil, false
-}
-
-// KeyRule finds the key of a record: its record key or, when the record has no key, the JSON
-// string/number member Field of its value (a string unescaped, a number as its JSON text).
-type KeyRule struct {
-	Field    string
-	HasField bool
-}
-
-// KeyFromConfig is the KeyRule of the config entry `name` (e.g. "key_field"); unset = record
-// keys only.
-func KeyFromConfig(cfg Config, name string) KeyRule {
-	f, ok := cfg.Lookup(name)
-	return KeyRule{Field: f, HasField: ok}
-}
-
-// Key is the record's key (never nil), or an invalid-input error: code "no-key" when there is
-// neither a record key nor a string/number member, "bad-json" when the value is not JSON.
-func (k KeyRule) Key(r *RecordIn) ([]byte, error) {
-	if key, ok := RecordKey(r); ok {
-		return key, nil
-	}
-	value, ok := RecordValue(r)
-	if !k.HasField || !ok {
-		return nil, InvalidInput("no-key", "record has no key and no `key_field` value")
-	}
-	key, ok, err := JSONKey(value, k.Field)
-	if err != nil {
-		return nil, err
-	}
-	if ok {
-		return key, nil
-	}
-	return nil, InvalidInput("no-key", "no string/number field `"+k.Field+"`")
 }

@@ -3,8 +3,9 @@
 package arkflow
 
 // Off wasm (go test on the build machine) the host is faked, so plugin logic can be unit tested
-// natively: stores are in-memory maps shared by every OpenStore of a name (one key group, no
-// staging), Log prints to stderr, metrics are dropped. ResetFakeState clears the stores.
+// natively (same API as host_wasip1.go, get-column/put-column included): stores are in-memory
+// maps shared by every OpenStore of a name (one key group, no staging), Log prints to stderr,
+// metrics are dropped. ResetFakeState clears the stores and timers.
 
 import (
 	"bytes"
@@ -66,6 +67,29 @@ func (s *Store) GetMany(keys [][]byte) ([][]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+func (s *Store) GetColumn(keys Column) (Column, error) {
+	var out colBuilder
+	for i := range keys.Ends {
+		k := item(&keys, i)
+		if v, ok := s.m[string(k)]; ok {
+			out.push(append([]byte{}, v...))
+		} else {
+			out.push(nil)
+		}
+	}
+	return out.column(), nil
+}
+
+func (s *Store) PutColumn(keys, values Column) error {
+	if len(keys.Ends) != len(values.Ends) {
+		return StateFailure("state-error", "put-column: keys and values differ in length")
+	}
+	for i := range keys.Ends {
+		s.m[string(item(&keys, i))] = append([]byte{}, item(&values, i)...)
+	}
+	return nil
 }
 
 func (s *Store) PutMany(entries []Entry) error {

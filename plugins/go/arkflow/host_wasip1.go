@@ -2,8 +2,9 @@
 
 package arkflow
 
-// The host side of the SDK in the component: the processor export glue, the state.store
-// resource, log and metrics. (Off wasm, host_fake.go stands in, for unit tests.)
+// The host side of the SDK in the component (arkflow:plugin@0.2.0): the processor and
+// timer-handler export glue, the state.store resource (get-column/put-column pass Columns
+// through as is), timers, log and metrics. (Off wasm, host_fake.go stands in, for unit tests.)
 
 import (
 	"fmt"
@@ -35,17 +36,17 @@ func init() {
 		defer collectGarbage()
 		return initHook(config)
 	}
-	glue.ProcessBatchHook = func(ctx types.BatchContext, records []types.RecordIn) witTypes.Result[[]Outcome, types.Error] {
+	glue.ProcessBatchHook = func(ctx types.BatchContext, records types.Batch) outcomesResult {
 		defer collectGarbage()
-		return processBatchHook(ctx, records)
+		return processBatchHook(&ctx, records)
 	}
 	glue.OnCheckpointHook = func(ctx types.CheckpointContext) unitResult {
 		defer collectGarbage()
 		return onCheckpointHook(ctx)
 	}
-	timerGlue.OnTimersHook = func(ctx types.TimerContext, fired []types.Timer) witTypes.Result[[]Outcome, types.Error] {
+	timerGlue.OnTimersHook = func(ctx types.TimerContext, fired []types.Timer) outcomesResult {
 		defer collectGarbage()
-		return onTimersHook(ctx, fired)
+		return onTimersHook(&ctx, fired)
 	}
 }
 
@@ -156,6 +157,17 @@ func (s *Store) Name() string { return s.name }
 // Raw is the generated binding of the handle, for anything this wrapper lacks.
 func (s *Store) Raw() *state.Store { return s.raw }
 
+func present(o witTypes.Option[[]byte]) ([]byte, bool) {
+	if !o.IsSome() {
+		return nil, false
+	}
+	b := o.Some()
+	if b == nil {
+		b = []byte{} // present but empty: never nil, so nil always means absent
+	}
+	return b, true
+}
+
 func opt(b witTypes.Option[[]byte]) []byte {
 	v, _ := present(b)
 	return v
@@ -201,6 +213,25 @@ func (s *Store) GetMany(keys [][]byte) ([][]byte, error) {
 		out[i] = opt(o)
 	}
 	return out, nil
+}
+
+// GetColumn is Get for a column of keys (WIT `get-column`; every key present): one item per key,
+// absent where the key is absent or expired. The reply's buffers are the caller's.
+func (s *Store) GetColumn(keys Column) (Column, error) {
+	r := s.raw.GetColumn(keys)
+	if r.IsErr() {
+		return Column{}, stateErr(r.Err())
+	}
+	return r.Ok(), nil
+}
+
+// PutColumn is Put for a column of keys and a column of values, item by item (WIT `put-column`;
+// the same number of items, every item present).
+func (s *Store) PutColumn(keys, values Column) error {
+	if r := s.raw.PutColumn(keys, values); r.IsErr() {
+		return stateErr(r.Err())
+	}
+	return nil
 }
 
 // PutMany is Put for many entries at once (WIT `put-many`).

@@ -125,11 +125,11 @@ func AppendJSONEscaped(out []byte, s []byte) []byte {
 			i++
 			continue
 		}
-		out = append(out, s[start:i]...)
+		out = AppendBytes(out, s[start:i])
 		if c >= utf8.RuneSelf {
 			n, ok := utf8Seq(s[i:])
 			if ok {
-				out = append(out, s[i:i+n]...)
+				out = AppendBytes(out, s[i:i+n])
 			} else {
 				out = append(out, "\uFFFD"...)
 			}
@@ -159,7 +159,7 @@ func AppendJSONEscaped(out []byte, s []byte) []byte {
 		i++
 		start = i
 	}
-	return append(out, s[start:]...)
+	return AppendBytes(out, s[start:])
 }
 
 // EscapeJSON is s JSON-escaped, without quotes.

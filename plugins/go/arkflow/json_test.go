@@ -2,6 +2,8 @@ package arkflow
 
 import (
 	"errors"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -126,10 +128,10 @@ func TestKeyRule(t *testing.T) {
 	rec := func(key, value *string) *RecordIn {
 		r := &RecordIn{}
 		if key != nil {
-			r.Key = someBytes([]byte(*key))
+			r.Key = []byte(*key)
 		}
 		if value != nil {
-			r.Value = someBytes([]byte(*value))
+			r.Value = []byte(*value)
 		}
 		return r
 	}
@@ -166,5 +168,23 @@ func TestKeyRule(t *testing.T) {
 	}
 	if _, err := rule.Key(rec(nil, s(`{}`))); err == nil || AsError(err).Message != "no string/number field `user`" {
 		t.Errorf("missing field: got %v", err)
+	}
+}
+
+func TestAppendHelpersMatchTheStandardLibrary(t *testing.T) {
+	for _, v := range []int64{0, 7, -7, 10, 99, 100, 123456789, math.MaxInt64, math.MinInt64} {
+		if got, want := string(AppendInt([]byte("x"), v)), "x"+strconv.FormatInt(v, 10); got != want {
+			t.Errorf("AppendInt %d: %q, want %q", v, got, want)
+		}
+	}
+	long := strings.Repeat("ab", 40)
+	for _, s := range []string{"", "a", "0123456789abcdef0123456789abcdef", long} {
+		small := make([]byte, 1, 4)
+		if got := string(AppendString(small, s)); got != "\x00"+s {
+			t.Errorf("AppendString %q: %q", s, got)
+		}
+		if got := string(AppendBytes(make([]byte, 2, 100), []byte(s))); got != "\x00\x00"+s {
+			t.Errorf("AppendBytes %q: %q", s, got)
+		}
 	}
 }

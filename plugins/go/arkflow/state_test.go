@@ -4,11 +4,7 @@ import (
 	"bytes"
 	"math"
 	"testing"
-
-	witTypes "go.bytecodealliance.org/pkg/wit/types"
 )
-
-func someBytes(b []byte) witTypes.Option[[]byte] { return witTypes.Some(b) }
 
 func TestCodec(t *testing.T) {
 	for _, v := range []int64{0, 1, -1, 42, math.MinInt64, math.MaxInt64} {
@@ -73,7 +69,7 @@ func TestStateCacheWrapsLikeIncrement(t *testing.T) {
 	}
 }
 
-func TestStateCacheMismatchedGetManyIsInternal(t *testing.T) {
+func TestStateCacheMismatchedGetColumnIsInternal(t *testing.T) {
 	_, err := NewStateCache([][]byte{[]byte("a")}, nil)
 	if err == nil || AsError(err).Class != ClassInternal {
 		t.Errorf("got %v", err)

@@ -4,44 +4,45 @@
 // the record has no key, the JSON string/number member named by config `key_field` of its value;
 // with neither the record fails (invalid-input, code "no-key"). Each record emits one record
 // {"key":"<key>","count":N} (N includes this record; key/timestamp of the input kept). The count
-// is stored as an 8-byte LE i64 (the `increment` encoding). Per batch: one get-many of the
-// distinct keys, counting in order in memory, one put-many.
+// is stored as an 8-byte LE i64 (the `increment` encoding). Per batch: one get-column of the
+// distinct keys, counting in order in memory, one put-column; the records are read in place and
+// the outputs written into one reply buffer (the batch API: Process, Outcomes.EmitWith).
 package main
 
-import (
-	"strconv"
-
-	"arkflow/plugins/go/arkflow"
-)
+import "arkflow/plugins/go/arkflow"
 
 type counter struct {
-	store *arkflow.Store
-	keyOf arkflow.KeyRule
+	store  *arkflow.Store
+	keyOf  arkflow.KeyRule
+	counts arkflow.StateCache // reused from batch to batch (Load empties it)
+	keys   [][]byte
+	errs   []error
 }
 
-func (c *counter) ProcessBatch(_ *arkflow.BatchContext, records []arkflow.RecordIn) ([]arkflow.Outcome, error) {
-	keys, errs := make([][]byte, len(records)), make([]error, len(records))
-	for i := range records {
-		keys[i], errs[i] = c.keyOf.Key(&records[i])
+func (c *counter) Process(_ *arkflow.BatchContext, batch *arkflow.Batch, out *arkflow.Outcomes) error {
+	n := batch.Len()
+	c.keys, c.errs = append(c.keys[:0], make([][]byte, n)...), append(c.errs[:0], make([]error, n)...)
+	for i := 0; i < n; i++ {
+		c.keys[i], c.errs[i] = c.keyOf.KeyOf(batch.Key(i), batch.Value(i))
 	}
-	counts, err := arkflow.LoadCache(c.store, keys) // one get-many; nil keys skipped
-	if err != nil {
-		return nil, err
+	if err := c.counts.Load(c.store, c.keys); err != nil { // one get-column; nil keys skipped
+		return err
 	}
-	out := make([]arkflow.Outcome, len(records))
-	for i, key := range keys {
-		n, err := int64(0), errs[i]
+	for i, key := range c.keys {
+		n, err := int64(0), c.errs[i]
 		if err == nil {
-			n, err = counts.Increment(key, 1)
+			n, err = c.counts.IncrementAt(i, 1) // keys[i], without hashing it again
 		}
 		if err != nil {
-			out[i] = arkflow.Fail(err)
+			out.Fail(i, err)
 			continue
 		}
-		v := arkflow.AppendJSONEscaped(append(make([]byte, 0, len(key)+32), `{"key":"`...), key)
-		out[i] = arkflow.EmitOne(append(strconv.AppendInt(append(v, `","count":`...), n, 10), '}'))
+		out.EmitWith(i, func(v []byte) []byte { // Append*: no memory.copy call per piece
+			v = arkflow.AppendJSONEscaped(arkflow.AppendString(v, `{"key":"`), key)
+			return append(arkflow.AppendInt(arkflow.AppendString(v, `","count":`), n), '}')
+		})
 	}
-	return out, counts.Flush(c.store) // one put-many
+	return c.counts.Flush(c.store) // one put-column
 }
 
 func init() {

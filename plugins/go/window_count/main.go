@@ -55,43 +55,37 @@ func (w *windowCount) add(r *arkflow.RecordIn) error {
 	return err
 }
 
-func (w *windowCount) ProcessBatch(_ *arkflow.BatchContext, records []arkflow.RecordIn) ([]arkflow.Outcome, error) {
-	out := make([]arkflow.Outcome, len(records))
-	for i := range records {
-		if err := w.add(&records[i]); err != nil {
-			out[i] = arkflow.Fail(err)
-		} else {
-			out[i] = arkflow.Drop()
+func (w *windowCount) Process(_ *arkflow.BatchContext, batch *arkflow.Batch, out *arkflow.Outcomes) error {
+	for i := range batch.Records() {
+		if err := w.add(batch.Record(i)); err != nil {
+			out.Fail(i, err) // a counted record emits nothing
 		}
 	}
-	return out, nil
+	return nil
 }
 
-func (w *windowCount) OnTimers(_ *arkflow.TimerContext, fired []arkflow.Timer) ([]arkflow.Outcome, error) {
-	out := make([]arkflow.Outcome, len(fired))
+func (w *windowCount) OnTimers(_ *arkflow.TimerContext, fired []arkflow.Timer, out *arkflow.Outcomes) error {
 	for i, t := range fired {
 		if len(t.Key) < 8 {
-			out[i] = arkflow.Drop()
 			continue
 		}
 		start := int64(binary.BigEndian.Uint64(t.Key[:8]))
 		v, _, err := w.store.Get(t.Key)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		count, _ := arkflow.DecodeI64(v)
 		if _, err := w.store.Delete(t.Key); err != nil {
-			return nil, err
+			return err
 		}
 		key := t.Key[8:]
 		b := arkflow.AppendJSONEscaped(append(make([]byte, 0, len(key)+80), `{"key":"`...), key)
 		b = strconv.AppendInt(append(b, `","window_start":`...), start, 10)
 		b = strconv.AppendInt(append(b, `,"window_end":`...), start+w.sizeMs, 10)
 		b = append(strconv.AppendInt(append(b, `,"count":`...), count, 10), '}')
-		rec := arkflow.WithTimestamp(arkflow.WithKey(arkflow.NewRecord(b), append([]byte(nil), key...)), start+w.sizeMs-1)
-		out[i] = arkflow.Emit(rec)
+		out.EmitRecord(i, arkflow.WithTimestamp(arkflow.WithKey(arkflow.NewRecord(b), key), start+w.sizeMs-1))
 	}
-	return out, nil
+	return nil
 }
 
 func init() {

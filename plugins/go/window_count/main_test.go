@@ -9,12 +9,30 @@ import (
 	"testing"
 
 	"arkflow/plugins/go/arkflow"
-
-	witTypes "go.bytecodealliance.org/pkg/wit/types"
 )
 
 func at(ts int64, value string) arkflow.RecordIn {
-	return arkflow.RecordIn{Value: witTypes.Some([]byte(value)), TimestampMs: ts}
+	return arkflow.RecordIn{Value: []byte(value), TimestampMs: ts}
+}
+
+// process runs Process (or OnTimers, when fired is not nil) and decodes its outcomes.
+func process(t *testing.T, w *windowCount, records []arkflow.RecordIn, fired []arkflow.Timer) []arkflow.Outcome {
+	t.Helper()
+	o, n := arkflow.NewOutcomes(), len(records)
+	var err error
+	if fired != nil {
+		n, err = len(fired), w.OnTimers(nil, fired, o)
+	} else {
+		err = w.Process(nil, arkflow.NewBatch(records...), o)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := o.PerInput(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func TestWindowCount(t *testing.T) {
@@ -24,10 +42,7 @@ func TestWindowCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := p.(*windowCount)
-	out, err := w.ProcessBatch(nil, []arkflow.RecordIn{at(100, `{"user":"a"}`), at(900, `{"user":"a"}`), at(1500, `{"user":"a"}`), at(5, `{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := process(t, w, []arkflow.RecordIn{at(100, `{"user":"a"}`), at(900, `{"user":"a"}`), at(1500, `{"user":"a"}`), at(5, `{}`)}, nil)
 	if out[0].Tag() != arkflow.OutcomeDrop || out[3].Tag() != arkflow.OutcomeFail || out[3].Fail().Code != "no-key" {
 		t.Fatalf("outcomes: %v", out)
 	}
@@ -40,16 +55,16 @@ func TestWindowCount(t *testing.T) {
 			first = tm
 		}
 	}
-	fired, err := w.OnTimers(nil, []arkflow.Timer{first})
-	if err != nil {
-		t.Fatal(err)
+	fired := process(t, w, nil, []arkflow.Timer{first})
+	rec := fired[0].Emit()[0]
+	if want := `{"key":"a","window_start":0,"window_end":1000,"count":2}`; string(rec.Value) != want {
+		t.Fatalf("got %s, want %s", rec.Value, want)
 	}
-	got := string(fired[0].Emit()[0].Value.Some())
-	if want := `{"key":"a","window_start":0,"window_end":1000,"count":2}`; got != want {
-		t.Fatalf("got %s, want %s", got, want)
+	if string(rec.Key) != "a" || !rec.HasTimestamp || rec.TimestampMs != 999 {
+		t.Fatalf("key %q, timestamp %v %d", rec.Key, rec.HasTimestamp, rec.TimestampMs)
 	}
 	arkflow.FakeWatermark = 999
-	late, _ := w.ProcessBatch(nil, []arkflow.RecordIn{at(10, `{"user":"a"}`)})
+	late := process(t, w, []arkflow.RecordIn{at(10, `{"user":"a"}`)}, nil)
 	if late[0].Tag() != arkflow.OutcomeFail || late[0].Fail().Code != "late" {
 		t.Fatalf("a record of a fired window is late: %v", late)
 	}

@@ -1,5 +1,6 @@
 // Package export_arkflow_plugin_timer_handler is the Go side of the component's
-// `arkflow:plugin/timer-handler` export: the generated wit_exports package calls OnTimers below.
+// `arkflow:plugin/timer-handler@0.2.0` export: the generated wit_exports package calls OnTimers
+// below, which returns the `outcomes` of the fired timers.
 //
 // plugins/go/build.sh copies this file into the generated bindings
 // (.build/wit/exports/export_arkflow_plugin_timer_handler/). The hook is set by the SDK
@@ -13,8 +14,8 @@ import (
 )
 
 // OnTimersHook is set by the SDK's init.
-var OnTimersHook func(ctx types.TimerContext, fired []types.Timer) witTypes.Result[[]types.RecordOutcome, types.Error]
+var OnTimersHook func(ctx types.TimerContext, fired []types.Timer) witTypes.Result[types.Outcomes, types.Error]
 
-func OnTimers(ctx types.TimerContext, fired []types.Timer) witTypes.Result[[]types.RecordOutcome, types.Error] {
+func OnTimers(ctx types.TimerContext, fired []types.Timer) witTypes.Result[types.Outcomes, types.Error] {
 	return OnTimersHook(ctx, fired)
 }
