@@ -9,7 +9,7 @@
 //!    call); each swap's longest worker stall (`arkflow_plugin_swap_pause_us`) is reported.
 //!
 //! Run: `bash plugins/build.sh && bash plugins/<lang>/build.sh ... && cargo bench --bench plugins`
-//! (env: BENCH_RECORDS, default 200,000 per run; BENCH_ROUNDS, default 3; BENCH_SWAPS, default 10;
+//! (env: BENCH_RECORDS, default 200,000 per run; BENCH_ROUNDS, default 3; BENCH_SWAPS, default 10, 0 skips the swaps;
 //! BENCH_LANGS, default "rust python js c go zig").
 
 #[path = "common/mod.rs"]
@@ -188,5 +188,7 @@ fn main() {
         return;
     }
     languages();
-    swaps();
+    if env_or("BENCH_SWAPS", 10) > 0 {
+        swaps();
+    }
 }

@@ -1,5 +1,5 @@
 //! The per-language plugin guides (docs/plugins/<lang>.md) checked against the WIT package their
-//! SDK targets (Rust, C, Zig: `wit/plugin.wit`, 0.2.0; the others still `wit/v0.1/plugin.wit`): every
+//! SDK targets (Rust, C, Zig, Go: `wit/plugin.wit`, 0.2.0; the others still `wit/v0.1/plugin.wit`): every
 //! guide names that package version, every function of the `store` resource and every export of
 //! the `processor` interface, and each timer function, so a change to the WIT that the guides do
 //! not follow fails here.
@@ -11,7 +11,7 @@ const LANGS: &[&str] = &["rust", "c", "zig", "go", "python", "js"];
 /// The WIT file of the package a language's SDK targets.
 fn wit_of(lang: &str) -> &'static str {
     match lang {
-        "rust" | "c" | "zig" => "wit/plugin.wit",
+        "rust" | "c" | "zig" | "go" => "wit/plugin.wit",
         _ => "wit/v0.1/plugin.wit",
     }
 }

@@ -14,8 +14,9 @@
 #                        (plugin.h, plugin.c, plugin_component_type.o) written to DIR,
 #                        replaced atomically
 # Paths: ARKFLOW_ROOT is the repository root; WIT_DIR the WIT package these SDKs target:
-# wit/v0.1 (arkflow:plugin@0.1.1, which the host still loads). The Rust, C and Zig SDKs are on
-# wit/ (0.2.0, the batch ABI; c/ and zig/build.sh set WIT_DIR); the others move to it one by one.
+# wit/v0.1 (arkflow:plugin@0.1.1, which the host still loads). The Rust, C, Zig and Go SDKs are
+# on wit/ (0.2.0, the batch ABI; c/, zig/ and go/build.sh set WIT_DIR); the others move to it one
+# by one.
 set -euo pipefail
 
 ARKFLOW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
