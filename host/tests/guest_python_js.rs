@@ -1,7 +1,7 @@
 //! The Python and JavaScript counters (`plugins/dist/counter_{python,js}.wasm`, built by
 //! `plugins/python/build.sh` and `plugins/js/build.sh`) embed an interpreter whose initial linear
 //! memory sets the smallest `limits.memory_mb` they start with; this pins the floor documented in
-//! plugins/python/README.md and plugins/js/README.md. (Their output and state encoding are checked
+//! docs/plugins/python.md and docs/plugins/js.md. (Their output and state encoding are checked
 //! against every other language by tests/languages.rs.)
 
 mod common;

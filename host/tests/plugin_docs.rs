@@ -1,5 +1,5 @@
 //! The per-language plugin guides (docs/plugins/<lang>.md) checked against the WIT package their
-//! SDK targets (Rust, C, Zig, Go: `wit/plugin.wit`, 0.2.0; the others still `wit/v0.1/plugin.wit`): every
+//! SDK targets (all six: `wit/plugin.wit`, 0.2.0): every
 //! guide names that package version, every function of the `store` resource and every export of
 //! the `processor` interface, and each timer function, so a change to the WIT that the guides do
 //! not follow fails here.
@@ -8,12 +8,10 @@ use std::path::Path;
 
 const LANGS: &[&str] = &["rust", "c", "zig", "go", "python", "js"];
 
-/// The WIT file of the package a language's SDK targets.
-fn wit_of(lang: &str) -> &'static str {
-    match lang {
-        "rust" | "c" | "zig" | "go" => "wit/plugin.wit",
-        _ => "wit/v0.1/plugin.wit",
-    }
+/// The WIT file of the package a language's SDK targets (every SDK is on 0.2.0; a language
+/// still on 0.1.x would name `wit/v0.1/plugin.wit` here).
+fn wit_of(_lang: &str) -> &'static str {
+    "wit/plugin.wit"
 }
 
 /// Function names declared inside `<kind> <name> { ... }` of the WIT text.

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds the JavaScript plugins with componentize-js into plugins/dist/<name>_js.wasm. Each plugin
 # is a directory plugins/js/<name>/ whose ES module app.js exports `processor` for world
-# arkflow:plugin/plugin (and `timerHandler` for world timed-plugin, see sdk/timers.js). componentize-js is pinned exactly in package.json / package-lock.json and
+# arkflow:plugin/plugin@0.2.0 (../../wit, the batch ABI), and `timerHandler` for world
+# timed-plugin (see sdk/timers.js). componentize-js is pinned exactly in package.json / package-lock.json and
 # installed with `npm ci` into plugins/js/node_modules (gitignored; ~400 MB, ~15 s) when missing or
 # when the lock file changed. Needs node >= 18 and npm.
 #   plugins/js/build.sh            # every plugin
 #   plugins/js/build.sh counter    # only these
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../toolchain/common.sh"
+WIT_DIR="$ARKFLOW_ROOT/wit"   # 0.2.0 (common.sh defaults to wit/v0.1)
 
 here="$ARKFLOW_ROOT/plugins/js"
 dist="$ARKFLOW_ROOT/plugins/dist"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The counter contract suite (plugins/js/tests/counter.test.mjs, node's test runner) run on:
+# The SDK's own unit tests (plugins/js/tests/sdk.test.mjs, natively), then the counter contract
+# suite (plugins/js/tests/counter.test.mjs, node's test runner) run on:
 #   1. the JavaScript source, natively;
 #   2. each built counter component present in plugins/dist -- counter_js.wasm and
 #      counter_python.wasm -- transpiled to JS + core wasm by jco (installed with componentize-js)
@@ -18,6 +19,9 @@ cd "$here"
 # The Python component uses extended constant expressions, behind a flag in node 20's V8.
 node_flags=()
 node --v8-options | grep -q -- '--experimental-wasm-extended-const' && node_flags+=(--experimental-wasm-extended-const)
+
+echo "== SDK: plugins/js/sdk (native)"
+node --import ./tests/register.mjs --test tests/sdk.test.mjs
 
 echo "== counter contract: plugins/js/counter/app.js (native)"
 node --import ./tests/register.mjs --test tests/counter.test.mjs

@@ -1,7 +1,7 @@
 // counter: a per-key running count in state store "default" (same contract as plugins/counter).
 // Key: the record key, else the JSON string/number member `key_field` (config) of the value;
-// neither: fail invalid-input "no-key". Emits {"key":"<key>","count":N} per record. One get-many
-// and one put-many per batch; counts are 8-byte little-endian i64s.
+// neither: fail invalid-input "no-key". Emits {"key":"<key>","count":N} per record. One get-column
+// and one put-column per batch; counts are 8-byte little-endian i64s.
 import * as ak from '../sdk/arkflow.js';
 
 export const processor = ak.exportProcessor({
@@ -15,7 +15,7 @@ export const processor = ak.exportProcessor({
     return {
       processBatch(ctx, records) {
         const keys = ak.keysOf(records, keyField); // Uint8Array, or the record's PluginError
-        const counts = ak.StateCache.load(store, keys); // one get-many
+        const counts = ak.StateCache.load(store, keys); // one get-column
         const out = keys.map((key) => {
           try {
             if (key instanceof ak.PluginError) throw key;
@@ -26,7 +26,7 @@ export const processor = ak.exportProcessor({
             throw e;
           }
         });
-        counts.flush(store); // one put-many
+        counts.flush(store); // one put-column
         return out;
       },
     };

@@ -6,13 +6,13 @@
 //   import * as timers from '../sdk/timers.js';
 //   export const processor = ak.exportProcessor({ ..., init(config) { return {
 //     processBatch(ctx, records) { timers.registerTimer(key, t, 'event'); ... },
-//     onTimers(ctx, fired) { return fired.map((t) => ...); },  // one outcome per timer
+//     onTimers(ctx, fired) { return fired.map((t) => ...); },  // one outcome per timer (or an Outcomes)
 //   }; } });
 //   export const timerHandler = timers.timerHandler(processor);
 //
 // Times are Numbers or BigInts going in; `watermark()` and `now()` return Numbers; read record and
 // timer times with `signed(...)`.
-import { registerTimer as rawRegister, deleteTimer as rawDelete, watermark as rawWatermark, now as rawNow } from 'arkflow:plugin/timers@0.1.1';
+import { registerTimer as rawRegister, deleteTimer as rawDelete, watermark as rawWatermark, now as rawNow } from 'arkflow:plugin/timers@0.2.0';
 import { stateCall, stateError } from './arkflow.js';
 
 export const EVENT = 'event';

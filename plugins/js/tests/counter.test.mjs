@@ -3,8 +3,10 @@
 // (plugins/js/counter + sdk) natively; with ARKFLOW_COUNTER_MODULE set it tests a built component
 // transpiled by jco -- counter_js.wasm or counter_python.wasm, which have the same contract. The
 // binding conventions are the same on both sides: s64/u64 are BigInt, absent options undefined,
-// `err` results are thrown as an Error whose `payload` is the error. JSON answers are checked
-// against the Rust SDK's (plugins/python/tests/json_cases.json).
+// `err` results are thrown as an Error whose `payload` is the error. Batches cross as the 0.2.0
+// `batch` / `outcomes` records (columns of bytes: data, ends, valid); `run` turns the outcomes back
+// into one `{ tag, val }` per input for the assertions. JSON answers are checked against the Rust
+// SDK's (plugins/python/tests/json_cases.json).
 import { test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -24,19 +26,44 @@ const i64 = (n) => {
 };
 const hex = (b) => Buffer.from(b).toString('hex');
 
+/** The items of a column (Uint8Array, undefined where absent). */
+const items = ({ data, ends, valid }) => Array.from(ends, (end, i) => {
+  if (valid.length > 0 && (valid[i >> 3] & (1 << (i & 7))) === 0) return undefined;
+  return data.slice(i === 0 ? 0 : ends[i - 1], end);
+});
+/** A column of byte strings (undefined: absent). */
+const column = (list) => {
+  const ends = new Uint32Array(list.length);
+  const valid = new Uint8Array((list.length + 7) >> 3);
+  let size = 0;
+  list.forEach((b, i) => {
+    if (b !== undefined) {
+      size += b.length;
+      valid[i >> 3] |= 1 << (i & 7);
+    }
+    ends[i] = size;
+  });
+  const data = new Uint8Array(size);
+  let at = 0;
+  for (const b of list) if (b !== undefined) data.set(b, (at += b.length) - b.length);
+  return { data, ends, valid: list.includes(undefined) ? valid : new Uint8Array(0) };
+};
+
 class FakeStore {
   constructor() {
     this.data = new Map(); // hex(key) -> value
     this.calls = [];
     this.failWith = undefined;
   }
-  getMany(keys) {
-    this.calls.push(['get-many', keys.map((k) => dec.decode(k))]);
+  getColumn(keys) {
+    keys = items(keys);
+    this.calls.push(['get-column', keys.map((k) => dec.decode(k))]);
     if (this.failWith) throw Object.assign(new Error('state error'), { payload: this.failWith });
-    return keys.map((k) => this.data.get(hex(k)));
+    return column(keys.map((k) => this.data.get(hex(k))));
   }
-  putMany(entries) {
-    this.calls.push(['put-many', entries.map(([k, v]) => [dec.decode(k), hex(v)])]);
+  putColumn(keys, values) {
+    const entries = items(keys).map((k, i) => [k, items(values)[i]]);
+    this.calls.push(['put-column', entries.map(([k, v]) => [dec.decode(k), hex(v)])]);
     for (const [k, v] of entries) this.data.set(hex(k), v);
   }
 }
@@ -56,38 +83,60 @@ beforeEach(() => {
 });
 
 const init = (config = {}) => processor.init(Object.entries(config));
-const rec = (key, value) => ({
-  key: key === undefined ? undefined : bytes(key),
-  value: value === undefined ? undefined : bytes(value),
+const rec = (key, value) => ({ key: key === undefined ? undefined : bytes(key), value: value === undefined ? undefined : bytes(value) });
+const batch = (records) => ({
+  keys: column(records.map((r) => r.key)),
+  values: column(records.map((r) => r.value)),
+  timestamps: BigInt64Array.from(records, () => 1700000000000n),
+  partitions: new Uint32Array(records.length),
+  offsets: new BigUint64Array(records.length),
   headers: [],
-  timestampMs: 1700000000000n,
-  partition: 0,
-  offset: 0n,
 });
 const CTX = { batchId: 1n, keyGroup: 0, partition: 0, attempt: 0, checkpointEpoch: 1n };
-const run = (records) => processor.processBatch(CTX, records);
+/** The raw outcomes of a batch of `records`. */
+const runRaw = (records) => processor.processBatch(CTX, batch(records));
+/** One `{ tag: 'emit', val: [record] }` / `{ tag: 'fail', val: error }` / `{ tag: 'drop' }` per input. */
+const run = (records) => {
+  const o = runRaw(records);
+  const list = records.map(() => ({ tag: 'drop' }));
+  const sources = Array.from(o.sources);
+  items(o.values).forEach((value, j) => {
+    const i = sources.length ? sources[j] : j;
+    if (list[i].tag !== 'emit') list[i] = { tag: 'emit', val: [] };
+    list[i].val.push({ value, key: o.keys.ends.length ? items(o.keys)[j] : undefined });
+  });
+  for (const [i, error] of o.failed) list[i] = { tag: 'fail', val: error };
+  return list;
+};
 const values = (outcomes) => outcomes.map((o) => (o.tag === 'emit' ? dec.decode(o.val[0].value) : o.val));
 
 test('describe', () => {
   assert.deepEqual(processor.describe(), {
-    name: 'counter', version: '0.1.0', abi: '0.1.1',
-    stateStores: ['default'], stateFormats: [{ store: 'default', format: 'i64' }],
+    name: 'counter', version: '0.1.0', abi: '0.2.0',
+    stateStores: ['default'], stateFormats: [{ store: 'default', format: 'i64' }], keyBy: undefined,
   });
 });
 
-test('counts per key with one get-many and one put-many', () => {
+test('counts per key with one get-column and one put-column', () => {
   init();
   store.data.set(hex(bytes('b')), i64(41));
-  const out = run([rec('a'), rec('b'), rec('a')]);
-  assert.deepEqual(values(out), ['{"key":"a","count":1}', '{"key":"b","count":42}', '{"key":"a","count":2}']);
+  const o = runRaw([rec('a'), rec('b'), rec('a')]);
+  assert.deepEqual(items(o.values).map((v) => dec.decode(v)), ['{"key":"a","count":1}', '{"key":"b","count":42}', '{"key":"a","count":2}']);
   assert.deepEqual(store.calls, [
-    ['get-many', ['a', 'b']],
-    ['put-many', [['a', hex(i64(2))], ['b', hex(i64(42))]]],
+    ['get-column', ['a', 'b']],
+    ['put-column', [['a', hex(i64(2))], ['b', hex(i64(42))]]],
   ]);
-  for (const o of out) {
-    const r = o.val[0];
-    assert.deepEqual([r.key, r.timestampMs, r.output, r.headers], [undefined, undefined, undefined, []]);
-  }
+  // The fast path: one value per input, no per-record list; key and timestamp inherited.
+  assert.deepEqual([Array.from(o.values.ends), o.values.valid.length, o.sources.length, o.keys.ends.length],
+    [[21, 43, 64], 0, 0, 0]);
+  assert.deepEqual([o.timestamps, o.headers, o.outputs, o.failed], [[], [], [], []]);
+});
+
+test('a failed record takes the sources path', () => {
+  init();
+  const o = runRaw([rec('a'), rec(), rec('a')]);
+  assert.deepEqual([Array.from(o.sources), o.failed.map(([i]) => i)], [[0, 2], [1]]);
+  assert.deepEqual(values(run([rec('b'), rec(), rec('b')])), ['{"key":"b","count":1}', o.failed[0][1], '{"key":"b","count":2}']);
 });
 
 test("wraps like the host's increment", () => {
@@ -196,11 +245,11 @@ test('init failure', () => {
   assert.throws(() => init(), (e) => e.payload.class === 'state' && e.payload.code === 'disabled');
 });
 
-test('get-many returning the wrong number of values fails the batch', () => {
+test('get-column returning the wrong number of values fails the batch', () => {
   init();
-  store.getMany = () => [];
+  store.getColumn = () => column([]);
   assert.throws(() => run([rec('a'), rec('b')]), (e) => {
-    assert.deepEqual(e.payload, { class: 'internal', code: 'bad-get-many', message: 'get-many returned 0 values for 2 keys' });
+    assert.deepEqual(e.payload, { class: 'internal', code: 'bad-get-column', message: 'get-column returned 0 values for 2 keys' });
     return true;
   });
 });
@@ -209,7 +258,7 @@ test('get-many returning the wrong number of values fails the batch', () => {
 // without reaching the guest's handler (in the host it would be a trap of the host call).
 test('an unexpected exception is logged, then thrown', { skip: COMPONENT && 'native only' }, () => {
   init();
-  store.getMany = () => {
+  store.getColumn = () => {
     throw new TypeError('boom');
   };
   assert.throws(() => run([rec('a')]), TypeError);

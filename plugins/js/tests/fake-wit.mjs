@@ -19,6 +19,8 @@ export class Store {
   getMany(keys) { return this.#impl.getMany(keys); }
   putMany(entries) { return this.#impl.putMany(entries); }
   deleteMany(keys) { return this.#impl.deleteMany(keys); }
+  getColumn(keys) { return this.#impl.getColumn(keys); }
+  putColumn(keys, values) { return this.#impl.putColumn(keys, values); }
   increment(key, delta) { return this.#impl.increment(key, delta); }
   scanPrefix(prefix, startAfter, limit) { return this.#impl.scanPrefix(prefix, startAfter, limit); }
 }

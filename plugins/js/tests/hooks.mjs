@@ -1,4 +1,4 @@
-// Module-resolution hooks for the native unit tests: the WIT imports `arkflow:plugin/<iface>@0.1.1`
+// Module-resolution hooks for the native unit tests: the WIT imports `arkflow:plugin/<iface>@0.2.0`
 // resolve to fake-wit.mjs, whose exports delegate to the test's fakes.
 import { pathToFileURL } from 'node:url';
 import { fileURLToPath } from 'node:url';

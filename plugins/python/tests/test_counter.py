@@ -2,7 +2,7 @@
 (plugins/python/counter), run by plugins/python/test.sh. The WIT bindings are generated into a
 temporary directory with `componentize-py bindings` (pure-Python stubs); `state.Store.open` and
 `log.log` are replaced by in-memory fakes. JSON answers are checked against the Rust SDK's
-(json_cases.json)."""
+(json_cases.json). Batches cross as the 0.2.0 `batch` / `outcomes` records, as in the component."""
 import json
 import os
 import shutil
@@ -15,7 +15,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..", "..")
 _BINDINGS = tempfile.mkdtemp(prefix="arkflow-py-bindings-")
-subprocess.run(["componentize-py", "-q", "-d", os.path.join(ROOT, "wit", "v0.1"), "-w", "plugin", "bindings", _BINDINGS],
+subprocess.run(["componentize-py", "-q", "-d", os.path.join(ROOT, "wit"), "-w", "plugin", "bindings", _BINDINGS],
                check=True)
 sys.path[:0] = [_BINDINGS, os.path.join(HERE, "..", "sdk"), os.path.join(HERE, "..", "counter")]
 
@@ -23,9 +23,8 @@ import app  # noqa: E402  (registers the counter with arkflow.export)
 import arkflow  # noqa: E402
 from componentize_py_types import Err  # noqa: E402
 from wit_world.imports import log, state  # noqa: E402
-from wit_world.imports.types import (  # noqa: E402
-    BatchContext, ErrorClass, RecordIn, RecordOutcome_Emit, RecordOutcome_Fail, ValueFormat,
-)
+from wit_world.imports.types import BatchContext, Column, ErrorClass, ValueFormat  # noqa: E402
+from arkflow.batch import column, items  # noqa: E402
 
 
 def tearDownModule():
@@ -40,19 +39,32 @@ class FakeStore:
         self.calls = []
         self.fail_with = None
 
-    def get_many(self, keys):
-        self.calls.append(("get-many", list(keys)))
+    def get_column(self, keys: Column):
+        keys = items(keys, len(keys.ends))
+        self.calls.append(("get-column", keys))
         if self.fail_with:
             raise Err(self.fail_with)
-        return [self.data.get(k) for k in keys]
+        return column([self.data.get(k) for k in keys])
 
-    def put_many(self, entries):
-        self.calls.append(("put-many", list(entries)))
+    def put_column(self, keys: Column, values: Column):
+        entries = list(zip(items(keys, len(keys.ends)), items(values, len(values.ends))))
+        self.calls.append(("put-column", entries))
         self.data.update(entries)
 
 
 def rec(key=None, value=None):
-    return RecordIn(key, value, [], 1_700_000_000_000, 0, 0)
+    return (key, value, 1_700_000_000_000)
+
+
+def outcomes(o, inputs):
+    """One entry per input: the emitted value (str), the failure (wit Error), or None (dropped)."""
+    values = [None if v is None else v.decode() for v in items(o.values, len(o.values.ends))]
+    out = [None] * inputs
+    for j, v in enumerate(values):
+        out[o.sources[j] if o.sources else j] = v
+    for i, e in o.failed:
+        out[i] = e
+    return out
 
 
 CTX = BatchContext(1, 0, 0, 0, 1)
@@ -75,28 +87,36 @@ class CounterTest(unittest.TestCase):
     def init(self, *pairs, **config):
         PROCESSOR().init(list(pairs) + list(config.items()))
 
-    def run_batch(self, records):
-        return PROCESSOR().process_batch(CTX, records)
+    def run_batch(self, records, raw=False):
+        o = PROCESSOR().process_batch(CTX, arkflow.Batch.of(records).raw)
+        return o if raw else outcomes(o, len(records))
 
     def values(self, outcomes):
-        return [o.value[0].value.decode() if isinstance(o, RecordOutcome_Emit) else o.value for o in outcomes]
+        return outcomes
 
     def test_describe(self):
         info = PROCESSOR().describe()
         self.assertEqual((info.name, info.version, info.abi, info.state_stores), ("counter", "0.1.0", arkflow.ABI_VERSION, ["default"]))
         self.assertEqual([(f.store, f.format) for f in info.state_formats], [("default", ValueFormat.I64)])
 
-    def test_counts_per_key_with_one_get_many_and_one_put_many(self):
+    def test_counts_per_key_with_one_get_column_and_one_put_column(self):
         self.init()
         self.store.data[b"b"] = struct.pack("<q", 41)
-        out = self.run_batch([rec(b"a"), rec(b"b"), rec(b"a")])
-        self.assertEqual(self.values(out), ['{"key":"a","count":1}', '{"key":"b","count":42}', '{"key":"a","count":2}'])
+        o = self.run_batch([rec(b"a"), rec(b"b"), rec(b"a")], raw=True)
+        self.assertEqual(outcomes(o, 3), ['{"key":"a","count":1}', '{"key":"b","count":42}', '{"key":"a","count":2}'])
         self.assertEqual(self.store.calls, [
-            ("get-many", [b"a", b"b"]),
-            ("put-many", [(b"a", struct.pack("<q", 2)), (b"b", struct.pack("<q", 42))]),
+            ("get-column", [b"a", b"b"]),
+            ("put-column", [(b"a", struct.pack("<q", 2)), (b"b", struct.pack("<q", 42))]),
         ])
-        for o in out:  # key and timestamp are inherited from the input
-            self.assertEqual((o.value[0].key, o.value[0].timestamp_ms, o.value[0].output), (None, None, None))
+        # The fast path: one value per input, no per-record list; key and timestamp inherited.
+        self.assertEqual((o.values.ends, o.values.valid, o.sources, o.keys.ends, o.timestamps, o.headers, o.outputs, o.failed),
+                         ([21, 43, 64], b"", [], [], [], [], [], []))
+
+    def test_a_failed_record_takes_the_sources_path(self):
+        self.init()
+        o = self.run_batch([rec(b"a"), rec(), rec(b"a")], raw=True)
+        self.assertEqual((o.sources, [i for i, _ in o.failed]), ([0, 2], [1]))
+        self.assertEqual(items(o.values, 2), [b'{"key":"a","count":1}', b'{"key":"a","count":2}'])
 
     def test_an_empty_batch_makes_no_state_call(self):
         self.init()
@@ -113,8 +133,8 @@ class CounterTest(unittest.TestCase):
         self.store.data[b"bad"] = b"xyz"
         out = self.run_batch([rec(b"bad"), rec(b"ok"), rec(b"bad")])
         for o in (out[0], out[2]):
-            self.assertIsInstance(o, RecordOutcome_Fail)
-            self.assertEqual((o.value.class_, o.value.code, o.value.message),
+            self.assertIsInstance(o, arkflow.errors.WitError)
+            self.assertEqual((o.class_, o.code, o.message),
                              (ErrorClass.STATE, "not-a-counter", "StateError::NotACounter"))
         self.assertEqual(self.values([out[1]]), ['{"key":"ok","count":1}'])
         self.assertEqual(self.store.data[b"bad"], b"xyz")
@@ -129,17 +149,17 @@ class CounterTest(unittest.TestCase):
         self.init(key_field="user")
         for value in [None, b'{"user":null}', b'[1]', b'{"other":"a"}']:
             [o] = self.run_batch([rec(value=value)])
-            self.assertEqual((o.value.class_, o.value.code), (ErrorClass.INVALID_INPUT, "no-key"), value)
+            self.assertEqual((o.class_, o.code), (ErrorClass.INVALID_INPUT, "no-key"), value)
         [o] = self.run_batch([rec(value=b'{"other":"a"}')])
-        self.assertEqual(o.value.message, "no string/number field `user`")
+        self.assertEqual(o.message, "no string/number field `user`")
         self.init()  # no key_field
         [o] = self.run_batch([rec(value=b'{"user":"a"}')])
-        self.assertEqual(o.value.message, "record has no key and no `key_field` value")
+        self.assertEqual(o.message, "record has no key and no `key_field` value")
 
     def test_bad_json_fails_the_record_with_the_rust_message(self):
         self.init(key_field="user")
         [o] = self.run_batch([rec(value=b'{"user":"\\ud800"}')])
-        self.assertEqual((o.value.class_, o.value.code, o.value.message),
+        self.assertEqual((o.class_, o.code, o.message),
                          (ErrorClass.INVALID_INPUT, "bad-json", "invalid JSON at byte 15: lone surrogate"))
 
     def test_key_escaping_matches_the_rust_sdk(self):
@@ -166,14 +186,14 @@ class CounterTest(unittest.TestCase):
         self.assertEqual((e.exception.value.code, e.exception.value.message), ("key-too-large", "StateError::KeyTooLarge(4096)"))
         self.assertEqual(self.logged, [], "an expected error is not logged")
 
-    def test_get_many_returning_the_wrong_number_of_values_fails_the_batch(self):
+    def test_get_column_returning_the_wrong_number_of_values_fails_the_batch(self):
         self.init()
-        self.store.get_many = lambda keys: []
+        self.store.get_column = lambda keys: column([])
         with self.assertRaises(Err) as e:
             self.run_batch([rec(b"a"), rec(b"b")])
         err = e.exception.value
         self.assertEqual((err.class_, err.code, err.message),
-                         (ErrorClass.INTERNAL, "bad-get-many", "get-many returned 0 values for 2 keys"))
+                         (ErrorClass.INTERNAL, "bad-get-column", "get-column returned 0 values for 2 keys"))
 
     def test_init_failure_and_calls_before_init(self):
         def refuse(cls, name):
@@ -189,7 +209,7 @@ class CounterTest(unittest.TestCase):
 
     def test_an_unexpected_exception_is_logged_then_raised(self):
         self.init()
-        self.store.get_many = None  # calling it raises TypeError
+        self.store.get_column = None  # calling it raises TypeError
         with self.assertRaises(TypeError):
             self.run_batch([rec(b"a")])
         self.assertEqual(self.logged[0][0], log.Level.ERROR)
@@ -231,16 +251,51 @@ class SdkTest(unittest.TestCase):
             c.increment(b"s", 1)
         self.assertEqual(e.exception.code, "not-a-counter")
 
-    def test_outcomes(self):
-        r = RecordIn(b"k", b"v", [], 5, 0, 0)
-        o = arkflow.pass_(r).value[0]
-        self.assertEqual((o.key, o.value, o.timestamp_ms), (b"k", b"v", None))
-        o = arkflow.emit(arkflow.record_out("x", key=b"k2", timestamp_ms=9, headers=[("h", b"1")])).value[0]
-        self.assertEqual((o.key, o.value, o.timestamp_ms, o.headers[0].key), (b"k2", b"x", 9, "h"))
-        self.assertEqual(type(arkflow.drop()).__name__, "RecordOutcome_Drop")
-        f = arkflow.fail(arkflow.retriable("later", "try again")).value
-        self.assertEqual((f.class_, f.code, f.message), (ErrorClass.RETRIABLE, "later", "try again"))
+    def test_batch_view(self):
+        b = arkflow.Batch.of([(b"k", b"v", 5, [("h", b"1"), ("h", b"2")]), (None, None, 6), (b"", b"x", 7)])
+        self.assertEqual((len(b), b.keys(), b.values(), b.timestamps()), (3, [b"k", None, b""], [b"v", None, b"x"], [5, 6, 7]))
+        r = b[0]
+        self.assertEqual((r.index, r.key, r.value, r.timestamp_ms, r.partition, r.offset), (0, b"k", b"v", 5, 0, 0))
+        self.assertEqual((r.headers, r.header("h"), arkflow.header(b[1], "h")), ([("h", b"1"), ("h", b"2")], b"1", None))
+        self.assertEqual([x.key for x in b], [b"k", None, b""])
+        self.assertEqual(arkflow.keys_of(b, None)[0], b"k")
+        self.assertEqual(arkflow.keys_of(b, None)[1].code, "no-key")
 
+    def test_outcomes(self):
+        b = arkflow.Batch.of([(b"k", b"v", 5, [("h", b"1")]), (b"k", b"w", 6), (b"k", b"x", 7), (b"k", b"y", 8)])
+        o = arkflow.to_wit([
+            arkflow.pass_(b[0]),
+            arkflow.emit(arkflow.record_out("x", key=b"k2", timestamp_ms=9, headers=[("h", b"1")], output="side"),
+                         arkflow.record_out(None)),
+            arkflow.drop(),
+            arkflow.fail(arkflow.retriable("later", "try again")),
+        ], 4, "test")
+        self.assertEqual(items(o.values, 3), [b"v", b"x", None])
+        self.assertEqual((o.sources, items(o.keys, 3), o.timestamps, o.outputs), ([0, 1, 1], [None, b"k2", None], [(1, 9)], [(1, "side")]))
+        self.assertEqual([(j, h.key, h.value) for j, h in o.headers], [(0, "h", b"1"), (1, "h", b"1")])
+        [(i, f)] = o.failed
+        self.assertEqual((i, f.class_, f.code, f.message), (3, ErrorClass.RETRIABLE, "later", "try again"))
+        # Non-ASCII values on the fast path; bytes too.
+        o = arkflow.to_wit(["é", "a"], 2, "test")
+        self.assertEqual((items(o.values, 2), o.sources), (["é".encode(), b"a"], []))
+        self.assertEqual(arkflow.to_wit([b"a", b"bc"], 2, "test").values.ends, [1, 3])
+        with self.assertRaises(arkflow.Error) as e:
+            arkflow.to_wit(["a"], 2, "process_batch")
+        self.assertEqual((e.exception.code, e.exception.message), ("wrong-outcome-count", "process_batch returned 1 outcomes for 2 inputs"))
+
+    def test_outcomes_builder(self):
+        out = arkflow.Outcomes()
+        out.emit(0, "a")
+        out.emit(1, b"b")
+        self.assertEqual((out.finish(2).sources, out.finish(3).sources), ([], [0, 1]))
+        for misuse, code in [(lambda o: (o.emit(1, "a"), o.emit(0, "b")), "outcomes-out-of-order"),
+                             (lambda o: (o.emit(1, "a"), o.fail(1, arkflow.internal("x", "y"))), "outcomes-mixed"),
+                             (lambda o: [o.fail(1, arkflow.internal("x", "y")) for _ in "ab"], "outcomes-mixed")]:
+            o = arkflow.Outcomes()
+            misuse(o)
+            with self.assertRaises(arkflow.Error) as e:
+                o.finish(2)
+            self.assertEqual(e.exception.code, code)
 
 if __name__ == "__main__":
     unittest.main()

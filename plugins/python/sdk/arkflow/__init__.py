@@ -1,5 +1,5 @@
-"""ArkFlow plugin SDK for Python (componentize-py), over the `wit_world` bindings that
-componentize-py generates from wit/ at build time.
+"""ArkFlow plugin SDK for Python (componentize-py), on the batch ABI `arkflow:plugin@0.2.0`, over
+the `wit_world` bindings that componentize-py generates from wit/ at build time.
 
 A plugin is a module `app` that calls `arkflow.export(...)` and re-exports `Processor`:
 
@@ -8,17 +8,23 @@ A plugin is a module `app` that calls `arkflow.export(...)` and re-exports `Proc
 
     class Counter:
         def __init__(self, config: arkflow.Config): ...       # init: open stores here
-        def process_batch(self, ctx, records): ...            # -> one outcome per record
+        def process_batch(self, ctx, records): ...            # records: arkflow.Batch
         def on_checkpoint(self, ctx): ...                     # optional
-        def on_timers(self, ctx, fired): ...                  # timed plugins: one outcome per timer
+        def on_timers(self, ctx, fired): ...                  # timed plugins: fired timers
 
     arkflow.export(Counter, name="counter", version="0.1.0", state_stores=["default"],
                    state_formats={"default": arkflow.I64})
 
+`process_batch` and `on_timers` return one outcome per input (`emit_one(value)`, `emit(...)`,
+`pass_(record)`, `drop()`, `fail(error)`) or an `Outcomes` builder; see batch.py for the batch
+view (`Batch`, `Record`: nothing decoded until touched) and how outcomes cross back (one values
+buffer, no per-record list when every input emits one value). State: state.py (`Store`,
+`StateCache` over `get-column` / `put-column`).
+
 Contract (the Rust SDK's, see plugins/README.md):
-- `describe()` comes from `export`'s arguments (abi = ABI_VERSION). `init` builds the plugin
-  object; it lives in this module between calls (componentize-py makes a new `Processor` per
-  call). Calls before a successful `init` fail with `internal` / `not-initialized`.
+- `describe()` comes from `export`'s arguments (abi = ABI_VERSION, "0.2.0"). `init` builds the
+  plugin object; it lives in this module between calls (componentize-py makes a new `Processor`
+  per call). Calls before a successful `init` fail with `internal` / `not-initialized`.
 - A plugin raises `arkflow.Error` to fail the call (`init`: the plugin is refused;
   `process_batch`: the whole batch fails). Any other exception is logged at level error through
   the host's log and re-raised, which traps the instance (the host re-instantiates and retries).
@@ -29,18 +35,15 @@ Contract (the Rust SDK's, see plugins/README.md):
   `TimerHandler`) calls `register_timer` / `delete_timer` / `watermark` / `now`, and the host calls
   its object's `on_timers(ctx, fired)` when they fire. In a plain `plugin` they raise `internal`.
 """
-import struct
 import traceback
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from componentize_py_types import Err
 from wit_world import exports as _exports
 from wit_world.imports import log as _log
 from wit_world.imports import metrics as _metrics
-from wit_world.imports import state as _state
 from wit_world.imports.types import (
-    BatchContext, CheckpointContext, ErrorClass, Header, Info, RecordIn, RecordOut,
-    RecordOutcome, RecordOutcome_Drop, RecordOutcome_Emit, RecordOutcome_Fail, StoreFormat,
+    BatchContext, CheckpointContext, ErrorClass, Info, Outcomes as WitOutcomes, StoreFormat,
     TimeDomain, ValueFormat,
 )
 try:  # only in the world `timed-plugin`
@@ -49,82 +52,18 @@ except ImportError:
     _timers = None
 from wit_world.imports.types import Error as WitError
 
+from .batch import Batch, Emit, Outcomes, Record, RecordOut, to_wit  # noqa: F401
+from .errors import (  # noqa: F401
+    Error, config_error, internal, invalid_input, retriable, state_call, state_error,
+)
 from .json import escape_json, json_key, validate_json, JSON_MAX_DEPTH  # noqa: F401
+from .state import StateCache, Store, decode_i64, encode_i64  # noqa: F401
 
-ABI_VERSION = "0.1.1"
+ABI_VERSION = "0.2.0"
 EVENT, PROCESSING = TimeDomain.EVENT, TimeDomain.PROCESSING
 BYTES, UTF8, JSON, I64 = ValueFormat.BYTES, ValueFormat.UTF8, ValueFormat.JSON, ValueFormat.I64
 Level = _log.Level
 TRACE, DEBUG, INFO, WARN, ERROR = Level.TRACE, Level.DEBUG, Level.INFO, Level.WARN, Level.ERROR
-
-
-# --- errors -------------------------------------------------------------------------------------
-
-class Error(Exception):
-    """An `error` of the WIT: raise it to fail a call, or pass it to `fail()` for one record."""
-
-    def __init__(self, class_: ErrorClass, code: str, message: str):
-        super().__init__(f"{class_.name.lower().replace('_', '-')} [{code}]: {message}")
-        self.class_, self.code, self.message = class_, code, message
-
-    def to_wit(self) -> WitError:
-        return WitError(self.class_, self.code, self.message)
-
-
-def invalid_input(code: str, message: str) -> Error:
-    return Error(ErrorClass.INVALID_INPUT, code, message)
-
-
-def config_error(code: str, message: str) -> Error:
-    return Error(ErrorClass.CONFIG, code, message)
-
-
-def state_error(code: str, message: str) -> Error:
-    return Error(ErrorClass.STATE, code, message)
-
-
-def retriable(code: str, message: str) -> Error:
-    return Error(ErrorClass.RETRIABLE, code, message)
-
-
-def internal(code: str, message: str) -> Error:
-    return Error(ErrorClass.INTERNAL, code, message)
-
-
-def _from_state_error(variant) -> Error:
-    """A `state-error` case as an Error of class `state` (code: the case's WIT name)."""
-    case = type(variant).__name__.split("_", 1)[1]  # StateError_QuotaExceeded -> QuotaExceeded
-    code = "".join("-" + c.lower() if c.isupper() else c for c in case).lstrip("-")
-    payload = getattr(variant, "value", None)
-    if payload is None:
-        message = f"StateError::{case}"
-    elif isinstance(payload, str):
-        message = f"StateError::{case}({_rust_debug_str(payload)})"
-    else:
-        message = f"StateError::{case}({payload})"
-    return state_error(code, message)
-
-
-def _rust_debug_str(s: str) -> str:
-    """`{:?}` of a Rust string, for messages identical to the Rust SDK's."""
-    out = ['"']
-    for c in s:
-        if c in '"\\':
-            out.append("\\" + c)
-        elif c == "\n":
-            out.append("\\n")
-        elif c == "\r":
-            out.append("\\r")
-        elif c == "\t":
-            out.append("\\t")
-        elif c == "\0":
-            out.append("\\0")
-        elif ord(c) < 0x20 or ord(c) == 0x7F:
-            out.append(f"\\u{{{ord(c):x}}}")
-        else:
-            out.append(c)
-    out.append('"')
-    return "".join(out)
 
 
 # --- config -------------------------------------------------------------------------------------
@@ -163,178 +102,75 @@ class Config:
         raise config_error("bad-config", f"config key `{key}`: `{v}` is not true or false")
 
 
-# --- state --------------------------------------------------------------------------------------
-
-def _state_call(f, *args):
-    try:
-        return f(*args)
-    except Err as e:
-        raise _from_state_error(e.value) from None
-
-
-class Store:
-    """A host-owned key-value store (WIT resource `store`). Open stores in `init` and keep them;
-    list each in `export(state_stores=...)`. Keys and values are bytes; absent is None."""
-
-    def __init__(self, raw):
-        self.raw = raw
-
-    @classmethod
-    def open(cls, name: str) -> "Store":
-        return cls(_state_call(_state.Store.open, name))
-
-    def get(self, key: bytes) -> Optional[bytes]:
-        return _state_call(self.raw.get, key)
-
-    def put(self, key: bytes, value: bytes) -> None:
-        _state_call(self.raw.put, key, value)
-
-    def delete(self, key: bytes) -> bool:
-        return _state_call(self.raw.delete, key)
-
-    def get_many(self, keys: List[bytes]) -> List[Optional[bytes]]:
-        return _state_call(self.raw.get_many, keys)
-
-    def put_many(self, entries: List[Tuple[bytes, bytes]]) -> None:
-        _state_call(self.raw.put_many, entries)
-
-    def delete_many(self, keys: List[bytes]) -> None:
-        _state_call(self.raw.delete_many, keys)
-
-    def increment(self, key: bytes, delta: int) -> int:
-        return _state_call(self.raw.increment, key, delta)
-
-    def scan_prefix(self, prefix: bytes, start_after: Optional[bytes] = None, limit: int = 1024):
-        """One page (`.entries`: [(key, value)], `.next`: pass it as `start_after`, None at the end)."""
-        return _state_call(self.raw.scan_prefix, prefix, start_after, limit)
-
-
-_I64 = struct.Struct("<q")
-
-
-def encode_i64(v: int) -> bytes:
-    return _I64.pack(v)
-
-
-def decode_i64(b: bytes) -> Optional[int]:
-    """The counter in `b`, or None when `b` is not 8 bytes."""
-    return _I64.unpack(b)[0] if len(b) == 8 else None
-
-
-def _wrap(v: int) -> int:
-    return (v + 2**63) % 2**64 - 2**63
-
-
-class StateCache:
-    """The values of one call's keys, for "one get-many, compute in memory, one put-many".
-    Build one per call (state is per key group)."""
-
-    def __init__(self, keys: List[bytes], values: List[Optional[bytes]]):
-        if len(keys) != len(values):
-            raise internal("bad-get-many", f"get-many returned {len(values)} values for {len(keys)} keys")
-        self.values: Dict[bytes, Optional[bytes]] = dict(zip(keys, values))
-        self.written: Dict[bytes, bytes] = {}  # first-write order
-
-    @classmethod
-    def load(cls, store: Store, keys: Iterable) -> "StateCache":
-        """One `get-many` of the distinct keys (first-seen order; anything but bytes is skipped,
-        e.g. the Errors of `keys_of`); no call when there are none."""
-        distinct = list(dict.fromkeys(k for k in keys if isinstance(k, bytes)))
-        return cls(distinct, store.get_many(distinct) if distinct else [])
-
-    def get(self, key: bytes) -> Optional[bytes]:
-        """The current value (after this cache's writes); None when absent or not loaded."""
-        return self.written.get(key, self.values.get(key))
-
-    def put(self, key: bytes, value: bytes) -> None:
-        self.written[key] = value
-
-    def get_i64(self, key: bytes) -> Optional[int]:
-        v = self.get(key)
-        if v is None:
-            return None
-        n = decode_i64(v)
-        if n is None:
-            raise _from_state_error(_state.StateError_NotACounter())
-        return n
-
-    def put_i64(self, key: bytes, v: int) -> None:
-        self.put(key, encode_i64(v))
-
-    def increment(self, key: bytes, delta: int) -> int:
-        """`increment` in the cache: absent = 0, wraps on overflow; `not-a-counter` for a value
-        that is not 8 bytes. Returns the new value."""
-        n = _wrap((self.get_i64(key) or 0) + delta)
-        self.written[key] = encode_i64(n)
-        return n
-
-    def writes(self) -> List[Tuple[bytes, bytes]]:
-        return list(self.written.items())
-
-    def flush(self, store: Store) -> None:
-        """One `put-many` of every written key's latest value; no call when nothing was written."""
-        if self.written:
-            store.put_many(self.writes())
-
-
 # --- records and outcomes -----------------------------------------------------------------------
 
-def record_key(record: RecordIn, key_field: Optional[str]) -> bytes:
-    """The record key or, when the record has none, the JSON string/number member `key_field` of
-    its value (a number as written). Raises invalid-input `no-key` (or `bad-json`)."""
-    if record.key is not None:
-        return record.key
-    if key_field is None or record.value is None:
+def _key_from_value(value: Optional[bytes], key_field: Optional[str]) -> bytes:
+    if key_field is None or value is None:
         raise invalid_input("no-key", "record has no key and no `key_field` value")
-    k = json_key(record.value, key_field)
+    k = json_key(value, key_field)
     if k is None:
         raise invalid_input("no-key", f"no string/number field `{key_field}`")
     return k.encode("utf-8")
 
 
-def keys_of(records: List[RecordIn], key_field: Optional[str]) -> List[Union[bytes, Error]]:
-    """`record_key` of each record, with the Error in place of a key that failed."""
-    out: List[Union[bytes, Error]] = []
-    for r in records:
-        try:
-            out.append(record_key(r, key_field))
-        except Error as e:
-            out.append(e)
-    return out
+def record_key(record: Record, key_field: Optional[str]) -> bytes:
+    """The record key or, when the record has none, the JSON string/number member `key_field` of
+    its value (a number as written). Raises invalid-input `no-key` (or `bad-json`)."""
+    key = record.key
+    return key if key is not None else _key_from_value(record.value, key_field)
 
 
-def header(record: RecordIn, name: str) -> Optional[bytes]:
+def keys_of(records: Union[Batch, Sequence[Record]], key_field: Optional[str]) -> List[Union[bytes, Error]]:
+    """`record_key` of each record, with the Error in place of a key that failed. On a Batch the
+    keys column is sliced once and values are read only for records without a key."""
+    if isinstance(records, Batch):
+        keys = list(records.keys())
+    else:
+        records = list(records)
+        keys = [r.key for r in records]
+    if None in keys:
+        for i, k in enumerate(keys):
+            if k is None:
+                try:
+                    value = records.values()[i] if isinstance(records, Batch) else records[i].value
+                    keys[i] = _key_from_value(value, key_field)
+                except Error as e:
+                    keys[i] = e
+    return keys
+
+
+def header(record: Record, name: str) -> Optional[bytes]:
     """The value of the first header named `name`."""
-    return next((h.value for h in record.headers if h.key == name), None)
+    return record.header(name)
 
 
-def record_out(value: Union[bytes, str, None], key: Optional[bytes] = None,
-               timestamp_ms: Optional[int] = None, headers: Sequence[Tuple[str, bytes]] = ()) -> RecordOut:
+def record_out(value: Union[bytes, str, None], key: Optional[bytes] = None, timestamp_ms: Optional[int] = None,
+               headers: Sequence[Tuple[str, bytes]] = (), output: Optional[str] = None) -> RecordOut:
     """A record to emit; absent key/timestamp: the host keeps the input's."""
-    if isinstance(value, str):
-        value = value.encode("utf-8")
-    return RecordOut(key, value, [Header(k, v) for k, v in headers], timestamp_ms, None)
+    return RecordOut(value, key, timestamp_ms, headers, output)
 
 
-def emit_one(value: Union[bytes, str]) -> RecordOutcome:
-    return RecordOutcome_Emit([record_out(value)])
+def emit_one(value: Union[bytes, str]):
+    """Emit one record with `value` (the input's key and timestamp): the outcome is the value
+    itself (None, a tombstone, becomes an `Emit`)."""
+    return value if value is not None else Emit([RecordOut(None)])
 
 
-def emit(*records: RecordOut) -> RecordOutcome:
-    return RecordOutcome_Emit(list(records))
+def emit(*records: RecordOut) -> Emit:
+    return Emit(records)
 
 
-def pass_(record: RecordIn) -> RecordOutcome:
-    """Re-emit the input unchanged (timestamp inherited)."""
-    return RecordOutcome_Emit([RecordOut(record.key, record.value, record.headers, None, None)])
+def pass_(record: Record) -> Emit:
+    """Re-emit the input unchanged (key, timestamp and headers kept)."""
+    return Emit([RecordOut(record.value, headers=record.headers)])
 
 
-def drop() -> RecordOutcome:
-    return RecordOutcome_Drop()
+def drop() -> None:
+    return None
 
 
-def fail(error: Error) -> RecordOutcome:
-    return RecordOutcome_Fail(error.to_wit())
+def fail(error: Error) -> Error:
+    return error
 
 
 # --- log and metrics ----------------------------------------------------------------------------
@@ -361,7 +197,7 @@ def _timer_call(name: str, *args):
     if _timers is None:
         raise internal("no-timers", f"{name}: the plugin was built for the world `plugin`; re-export "
                                     "arkflow.TimerHandler from `app` to build it for `timed-plugin`")
-    return _state_call(getattr(_timers, name), *args)
+    return state_call(getattr(_timers, name), *args)
 
 
 def register_timer(key: bytes, time_ms: int, domain: TimeDomain = EVENT) -> None:
@@ -392,12 +228,14 @@ _instance = None  # what a successful init built
 
 
 def export(factory, *, name: str, version: str, state_stores: Sequence[str] = (),
-           state_formats: Optional[Dict[str, ValueFormat]] = None) -> None:
+           state_formats: Optional[Dict[str, ValueFormat]] = None, key_by: Optional[str] = None) -> None:
     """Declares the plugin: `factory(config)` builds the object whose `process_batch(ctx,
-    records)` (and optional `on_checkpoint(ctx)`) the host calls."""
+    records)` (and optional `on_checkpoint(ctx)`, `on_timers(ctx, fired)`) the host calls.
+    `key_by`: the key the plugin's state is grouped by (a top-level JSON field, or "record_key"),
+    when it is not the record key the stream already has (see `info.key-by` in wit/plugin.wit)."""
     global _plugin
     info = Info(name, version, ABI_VERSION, list(state_stores),
-                [StoreFormat(s, f) for s, f in (state_formats or {}).items()])
+                [StoreFormat(s, f) for s, f in (state_formats or {}).items()], key_by)
     _plugin = (factory, info)
 
 
@@ -410,6 +248,10 @@ def _guarded(call: str, f, *args):
         name = _plugin[1].name if _plugin else "plugin"
         _log.log(Level.ERROR, f"{name}: {call} raised: {traceback.format_exc()}")
         raise
+
+
+def _run(what: str, f, ctx, inputs, n: int) -> WitOutcomes:
+    return to_wit(f(ctx, inputs), n, what)
 
 
 def _not_initialized(call: str) -> Err:
@@ -429,10 +271,11 @@ class Processor(_exports.Processor):
         _instance = None
         _instance = _guarded("init", _plugin[0], Config(config))
 
-    def process_batch(self, ctx: BatchContext, records: List[RecordIn]) -> List[RecordOutcome]:
+    def process_batch(self, ctx: BatchContext, records) -> WitOutcomes:
         if _instance is None:
             raise _not_initialized("process-batch")
-        return _guarded("process-batch", _instance.process_batch, ctx, records)
+        batch = Batch(records)
+        return _guarded("process-batch", _run, "process_batch", _instance.process_batch, ctx, batch, len(batch))
 
     def on_checkpoint(self, ctx: CheckpointContext) -> None:
         if _instance is None:
@@ -453,4 +296,4 @@ if hasattr(_exports, "TimerHandler"):
             if f is None:
                 raise Err(WitError(ErrorClass.INTERNAL, "no-timer-handler",
                                    f"{len(fired)} timers fired but the plugin has no on_timers"))
-            return _guarded("on-timers", f, ctx, fired)
+            return _guarded("on-timers", _run, "on_timers", f, ctx, fired, len(fired))
