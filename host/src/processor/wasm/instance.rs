@@ -51,7 +51,21 @@ pub(super) fn describe(shared: &WasmShared) -> anyhow::Result<PluginInfo> {
 
 /// Instantiates the component and loads its exports.
 async fn instantiate(shared: &WasmShared, store: &mut Store<HostCtx>) -> wasmtime::Result<Guest> {
-    let instance = shared.pre.instantiate_async(&mut *store).await?;
+    let mut tries = 0;
+    let instance = loop {
+        match shared.pre.instantiate_async(&mut *store).await {
+            // The first instantiation builds the component's copy-on-write memory image in a
+            // memfd and seals it; the kernel refuses the seal (EBUSY) while it briefly holds the
+            // memfd's pages (page migration or compaction on a loaded machine). Nothing was
+            // built: try again rather than refuse a good plugin.
+            Err(e) if tries < 5 && e.chain().any(|c| c.to_string().contains("seals to the memfd")) => {
+                tries += 1;
+                tracing::debug!(attempt = tries, "instantiation: {e:#}; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(20 << tries)).await;
+            }
+            r => break r?,
+        }
+    };
     Ok(match &shared.indices {
         Indices::V01(p, t) => Guest::V01(p.load(&mut *store, &instance)?, t.as_ref().map(|i| i.load(&mut *store, &instance)).transpose()?),
         Indices::V02(p, t) => Guest::V02(p.load(&mut *store, &instance)?, t.as_ref().map(|i| i.load(&mut *store, &instance)).transpose()?),
