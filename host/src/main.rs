@@ -73,6 +73,10 @@ enum PluginCmd {
         /// Print only failures, state changes and the summary.
         #[arg(long)]
         quiet: bool,
+        /// Start from this state: {"<store>": {"<key>": value}}, each value in its store's
+        /// declared format (i64: an integer; utf8: a string; json: any JSON; bytes: hex).
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
     },
 }
 
@@ -137,7 +141,7 @@ fn main() -> ExitCode {
         };
     }
     init_tracing(cli.log_format);
-    if let Some(Command::Plugin(PluginCmd::Test { plugin, input, expect, config_entry, key_field, batch_size, checkpoint_every, quiet })) = cli.command {
+    if let Some(Command::Plugin(PluginCmd::Test { plugin, input, expect, config_entry, key_field, batch_size, checkpoint_every, quiet, state })) = cli.command {
         let config =
             match config_entry.iter().map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or(kv)).collect::<Result<Vec<_>, _>>() {
                 Ok(c) => c,
@@ -146,7 +150,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-        let t = arkflow::plugin_test::PluginTest { plugin, input, expect, config, key_field, batch_size, checkpoint_every, quiet };
+        let t = arkflow::plugin_test::PluginTest { plugin, input, expect, config, key_field, batch_size, checkpoint_every, quiet, state };
         return match arkflow::plugin_test::run(&t, &mut std::io::stdout().lock()) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,

@@ -39,6 +39,9 @@ pub struct PluginTest {
     pub checkpoint_every: Option<usize>,
     /// Print only the summary, state changes and failures, not every record's outcome.
     pub quiet: bool,
+    /// State to start from: `{"<store>": {"<key>": value}}`, each value in its store's declared
+    /// format (`i64`: an integer; `utf8`: a string; `json`: any JSON; `bytes`: a hex string).
+    pub state: Option<PathBuf>,
 }
 
 /// One record's outcome, as the report shows and compares it.
@@ -151,7 +154,13 @@ fn entries(state: &StateSlot) -> Entries {
 /// `checkpoint_every` records when set.
 fn pass(factory: &WasmFactory, info: &PluginInfo, records: &[Record], t: &PluginTest, checkpoint_every: Option<usize>) -> anyhow::Result<Run> {
     let store_names = std::iter::once("default".to_string()).chain(info.state_stores.iter().filter(|n| *n != "default").cloned()).collect::<Vec<_>>();
-    let mut state: StateSlot = Some(Box::new(WorkerState::new(store_names, None, StateLimits::default())));
+    let mut start = WorkerState::new(store_names, None, StateLimits::default());
+    if let Some(path) = &t.state {
+        for e in initial_state(path, info)? {
+            start.restore(e).map_err(|e| anyhow::anyhow!("--state {}: {e}", path.display()))?;
+        }
+    }
+    let mut state: StateSlot = Some(Box::new(start));
     let cx = ProcessorContext { stream: "plugin-test".into(), worker: 0, pipeline: Arc::default() };
     let mut proc = factory.instantiate(&cx)?;
     let mut run = Run { seen: Vec::with_capacity(records.len()), report: String::new() };
@@ -213,6 +222,47 @@ fn locate(factory: &WasmFactory, cx: &ProcessorContext, state: &StateSlot, batch
         }
     }
     "  no record fails on its own: the failure depends on the batch as a whole".into()
+}
+
+/// The entries of a `--state` file (see [`PluginTest::state`]), in key group 0.
+fn initial_state(path: &std::path::Path, info: &PluginInfo) -> anyhow::Result<Vec<crate::state::snapshot::SnapshotEntry>> {
+    let at = |m: String| anyhow::anyhow!("--state {}: {m}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| at(format!("cannot read: {e}")))?;
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| at(format!("not JSON: {e}")))?;
+    let stores = doc.as_object().ok_or_else(|| at("expected an object of stores, {\"default\": {\"key\": value}}".into()))?;
+    let mut out = Vec::new();
+    for (store, entries) in stores {
+        if store != "default" && !info.state_stores.contains(store) {
+            return Err(at(format!("store `{store}` is not one the plugin declares ({:?})", info.state_stores)));
+        }
+        let format = info.state_formats.iter().find(|(s, _)| s == store).map_or("bytes", |(_, f)| f.as_str());
+        let entries = entries.as_object().ok_or_else(|| at(format!("store `{store}`: expected an object of key: value")))?;
+        for (key, v) in entries {
+            let value = encode(v, format).ok_or_else(|| at(format!("store `{store}` key `{key}`: {v} is not a {format} value")))?;
+            out.push(crate::state::snapshot::SnapshotEntry {
+                group: 0,
+                store: store.clone(),
+                key: key.as_bytes().to_vec(),
+                value: Some(value),
+                written_ms: crate::util::time::now_ms(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A JSON value as the bytes of a store of `format`.
+fn encode(v: &serde_json::Value, format: &str) -> Option<Vec<u8>> {
+    match format {
+        "i64" => v.as_i64().map(|n| n.to_le_bytes().to_vec()),
+        "utf8" => v.as_str().map(|s| s.as_bytes().to_vec()),
+        "json" => Some(v.to_string().into_bytes()),
+        _ => {
+            let hex = v.as_str()?;
+            (hex.len() % 2 == 0).then_some(())?;
+            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
+        }
+    }
 }
 
 /// `on-checkpoint`, a snapshot of the state, and a fresh instance with the state restored from it.

@@ -1,8 +1,8 @@
 //! `arkflow plugin test` with the real binary and plugins built from source: a fixture's outcomes
-//! and state changes, `--expect` passing and failing with a readable diff, `--checkpoint-every`
+//! and state changes; `--expect` passing, and failing with a readable diff; `--checkpoint-every`
 //! passing for a plugin that keeps its counts in state and catching one that keeps them in guest
-//! memory, a trap report naming the guest function and the record, and the exit codes for a failing batch and bad
-//! arguments.
+//! memory; `--state` as where both runs start; a trap report naming the guest function and the
+//! record; the exit codes for a failing batch and bad arguments.
 
 mod common;
 use common::*;
@@ -127,4 +127,41 @@ fn a_failing_batch_and_bad_arguments_exit_non_zero_with_the_reason() {
     let o = plugin_test(&plugin("counter"), &["--input", input.to_str().unwrap(), "-C", "no-equals-sign"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--config-entry no-equals-sign: expected KEY=VALUE"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_state_file_is_where_both_runs_start() {
+    let (dir, input, expected, _) = setup(40);
+    // u3 starts at 100: each of its counts moves up by 100, the other users' stay.
+    let state = dir.path("before.json");
+    std::fs::write(&state, r#"{"default": {"u3": 100, "nobody": 7}}"#).unwrap();
+    let shifted: Vec<String> = expected
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let n = v["count"].as_i64().unwrap() + if v["key"] == "u3" { 100 } else { 0 };
+            format!("{{\"key\":\"{}\",\"count\":{n}}}", v["key"].as_str().unwrap())
+        })
+        .collect();
+    let want = dir.path("want.jsonl");
+    std::fs::write(&want, shifted.join("\n")).unwrap();
+    let args = [
+        "--input",
+        input.to_str().unwrap(),
+        "--key-field",
+        "user",
+        "--state",
+        state.to_str().unwrap(),
+        "--expect",
+        want.to_str().unwrap(),
+        "--checkpoint-every",
+        "8",
+    ];
+    let o = plugin_test(&plugin("counter"), &args);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("  state default u3: 100 -> "), "{}", stdout(&o));
+    std::fs::write(&state, r#"{"default": {"u3": "many"}}"#).unwrap();
+    let o = plugin_test(&plugin("counter"), &args);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains(&format!("--state {}: store `default` key `u3`: \"many\" is not a i64 value", state.display())), "{}", stderr(&o));
 }
