@@ -78,6 +78,31 @@ enum PluginCmd {
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
+    /// Measure a plugin on a fixture in the real sandbox: records/s, time per record, per-call
+    /// latency, bytes across the boundary and linear-memory high water; with --baseline, the
+    /// ratio to another plugin (e.g. a pass-through) run in alternating rounds.
+    Bench {
+        /// The plugin component (.wasm).
+        plugin: PathBuf,
+        /// The fixture: one JSON value per line, fed again and again.
+        #[arg(long)]
+        input: PathBuf,
+        /// Another plugin to run in alternating rounds on the same fixture.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// A `config` entry of the plugin, KEY=VALUE (repeatable; the baseline gets them too).
+        #[arg(long = "config-entry", short = 'C', value_name = "KEY=VALUE")]
+        config_entry: Vec<String>,
+        /// The JSON field whose value is the record key.
+        #[arg(long)]
+        key_field: Option<String>,
+        /// Records per batch.
+        #[arg(long, default_value_t = 256)]
+        batch_size: usize,
+        /// Seconds of calls per plugin, over three rounds.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -115,6 +140,13 @@ enum LogFormat {
     Json,
 }
 
+/// `--config-entry KEY=VALUE` arguments as (key, value) pairs.
+fn config_entries(args: &[String]) -> Result<Vec<(String, String)>, String> {
+    args.iter()
+        .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("--config-entry {kv}: expected KEY=VALUE")))
+        .collect()
+}
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -141,15 +173,37 @@ fn main() -> ExitCode {
         };
     }
     init_tracing(cli.log_format);
+    if let Some(Command::Plugin(PluginCmd::Bench { plugin, input, baseline, config_entry, key_field, batch_size, seconds })) = &cli.command {
+        let t = match config_entries(config_entry) {
+            Ok(config) => arkflow::plugin_test::PluginTest {
+                plugin: plugin.clone(),
+                input: input.clone(),
+                config,
+                key_field: key_field.clone(),
+                batch_size: *batch_size,
+                ..Default::default()
+            },
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        return match arkflow::plugin_test::bench::run(&t, baseline.as_deref(), *seconds, &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::Plugin(PluginCmd::Test { plugin, input, expect, config_entry, key_field, batch_size, checkpoint_every, quiet, state })) = cli.command {
-        let config =
-            match config_entry.iter().map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or(kv)).collect::<Result<Vec<_>, _>>() {
-                Ok(c) => c,
-                Err(kv) => {
-                    eprintln!("error: --config-entry {kv}: expected KEY=VALUE");
-                    return ExitCode::from(2);
-                }
-            };
+        let config = match config_entries(&config_entry) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
         let t = arkflow::plugin_test::PluginTest { plugin, input, expect, config, key_field, batch_size, checkpoint_every, quiet, state };
         return match arkflow::plugin_test::run(&t, &mut std::io::stdout().lock()) {
             Ok(true) => ExitCode::SUCCESS,

@@ -2,7 +2,7 @@
 //! and state changes; `--expect` passing, and failing with a readable diff; `--checkpoint-every`
 //! passing for a plugin that keeps its counts in state and catching one that keeps them in guest
 //! memory; `--state` as where both runs start; a trap report naming the guest function and the
-//! record; the exit codes for a failing batch and bad arguments.
+//! record; the exit codes for a failing batch and bad arguments; `plugin bench`'s report.
 
 mod common;
 use common::*;
@@ -33,7 +33,11 @@ fn fixture(path: &Path, n: u64) -> (Vec<String>, u64) {
 }
 
 fn plugin_test(plugin: &Path, args: &[&str]) -> Output {
-    Command::new(bin()).args(["plugin", "test"]).arg(plugin).args(args).env("RUST_LOG", "warn").output().unwrap()
+    plugin_test_cmd("test", plugin, args)
+}
+
+fn plugin_test_cmd(cmd: &str, plugin: &Path, args: &[&str]) -> Output {
+    Command::new(bin()).args(["plugin", cmd]).arg(plugin).args(args).env("RUST_LOG", "warn").output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -164,4 +168,30 @@ fn a_state_file_is_where_both_runs_start() {
     let o = plugin_test(&plugin("counter"), &args);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains(&format!("--state {}: store `default` key `u3`: \"many\" is not a i64 value", state.display())), "{}", stderr(&o));
+}
+
+#[test]
+fn bench_reports_the_plugins_figures_and_the_ratio_to_a_baseline() {
+    let (dir, input, _, _) = setup(2000);
+    let o = plugin_test_cmd(
+        "bench",
+        &plugin("counter"),
+        &["--input", input.to_str().unwrap(), "--key-field", "user", "--seconds", "0.3", "--baseline", plugin("evil").to_str().unwrap()],
+    );
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].contains("(counter@0.1.0): ") && lines[1].contains("(evil@0.1.0): "), "{out}");
+    for l in &lines[..2] {
+        let rate: f64 = l.split(" records/s").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(rate > 0.0, "{l}");
+        assert!(l.contains("bytes in") && l.contains("linear memory high water"), "{l}");
+    }
+    assert!(lines[2].starts_with("ratio: ") && lines[2].ends_with(" of the baseline's records/s"), "{out}");
+    let empty = dir.path("empty.jsonl");
+    std::fs::write(&empty, "\n").unwrap();
+    let o = plugin_test_cmd("bench", &plugin("counter"), &["--input", empty.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains(&format!("--input {}: no records", empty.display())), "{}", stderr(&o));
 }

@@ -207,6 +207,11 @@ impl WasmFactory {
         &self.shared.info
     }
 
+    /// What the host measured of this processor's calls (every instance's).
+    pub fn figures(&self) -> &obs::HostFigures {
+        &self.shared.obs.host
+    }
+
     pub fn path(&self) -> &Path {
         &self.shared.path
     }

@@ -14,6 +14,8 @@
 //! test, naming the first record that differs: the plugin keeps something in guest memory that
 //! it does not write to state. Timers do not fire here.
 
+pub mod bench;
+
 use crate::config::EngineConfig;
 use crate::connectors::registry::{open_input, SourceCx};
 use crate::processor::wasm::{describe_plugin, PluginInfo, WasmFactory, WasmProcessorConfig};
@@ -103,7 +105,7 @@ pub fn run(t: &PluginTest, out: &mut dyn std::io::Write) -> anyhow::Result<bool>
 /// The test as a one-stream engine config, so the fixture, the plugin and its config are read
 /// and checked exactly as a stream's YAML would be; the stream declares the state stores the
 /// plugin's `describe()` names.
-fn engine_config(t: &PluginTest) -> anyhow::Result<EngineConfig> {
+pub(super) fn engine_config(t: &PluginTest) -> anyhow::Result<EngineConfig> {
     let first = EngineConfig::from_yaml_str(&yaml(t, &[])?, None)?;
     let wasm = first.streams[0].pipeline.processors[0].get::<WasmProcessorConfig>().expect("a wasm processor");
     let info = describe_plugin(wasm, "plugin")?;
@@ -131,7 +133,7 @@ fn yaml(t: &PluginTest, custom: &[String]) -> anyhow::Result<String> {
 }
 
 /// Every record of the fixture, in order.
-fn read_fixture(cfg: &EngineConfig) -> anyhow::Result<Vec<Record>> {
+pub(super) fn read_fixture(cfg: &EngineConfig) -> anyhow::Result<Vec<Record>> {
     let stream = &cfg.streams[0];
     let cx = SourceCx { stream: &stream.name, default_group: "plugin-test", kafka: Arc::default() };
     let mut input = open_input(&stream.input, &cx)?;
