@@ -42,6 +42,44 @@ enum Command {
     Plugin(PluginCmd),
 }
 
+/// The plugin and fixture of `plugin test` and `plugin bench`.
+#[derive(clap::Args, Debug)]
+struct FixtureArgs {
+    /// The plugin component (.wasm).
+    plugin: PathBuf,
+    /// The fixture: one JSON value per line (the records' values).
+    #[arg(long)]
+    input: PathBuf,
+    /// A `config` entry of the plugin, KEY=VALUE (repeatable).
+    #[arg(long = "config-entry", short = 'C', value_name = "KEY=VALUE")]
+    config_entry: Vec<String>,
+    /// The JSON field whose value is the record key (as the file input's `key_field`).
+    #[arg(long)]
+    key_field: Option<String>,
+    /// Records per batch.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+}
+
+impl FixtureArgs {
+    /// The test these arguments name (`--config-entry` without `=` refused).
+    fn test(self) -> Result<arkflow::plugin_test::PluginTest, String> {
+        let config = self
+            .config_entry
+            .iter()
+            .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("--config-entry {kv}: expected KEY=VALUE")))
+            .collect::<Result<_, _>>()?;
+        Ok(arkflow::plugin_test::PluginTest {
+            plugin: self.plugin,
+            input: self.input,
+            config,
+            key_field: self.key_field,
+            batch_size: self.batch_size,
+            ..Default::default()
+        })
+    }
+}
+
 #[derive(clap::Subcommand, Debug)]
 enum PluginCmd {
     /// Run a plugin over a fixture of JSON lines in the real sandbox, with in-memory keyed state:
@@ -49,23 +87,11 @@ enum PluginCmd {
     /// the expected output. Exits 1 when a batch fails, the output differs from --expect, or
     /// --checkpoint-every changes the outcomes.
     Test {
-        /// The plugin component (.wasm).
-        plugin: PathBuf,
-        /// The fixture: one JSON value per line (the records' values).
-        #[arg(long)]
-        input: PathBuf,
+        #[command(flatten)]
+        fixture: FixtureArgs,
         /// The expected emitted values, one per line, in order (compared as JSON).
         #[arg(long)]
         expect: Option<PathBuf>,
-        /// A `config` entry of the plugin, KEY=VALUE (repeatable).
-        #[arg(long = "config-entry", short = 'C', value_name = "KEY=VALUE")]
-        config_entry: Vec<String>,
-        /// The JSON field whose value is the record key (as the file input's `key_field`).
-        #[arg(long)]
-        key_field: Option<String>,
-        /// Records per batch.
-        #[arg(long, default_value_t = 256)]
-        batch_size: usize,
         /// Run the fixture again with a checkpoint and a restore into a fresh instance after
         /// every N records; fail if any outcome changes (state kept in guest memory).
         #[arg(long, value_name = "N")]
@@ -78,27 +104,16 @@ enum PluginCmd {
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
-    /// Measure a plugin on a fixture in the real sandbox: records/s, time per record, per-call
-    /// latency, bytes across the boundary and linear-memory high water; with --baseline, the
-    /// ratio to another plugin (e.g. a pass-through) run in alternating rounds.
+    /// Measure a plugin on a fixture in the real sandbox (fed again and again): records/s, time
+    /// per record, per-call latency, bytes across the boundary and linear-memory high water; with
+    /// --baseline, the ratio to another plugin (e.g. a pass-through) run in alternating rounds.
     Bench {
-        /// The plugin component (.wasm).
-        plugin: PathBuf,
-        /// The fixture: one JSON value per line, fed again and again.
-        #[arg(long)]
-        input: PathBuf,
-        /// Another plugin to run in alternating rounds on the same fixture.
+        #[command(flatten)]
+        fixture: FixtureArgs,
+        /// Another plugin to run in alternating rounds on the same fixture (with the same
+        /// config entries).
         #[arg(long)]
         baseline: Option<PathBuf>,
-        /// A `config` entry of the plugin, KEY=VALUE (repeatable; the baseline gets them too).
-        #[arg(long = "config-entry", short = 'C', value_name = "KEY=VALUE")]
-        config_entry: Vec<String>,
-        /// The JSON field whose value is the record key.
-        #[arg(long)]
-        key_field: Option<String>,
-        /// Records per batch.
-        #[arg(long, default_value_t = 256)]
-        batch_size: usize,
         /// Seconds of calls per plugin, over three rounds.
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
@@ -140,11 +155,34 @@ enum LogFormat {
     Json,
 }
 
-/// `--config-entry KEY=VALUE` arguments as (key, value) pairs.
-fn config_entries(args: &[String]) -> Result<Vec<(String, String)>, String> {
-    args.iter()
-        .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("--config-entry {kv}: expected KEY=VALUE")))
-        .collect()
+/// `arkflow plugin test | bench`: exit 0 when passed, 1 when the plugin failed (or, for a
+/// bench, could not run), 2 for bad arguments or a plugin or fixture that does not load.
+fn plugin_command(cmd: PluginCmd) -> ExitCode {
+    let fail = |e: &dyn std::fmt::Display, code: u8| {
+        eprintln!("error: {e:#}");
+        ExitCode::from(code)
+    };
+    let out = &mut std::io::stdout().lock();
+    match cmd {
+        PluginCmd::Test { fixture, expect, checkpoint_every, quiet, state } => {
+            let t = match fixture.test() {
+                Ok(t) => arkflow::plugin_test::PluginTest { expect, checkpoint_every, quiet, state, ..t },
+                Err(e) => return fail(&e, 2),
+            };
+            match arkflow::plugin_test::run(&t, out) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => fail(&format!("{e:#}"), 2),
+            }
+        }
+        PluginCmd::Bench { fixture, baseline, seconds } => match fixture.test() {
+            Err(e) => fail(&e, 2),
+            Ok(t) => match arkflow::plugin_test::bench::run(&t, baseline.as_deref(), seconds, out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&format!("{e:#}"), 1),
+            },
+        },
+    }
 }
 
 fn init_tracing(format: LogFormat) {
@@ -173,46 +211,8 @@ fn main() -> ExitCode {
         };
     }
     init_tracing(cli.log_format);
-    if let Some(Command::Plugin(PluginCmd::Bench { plugin, input, baseline, config_entry, key_field, batch_size, seconds })) = &cli.command {
-        let t = match config_entries(config_entry) {
-            Ok(config) => arkflow::plugin_test::PluginTest {
-                plugin: plugin.clone(),
-                input: input.clone(),
-                config,
-                key_field: key_field.clone(),
-                batch_size: *batch_size,
-                ..Default::default()
-            },
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        return match arkflow::plugin_test::bench::run(&t, baseline.as_deref(), *seconds, &mut std::io::stdout().lock()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    if let Some(Command::Plugin(PluginCmd::Test { plugin, input, expect, config_entry, key_field, batch_size, checkpoint_every, quiet, state })) = cli.command {
-        let config = match config_entries(&config_entry) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let t = arkflow::plugin_test::PluginTest { plugin, input, expect, config, key_field, batch_size, checkpoint_every, quiet, state };
-        return match arkflow::plugin_test::run(&t, &mut std::io::stdout().lock()) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::FAILURE,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(2)
-            }
-        };
+    if let Some(Command::Plugin(cmd)) = cli.command {
+        return plugin_command(cmd);
     }
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
@@ -378,13 +378,7 @@ fn state_command(config: Option<&std::path::Path>, cmd: &StateCmd) -> anyhow::Re
                 }
                 let shown = live.into_values().filter(|e| e.value.is_some()).filter(|e| key.as_deref().is_none_or(|k| e.key == k.as_bytes())).take(*limit);
                 for e in shown {
-                    let v = e.value.unwrap_or_default();
-                    let hex = || v.iter().map(|b| format!("{b:02x}")).collect::<String>();
-                    let text = match format.as_str() {
-                        "i64" => <[u8; 8]>::try_from(v.as_slice()).map_or_else(|_| hex(), |b| i64::from_le_bytes(b).to_string()),
-                        "utf8" | "json" => std::str::from_utf8(&v).map_or_else(|_| hex(), str::to_string),
-                        _ => hex(),
-                    };
+                    let text = arkflow::state::show_value(&format, &e.value.unwrap_or_default());
                     println!("  {}\t{text}", String::from_utf8_lossy(&e.key));
                 }
             }

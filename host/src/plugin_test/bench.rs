@@ -8,10 +8,9 @@
 //! With a baseline plugin (e.g. a pass-through), the two run in alternating rounds on the same
 //! fixture and the report ends with the ratio of their rates.
 
-use super::{engine_config, read_fixture, PluginTest};
-use crate::processor::wasm::{WasmFactory, WasmProcessorConfig};
-use crate::processor::{BatchCtx, ProcessorContext, ProcessorFactory, StateSlot, StreamEnv};
-use crate::state::{StateLimits, WorkerState};
+use super::{empty_state, load, PluginTest};
+use crate::processor::wasm::WasmFactory;
+use crate::processor::{BatchCtx, ProcessorContext, ProcessorFactory, StateSlot};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,15 +28,8 @@ struct Figures {
 pub fn run(t: &PluginTest, baseline: Option<&std::path::Path>, seconds: f64, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     let mut plugins = vec![t.plugin.clone()];
     plugins.extend(baseline.map(std::path::Path::to_path_buf));
-    let loaded: Vec<(WasmFactory, Vec<crate::record::Record>)> = plugins
-        .iter()
-        .map(|p| {
-            let cfg = engine_config(&PluginTest { plugin: p.clone(), ..t.clone() })?;
-            let stream = &cfg.streams[0];
-            let wasm = stream.pipeline.processors[0].get::<WasmProcessorConfig>().expect("a wasm processor");
-            Ok((WasmFactory::load(wasm, "plugin", 0, &StreamEnv::of(stream))?, read_fixture(&cfg)?))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let loaded: Vec<(WasmFactory, Vec<crate::record::Record>)> =
+        plugins.iter().map(|p| load(&PluginTest { plugin: p.clone(), ..t.clone() })).collect::<anyhow::Result<_>>()?;
     anyhow::ensure!(!loaded[0].1.is_empty(), "--input {}: no records", t.input.display());
     let rounds = 3;
     let mut figures: Vec<Figures> = plugins.iter().map(|_| Figures::default()).collect();
@@ -58,9 +50,7 @@ pub fn run(t: &PluginTest, baseline: Option<&std::path::Path>, seconds: f64, out
 
 /// Feeds the fixture's batches to one fresh instance, over and over, for `budget`.
 fn one_round(factory: &WasmFactory, records: &[crate::record::Record], batch: usize, budget: Duration, f: &mut Figures) -> anyhow::Result<()> {
-    let info = factory.info();
-    let stores = std::iter::once("default".to_string()).chain(info.state_stores.iter().filter(|n| *n != "default").cloned()).collect();
-    let mut state: StateSlot = Some(Box::new(WorkerState::new(stores, None, StateLimits::default())));
+    let mut state: StateSlot = Some(Box::new(empty_state(factory.store_names())));
     let cx = ProcessorContext { stream: "plugin-bench".into(), worker: 0, pipeline: Arc::default() };
     let mut proc = factory.instantiate(&cx)?;
     let started = Instant::now();

@@ -18,8 +18,8 @@ pub mod bench;
 
 use crate::config::EngineConfig;
 use crate::connectors::registry::{open_input, SourceCx};
-use crate::processor::wasm::{describe_plugin, PluginInfo, WasmFactory, WasmProcessorConfig};
-use crate::processor::{BatchCtx, Processor, ProcessorContext, ProcessorFactory, StateSlot, StreamEnv};
+use crate::processor::wasm::{PluginInfo, WasmFactory, WasmProcessorConfig};
+use crate::processor::{BatchCtx, Processor, ProcessorContext, ProcessorFactory, StateSlot};
 use crate::record::{Outcome, Record};
 use crate::state::{StateLimits, WorkerState};
 use std::collections::BTreeMap;
@@ -62,12 +62,8 @@ struct Run {
 
 /// Runs the test; the report goes to `out`. Ok(true): passed.
 pub fn run(t: &PluginTest, out: &mut dyn std::io::Write) -> anyhow::Result<bool> {
-    let cfg = engine_config(t)?;
-    let stream = &cfg.streams[0];
-    let wasm = stream.pipeline.processors[0].get::<WasmProcessorConfig>().expect("a wasm processor");
-    let factory = WasmFactory::load(wasm, "plugin", 0, &StreamEnv::of(stream))?;
+    let (factory, records) = load(t)?;
     let info = factory.info().clone();
-    let records = read_fixture(&cfg)?;
     writeln!(out, "plugin {} ({}@{}, ABI {}): {} records from {}", t.plugin.display(), info.name, info.version, info.abi, records.len(), t.input.display())?;
     let plain = pass(&factory, &info, &records, t, None)?;
     out.write_all(plain.report.as_bytes())?;
@@ -102,38 +98,31 @@ pub fn run(t: &PluginTest, out: &mut dyn std::io::Write) -> anyhow::Result<bool>
     Ok(ok)
 }
 
-/// The test as a one-stream engine config, so the fixture, the plugin and its config are read
-/// and checked exactly as a stream's YAML would be; the stream declares the state stores the
-/// plugin's `describe()` names.
-pub(super) fn engine_config(t: &PluginTest) -> anyhow::Result<EngineConfig> {
-    let first = EngineConfig::from_yaml_str(&yaml(t, &[])?, None)?;
-    let wasm = first.streams[0].pipeline.processors[0].get::<WasmProcessorConfig>().expect("a wasm processor");
-    let info = describe_plugin(wasm, "plugin")?;
-    let custom: Vec<String> = info.state_stores.into_iter().filter(|n| n != "default").collect();
-    if custom.is_empty() {
-        return Ok(first);
-    }
-    Ok(EngineConfig::from_yaml_str(&yaml(t, &custom)?, None)?)
+/// The plugin, loaded once (its declared state stores are the stream's), and the fixture's
+/// records, both read from the test as a one-stream engine config, so they are read and
+/// checked exactly as a stream's YAML would be.
+pub(super) fn load(t: &PluginTest) -> anyhow::Result<(WasmFactory, Vec<Record>)> {
+    let cfg = EngineConfig::from_yaml_str(&yaml(t)?, None)?;
+    let wasm = cfg.streams[0].pipeline.processors[0].get::<WasmProcessorConfig>().expect("a wasm processor");
+    Ok((WasmFactory::load_declaring_stores(wasm, "plugin")?, read_fixture(&cfg)?))
 }
 
-fn yaml(t: &PluginTest, custom: &[String]) -> anyhow::Result<String> {
+fn yaml(t: &PluginTest) -> anyhow::Result<String> {
     let s = |v: &str| serde_json::to_string(v).expect("a string serializes");
     let path = |p: &std::path::Path| std::path::absolute(p).map(|p| s(&p.display().to_string()));
     let config: Vec<String> = t.config.iter().map(|(k, v)| format!("{}: {}", s(k), s(v))).collect();
-    let custom: Vec<String> = custom.iter().map(|n| s(n)).collect();
     let key_field = t.key_field.as_deref().map(|k| format!(", key_field: {}", s(k))).unwrap_or_default();
     Ok(format!(
-        "state_management: {{ enabled: true, backend_type: memory }}\nstreams:\n  - name: plugin-test\n    input: {{ type: file, path: {input}, batch_size: {bs}{key_field} }}\n    pipeline:\n      thread_num: 1\n      processors:\n        - {{ type: wasm, path: {plugin}, config: {{ {config} }} }}\n    output: {{ type: drop }}\n    state: {{ operator_id: plugin-test, enabled: true, custom_keys: [{custom}] }}\n",
+        "state_management: {{ enabled: true, backend_type: memory }}\nstreams:\n  - name: plugin-test\n    input: {{ type: file, path: {input}, batch_size: {bs}{key_field} }}\n    pipeline:\n      thread_num: 1\n      processors:\n        - {{ type: wasm, path: {plugin}, config: {{ {config} }} }}\n    output: {{ type: drop }}\n    state: {{ operator_id: plugin-test, enabled: true }}\n",
         input = path(&t.input)?,
         bs = t.batch_size.max(1),
         plugin = path(&t.plugin)?,
         config = config.join(", "),
-        custom = custom.join(", "),
     ))
 }
 
 /// Every record of the fixture, in order.
-pub(super) fn read_fixture(cfg: &EngineConfig) -> anyhow::Result<Vec<Record>> {
+fn read_fixture(cfg: &EngineConfig) -> anyhow::Result<Vec<Record>> {
     let stream = &cfg.streams[0];
     let cx = SourceCx { stream: &stream.name, default_group: "plugin-test", kafka: Arc::default() };
     let mut input = open_input(&stream.input, &cx)?;
@@ -155,8 +144,7 @@ fn entries(state: &StateSlot) -> Entries {
 /// One run over the fixture: batches of `t.batch_size`, a checkpoint and restore after every
 /// `checkpoint_every` records when set.
 fn pass(factory: &WasmFactory, info: &PluginInfo, records: &[Record], t: &PluginTest, checkpoint_every: Option<usize>) -> anyhow::Result<Run> {
-    let store_names = std::iter::once("default".to_string()).chain(info.state_stores.iter().filter(|n| *n != "default").cloned()).collect::<Vec<_>>();
-    let mut start = WorkerState::new(store_names, None, StateLimits::default());
+    let mut start = empty_state(factory.store_names());
     if let Some(path) = &t.state {
         for e in initial_state(path, info)? {
             start.restore(e).map_err(|e| anyhow::anyhow!("--state {}: {e}", path.display()))?;
@@ -205,11 +193,7 @@ fn pass(factory: &WasmFactory, info: &PluginInfo, records: &[Record], t: &Plugin
 /// The record a failed batch fails on: the batch again, one record at a time, in a fresh
 /// instance over a copy of the state (the failed batch changed none).
 fn locate(factory: &WasmFactory, cx: &ProcessorContext, state: &StateSlot, batch: &[Record], first: usize) -> String {
-    let mut copy: StateSlot = state.as_ref().map(|st| {
-        let mut c = WorkerState::new(st.store_names().to_vec(), None, StateLimits::default());
-        st.full_snapshot().into_iter().for_each(|e| c.restore(e).expect("the stores are the same"));
-        Box::new(c)
-    });
+    let mut copy: StateSlot = state.as_deref().map(|st| Box::new(copy_of(st)));
     let Ok(mut proc) = factory.instantiate(cx) else { return "  (the plugin did not instantiate again to find the record)".into() };
     for (i, r) in batch.iter().enumerate() {
         let ctx = BatchCtx { batch_id: i as u64 + 1, key_group: 0, partition: 0, epoch: 1, now_ms: crate::util::time::now_ms() };
@@ -278,12 +262,20 @@ fn checkpoint_and_restore(
     proc.on_checkpoint(epoch, 0, crate::util::time::now_ms(), &mut state)
         .map_err(|e| anyhow::anyhow!("on-checkpoint failed at epoch {epoch}: {}", e.message))?;
     drop(proc);
-    let old = state.expect("state is on");
-    let mut fresh = WorkerState::new(old.store_names().to_vec(), None, StateLimits::default());
-    for e in old.full_snapshot() {
-        fresh.restore(e).map_err(|e| anyhow::anyhow!("restore: {e}"))?;
-    }
-    Ok((factory.instantiate(cx)?, Some(Box::new(fresh))))
+    let fresh = state.as_deref().map(|st| Box::new(copy_of(st)));
+    Ok((factory.instantiate(cx)?, fresh))
+}
+
+/// Empty state with these stores, no TTL, the default limits (what a fresh worker starts with).
+pub(super) fn empty_state(stores: &[String]) -> WorkerState {
+    WorkerState::new(stores.to_vec(), None, StateLimits::default())
+}
+
+/// A state restored from a full snapshot of `st` (what a restart from a checkpoint holds).
+fn copy_of(st: &WorkerState) -> WorkerState {
+    let mut c = empty_state(st.store_names());
+    st.full_snapshot().into_iter().for_each(|e| c.restore(e).expect("a snapshot of the same stores restores"));
+    c
 }
 
 fn summary(seen: &[Seen], state: &StateSlot) -> String {
@@ -326,14 +318,9 @@ fn show_record(r: &Record) -> String {
 
 /// The entries one batch changed, each value decoded by its store's declared format.
 fn state_changes(before: &Entries, after: &Entries, info: &PluginInfo, report: &mut String) {
-    let fmt = |store: &str, v: Option<&Vec<u8>>| {
-        let Some(v) = v else { return "(none)".to_string() };
-        let hex = || v.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        match info.state_formats.iter().find(|(s, _)| s == store).map(|(_, f)| f.as_str()) {
-            Some("i64") => <[u8; 8]>::try_from(v.as_slice()).map_or_else(|_| hex(), |b| i64::from_le_bytes(b).to_string()),
-            Some("utf8" | "json") => std::str::from_utf8(v).map_or_else(|_| hex(), str::to_string),
-            _ => hex(),
-        }
+    let fmt = |store: &str, v: Option<&Vec<u8>>| match v {
+        None => "(none)".to_string(),
+        Some(v) => crate::state::show_value(info.state_formats.iter().find(|(s, _)| s == store).map_or("bytes", |(_, f)| f.as_str()), v),
     };
     for k in before.keys().chain(after.keys().filter(|k| !before.contains_key(*k))) {
         let (a, b) = (before.get(k), after.get(k));

@@ -49,6 +49,18 @@ impl Default for StateLimits {
     }
 }
 
+/// A stored value as text, by its store's declared value format (`describe()`'s state-formats):
+/// `i64` the 8-byte little-endian counter, `utf8` / `json` the text; anything else, or bytes that
+/// do not fit the format, as hex.
+pub fn show_value(format: &str, v: &[u8]) -> String {
+    let hex = || v.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    match format {
+        "i64" => <[u8; 8]>::try_from(v).map_or_else(|_| hex(), |b| i64::from_le_bytes(b).to_string()),
+        "utf8" | "json" => std::str::from_utf8(v).map_or_else(|_| hex(), str::to_string),
+        _ => hex(),
+    }
+}
+
 /// One committed value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {

@@ -96,17 +96,15 @@ pub struct WasmFactory {
 /// everything a swap must pass too. Does not `init` an instance.
 pub(crate) fn prepare(cfg: &WasmProcessorConfig, label: &str, env: &crate::processor::StreamEnv) -> anyhow::Result<WasmShared> {
     let shared = prepare_unchecked(cfg, label, env)?;
-    let shown = shared.path.display();
-    check_info(&shared.info, shared.abi, &env.store_names, env.state_enabled).map_err(|e| anyhow!("{label}: plugin {shown}: {e}"))?;
-    check_key(shared.info.key_by.as_deref(), cfg.key_by.as_deref()).map_err(|e| anyhow!("{label}: plugin {shown}: {e}"))?;
+    check(&shared, cfg, label, env)?;
     Ok(shared)
 }
 
-/// What the plugin at `cfg.path` says about itself (`describe()`), before any stream is
-/// checked against it: `arkflow plugin test` learns the state stores to open from it.
-pub fn describe_plugin(cfg: &WasmProcessorConfig, label: &str) -> anyhow::Result<PluginInfo> {
-    let env = crate::processor::StreamEnv { store_names: vec!["default".into()], state_enabled: true, outputs: vec![], event_time: None };
-    Ok(prepare_unchecked(cfg, label, &env)?.info)
+/// Checks what `describe()` said against the stream (`env`) and the stage's YAML.
+fn check(shared: &WasmShared, cfg: &WasmProcessorConfig, label: &str, env: &crate::processor::StreamEnv) -> anyhow::Result<()> {
+    let shown = shared.path.display();
+    check_info(&shared.info, shared.abi, &env.store_names, env.state_enabled).map_err(|e| anyhow!("{label}: plugin {shown}: {e}"))?;
+    check_key(shared.info.key_by.as_deref(), cfg.key_by.as_deref()).map_err(|e| anyhow!("{label}: plugin {shown}: {e}"))
 }
 
 /// [`prepare`] without checking `describe()` against the stream.
@@ -191,10 +189,32 @@ impl WasmFactory {
     /// Compiles, links and checks the plugin at `cfg.path`, the processor at `index` of its
     /// pipeline (the address of control requests).
     pub fn load(cfg: &WasmProcessorConfig, label: &str, index: usize, env: &crate::processor::StreamEnv) -> anyhow::Result<Self> {
-        let shared = Arc::new(prepare(cfg, label, env)?);
+        Ok(Self::of(prepare(cfg, label, env)?, index))
+    }
+
+    /// [`WasmFactory::load`] for a plugin run outside a stream (`arkflow plugin test` and
+    /// `bench`): the state stores its `describe()` declares are the stream's, so one compile both
+    /// describes and loads it.
+    pub fn load_declaring_stores(cfg: &WasmProcessorConfig, label: &str) -> anyhow::Result<Self> {
+        let mut env = crate::processor::StreamEnv { store_names: vec!["default".into()], state_enabled: true, outputs: vec![], event_time: None };
+        let mut shared = prepare_unchecked(cfg, label, &env)?;
+        let declared: Vec<String> = shared.info.state_stores.iter().filter(|s| *s != "default").cloned().collect();
+        env.store_names.extend(declared);
+        shared.store_names = Arc::new(env.store_names.clone());
+        check(&shared, cfg, label, &env)?;
+        Ok(Self::of(shared, 0))
+    }
+
+    fn of(shared: WasmShared, index: usize) -> Self {
+        let shared = Arc::new(shared);
         let name = shared.display_name();
         let slot = swap::SwapSlot::new(shared.clone(), index);
-        Ok(WasmFactory { shared, stage: index, name, slot })
+        WasmFactory { shared, stage: index, name, slot }
+    }
+
+    /// The state stores the processor may open, "default" first (a store's index is its id).
+    pub fn store_names(&self) -> &[String] {
+        &self.shared.store_names
     }
 
     /// Instantiates the plugin once and calls `init` with its config (used by `--validate`).
