@@ -196,6 +196,10 @@ streams:
             per_part.entry(partition_of(j["key"].as_str().unwrap(), PARTITIONS)).or_default().1 += 1;
         }
         eprintln!("input vs output records per input partition: {per_part:?}");
+        eprintln!("the input topic holds {} of the {n} records produced", TansuClient(tansu.broker.clone()).end_offsets("in"));
+        if keying == Keying::Repartitioned {
+            repartition_diagnostics(&tansu, &expected, &out);
+        }
     }
     let group_log = || tansu.log().lines().filter(|l| l.contains("heartbeat") || l.contains("member") || l.contains("leave")).collect::<Vec<_>>().join("\n");
     assert!(done, "the output has {} of {n} records after 300 s:\n{}\n==== tansu\n{}", out_total(), logs(&logs_at), group_log());
@@ -220,6 +224,43 @@ streams:
     // Ended sessions' objects were collected while the survivors ran (every 2 × 10 s), and the
     // exactly-once check above held with it.
     assert!(all.contains("group gc: deleted what ended sessions left behind"), "no collection:\n{all}");
+}
+
+/// Where records went missing between the two stages: ids absent from (or doubled in) the
+/// repartition topic are the first stage's; per key, a repartition count above the output's
+/// highest count is the second stage's.
+fn repartition_diagnostics(tansu: &Tansu, expected: &HashMap<String, i64>, out: &[(i32, String, String)]) {
+    let rep = tansu.read_all_isolated("scaled-counter-0-repartition", "read_uncommitted");
+    let mut ids: HashMap<u64, usize> = HashMap::new();
+    let mut per_key: HashMap<String, i64> = HashMap::new();
+    let mut per_part: HashMap<i32, usize> = HashMap::new();
+    for (p, _, v) in &rep {
+        let j: serde_json::Value = serde_json::from_str(v).unwrap_or_default();
+        if let (Some(id), Some(user)) = (j["id"].as_u64(), j["user"].as_str()) {
+            *ids.entry(id).or_default() += 1;
+            *per_key.entry(user.to_string()).or_default() += 1;
+        }
+        *per_part.entry(*p).or_default() += 1;
+    }
+    let n: i64 = expected.values().sum();
+    let missing: Vec<u64> = (0..n as u64).filter(|id| !ids.contains_key(id)).collect();
+    let doubled = ids.values().filter(|&&c| c > 1).count();
+    eprintln!(
+        "repartition topic: {} records, {} distinct ids, {} missing (first {:?}, by id % 8: {:?}), {doubled} doubled; per partition {per_part:?}",
+        rep.len(),
+        ids.len(),
+        missing.len(),
+        &missing[..missing.len().min(20)],
+        (0..8).map(|r| missing.iter().filter(|&&id| id % 8 == r).count()).collect::<Vec<_>>()
+    );
+    let mut top: HashMap<String, i64> = HashMap::new();
+    for (_, _, v) in out {
+        let j: serde_json::Value = serde_json::from_str(v).unwrap();
+        let e = top.entry(j["key"].as_str().unwrap().to_string()).or_default();
+        *e = (*e).max(j["count"].as_i64().unwrap());
+    }
+    let behind: i64 = per_key.iter().map(|(k, c)| (c - top.get(k).copied().unwrap_or(0)).max(0)).sum();
+    eprintln!("second stage: the output's highest counts are {behind} records behind the repartition topic's");
 }
 
 /// A producer / offset reader on the test's broker (the `Tansu` handle stays with the test).

@@ -7,7 +7,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -181,11 +181,38 @@ pub fn produce_unkeyed(broker: &str, topic: &str, records: impl IntoIterator<Ite
     send_all(broker, topic, records.into_iter().map(|(p, v)| (p, None, v)))
 }
 
+/// Remembers the first failed delivery: the default context drops delivery reports, so a record
+/// the broker never took would vanish from the input unseen (and show up, minutes later, as a
+/// shortfall in the output of the test using it).
+#[derive(Default)]
+struct Deliveries {
+    failed: std::sync::Mutex<Option<String>>,
+    count: std::sync::atomic::AtomicU64,
+}
+
+impl rdkafka::ClientContext for Deliveries {}
+
+impl rdkafka::producer::ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
+        if let Err((e, m)) = result {
+            self.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.failed.lock().unwrap().get_or_insert_with(|| format!("{}/{}: {e}", m.topic(), m.partition()));
+        }
+    }
+}
+
 /// Sends `(partition, key, value)` records (idempotent producer), retrying a full queue, and
-/// waits for them all.
+/// waits for them all. A record is retried until the broker takes it (no delivery timeout: a
+/// loaded broker only slows the test down); one it refuses for good fails the test, naming why.
 fn send_all(broker: &str, topic: &str, records: impl Iterator<Item = (i32, Option<String>, String)>) {
-    let p: ThreadedProducer<DefaultProducerContext> =
-        config_for(broker).set("enable.idempotence", "true").set("linger.ms", "20").set("queue.buffering.max.messages", "1000000").create().unwrap();
+    let p: ThreadedProducer<Deliveries> = config_for(broker)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "20")
+        .set("message.timeout.ms", "0")
+        .set("queue.buffering.max.messages", "1000000")
+        .create_with_context(Deliveries::default())
+        .unwrap();
     for (part, k, v) in records {
         let mut rec = BaseRecord::<str, str>::to(topic).partition(part).payload(v.as_str());
         if let Some(k) = &k {
@@ -201,7 +228,11 @@ fn send_all(broker: &str, topic: &str, records: impl Iterator<Item = (i32, Optio
             }
         }
     }
-    p.flush(Duration::from_secs(120)).unwrap();
+    p.flush(Duration::from_secs(300)).unwrap();
+    let failed = p.context().failed.lock().unwrap().clone();
+    if let Some(e) = failed {
+        panic!("the broker refused {} records (first: {e}): the test's input is incomplete", p.context().count.load(std::sync::atomic::Ordering::Relaxed));
+    }
 }
 
 /// The sum of the end offsets of every partition of `topic` on `broker` (0 when unreadable).

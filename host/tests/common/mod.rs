@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// `ARKFLOW_BIN` overrides it: a copied test executable can then run against a copied binary
+/// while the target directory is rebuilt (e.g. a flaky end-to-end test looped in the background).
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_arkflow"))
+    std::env::var_os("ARKFLOW_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_arkflow")))
 }
 
 /// Path of a built plugin; panics with the command to build it when absent.
