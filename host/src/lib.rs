@@ -12,6 +12,7 @@ pub mod engine_builder;
 pub mod layout;
 pub mod lines;
 pub mod metrics;
+pub mod plugin_new;
 pub mod plugin_test;
 pub mod processor;
 pub mod record;

@@ -82,6 +82,26 @@ impl FixtureArgs {
 
 #[derive(clap::Subcommand, Debug)]
 enum PluginCmd {
+    /// Start a plugin project outside this repository: the example (a count per key), its own
+    /// pinned copy of the SDK, the WIT, a build script that installs its toolchain when missing,
+    /// a README and a test fixture.
+    New {
+        /// The plugin's name: lowercase letters, digits and '-'.
+        name: String,
+        /// The guest language.
+        #[arg(long, value_parser = ["rust", "python", "js", "c", "zig", "go"])]
+        lang: String,
+        /// Where to write it (default ./NAME); must not exist or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build a project made by `plugin new` (its arkflow-plugin.toml's build command), then load
+    /// the component as a stream would: WIT world, describe(), declared state stores.
+    Build {
+        /// The project directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Run a plugin over a fixture of JSON lines in the real sandbox, with in-memory keyed state:
     /// every record's outcome, the state each batch changed, and (with --expect) a diff against
     /// the expected output. Exits 1 when a batch fails, the output differs from --expect, or
@@ -155,8 +175,9 @@ enum LogFormat {
     Json,
 }
 
-/// `arkflow plugin test | bench`: exit 0 when passed, 1 when the plugin failed (or, for a
-/// bench, could not run), 2 for bad arguments or a plugin or fixture that does not load.
+/// `arkflow plugin new | build | test | bench`: exit 0 when done or passed, 1 when the plugin
+/// failed (a test, a build, or a bench that could not run), 2 for bad arguments, a bad manifest,
+/// or a plugin or fixture that does not load.
 fn plugin_command(cmd: PluginCmd) -> ExitCode {
     let fail = |e: &dyn std::fmt::Display, code: u8| {
         eprintln!("error: {e:#}");
@@ -164,6 +185,22 @@ fn plugin_command(cmd: PluginCmd) -> ExitCode {
     };
     let out = &mut std::io::stdout().lock();
     match cmd {
+        PluginCmd::New { name, lang, dir } => {
+            let lang = arkflow::plugin_new::Lang::parse(&lang).expect("clap checked the language");
+            match arkflow::plugin_new::create(&name, lang, dir.as_deref()) {
+                Ok((dir, files)) => {
+                    println!("created {} ({} files, SDK {}); next:", dir.display(), files.len(), arkflow::plugin_new::SDK_VERSION);
+                    println!("  arkflow plugin build {}", dir.display());
+                    println!("  then see {}/README.md for the test, bench and run commands", dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e, 2),
+            }
+        }
+        PluginCmd::Build { dir } => match arkflow::plugin_new::build::run(&dir, out) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => fail(&e, e.exit_code()),
+        },
         PluginCmd::Test { fixture, expect, checkpoint_every, quiet, state } => {
             let t = match fixture.test() {
                 Ok(t) => arkflow::plugin_test::PluginTest { expect, checkpoint_every, quiet, state, ..t },
@@ -185,8 +222,9 @@ fn plugin_command(cmd: PluginCmd) -> ExitCode {
     }
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+/// Logs to stderr, filtered by RUST_LOG, else by `default`.
+fn init_tracing(format: LogFormat, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
@@ -210,7 +248,9 @@ fn main() -> ExitCode {
             }
         };
     }
-    init_tracing(cli.log_format);
+    // A plugin author's commands show the plugin's own log lines from level debug.
+    let plugin_cmd = matches!(cli.command, Some(Command::Plugin(_)));
+    init_tracing(cli.log_format, if plugin_cmd { "info,arkflow::processor::wasm::host=debug" } else { "info" });
     if let Some(Command::Plugin(cmd)) = cli.command {
         return plugin_command(cmd);
     }

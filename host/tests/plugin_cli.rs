@@ -195,3 +195,21 @@ fn bench_reports_the_plugins_figures_and_the_ratio_to_a_baseline() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains(&format!("--input {}: no records", empty.display())), "{}", stderr(&o));
 }
+
+/// `plugin test` shows what the plugin reported: its metrics after the report, its log lines on
+/// stderr (with the plugin named).
+#[test]
+fn the_plugins_metrics_and_logs_are_shown() {
+    let (_dir, input, _, _) = setup(50);
+    let o = plugin_test(&plugin("evil"), &["-C", "mode=metrics", "--input", input.to_str().unwrap(), "--batch-size", "20", "--quiet"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    assert!(out.contains("metric evil_records: counter 50"), "{out}");
+    assert!(out.contains("metric evil_last_batch: gauge 10"), "the last batch had 10 records: {out}");
+    assert!(out.contains("metric evil_batch_size: histogram count 3 sum 50"), "{out}");
+
+    let o = plugin_test(&plugin("evil"), &["-C", "mode=log-flood", "-C", "log_bytes=12", "--input", input.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("evil: {}", "x".repeat(12))) && err.contains("evil@"), "the plugin's log lines, naming it: {err}");
+}

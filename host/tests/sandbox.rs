@@ -187,3 +187,47 @@ fn a_plugin_that_traps_in_init_is_refused_at_validate() {
     assert!(err.contains("#init trapped"), "{err}");
     assert!(err.contains("evil.wasm"), "{err}");
 }
+
+/// A trap in a running stream names the record that causes it: the batch's records go to the
+/// plugin again one at a time (dry runs, state untouched) and the failure message says which one
+/// traps on its own (index in the batch, partition, offset, first bytes), beside the guest
+/// function. Only the trapping batch reaches error_output.
+#[test]
+fn a_trap_in_a_stream_names_the_record_that_causes_it() {
+    let dir = Dir::new();
+    let input = dir.path("in.jsonl");
+    let lines: Vec<String> = (0..30).map(|i| if i == 15 { format!("{{\"id\":{i},\"say\":\"boom\"}}") } else { format!("{{\"id\":{i}}}") }).collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let yaml = format!(
+        r#"
+streams:
+  - name: boom
+    input: {{ type: file, path: {input}, batch_size: 10 }}
+    pipeline:
+      thread_num: 1
+      processors:
+        - type: wasm
+          path: {evil}
+          config: {{ mode: trap-on-boom }}
+          retries: 1
+          on_failure: error_output
+    output: {{ type: file, path: {out} }}
+    error_output: {{ type: file, path: {err} }}
+"#,
+        input = input.display(),
+        evil = plugin("evil").display(),
+        out = dir.path("boom.jsonl").display(),
+        err = dir.path("boom.errors.jsonl").display(),
+    );
+    let out = run(&dir.config(&yaml), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let errs = json_lines(&dir.path("boom.errors.jsonl"));
+    let ids: Vec<i64> = errs.iter().map(|e| e["value"]["id"].as_i64().unwrap()).collect();
+    assert!(ids.contains(&15) && ids.len() < 30, "the trapping batch, not the others: {ids:?}");
+    assert_eq!(json_lines(&dir.path("boom.jsonl")).len() + errs.len(), 30);
+    let msg = errs[0]["error"]["message"].as_str().unwrap();
+    let index = ids.iter().position(|&id| id == 15).unwrap();
+    assert!(msg.contains(&format!("the record at index {index} of the batch")) && msg.contains("traps on its own"), "{msg}");
+    assert!(msg.contains(r#"{"id":15,"say":"boom"}"#), "the record's first bytes: {msg}");
+    assert!(msg.contains("(in the guest: "), "the guest function: {msg}");
+}

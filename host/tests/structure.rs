@@ -126,6 +126,7 @@ const LAYERS: &[&[&str]] = &[
     &["metrics"],
     &["engine_builder"],
     &["plugin_test"],
+    &["plugin_new"],
 ];
 
 fn src_root() -> PathBuf {

@@ -4,29 +4,16 @@
 # arkflow:plugin/plugin@0.2.0 (../../wit, the batch ABI), and `timerHandler` for world
 # timed-plugin (see sdk/timers.js). componentize-js is pinned exactly in package.json / package-lock.json and
 # installed with `npm ci` into plugins/js/node_modules (gitignored; ~400 MB, ~15 s) when missing or
-# when the lock file changed. Needs node >= 18 and npm.
+# when the lock file changed; node >= 18 and npm come from apt when missing (../toolchain/js.sh).
 #   plugins/js/build.sh            # every plugin
 #   plugins/js/build.sh counter    # only these
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/../toolchain/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../toolchain/js.sh"
 WIT_DIR="$ARKFLOW_ROOT/wit"   # 0.2.0 (common.sh defaults to wit/v0.1)
 
 here="$ARKFLOW_ROOT/plugins/js"
 dist="$ARKFLOW_ROOT/plugins/dist"
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    # A fresh Debian machine: install them from apt (root, or through sudo).
-    echo "installing nodejs and npm (apt) ..." >&2
-    sudo_=(); [ "$(id -u)" = 0 ] || sudo_=(sudo)
-    "${sudo_[@]}" apt-get update -qq
-    "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
-    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { echo "js/build.sh: needs node and npm" >&2; exit 1; }
-fi
-stamp="$here/node_modules/.arkflow-package-lock.json"
-if ! cmp -s "$here/package-lock.json" "$stamp"; then
-    echo "installing componentize-js (npm ci in plugins/js) ..." >&2
-    (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
-    cp "$here/package-lock.json" "$stamp"
-fi
+need_npm_packages "$here" >/dev/null
 
 mkdir -p "$dist"
 if [ $# -eq 0 ]; then

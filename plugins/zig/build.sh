@@ -5,49 +5,46 @@
 #   plugins/zig/build.sh            # every plugin directory under plugins/zig (today: counter)
 #   plugins/zig/build.sh counter    # just these
 #
-# Installs what is missing (quick no-op when present): Zig 0.17 (PyPI `ziglang`, run as
-# `python3 -m ziglang`), wasm-tools (PyPI), wit-bindgen 0.63.0 (cargo), the WASI preview1 reactor
-# adapter (crate, via cargo). On every run the C bindings are generated from wit/
-# (`wit-bindgen c`) and translated for Zig (`zig translate-c`) into plugins/zig/.build/
-# (gitignored); the generated C glue (plugin.c) is compiled in. Safe to run repeatedly and from
-# any directory. Zig's caches: plugins/zig/.build/zig-cache and ~/.cache/zig.
+# Installs what is missing (quick no-op when present; plugins/toolchain/zig.sh and common.sh): Zig
+# 0.17 (PyPI `ziglang`, run as `python3 -m ziglang`), wasm-tools (PyPI), wit-bindgen 0.63.0
+# (cargo), the WASI preview1 reactor adapter (crate, via cargo). On every run the C bindings are
+# generated from wit/ (`wit-bindgen c`) and translated for Zig (`zig translate-c`) into
+# plugins/zig/.build/ (gitignored); the generated C glue (plugin.c) is compiled in. Also checks
+# the SDK as a Zig package (sdk/build.zig.zon): builds the counter through sdk/build.zig into
+# .build/pkg-check/ (not copied to dist/). Safe to run repeatedly and from any directory. Zig's
+# caches: plugins/zig/.build/zig-cache and ~/.cache/zig.
 set -euo pipefail
 
 ZIG_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=../toolchain/common.sh
-source "$ZIG_DIR/../toolchain/common.sh"
+# shellcheck source=../toolchain/zig.sh
+source "$ZIG_DIR/../toolchain/zig.sh"   # zig, need_zig, zig_bindings (+ common.sh)
 
 # The Zig SDK is on the batch ABI, arkflow:plugin@0.2.0 (wit/), not common.sh's default wit/v0.1.
 WIT_DIR="$ARKFLOW_ROOT/wit"
 BUILD="$ZIG_DIR/.build"
 GEN="$BUILD/gen"
-ZIG_SERIES=0.17
-
-zig() { python3 -m ziglang "$@"; }
-
-need_zig() {
-    local v
-    v="$(zig version 2>/dev/null || true)"
-    if [[ "$v" != "$ZIG_SERIES".* ]]; then
-        echo "installing Zig $ZIG_SERIES (PyPI ziglang) ..." >&2
-        pip_install "ziglang>=$ZIG_SERIES,<0.18"
-        v="$(zig version)"
-        [[ "$v" == "$ZIG_SERIES".* ]] || { echo "build.sh: need Zig $ZIG_SERIES.x, python3 -m ziglang is $v" >&2; exit 1; }
-    fi
-}
 
 need_zig
-need_wasm_tools >/dev/null
-need_wit_bindgen >/dev/null
-reactor_adapter >/dev/null   # fetch the adapter before building anything
+need_component_tools
 
 mkdir -p "$BUILD"
 
 # Bindings: plugin.h / plugin.c / plugin_component_type.o, and bindings.zig = translate-c(plugin.h).
-wit_bindgen_c "$GEN"
-zig translate-c "$GEN/plugin.h" -target wasm32-wasi -lc >"$GEN/bindings.zig.tmp"
-mv "$GEN/bindings.zig.tmp" "$GEN/bindings.zig"
+zig_bindings "$GEN"
 mapfile -t plugins < <(plugin_names "$ZIG_DIR" '{}.zig' "$@")
+
+# The SDK as a Zig package (sdk/build.zig.zon, module `arkflow`): `zig fetch` packs it (checks the
+# manifest and its paths; prints its hash), then the counter is built through sdk/build.zig, as a
+# project consumes it, and made a component (a check; not copied to dist/).
+grep -q '\.version = "0\.2\.0"' "$ZIG_DIR/sdk/build.zig.zon" ||
+    { echo "build.sh: sdk/build.zig.zon is not version 0.2.0" >&2; exit 1; }
+sdk_hash="$(zig fetch "$ZIG_DIR/sdk")"
+(cd "$ZIG_DIR/sdk" && zig build -Dgen="$GEN" -Dplugin="$ZIG_DIR/counter/counter.zig" -Doptimize=fast \
+    --cache-dir "$BUILD/zig-cache" --prefix "$BUILD/pkg-check")
+wasm-tools component new "$BUILD/pkg-check/bin/plugin.wasm" --adapt wasi_snapshot_preview1="$(reactor_adapter)" \
+    -o "$BUILD/pkg-check/plugin.component.wasm"
+wasm-tools validate --features component-model "$BUILD/pkg-check/plugin.component.wasm"
+echo "packed the Zig SDK package $sdk_hash; built the counter with it into $BUILD/pkg-check"
 
 cd "$BUILD"
 for name in "${plugins[@]}"; do

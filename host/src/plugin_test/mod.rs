@@ -12,12 +12,15 @@
 //! fixture runs a second time with a checkpoint after every N records (`on-checkpoint`, a snapshot
 //! of the state, a fresh instance restored from it): any difference from the first run fails the
 //! test, naming the first record that differs: the plugin keeps something in guest memory that
-//! it does not write to state. Timers do not fire here.
+//! it does not write to state. The metrics the plugin reported during the first run follow its
+//! report (`metric <name>: <kind> <value>`); its log lines go through the host's log (stderr, as
+//! they happen: `arkflow plugin test` shows them from level debug). Timers do not fire here.
 
 pub mod bench;
 
 use crate::config::EngineConfig;
 use crate::connectors::registry::{open_input, SourceCx};
+use crate::processor::wasm::obs::Value;
 use crate::processor::wasm::{PluginInfo, WasmFactory, WasmProcessorConfig};
 use crate::processor::{BatchCtx, Processor, ProcessorContext, ProcessorFactory, StateSlot};
 use crate::record::{Outcome, Record};
@@ -67,6 +70,14 @@ pub fn run(t: &PluginTest, out: &mut dyn std::io::Write) -> anyhow::Result<bool>
     writeln!(out, "plugin {} ({}@{}, ABI {}): {} records from {}", t.plugin.display(), info.name, info.version, info.abi, records.len(), t.input.display())?;
     let plain = pass(&factory, &info, &records, t, None)?;
     out.write_all(plain.report.as_bytes())?;
+    for (name, _, value) in factory.plugin_metrics() {
+        let value = match value {
+            Value::Counter(n) => format!("counter {n}"),
+            Value::Gauge(x) => format!("gauge {x}"),
+            Value::Histogram(_, sum, count) => format!("histogram count {count} sum {sum}"),
+        };
+        writeln!(out, "  metric {name}: {value}")?;
+    }
     let mut ok = plain.report.lines().all(|l| !l.starts_with("batch failed"));
     if let Some(n) = t.checkpoint_every {
         let again = pass(&factory, &info, &records, t, Some(n.max(1)))?;
@@ -105,6 +116,14 @@ pub(super) fn load(t: &PluginTest) -> anyhow::Result<(WasmFactory, Vec<Record>)>
     let cfg = EngineConfig::from_yaml_str(&yaml(t)?, None)?;
     let wasm = cfg.streams[0].pipeline.processors[0].get::<WasmProcessorConfig>().expect("a wasm processor");
     Ok((WasmFactory::load_declaring_stores(wasm, "plugin")?, read_fixture(&cfg)?))
+}
+
+/// Loads `plugin` as a stream would (the WIT world, `describe()`, its declared stores), without
+/// instantiating it: `arkflow plugin build`'s check.
+pub fn load_plugin(plugin: &std::path::Path) -> anyhow::Result<WasmFactory> {
+    let t = PluginTest { plugin: plugin.to_path_buf(), input: PathBuf::from("/dev/null"), batch_size: 1, ..Default::default() };
+    let cfg = EngineConfig::from_yaml_str(&yaml(&t)?, None)?;
+    WasmFactory::load_declaring_stores(cfg.streams[0].pipeline.processors[0].get::<WasmProcessorConfig>().expect("a wasm processor"), "plugin")
 }
 
 fn yaml(t: &PluginTest) -> anyhow::Result<String> {
@@ -198,12 +217,10 @@ fn locate(factory: &WasmFactory, cx: &ProcessorContext, state: &StateSlot, batch
     for (i, r) in batch.iter().enumerate() {
         let ctx = BatchCtx { batch_id: i as u64 + 1, key_group: 0, partition: 0, epoch: 1, now_ms: crate::util::time::now_ms() };
         if proc.process(&ctx, std::slice::from_ref(r), &mut copy).is_err() {
-            let bytes = r.value.as_deref().unwrap_or_default();
-            let head = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]);
             return format!(
-                "  the batch fails at record {} (index {i} in its batch), run alone after the ones before it: {head}{}",
+                "  the batch fails at record {} (index {i} in its batch), run alone after the ones before it: {}",
                 first + i,
-                if bytes.len() > 64 { "..." } else { "" }
+                crate::processor::wasm::locate::head(r.value.as_deref().unwrap_or_default())
             );
         }
     }

@@ -41,6 +41,8 @@ extern "C" {
 #endif
 
 #define AK_ABI_VERSION "0.2.0"
+/* This SDK's version: the WIT package version it targets (a project's sdk/ copy is pinned to it). */
+#define ARKFLOW_SDK_VERSION "0.2.0"
 
 /* ---- the generated WIT types, under short names ------------------------------------------ */
 

@@ -1,7 +1,10 @@
 // Package arkflow is the Go SDK for ArkFlow processor plugins: WebAssembly components of world
 // `timed-plugin` of `arkflow:plugin@0.2.0` (wit/plugin.wit, the batch ABI).
 //
-// It wraps the bindings that `wit-bindgen go` generates at build time (plugins/go/build.sh):
+// It is the Go module arkflow.dev/plugin-sdk/arkflow, version [SDKVersion] (go.mod). It wraps the
+// bindings that `wit-bindgen go` generates at build time (go_setup in toolchain/go.sh, run by
+// plugins/go/build.sh and by a plugin project's build.sh: the module arkflow.dev/plugin-sdk/wit,
+// plus this SDK's _glue/):
 //
 //   - [Export] registers the plugin ([Plugin]: name, version, state stores, key_by, an Init func
 //     that returns a [Processor]); call it from the main package's init.
@@ -26,13 +29,16 @@ import (
 	"errors"
 	"fmt"
 
-	types "arkflow/wit/imports/arkflow_plugin_types"
+	types "arkflow.dev/plugin-sdk/wit/imports/arkflow_plugin_types"
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
 )
 
 // ABIVersion is the version of the WIT package this SDK is built against (describe().abi).
 const ABIVersion = "0.2.0"
+
+// SDKVersion is the version of this SDK module (its go.mod says it too): the WIT package's.
+const SDKVersion = "0.2.0"
 
 // Generated WIT types, re-exported.
 type (

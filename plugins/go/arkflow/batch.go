@@ -20,7 +20,7 @@ package arkflow
 import (
 	"fmt"
 
-	types "arkflow/wit/imports/arkflow_plugin_types"
+	types "arkflow.dev/plugin-sdk/wit/imports/arkflow_plugin_types"
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
 )

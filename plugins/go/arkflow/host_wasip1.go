@@ -12,14 +12,14 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 
-	glue "arkflow/wit/exports/export_arkflow_plugin_processor"
-	timerGlue "arkflow/wit/exports/export_arkflow_plugin_timer_handler"
-	_ "arkflow/wit/exports/wit_exports" // the component's exported entry points
-	hostlog "arkflow/wit/imports/arkflow_plugin_log"
-	"arkflow/wit/imports/arkflow_plugin_metrics"
-	state "arkflow/wit/imports/arkflow_plugin_state"
-	"arkflow/wit/imports/arkflow_plugin_timers"
-	types "arkflow/wit/imports/arkflow_plugin_types"
+	glue "arkflow.dev/plugin-sdk/wit/exports/export_arkflow_plugin_processor"
+	timerGlue "arkflow.dev/plugin-sdk/wit/exports/export_arkflow_plugin_timer_handler"
+	_ "arkflow.dev/plugin-sdk/wit/exports/wit_exports" // the component's exported entry points
+	hostlog "arkflow.dev/plugin-sdk/wit/imports/arkflow_plugin_log"
+	"arkflow.dev/plugin-sdk/wit/imports/arkflow_plugin_metrics"
+	state "arkflow.dev/plugin-sdk/wit/imports/arkflow_plugin_state"
+	"arkflow.dev/plugin-sdk/wit/imports/arkflow_plugin_timers"
+	types "arkflow.dev/plugin-sdk/wit/imports/arkflow_plugin_types"
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
 )

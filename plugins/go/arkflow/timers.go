@@ -7,7 +7,7 @@ package arkflow
 // (the Go linker drops the unused import), so it is a plain plugin to the host.
 
 import (
-	types "arkflow/wit/imports/arkflow_plugin_types"
+	types "arkflow.dev/plugin-sdk/wit/imports/arkflow_plugin_types"
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
 )

@@ -9,7 +9,7 @@
 // the outputs written into one reply buffer (the batch API: Process, Outcomes.EmitWith).
 package main
 
-import "arkflow/plugins/go/arkflow"
+import "arkflow.dev/plugin-sdk/arkflow"
 
 type counter struct {
 	store  *arkflow.Store

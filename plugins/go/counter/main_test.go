@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"testing"
 
-	"arkflow/plugins/go/arkflow"
+	"arkflow.dev/plugin-sdk/arkflow"
 )
 
 func record(key, value string) arkflow.RecordIn {

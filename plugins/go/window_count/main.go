@@ -13,7 +13,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"arkflow/plugins/go/arkflow"
+	"arkflow.dev/plugin-sdk/arkflow"
 )
 
 type windowCount struct {

@@ -8,7 +8,7 @@ package main
 import (
 	"testing"
 
-	"arkflow/plugins/go/arkflow"
+	"arkflow.dev/plugin-sdk/arkflow"
 )
 
 func at(ts int64, value string) arkflow.RecordIn {

@@ -39,6 +39,11 @@ pub struct WasmProcessor {
     pub(super) timers: super::timers::Timers,
     /// The columns of the last 0.2.0 batch, reused.
     batch_buf: BatchBuf,
+    /// Whether the last call trapped (a deadline kill is not a trap here).
+    pub(super) trapped: bool,
+    /// Discard a successful call's state writes and timers instead of committing them (the
+    /// trapping record's search, `locate.rs`).
+    pub(super) dry_run: bool,
 }
 
 /// Instantiates once without init and calls `describe`.
@@ -205,6 +210,8 @@ impl WasmProcessor {
             stage: 0,
             timers: Default::default(),
             batch_buf: BatchBuf::default(),
+            trapped: false,
+            dry_run: false,
         }
     }
 
@@ -254,7 +261,8 @@ impl WasmProcessor {
     }
 
     /// One attempt. Err(message) leaves state untouched.
-    fn attempt(&mut self, ctx: &BatchCtx, records: &[Record], state: &mut StateSlot, attempt: u32) -> Result<Vec<Outcome>, String> {
+    pub(super) fn attempt(&mut self, ctx: &BatchCtx, records: &[Record], state: &mut StateSlot, attempt: u32) -> Result<Vec<Outcome>, String> {
+        self.trapped = false;
         self.ensure_instance()?;
         let shared = self.shared.clone();
         let limits = &shared.cfg.limits;
@@ -288,6 +296,11 @@ impl WasmProcessor {
     pub(super) fn commit_call(&mut self, state: &mut StateSlot, group: u32, now_ms: i64) {
         let (store, _) = self.instance.as_mut().expect("instance kept on success");
         let data = store.data_mut();
+        if self.dry_run {
+            data.staging.discard();
+            data.timers_added.clear();
+            return;
+        }
         state.as_mut().expect("state returned").commit(&mut data.staging, group, now_ms);
         for k in std::mem::take(&mut data.timers_added) {
             self.timers.add(group, k);
@@ -322,6 +335,7 @@ impl WasmProcessor {
     /// checks and commit.
     pub(super) fn finish_call<T>(&mut self, result: CallResult<T>, state: &mut StateSlot, where_: &str) -> Result<T, String> {
         let obs = self.shared.obs.clone();
+        self.trapped = matches!(&result, Err(e) if !matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)));
         let (store, _) = self.instance.as_mut().expect("instance during a call");
         let data = store.data_mut();
         obs.host.memory_high_water.fetch_max(data.limits.peak as u64, Relaxed);
@@ -409,8 +423,9 @@ impl Processor for WasmProcessor {
                 self.shared.cfg.on_failure
             );
         }
+        let record = if self.trapped { self.trapping_record(ctx, records, state) } else { String::new() };
         Err(BatchError {
-            message: format!("{}: batch of {} records failed after {attempts} attempts: {last}", self.shared.label, records.len()),
+            message: format!("{}: batch of {} records failed after {attempts} attempts: {last}{record}", self.shared.label, records.len()),
             policy: self.shared.cfg.on_failure,
         })
     }

@@ -25,6 +25,7 @@ mod engine;
 mod host;
 mod imports;
 mod instance;
+pub mod locate;
 pub mod obs;
 mod outcomes;
 mod resource;
@@ -228,6 +229,11 @@ impl WasmFactory {
     }
 
     /// What the host measured of this processor's calls (every instance's).
+    /// The metrics the plugin reported so far: (name, plugin, value).
+    pub fn plugin_metrics(&self) -> Vec<(String, String, obs::Value)> {
+        self.shared.obs.metrics.snapshot()
+    }
+
     pub fn figures(&self) -> &obs::HostFigures {
         &self.shared.obs.host
     }

@@ -2,7 +2,7 @@
 // `arkflow:plugin/processor@0.2.0` export: the generated wit_exports package calls
 // Describe/Init/ProcessBatch/OnCheckpoint below.
 //
-// plugins/go/build.sh copies this file into the generated bindings
+// The build (go_setup in plugins/toolchain/go.sh) copies this file into the generated bindings
 // (.build/wit/exports/export_arkflow_plugin_processor/); the directory name
 // starts with "_" so the go tool ignores it here. The hooks are set by the
 // SDK (host_wasip1.go); this package imports nothing of the SDK, so there is no
@@ -12,7 +12,7 @@
 package export_arkflow_plugin_processor
 
 import (
-	types "arkflow/wit/imports/arkflow_plugin_types"
+	types "arkflow.dev/plugin-sdk/wit/imports/arkflow_plugin_types"
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
 )

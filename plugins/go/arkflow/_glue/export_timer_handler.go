@@ -2,13 +2,13 @@
 // `arkflow:plugin/timer-handler@0.2.0` export: the generated wit_exports package calls OnTimers
 // below, which returns the `outcomes` of the fired timers.
 //
-// plugins/go/build.sh copies this file into the generated bindings
+// The build (go_setup in plugins/toolchain/go.sh) copies this file into the generated bindings
 // (.build/wit/exports/export_arkflow_plugin_timer_handler/). The hook is set by the SDK
 // (host_wasip1.go); this package imports nothing of the SDK, so there is no import cycle.
 package export_arkflow_plugin_timer_handler
 
 import (
-	types "arkflow/wit/imports/arkflow_plugin_types"
+	types "arkflow.dev/plugin-sdk/wit/imports/arkflow_plugin_types"
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
 )

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Sourced by build.sh and test.sh: the shared helpers plus componentize-py, pinned.
+# The Python guest toolchain, sourced by plugins/python/build.sh and test.sh and by the build.sh of
+# a project made by `arkflow plugin new --lang python` (which carries a copy in its toolchain/):
+# the shared helpers (common.sh, from this file's directory) plus componentize-py, pinned.
 #   need_componentize_py -> componentize-py $COMPONENTIZE_PY_VERSION (PyPI; pip-installed when
 #                           missing or of another version)
-source "$(dirname "${BASH_SOURCE[0]}")/../toolchain/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 COMPONENTIZE_PY_VERSION=0.25.1
 
 need_componentize_py() {
