@@ -86,7 +86,10 @@ fn unsupported_types_fail_clearly() {
         "config.yaml:8:17: unknown processor type `sqll` at streams[0].pipeline.processors[0].type (did you mean `sql`? known: wasm, sql, json_to_arrow, arrow_to_json, native_counter, window)"
     );
     let text = format!("{HEAD}    input: {{type: stdin}}\n    output: {{type: stdot}}\n");
-    assert_eq!(err(&text), "config.yaml:4:20: unknown output type `stdot` at streams[0].output.type (did you mean `stdout`? known: stdout, file, kafka, drop)");
+    assert_eq!(
+        err(&text),
+        "config.yaml:4:20: unknown output type `stdot` at streams[0].output.type (did you mean `stdout`? known: stdout, file, kafka, s3, drop)"
+    );
 }
 
 #[test]

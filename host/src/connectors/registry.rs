@@ -202,6 +202,7 @@ pub static OUTPUTS: &[SinkEntry] = &[
     sink::<crate::connectors::output::StdoutConfig>(),
     sink::<crate::connectors::output::FileOutputConfig>(),
     sink::<crate::connectors::kafka::KafkaOutputConfig>(),
+    sink::<crate::connectors::output::S3OutputConfig>(),
     sink::<crate::connectors::output::DropConfig>(),
 ];
 

@@ -11,11 +11,13 @@
 mod drop;
 mod eo_file;
 mod file;
+pub mod s3;
 mod stdout;
 
 pub use drop::{DropConfig, Dropping};
 pub use eo_file::{EoFileOut, FileCommitter};
 pub use file::FileOutputConfig;
+pub use s3::S3OutputConfig;
 pub use stdout::StdoutConfig;
 
 use crate::config::{ConfigError, Ctx, YPath};

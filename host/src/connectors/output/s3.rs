@@ -1,0 +1,296 @@
+//! `s3` output: JSON lines (or raw values) as objects in an S3 bucket, one part object per epoch,
+//! exactly once through the commit protocol of `checkpoint::commit`, with a committed marker per
+//! part that readers trust.
+//!
+//! Layout under the output's `prefix` (checkpoint scope `S`: the operator id, or a group session's
+//! scope; `E` the epoch, 12 digits; `G` the process's generation):
+//! - `parts/S/E-gG.jsonl` (`.txt` for `format: raw`): epoch `E`'s records, uploaded in phase one
+//!   (`pre_commit`, at `E`'s aligned barrier), so durability comes before visibility;
+//! - `committed/S/E.json`: `{part, records, bytes, xxh3}`, created (create-only) in phase two
+//!   ([`S3Committer`], after the decision). **Readers list `committed/` and read the parts the
+//!   markers name**: a part without a marker is not output (undecided, or a fenced process's).
+//!
+//! A replayed commit finds its marker: the same content is success, another content stops the
+//! stream (another run's output in the way). Before writing the marker the commit checks that the
+//! part is there with the recorded size. At start (`recovered`), a marker of an epoch after the
+//! last decided one is refused (it belongs to another run: a wiped state store, or another stream
+//! writing to this prefix; mixing would lose or duplicate records), and parts of undecided epochs
+//! left by older generations are deleted (the replay writes them again). Parts of decided epochs
+//! that no marker names (a fenced process's) are left: invisible to readers.
+//!
+//! Without `state_management.exactly_once` the output is at-least-once: every flush uploads what
+//! was written since the last one as `parts/at-least-once/T-P-N` with its marker at once
+//! (T: the run's start in ms, P: the process id, N: a sequence number).
+//!
+//! An epoch's records are held in memory until its barrier (a checkpoint interval's worth).
+
+use super::{encode_line, parse_format, Output, OutputFormat};
+use crate::checkpoint::{block_on, CommitError, Committer};
+use crate::config::{ConfigError, Ctx, S3Config, YPath};
+use crate::connectors::registry::{Sink, SinkCx};
+use crate::record::Record;
+use crate::state::backend::{ObjectStore, PutOutcome, S3Store, StoreError};
+use anyhow::Context;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use xxhash_rust::xxh3::xxh3_64;
+
+/// `type: s3` output settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct S3OutputConfig {
+    pub s3: S3Config,
+    pub format: OutputFormat,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawS3Output {
+    bucket: String,
+    region: Option<String>,
+    prefix: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    endpoint_url: Option<String>,
+    format: Option<String>,
+}
+
+impl Sink for S3OutputConfig {
+    const NAME: &'static str = "s3";
+    type Raw = RawS3Output;
+
+    fn from_raw(ctx: &Ctx, raw: RawS3Output, path: &YPath) -> Result<Self, ConfigError> {
+        if raw.bucket.trim().is_empty() {
+            let at = path.key("bucket");
+            return Err(ctx.invalid(&at, format!("{at} must not be empty")));
+        }
+        let d = S3Config::new(raw.bucket);
+        let s3 = S3Config {
+            region: raw.region.unwrap_or(d.region.clone()),
+            prefix: raw.prefix.unwrap_or_default(),
+            access_key_id: raw.access_key_id,
+            secret_access_key: raw.secret_access_key,
+            endpoint_url: raw.endpoint_url,
+            ..d
+        };
+        Ok(S3OutputConfig { s3, format: parse_format(ctx, raw.format, path)? })
+    }
+
+    fn open(&self, cx: &SinkCx<'_>) -> anyhow::Result<Box<dyn Output>> {
+        let store: Arc<dyn ObjectStore> = Arc::new(block_on(S3Store::new(&self.s3)).with_context(|| format!("{}: s3 output", cx.sink))?);
+        let ext = match self.format {
+            OutputFormat::Json => "jsonl",
+            OutputFormat::Raw => "txt",
+        };
+        let mode = match (cx.exactly_once, cx.place) {
+            (true, Some(at)) => Mode::Epochs { scope: at.scope.to_string(), generation: at.generation },
+            _ => Mode::AtLeastOnce { run: format!("{}-{}", crate::util::time::now_ms(), std::process::id()), seq: 0 },
+        };
+        Ok(Box::new(S3Out { store, format: self.format, ext, mode, open: BTreeMap::new(), line: Vec::new() }))
+    }
+}
+
+enum Mode {
+    Epochs { scope: String, generation: u64 },
+    AtLeastOnce { run: String, seq: u64 },
+}
+
+/// A committed marker: what readers trust, and what the commit writes and compares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Marker {
+    pub part: String,
+    pub records: u64,
+    pub bytes: u64,
+    pub xxh3: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Blob {
+    scope: String,
+    parts: Vec<(u64, Marker)>,
+}
+
+pub struct S3Out {
+    store: Arc<dyn ObjectStore>,
+    format: OutputFormat,
+    ext: &'static str,
+    mode: Mode,
+    /// Encoded records per epoch (one entry, epoch 0, when at-least-once), and their count.
+    open: BTreeMap<u64, (Vec<u8>, u64)>,
+    line: Vec<u8>,
+}
+
+fn marker_key(scope: &str, epoch: u64) -> String {
+    format!("committed/{scope}/{epoch:012}.json")
+}
+
+impl S3Out {
+    fn upload(&self, key: &str, data: Vec<u8>) -> anyhow::Result<()> {
+        let store = self.store.clone();
+        let k = key.to_string();
+        block_on(async move { store.put(&k, Bytes::from(data)).await }).with_context(|| format!("s3 output: uploading {key} to {}", self.store.describe()))
+    }
+
+    fn encode(&mut self, epoch: u64, records: &[Record]) {
+        let (buf, n) = self.open.entry(epoch).or_default();
+        for r in records {
+            self.line.clear();
+            encode_line(&mut self.line, r, self.format);
+            buf.extend_from_slice(&self.line);
+        }
+        *n += records.len() as u64;
+    }
+}
+
+impl Output for S3Out {
+    fn write_batch(&mut self, records: &[Record]) -> anyhow::Result<()> {
+        match self.mode {
+            Mode::AtLeastOnce { .. } => {
+                self.encode(0, records);
+                Ok(())
+            }
+            Mode::Epochs { .. } => anyhow::bail!("exactly-once s3 output needs the epoch of every record"),
+        }
+    }
+
+    fn write_epoch(&mut self, epoch: u64, records: &[Record]) -> anyhow::Result<()> {
+        match self.mode {
+            Mode::AtLeastOnce { .. } => self.write_batch(records),
+            Mode::Epochs { .. } => {
+                self.encode(epoch, records);
+                Ok(())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        let Mode::AtLeastOnce { run, seq } = &mut self.mode else { return Ok(()) };
+        let Some((data, records)) = self.open.remove(&0) else { return Ok(()) };
+        *seq += 1;
+        let name = format!("{run}-{seq:08}");
+        let part = format!("parts/at-least-once/{name}.{}", self.ext);
+        let marker = Marker { part: part.clone(), records, bytes: data.len() as u64, xxh3: xxh3_64(&data) };
+        self.upload(&part, data)?;
+        self.upload(&format!("committed/at-least-once/{name}.json"), serde_json::to_vec(&marker)?)
+    }
+
+    fn pre_commit(&mut self, epoch: u64) -> anyhow::Result<Option<serde_json::Value>> {
+        let Mode::Epochs { scope, generation } = &self.mode else { return self.flush().map(|()| None) };
+        let (scope, generation) = (scope.clone(), *generation);
+        let ready: Vec<u64> = self.open.range(..=epoch).map(|(e, _)| *e).collect();
+        let mut parts = Vec::with_capacity(ready.len());
+        for e in ready {
+            let (data, records) = self.open.remove(&e).expect("listed");
+            let part = format!("parts/{scope}/{e:012}-g{generation}.{}", self.ext);
+            let marker = Marker { part: part.clone(), records, bytes: data.len() as u64, xxh3: xxh3_64(&data) };
+            self.upload(&part, data)?;
+            parts.push((e, marker));
+        }
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(serde_json::to_value(Blob { scope, parts })?))
+    }
+
+    fn committer(&self) -> Option<Arc<dyn Committer>> {
+        Some(Arc::new(S3Committer { store: self.store.clone() }))
+    }
+
+    fn recovered(&mut self, last_decided: Option<u64>) -> anyhow::Result<()> {
+        let Mode::Epochs { scope, generation } = &self.mode else { return Ok(()) };
+        let (store, scope, generation) = (self.store.clone(), scope.clone(), *generation);
+        let (markers, parts) = block_on(async {
+            let m = store.list(&format!("committed/{scope}/")).await?;
+            let p = store.list(&format!("parts/{scope}/")).await?;
+            Ok::<_, StoreError>((m, p))
+        })
+        .with_context(|| format!("s3 output: listing {}", store.describe()))?;
+        let epoch_of = |key: &str| key.rsplit('/').next().and_then(|n| n.get(..12)).and_then(|e| e.parse::<u64>().ok());
+        if let Some(m) = markers.iter().find(|m| epoch_of(&m.key).is_some_and(|e| last_decided.is_none_or(|d| e > d))) {
+            anyhow::bail!(
+                "s3 output: {}/{} is the committed output of an epoch this stream's state {}: it belongs to another run (a wiped or `memory` state store, or another stream writing to this prefix). Move the old output away or write to another prefix; mixing them would lose or duplicate records",
+                store.describe(),
+                m.key,
+                match last_decided {
+                    Some(d) => format!("never decided (last decided: {d})"),
+                    None => "never decided (it has no decided checkpoint)".into(),
+                }
+            );
+        }
+        for p in &parts {
+            let undecided = epoch_of(&p.key).is_some_and(|e| last_decided.is_none_or(|d| e > d));
+            let older = p.key.rsplit_once("-g").and_then(|(_, g)| g.split('.').next()?.parse::<u64>().ok()).is_none_or(|g| g < generation);
+            if undecided && older {
+                let (store, key) = (store.clone(), p.key.clone());
+                block_on(async move { store.delete(&key).await }).with_context(|| format!("s3 output: deleting the undecided part {}", p.key))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Phase two of the s3 sink: writes each part's committed marker (see the module contract).
+pub struct S3Committer {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl Committer for S3Committer {
+    fn commit(&self, _epoch: u64, blob: &serde_json::Value, _replay: bool) -> Result<(), CommitError> {
+        let blob: Blob = serde_json::from_value(blob.clone())
+            .map_err(|e| CommitError::Fatal(format!("s3 output: the checkpoint's pre-commit is not an s3 output's ({e})")))?;
+        let at = self.store.describe();
+        for (epoch, marker) in &blob.parts {
+            let key = marker_key(&blob.scope, *epoch);
+            match block_on(write_marker(&*self.store, &key, marker)) {
+                Err(e) => return Err(CommitError::Retry(format!("s3 output: committing {at}/{key}: {e}"))),
+                Ok(Written::Now | Written::Before) => {}
+                Ok(Written::PartMissing) => {
+                    return Err(CommitError::Fatal(format!(
+                        "s3 output: the part {at}/{} of epoch {epoch} is missing or not {} bytes: it was uploaded before the decision, so something deleted it",
+                        marker.part, marker.bytes
+                    )))
+                }
+                Ok(Written::Other) => {
+                    return Err(CommitError::Fatal(format!(
+                        "s3 output: {at}/{key} exists with other content: another run's output is in the way (write to another prefix)"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What became of a marker.
+enum Written {
+    Now,
+    /// By an earlier run of this commit: the same content.
+    Before,
+    Other,
+    PartMissing,
+}
+
+/// Creates the marker `key` once its part is there with its size (create-only).
+async fn write_marker(store: &dyn ObjectStore, key: &str, marker: &Marker) -> Result<Written, StoreError> {
+    let body = Bytes::from(serde_json::to_vec(marker).expect("a marker serializes"));
+    let same = |existing: &[u8]| serde_json::from_slice::<Marker>(existing).ok().as_ref() == Some(marker);
+    if let Some(existing) = store.get(key).await? {
+        return Ok(if same(&existing) { Written::Before } else { Written::Other });
+    }
+    let listed = store.list(&marker.part).await?;
+    if !listed.iter().any(|m| m.key == marker.part && m.size == marker.bytes) {
+        return Ok(Written::PartMissing);
+    }
+    if store.put_if_absent(key, body).await? == PutOutcome::Created {
+        return Ok(Written::Now);
+    }
+    Ok(match store.get(key).await? {
+        Some(existing) if same(&existing) => Written::Before,
+        _ => Written::Other,
+    })
+}
+
+#[cfg(test)]
+#[path = "s3_tests.rs"]
+mod tests;

@@ -1,0 +1,96 @@
+//! The s3 output's commit protocol on an in-memory object store.
+use super::*;
+use crate::state::backend::MemoryStore;
+
+fn rec(v: &str) -> Record {
+    Record { value: Some(v.as_bytes().to_vec()), ..Default::default() }
+}
+
+fn out(store: &Arc<dyn ObjectStore>, generation: u64) -> S3Out {
+    S3Out {
+        store: store.clone(),
+        format: OutputFormat::Json,
+        ext: "jsonl",
+        mode: Mode::Epochs { scope: "op".into(), generation },
+        open: BTreeMap::new(),
+        line: Vec::new(),
+    }
+}
+
+fn get(store: &Arc<dyn ObjectStore>, key: &str) -> Option<String> {
+    block_on(store.get(key)).unwrap().map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn keys(store: &Arc<dyn ObjectStore>, prefix: &str) -> Vec<String> {
+    block_on(store.list(prefix)).unwrap().into_iter().map(|m| m.key).collect()
+}
+
+#[test]
+fn a_part_is_uploaded_before_the_decision_and_visible_only_once_its_marker_is_written() {
+    let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+    let mut o = out(&store, 3);
+    o.write_epoch(1, &[rec(r#"{"a":1}"#), rec("plain")]).unwrap();
+    o.write_epoch(2, &[rec(r#"{"a":2}"#)]).unwrap();
+    let blob = o.pre_commit(1).unwrap().expect("epoch 1 has records");
+    assert_eq!(get(&store, "parts/op/000000000001-g3.jsonl").as_deref(), Some("{\"a\":1}\n\"plain\"\n"));
+    assert!(keys(&store, "committed/").is_empty(), "nothing visible before the decision");
+    let c = o.committer().unwrap();
+    c.commit(1, &blob, false).unwrap();
+    let m: Marker = serde_json::from_str(&get(&store, "committed/op/000000000001.json").unwrap()).unwrap();
+    assert_eq!((m.part.as_str(), m.records, m.bytes), ("parts/op/000000000001-g3.jsonl", 2, 16));
+    c.commit(1, &blob, true).expect("a replayed commit finds its own marker");
+    assert!(o.pre_commit(1).unwrap().is_none(), "epoch 2 waits for its own barrier");
+    assert!(o.pre_commit(2).unwrap().is_some());
+}
+
+#[test]
+fn a_missing_part_or_a_foreign_marker_stops_the_commit() {
+    let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+    let mut o = out(&store, 1);
+    o.write_epoch(5, &[rec("x")]).unwrap();
+    let blob = o.pre_commit(5).unwrap().unwrap();
+    block_on(store.delete("parts/op/000000000005-g1.jsonl")).unwrap();
+    let e = o.committer().unwrap().commit(5, &blob, false).unwrap_err();
+    assert!(matches!(&e, CommitError::Fatal(m) if m.contains("missing")), "{e}");
+
+    o.write_epoch(6, &[rec("y")]).unwrap();
+    let blob = o.pre_commit(6).unwrap().unwrap();
+    block_on(store.put("committed/op/000000000006.json", Bytes::from_static(b"{}"))).unwrap();
+    let e = o.committer().unwrap().commit(6, &blob, false).unwrap_err();
+    assert!(matches!(&e, CommitError::Fatal(m) if m.contains("another run")), "{e}");
+}
+
+#[test]
+fn recovery_refuses_another_runs_output_and_deletes_older_undecided_parts() {
+    let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+    let put = |k: &str| block_on(store.put(k, Bytes::from_static(b"x"))).unwrap();
+    put("parts/op/000000000002-g1.jsonl"); // decided, kept
+    put("parts/op/000000000004-g1.jsonl"); // undecided, older generation: deleted
+    put("parts/op/000000000004-g7.jsonl"); // a newer generation's live part: kept
+    put("committed/op/000000000002.json");
+    out(&store, 5).recovered(Some(3)).unwrap();
+    assert_eq!(keys(&store, "parts/"), ["parts/op/000000000002-g1.jsonl", "parts/op/000000000004-g7.jsonl"]);
+
+    let e = out(&store, 5).recovered(None).unwrap_err().to_string();
+    assert!(e.contains("committed/op/000000000002.json") && e.contains("another run"), "{e}");
+    let e = out(&store, 5).recovered(Some(1)).unwrap_err().to_string();
+    assert!(e.contains("last decided: 1"), "{e}");
+}
+
+#[test]
+fn at_least_once_every_flush_uploads_a_part_and_its_marker() {
+    let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+    let mut o = out(&store, 0);
+    o.mode = Mode::AtLeastOnce { run: "r".into(), seq: 0 };
+    o.write_batch(&[rec("1"), rec("2")]).unwrap();
+    o.flush().unwrap();
+    o.flush().unwrap(); // nothing new: nothing uploaded
+    o.write_batch(&[rec("3")]).unwrap();
+    o.close().unwrap();
+    assert_eq!(keys(&store, "committed/"), ["committed/at-least-once/r-00000001.json", "committed/at-least-once/r-00000002.json"]);
+    assert_eq!(
+        get(&store, "parts/at-least-once/r-00000002.jsonl").as_deref(),
+        Some("\"3\"\n"),
+        "a value that is not a JSON object or array is written as a JSON string"
+    );
+}

@@ -1,0 +1,97 @@
+//! The `s3` output against a real S3 server (moto on 127.0.0.1): SIGKILLed at random moments
+//! while a throttled file input flows through the wasm counter into it (exactly-once), restarted
+//! each time, then run to the end: the parts the committed markers name must hold every input
+//! record's effect exactly once, each key's counts 1..=n in epoch order. A restart with a wiped
+//! state directory is refused, naming the committed output of the earlier run.
+//! Size: ARKFLOW_S3_OUT_RECORDS (default 200,000), ARKFLOW_S3_OUT_KILLS (8).
+
+mod common;
+use arkflow::checkpoint::block_on;
+use arkflow::state::backend::{ObjectStore, S3Store};
+use common::kill::{env_or, kill_repeatedly, write_input};
+use common::s3::{Moto, S3Target};
+use common::*;
+use std::collections::HashMap;
+
+/// Every record the committed markers under `prefix` name, in marker (epoch) order.
+fn committed(target: &S3Target, prefix: &str) -> (usize, Vec<serde_json::Value>) {
+    let store = block_on(S3Store::new(&target.s3_config(prefix))).unwrap();
+    let markers = block_on(store.list("committed/")).unwrap();
+    let mut lines = Vec::new();
+    for m in &markers {
+        let marker: serde_json::Value = serde_json::from_slice(&block_on(store.get(&m.key)).unwrap().unwrap()).unwrap();
+        let part = block_on(store.get(marker["part"].as_str().unwrap())).unwrap().unwrap_or_else(|| panic!("the part {marker} names is there"));
+        assert_eq!(part.len() as u64, marker["bytes"].as_u64().unwrap(), "{marker}");
+        let text = String::from_utf8(part.to_vec()).unwrap();
+        assert_eq!(text.lines().count() as u64, marker["records"].as_u64().unwrap(), "{marker}");
+        lines.extend(text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()));
+    }
+    (markers.len(), lines)
+}
+
+fn config(dir: &Dir, target: &S3Target, input: &std::path::Path) -> std::path::PathBuf {
+    dir.config(&format!(
+        r#"
+state_management:
+  enabled: true
+  backend_type: local
+  checkpoint_interval_ms: 200
+  exactly_once: true
+  local_config: {{ path: {state} }}
+streams:
+  - name: s3out
+    input: {{ type: file, path: {input}, key_field: user, rate_per_sec: 20000 }}
+    pipeline:
+      thread_num: 2
+      processors:
+        - type: wasm
+          path: {counter}
+    output: {{ type: s3, bucket: {bucket}, region: {region}, prefix: out/, endpoint_url: "{endpoint}", access_key_id: {id}, secret_access_key: {secret} }}
+    state: {{ operator_id: s3-counter, enabled: true }}
+"#,
+        state = dir.path("state").display(),
+        input = input.display(),
+        counter = plugin("counter").display(),
+        bucket = target.bucket,
+        region = target.region,
+        endpoint = target.endpoint,
+        id = target.access_key_id,
+        secret = target.secret_access_key,
+    ))
+}
+
+#[test]
+fn kill_loop_into_the_s3_output_is_exactly_once_and_a_wiped_state_is_refused() {
+    let moto = Moto::start();
+    let dir = Dir::new();
+    let n = env_or("ARKFLOW_S3_OUT_RECORDS", 200_000);
+    let kills = env_or("ARKFLOW_S3_OUT_KILLS", 8);
+    let input = dir.path("in.jsonl");
+    let expected = write_input(&input, n, 5_000);
+    let cfg = config(&dir, &moto.target, &input);
+
+    let killed = kill_repeatedly(&cfg, kills, (150, 800));
+    let (markers_before, before) = committed(&moto.target, "out/");
+    let out = run(&cfg, &[]);
+    assert!(out.status.success(), "final run: {}", stderr(&out));
+    let (markers, lines) = committed(&moto.target, "out/");
+    eprintln!("s3 output: {killed} kills; {markers_before} markers ({} records) before the final run, {markers} after", before.len());
+    assert_eq!(killed, kills, "every planned kill landed while the stream ran");
+    assert!(markers_before > 0, "kills landed after decided checkpoints");
+    assert_eq!(lines.len() as u64, n, "every input record's effect exactly once");
+    let mut got: HashMap<String, Vec<i64>> = HashMap::new();
+    for l in &lines {
+        got.entry(l["key"].as_str().unwrap().to_string()).or_default().push(l["count"].as_i64().unwrap());
+    }
+    assert_eq!(got.len(), expected.len());
+    for (k, counts) in got {
+        assert_eq!(counts, (1..=expected[&k]).collect::<Vec<_>>(), "key {k}: each count exactly once, in epoch order");
+    }
+
+    // A wiped state directory: the committed output belongs to a run this state never decided.
+    std::fs::remove_dir_all(dir.path("state")).unwrap();
+    let out = run(&cfg, &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "a wiped state over committed output is refused");
+    assert!(err.contains("committed/s3-counter/") && err.contains("another run"), "{err}");
+}
