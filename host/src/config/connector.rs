@@ -102,6 +102,10 @@ pub struct SinkCaps {
     pub at_least_once: bool,
     /// It decides each epoch itself (Kafka transactions): the checkpoint coordinator asks it.
     pub decides: bool,
+    /// Its exactly-once output becomes visible in phase two of the commit protocol (a committer
+    /// run after the decision: the s3 output's markers). Group mode refuses it: the next owner of
+    /// a dead session's key groups does not run that session's last commit (only an outbox's).
+    pub commits_after_decision: bool,
 }
 
 macro_rules! spec_holder {

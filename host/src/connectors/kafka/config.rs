@@ -296,6 +296,7 @@ impl Sink for KafkaOutputConfig {
             needs_checkpoints: self.exactly_once,
             at_least_once: !self.exactly_once,
             decides: self.exactly_once && self.exactly_once_mode == ExactlyOnceMode::Transactions,
+            commits_after_decision: false,
         }
     }
 

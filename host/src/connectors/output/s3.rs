@@ -26,7 +26,7 @@
 
 use super::{encode_line, parse_format, Output, OutputFormat};
 use crate::checkpoint::{block_on, CommitError, Committer};
-use crate::config::{ConfigError, Ctx, S3Config, YPath};
+use crate::config::{ConfigError, Ctx, S3Config, SinkCaps, YPath};
 use crate::connectors::registry::{Sink, SinkCx};
 use crate::record::Record;
 use crate::state::backend::{ObjectStore, PutOutcome, S3Store, StoreError};
@@ -75,6 +75,10 @@ impl Sink for S3OutputConfig {
             ..d
         };
         Ok(S3OutputConfig { s3, format: parse_format(ctx, raw.format, path)? })
+    }
+
+    fn capabilities(&self) -> SinkCaps {
+        SinkCaps { commits_after_decision: true, ..SinkCaps::default() }
     }
 
     fn open(&self, cx: &SinkCx<'_>) -> anyhow::Result<Box<dyn Output>> {

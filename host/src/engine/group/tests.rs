@@ -243,6 +243,7 @@ streams:
             yaml(LOCAL, "{ type: kafka, brokers: [\"127.0.0.1:1\"], topic: out, exactly_once: true, exactly_once_mode: outbox }"),
             "needs state_management.exactly_once: true",
         ),
+        (yaml(&format!("{LOCAL}, exactly_once: true"), "{ type: s3, bucket: b }"), "cannot use an exactly-once s3 output yet"),
     ];
     for (y, want) in cases {
         let cfg = crate::config::EngineConfig::from_yaml_str(&y, None).unwrap_or_else(|e| panic!("{y}: {e:#}"));
