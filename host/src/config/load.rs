@@ -75,13 +75,31 @@ struct RawHybrid {
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawS3 {
-    bucket: String,
-    region: Option<String>,
-    prefix: Option<String>,
-    access_key_id: Option<String>,
-    secret_access_key: Option<String>,
-    endpoint_url: Option<String>,
+pub(crate) struct RawS3 {
+    pub(crate) bucket: String,
+    pub(crate) region: Option<String>,
+    pub(crate) prefix: Option<String>,
+    pub(crate) access_key_id: Option<String>,
+    pub(crate) secret_access_key: Option<String>,
+    pub(crate) endpoint_url: Option<String>,
+}
+
+/// The S3 settings of `raw` at `at` (`state_management.s3_config`, an `s3` output): defaults
+/// applied, an empty bucket refused.
+pub(crate) fn s3_config(ctx: &Ctx, raw: RawS3, at: &YPath) -> Result<S3Config, ConfigError> {
+    if raw.bucket.trim().is_empty() {
+        let at = at.key("bucket");
+        return Err(ctx.invalid(&at, format!("{at} must not be empty")));
+    }
+    let d = S3Config::new(raw.bucket);
+    Ok(S3Config {
+        region: raw.region.unwrap_or(d.region.clone()),
+        prefix: raw.prefix.unwrap_or(d.prefix.clone()),
+        access_key_id: raw.access_key_id,
+        secret_access_key: raw.secret_access_key,
+        endpoint_url: raw.endpoint_url,
+        ..d
+    })
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -209,23 +227,8 @@ fn state_management(ctx: &Ctx, raw: Option<RawStateManagement>) -> Result<StateM
     };
     let backend_path = path.key("backend_type");
     let backend_type = ctx.named(r.backend_type, &backend_path, "backend_type", BackendType::NAMES, BackendType::from_name, d.backend_type)?;
-    let s3_config = r.s3_config.map(|s| {
-        let d3 = S3Config::new(s.bucket);
-        S3Config {
-            region: s.region.unwrap_or(d3.region.clone()),
-            prefix: s.prefix.unwrap_or(d3.prefix.clone()),
-            access_key_id: s.access_key_id,
-            secret_access_key: s.secret_access_key,
-            endpoint_url: s.endpoint_url,
-            ..d3
-        }
-    });
-    if let Some(s3) = &s3_config {
-        if s3.bucket.is_empty() {
-            let at = path.key("s3_config").key("bucket");
-            return Err(ctx.invalid(&at, format!("{at} must not be empty")));
-        }
-    } else if matches!(backend_type, BackendType::S3 | BackendType::Hybrid) {
+    let s3_config = r.s3_config.map(|s| s3_config(ctx, s, &path.key("s3_config"))).transpose()?;
+    if s3_config.is_none() && matches!(backend_type, BackendType::S3 | BackendType::Hybrid) {
         let msg = format!("state_management.s3_config is required when backend_type is `{}` (add s3_config: {{bucket: ...}})", backend_type.name());
         return Err(ctx.at_value(K::MissingKey, &backend_path, msg));
     }

@@ -22,7 +22,7 @@ pub(crate) use connector::Tables;
 pub use connector::{DynEq, ProcessorCaps, ProcessorSpec, SinkCaps, SinkSpec, SourceCaps, SourceSpec};
 pub(crate) use ctx::{non_empty_list, non_empty_path, Ctx};
 pub(crate) use dispatch::{schema_of, Entry};
-pub(crate) use load::{load as load_str, load_file};
+pub(crate) use load::{load as load_str, load_file, s3_config, RawS3};
 pub(crate) use model::named_enum;
 pub(crate) use schema::json_schema_of;
 pub(crate) use spans::YPath;

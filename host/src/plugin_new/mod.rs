@@ -124,12 +124,14 @@ pub fn create(name: &str, lang: Lang, dir: Option<&Path>) -> Result<(PathBuf, Ve
 fn project_files(name: &str, lang: Lang, source: &[(String, Vec<u8>)]) -> Result<Vec<(String, Vec<u8>)>, NewError> {
     let template = format!("plugins/templates/{}/", lang.name());
     let installer = format!("plugins/toolchain/{}.sh", lang.name());
+    let snake = name.replace('-', "_");
+    let fingerprint = zig_fingerprint(&snake);
     let fill = |bytes: &[u8]| match std::str::from_utf8(bytes) {
         Ok(text) => text
             .replace("{{name}}", name)
-            .replace("{{name_snake}}", &name.replace('-', "_"))
+            .replace("{{name_snake}}", &snake)
             .replace("{{sdk_version}}", SDK_VERSION)
-            .replace("{{zig_fingerprint}}", &zig_fingerprint(&name.replace('-', "_")))
+            .replace("{{zig_fingerprint}}", &fingerprint)
             .into_bytes(),
         Err(_) => bytes.to_vec(),
     };

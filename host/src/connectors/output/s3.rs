@@ -26,7 +26,7 @@
 
 use super::{encode_line, parse_format, Output, OutputFormat};
 use crate::checkpoint::{block_on, CommitError, Committer};
-use crate::config::{ConfigError, Ctx, S3Config, SinkCaps, YPath};
+use crate::config::{s3_config, ConfigError, Ctx, RawS3, S3Config, SinkCaps, YPath};
 use crate::connectors::registry::{Sink, SinkCx};
 use crate::record::Record;
 use crate::state::backend::{ObjectStore, PutOutcome, S3Store, StoreError};
@@ -44,6 +44,7 @@ pub struct S3OutputConfig {
     pub format: OutputFormat,
 }
 
+/// The keys of `state_management.s3_config` (read by the same `config::s3_config`) and `format`.
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawS3Output {
@@ -61,20 +62,9 @@ impl Sink for S3OutputConfig {
     type Raw = RawS3Output;
 
     fn from_raw(ctx: &Ctx, raw: RawS3Output, path: &YPath) -> Result<Self, ConfigError> {
-        if raw.bucket.trim().is_empty() {
-            let at = path.key("bucket");
-            return Err(ctx.invalid(&at, format!("{at} must not be empty")));
-        }
-        let d = S3Config::new(raw.bucket);
-        let s3 = S3Config {
-            region: raw.region.unwrap_or(d.region.clone()),
-            prefix: raw.prefix.unwrap_or_default(),
-            access_key_id: raw.access_key_id,
-            secret_access_key: raw.secret_access_key,
-            endpoint_url: raw.endpoint_url,
-            ..d
-        };
-        Ok(S3OutputConfig { s3, format: parse_format(ctx, raw.format, path)? })
+        let RawS3Output { bucket, region, prefix, access_key_id, secret_access_key, endpoint_url, format } = raw;
+        let s3 = s3_config(ctx, RawS3 { bucket, region, prefix, access_key_id, secret_access_key, endpoint_url }, path)?;
+        Ok(S3OutputConfig { s3, format: parse_format(ctx, format, path)? })
     }
 
     fn capabilities(&self) -> SinkCaps {

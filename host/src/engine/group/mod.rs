@@ -105,16 +105,17 @@ pub(crate) fn build(engine: &EngineConfig, spec: &StreamSpec) -> anyhow::Result<
         return Err(refuse("with an exactly-once kafka output needs exactly_once_mode: outbox (Kafka transactions per partition set are not supported)"));
     }
     crate::engine::exactly_once_output_needs_store(engine, cfg)?;
-    for (id, o) in crate::engine::configured_sinks(cfg) {
-        if o.caps().commits_after_decision && sm.exactly_once {
+    for (i, (id, o)) in crate::engine::configured_sinks(cfg).into_iter().enumerate() {
+        let caps = o.caps();
+        if caps.commits_after_decision && sm.exactly_once {
             return Err(refuse(&format!(
                 "cannot use an exactly-once {ty} {id} yet: a session's last decided epoch becomes visible in a commit that the next owner of its key groups does not run; use a kafka output (exactly_once_mode: outbox), or state_management.exactly_once: false for an at-least-once {ty} output",
                 ty = o.type_name()
             )));
         }
-    }
-    for (id, o) in crate::engine::configured_sinks(cfg).into_iter().skip(1) {
-        let caps = o.caps();
+        if i == 0 {
+            continue; // the main output's checks are above
+        }
         if caps.file.is_some() {
             return Err(refuse(&format!("cannot use a file {id}: every process would write the same file")));
         }
