@@ -58,7 +58,7 @@ fn bad_types_are_located_at_the_value() {
     let text = format!("{HEAD}    input: generate\n    output: {{type: drop}}\n");
     assert_eq!(
         err(&text),
-        "config.yaml:3:12: invalid value for streams[0].input: expected a mapping with a `type` key (one of: generate, file, stdin, memory, kafka), found string \"generate\""
+        "config.yaml:3:12: invalid value for streams[0].input: expected a mapping with a `type` key (one of: generate, file, stdin, memory, kafka, http), found string \"generate\""
     );
 }
 
@@ -71,14 +71,14 @@ fn missing_required_keys_name_the_map() {
     assert_eq!(err("streams:\n  - name: a\n    input: {type: stdin}\n"), "config.yaml:2:5: missing required key `output` in streams[0]");
     assert_eq!(err("state_management: {}\n"), "config.yaml:1:1: missing required key `streams` in the top level");
     let text = format!("{HEAD}    input: {{count: 3}}\n    output: {{type: drop}}\n");
-    assert_eq!(err(&text), "config.yaml:3:12: missing required key `type` in streams[0].input (known input types: generate, file, stdin, memory, kafka)");
+    assert_eq!(err(&text), "config.yaml:3:12: missing required key `type` in streams[0].input (known input types: generate, file, stdin, memory, kafka, http)");
     assert_eq!(err(""), "config.yaml: the configuration is empty: expected a mapping with at least a `streams:` list");
 }
 
 #[test]
 fn unsupported_types_fail_clearly() {
     let text = "streams:\n  - input:\n      type: mqtt\n      brokers: [localhost:9092]\n      topics: [orders]\n    pipeline:\n      processors:\n        - type: sql\n          query: SELECT 1\n    output: {type: stdout}\n";
-    assert_eq!(err(text), "config.yaml:3:13: unknown input type `mqtt` at streams[0].input.type (known: generate, file, stdin, memory, kafka)");
+    assert_eq!(err(text), "config.yaml:3:13: unknown input type `mqtt` at streams[0].input.type (known: generate, file, stdin, memory, kafka, http)");
     assert_eq!(kind(text), K::UnknownVariant);
     let text = text.replace("mqtt", "kafka").replace("type: sql", "type: sqll");
     assert_eq!(
@@ -88,7 +88,7 @@ fn unsupported_types_fail_clearly() {
     let text = format!("{HEAD}    input: {{type: stdin}}\n    output: {{type: stdot}}\n");
     assert_eq!(
         err(&text),
-        "config.yaml:4:20: unknown output type `stdot` at streams[0].output.type (did you mean `stdout`? known: stdout, file, kafka, s3, drop)"
+        "config.yaml:4:20: unknown output type `stdot` at streams[0].output.type (did you mean `stdout`? known: stdout, file, kafka, s3, http, drop)"
     );
 }
 

@@ -22,6 +22,8 @@ use crate::connectors::output::Output;
 pub struct SourceCx<'a> {
     /// The stream's name (for messages).
     pub stream: &'a str,
+    /// `state_management.enabled`: the stream takes checkpoints and tells the input of decisions.
+    pub checkpoints: bool,
     /// The consumer group of an input that names none (`arkflow-{operator_id}`).
     pub default_group: &'a str,
     /// Kafka figures of the stream.
@@ -41,6 +43,8 @@ pub struct SinkPlace<'a> {
 
 /// What an output gets when it opens.
 pub struct SinkCx<'a> {
+    /// The stream's name.
+    pub stream: &'a str,
     /// The sink's id in its stream: `output`, `error_output`, `outputs.<name>`.
     pub sink: &'a str,
     /// `state_management.exactly_once` (with `place`: the sink opens in its exactly-once form).
@@ -195,6 +199,7 @@ pub static INPUTS: &[SourceEntry] = &[
     source::<crate::connectors::input::StdinConfig>(),
     source::<crate::connectors::input::memory::MemoryConfig>(),
     source::<crate::connectors::kafka::KafkaInputConfig>(),
+    source::<crate::connectors::input::http::HttpInputConfig>(),
 ];
 
 /// Every output type, in documentation order (for `output:`, `error_output:` and `outputs:`).
@@ -203,6 +208,7 @@ pub static OUTPUTS: &[SinkEntry] = &[
     sink::<crate::connectors::output::FileOutputConfig>(),
     sink::<crate::connectors::kafka::KafkaOutputConfig>(),
     sink::<crate::connectors::output::S3OutputConfig>(),
+    sink::<crate::connectors::output::HttpOutputConfig>(),
     sink::<crate::connectors::output::DropConfig>(),
 ];
 

@@ -155,7 +155,12 @@ fn columnar_lane(cfg: &StreamConfig, factories: &[Arc<dyn crate::processor::Proc
 fn open_session(engine: &EngineConfig, spec: &stream::StreamSpec) -> anyhow::Result<stream::Session> {
     let cfg = &spec.config;
     let group = default_group(cfg);
-    let cx = crate::connectors::registry::SourceCx { stream: &cfg.name, default_group: &group, kafka: spec.shared.kafka.clone() };
+    let cx = crate::connectors::registry::SourceCx {
+        stream: &cfg.name,
+        checkpoints: engine.state_management.enabled,
+        default_group: &group,
+        kafka: spec.shared.kafka.clone(),
+    };
     let mut input = crate::connectors::registry::open_input(&cfg.input, &cx).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
     let (checkpoint, sinks) = match engine.state_management.enabled {
         true => {

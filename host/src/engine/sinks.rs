@@ -28,7 +28,7 @@ pub(crate) fn named_id(name: &str) -> String {
 impl Sinks {
     /// The sinks of a stream that does not checkpoint (at-least-once, appending).
     pub fn plain(cfg: &StreamConfig) -> anyhow::Result<Sinks> {
-        let open = |id: &str, o: &OutputConfig| open_output(o, &SinkCx { sink: id, exactly_once: false, place: None });
+        let open = |id: &str, o: &OutputConfig| open_output(o, &SinkCx { stream: &cfg.name, sink: id, exactly_once: false, place: None });
         Self::assemble(cfg, open("output", &cfg.output), open)
     }
 
@@ -37,7 +37,7 @@ impl Sinks {
     /// caller built it (a deciding sink: Kafka transactions).
     pub fn checkpointed(engine: &EngineConfig, cfg: &StreamConfig, at: &super::SinkPlace<'_>, output: Option<Box<dyn Output>>) -> anyhow::Result<Sinks> {
         let exactly_once = engine.state_management.exactly_once;
-        let open = |id: &str, o: &OutputConfig| open_output(o, &SinkCx { sink: id, exactly_once, place: Some(at) });
+        let open = |id: &str, o: &OutputConfig| open_output(o, &SinkCx { stream: &cfg.name, sink: id, exactly_once, place: Some(at) });
         let main = match output {
             Some(o) => Ok(o),
             None => open("output", &cfg.output),

@@ -143,7 +143,7 @@ fn yaml(t: &PluginTest) -> anyhow::Result<String> {
 /// Every record of the fixture, in order.
 fn read_fixture(cfg: &EngineConfig) -> anyhow::Result<Vec<Record>> {
     let stream = &cfg.streams[0];
-    let cx = SourceCx { stream: &stream.name, default_group: "plugin-test", kafka: Arc::default() };
+    let cx = SourceCx { stream: &stream.name, checkpoints: false, default_group: "plugin-test", kafka: Arc::default() };
     let mut input = open_input(&stream.input, &cx)?;
     let mut all = Vec::new();
     while let Some(batch) = input.next_batch()? {

@@ -7,6 +7,7 @@
 
 mod file;
 mod generate;
+pub mod http;
 pub mod memory;
 mod stdin;
 

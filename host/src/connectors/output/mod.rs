@@ -11,12 +11,14 @@
 mod drop;
 mod eo_file;
 mod file;
+pub mod http;
 pub mod s3;
 mod stdout;
 
 pub use drop::{DropConfig, Dropping};
 pub use eo_file::{EoFileOut, FileCommitter};
 pub use file::FileOutputConfig;
+pub use http::HttpOutputConfig;
 pub use s3::S3OutputConfig;
 pub use stdout::StdoutConfig;
 
