@@ -3,6 +3,7 @@
 #   moto_server  (PyPI moto[server], ~30 s)  - S3, in memory, honours If-None-Match: *
 #   garage       (crates.io garage, ~8-15 min cold build) - S3, persistent, ignores conditional headers
 #   tansu        (crates.io tansu 0.6.0, ~10 min cold build) - Kafka protocol, sqlite storage, no EndTxn
+#   postgresql   (Debian's package, ~1 min) - the postgres output's tests start their own cluster
 # Idempotent and quick when both are present. Prints where each one is.
 set -euo pipefail
 
@@ -45,4 +46,18 @@ else
     # The default features have no storage engine; sqlite needs libsql (see TOOLCHAINS.md).
     cargo install --locked --quiet tansu --version "$TANSU_VERSION" --features dynostore,libsql
     echo "tansu: $cargo_bin/tansu"
+fi
+
+# --- postgresql -------------------------------------------------------------------------------
+# The tests run initdb and postgres from /usr/lib/postgresql/<version>/bin as the `postgres` user.
+if pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1) && [ -x "$pg_bin/initdb" ]; then
+    echo "postgresql: $pg_bin"
+else
+    echo "installing postgresql (apt) ..."
+    sudo_=()
+    [ "$(id -u)" = 0 ] || sudo_=(sudo)
+    "${sudo_[@]}" apt-get update -qq
+    "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    echo "postgresql: $pg_bin"
 fi

@@ -88,7 +88,7 @@ fn unsupported_types_fail_clearly() {
     let text = format!("{HEAD}    input: {{type: stdin}}\n    output: {{type: stdot}}\n");
     assert_eq!(
         err(&text),
-        "config.yaml:4:20: unknown output type `stdot` at streams[0].output.type (did you mean `stdout`? known: stdout, file, kafka, s3, http, drop)"
+        "config.yaml:4:20: unknown output type `stdot` at streams[0].output.type (did you mean `stdout`? known: stdout, file, kafka, s3, http, postgres, drop)"
     );
 }
 

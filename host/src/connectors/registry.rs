@@ -209,6 +209,7 @@ pub static OUTPUTS: &[SinkEntry] = &[
     sink::<crate::connectors::kafka::KafkaOutputConfig>(),
     sink::<crate::connectors::output::S3OutputConfig>(),
     sink::<crate::connectors::output::HttpOutputConfig>(),
+    sink::<crate::connectors::output::PostgresOutputConfig>(),
     sink::<crate::connectors::output::DropConfig>(),
 ];
 

@@ -12,6 +12,7 @@ mod drop;
 mod eo_file;
 mod file;
 pub mod http;
+pub mod postgres;
 pub mod s3;
 mod stdout;
 
@@ -19,6 +20,7 @@ pub use drop::{DropConfig, Dropping};
 pub use eo_file::{EoFileOut, FileCommitter};
 pub use file::FileOutputConfig;
 pub use http::HttpOutputConfig;
+pub use postgres::PostgresOutputConfig;
 pub use s3::S3OutputConfig;
 pub use stdout::StdoutConfig;
 
