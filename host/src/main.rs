@@ -284,8 +284,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(stream = %s.name, "{ty} output is at-least-once: after a crash, records since the last checkpoint are written again");
         }
     }
+    // A signal while the streams are built (recovery, plugin compilation) stops the process
+    // cleanly once they are, before they run.
+    let early_stop = arkflow::engine::shutdown_flag_on_signals();
     let mut builder = EngineBuilder::new(config);
     let streams = builder.build_streams().await?;
+    if early_stop.load(std::sync::atomic::Ordering::SeqCst) {
+        tracing::info!("a signal arrived while the streams were built: stopping before they run");
+        return Ok(());
+    }
     tracing::info!(streams = streams.len(), "streams built; running");
     let reports = builder.run(streams).await;
     let reports = match &reports {

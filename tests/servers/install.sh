@@ -4,6 +4,7 @@
 #   garage       (crates.io garage, ~8-15 min cold build) - S3, persistent, ignores conditional headers
 #   tansu        (crates.io tansu 0.6.0, ~10 min cold build) - Kafka protocol, sqlite storage, no EndTxn
 #   postgresql   (Debian's package, ~1 min) - the postgres output's tests start their own cluster
+#   mosquitto    (Debian's package, seconds) - MQTT broker for the mqtt input and output
 # Idempotent and quick when both are present. Prints where each one is.
 set -euo pipefail
 
@@ -60,4 +61,16 @@ else
     "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
     pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
     echo "postgresql: $pg_bin"
+fi
+
+# --- mosquitto --------------------------------------------------------------------------------
+if mosquitto_bin=$(command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null); then
+    echo "mosquitto: $mosquitto_bin"
+else
+    echo "installing mosquitto (apt) ..."
+    sudo_=()
+    [ "$(id -u)" = 0 ] || sudo_=(sudo)
+    "${sudo_[@]}" apt-get update -qq
+    "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mosquitto >/dev/null
+    echo "mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto)"
 fi

@@ -7,5 +7,6 @@
 pub mod http_auth;
 pub mod input;
 pub mod kafka;
+pub mod mqtt;
 pub mod output;
 pub mod registry;

@@ -200,6 +200,7 @@ pub static INPUTS: &[SourceEntry] = &[
     source::<crate::connectors::input::memory::MemoryConfig>(),
     source::<crate::connectors::kafka::KafkaInputConfig>(),
     source::<crate::connectors::input::http::HttpInputConfig>(),
+    source::<crate::connectors::mqtt::MqttInputConfig>(),
 ];
 
 /// Every output type, in documentation order (for `output:`, `error_output:` and `outputs:`).
@@ -210,6 +211,7 @@ pub static OUTPUTS: &[SinkEntry] = &[
     sink::<crate::connectors::output::S3OutputConfig>(),
     sink::<crate::connectors::output::HttpOutputConfig>(),
     sink::<crate::connectors::output::PostgresOutputConfig>(),
+    sink::<crate::connectors::mqtt::MqttOutputConfig>(),
     sink::<crate::connectors::output::DropConfig>(),
 ];
 

@@ -5,6 +5,7 @@
 pub mod faults;
 pub mod kafka;
 pub mod kill;
+pub mod mqtt;
 pub mod postgres;
 pub mod proxy;
 pub mod s3;
