@@ -49,16 +49,21 @@ else
     echo "tansu: $cargo_bin/tansu"
 fi
 
+# Installs Debian packages (as root, or through sudo).
+apt_install() {
+    echo "installing $* (apt) ..."
+    local sudo_=()
+    [ "$(id -u)" = 0 ] || sudo_=(sudo)
+    "${sudo_[@]}" apt-get update -qq
+    "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 # --- postgresql -------------------------------------------------------------------------------
 # The tests run initdb and postgres from /usr/lib/postgresql/<version>/bin as the `postgres` user.
 if pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1) && [ -x "$pg_bin/initdb" ]; then
     echo "postgresql: $pg_bin"
 else
-    echo "installing postgresql (apt) ..."
-    sudo_=()
-    [ "$(id -u)" = 0 ] || sudo_=(sudo)
-    "${sudo_[@]}" apt-get update -qq
-    "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    apt_install postgresql
     pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
     echo "postgresql: $pg_bin"
 fi
@@ -67,10 +72,6 @@ fi
 if mosquitto_bin=$(command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null); then
     echo "mosquitto: $mosquitto_bin"
 else
-    echo "installing mosquitto (apt) ..."
-    sudo_=()
-    [ "$(id -u)" = 0 ] || sudo_=(sudo)
-    "${sudo_[@]}" apt-get update -qq
-    "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mosquitto >/dev/null
+    apt_install mosquitto
     echo "mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto)"
 fi
