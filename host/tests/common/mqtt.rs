@@ -23,7 +23,9 @@ impl Mosquitto {
         let dir = std::env::temp_dir().join(format!("arkflow-mosquitto-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let conf = dir.join("mosquitto.conf");
-        let text = format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 0\nmax_queued_messages 0\npersistence false\n");
+        let text = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 0\nmax_queued_messages 0\npersistence false\nset_tcp_nodelay true\n"
+        );
         std::fs::write(&conf, text).unwrap();
         let child = Command::new(bin).arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start mosquitto");
         let start = Instant::now();

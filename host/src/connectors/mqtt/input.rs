@@ -103,7 +103,7 @@ impl Source for MqttInputConfig {
         let manual = self.ack == Ack::AfterCheckpoint && self.qos != QoS::AtMostOnce;
         let mut options = self.conn.options(&format!("arkflow-{}", cx.stream));
         options.set_manual_acks(manual);
-        let (client, event_loop) = AsyncClient::new(options, 65_536);
+        let (client, event_loop) = Conn::client(options);
         let (tx, rx) = bounded(self.max_pending);
         let stop = Arc::new(AtomicBool::new(false));
         let what = format!("mqtt input {}", self.conn.describe());

@@ -82,6 +82,16 @@ impl Conn {
         o
     }
 
+    /// A client and its event loop, writing each packet at once (TCP_NODELAY: a publish and an
+    /// acknowledgement are small writes that Nagle's algorithm would hold for the peer's ACK).
+    pub(crate) fn client(options: rumqttc::MqttOptions) -> (rumqttc::AsyncClient, rumqttc::EventLoop) {
+        let (client, mut event_loop) = rumqttc::AsyncClient::new(options, 65_536);
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        event_loop.set_network_options(network);
+        (client, event_loop)
+    }
+
     pub(crate) fn describe(&self) -> String {
         format!("mqtt://{}:{}", self.host, self.port)
     }

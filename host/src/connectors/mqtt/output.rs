@@ -74,7 +74,9 @@ impl Sink for MqttOutputConfig {
 
     fn open(&self, cx: &SinkCx<'_>) -> anyhow::Result<Box<dyn Output>> {
         let id = format!("arkflow-{}-{}", cx.stream, cx.sink.replace('.', "-"));
-        let (client, event_loop) = AsyncClient::new(self.conn.options(&id), 65_536);
+        let mut options = self.conn.options(&id);
+        options.set_inflight(1000);
+        let (client, event_loop) = Conn::client(options);
         let done = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (counted, qos) = (done.clone(), self.qos);

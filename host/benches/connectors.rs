@@ -1,0 +1,118 @@
+//! Bench binary: connectors against their servers' own client tools, on 127.0.0.1, the same
+//! records both ways, interleaved per round so both see the same machine load:
+//! - (M) `mqtt` output at QoS 1 vs `mosquitto_pub -q 1 -l` (one message per line), both to a
+//!   mosquitto this binary starts;
+//! - (P) `postgres` output vs `psql \copy` of the same rows, both into a table of a PostgreSQL
+//!   cluster this binary starts; the output at-least-once (plain inserts) and exactly-once
+//!   (staged at each barrier, moved after the decision; local state store).
+//!
+//! Each arkflow figure is one built stream (file input of N JSON lines → output) run to its end
+//! in this process; each tool is its whole process. Prints records/s and arkflow / tool.
+//!
+//! Run: `bash tests/servers/install.sh && apt-get install mosquitto-clients && cargo bench --bench connectors`
+//! (env: BENCH_RECORDS, default 200,000; BENCH_ROUNDS, default 3).
+
+#[path = "common/mod.rs"]
+mod common;
+#[path = "../tests/common/mod.rs"]
+mod t;
+
+use arkflow::config::EngineConfig;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The stream: the file `input` → `output` (a YAML flow mapping).
+fn stream(input: &Path, output: &str, state: Option<&Path>) -> EngineConfig {
+    // Each exactly-once run has a state of its own, so its own operator id (its commits claim).
+    let op = state.and_then(|s| s.file_name()).map_or("bench".into(), |f| f.to_string_lossy().into_owned());
+    let sm = match state {
+        Some(s) => format!(
+            "state_management: {{ enabled: true, backend_type: local, local_config: {{ path: {} }}, checkpoint_interval_ms: 1000, exactly_once: true }}\n",
+            s.display()
+        ),
+        None => String::new(),
+    };
+    let yaml = format!(
+        "{sm}streams:\n  - name: bench\n    input: {{ type: file, path: {} }}\n    pipeline: {{ processors: [] }}\n    output: {output}\n    state: {{ operator_id: {op}, enabled: true }}\n",
+        input.display()
+    );
+    EngineConfig::from_yaml_str(&yaml, None).expect("bench config")
+}
+
+/// Runs `cmd` (stdin from `input` when given) to success; records/s for `n` records.
+fn tool(mut cmd: Command, input: Option<&Path>, n: u64) -> f64 {
+    if let Some(i) = input {
+        cmd.stdin(std::fs::File::open(i).unwrap());
+    }
+    let start = Instant::now();
+    let out = cmd.stdout(Stdio::null()).output().expect("run the client tool");
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let n = env_u64("BENCH_RECORDS", 200_000);
+    let rounds = env_u64("BENCH_ROUNDS", 3);
+    let dir = tempfile::tempdir().unwrap();
+    let lines = dir.path().join("in.jsonl");
+    let csv = dir.path().join("in.csv");
+    {
+        let (mut l, mut c) = (std::io::BufWriter::new(std::fs::File::create(&lines).unwrap()), std::io::BufWriter::new(std::fs::File::create(&csv).unwrap()));
+        for i in 0..n {
+            writeln!(l, "{{\"id\":{i},\"who\":\"u{}\",\"amount\":{}}}", i % 10_000, i % 100).unwrap();
+            writeln!(c, "{i},u{},{}", i % 10_000, i % 100).unwrap();
+        }
+    }
+    let broker = t::mqtt::Mosquitto::start();
+    let pg = t::postgres::Postgres::start();
+    let psql = |sql: &str| pg.psql(sql);
+    psql("CREATE TABLE rows_out (id bigint, who text, amount int)");
+    psql("CREATE TABLE rows_copy (id bigint, who text, amount int)");
+    let (mut m_ark, mut m_pub, mut p_alo, mut p_eo, mut p_copy) = (vec![], vec![], vec![], vec![], vec![]);
+    for round in 0..rounds {
+        let mqtt_out = format!("{{ type: mqtt, host: 127.0.0.1, port: {}, topic: bench/ark, qos: 1 }}", broker.port);
+        let ark = common::run_stream(&stream(&lines, &mqtt_out, None)).0;
+        let mut pubc = Command::new("mosquitto_pub");
+        pubc.args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1", "-t", "bench/pub", "-l"]);
+        let pub_rate = tool(pubc, Some(&lines), n);
+
+        psql("TRUNCATE rows_out; TRUNCATE rows_copy");
+        let pg_out = format!("{{ type: postgres, url: \"{}\", table: rows_out }}", pg.url());
+        let alo = common::run_stream(&stream(&lines, &pg_out, None)).0;
+        psql("TRUNCATE rows_out");
+        let eo = common::run_stream(&stream(&lines, &pg_out, Some(&dir.path().join(format!("state-{round}"))))).0;
+        let mut copy = Command::new("psql");
+        let copy_sql = format!("\\copy rows_copy (id, who, amount) FROM '{}' CSV", csv.display());
+        copy.args(["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "arkflow", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", &copy_sql]);
+        let copy_rate = tool(copy, None, n);
+        assert_eq!(psql("SELECT count(*) FROM rows_out").trim(), n.to_string(), "every row written");
+        println!(
+            "round {round}: mqtt output {ark:.0} rec/s vs mosquitto_pub {pub_rate:.0} ({:.2}) | postgres output at-least-once {alo:.0}, exactly-once {eo:.0} vs psql \\copy {copy_rate:.0} ({:.2}, {:.2})",
+            ark / pub_rate,
+            alo / copy_rate,
+            eo / copy_rate
+        );
+        m_ark.push(ark);
+        m_pub.push(pub_rate);
+        p_alo.push(alo);
+        p_eo.push(eo);
+        p_copy.push(copy_rate);
+    }
+    let med = common::median;
+    let (ma, mp, pa, pe, pc) = (med(&mut m_ark), med(&mut m_pub), med(&mut p_alo), med(&mut p_eo), med(&mut p_copy));
+    println!("median of {rounds}: mqtt output {ma:.0} rec/s, mosquitto_pub {mp:.0} rec/s: {:.2}", ma / mp);
+    println!(
+        "median of {rounds}: postgres output at-least-once {pa:.0} rec/s ({:.2} of psql \\copy {pc:.0}), exactly-once {pe:.0} rec/s ({:.2})",
+        pa / pc,
+        pe / pc
+    );
+}
