@@ -20,7 +20,7 @@
 //! - The port is bound when the stream opens (an address in use fails the start with its name);
 //!   requests are served from the first read on, after recovery has placed the count.
 
-use super::{json_line_record, Input, Position};
+use super::{json_line_record, Ack, Input, Position};
 use crate::config::{ConfigError, Ctx, SourceCaps, YPath};
 use crate::connectors::http_auth::{Auth, RawAuth};
 use crate::connectors::registry::{Source, SourceCx};
@@ -33,18 +33,6 @@ use std::time::Duration;
 
 #[path = "http_server.rs"]
 mod server;
-
-/// When a request is answered 200.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Ack {
-    /// Once a decided checkpoint covers its records. default
-    #[default]
-    AfterCheckpoint,
-    /// Once its records are queued.
-    Immediate,
-}
-
-crate::config::named_enum!(Ack { "after_checkpoint" => AfterCheckpoint, "immediate" => Immediate });
 
 /// `type: http` input settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,7 +90,7 @@ impl Source for HttpInputConfig {
             address,
             path,
             auth,
-            ack: ctx.named(raw.ack, &at.key("ack"), "ack", Ack::NAMES, Ack::from_name, Ack::default())?,
+            ack: Ack::parse(ctx, raw.ack, &at.key("ack"))?,
             max_pending: raw.max_pending.unwrap_or(65_536),
             max_body_bytes: raw.max_body_bytes.unwrap_or(16 << 20),
             ack_timeout_ms: raw.ack_timeout_ms.unwrap_or(30_000),

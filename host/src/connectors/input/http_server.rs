@@ -3,7 +3,8 @@
 //! whole or refused whole (`Shared::enqueue`), then answered as `super`'s contract says. Every
 //! answer other than 200 carries `{"error": ...}` saying what to do.
 
-use super::{Ack, Refused, Shared};
+use super::{Refused, Shared};
+use crate::connectors::input::Ack;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

@@ -1,5 +1,6 @@
 use super::server::split_records;
 use super::*;
+use crate::connectors::input::Ack;
 
 fn config(extra: &str) -> Result<HttpInputConfig, ConfigError> {
     let yaml = format!("streams:\n  - input: {{type: http, address: '127.0.0.1:0'{extra}}}\n    output: {{type: drop}}\n");

@@ -17,6 +17,26 @@ pub use file::{FileInput, FileInputConfig};
 pub use generate::{splitmix64, GenerateConfig, GenerateInput};
 pub use stdin::{StdinConfig, StdinInput};
 
+/// When an input that cannot replay (`http`, `mqtt`) acknowledges what it took to its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ack {
+    /// Once a decided checkpoint covers it (at once when the stream takes no checkpoints:
+    /// once read). default
+    #[default]
+    AfterCheckpoint,
+    /// On receipt.
+    Immediate,
+}
+
+crate::config::named_enum!(Ack { "after_checkpoint" => AfterCheckpoint, "immediate" => Immediate });
+
+impl Ack {
+    /// The `ack` key at `path`.
+    pub(crate) fn parse(ctx: &crate::config::Ctx, raw: Option<String>, path: &crate::config::YPath) -> Result<Ack, crate::config::ConfigError> {
+        ctx.named(raw, path, "ack", Ack::NAMES, Ack::from_name, Ack::default())
+    }
+}
+
 /// `batch_size` default of every input.
 pub const DEFAULT_INPUT_BATCH_SIZE: usize = 1024;
 

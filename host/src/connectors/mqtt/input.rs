@@ -16,8 +16,8 @@
 //!   be read again by position, so `exactly_once` is refused for this input (at-least-once).
 
 use super::{drive, qos, Conn, RawConn};
-use crate::config::{named_enum, ConfigError, Ctx, SourceCaps, YPath};
-use crate::connectors::input::{Input, Position};
+use crate::config::{ConfigError, Ctx, SourceCaps, YPath};
+use crate::connectors::input::{Ack, Input, Position};
 use crate::connectors::registry::{Source, SourceCx};
 use crate::record::Record;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
@@ -26,18 +26,6 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// When a message is acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Ack {
-    /// Once a decided checkpoint covers it. default
-    #[default]
-    AfterCheckpoint,
-    /// On receipt, by the client.
-    Immediate,
-}
-
-named_enum!(Ack { "after_checkpoint" => AfterCheckpoint, "immediate" => Immediate });
 
 /// `type: mqtt` input settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +61,13 @@ pub struct RawMqttInput {
     batch_size: Option<usize>,
 }
 
+impl MqttInputConfig {
+    /// The stream sends the PUBACKs (after the decision), not the client on receipt.
+    fn manual_acks(&self) -> bool {
+        self.ack == Ack::AfterCheckpoint && self.qos != QoS::AtMostOnce
+    }
+}
+
 impl Source for MqttInputConfig {
     const NAME: &'static str = "mqtt";
     type Raw = RawMqttInput;
@@ -85,7 +80,7 @@ impl Source for MqttInputConfig {
             conn,
             topics,
             qos: qos(ctx, raw.qos, &at.key("qos"))?,
-            ack: ctx.named(raw.ack, &at.key("ack"), "ack", Ack::NAMES, Ack::from_name, Ack::default())?,
+            ack: Ack::parse(ctx, raw.ack, &at.key("ack"))?,
             max_pending: raw.max_pending.unwrap_or(65_536),
             key_field: raw.key_field,
             batch_size: raw.batch_size.unwrap_or(crate::connectors::input::DEFAULT_INPUT_BATCH_SIZE),
@@ -100,7 +95,7 @@ impl Source for MqttInputConfig {
     }
 
     fn open(&self, cx: &SourceCx<'_>) -> anyhow::Result<Box<dyn Input>> {
-        let manual = self.ack == Ack::AfterCheckpoint && self.qos != QoS::AtMostOnce;
+        let manual = self.manual_acks();
         let mut options = self.conn.options(&format!("arkflow-{}", cx.stream));
         options.set_manual_acks(manual);
         let (client, event_loop) = Conn::client(options);
@@ -108,46 +103,51 @@ impl Source for MqttInputConfig {
         let stop = Arc::new(AtomicBool::new(false));
         let what = format!("mqtt input {}", self.conn.describe());
         let filters: Vec<SubscribeFilter> = self.topics.iter().map(|t| SubscribeFilter::new(t.clone(), self.qos)).collect();
-        let on = on_event(client.clone(), filters, tx, stop.clone(), what.clone());
+        let on = on_event(Receiving { client: client.clone(), filters, tx, stop: stop.clone(), what: what.clone() });
         drive("mqtt-input", what, event_loop, stop.clone(), on)?;
         Ok(Box::new(MqttInput { cfg: self.clone(), client, rx, stop, unacked: VecDeque::new(), read: 0, ack_on_read: manual && !cx.checkpoints }))
     }
 }
 
-/// What the event loop does with each event: subscribe after every CONNACK, queue every message
-/// (waiting while the queue is full).
-fn on_event(
+/// What the event loop needs to subscribe and to queue messages.
+struct Receiving {
     client: AsyncClient,
     filters: Vec<SubscribeFilter>,
     tx: Sender<Publish>,
     stop: Arc<AtomicBool>,
     what: String,
-) -> impl FnMut(Event) -> futures::future::BoxFuture<'static, ()> + Send + 'static {
-    move |event| {
-        let (client, filters, tx, stop, what) = (client.clone(), filters.clone(), tx.clone(), stop.clone(), what.clone());
-        Box::pin(async move {
-            match event {
-                Event::Incoming(Packet::ConnAck(ack)) => {
-                    tracing::info!(session_present = ack.session_present, "{what}: connected, subscribing");
-                    if let Err(e) = client.subscribe_many(filters).await {
-                        tracing::warn!("{what}: subscribing: {e}");
-                    }
+}
+
+/// What the event loop does with each event: subscribe after every CONNACK, queue every message
+/// (waiting only while the queue is full); nothing is allocated for an event that queues at once.
+fn on_event(r: Receiving) -> impl FnMut(Event) -> Option<futures::future::BoxFuture<'static, ()>> + Send + 'static {
+    let r = Arc::new(r);
+    move |event| match event {
+        Event::Incoming(Packet::ConnAck(ack)) => {
+            let r = r.clone();
+            Some(Box::pin(async move {
+                tracing::info!(session_present = ack.session_present, "{}: connected, subscribing", r.what);
+                if let Err(e) = r.client.subscribe_many(r.filters.clone()).await {
+                    tracing::warn!("{}: subscribing: {e}", r.what);
                 }
-                Event::Incoming(Packet::Publish(mut p)) => {
-                    while !stop.load(Relaxed) {
-                        match tx.try_send(p) {
-                            Ok(()) => break,
-                            Err(TrySendError::Full(back)) => {
-                                p = back;
-                                tokio::time::sleep(Duration::from_millis(5)).await;
-                            }
-                            Err(TrySendError::Disconnected(_)) => break,
+            }))
+        }
+        Event::Incoming(Packet::Publish(p)) => match r.tx.try_send(p) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => None,
+            Err(TrySendError::Full(mut p)) => {
+                let r = r.clone();
+                Some(Box::pin(async move {
+                    while !r.stop.load(Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        match r.tx.try_send(p) {
+                            Ok(()) | Err(TrySendError::Disconnected(_)) => break,
+                            Err(TrySendError::Full(back)) => p = back,
                         }
                     }
-                }
-                _ => {}
+                }))
             }
-        })
+        },
+        _ => None,
     }
 }
 
@@ -202,7 +202,7 @@ impl Input for MqttInput {
         };
         let now = crate::util::time::now_ms();
         let key_field = self.cfg.key_field.as_deref();
-        let manual = self.cfg.ack == Ack::AfterCheckpoint && self.cfg.qos != QoS::AtMostOnce;
+        let manual = self.cfg.manual_acks();
         let mut batch = Vec::with_capacity(self.cfg.batch_size.min(self.rx.len() + 1));
         for p in std::iter::once(first).chain(std::iter::from_fn(|| self.rx.try_recv().ok())).take(self.cfg.batch_size) {
             let index = self.read;

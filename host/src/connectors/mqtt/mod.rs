@@ -108,13 +108,13 @@ pub(crate) fn qos(ctx: &Ctx, raw: Option<u8>, path: &YPath) -> Result<rumqttc::Q
 }
 
 /// Runs `event_loop` on a thread named `name` until `stop` is set (seen at the next event), handing every event to `on`
-/// (which may wait); a connection error is logged once per outage and retried every 500 ms.
+/// (which returns what to wait for, if anything); a connection error is logged once per outage and retried every 500 ms.
 pub(crate) fn drive(
     name: &str,
     what: String,
     mut event_loop: rumqttc::EventLoop,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    mut on: impl FnMut(rumqttc::Event) -> futures::future::BoxFuture<'static, ()> + Send + 'static,
+    mut on: impl FnMut(rumqttc::Event) -> Option<futures::future::BoxFuture<'static, ()>> + Send + 'static,
 ) -> anyhow::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -129,7 +129,9 @@ pub(crate) fn drive(
                             tracing::info!("{what}: connected again");
                             down = false;
                         }
-                        on(event).await;
+                        if let Some(wait) = on(event) {
+                            wait.await;
+                        }
                     }
                     Err(e) => {
                         if !down {
@@ -159,7 +161,7 @@ mod tests {
         let input = ok.streams[0].input.get::<super::MqttInputConfig>().unwrap();
         assert_eq!(
             (input.conn.port, input.qos, input.conn.clean_session, input.ack),
-            (1883, rumqttc::QoS::AtLeastOnce, false, super::input::Ack::AfterCheckpoint)
+            (1883, rumqttc::QoS::AtLeastOnce, false, crate::connectors::input::Ack::AfterCheckpoint)
         );
         assert_eq!(ok.streams[0].output.get::<super::MqttOutputConfig>().unwrap().qos, rumqttc::QoS::AtMostOnce);
         let e = |i: &str, o: &str| load(i, o).unwrap_err().to_string();

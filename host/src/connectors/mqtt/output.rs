@@ -90,7 +90,7 @@ impl Sink for MqttOutputConfig {
             if finished {
                 counted.fetch_add(1, Relaxed);
             }
-            Box::pin(async {}) as futures::future::BoxFuture<'static, ()>
+            None
         };
         let what = format!("mqtt output {}", self.conn.describe());
         drive("mqtt-output", what.clone(), event_loop, stop.clone(), on)?;

@@ -27,6 +27,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The request method.
@@ -155,15 +156,18 @@ impl Sink for HttpOutputConfig {
             HttpMethod::Put => reqwest::Method::PUT,
             HttpMethod::Patch => reqwest::Method::PATCH,
         };
-        let prefix = format!("{}/{}", cx.stream, cx.sink);
-        Ok(Box::new(HttpOut { client, method, cfg: self.clone(), prefix, last: None, rank: 0 }))
+        let content_type = match self.body {
+            BodyMode::Record => self.content_type.clone(),
+            BodyMode::Ndjson => "application/x-ndjson".to_string(),
+        };
+        let sender = Arc::new(Sender { client, method, cfg: self.clone(), content_type });
+        Ok(Box::new(HttpOut { sender, prefix: format!("{}/{}", cx.stream, cx.sink), last: None, rank: 0 }))
     }
 }
 
 struct HttpOut {
-    client: reqwest::Client,
-    method: reqwest::Method,
-    cfg: HttpOutputConfig,
+    /// Shared with the requests in flight.
+    sender: Arc<Sender>,
     /// `<stream>/<sink>`
     prefix: String,
     /// The source position of the last record written, and how many records had it.
@@ -175,10 +179,10 @@ struct HttpOut {
 struct Request {
     key: String,
     body: Bytes,
-    content_type: &'static str,
 }
 
 impl HttpOut {
+    /// The key of `r`, the next record written (its rank among the records of its position).
     fn key(&mut self, r: &Record) -> String {
         let pos = (r.partition, r.offset);
         self.rank = if self.last == Some(pos) { self.rank + 1 } else { 0 };
@@ -187,15 +191,15 @@ impl HttpOut {
     }
 
     fn requests(&mut self, records: &[Record]) -> Vec<Request> {
-        match self.cfg.body {
-            BodyMode::Record => {
-                records.iter().map(|r| Request { key: self.key(r), body: Bytes::from(r.value.clone().unwrap_or_default()), content_type: "" }).collect()
-            }
+        match self.sender.cfg.body {
+            BodyMode::Record => records.iter().map(|r| Request { key: self.key(r), body: Bytes::from(r.value.clone().unwrap_or_default()) }).collect(),
             BodyMode::Ndjson => {
-                let keys: Vec<String> = records.iter().map(|r| self.key(r)).collect();
+                let first = self.key(&records[0]);
+                // The other records' ranks advance all the same: a later batch's key depends on them.
+                records[1..].iter().for_each(|r| drop(self.key(r)));
                 let mut body = Vec::new();
                 records.iter().for_each(|r| encode_line(&mut body, r, OutputFormat::Json));
-                vec![Request { key: format!("{}+{}", keys[0], records.len()), body: body.into(), content_type: "application/x-ndjson" }]
+                vec![Request { key: format!("{first}+{}", records.len()), body: body.into() }]
             }
         }
     }
@@ -207,7 +211,7 @@ impl Output for HttpOut {
             return Ok(());
         }
         let requests = self.requests(records);
-        let sender = Sender { client: self.client.clone(), method: self.method.clone(), cfg: self.cfg.clone() };
+        let sender = self.sender.clone();
         crate::checkpoint::block_on(async move {
             let mut sent = futures::stream::iter(requests).map(|r| sender.send(r)).buffer_unordered(sender.cfg.max_in_flight);
             while let Some(r) = sent.next().await {
@@ -222,20 +226,24 @@ impl Output for HttpOut {
     }
 }
 
-/// What a request needs, owned, to run on the I/O runtime.
+/// What a request needs, owned, to run on the I/O runtime; built once, at open.
 struct Sender {
     client: reqwest::Client,
     method: reqwest::Method,
     cfg: HttpOutputConfig,
+    /// `content_type` for `body: record`, NDJSON's for `body: ndjson`.
+    content_type: String,
 }
 
 impl Sender {
     async fn send(&self, r: Request) -> anyhow::Result<()> {
-        let content_type = if r.content_type.is_empty() { self.cfg.content_type.as_str() } else { r.content_type };
         let mut attempt = 0u32;
         loop {
-            let req =
-                self.client.request(self.method.clone(), &self.cfg.url).header("Idempotency-Key", &r.key).header(reqwest::header::CONTENT_TYPE, content_type);
+            let req = self
+                .client
+                .request(self.method.clone(), &self.cfg.url)
+                .header("Idempotency-Key", &r.key)
+                .header(reqwest::header::CONTENT_TYPE, &self.content_type);
             let (failure, retry, wait) = match req.body(r.body.clone()).send().await {
                 Ok(resp) if resp.status().is_success() => return Ok(()),
                 Ok(resp) => {
