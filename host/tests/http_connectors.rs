@@ -19,10 +19,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// One POST to 127.0.0.1:`port`; (status, body), or the I/O error (nothing listening, reset).
 fn post(port: u16, path: &str, headers: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
@@ -58,11 +54,9 @@ streams:
     ))
 }
 
-/// Ids in the output file (a torn last line, cut by a kill, is skipped: its record was not
-/// acknowledged, so it was sent again).
+/// Ids in the output file.
 fn output_ids(dir: &Dir) -> Vec<u64> {
-    let text = std::fs::read_to_string(dir.path("out.jsonl")).unwrap_or_default();
-    text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).map(|v| v["id"].as_u64().unwrap()).collect()
+    whole_json_lines(&dir.path("out.jsonl")).iter().map(|v| v["id"].as_u64().unwrap()).collect()
 }
 
 #[test]

@@ -21,7 +21,7 @@ fn value_of(body: &str, metric: &str, stream: &str) -> Option<i64> {
 #[test]
 fn metrics_follow_the_run() {
     let dir = Dir::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let cfg = dir.config(&format!(
         "http: {{ address: \"127.0.0.1:{port}\" }}\nstatus_interval_ms: 200\nstate_management:\n  enabled: true\n  backend_type: local\n  local_config: {{ path: {} }}\n  checkpoint_interval_ms: 100\nstreams:\n  - name: m\n    input: {{ type: stdin, key_field: user }}\n    pipeline:\n      thread_num: 2\n      processors:\n        - {{ type: wasm, path: {} }}\n    output: {{ type: file, path: {} }}\n  - name: t\n    input: {{ type: generate, count: 300, keys: 5 }}\n    pipeline:\n      processors:\n        - {{ type: wasm, path: {}, config: {{ mode: trap-first-attempt }}, retries: 1 }}\n    output: {{ type: drop }}\n",
         dir.path("state").display(),
@@ -88,7 +88,7 @@ fn kafka_consumer_lag_per_partition_is_exported() {
     tansu.create_topic("lag", 2);
     tansu.produce("lag", (0..20_000).map(|i| (i % 2, format!("k{i}"), format!("{{\"i\":{i}}}"))));
     let dir = Dir::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     // Throttled far below the backlog, so lag stays large while the test looks.
     let cfg = dir.config(&format!(
         "http: {{ address: \"127.0.0.1:{port}\" }}\nstreams:\n  - name: k\n    input: {{ type: kafka, brokers: [\"{}\"], topics: [lag], rate_per_sec: 500 }}\n    output: {{ type: drop }}\n",

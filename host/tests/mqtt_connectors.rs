@@ -16,9 +16,9 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::time::Duration;
 
+/// Ids in the output file (the probes have none).
 fn ids_in(dir: &Dir) -> Vec<u64> {
-    let text = std::fs::read_to_string(dir.path("out.jsonl")).unwrap_or_default();
-    text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter_map(|v| v["id"].as_u64()).collect()
+    whole_json_lines(&dir.path("out.jsonl")).iter().filter_map(|v| v["id"].as_u64()).collect()
 }
 
 #[test]

@@ -125,7 +125,7 @@ fn a_log_flooding_plugin_is_rate_limited() {
 #[test]
 fn plugin_metrics_are_exported_with_their_labels() {
     let dir = Dir::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let yaml = format!(
         "http: {{ address: \"127.0.0.1:{port}\" }}\nstreams:\n  - name: m\n    input: {{ type: generate, count: 1000000, keys: 10, rate_per_sec: 2000 }}\n    pipeline:\n      processors:\n        - {{ type: wasm, path: {}, config: {{ mode: metrics }} }}\n    output: {{ type: drop }}\n",
         plugin("evil").display()

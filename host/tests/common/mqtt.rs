@@ -19,7 +19,7 @@ impl Mosquitto {
     pub fn start() -> Mosquitto {
         let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].into_iter().map(PathBuf::from).find(|p| p.exists());
         let bin = bin.expect("mosquitto is not installed: run `bash tests/servers/install.sh`");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = super::free_port();
         let dir = std::env::temp_dir().join(format!("arkflow-mosquitto-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let conf = dir.join("mosquitto.conf");

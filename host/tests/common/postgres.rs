@@ -44,7 +44,7 @@ fn command(program: PathBuf) -> Command {
 impl Postgres {
     pub fn start() -> Postgres {
         let bin = bin_dir();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = super::free_port();
         let dir = std::env::temp_dir().join(format!("arkflow-pg-{}-{port}", std::process::id()));
         let data = dir.join("data");
         std::fs::create_dir_all(&dir).unwrap();
