@@ -4,12 +4,18 @@
 //!   mosquitto this binary starts;
 //! - (P) `postgres` output vs `psql \copy` of the same rows, both into a table of a PostgreSQL
 //!   cluster this binary starts; the output at-least-once (plain inserts) and exactly-once
-//!   (staged at each barrier, moved after the decision; local state store).
+//!   (staged at each barrier, moved after the decision; local state store);
+//! - (N) `nats` output (JetStream, each publish acknowledged, with a `Nats-Msg-Id`) vs the
+//!   async-nats client publishing the same values to JetStream from this process, 1024
+//!   acknowledgements in flight (no NATS command-line tool is packaged here), into one
+//!   nats-server with a stream per side;
+//! - (R) `redis` output (`rpush`) vs `redis-cli --pipe` of the same RPUSH commands (Redis's own
+//!   mass-insertion tool), into one redis-server.
 //!
 //! Each arkflow figure is one built stream (file input of N JSON lines → output) run to its end
 //! in this process; each tool is its whole process. Prints records/s and arkflow / tool.
 //!
-//! Run: `bash tests/servers/install.sh && apt-get install mosquitto-clients && cargo bench --bench connectors`
+//! Run: `bash tests/servers/install.sh && apt-get install mosquitto-clients redis-tools && cargo bench --bench connectors`
 //! (env: BENCH_RECORDS, default 200,000; BENCH_ROUNDS, default 3).
 
 #[path = "common/mod.rs"]
@@ -77,8 +83,41 @@ fn main() {
     let psql = |sql: &str| pg.psql(sql);
     psql("CREATE TABLE rows_out (id bigint, who text, amount int)");
     psql("CREATE TABLE rows_copy (id bigint, who text, amount int)");
+    let nats = t::nats::Nats::start();
+    nats.create_stream("ARK", &["bench.ark"]);
+    nats.create_stream("RAW", &["bench.raw"]);
+    let values: Vec<String> = std::fs::read_to_string(&lines).unwrap().lines().map(String::from).collect();
+    let redis = t::redis::Redis::start();
+    let resp = dir.path().join("in.resp");
+    {
+        let mut r = std::io::BufWriter::new(std::fs::File::create(&resp).unwrap());
+        for v in &values {
+            write!(r, "*3\r\n$5\r\nRPUSH\r\n$3\r\nraw\r\n${}\r\n{v}\r\n", v.len()).unwrap();
+        }
+    }
     let (mut m_ark, mut m_pub, mut p_alo, mut p_eo, mut p_copy) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut n_ark, mut n_raw, mut r_ark, mut r_cli) = (vec![], vec![], vec![], vec![]);
     for round in 0..rounds {
+        let nats_out = format!("{{ type: nats, url: '{}', subject: bench.ark }}", nats.url());
+        let nark = common::run_stream(&stream(&lines, &nats_out, None)).0;
+        let start = Instant::now();
+        nats.publish("bench.raw", values.iter().cloned());
+        let nraw = n as f64 / start.elapsed().as_secs_f64();
+        let redis_out = format!("{{ type: redis, url: '{}', key: ark }}", redis.url());
+        let rark = common::run_stream(&stream(&lines, &redis_out, None)).0;
+        let mut cli = Command::new("redis-cli");
+        cli.args(["-h", "127.0.0.1", "-p", &redis.port.to_string(), "--pipe"]);
+        let rcli = tool(cli, Some(&resp), n);
+        println!(
+            "round {round}: nats output {nark:.0} rec/s vs async-nats client {nraw:.0} ({:.2}) | redis output {rark:.0} vs redis-cli --pipe {rcli:.0} ({:.2})",
+            nark / nraw,
+            rark / rcli
+        );
+        n_ark.push(nark);
+        n_raw.push(nraw);
+        r_ark.push(rark);
+        r_cli.push(rcli);
+
         let mqtt_out = format!("{{ type: mqtt, host: 127.0.0.1, port: {}, topic: bench/ark, qos: 1 }}", broker.port);
         let ark = common::run_stream(&stream(&lines, &mqtt_out, None)).0;
         let mut pubc = Command::new("mosquitto_pub");
@@ -110,6 +149,9 @@ fn main() {
     let med = common::median;
     let (ma, mp, pa, pe, pc) = (med(&mut m_ark), med(&mut m_pub), med(&mut p_alo), med(&mut p_eo), med(&mut p_copy));
     println!("median of {rounds}: mqtt output {ma:.0} rec/s, mosquitto_pub {mp:.0} rec/s: {:.2}", ma / mp);
+    let (na, nr, ra, rc) = (med(&mut n_ark), med(&mut n_raw), med(&mut r_ark), med(&mut r_cli));
+    println!("median of {rounds}: nats output {na:.0} rec/s, async-nats client {nr:.0} rec/s: {:.2}", na / nr);
+    println!("median of {rounds}: redis output {ra:.0} rec/s, redis-cli --pipe {rc:.0} rec/s: {:.2}", ra / rc);
     println!(
         "median of {rounds}: postgres output at-least-once {pa:.0} rec/s ({:.2} of psql \\copy {pc:.0}), exactly-once {pe:.0} rec/s ({:.2})",
         pa / pc,

@@ -5,6 +5,7 @@
 //! output. See `docs/ARCHITECTURE.md` for the design and `docs/` for the rest.
 
 pub mod checkpoint;
+pub mod codec;
 pub mod config;
 pub mod connectors;
 pub mod engine;

@@ -243,3 +243,44 @@ fn http_output_stops_the_stream_on_a_refusal() {
     let err = stderr(&out);
     assert!(err.contains(&format!("http://127.0.0.1:{port}/hook")) && err.contains("400"), "{err}");
 }
+
+#[test]
+fn http_output_keys_survive_sigkills_so_a_deduplicating_receiver_gets_each_record_once() {
+    let n = 6_000;
+    let (port, seen) = receiver(200);
+    let dir = Dir::new();
+    let input = dir.path("in.jsonl");
+    append_users(&input, 0, n, 10);
+    let cfg = dir.config(&format!(
+        r#"
+state_management:
+  enabled: true
+  backend_type: local
+  checkpoint_interval_ms: 200
+  exactly_once: false
+  local_config: {{ path: {state} }}
+streams:
+  - name: deliver
+    input: {{ type: file, path: {input}, rate_per_sec: 1000 }}
+    pipeline: {{ thread_num: 2, processors: [] }}
+    output: {{ type: http, url: "http://127.0.0.1:{port}/hook", retry_backoff_ms: 1, max_in_flight: 8 }}
+    state: {{ operator_id: http-out, enabled: true }}
+"#,
+        state = dir.path("state").display(),
+        input = input.display(),
+    ));
+    let killed = common::kill::kill_repeatedly(&cfg, 4, (400, 1200));
+    let out = run(&cfg, &[]);
+    assert!(out.status.success(), "final run: {}", stderr(&out));
+    let seen = seen.lock().unwrap();
+    let mut by_key: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for (k, b) in seen.iter() {
+        by_key.entry(k).or_default().insert(b);
+    }
+    let ids: HashSet<u64> = by_key.values().flatten().map(|b| serde_json::from_str::<serde_json::Value>(b).unwrap()["id"].as_u64().unwrap()).collect();
+    eprintln!("http output: {killed} kills, {} requests for {} keys", seen.len(), by_key.len());
+    assert_eq!(killed, 4);
+    assert_eq!(ids.len() as u64, n, "every record delivered");
+    assert!(by_key.values().all(|bodies| bodies.len() == 1), "a key always carries the same record, across the replays");
+    assert_eq!(by_key.len() as u64, n, "one key per record: a receiver that drops known keys gets each record once");
+}

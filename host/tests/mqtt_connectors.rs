@@ -108,3 +108,44 @@ fn mqtt_output_publishes_every_record() {
     }
     assert_eq!(ids.len() as u64, n, "every record published and acknowledged before the run ended");
 }
+
+#[test]
+fn mqtt_output_loses_nothing_to_sigkills() {
+    let broker = Mosquitto::start();
+    let received = broker.subscribe("out");
+    let dir = Dir::new();
+    let n = 6_000;
+    let input = dir.path("in.jsonl");
+    append_users(&input, 0, n, 10);
+    let cfg = dir.config(&format!(
+        r#"
+state_management:
+  enabled: true
+  backend_type: local
+  checkpoint_interval_ms: 200
+  exactly_once: false
+  local_config: {{ path: {state} }}
+streams:
+  - name: publish
+    input: {{ type: file, path: {input}, rate_per_sec: 1000 }}
+    pipeline: {{ thread_num: 2, processors: [] }}
+    output: {{ type: mqtt, host: 127.0.0.1, port: {port}, topic: out, qos: 1 }}
+    state: {{ operator_id: mqtt-out, enabled: true }}
+"#,
+        state = dir.path("state").display(),
+        input = input.display(),
+        port = broker.port
+    ));
+    let killed = kill_repeatedly(&cfg, 4, (400, 1200));
+    let out = run(&cfg, &[]);
+    assert!(out.status.success(), "final run: {}", stderr(&out));
+    let mut ids = HashSet::new();
+    let mut total = 0u64;
+    while let Ok(p) = received.recv_timeout(Duration::from_secs(5)) {
+        ids.insert(serde_json::from_slice::<serde_json::Value>(&p).unwrap()["id"].as_u64().unwrap());
+        total += 1;
+    }
+    eprintln!("mqtt output: {killed} kills, {total} messages for {} records", ids.len());
+    assert_eq!(killed, 4);
+    assert_eq!(ids.len() as u64, n, "every record reached the subscriber across the kills");
+}

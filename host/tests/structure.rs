@@ -119,6 +119,7 @@ const LAYERS: &[&[&str]] = &[
     &["util", "record", "layout"],
     &["config", "lines"],
     &["state"],
+    &["codec"],
     &["checkpoint"],
     &["connectors", "processor"],
     &["registry"],

@@ -5,7 +5,10 @@
 #   tansu        (crates.io tansu 0.6.0, ~10 min cold build) - Kafka protocol, sqlite storage, no EndTxn
 #   postgresql   (Debian's package, ~1 min) - the postgres output's tests start their own cluster
 #   mosquitto    (Debian's package, seconds) - MQTT broker for the mqtt input and output
-# Idempotent and quick when both are present. Prints where each one is.
+#   nats-server  (Debian's package, seconds) - NATS with JetStream for the nats input and output
+#   redis-server (Debian's package, seconds) - for the redis output
+#   karapace     (a vendored wheel + PyPI, ~1 min) - schema registry for the codec tests
+# Idempotent and quick when all are present. Prints where each one is.
 set -euo pipefail
 
 GARAGE_VERSION=2.5.0   # 2.5 builds with Rust 1.95 (see TOOLCHAINS.md)
@@ -74,4 +77,31 @@ if mosquitto_bin=$(command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null); 
 else
     apt_install mosquitto
     echo "mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto)"
+fi
+
+# --- nats-server (JetStream) and redis-server -------------------------------------------------
+if nats_bin=$(command -v nats-server || ls /usr/sbin/nats-server 2>/dev/null); then
+    echo "nats-server: $nats_bin"
+else
+    apt_install nats-server
+    echo "nats-server: $(command -v nats-server || echo /usr/sbin/nats-server)"
+fi
+if redis_bin=$(command -v redis-server || ls /usr/bin/redis-server 2>/dev/null); then
+    echo "redis-server: $redis_bin"
+else
+    apt_install redis-server
+    echo "redis-server: $(command -v redis-server || echo /usr/bin/redis-server)"
+fi
+
+# --- Karapace (schema registry) ---------------------------------------------------------------
+# A vendored wheel (tests/servers/karapace/README.md) and its pinned PyPI dependencies, in a venv.
+KARAPACE_VENV="${ARKFLOW_KARAPACE_VENV:-$HOME/.cache/arkflow-karapace-3.16.0}"
+if [ -x "$KARAPACE_VENV/bin/karapace" ]; then
+    echo "karapace: $KARAPACE_VENV/bin/karapace"
+else
+    echo "installing karapace 3.16.0 into $KARAPACE_VENV ..."
+    python3 -m venv "$KARAPACE_VENV" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$KARAPACE_VENV"; }
+    here="$(cd "$(dirname "$0")" && pwd)/karapace"
+    "$KARAPACE_VENV/bin/pip" install --quiet -r "$here/requirements.txt" "$here/karapace-3.16.0-py3-none-any.whl"
+    echo "karapace: $KARAPACE_VENV/bin/karapace"
 fi

@@ -58,7 +58,7 @@ fn bad_types_are_located_at_the_value() {
     let text = format!("{HEAD}    input: generate\n    output: {{type: drop}}\n");
     assert_eq!(
         err(&text),
-        "config.yaml:3:12: invalid value for streams[0].input: expected a mapping with a `type` key (one of: generate, file, stdin, memory, kafka, http, mqtt), found string \"generate\""
+        "config.yaml:3:12: invalid value for streams[0].input: expected a mapping with a `type` key (one of: generate, file, stdin, memory, kafka, http, mqtt, nats), found string \"generate\""
     );
 }
 
@@ -73,7 +73,7 @@ fn missing_required_keys_name_the_map() {
     let text = format!("{HEAD}    input: {{count: 3}}\n    output: {{type: drop}}\n");
     assert_eq!(
         err(&text),
-        "config.yaml:3:12: missing required key `type` in streams[0].input (known input types: generate, file, stdin, memory, kafka, http, mqtt)"
+        "config.yaml:3:12: missing required key `type` in streams[0].input (known input types: generate, file, stdin, memory, kafka, http, mqtt, nats)"
     );
     assert_eq!(err(""), "config.yaml: the configuration is empty: expected a mapping with at least a `streams:` list");
 }
@@ -81,17 +81,20 @@ fn missing_required_keys_name_the_map() {
 #[test]
 fn unsupported_types_fail_clearly() {
     let text = "streams:\n  - input:\n      type: pulsar\n      brokers: [localhost:9092]\n      topics: [orders]\n    pipeline:\n      processors:\n        - type: sql\n          query: SELECT 1\n    output: {type: stdout}\n";
-    assert_eq!(err(text), "config.yaml:3:13: unknown input type `pulsar` at streams[0].input.type (known: generate, file, stdin, memory, kafka, http, mqtt)");
+    assert_eq!(
+        err(text),
+        "config.yaml:3:13: unknown input type `pulsar` at streams[0].input.type (known: generate, file, stdin, memory, kafka, http, mqtt, nats)"
+    );
     assert_eq!(kind(text), K::UnknownVariant);
     let text = text.replace("pulsar", "kafka").replace("type: sql", "type: sqll");
     assert_eq!(
         err(&text),
-        "config.yaml:8:17: unknown processor type `sqll` at streams[0].pipeline.processors[0].type (did you mean `sql`? known: wasm, sql, json_to_arrow, arrow_to_json, native_counter, window)"
+        "config.yaml:8:17: unknown processor type `sqll` at streams[0].pipeline.processors[0].type (did you mean `sql`? known: wasm, sql, json_to_arrow, arrow_to_json, native_counter, window, decode, encode)"
     );
     let text = format!("{HEAD}    input: {{type: stdin}}\n    output: {{type: stdot}}\n");
     assert_eq!(
         err(&text),
-        "config.yaml:4:20: unknown output type `stdot` at streams[0].output.type (did you mean `stdout`? known: stdout, file, kafka, s3, http, postgres, mqtt, drop)"
+        "config.yaml:4:20: unknown output type `stdot` at streams[0].output.type (did you mean `stdout`? known: stdout, file, kafka, s3, http, postgres, mqtt, nats, redis, drop)"
     );
 }
 

@@ -8,5 +8,6 @@ pub mod http_auth;
 pub mod input;
 pub mod kafka;
 pub mod mqtt;
+pub mod nats;
 pub mod output;
 pub mod registry;

@@ -201,6 +201,7 @@ pub static INPUTS: &[SourceEntry] = &[
     source::<crate::connectors::kafka::KafkaInputConfig>(),
     source::<crate::connectors::input::http::HttpInputConfig>(),
     source::<crate::connectors::mqtt::MqttInputConfig>(),
+    source::<crate::connectors::nats::NatsInputConfig>(),
 ];
 
 /// Every output type, in documentation order (for `output:`, `error_output:` and `outputs:`).
@@ -212,6 +213,8 @@ pub static OUTPUTS: &[SinkEntry] = &[
     sink::<crate::connectors::output::HttpOutputConfig>(),
     sink::<crate::connectors::output::PostgresOutputConfig>(),
     sink::<crate::connectors::mqtt::MqttOutputConfig>(),
+    sink::<crate::connectors::nats::NatsOutputConfig>(),
+    sink::<crate::connectors::output::RedisOutputConfig>(),
     sink::<crate::connectors::output::DropConfig>(),
 ];
 

@@ -10,6 +10,7 @@
 //! A [`ProcessorFactory`] is built once per stream (compilation, validation) and makes one
 //! instance per worker.
 
+pub mod codec_stage;
 mod context;
 pub mod native_counter;
 pub mod registry;

@@ -89,6 +89,8 @@ pub static PROCESSORS: &[ProcessorEntry] = &[
     processor::<super::sql::ArrowToJsonConfig>(),
     processor::<super::native_counter::NativeCounterConfig>(),
     processor::<super::window::WindowConfig>(),
+    processor::<super::codec_stage::DecodeConfig>(),
+    processor::<super::codec_stage::EncodeConfig>(),
 ];
 
 /// Builds the stage `cfg` describes.

@@ -6,8 +6,11 @@ pub mod faults;
 pub mod kafka;
 pub mod kill;
 pub mod mqtt;
+pub mod nats;
 pub mod postgres;
 pub mod proxy;
+pub mod redis;
+pub mod registry;
 pub mod s3;
 
 use std::collections::HashMap;
@@ -152,6 +155,19 @@ pub fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     let code = text[9..12].parse().unwrap();
+    (code, text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
+}
+
+/// [`http_request`] that asks the server to close the connection and answers (0, "") when
+/// nothing listens or the reply is not HTTP (a server still starting).
+pub fn http_request_or(port: u16, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return (0, String::new()) };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let code = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
     (code, text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
 }
 

@@ -11,14 +11,11 @@
 //!   any other status, or the last retry failing, fails the stream with the URL, the status and
 //!   the start of the reply's body. Nothing is lost: a restart writes again every record no
 //!   decided checkpoint covers.
-//! - The key is `<stream>/<sink>/<partition>-<offset>-<n>`: the record's source position and its
-//!   rank among the records of that position (`ndjson`: the batch's first record's key and the
-//!   batch's size). It is the same when a restart replays a replayable input through a
-//!   record-by-record pipeline, so a receiver that remembers keys gets each record once.
-//!   (Keys of records a window or a batch query emits follow the batching, which a restart can
-//!   change.)
+//! - The key is the record's `RecordKeys` key, `<stream>/<sink>/<partition>-<offset>-<n>`
+//!   (`ndjson`: the batch's first record's key and the batch's size): the same when a restart
+//!   replays a replayable input through a record-by-record pipeline.
 
-use super::{encode_line, Output, OutputFormat};
+use super::{encode_line, Output, OutputFormat, RecordKeys};
 use crate::config::{ConfigError, Ctx, SinkCaps, YPath};
 use crate::connectors::http_auth::{Auth, RawAuth};
 use crate::connectors::registry::{Sink, SinkCx};
@@ -161,18 +158,14 @@ impl Sink for HttpOutputConfig {
             BodyMode::Ndjson => "application/x-ndjson".to_string(),
         };
         let sender = Arc::new(Sender { client, method, cfg: self.clone(), content_type });
-        Ok(Box::new(HttpOut { sender, prefix: format!("{}/{}", cx.stream, cx.sink), last: None, rank: 0 }))
+        Ok(Box::new(HttpOut { sender, keys: RecordKeys::new(cx.stream, cx.sink) }))
     }
 }
 
 struct HttpOut {
     /// Shared with the requests in flight.
     sender: Arc<Sender>,
-    /// `<stream>/<sink>`
-    prefix: String,
-    /// The source position of the last record written, and how many records had it.
-    last: Option<(u32, u64)>,
-    rank: u64,
+    keys: RecordKeys,
 }
 
 /// One request: its idempotency key and body.
@@ -182,21 +175,13 @@ struct Request {
 }
 
 impl HttpOut {
-    /// The key of `r`, the next record written (its rank among the records of its position).
-    fn key(&mut self, r: &Record) -> String {
-        let pos = (r.partition, r.offset);
-        self.rank = if self.last == Some(pos) { self.rank + 1 } else { 0 };
-        self.last = Some(pos);
-        format!("{}/{}-{}-{}", self.prefix, pos.0, pos.1, self.rank)
-    }
-
     fn requests(&mut self, records: &[Record]) -> Vec<Request> {
         match self.sender.cfg.body {
-            BodyMode::Record => records.iter().map(|r| Request { key: self.key(r), body: Bytes::from(r.value.clone().unwrap_or_default()) }).collect(),
+            BodyMode::Record => records.iter().map(|r| Request { key: self.keys.next(r), body: Bytes::from(r.value.clone().unwrap_or_default()) }).collect(),
             BodyMode::Ndjson => {
-                let first = self.key(&records[0]);
+                let first = self.keys.next(&records[0]);
                 // The other records' ranks advance all the same: a later batch's key depends on them.
-                records[1..].iter().for_each(|r| drop(self.key(r)));
+                records[1..].iter().for_each(|r| drop(self.keys.next(r)));
                 let mut body = Vec::new();
                 records.iter().for_each(|r| encode_line(&mut body, r, OutputFormat::Json));
                 vec![Request { key: format!("{first}+{}", records.len()), body: body.into() }]

@@ -13,6 +13,7 @@ mod eo_file;
 mod file;
 pub mod http;
 pub mod postgres;
+pub mod redis;
 pub mod s3;
 mod stdout;
 
@@ -21,6 +22,7 @@ pub use eo_file::{EoFileOut, FileCommitter};
 pub use file::FileOutputConfig;
 pub use http::HttpOutputConfig;
 pub use postgres::PostgresOutputConfig;
+pub use redis::RedisOutputConfig;
 pub use s3::S3OutputConfig;
 pub use stdout::StdoutConfig;
 
@@ -96,6 +98,34 @@ pub fn encode_line(out: &mut Vec<u8>, r: &Record, format: OutputFormat) {
     out.push(b'\n');
 }
 
+/// The idempotency key of each record an output writes: `<stream>/<sink>/<partition>-<offset>-<rank>`,
+/// the record's source position and its rank among the records of that position. It is the same
+/// when a restart replays a replayable input through a record-by-record pipeline, so a receiver
+/// that remembers keys (an HTTP `Idempotency-Key`, a JetStream `Nats-Msg-Id`) gets each record
+/// once. (Keys of records a window or a batch query emits follow the batching, which a restart
+/// can change.)
+pub(crate) struct RecordKeys {
+    /// `<stream>/<sink>`
+    prefix: String,
+    /// The source position of the last record keyed, and how many records before it had it.
+    last: Option<(u32, u64)>,
+    rank: u64,
+}
+
+impl RecordKeys {
+    pub fn new(stream: &str, sink: &str) -> Self {
+        RecordKeys { prefix: format!("{stream}/{sink}"), last: None, rank: 0 }
+    }
+
+    /// The key of `r`, the next record written.
+    pub fn next(&mut self, r: &Record) -> String {
+        let pos = (r.partition, r.offset);
+        self.rank = if self.last == Some(pos) { self.rank + 1 } else { 0 };
+        self.last = Some(pos);
+        format!("{}/{}-{}-{}", self.prefix, pos.0, pos.1, self.rank)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +138,13 @@ mod tests {
         encode_line(&mut out, &r("plain \"text\""), OutputFormat::Json);
         encode_line(&mut out, &r("plain"), OutputFormat::Raw);
         assert_eq!(String::from_utf8(out).unwrap(), "{\"a\":1}\n\"plain \\\"text\\\"\"\nplain\n");
+    }
+
+    #[test]
+    fn record_keys_rank_records_of_one_position() {
+        let mut keys = RecordKeys::new("s", "output");
+        let at = |partition, offset| Record { partition, offset, ..Default::default() };
+        let got: Vec<String> = [at(0, 5), at(0, 5), at(1, 5), at(0, 6)].iter().map(|r| keys.next(r)).collect();
+        assert_eq!(got, ["s/output/0-5-0", "s/output/0-5-1", "s/output/1-5-0", "s/output/0-6-0"]);
     }
 }
