@@ -34,13 +34,7 @@ fn post(port: u16, path: &str, headers: &str, body: &[u8]) -> std::io::Result<(u
 fn input_config(dir: &Dir, port: u16, extra: &str) -> std::path::PathBuf {
     dir.config(&format!(
         r#"
-state_management:
-  enabled: true
-  backend_type: local
-  checkpoint_interval_ms: 200
-  exactly_once: false
-  local_config: {{ path: {state} }}
-streams:
+{sm}streams:
   - name: ingest
     input: {{ type: http, address: "127.0.0.1:{port}", path: /ingest, key_field: user{extra} }}
     pipeline:
@@ -49,7 +43,7 @@ streams:
     output: {{ type: file, path: {out} }}
     state: {{ operator_id: http-in, enabled: true }}
 "#,
-        state = dir.path("state").display(),
+        sm = local_state(dir, 200, false),
         out = dir.path("out.jsonl").display(),
     ))
 }
@@ -253,20 +247,14 @@ fn http_output_keys_survive_sigkills_so_a_deduplicating_receiver_gets_each_recor
     append_users(&input, 0, n, 10);
     let cfg = dir.config(&format!(
         r#"
-state_management:
-  enabled: true
-  backend_type: local
-  checkpoint_interval_ms: 200
-  exactly_once: false
-  local_config: {{ path: {state} }}
-streams:
+{sm}streams:
   - name: deliver
     input: {{ type: file, path: {input}, rate_per_sec: 1000 }}
     pipeline: {{ thread_num: 2, processors: [] }}
     output: {{ type: http, url: "http://127.0.0.1:{port}/hook", retry_backoff_ms: 1, max_in_flight: 8 }}
     state: {{ operator_id: http-out, enabled: true }}
 "#,
-        state = dir.path("state").display(),
+        sm = local_state(&dir, 200, false),
         input = input.display(),
     ));
     let killed = common::kill::kill_repeatedly(&cfg, 4, (400, 1200));

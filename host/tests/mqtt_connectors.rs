@@ -30,13 +30,7 @@ fn mqtt_input_loses_nothing_to_sigkills() {
     let rate = 5_000;
     let cfg = dir.config(&format!(
         r#"
-state_management:
-  enabled: true
-  backend_type: local
-  checkpoint_interval_ms: 200
-  exactly_once: false
-  local_config: {{ path: {state} }}
-streams:
+{sm}streams:
   - name: sensors
     input: {{ type: mqtt, host: 127.0.0.1, port: {port}, client_id: arkflow-kill-test, topics: ["in/#"], key_field: user }}
     pipeline: {{ thread_num: 2, processors: [] }}
@@ -44,7 +38,7 @@ streams:
     state: {{ operator_id: mqtt-in, enabled: true }}
 "#,
         port = broker.port,
-        state = dir.path("state").display(),
+        sm = local_state(&dir, 200, false),
         out = dir.path("out.jsonl").display(),
     ));
     // The first run makes the persistent session (and its subscription) at the broker: from
@@ -119,20 +113,14 @@ fn mqtt_output_loses_nothing_to_sigkills() {
     append_users(&input, 0, n, 10);
     let cfg = dir.config(&format!(
         r#"
-state_management:
-  enabled: true
-  backend_type: local
-  checkpoint_interval_ms: 200
-  exactly_once: false
-  local_config: {{ path: {state} }}
-streams:
+{sm}streams:
   - name: publish
     input: {{ type: file, path: {input}, rate_per_sec: 1000 }}
     pipeline: {{ thread_num: 2, processors: [] }}
     output: {{ type: mqtt, host: 127.0.0.1, port: {port}, topic: out, qos: 1 }}
     state: {{ operator_id: mqtt-out, enabled: true }}
 "#,
-        state = dir.path("state").display(),
+        sm = local_state(&dir, 200, false),
         input = input.display(),
         port = broker.port
     ));

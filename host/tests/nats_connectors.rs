@@ -34,13 +34,7 @@ fn publish_users(nats: &Nats, subject: &str, n: u64, keys: u64) -> HashMap<Strin
 fn counting_config(dir: &Dir, input: &str) -> std::path::PathBuf {
     dir.config(&format!(
         r#"
-state_management:
-  enabled: true
-  backend_type: local
-  checkpoint_interval_ms: 200
-  exactly_once: true
-  local_config: {{ path: {state} }}
-streams:
+{sm}streams:
   - name: nats-crash
     input: {input}
     pipeline:
@@ -51,7 +45,7 @@ streams:
     output: {{ type: file, path: {out} }}
     state: {{ operator_id: nats-counter, enabled: true }}
 "#,
-        state = dir.path("state").display(),
+        sm = local_state(dir, 200, true),
         counter = plugin("counter").display(),
         out = dir.path("out").join("out.jsonl").display()
     ))
@@ -117,20 +111,14 @@ fn nats_output_stores_each_record_once_across_sigkills() {
     append_users(&input, 0, n, 100);
     let cfg = dir.config(&format!(
         r#"
-state_management:
-  enabled: true
-  backend_type: local
-  checkpoint_interval_ms: 300
-  exactly_once: false
-  local_config: {{ path: {state} }}
-streams:
+{sm}streams:
   - name: publish
     input: {{ type: file, path: {input}, key_field: user, rate_per_sec: 4000 }}
     pipeline: {{ thread_num: 2, processors: [] }}
     output: {{ type: nats, url: '{url}', subject: out }}
     state: {{ operator_id: nats-out, enabled: true }}
 "#,
-        state = dir.path("state").display(),
+        sm = local_state(&dir, 300, false),
         input = input.display(),
         url = nats.url()
     ));

@@ -23,13 +23,7 @@ fn hset_counts_are_exact_after_sigkills() {
     let expected = write_input(&input, n, 500);
     let cfg = dir.config(&format!(
         r#"
-state_management:
-  enabled: true
-  backend_type: local
-  checkpoint_interval_ms: 200
-  exactly_once: false
-  local_config: {{ path: {state} }}
-streams:
+{sm}streams:
   - name: redis-counts
     input: {{ type: file, path: {input}, key_field: user, rate_per_sec: 5000 }}
     pipeline:
@@ -40,7 +34,7 @@ streams:
     output: {{ type: redis, url: '{url}', command: hset, key: counts }}
     state: {{ operator_id: redis-counter, enabled: true }}
 "#,
-        state = dir.path("state").display(),
+        sm = local_state(&dir, 200, false),
         input = input.display(),
         counter = plugin("counter").display(),
         url = redis.url()

@@ -138,6 +138,15 @@ pub fn read_parts(dir: &Path) -> (Vec<serde_json::Value>, usize) {
     (lines, parts.len())
 }
 
+/// A `state_management` block with a local state store in `dir`'s `state` directory, checkpoints
+/// every `interval_ms`.
+pub fn local_state(dir: &Dir, interval_ms: u64, exactly_once: bool) -> String {
+    format!(
+        "state_management:\n  enabled: true\n  backend_type: local\n  checkpoint_interval_ms: {interval_ms}\n  exactly_once: {exactly_once}\n  local_config: {{ path: {} }}\n",
+        dir.path("state").display()
+    )
+}
+
 /// Appends JSON lines `{"id":N,"user":"u<N % users>"}` for ids `from..to`.
 pub fn append_users(path: &Path, from: u64, to: u64, users: u64) {
     use std::io::Write;
