@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 mod walk;
 
 fn main() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // Read when the script runs, not when it was compiled: cargo reuses a compiled build script
+    // for a checkout at another path (a shared target directory), and `env!` would keep
+    // pointing at the checkout that compiled it.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let repo = Path::new(&manifest).join("..");
     let mut files = Vec::new();
     for root in walk::ROOTS {
         let path = repo.join(root);

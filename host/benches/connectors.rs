@@ -1,7 +1,7 @@
 //! Bench binary: connectors against their servers' own client tools, on 127.0.0.1, the same
 //! records both ways, interleaved per round so both see the same machine load:
 //! - (M) `mqtt` output at QoS 1 vs `mosquitto_pub -q 1 -l` (one message per line), both to a
-//!   mosquitto this binary starts;
+//!   mosquitto this binary starts, each timed until a `mosquitto_sub` has every message;
 //! - (P) `postgres` output vs `psql \copy` of the same rows, both into a table of a PostgreSQL
 //!   cluster this binary starts; the output at-least-once (plain inserts) and exactly-once
 //!   (staged at each barrier, moved after the decision; local state store);
@@ -62,6 +62,41 @@ fn tool(mut cmd: Command, input: Option<&Path>, n: u64) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Records/s until a QoS 1 `mosquitto_sub` on `topic` has received `n` messages from what
+/// `publish` sends (a child it returns, if any, is ended by PID afterwards). Both MQTT sides are
+/// timed this way: `mosquitto_pub -l` cannot be timed to its own end, since at end of input it
+/// drops what it still queues.
+fn delivered<T: MaybeChild>(port: u16, topic: &str, n: u64, publish: impl FnOnce() -> T) -> f64 {
+    let mut sub = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", topic, "-C", &n.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run mosquitto_sub");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let start = Instant::now();
+    let publisher = publish();
+    assert!(sub.wait().unwrap().success(), "mosquitto_sub on {topic}");
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    publisher.end();
+    rate
+}
+
+/// What a publisher left running: nothing, or a child process.
+trait MaybeChild {
+    fn end(self);
+}
+
+impl MaybeChild for () {
+    fn end(self) {}
+}
+
+impl MaybeChild for std::process::Child {
+    fn end(mut self) {
+        let _ = self.kill();
+        let _ = self.wait();
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
@@ -119,10 +154,18 @@ fn main() {
         r_cli.push(rcli);
 
         let mqtt_out = format!("{{ type: mqtt, host: 127.0.0.1, port: {}, topic: bench/ark, qos: 1 }}", broker.port);
-        let ark = common::run_stream(&stream(&lines, &mqtt_out, None)).0;
-        let mut pubc = Command::new("mosquitto_pub");
-        pubc.args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1", "-t", "bench/pub", "-l"]);
-        let pub_rate = tool(pubc, Some(&lines), n);
+        let ark = delivered(broker.port, "bench/ark", n, || {
+            common::run_stream(&stream(&lines, &mqtt_out, None));
+        });
+        let pub_rate = delivered(broker.port, "bench/pub", n, || {
+            let mut pubc = Command::new("mosquitto_pub");
+            pubc.args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1", "-t", "bench/pub", "-l"]);
+            let mut child = pubc.stdin(Stdio::piped()).stdout(Stdio::null()).spawn().expect("run mosquitto_pub");
+            // Its stdin stays open until the subscriber has every message: at end of input
+            // mosquitto_pub 2.0.11 disconnects without sending what it still queues.
+            child.stdin.as_mut().unwrap().write_all(&std::fs::read(&lines).unwrap()).unwrap();
+            child
+        });
 
         psql("TRUNCATE rows_out; TRUNCATE rows_copy");
         let pg_out = format!("{{ type: postgres, url: \"{}\", table: rows_out }}", pg.url());

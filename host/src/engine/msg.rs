@@ -77,15 +77,20 @@ pub struct RowMeta {
     pub offset: u64,
 }
 
-/// The next message of `rx`; when none is waiting, runs `idle` first (the moment to flush what is
-/// buffered), then blocks. None once every sender is gone.
+/// How long no message must arrive before the stream counts as idle. A channel that is empty
+/// for a moment between two batches is not idle: flushing there would end an output's open
+/// write (a COPY, a run of unacknowledged publishes) once every few batches.
+pub const IDLE_AFTER: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// The next message of `rx`; when none arrives within [`IDLE_AFTER`], runs `idle` first (the
+/// moment to flush what is buffered), then blocks. None once every sender is gone.
 pub fn next_or_idle<T>(rx: &crossbeam_channel::Receiver<T>, idle: impl FnOnce()) -> Option<T> {
-    match rx.try_recv() {
+    match rx.recv_timeout(IDLE_AFTER) {
         Ok(m) => Some(m),
-        Err(crossbeam_channel::TryRecvError::Empty) => {
+        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
             idle();
             rx.recv().ok()
         }
-        Err(crossbeam_channel::TryRecvError::Disconnected) => None,
+        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => None,
     }
 }

@@ -89,6 +89,16 @@ impl Postgres {
         }
     }
 
+    /// A psql session reading SQL from its stdin (the caller writes, then closes it and waits).
+    pub fn session(&self) -> std::process::Child {
+        Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "arkflow", "-d", "postgres", "-At", "-v", "ON_ERROR_STOP=1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start psql")
+    }
+
     /// Runs `sql`; its rows, one per line, columns separated by `|`.
     pub fn psql(&self, sql: &str) -> String {
         self.try_psql(sql).unwrap_or_else(|e| panic!("psql {sql}: {e}"))

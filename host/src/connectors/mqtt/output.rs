@@ -1,11 +1,13 @@
 //! `mqtt` output: each record's value published to `topic` (ArkFlow's `mqtt` output),
 //! at-least-once.
 //!
-//! Contract: a batch is written once the broker acknowledged every message of it (PUBACK at
-//! QoS 1, PUBCOMP at QoS 2; at QoS 0 once it was sent), so a checkpoint is decided only after its
-//! records reached the broker. The client resends unacknowledged messages after a reconnect; a
-//! batch not acknowledged within `timeout_ms` stops the stream (a restart sends again what no
-//! decided checkpoint covers).
+//! Contract: a message is delivered once the broker acknowledged it (PUBACK at QoS 1, PUBCOMP
+//! at QoS 2; at QoS 0 once it was sent). Batches are published without waiting for each
+//! other's acknowledgements (at most `MAX_UNACKED` messages owed); `flush`, which runs at every
+//! checkpoint barrier before the checkpoint is decided, waits for all of them, so a decided
+//! checkpoint covers only records that reached the broker. The client resends unacknowledged
+//! messages after a reconnect; a broker that acknowledges nothing for `timeout_ms` stops the
+//! stream (a restart sends again what no decided checkpoint covers).
 
 use super::{drive, qos, Conn, RawConn};
 use crate::config::{ConfigError, Ctx, SinkCaps, YPath};
@@ -124,13 +126,38 @@ impl Output for MqttOut {
         })
         .map_err(|e| anyhow::anyhow!("{}: publishing to {}: {e}", self.what, self.cfg.topic))?;
         self.sent += records.len() as u64;
-        let start = Instant::now();
-        while self.done.load(Relaxed) < self.sent {
-            if start.elapsed() > Duration::from_millis(self.cfg.timeout_ms) {
+        // Later batches go out while the broker still acknowledges earlier ones: waiting for
+        // every PUBACK of each batch would stall the stream a round trip per batch (and, with
+        // a broker that leaves Nagle's algorithm on, a delayed ACK of 40 ms or more).
+        self.wait_until_pending(MAX_UNACKED)
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.wait_until_pending(0)
+    }
+}
+
+/// Messages handed to the client that the broker may still owe acknowledgements for before a
+/// `write_batch` waits.
+const MAX_UNACKED: u64 = 8_192;
+
+impl MqttOut {
+    /// Waits until at most `pending` messages are unacknowledged; fails when the broker
+    /// acknowledged nothing for `timeout_ms`.
+    fn wait_until_pending(&self, pending: u64) -> anyhow::Result<()> {
+        let (mut last, mut since) = (self.done.load(Relaxed), Instant::now());
+        loop {
+            let done = self.done.load(Relaxed);
+            if self.sent - done.min(self.sent) <= pending {
+                return Ok(());
+            }
+            if done != last {
+                (last, since) = (done, Instant::now());
+            } else if since.elapsed() > Duration::from_millis(self.cfg.timeout_ms) {
                 anyhow::bail!(
-                    "{}: the broker acknowledged {} of {} messages to {} within timeout_ms ({} ms)",
+                    "{}: the broker acknowledged {} of {} messages to {} and then nothing for timeout_ms ({} ms)",
                     self.what,
-                    self.done.load(Relaxed),
+                    done,
                     self.sent,
                     self.cfg.topic,
                     self.cfg.timeout_ms
@@ -138,11 +165,6 @@ impl Output for MqttOut {
             }
             std::thread::sleep(Duration::from_micros(200));
         }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> anyhow::Result<()> {
-        Ok(())
     }
 }
 

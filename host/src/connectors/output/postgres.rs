@@ -10,8 +10,10 @@
 //!   `postgres_sql`). At start (`recovered`), a committed epoch this state never decided is
 //!   refused (a wiped state, or another stream with this operator id on the database), and the
 //!   undecided staged rows of earlier runs are deleted.
-//! - Otherwise at-least-once: every flush inserts what was written since the last one in one
-//!   statement (with `key_columns`, replays overwrite the same rows).
+//! - Otherwise at-least-once: rows stream into one `COPY` that every flush (and every 2^20
+//!   rows) ends (see `postgres_copy`; with `key_columns`, through a
+//!   temporary table and one upsert, so replays overwrite the same rows), or, for a table with
+//!   an array or composite column, with one statement over the rows as `jsonb`.
 //! - A record whose value is not a JSON object stops the stream, naming its position, before it
 //!   reaches the database; a row the table refuses (a type, a constraint) stops it with the
 //!   database's message.
@@ -28,10 +30,20 @@ use std::sync::Arc;
 #[path = "postgres_sql.rs"]
 mod sql;
 
+#[path = "postgres_copy.rs"]
+mod copy;
+
+use copy::CopyRows;
 use sql::{describe, Blob, Pg, PgCommitter, Staged, Target, STAGED};
 
 /// Rows per staged chunk or insert statement, at most (and about 8 MiB of JSON).
 const CHUNK_BYTES: usize = 8 << 20;
+
+/// COPY rows are sent once this many bytes are encoded.
+const SEND_BYTES: usize = 256 << 10;
+
+/// An at-least-once COPY ends (its rows committed) after this many rows, flush or not.
+const CHUNK_ROWS: u64 = 1 << 20;
 
 /// `type: postgres` output settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,7 +106,17 @@ impl Sink for PostgresOutputConfig {
             Some(at) => Mode::Epochs { scope: at.scope.to_string(), generation: at.generation },
             None => Mode::AtLeastOnce,
         };
-        Ok(Box::new(PgOut { pg, target, sink: cx.sink.to_string(), mode, open: BTreeMap::new() }))
+        Ok(Box::new(PgOut {
+            pg,
+            target,
+            sink: cx.sink.to_string(),
+            mode,
+            open: BTreeMap::new(),
+            copied: CopyRows::default(),
+            copying: None,
+            open_copy: BTreeMap::new(),
+            cache: copy::Cache::default(),
+        }))
     }
 }
 
@@ -137,41 +159,98 @@ pub struct PgOut {
     target: Target,
     sink: String,
     mode: Mode,
-    /// Rows per epoch (epoch 0 when at-least-once).
+    /// Rows per epoch (epoch 0 when at-least-once without the COPY path).
     open: BTreeMap<u64, Rows>,
+    /// At-least-once rows for the COPY path not sent yet.
+    copied: CopyRows,
+    /// The COPY open since the first rows after the last flush.
+    copying: Option<copy::Streaming>,
+    /// Exactly-once COPY rows per epoch, until staged.
+    open_copy: BTreeMap<u64, CopyRows>,
+    /// Staged COPY rows, shared with the committer.
+    cache: copy::Cache,
 }
 
 impl PgOut {
     fn add(&mut self, epoch: u64, records: &[Record]) -> anyhow::Result<()> {
-        let rows = self.open.entry(epoch).or_default();
+        let copy = self.target.copy.as_ref();
         for r in records {
             let v = r.value.as_deref().unwrap_or_default();
-            let object = v.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(v).is_ok();
-            if !object || std::str::from_utf8(v).is_err() {
+            let refused = match copy {
+                Some(fields) => match self.mode {
+                    Mode::AtLeastOnce => fields.encode(&mut self.copied, v).err(),
+                    Mode::Epochs { .. } => fields.encode(self.open_copy.entry(epoch).or_default(), v).err(),
+                },
+                None => {
+                    let object = v.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(v).is_ok();
+                    let ok = object && std::str::from_utf8(v).is_ok();
+                    if ok {
+                        self.open.entry(epoch).or_default().push(v);
+                    }
+                    (!ok).then(|| "not a JSON object".to_string())
+                }
+            };
+            if let Some(why) = refused {
                 anyhow::bail!(
-                    "postgres output: the record at partition {} offset {} is not a JSON object, so it cannot be a row of {}: {}",
+                    "postgres output: the record at partition {} offset {} is not a JSON object, so it cannot be a row of {} ({why}): {}",
                     r.partition,
                     r.offset,
                     self.target.name,
                     String::from_utf8_lossy(&v[..v.len().min(200)])
                 );
             }
-            rows.push(v);
+        }
+        if self.copied.buf.len() >= SEND_BYTES {
+            self.send_copied()?;
+        }
+        // At-least-once rows need not wait for a flush: past a chunk they go at once.
+        let full = self.copying.as_ref().is_some_and(|c| c.records >= CHUNK_ROWS) || self.open.get(&0).is_some_and(|rows| rows.chunks.len() > 1);
+        if full && matches!(self.mode, Mode::AtLeastOnce) {
+            self.flush()?;
         }
         Ok(())
     }
 
+    fn copy_error(&mut self, e: &tokio_postgres::Error) -> anyhow::Error {
+        self.copying = None;
+        self.pg.reset();
+        anyhow::anyhow!("postgres output: copying into {} on {}: {}", self.target.name, self.pg.what, describe(e))
+    }
+
+    /// Sends the encoded rows into the open COPY (opening it first).
+    fn send_copied(&mut self) -> anyhow::Result<()> {
+        let rows = std::mem::take(&mut self.copied);
+        if self.copying.is_none() {
+            let started = block_on(copy::Streaming::start(&self.pg, self.target.copy_statements()));
+            self.copying = Some(started.map_err(|e| self.copy_error(&e))?);
+        }
+        let sent = block_on(self.copying.as_mut().expect("open").send(rows));
+        sent.map_err(|e| self.copy_error(&e))
+    }
+
+    /// Ends the open COPY (at-least-once): its rows are in the table.
+    fn finish_copy(&mut self) -> anyhow::Result<()> {
+        if self.copied.records > 0 {
+            self.send_copied()?;
+        }
+        let Some(copying) = self.copying.take() else { return Ok(()) };
+        let sent = copying.records;
+        let copied = block_on(copying.finish(&self.pg)).map_err(|e| self.copy_error(&e))?;
+        anyhow::ensure!(copied == sent, "postgres output: COPY into {} took {copied} of {sent} rows", self.target.name);
+        Ok(())
+    }
+
     /// Stages the rows of `epoch` (phase one): one transaction, replacing what this generation
-    /// staged for it before.
-    fn stage(&self, scope: &str, epoch: u64, generation: u64, rows: Rows) -> anyhow::Result<Staged> {
-        let records = rows.records;
-        let texts = rows.texts();
+    /// staged for it before. Each chunk is a JSON array of the rows (the statement path) or a
+    /// JSON string of COPY text (`to_jsonb` of the text: the server neither parses nor escapes it).
+    fn stage(&self, scope: &str, epoch: u64, generation: u64, texts: &[&str], records: u64) -> anyhow::Result<Staged> {
         let (sink, e, g) = (&self.sink, epoch as i64, generation as i64);
+        let value = if self.target.copy.is_some() { "to_jsonb($6::text)" } else { "$6::text::jsonb" };
         block_on(self.pg.run(async |c| {
             c.batch_execute("BEGIN").await?;
             let delete = format!("DELETE FROM {STAGED} WHERE scope = $1 AND sink = $2 AND epoch = $3 AND generation = $4");
             c.execute(&delete, &[&scope, sink, &e, &g]).await?;
-            let insert = format!("INSERT INTO {STAGED} (scope, sink, epoch, generation, seq, rows) VALUES ($1, $2, $3, $4, $5, $6::text::jsonb)");
+            let insert = format!("INSERT INTO {STAGED} (scope, sink, epoch, generation, seq, rows) VALUES ($1, $2, $3, $4, $5, {value})");
             for (seq, text) in texts.iter().enumerate() {
                 c.execute(&insert, &[&scope, sink, &e, &g, &(seq as i32), text]).await?;
             }
@@ -179,6 +258,20 @@ impl PgOut {
         }))
         .map_err(|err| anyhow::anyhow!("postgres output: staging epoch {epoch} on {}: {}", self.pg.what, describe(&err)))?;
         Ok(Staged { epoch, generation, records })
+    }
+
+    /// Stages `epoch`'s rows, whichever path they took.
+    fn stage_epoch(&mut self, scope: &str, epoch: u64, generation: u64) -> anyhow::Result<Staged> {
+        if let Some(rows) = self.open_copy.remove(&epoch) {
+            let texts: Vec<&str> = copy::chunks(&rows.buf, CHUNK_BYTES).into_iter().map(|c| std::str::from_utf8(c).expect("rows are UTF-8")).collect();
+            let staged = self.stage(scope, epoch, generation, &texts, rows.records)?;
+            self.cache.lock().expect("cache").insert((epoch, generation), rows.buf);
+            return Ok(staged);
+        }
+        let rows = self.open.remove(&epoch).unwrap_or_default();
+        let records = rows.records;
+        let texts = rows.texts();
+        self.stage(scope, epoch, generation, &texts.iter().map(String::as_str).collect::<Vec<_>>(), records)
     }
 }
 
@@ -199,6 +292,7 @@ impl Output for PgOut {
 
     fn flush(&mut self) -> anyhow::Result<()> {
         let Mode::AtLeastOnce = self.mode else { return Ok(()) };
+        self.finish_copy()?;
         let Some(rows) = self.open.remove(&0) else { return Ok(()) };
         let insert = self.target.direct_insert();
         for text in rows.texts() {
@@ -211,21 +305,23 @@ impl Output for PgOut {
     fn pre_commit(&mut self, epoch: u64) -> anyhow::Result<Option<serde_json::Value>> {
         let Mode::Epochs { scope, generation } = &self.mode else { return self.flush().map(|()| None) };
         let (scope, generation) = (scope.clone(), *generation);
-        let ready: Vec<u64> = self.open.range(..=epoch).map(|(e, _)| *e).collect();
+        let ready: std::collections::BTreeSet<u64> =
+            self.open.range(..=epoch).map(|(e, _)| *e).chain(self.open_copy.range(..=epoch).map(|(e, _)| *e)).collect();
         let mut epochs = Vec::with_capacity(ready.len());
         for e in ready {
-            let rows = self.open.remove(&e).expect("listed");
-            epochs.push(self.stage(&scope, e, generation, rows)?);
+            epochs.push(self.stage_epoch(&scope, e, generation)?);
         }
         if epochs.is_empty() {
             return Ok(None);
         }
-        Ok(Some(serde_json::to_value(Blob { scope, sink: self.sink.clone(), epochs })?))
+        Ok(Some(serde_json::to_value(Blob { scope, sink: self.sink.clone(), epochs, copy: self.target.copy.is_some() })?))
     }
 
     fn committer(&self) -> Option<Arc<dyn Committer>> {
         match self.mode {
-            Mode::Epochs { .. } => Some(Arc::new(PgCommitter { pg: Pg::new(self.pg.config().clone()), target: self.target.clone() })),
+            Mode::Epochs { .. } => {
+                Some(Arc::new(PgCommitter { pg: Pg::new(self.pg.config().clone()), target: self.target.clone(), cache: self.cache.clone() }))
+            }
             Mode::AtLeastOnce => None,
         }
     }

@@ -6,12 +6,16 @@
 //! object into a row of the table (fields by column name, missing fields NULL), so the database
 //! does every type conversion. Control tables, created when missing:
 //! - `arkflow_pg_staged (scope, sink, epoch, generation, seq, rows jsonb)`: an epoch's rows,
-//!   written in phase one (before the decision), in chunks;
+//!   written in phase one (before the decision), in chunks: JSON arrays of the row objects, or,
+//!   for the COPY path, JSON strings of COPY text (stored uncompressed: they are written once and
+//!   read at most once, after a crash);
 //! - `arkflow_pg_commits (scope, sink, epoch, generation, records, target, committed_at)`: one row
 //!   per committed epoch, inserted in the same transaction as the epoch's rows (phase two). Its
 //!   primary key (scope, sink, epoch) is what makes a replayed commit a no-op.
 
+use super::copy::Fields;
 use crate::checkpoint::CommitError;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_postgres::{Client, NoTls};
 
@@ -22,7 +26,8 @@ const CONTROL_DDL: &str = "CREATE TABLE IF NOT EXISTS arkflow_pg_staged (scope t
      generation bigint NOT NULL, seq int NOT NULL, rows jsonb NOT NULL, PRIMARY KEY (scope, sink, epoch, generation, seq)); \
      CREATE TABLE IF NOT EXISTS arkflow_pg_commits (scope text NOT NULL, sink text NOT NULL, epoch bigint NOT NULL, \
      generation bigint NOT NULL, records bigint NOT NULL, target text NOT NULL, committed_at timestamptz NOT NULL DEFAULT now(), \
-     PRIMARY KEY (scope, sink, epoch))";
+     PRIMARY KEY (scope, sink, epoch)); \
+     ALTER TABLE arkflow_pg_staged ALTER COLUMN rows SET STORAGE EXTERNAL";
 
 /// `"name"` with inner quotes doubled.
 pub(super) fn quote_ident(s: &str) -> String {
@@ -91,6 +96,13 @@ impl Pg {
         r
     }
 
+    /// Drops the connection (after a failure outside [`Pg::run`]): the next call connects again.
+    pub(super) fn reset(&self) {
+        if let Ok(mut slot) = self.client.try_lock() {
+            *slot = None;
+        }
+    }
+
     pub(super) fn config(&self) -> &tokio_postgres::Config {
         &self.config
     }
@@ -112,6 +124,8 @@ pub(super) struct Target {
     columns: Vec<String>,
     /// Quoted; empty: plain inserts.
     keys: Vec<String>,
+    /// The columns as COPY rows fill them; None when a column's type needs the statement path.
+    pub copy: Option<Fields>,
 }
 
 impl Target {
@@ -121,13 +135,16 @@ impl Target {
         let table = quote_table(name);
         let rows = c
             .query(
-                "SELECT attname::text, (atthasdef OR attidentity <> '' OR attgenerated <> '') FROM pg_attribute \
-                 WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                "SELECT a.attname::text, (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> ''), t.typcategory::text, t.typname::text \
+                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                 WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 &[&table],
             )
             .await
             .map_err(|e| anyhow::anyhow!("table {name}: {} (create it before the stream starts)", describe(&e)))?;
         let all: Vec<(String, bool)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        // (category, type name) of each column, for the COPY path.
+        let types: HashMap<String, (String, String)> = rows.iter().map(|r| (r.get(0), (r.get(2), r.get(3)))).collect();
         for c in columns.iter().chain(keys) {
             if !all.iter().any(|(n, _)| n == c) {
                 anyhow::bail!("table {name} has no column {c:?} (its columns: {})", all.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "));
@@ -140,28 +157,57 @@ impl Target {
         if let Some(k) = keys.iter().find(|k| !chosen.contains(k)) {
             anyhow::bail!("key column {k:?} is not among the columns written");
         }
+        let copyable = chosen.iter().all(|c| !matches!(types[c.as_str()].0.as_str(), "A" | "C"));
+        let copy = copyable.then(|| Fields {
+            names: chosen.iter().map(|c| c.to_string()).collect(),
+            json: chosen.iter().map(|c| matches!(types[c.as_str()].1.as_str(), "json" | "jsonb")).collect(),
+        });
         Ok(Target {
             name: name.to_string(),
             table,
             columns: chosen.into_iter().map(|c| quote_ident(c)).collect(),
             keys: keys.iter().map(|k| quote_ident(k)).collect(),
+            copy,
         })
     }
 
     /// INSERT of the rows of `source` (which yields `e.v`, one JSON object, and the order
     /// columns), filtered by `filter`, in `order`; with key columns an upsert of each key's last row.
     fn insert(&self, source: &str, filter: &str, order: &[&str]) -> String {
+        let from = format!("FROM {source} CROSS JOIN LATERAL jsonb_populate_record(null::{}, e.v) AS p {filter}", self.table);
+        self.insert_from(&from, "p", order)
+    }
+
+    /// INSERT of the columns of `alias` in `from`, in `order`; with key columns an upsert of
+    /// each key's last row.
+    fn insert_from(&self, from: &str, alias: &str, order: &[&str]) -> String {
         let (t, cols) = (&self.table, self.columns.join(", "));
-        let picked = self.columns.iter().map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ");
-        let from = format!("FROM {source} CROSS JOIN LATERAL jsonb_populate_record(null::{t}, e.v) AS p {filter}");
+        let picked = self.columns.iter().map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ");
         if self.keys.is_empty() {
             return format!("INSERT INTO {t} ({cols}) SELECT {picked} {from} ORDER BY {}", order.join(", "));
         }
-        let keys = self.keys.iter().map(|k| format!("p.{k}")).collect::<Vec<_>>().join(", ");
+        let keys = self.keys.iter().map(|k| format!("{alias}.{k}")).collect::<Vec<_>>().join(", ");
         let last = order.iter().map(|o| format!("{o} DESC")).collect::<Vec<_>>().join(", ");
         let updates: Vec<String> = self.columns.iter().filter(|c| !self.keys.contains(c)).map(|c| format!("{c} = EXCLUDED.{c}")).collect();
         let action = if updates.is_empty() { "DO NOTHING".to_string() } else { format!("DO UPDATE SET {}", updates.join(", ")) };
         format!("INSERT INTO {t} ({cols}) SELECT DISTINCT ON ({keys}) {picked} {from} ORDER BY {keys}, {last} ON CONFLICT ({}) {action}", self.keys.join(", "))
+    }
+
+    /// The statements that write COPY rows: plain inserts COPY into the table; upserts COPY
+    /// into a temporary table of the session (emptied at commit) and upsert from there, which
+    /// must run in one transaction.
+    pub(super) fn copy_statements(&self) -> CopyStatements {
+        let (t, cols) = (&self.table, self.columns.join(", "));
+        if self.keys.is_empty() {
+            return CopyStatements { before: None, copy: format!("COPY {t} ({cols}) FROM STDIN"), after: None };
+        }
+        let temp = "pg_temp.arkflow_copy";
+        let before = format!(
+            "CREATE TEMP TABLE IF NOT EXISTS arkflow_copy ON COMMIT DELETE ROWS AS SELECT {cols} FROM {t} WITH NO DATA; \
+             ALTER TABLE {temp} ADD COLUMN IF NOT EXISTS arkflow_ord bigint GENERATED ALWAYS AS IDENTITY"
+        );
+        let upsert = self.insert_from(&format!("FROM {temp} c"), "c", &["c.arkflow_ord"]);
+        CopyStatements { before: Some(before), copy: format!("COPY {temp} ({cols}) FROM STDIN"), after: Some(upsert) }
     }
 
     /// The rows of `$1` (a JSON array as text), at once.
@@ -180,6 +226,14 @@ impl Target {
     }
 }
 
+/// How COPY rows reach the table: `before` and `after` (simple queries) around the COPY; when
+/// there are any, all three run in one transaction.
+pub(super) struct CopyStatements {
+    pub before: Option<String>,
+    pub copy: String,
+    pub after: Option<String>,
+}
+
 /// What phase one staged for one epoch, in the manifest.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(super) struct Staged {
@@ -194,12 +248,16 @@ pub(super) struct Blob {
     pub scope: String,
     pub sink: String,
     pub epochs: Vec<Staged>,
+    /// The staged rows are COPY text (one JSON string per chunk), not JSON arrays of objects.
+    #[serde(default)]
+    pub copy: bool,
 }
 
 /// Phase two: moves each staged epoch into the table with its commits row, in one transaction.
 pub(super) struct PgCommitter {
     pub pg: Arc<Pg>,
     pub target: Target,
+    pub cache: super::copy::Cache,
 }
 
 impl crate::checkpoint::Committer for PgCommitter {
@@ -223,6 +281,21 @@ enum Outcome {
 }
 
 impl PgCommitter {
+    /// Copies the epoch's staged COPY rows into the table (from the cache when phase one ran in
+    /// this process); the number of rows copied.
+    async fn copy_staged(&self, c: &Client, blob: &Blob, s: &Staged) -> Result<u64, tokio_postgres::Error> {
+        let cached = self.cache.lock().expect("cache").remove(&(s.epoch, s.generation));
+        let rows = match cached {
+            Some(rows) => rows,
+            None => {
+                let q = format!("SELECT rows #>> '{{}}' FROM {STAGED} WHERE scope = $1 AND sink = $2 AND epoch = $3 AND generation = $4 ORDER BY seq");
+                let found = c.query(&q, &[&blob.scope, &blob.sink, &(s.epoch as i64), &(s.generation as i64)]).await?;
+                found.iter().flat_map(|r| r.get::<_, String>(0).into_bytes()).collect()
+            }
+        };
+        super::copy::copy_all(c, &self.target.copy_statements(), rows).await
+    }
+
     async fn commit_epoch(&self, blob: &Blob, s: &Staged) -> Result<(), CommitError> {
         let (scope, sink, epoch, generation, records) = (&blob.scope, &blob.sink, s.epoch as i64, s.generation as i64, s.records as i64);
         let insert = self.target.staged_insert();
@@ -235,8 +308,11 @@ impl PgCommitter {
                     format!("INSERT INTO {COMMITS} (scope, sink, epoch, generation, records, target) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING");
                 let fresh = c.execute(&claim, &[scope, sink, &epoch, &generation, &records, &self.target.name]).await? == 1;
                 let outcome = if fresh {
-                    let n = c.execute(&insert, &[scope, sink, &epoch, &generation]).await?;
-                    if plain && n != s.records {
+                    let n = match blob.copy {
+                        true => self.copy_staged(c, blob, s).await?,
+                        false => c.execute(&insert, &[scope, sink, &epoch, &generation]).await?,
+                    };
+                    if (plain || blob.copy) && n != s.records {
                         Outcome::Missing(n)
                     } else {
                         Outcome::Done
@@ -281,7 +357,7 @@ mod tests {
 
     fn target(keys: &[&str]) -> Target {
         let q = |v: &[&str]| v.iter().map(|c| quote_ident(c)).collect();
-        Target { name: "app.counts".into(), table: quote_table("app.counts"), columns: q(&["key", "count"]), keys: q(keys) }
+        Target { name: "app.counts".into(), table: quote_table("app.counts"), columns: q(&["key", "count"]), keys: q(keys), copy: None }
     }
 
     #[test]
@@ -305,5 +381,16 @@ mod tests {
         let mut all_keys = target(&["key"]);
         all_keys.columns.truncate(1);
         assert!(all_keys.direct_insert().ends_with("DO NOTHING"));
+    }
+
+    #[test]
+    fn manifests_from_before_the_copy_path_read_as_json_staging() {
+        let old: Blob = serde_json::from_str(r#"{"scope":"s","sink":"output","epochs":[{"epoch":3,"generation":1,"records":2}]}"#).unwrap();
+        assert!(!old.copy, "an old manifest's staged rows are JSON arrays");
+        let upsert = target(&["key"]).copy_statements();
+        assert_eq!(upsert.copy, "COPY pg_temp.arkflow_copy (\"key\", \"count\") FROM STDIN");
+        assert!(upsert.after.unwrap().contains("FROM pg_temp.arkflow_copy c ORDER BY c.\"key\", c.arkflow_ord DESC ON CONFLICT (\"key\")"));
+        let plain = target(&[]).copy_statements();
+        assert_eq!((plain.before, plain.copy.as_str(), plain.after), (None, "COPY \"app\".\"counts\" (\"key\", \"count\") FROM STDIN", None));
     }
 }

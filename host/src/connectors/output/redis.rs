@@ -1,4 +1,4 @@
-//! `redis` output: each record written to Redis by one command, a written batch as one
+//! `redis` output: each record written to Redis by a command, a written batch as one
 //! `MULTI`/`EXEC` transaction over one connection.
 //!
 //! Contract:
@@ -10,6 +10,9 @@
 //!   - `hset`: the value stored in the hash `key`, its field the record's key;
 //!   - `xadd`: a stream entry with the fields `value` (and `key`, when the record has one);
 //!   - `publish`: the value published on the channel `key`.
+//!
+//!   Consecutive records of one list or one hash, and `set` without `ttl_ms`, share one variadic
+//!   command (`RPUSH k v1 v2 …`, `HSET`, `MSET`), which Redis applies as the commands one by one.
 //! - **Delivery.** A batch is written when its transaction ran, so a checkpoint is decided only
 //!   after its records are in Redis. A lost connection or a timeout is retried `retry_count`
 //!   times on a new connection (backing off from 100 ms, doubling, at most 5 s); a command Redis
@@ -131,41 +134,85 @@ impl RedisOut {
         Ok(self.con.as_mut().expect("connected"))
     }
 
-    /// The batch as one transaction.
+    /// The Redis key of `r`: `key` with `${key}` replaced by the record's key.
+    fn key_of(&self, r: &Record) -> anyhow::Result<Vec<u8>> {
+        if !self.cfg.key.contains("${key}") {
+            return Ok(self.cfg.key.as_bytes().to_vec());
+        }
+        Ok(self.cfg.key.replace("${key}", &String::from_utf8_lossy(self.record_key(r)?)).into_bytes())
+    }
+
+    fn record_key<'r>(&self, r: &'r Record) -> anyhow::Result<&'r [u8]> {
+        r.key.as_deref().ok_or_else(|| {
+            anyhow::anyhow!("{}: the record at partition {} offset {} has no key, and `key: {}` needs one", self.where_(), r.partition, r.offset, self.cfg.key)
+        })
+    }
+
+    /// The batch as one transaction (no `MULTI` when it is one command). Consecutive records
+    /// that one variadic command can write together share it, which Redis applies exactly as
+    /// the commands one by one: `RPUSH`/`LPUSH` to the same list, `HSET` to the same hash, and
+    /// `MSET` for `set` without `ttl_ms` (a later value of a key wins, as it would).
     fn pipeline(&self, records: &[Record]) -> anyhow::Result<redis::Pipeline> {
         let mut p = redis::pipe();
-        p.atomic();
-        let templated = self.cfg.key.contains("${key}");
+        let mut open: Option<(Vec<u8>, redis::Cmd)> = None;
+        let mut commands = 0usize;
+        let mut close = |p: &mut redis::Pipeline, cmd: redis::Cmd| {
+            p.add_command(cmd).ignore();
+            commands += 1;
+        };
         for r in records {
-            let record_key = || {
-                r.key.as_deref().ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "{}: the record at partition {} offset {} has no key, and `key: {}` needs one",
-                        self.where_(),
-                        r.partition,
-                        r.offset,
-                        self.cfg.key
-                    )
-                })
-            };
-            let key: Vec<u8> =
-                if templated { self.cfg.key.replace("${key}", &String::from_utf8_lossy(record_key()?)).into_bytes() } else { self.cfg.key.as_bytes().to_vec() };
+            let key = self.key_of(r)?;
             let value = r.value.as_deref().unwrap_or_default();
+            let (name, merges) = match self.cfg.command {
+                RedisCommand::Rpush => ("RPUSH", true),
+                RedisCommand::Lpush => ("LPUSH", true),
+                RedisCommand::Hset => ("HSET", true),
+                RedisCommand::Set if self.cfg.ttl_ms.is_none() => ("MSET", true),
+                RedisCommand::Set => ("SET", false),
+                RedisCommand::Xadd => ("XADD", false),
+                RedisCommand::Publish => ("PUBLISH", false),
+            };
+            // MSET takes any keys; the others merge only records of one key.
+            let same = |k: &[u8]| name == "MSET" || k == key.as_slice();
+            let cmd = match open.take() {
+                Some((k, cmd)) if merges && same(&k) => {
+                    open = Some((k, cmd));
+                    &mut open.as_mut().expect("open").1
+                }
+                prev => {
+                    if let Some((_, done)) = prev {
+                        close(&mut p, done);
+                    }
+                    let mut cmd = redis::cmd(name);
+                    if name != "MSET" {
+                        cmd.arg(&key);
+                    }
+                    open = Some((key.clone(), cmd));
+                    &mut open.as_mut().expect("open").1
+                }
+            };
             match self.cfg.command {
-                RedisCommand::Rpush => p.cmd("RPUSH").arg(&key).arg(value),
-                RedisCommand::Lpush => p.cmd("LPUSH").arg(&key).arg(value),
+                RedisCommand::Rpush | RedisCommand::Lpush | RedisCommand::Publish => cmd.arg(value),
                 RedisCommand::Set => match self.cfg.ttl_ms {
-                    Some(ms) => p.cmd("SET").arg(&key).arg(value).arg("PX").arg(ms),
-                    None => p.cmd("SET").arg(&key).arg(value),
+                    Some(ms) => cmd.arg(value).arg("PX").arg(ms),
+                    None => cmd.arg(&key).arg(value),
                 },
-                RedisCommand::Hset => p.cmd("HSET").arg(&key).arg(record_key()?).arg(value),
+                RedisCommand::Hset => cmd.arg(self.record_key(r)?).arg(value),
                 RedisCommand::Xadd => match &r.key {
-                    Some(k) => p.cmd("XADD").arg(&key).arg("*").arg("value").arg(value).arg("key").arg(k.as_slice()),
-                    None => p.cmd("XADD").arg(&key).arg("*").arg("value").arg(value),
+                    Some(k) => cmd.arg("*").arg("value").arg(value).arg("key").arg(k.as_slice()),
+                    None => cmd.arg("*").arg("value").arg(value),
                 },
-                RedisCommand::Publish => p.cmd("PUBLISH").arg(&key).arg(value),
+            };
+            if !merges {
+                let (_, done) = open.take().expect("open");
+                close(&mut p, done);
             }
-            .ignore();
+        }
+        if let Some((_, done)) = open {
+            close(&mut p, done);
+        }
+        if commands > 1 {
+            p.atomic();
         }
         Ok(p)
     }
@@ -199,5 +246,42 @@ impl Output for RedisOut {
 
     fn flush(&mut self) -> anyhow::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The commands `records` become under `command` and `key`, each as its words.
+    fn commands(command: RedisCommand, key: &str, ttl_ms: Option<u64>, records: &[(&str, &str)]) -> Vec<String> {
+        let cfg = RedisOutputConfig { url: "redis://127.0.0.1:1".into(), command, key: key.into(), ttl_ms, timeout_ms: 1, retry_count: 0 };
+        let out = RedisOut { client: redis::Client::open(cfg.url.as_str()).unwrap(), cfg, con: None };
+        let records: Vec<Record> =
+            records.iter().map(|(k, v)| Record { key: Some(k.as_bytes().to_vec()), value: Some(v.as_bytes().to_vec()), ..Default::default() }).collect();
+        let p = out.pipeline(&records).unwrap();
+        p.cmd_iter()
+            .map(|c| {
+                c.args_iter()
+                    .map(|a| match a {
+                        redis::Arg::Simple(b) => String::from_utf8_lossy(b).into_owned(),
+                        redis::Arg::Cursor => "<cursor>".into(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn consecutive_records_of_one_key_share_a_variadic_command() {
+        let recs = [("a", "1"), ("a", "2"), ("b", "3"), ("a", "4")];
+        assert_eq!(commands(RedisCommand::Rpush, "l", None, &recs), ["RPUSH l 1 2 3 4"]);
+        assert_eq!(commands(RedisCommand::Lpush, "l:${key}", None, &recs), ["LPUSH l:a 1 2", "LPUSH l:b 3", "LPUSH l:a 4"]);
+        assert_eq!(commands(RedisCommand::Hset, "h", None, &recs), ["HSET h a 1 a 2 b 3 a 4"]);
+        assert_eq!(commands(RedisCommand::Set, "s:${key}", None, &recs), ["MSET s:a 1 s:a 2 s:b 3 s:a 4"]);
+        assert_eq!(commands(RedisCommand::Set, "s:${key}", Some(5), &recs[..2]), ["SET s:a 1 PX 5", "SET s:a 2 PX 5"]);
+        assert_eq!(commands(RedisCommand::Publish, "c", None, &recs[..2]), ["PUBLISH c 1", "PUBLISH c 2"]);
+        assert_eq!(commands(RedisCommand::Xadd, "x", None, &recs[..1]), ["XADD x * value 1 key a"]);
     }
 }
