@@ -2,7 +2,8 @@
 //! while a throttled file input flows through the wasm counter into it (exactly-once), restarted
 //! each time, then run to the end: the parts the committed markers name must hold every input
 //! record's effect exactly once, each key's counts 1..=n in epoch order. A restart with a wiped
-//! state directory is refused, naming the committed output of the earlier run.
+//! state directory is refused, naming the committed output of the earlier run. The same with
+//! `format: parquet`: the Parquet parts the markers name hold every record's effect once.
 //! Size: ARKFLOW_S3_OUT_RECORDS (default 200,000), ARKFLOW_S3_OUT_KILLS (8).
 
 mod common;
@@ -22,14 +23,28 @@ fn committed(target: &S3Target, prefix: &str) -> (usize, Vec<serde_json::Value>)
         let marker: serde_json::Value = serde_json::from_slice(&block_on(store.get(&m.key)).unwrap().unwrap()).unwrap();
         let part = block_on(store.get(marker["part"].as_str().unwrap())).unwrap().unwrap_or_else(|| panic!("the part {marker} names is there"));
         assert_eq!(part.len() as u64, marker["bytes"].as_u64().unwrap(), "{marker}");
-        let text = String::from_utf8(part.to_vec()).unwrap();
+        let text = match marker["part"].as_str().unwrap().ends_with(".parquet") {
+            true => parquet_as_json_lines(part),
+            false => String::from_utf8(part.to_vec()).unwrap(),
+        };
         assert_eq!(text.lines().count() as u64, marker["records"].as_u64().unwrap(), "{marker}");
         lines.extend(text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()));
     }
     (markers.len(), lines)
 }
 
-fn config(dir: &Dir, target: &S3Target, input: &std::path::Path) -> std::path::PathBuf {
+/// The rows of a Parquet file as JSON lines.
+fn parquet_as_json_lines(part: bytes::Bytes) -> String {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(part).unwrap().build().unwrap();
+    let mut writer = arrow_json::LineDelimitedWriter::new(Vec::new());
+    for batch in reader {
+        writer.write(&batch.unwrap()).unwrap();
+    }
+    writer.finish().unwrap();
+    String::from_utf8(writer.into_inner()).unwrap()
+}
+
+fn config(dir: &Dir, target: &S3Target, input: &std::path::Path, format: &str) -> std::path::PathBuf {
     dir.config(&format!(
         r#"
 state_management:
@@ -46,7 +61,7 @@ streams:
       processors:
         - type: wasm
           path: {counter}
-    output: {{ type: s3, bucket: {bucket}, region: {region}, prefix: out/, endpoint_url: "{endpoint}", access_key_id: {id}, secret_access_key: {secret} }}
+    output: {{ type: s3, bucket: {bucket}, region: {region}, prefix: out/, endpoint_url: "{endpoint}", access_key_id: {id}, secret_access_key: {secret}, format: {format} }}
     state: {{ operator_id: s3-counter, enabled: true }}
 "#,
         state = dir.path("state").display(),
@@ -62,20 +77,29 @@ streams:
 
 #[test]
 fn kill_loop_into_the_s3_output_is_exactly_once_and_a_wiped_state_is_refused() {
+    kill_loop(env_or("ARKFLOW_S3_OUT_RECORDS", 200_000), env_or("ARKFLOW_S3_OUT_KILLS", 8), "json", true);
+}
+
+#[test]
+fn parquet_parts_hold_every_record_exactly_once_under_sigkills() {
+    kill_loop(env_or("ARKFLOW_S3_OUT_RECORDS", 200_000) / 3, env_or("ARKFLOW_S3_OUT_KILLS", 8) / 2, "parquet", false);
+}
+
+/// SIGKILLs the counter → s3 stream `kills` times over `n` records in `format`, runs it to the
+/// end and checks the committed parts; with `wipe`, then refuses a run over a wiped state.
+fn kill_loop(n: u64, kills: u64, format: &str, wipe: bool) {
     let moto = Moto::start();
     let dir = Dir::new();
-    let n = env_or("ARKFLOW_S3_OUT_RECORDS", 200_000);
-    let kills = env_or("ARKFLOW_S3_OUT_KILLS", 8);
     let input = dir.path("in.jsonl");
     let expected = write_input(&input, n, 5_000);
-    let cfg = config(&dir, &moto.target, &input);
+    let cfg = config(&dir, &moto.target, &input, format);
 
     let killed = kill_repeatedly(&cfg, kills, (150, 800));
     let (markers_before, before) = committed(&moto.target, "out/");
     let out = run(&cfg, &[]);
     assert!(out.status.success(), "final run: {}", stderr(&out));
     let (markers, lines) = committed(&moto.target, "out/");
-    eprintln!("s3 output: {killed} kills; {markers_before} markers ({} records) before the final run, {markers} after", before.len());
+    eprintln!("s3 output ({format}): {killed} kills; {markers_before} markers ({} records) before the final run, {markers} after", before.len());
     assert_eq!(killed, kills, "every planned kill landed while the stream ran");
     assert!(markers_before > 0, "kills landed after decided checkpoints");
     assert_eq!(lines.len() as u64, n, "every input record's effect exactly once");
@@ -88,6 +112,9 @@ fn kill_loop_into_the_s3_output_is_exactly_once_and_a_wiped_state_is_refused() {
         assert_eq!(counts, (1..=expected[&k]).collect::<Vec<_>>(), "key {k}: each count exactly once, in epoch order");
     }
 
+    if !wipe {
+        return;
+    }
     // A wiped state directory: the committed output belongs to a run this state never decided.
     std::fs::remove_dir_all(dir.path("state")).unwrap();
     let out = run(&cfg, &[]);

@@ -95,12 +95,21 @@ struct NatsOut {
     keys: RecordKeys,
 }
 
-/// The record's headers as NATS headers (those whose value is not UTF-8 are left out).
+/// The record's headers as NATS headers (those whose value is not UTF-8 are left out: NATS
+/// header values are text; the first one left out is logged).
 fn headers(r: &Record) -> HeaderMap {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let mut h = HeaderMap::new();
     for (k, v) in &r.headers {
-        if let Ok(v) = std::str::from_utf8(v) {
-            h.append(k.as_str(), v);
+        match std::str::from_utf8(v) {
+            Ok(v) => h.append(k.as_str(), v),
+            Err(_) if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) => tracing::warn!(
+                header = %k,
+                partition = r.partition,
+                offset = r.offset,
+                "nats output: a record header's value is not UTF-8, which NATS headers cannot carry: it is left out (logged once)"
+            ),
+            Err(_) => {}
         }
     }
     h

@@ -12,6 +12,7 @@ mod drop;
 mod eo_file;
 mod file;
 pub mod http;
+mod parquet_part;
 pub mod postgres;
 pub mod redis;
 pub mod s3;

@@ -1,10 +1,12 @@
-//! `s3` output: JSON lines (or raw values) as objects in an S3 bucket, one part object per epoch,
+//! `s3` output: JSON lines, raw values or Parquet files as objects in an S3 bucket, one part
+//! object per epoch,
 //! exactly once through the commit protocol of `checkpoint::commit`, with a committed marker per
 //! part that readers trust.
 //!
 //! Layout under the output's `prefix` (checkpoint scope `S`: the operator id, or a group session's
 //! scope; `E` the epoch, 12 digits; `G` the process's generation):
-//! - `parts/S/E-gG.jsonl` (`.txt` for `format: raw`): epoch `E`'s records, uploaded in phase one
+//! - `parts/S/E-gG.jsonl` (`.txt` for `format: raw`, `.parquet` for `format: parquet`, see
+//!   `output::parquet_part`): epoch `E`'s records, uploaded in phase one
 //!   (`pre_commit`, at `E`'s aligned barrier), so durability comes before visibility;
 //! - `committed/S/E.json`: `{part, records, bytes, xxh3}`, created (create-only) in phase two
 //!   ([`S3Committer`], after the decision). **Readers list `committed/` and read the parts the
@@ -24,7 +26,7 @@
 //!
 //! An epoch's records are held in memory until its barrier (a checkpoint interval's worth).
 
-use super::{encode_line, parse_format, Output, OutputFormat};
+use super::{encode_line, Output, OutputFormat};
 use crate::checkpoint::{block_on, CommitError, Committer};
 use crate::config::{s3_config, ConfigError, Ctx, RawS3, S3Config, SinkCaps, YPath};
 use crate::connectors::registry::{Sink, SinkCx};
@@ -37,11 +39,35 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_64;
 
+/// What a part holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum S3Format {
+    /// JSON lines (as the file output's `json`). default
+    #[default]
+    Json,
+    /// Each value and a newline.
+    Raw,
+    /// A Parquet file of the records (JSON objects), its schema inferred from the part.
+    Parquet,
+}
+
+crate::config::named_enum!(S3Format { "json" => Json, "raw" => Raw, "parquet" => Parquet });
+
+impl S3Format {
+    fn ext(self) -> &'static str {
+        match self {
+            S3Format::Json => "jsonl",
+            S3Format::Raw => "txt",
+            S3Format::Parquet => "parquet",
+        }
+    }
+}
+
 /// `type: s3` output settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct S3OutputConfig {
     pub s3: S3Config,
-    pub format: OutputFormat,
+    pub format: S3Format,
 }
 
 /// The keys of `state_management.s3_config` (read by the same `config::s3_config`) and `format`.
@@ -64,7 +90,8 @@ impl Sink for S3OutputConfig {
     fn from_raw(ctx: &Ctx, raw: RawS3Output, path: &YPath) -> Result<Self, ConfigError> {
         let RawS3Output { bucket, region, prefix, access_key_id, secret_access_key, endpoint_url, format } = raw;
         let s3 = s3_config(ctx, RawS3 { bucket, region, prefix, access_key_id, secret_access_key, endpoint_url }, path)?;
-        Ok(S3OutputConfig { s3, format: parse_format(ctx, format, path)? })
+        let format = ctx.named(format, &path.key("format"), "format", S3Format::NAMES, S3Format::from_name, S3Format::default())?;
+        Ok(S3OutputConfig { s3, format })
     }
 
     fn capabilities(&self) -> SinkCaps {
@@ -73,15 +100,11 @@ impl Sink for S3OutputConfig {
 
     fn open(&self, cx: &SinkCx<'_>) -> anyhow::Result<Box<dyn Output>> {
         let store: Arc<dyn ObjectStore> = Arc::new(block_on(S3Store::new(&self.s3)).with_context(|| format!("{}: s3 output", cx.sink))?);
-        let ext = match self.format {
-            OutputFormat::Json => "jsonl",
-            OutputFormat::Raw => "txt",
-        };
         let mode = match (cx.exactly_once, cx.place) {
             (true, Some(at)) => Mode::Epochs { scope: at.scope.to_string(), generation: at.generation },
             _ => Mode::AtLeastOnce { run: format!("{}-{}", crate::util::time::now_ms(), std::process::id()), seq: 0 },
         };
-        Ok(Box::new(S3Out { store, format: self.format, ext, mode, open: BTreeMap::new(), line: Vec::new() }))
+        Ok(Box::new(S3Out { store, format: self.format, mode, open: BTreeMap::new(), line: Vec::new() }))
     }
 }
 
@@ -107,8 +130,7 @@ struct Blob {
 
 pub struct S3Out {
     store: Arc<dyn ObjectStore>,
-    format: OutputFormat,
-    ext: &'static str,
+    format: S3Format,
     mode: Mode,
     /// Encoded records per epoch (one entry, epoch 0, when at-least-once), and their count.
     open: BTreeMap<u64, (Vec<u8>, u64)>,
@@ -126,24 +148,47 @@ impl S3Out {
         block_on(async move { store.put(&k, Bytes::from(data)).await }).with_context(|| format!("s3 output: uploading {key} to {}", self.store.describe()))
     }
 
-    fn encode(&mut self, epoch: u64, records: &[Record]) {
+    /// Appends `records` to `epoch`'s part: as lines (Parquet parts are built from JSON lines
+    /// when uploaded, so their records must be JSON objects).
+    fn encode(&mut self, epoch: u64, records: &[Record]) -> anyhow::Result<()> {
         let (buf, n) = self.open.entry(epoch).or_default();
         for r in records {
             self.line.clear();
-            encode_line(&mut self.line, r, self.format);
+            match self.format {
+                S3Format::Raw => encode_line(&mut self.line, r, OutputFormat::Raw),
+                S3Format::Json => encode_line(&mut self.line, r, OutputFormat::Json),
+                S3Format::Parquet => {
+                    let v = r.value.as_deref().unwrap_or_default();
+                    if !matches!(serde_json::from_slice::<serde_json::Value>(v), Ok(serde_json::Value::Object(_))) {
+                        anyhow::bail!(
+                            "s3 output: the record at partition {} offset {} is not a JSON object, so it cannot be a Parquet row: {}",
+                            r.partition,
+                            r.offset,
+                            String::from_utf8_lossy(&v[..v.len().min(200)])
+                        );
+                    }
+                    encode_line(&mut self.line, r, OutputFormat::Json)
+                }
+            }
             buf.extend_from_slice(&self.line);
+            *n += 1;
         }
-        *n += records.len() as u64;
+        Ok(())
+    }
+
+    /// A part's object: its lines, or for Parquet the file built from them.
+    fn body(&self, lines: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+        match self.format {
+            S3Format::Parquet => super::parquet_part::from_json_lines(&lines).context("s3 output: writing a Parquet part"),
+            S3Format::Json | S3Format::Raw => Ok(lines),
+        }
     }
 }
 
 impl Output for S3Out {
     fn write_batch(&mut self, records: &[Record]) -> anyhow::Result<()> {
         match self.mode {
-            Mode::AtLeastOnce { .. } => {
-                self.encode(0, records);
-                Ok(())
-            }
+            Mode::AtLeastOnce { .. } => self.encode(0, records),
             Mode::Epochs { .. } => anyhow::bail!("exactly-once s3 output needs the epoch of every record"),
         }
     }
@@ -151,19 +196,17 @@ impl Output for S3Out {
     fn write_epoch(&mut self, epoch: u64, records: &[Record]) -> anyhow::Result<()> {
         match self.mode {
             Mode::AtLeastOnce { .. } => self.write_batch(records),
-            Mode::Epochs { .. } => {
-                self.encode(epoch, records);
-                Ok(())
-            }
+            Mode::Epochs { .. } => self.encode(epoch, records),
         }
     }
 
     fn flush(&mut self) -> anyhow::Result<()> {
         let Mode::AtLeastOnce { run, seq } = &mut self.mode else { return Ok(()) };
-        let Some((data, records)) = self.open.remove(&0) else { return Ok(()) };
+        let Some((lines, records)) = self.open.remove(&0) else { return Ok(()) };
         *seq += 1;
         let name = format!("{run}-{seq:08}");
-        let part = format!("parts/at-least-once/{name}.{}", self.ext);
+        let part = format!("parts/at-least-once/{name}.{}", self.format.ext());
+        let data = self.body(lines)?;
         let marker = Marker { part: part.clone(), records, bytes: data.len() as u64, xxh3: xxh3_64(&data) };
         self.upload(&part, data)?;
         self.upload(&format!("committed/at-least-once/{name}.json"), serde_json::to_vec(&marker)?)
@@ -175,8 +218,9 @@ impl Output for S3Out {
         let ready: Vec<u64> = self.open.range(..=epoch).map(|(e, _)| *e).collect();
         let mut parts = Vec::with_capacity(ready.len());
         for e in ready {
-            let (data, records) = self.open.remove(&e).expect("listed");
-            let part = format!("parts/{scope}/{e:012}-g{generation}.{}", self.ext);
+            let (lines, records) = self.open.remove(&e).expect("listed");
+            let part = format!("parts/{scope}/{e:012}-g{generation}.{}", self.format.ext());
+            let data = self.body(lines)?;
             let marker = Marker { part: part.clone(), records, bytes: data.len() as u64, xxh3: xxh3_64(&data) };
             self.upload(&part, data)?;
             parts.push((e, marker));

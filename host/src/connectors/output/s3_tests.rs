@@ -7,14 +7,7 @@ fn rec(v: &str) -> Record {
 }
 
 fn out(store: &Arc<dyn ObjectStore>, generation: u64) -> S3Out {
-    S3Out {
-        store: store.clone(),
-        format: OutputFormat::Json,
-        ext: "jsonl",
-        mode: Mode::Epochs { scope: "op".into(), generation },
-        open: BTreeMap::new(),
-        line: Vec::new(),
-    }
+    S3Out { store: store.clone(), format: S3Format::Json, mode: Mode::Epochs { scope: "op".into(), generation }, open: BTreeMap::new(), line: Vec::new() }
 }
 
 fn get(store: &Arc<dyn ObjectStore>, key: &str) -> Option<String> {
@@ -93,4 +86,20 @@ fn at_least_once_every_flush_uploads_a_part_and_its_marker() {
         Some("\"3\"\n"),
         "a value that is not a JSON object or array is written as a JSON string"
     );
+}
+
+#[test]
+fn a_parquet_part_refuses_a_record_that_is_not_a_json_object() {
+    let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+    let mut o = out(&store, 1);
+    o.format = S3Format::Parquet;
+    o.write_epoch(1, &[rec("{\"a\":1}"), rec("{\"a\":2.5,\"b\":\"x\"}")]).unwrap();
+    let blob = o.pre_commit(1).unwrap().unwrap();
+    let part = blob["parts"][0][1]["part"].as_str().unwrap().to_string();
+    assert!(part.ends_with("-g1.parquet"), "{part}");
+    let body = block_on(store.get(&part)).unwrap().unwrap();
+    assert_eq!((&body[..4], blob["parts"][0][1]["bytes"].as_u64().unwrap()), (&b"PAR1"[..], body.len() as u64));
+    let bad = Record { partition: 2, offset: 9, ..rec("[1,2]") };
+    let err = o.write_epoch(2, &[bad]).unwrap_err().to_string();
+    assert!(err.contains("partition 2 offset 9 is not a JSON object"), "{err}");
 }
