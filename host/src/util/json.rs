@@ -44,22 +44,41 @@ pub fn scalar_bytes(raw: &str) -> Option<Vec<u8>> {
 /// The values of top-level fields `fields` of a JSON object, each as [`scalar_bytes`] gives it
 /// (None: missing, null or nested; all None when the text is not an object).
 fn field_values<F: AsRef<str>>(json: &[u8], fields: &[F]) -> Vec<Option<Vec<u8>>> {
-    visit_fields(json, fields, scalar_bytes)
+    visit_fields(json, fields, scalar_bytes, false).unwrap_or_else(|_| vec![None; fields.len()])
 }
 
 /// The raw JSON text of top-level fields `fields` of a JSON object (None: missing; all None when
 /// the text is not an object).
 pub fn raw_fields<'a, F: AsRef<str>>(json: &'a [u8], fields: &[F]) -> Vec<Option<&'a str>> {
-    visit_fields(json, fields, Some)
+    visit_fields(json, fields, Some, false).unwrap_or_else(|_| vec![None; fields.len()])
 }
 
+/// [`raw_fields`], or why `json` is not one JSON object (trailing text included).
+pub fn try_raw_fields<'a, F: AsRef<str>>(json: &'a [u8], fields: &[F]) -> Result<Vec<Option<&'a str>>, serde_json::Error> {
+    visit_fields(json, fields, Some, true)
+}
+
+/// `json` is one JSON object (checked without building it).
+pub fn is_object(json: &[u8]) -> bool {
+    json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(json).is_ok()
+}
+
+/// A JSON string's text, borrowed when it has no escapes.
+#[derive(serde::Deserialize)]
+pub struct Text<'a>(#[serde(borrow)] pub std::borrow::Cow<'a, str>);
+
 /// `take` of the raw JSON text of each of top-level fields `fields` of a JSON object (None:
-/// missing or not taken; all None when the text is not an object). One pass without building a
-/// map: the other members are skipped.
-fn visit_fields<'a, F: AsRef<str>, T: Clone>(json: &'a [u8], fields: &[F], take: impl Fn(&'a str) -> Option<T>) -> Vec<Option<T>> {
+/// missing or not taken; a repeated name: its last value); an error when the text is not one
+/// object (with `whole`, also when text follows it). One pass without building a map: the other
+/// members are skipped.
+fn visit_fields<'a, F: AsRef<str>, T: Clone>(
+    json: &'a [u8],
+    fields: &[F],
+    take: impl Fn(&'a str) -> Option<T>,
+    whole: bool,
+) -> Result<Vec<Option<T>>, serde_json::Error> {
     use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-    #[derive(serde::Deserialize)]
-    struct Key<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+    use Text as Key;
     struct Fields<'f, F, G>(&'f [F], G);
     impl<'de, F: AsRef<str>, T: Clone, G: Fn(&'de str) -> Option<T>> Visitor<'de> for Fields<'_, F, G> {
         type Value = Vec<Option<T>>;
@@ -83,7 +102,11 @@ fn visit_fields<'a, F: AsRef<str>, T: Clone>(json: &'a [u8], fields: &[F], take:
         }
     }
     let mut de = serde_json::Deserializer::from_slice(json);
-    de.deserialize_map(Fields(fields, take)).unwrap_or_else(|_| vec![None; fields.len()])
+    let out = de.deserialize_map(Fields(fields, take))?;
+    if whole {
+        de.end()?;
+    }
+    Ok(out)
 }
 
 /// One routing key from the values of its fields, in order (see [`fields_key`]).

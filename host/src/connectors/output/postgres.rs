@@ -182,8 +182,7 @@ impl PgOut {
                     Mode::Epochs { .. } => fields.encode(self.open_copy.entry(epoch).or_default(), v).err(),
                 },
                 None => {
-                    let object = v.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(v).is_ok();
-                    let ok = object && std::str::from_utf8(v).is_ok();
+                    let ok = crate::util::json::is_object(v) && std::str::from_utf8(v).is_ok();
                     if ok {
                         self.open.entry(epoch).or_default().push(v);
                     }

@@ -10,10 +10,9 @@
 //! text as is. Targets with an array or composite column are left to the statement path,
 //! whose conversion of JSON arrays and objects into those types COPY text cannot express.
 
+use crate::util::json::Text;
 use bytes::Bytes;
 use futures::SinkExt;
-use serde_json::value::RawValue;
-use std::borrow::Cow;
 
 /// Bytes per COPY data message, at most.
 const MESSAGE_BYTES: usize = 1 << 20;
@@ -37,26 +36,22 @@ pub(super) struct CopyRows {
 impl Fields {
     /// Appends the COPY row of `value`; the reason when it is not a JSON object.
     pub fn encode(&self, rows: &mut CopyRows, value: &[u8]) -> Result<(), String> {
-        let text = std::str::from_utf8(value).map_err(|e| format!("not UTF-8 ({e})"))?;
-        let mut slots: Vec<Option<&RawValue>> = vec![None; self.names.len()];
-        let mut de = serde_json::Deserializer::from_str(text);
-        serde::Deserializer::deserialize_map(&mut de, Row { names: &self.names, slots: &mut slots })
-            .and_then(|()| de.end())
-            .map_err(|e| format!("not a JSON object ({e})"))?;
+        std::str::from_utf8(value).map_err(|e| format!("not UTF-8 ({e})"))?;
+        let fields = crate::util::json::try_raw_fields(value, &self.names).map_err(|e| format!("not a JSON object ({e})"))?;
         let out = &mut rows.buf;
-        for (i, slot) in slots.iter().enumerate() {
+        for (i, field) in fields.into_iter().enumerate() {
             if i > 0 {
                 out.push(b'\t');
             }
-            let raw = match slot {
-                Some(raw) if raw.get() != "null" => raw.get(),
+            let raw = match field {
+                Some(raw) if raw != "null" => raw,
                 _ => {
                     out.extend_from_slice(b"\\N");
                     continue;
                 }
             };
             if raw.starts_with('"') && !self.json[i] {
-                let s: Cow<'_, str> = serde_json::from_str::<Key<'_>>(raw).map_err(|e| format!("field {}: {e}", self.names[i]))?.0;
+                let s = serde_json::from_str::<Text<'_>>(raw).map_err(|e| format!("field {}: {e}", self.names[i]))?.0;
                 escape(out, &s);
             } else {
                 escape(out, raw);
@@ -65,53 +60,6 @@ impl Fields {
         out.push(b'\n');
         rows.records += 1;
         Ok(())
-    }
-}
-
-/// Fills `slots[i]` with the field named `names[i]` of the object it visits (the last one of a
-/// repeated name, as `jsonb` keeps it).
-struct Row<'a, 'de> {
-    names: &'a [String],
-    slots: &'a mut [Option<&'de RawValue>],
-}
-
-impl<'de> serde::de::Visitor<'de> for Row<'_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            match self.names.iter().position(|n| *n == key) {
-                Some(i) => self.slots[i] = Some(map.next_value::<&'de RawValue>()?),
-                None => drop(map.next_value::<serde::de::IgnoredAny>()?),
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A JSON string, borrowed when it has no escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> serde::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(V)
     }
 }
 
@@ -159,13 +107,7 @@ impl Streaming {
 
     /// Sends `rows` (whole rows) to the server, waiting only while its buffers are full.
     pub async fn send(&mut self, rows: CopyRows) -> Result<(), tokio_postgres::Error> {
-        let all = Bytes::from(rows.buf);
-        let mut at = 0;
-        while at < all.len() {
-            let end = (at + MESSAGE_BYTES).min(all.len());
-            self.sink.feed(all.slice(at..end)).await?;
-            at = end;
-        }
+        feed(self.sink.as_mut(), rows.buf).await?;
         self.records += rows.records;
         Ok(())
     }
@@ -178,6 +120,19 @@ impl Streaming {
         }
         Ok(copied)
     }
+}
+
+/// Queues `rows` on `sink` in COPY data messages of at most [`MESSAGE_BYTES`] (a message need
+/// not end at a row), waiting only while the connection's buffers are full.
+async fn feed(mut sink: std::pin::Pin<&mut tokio_postgres::CopyInSink<Bytes>>, rows: Vec<u8>) -> Result<(), tokio_postgres::Error> {
+    let all = Bytes::from(rows);
+    let mut at = 0;
+    while at < all.len() {
+        let end = (at + MESSAGE_BYTES).min(all.len());
+        sink.feed(all.slice(at..end)).await?;
+        at = end;
+    }
+    Ok(())
 }
 
 /// COPY rows of epochs staged but not committed yet, by (epoch, generation): phase two copies
@@ -209,10 +164,7 @@ pub(super) async fn copy_all(c: &tokio_postgres::Client, st: &super::sql::CopySt
     }
     let sink = c.copy_in::<_, Bytes>(&st.copy).await?;
     let mut sink = std::pin::pin!(sink);
-    let all = Bytes::from(rows);
-    for piece in chunks(&all, MESSAGE_BYTES) {
-        sink.feed(all.slice_ref(piece)).await?;
-    }
+    feed(sink.as_mut(), rows).await?;
     let n = sink.as_mut().finish().await?;
     if let Some(after) = &st.after {
         c.batch_execute(after).await?;

@@ -159,7 +159,7 @@ impl S3Out {
                 S3Format::Json => encode_line(&mut self.line, r, OutputFormat::Json),
                 S3Format::Parquet => {
                     let v = r.value.as_deref().unwrap_or_default();
-                    if !matches!(serde_json::from_slice::<serde_json::Value>(v), Ok(serde_json::Value::Object(_))) {
+                    if !crate::util::json::is_object(v) {
                         anyhow::bail!(
                             "s3 output: the record at partition {} offset {} is not a JSON object, so it cannot be a Parquet row: {}",
                             r.partition,
