@@ -228,3 +228,33 @@ async fn garage_works_but_is_not_create_only() {
     let y = garage.target.yaml_block(2, "checkpoints/");
     assert!(y.starts_with("  s3_config:\n    bucket: ") && y.contains("region: \"garage\""), "{y}");
 }
+
+/// Multipart uploads on moto (the crate's multipart conformance, repeated here for S3): invisible
+/// until completed, a repeated completion and an abort of a gone upload are not failures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moto_multipart_uploads() {
+    use arkflow::state::backend::{Completion, Multipart, PendingUpload};
+    let moto = Moto::start();
+    let s = store(&moto.target, "mp/").await;
+    let big = Bytes::from(vec![b'a'; 5 << 20]);
+    let id = s.begin("m/obj").await.unwrap();
+    let t1 = s.part("m/obj", &id, 1, big.clone()).await.unwrap();
+    let t2 = s.part("m/obj", &id, 2, Bytes::from_static(b"tail")).await.unwrap();
+    assert_eq!(s.get("m/obj").await.unwrap(), None, "invisible before completion");
+    assert_eq!(s.pending("m/").await.unwrap(), vec![PendingUpload { key: "m/obj".into(), upload_id: id.clone() }]);
+    let parts = [(1, t1), (2, t2)];
+    assert_eq!(s.complete("m/obj", &id, &parts).await.unwrap(), Completion::Completed);
+    let got = s.get("m/obj").await.unwrap().unwrap();
+    assert_eq!((got.len(), &got[5 << 20..]), ((5 << 20) + 4, &b"tail"[..]));
+    assert!(s.pending("m/").await.unwrap().is_empty());
+    let again = s.complete("m/obj", &id, &parts).await.unwrap();
+    assert!(matches!(again, Completion::Completed | Completion::NoSuchUpload), "a repeated completion is not a failure: {again:?}");
+
+    let gone = s.begin("m/gone").await.unwrap();
+    s.part("m/gone", &gone, 1, Bytes::from_static(b"x")).await.unwrap();
+    s.abort("m/gone", &gone).await.unwrap();
+    s.abort("m/gone", &gone).await.unwrap();
+    assert_eq!(s.complete("m/gone", &gone, &[]).await.unwrap(), Completion::NoSuchUpload);
+    assert_eq!(s.get("m/gone").await.unwrap(), None);
+    assert!(s.pending("m/").await.unwrap().is_empty());
+}

@@ -3,8 +3,11 @@
 //! each time, then run to the end: the parts the committed markers name must hold every input
 //! record's effect exactly once, each key's counts 1..=n in epoch order. A restart with a wiped
 //! state directory is refused, naming the committed output of the earlier run. The same with
-//! `format: parquet`: the Parquet parts the markers name hold every record's effect once.
-//! Size: ARKFLOW_S3_OUT_RECORDS (default 200,000), ARKFLOW_S3_OUT_KILLS (8).
+//! `format: parquet`: the Parquet parts the markers name hold every record's effect once. And with
+//! epochs of tens of MiB (1 KiB records, 5 MiB chunks), each part goes up as a multipart upload
+//! completed after the decision: every record once, no upload left pending at the end.
+//! Size: ARKFLOW_S3_OUT_RECORDS (default 200,000), ARKFLOW_S3_OUT_KILLS (8),
+//! ARKFLOW_S3_MULTIPART_MB (input MiB of the multipart run, default 80).
 
 mod common;
 use arkflow::checkpoint::block_on;
@@ -121,4 +124,64 @@ fn kill_loop(n: u64, kills: u64, format: &str, wipe: bool) {
     let err = stderr(&out);
     assert!(!out.status.success(), "a wiped state over committed output is refused");
     assert!(err.contains("committed/s3-counter/") && err.contains("another run"), "{err}");
+}
+
+#[test]
+fn multipart_parts_hold_every_record_once_and_no_upload_is_left_under_sigkills() {
+    let moto = Moto::start();
+    let dir = Dir::new();
+    let input = dir.path("in.jsonl");
+    let n = env_or("ARKFLOW_S3_MULTIPART_MB", 80) * 1024;
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+        let pad = "p".repeat(1000);
+        for id in 0..n {
+            writeln!(f, "{{\"id\":{id},\"pad\":\"{pad}\"}}").unwrap();
+        }
+    }
+    let t = &moto.target;
+    let cfg = dir.config(&format!(
+        r#"
+state_management:
+  enabled: true
+  backend_type: local
+  checkpoint_interval_ms: 1500
+  exactly_once: true
+  local_config: {{ path: {state} }}
+streams:
+  - name: big
+    input: {{ type: file, path: {input}, rate_per_sec: 8000 }}
+    pipeline: {{ thread_num: 1, processors: [] }}
+    output: {{ type: s3, bucket: {bucket}, region: {region}, prefix: big/, endpoint_url: "{endpoint}", access_key_id: {id}, secret_access_key: {secret}, upload_chunk_mb: 5 }}
+    state: {{ operator_id: big, enabled: true }}
+"#,
+        state = dir.path("state").display(),
+        input = input.display(),
+        bucket = t.bucket,
+        region = t.region,
+        endpoint = t.endpoint,
+        id = t.access_key_id,
+        secret = t.secret_access_key,
+    ));
+    // Each run decides at most two 1.5 s epochs (24,000 records) before its kill: the input
+    // outlasts the kills.
+    let kills = 3;
+    let killed = kill_repeatedly(&cfg, kills, (1500, 3000));
+    let out = run(&cfg, &[]);
+    assert!(out.status.success(), "final run: {}", stderr(&out));
+    assert_eq!(killed, kills, "every planned kill landed while the stream ran");
+    let (markers, lines) = committed(t, "big/");
+    let mut seen = vec![0u32; n as usize];
+    for l in &lines {
+        seen[l["id"].as_u64().unwrap() as usize] += 1;
+    }
+    let wrong: Vec<(usize, u32)> = seen.iter().enumerate().filter(|(_, c)| **c != 1).map(|(i, c)| (i, *c)).take(10).collect();
+    assert!(wrong.is_empty(), "every record exactly once; (id, times) off: {wrong:?}");
+    let store = block_on(S3Store::new(&t.s3_config("big/"))).unwrap();
+    let sizes: Vec<u64> = block_on(store.list("parts/")).unwrap().iter().map(|m| m.size).collect();
+    assert!(sizes.iter().any(|s| *s > 5 << 20), "some parts span several 5 MiB chunks: {sizes:?}");
+    let pending = block_on(arkflow::state::backend::Multipart::pending(&store, "parts/")).unwrap();
+    assert!(pending.is_empty(), "no upload is left pending: {pending:?}");
+    eprintln!("s3 multipart: {killed} kills, {markers} markers, part sizes {sizes:?}");
 }

@@ -1,7 +1,9 @@
 //! The context of the `kafka` input's consumer: partition end offsets from librdkafka statistics
-//! go to the stream's Kafka metrics, and rebalances (group mode) are recorded as events for the
+//! go to the stream's Kafka metrics (and each partition's fetch figures are kept for the stall
+//! guard, `stall.rs`), and rebalances (group mode) are recorded as events for the
 //! group driver instead of being applied (see `input.rs`).
 
+use super::stall::PartStats;
 use super::KafkaMetrics;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::{ClientContext, TopicPartitionList};
@@ -22,16 +24,30 @@ pub struct StatsContext {
     pub(super) events: std::sync::Mutex<std::collections::VecDeque<GroupEvent>>,
     /// Set when the consumer closes: the revoke of leaving the group is applied at once.
     pub(super) closing: std::sync::atomic::AtomicBool,
+    /// The last statistics of each partition.
+    pub(super) partitions: std::sync::Mutex<std::collections::HashMap<(String, i32), PartStats>>,
 }
 
 impl ClientContext for StatsContext {
     fn stats(&self, stats: rdkafka::Statistics) {
+        let mut kept = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
         for (topic, t) in stats.topics {
             for (p, s) in t.partitions {
-                if p >= 0 && s.hi_offset >= 0 {
+                if p < 0 {
+                    continue; // librdkafka's internal "unassigned" partition
+                }
+                if s.hi_offset >= 0 {
                     let end = if s.ls_offset >= 0 { s.ls_offset } else { s.hi_offset };
                     self.metrics.set_end(&topic, p, end);
                 }
+                let part = PartStats {
+                    fetch_state: s.fetch_state,
+                    next_offset: s.next_offset,
+                    app_offset: s.app_offset,
+                    hi_offset: s.hi_offset,
+                    fetchq_cnt: s.fetchq_cnt,
+                };
+                kept.insert((topic.clone(), p), part);
             }
         }
     }
@@ -62,6 +78,15 @@ impl ConsumerContext for StatsContext {
 }
 
 impl StatsContext {
+    pub(super) fn new(metrics: Arc<KafkaMetrics>, group: bool) -> StatsContext {
+        StatsContext { metrics, group, events: Default::default(), closing: Default::default(), partitions: Default::default() }
+    }
+
+    /// What the last statistics said about `topic`/`partition`.
+    pub(super) fn partition_stats(&self, topic: &str, partition: i32) -> Option<PartStats> {
+        self.partitions.lock().unwrap_or_else(|p| p.into_inner()).get(&(topic.to_string(), partition)).cloned()
+    }
+
     pub(super) fn next_event(&self) -> Option<GroupEvent> {
         self.events.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
     }

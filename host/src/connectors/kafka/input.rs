@@ -18,6 +18,7 @@
 //! once every partition reached the high watermark it had when the input opened.
 
 use super::consumer_ctx::{GroupEvent, StatsContext};
+use super::stall::Clock;
 use super::KafkaMetrics;
 use super::{KafkaInputConfig as Config, StartFrom};
 use crate::connectors::input::Input;
@@ -62,6 +63,8 @@ pub struct KafkaInput {
     owned: Option<std::collections::BTreeSet<usize>>,
     /// Group mode: set (by the group driver's watchdog) to leave and join the group again.
     pub(crate) rejoin: Arc<std::sync::atomic::AtomicBool>,
+    /// The stall guard's progress clocks (`stall.rs`).
+    clock: Clock,
 }
 
 impl KafkaInput {
@@ -101,7 +104,7 @@ impl KafkaInput {
         for (k, v) in &cfg.options {
             cc.set(k, v);
         }
-        let ctx = StatsContext { metrics: metrics.clone(), group, events: Default::default(), closing: Default::default() };
+        let ctx = StatsContext::new(metrics.clone(), group);
         let consumer: BaseConsumer<StatsContext> = cc.create_with_context(ctx).with_context(|| format!("kafka input: creating a consumer for {brokers}"))?;
         let mut parts = Vec::new();
         for topic in &cfg.topics {
@@ -136,7 +139,21 @@ impl KafkaInput {
             let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
             consumer.subscribe(&topics).with_context(|| format!("kafka input: subscribing to {topics:?}"))?;
         }
-        Ok(KafkaInput { cfg, consumer, parts, index, assigned: false, metrics, warned_at: None, rate, last_commit: None, owned, rejoin: Default::default() })
+        let clock = Clock::new(parts.len(), Instant::now());
+        Ok(KafkaInput {
+            cfg,
+            consumer,
+            parts,
+            index,
+            assigned: false,
+            metrics,
+            warned_at: None,
+            rate,
+            last_commit: None,
+            owned,
+            rejoin: Default::default(),
+            clock,
+        })
     }
 
     /// Partitions per topic (equal for every topic in group mode).
@@ -271,7 +288,33 @@ impl KafkaInput {
             self.consumer.resume(&tpl).context("kafka input: resuming partitions")?;
         }
         self.assigned = true;
+        self.clock.restart(Instant::now());
         Ok(())
+    }
+
+    /// The stall guard (`stall.rs`): partitions silent for a whole window while the broker holds
+    /// records past their position, and librdkafka holds none of them, are logged with what
+    /// librdkafka said about them, and every partition is assigned again at its position.
+    fn check_stalls(&mut self, now: Instant) {
+        if !self.assigned || !self.clock.check_due(now) {
+            return;
+        }
+        let watched: Vec<bool> = (0..self.parts.len()).map(|i| self.owns(i) && !self.parts[i].paused && !self.done(&self.parts[i])).collect();
+        for i in self.clock.candidates(now, |i| watched[i]) {
+            let (p, ctx) = (&self.parts[i], self.consumer.context());
+            let (Some(next), stats) = (p.next, ctx.partition_stats(&p.topic, p.partition)) else { continue };
+            if stats.as_ref().is_some_and(|s| s.fetchq_cnt > 0) {
+                continue; // fetched, waiting in librdkafka's queue behind other partitions
+            }
+            let Ok((_, high)) = self.consumer.fetch_watermarks(&p.topic, p.partition, Duration::from_secs(2)) else { continue };
+            if high > next {
+                tracing::warn!(
+                    topic = %p.topic, partition = p.partition, next, high, librdkafka = ?stats, silent_s = super::stall::STALL_AFTER.as_secs(),
+                    "kafka input: partition delivers nothing although the broker holds records past its position; assigning the partitions again"
+                );
+                self.assigned = false;
+            }
+        }
     }
 
     fn warn(&mut self, e: &rdkafka::error::KafkaError) {
@@ -304,7 +347,7 @@ fn accept(
     owned: Option<&std::collections::BTreeSet<usize>>,
     consumer: &BaseConsumer<StatsContext>,
     msg: &rdkafka::message::BorrowedMessage<'_>,
-) -> Option<Record> {
+) -> Option<(usize, Record)> {
     let &i = index.get(&(msg.topic().to_string(), msg.partition()))?;
     if owned.is_some_and(|o| !o.contains(&i)) {
         return None;
@@ -326,14 +369,15 @@ fn accept(
     }
     part.next = Some(msg.offset() + 1);
     let headers = msg.headers().map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect()).unwrap_or_default();
-    Some(Record {
+    let record = Record {
         key: msg.key().map(<[u8]>::to_vec),
         value: msg.payload().map(<[u8]>::to_vec),
         headers,
         timestamp_ms: msg.timestamp().to_millis().unwrap_or_else(crate::util::time::now_ms),
         partition: msg.partition() as u32,
         offset: msg.offset() as u64,
-    })
+    };
+    Some((i, record))
 }
 
 impl Drop for KafkaInput {
@@ -360,6 +404,7 @@ impl Input for KafkaInput {
         if self.owned.is_some() && self.revoked() {
             return Ok(None); // the session ends here; the group driver drains it
         }
+        self.clock.reading(Instant::now());
         let mut limit = self.cfg.batch_size;
         if let Some(rate) = &mut self.rate {
             limit = rate.allow(limit as u64) as usize;
@@ -386,7 +431,8 @@ impl Input for KafkaInput {
                 }
                 Some(Ok(m)) => m,
             };
-            let Some(r) = accept(&self.index, &mut self.parts, self.owned.as_ref(), &self.consumer, &msg) else { continue };
+            let Some((i, r)) = accept(&self.index, &mut self.parts, self.owned.as_ref(), &self.consumer, &msg) else { continue };
+            self.clock.progressed(i, now);
             bytes += r.size();
             batch.push(r);
             deadline.get_or_insert(now + wait);
@@ -397,6 +443,7 @@ impl Input for KafkaInput {
                 break;
             }
         }
+        self.check_stalls(Instant::now());
         if !batch.is_empty() {
             for p in &self.parts {
                 if let Some(n) = p.next {

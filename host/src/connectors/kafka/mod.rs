@@ -13,6 +13,7 @@ pub mod outbox;
 mod outbox_codec;
 mod output;
 pub mod probe;
+mod stall;
 pub mod txn;
 mod txn_rdkafka;
 

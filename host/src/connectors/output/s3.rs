@@ -24,20 +24,32 @@
 //! was written since the last one as `parts/at-least-once/T-P-N` with its marker at once
 //! (T: the run's start in ms, P: the process id, N: a sequence number).
 //!
-//! An epoch's records are held in memory until its barrier (a checkpoint interval's worth).
+//! **Large epochs go by multipart upload** (`state::backend::multipart`): once an epoch's encoded
+//! JSON or raw lines reach `upload_chunk_mb`, they are uploaded as the next part of a multipart
+//! upload of the epoch's part key, so memory holds at most one chunk per open epoch. At the
+//! barrier the rest is the last part, and the upload id and part tags go into the pre-commit
+//! blob; the committer completes the upload after the decision, then writes the marker (a
+//! completion that finds no upload is a repeat: the marker write checks the part is there). A
+//! Parquet part is built whole at the barrier (its schema comes from all its records) and, when
+//! larger than a chunk, uploaded in chunks the same way. At start, uploads left by older
+//! generations for undecided epochs, and for epochs that already have a marker, are aborted.
+//! Small epochs are one `PutObject` at the barrier, as before.
+//!
+//! At-least-once, a flush also happens whenever the written records reach a chunk.
 
 use super::{encode_line, Output, OutputFormat};
 use crate::checkpoint::{block_on, CommitError, Committer};
 use crate::config::{s3_config, ConfigError, Ctx, RawS3, S3Config, SinkCaps, YPath};
 use crate::connectors::registry::{Sink, SinkCx};
 use crate::record::Record;
+use crate::state::backend::multipart::{Completion, Multipart, MIN_PART_BYTES};
 use crate::state::backend::{ObjectStore, PutOutcome, S3Store, StoreError};
 use anyhow::Context;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 /// What a part holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -68,7 +80,12 @@ impl S3Format {
 pub struct S3OutputConfig {
     pub s3: S3Config,
     pub format: S3Format,
+    /// Bytes per multipart chunk (and the size from which an epoch is uploaded in chunks).
+    pub upload_chunk: usize,
 }
+
+/// `upload_chunk_mb`'s default.
+const DEFAULT_CHUNK_MB: u64 = 8;
 
 /// The keys of `state_management.s3_config` (read by the same `config::s3_config`) and `format`.
 #[derive(serde::Deserialize, schemars::JsonSchema)]
@@ -81,6 +98,7 @@ pub struct RawS3Output {
     secret_access_key: Option<String>,
     endpoint_url: Option<String>,
     format: Option<String>,
+    upload_chunk_mb: Option<u64>,
 }
 
 impl Sink for S3OutputConfig {
@@ -88,10 +106,16 @@ impl Sink for S3OutputConfig {
     type Raw = RawS3Output;
 
     fn from_raw(ctx: &Ctx, raw: RawS3Output, path: &YPath) -> Result<Self, ConfigError> {
-        let RawS3Output { bucket, region, prefix, access_key_id, secret_access_key, endpoint_url, format } = raw;
+        let RawS3Output { bucket, region, prefix, access_key_id, secret_access_key, endpoint_url, format, upload_chunk_mb } = raw;
         let s3 = s3_config(ctx, RawS3 { bucket, region, prefix, access_key_id, secret_access_key, endpoint_url }, path)?;
         let format = ctx.named(format, &path.key("format"), "format", S3Format::NAMES, S3Format::from_name, S3Format::default())?;
-        Ok(S3OutputConfig { s3, format })
+        let chunk_mb = upload_chunk_mb.unwrap_or(DEFAULT_CHUNK_MB);
+        let at = path.key("upload_chunk_mb");
+        ctx.at_least(&at, chunk_mb, (MIN_PART_BYTES >> 20) as u64)?;
+        if chunk_mb > 4096 {
+            return Err(ctx.invalid(&at, format!("{at} must be at most 4096 (S3's largest part is 5 GiB), got {chunk_mb}")));
+        }
+        Ok(S3OutputConfig { s3, format, upload_chunk: (chunk_mb << 20) as usize })
     }
 
     fn capabilities(&self) -> SinkCaps {
@@ -99,12 +123,13 @@ impl Sink for S3OutputConfig {
     }
 
     fn open(&self, cx: &SinkCx<'_>) -> anyhow::Result<Box<dyn Output>> {
-        let store: Arc<dyn ObjectStore> = Arc::new(block_on(S3Store::new(&self.s3)).with_context(|| format!("{}: s3 output", cx.sink))?);
+        let s3 = Arc::new(block_on(S3Store::new(&self.s3)).with_context(|| format!("{}: s3 output", cx.sink))?);
+        let (store, uploads): (Arc<dyn ObjectStore>, Arc<dyn Multipart>) = (s3.clone(), s3);
         let mode = match (cx.exactly_once, cx.place) {
             (true, Some(at)) => Mode::Epochs { scope: at.scope.to_string(), generation: at.generation },
             _ => Mode::AtLeastOnce { run: format!("{}-{}", crate::util::time::now_ms(), std::process::id()), seq: 0 },
         };
-        Ok(Box::new(S3Out { store, format: self.format, mode, open: BTreeMap::new(), line: Vec::new() }))
+        Ok(Box::new(S3Out { store, uploads, chunk: self.upload_chunk, format: self.format, mode, open: BTreeMap::new(), line: Vec::new() }))
     }
 }
 
@@ -126,15 +151,64 @@ pub struct Marker {
 struct Blob {
     scope: String,
     parts: Vec<(u64, Marker)>,
+    /// Epochs staged as multipart uploads (completed by the commit).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    uploads: BTreeMap<u64, Upload>,
+}
+
+/// A multipart upload of a part, staged before the decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Upload {
+    id: String,
+    /// (part number, tag), in order.
+    tags: Vec<(i32, String)>,
+}
+
+/// An epoch's part while its records arrive.
+#[derive(Default)]
+struct Open {
+    /// Encoded records not uploaded yet.
+    buf: Vec<u8>,
+    records: u64,
+    staged: Option<Staging>,
+}
+
+/// The chunks of an open epoch uploaded so far.
+struct Staging {
+    upload: Upload,
+    bytes: u64,
+    hash: Xxh3,
 }
 
 pub struct S3Out {
     store: Arc<dyn ObjectStore>,
+    uploads: Arc<dyn Multipart>,
+    /// Multipart chunk size (`upload_chunk_mb`).
+    chunk: usize,
     format: S3Format,
     mode: Mode,
-    /// Encoded records per epoch (one entry, epoch 0, when at-least-once), and their count.
-    open: BTreeMap<u64, (Vec<u8>, u64)>,
+    /// Open parts per epoch (one entry, epoch 0, when at-least-once).
+    open: BTreeMap<u64, Open>,
     line: Vec<u8>,
+}
+
+/// Uploads `data` as the next chunk of `open`'s multipart upload of `key` (started here when it
+/// has none yet).
+fn push_chunk(uploads: &dyn Multipart, key: &str, open: &mut Open, data: Vec<u8>) -> anyhow::Result<()> {
+    let staged = match &mut open.staged {
+        Some(s) => s,
+        None => {
+            let id = block_on(uploads.begin(key)).with_context(|| format!("s3 output: starting the upload of {key}"))?;
+            open.staged.insert(Staging { upload: Upload { id, tags: Vec::new() }, bytes: 0, hash: Xxh3::new() })
+        }
+    };
+    let number = staged.upload.tags.len() as i32 + 1;
+    staged.hash.update(&data);
+    staged.bytes += data.len() as u64;
+    let tag =
+        block_on(uploads.part(key, &staged.upload.id, number, Bytes::from(data))).with_context(|| format!("s3 output: uploading chunk {number} of {key}"))?;
+    staged.upload.tags.push((number, tag));
+    Ok(())
 }
 
 fn marker_key(scope: &str, epoch: u64) -> String {
@@ -151,7 +225,7 @@ impl S3Out {
     /// Appends `records` to `epoch`'s part: as lines (Parquet parts are built from JSON lines
     /// when uploaded, so their records must be JSON objects).
     fn encode(&mut self, epoch: u64, records: &[Record]) -> anyhow::Result<()> {
-        let (buf, n) = self.open.entry(epoch).or_default();
+        let Open { buf, records: n, .. } = self.open.entry(epoch).or_default();
         for r in records {
             self.line.clear();
             match self.format {
@@ -173,7 +247,50 @@ impl S3Out {
             buf.extend_from_slice(&self.line);
             *n += 1;
         }
+        if self.open[&epoch].buf.len() >= self.chunk && self.format != S3Format::Parquet {
+            match self.mode {
+                Mode::Epochs { .. } => self.stage_chunk(epoch)?,
+                Mode::AtLeastOnce { .. } => self.flush()?,
+            }
+        }
         Ok(())
+    }
+
+    /// The key of `epoch`'s part (exactly-once).
+    fn part_key(&self, epoch: u64) -> String {
+        match &self.mode {
+            Mode::Epochs { scope, generation } => format!("parts/{scope}/{epoch:012}-g{generation}.{}", self.format.ext()),
+            Mode::AtLeastOnce { .. } => unreachable!("at-least-once parts are named per flush"),
+        }
+    }
+
+    /// Uploads `epoch`'s buffered lines as the next chunk of its multipart upload.
+    fn stage_chunk(&mut self, epoch: u64) -> anyhow::Result<()> {
+        let key = self.part_key(epoch);
+        let open = self.open.get_mut(&epoch).expect("open epoch");
+        let data = std::mem::take(&mut open.buf);
+        push_chunk(&*self.uploads, &key, open, data)
+    }
+
+    /// Stages `epoch`'s part: the rest of its multipart upload, or the whole part (by multipart
+    /// when larger than a chunk). Returns its marker and, for a multipart upload, the upload.
+    fn stage_part(&mut self, epoch: u64) -> anyhow::Result<(Marker, Option<Upload>)> {
+        let key = self.part_key(epoch);
+        let mut open = self.open.remove(&epoch).expect("open epoch");
+        if self.format == S3Format::Parquet {
+            open.buf = self.body(std::mem::take(&mut open.buf))?;
+        }
+        if open.staged.is_none() && open.buf.len() <= self.chunk {
+            let marker = Marker { part: key.clone(), records: open.records, bytes: open.buf.len() as u64, xxh3: xxh3_64(&open.buf) };
+            self.upload(&key, open.buf)?;
+            return Ok((marker, None));
+        }
+        let rest = std::mem::take(&mut open.buf);
+        for piece in rest.chunks(self.chunk) {
+            push_chunk(&*self.uploads, &key, &mut open, piece.to_vec())?;
+        }
+        let staged = open.staged.expect("a multipart part has a chunk");
+        Ok((Marker { part: key, records: open.records, bytes: staged.bytes, xxh3: staged.hash.digest() }, Some(staged.upload)))
     }
 
     /// A part's object: its lines, or for Parquet the file built from them.
@@ -202,7 +319,7 @@ impl Output for S3Out {
 
     fn flush(&mut self) -> anyhow::Result<()> {
         let Mode::AtLeastOnce { run, seq } = &mut self.mode else { return Ok(()) };
-        let Some((lines, records)) = self.open.remove(&0) else { return Ok(()) };
+        let Some(Open { buf: lines, records, .. }) = self.open.remove(&0) else { return Ok(()) };
         *seq += 1;
         let name = format!("{run}-{seq:08}");
         let part = format!("parts/at-least-once/{name}.{}", self.format.ext());
@@ -213,26 +330,25 @@ impl Output for S3Out {
     }
 
     fn pre_commit(&mut self, epoch: u64) -> anyhow::Result<Option<serde_json::Value>> {
-        let Mode::Epochs { scope, generation } = &self.mode else { return self.flush().map(|()| None) };
-        let (scope, generation) = (scope.clone(), *generation);
+        let Mode::Epochs { scope, .. } = &self.mode else { return self.flush().map(|()| None) };
+        let scope = scope.clone();
         let ready: Vec<u64> = self.open.range(..=epoch).map(|(e, _)| *e).collect();
-        let mut parts = Vec::with_capacity(ready.len());
+        let (mut parts, mut uploads) = (Vec::with_capacity(ready.len()), BTreeMap::new());
         for e in ready {
-            let (lines, records) = self.open.remove(&e).expect("listed");
-            let part = format!("parts/{scope}/{e:012}-g{generation}.{}", self.format.ext());
-            let data = self.body(lines)?;
-            let marker = Marker { part: part.clone(), records, bytes: data.len() as u64, xxh3: xxh3_64(&data) };
-            self.upload(&part, data)?;
+            let (marker, upload) = self.stage_part(e)?;
             parts.push((e, marker));
+            if let Some(u) = upload {
+                uploads.insert(e, u);
+            }
         }
         if parts.is_empty() {
             return Ok(None);
         }
-        Ok(Some(serde_json::to_value(Blob { scope, parts })?))
+        Ok(Some(serde_json::to_value(Blob { scope, parts, uploads })?))
     }
 
     fn committer(&self) -> Option<Arc<dyn Committer>> {
-        Some(Arc::new(S3Committer { store: self.store.clone() }))
+        Some(Arc::new(S3Committer { store: self.store.clone(), uploads: self.uploads.clone() }))
     }
 
     fn recovered(&mut self, last_decided: Option<u64>) -> anyhow::Result<()> {
@@ -256,13 +372,18 @@ impl Output for S3Out {
                 }
             );
         }
-        for p in &parts {
-            let undecided = epoch_of(&p.key).is_some_and(|e| last_decided.is_none_or(|d| e > d));
-            let older = p.key.rsplit_once("-g").and_then(|(_, g)| g.split('.').next()?.parse::<u64>().ok()).is_none_or(|g| g < generation);
-            if undecided && older {
-                let (store, key) = (store.clone(), p.key.clone());
-                block_on(async move { store.delete(&key).await }).with_context(|| format!("s3 output: deleting the undecided part {}", p.key))?;
-            }
+        let undecided = |key: &str| epoch_of(key).is_some_and(|e| last_decided.is_none_or(|d| e > d));
+        let older = |key: &str| key.rsplit_once("-g").and_then(|(_, g)| g.split('.').next()?.parse::<u64>().ok()).is_none_or(|g| g < generation);
+        for p in parts.iter().filter(|p| undecided(&p.key) && older(&p.key)) {
+            block_on(store.delete(&p.key)).with_context(|| format!("s3 output: deleting the undecided part {}", p.key))?;
+        }
+        // Uploads never completed: of an undecided epoch (its replay stages it again), or of an
+        // epoch whose marker exists (that marker names the upload that was completed).
+        let marked: std::collections::BTreeSet<u64> = markers.iter().filter_map(|m| epoch_of(&m.key)).collect();
+        let pending =
+            block_on(self.uploads.pending(&format!("parts/{scope}/"))).with_context(|| format!("s3 output: listing the uploads in {}", store.describe()))?;
+        for u in pending.iter().filter(|u| (undecided(&u.key) && older(&u.key)) || epoch_of(&u.key).is_some_and(|e| marked.contains(&e))) {
+            block_on(self.uploads.abort(&u.key, &u.upload_id)).with_context(|| format!("s3 output: aborting the abandoned upload of {}", u.key))?;
         }
         Ok(())
     }
@@ -271,6 +392,7 @@ impl Output for S3Out {
 /// Phase two of the s3 sink: writes each part's committed marker (see the module contract).
 pub struct S3Committer {
     store: Arc<dyn ObjectStore>,
+    uploads: Arc<dyn Multipart>,
 }
 
 impl Committer for S3Committer {
@@ -280,7 +402,7 @@ impl Committer for S3Committer {
         let at = self.store.describe();
         for (epoch, marker) in &blob.parts {
             let key = marker_key(&blob.scope, *epoch);
-            match block_on(write_marker(&*self.store, &key, marker)) {
+            match block_on(write_marker(&*self.store, &*self.uploads, &key, marker, blob.uploads.get(epoch))) {
                 Err(e) => return Err(CommitError::Retry(format!("s3 output: committing {at}/{key}: {e}"))),
                 Ok(Written::Now | Written::Before) => {}
                 Ok(Written::PartMissing) => {
@@ -309,12 +431,18 @@ enum Written {
     PartMissing,
 }
 
-/// Creates the marker `key` once its part is there with its size (create-only).
-async fn write_marker(store: &dyn ObjectStore, key: &str, marker: &Marker) -> Result<Written, StoreError> {
+/// Completes the part's multipart upload (when it was staged as one), then creates the marker
+/// `key` once the part is there with its size (create-only).
+async fn write_marker(store: &dyn ObjectStore, uploads: &dyn Multipart, key: &str, marker: &Marker, upload: Option<&Upload>) -> Result<Written, StoreError> {
     let body = Bytes::from(serde_json::to_vec(marker).expect("a marker serializes"));
     let same = |existing: &[u8]| serde_json::from_slice::<Marker>(existing).ok().as_ref() == Some(marker);
     if let Some(existing) = store.get(key).await? {
         return Ok(if same(&existing) { Written::Before } else { Written::Other });
+    }
+    if let Some(u) = upload {
+        // NoSuchUpload: completed by an earlier run of this commit (or aborted, which the part
+        // check below reports).
+        let _: Completion = uploads.complete(&marker.part, &u.id, &u.tags).await?;
     }
     let listed = store.list(&marker.part).await?;
     if !listed.iter().any(|m| m.key == marker.part && m.size == marker.bytes) {

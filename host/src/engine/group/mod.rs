@@ -189,8 +189,12 @@ pub(crate) fn run(spec: StreamSpec, g: GroupSetup, stop: Arc<AtomicBool>) -> Str
         {
             let mut input = g.input.lock().unwrap_or_else(|p| p.into_inner());
             input.end_session();
-            if let Err(e) = input.rejoin_if_asked() {
-                shared.fail(format!("stream {name}: {e:#}"));
+            // Not when stopping: a subscribe racing the consumer's close trips librdkafka's
+            // assertion that a closed group has no subscription (SIGABRT at a graceful stop).
+            if !halt() {
+                if let Err(e) = input.rejoin_if_asked() {
+                    shared.fail(format!("stream {name}: {e:#}"));
+                }
             }
         }
         let was_fenced = fenced.is_some_and(|m| m.fenced.load(std::sync::atomic::Ordering::SeqCst));
@@ -380,6 +384,7 @@ fn start_session(t: &StreamSpec, g: &GroupSetup, assignment: &[(String, i32)]) -
         restore_ms = took.restore_ms,
         leftovers = took.leftovers,
         from = ?restored_from,
+        position = %took.position,
         "group session: key groups taken over"
     );
     g.input.lock().unwrap_or_else(|p| p.into_inner()).begin_session(assignment, &took.position)?;

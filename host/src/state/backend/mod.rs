@@ -11,6 +11,7 @@
 pub mod flaky;
 mod local;
 mod memory;
+pub mod multipart;
 pub mod s3;
 
 use async_trait::async_trait;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 pub use local::LocalStore;
 pub use memory::MemoryStore;
+pub use multipart::{Completion, Multipart, PendingUpload};
 pub use s3::S3Store;
 
 /// Result of a create-only write.

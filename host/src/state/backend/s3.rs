@@ -15,6 +15,8 @@
 //!   the SDK (standard mode with exponential backoff and jitter). Every attempt has a deadline,
 //!   so a server that stops answering makes a call fail in bounded time instead of hanging.
 //!
+//! - Multipart uploads (`s3_multipart.rs`) stage the `s3` output's large parts.
+//!
 //! Credentials: static when both `access_key_id` and `secret_access_key` are set, otherwise the
 //! default AWS credential chain (environment, profile, web identity, ECS/IMDS). Keys never appear
 //! in messages, logs or `Debug` output.
@@ -421,6 +423,9 @@ impl ObjectStore for S3Store {
         format!("s3://{}/{}", self.bucket, self.prefix.trim_end_matches('/')).trim_end_matches('/').to_string()
     }
 }
+
+#[path = "s3_multipart.rs"]
+mod multipart;
 
 #[cfg(test)]
 mod tests {
