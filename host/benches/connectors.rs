@@ -3,8 +3,9 @@
 //! - (M) `mqtt` output at QoS 1 vs `mosquitto_pub -q 1 -l` (one message per line), both to a
 //!   mosquitto this binary starts, each timed until a `mosquitto_sub` has every message;
 //! - (P) `postgres` output vs `psql \copy` of the same rows, both into a table of a PostgreSQL
-//!   cluster this binary starts; the output at-least-once (plain inserts) and exactly-once
-//!   (staged at each barrier, moved after the decision; local state store);
+//!   cluster this binary starts (prepared transactions allowed); the output at-least-once (COPY)
+//!   and exactly-once two ways (local state store): by prepared transactions (COPY at each
+//!   barrier, committed after the decision) and by staged rows (`two_phase: false`);
 //! - (N) `nats` output (JetStream, each publish acknowledged, with a `Nats-Msg-Id`) vs the
 //!   async-nats client publishing the same values to JetStream from this process, 1024
 //!   acknowledgements in flight (no NATS command-line tool is packaged here), into one
@@ -114,7 +115,7 @@ fn main() {
         }
     }
     let broker = t::mqtt::Mosquitto::start();
-    let pg = t::postgres::Postgres::start();
+    let pg = t::postgres::Postgres::start_with(&["-c", "max_prepared_transactions=8"]);
     let psql = |sql: &str| pg.psql(sql);
     psql("CREATE TABLE rows_out (id bigint, who text, amount int)");
     psql("CREATE TABLE rows_copy (id bigint, who text, amount int)");
@@ -130,7 +131,7 @@ fn main() {
             write!(r, "*3\r\n$5\r\nRPUSH\r\n$3\r\nraw\r\n${}\r\n{v}\r\n", v.len()).unwrap();
         }
     }
-    let (mut m_ark, mut m_pub, mut p_alo, mut p_eo, mut p_copy) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut m_ark, mut m_pub, mut p_alo, mut p_eo, mut p_copy, mut p_staged) = (vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut n_ark, mut n_raw, mut r_ark, mut r_cli) = (vec![], vec![], vec![], vec![]);
     for round in 0..rounds {
         let nats_out = format!("{{ type: nats, url: '{}', subject: bench.ark }}", nats.url());
@@ -172,32 +173,38 @@ fn main() {
         let alo = common::run_stream(&stream(&lines, &pg_out, None)).0;
         psql("TRUNCATE rows_out");
         let eo = common::run_stream(&stream(&lines, &pg_out, Some(&dir.path().join(format!("state-{round}"))))).0;
+        psql("TRUNCATE rows_out");
+        let staged_out = format!("{{ type: postgres, url: \"{}\", table: rows_out, two_phase: false }}", pg.url());
+        let eo_staged = common::run_stream(&stream(&lines, &staged_out, Some(&dir.path().join(format!("staged-{round}"))))).0;
         let mut copy = Command::new("psql");
         let copy_sql = format!("\\copy rows_copy (id, who, amount) FROM '{}' CSV", csv.display());
         copy.args(["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "arkflow", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", &copy_sql]);
         let copy_rate = tool(copy, None, n);
         assert_eq!(psql("SELECT count(*) FROM rows_out").trim(), n.to_string(), "every row written");
         println!(
-            "round {round}: mqtt output {ark:.0} rec/s vs mosquitto_pub {pub_rate:.0} ({:.2}) | postgres output at-least-once {alo:.0}, exactly-once {eo:.0} vs psql \\copy {copy_rate:.0} ({:.2}, {:.2})",
+            "round {round}: mqtt output {ark:.0} rec/s vs mosquitto_pub {pub_rate:.0} ({:.2}) | postgres output at-least-once {alo:.0}, exactly-once {eo:.0} (staged: {eo_staged:.0}) vs psql \\copy {copy_rate:.0} ({:.2}, {:.2}, staged {:.2})",
             ark / pub_rate,
             alo / copy_rate,
-            eo / copy_rate
+            eo / copy_rate,
+            eo_staged / copy_rate
         );
         m_ark.push(ark);
         m_pub.push(pub_rate);
         p_alo.push(alo);
         p_eo.push(eo);
+        p_staged.push(eo_staged);
         p_copy.push(copy_rate);
     }
     let med = common::median;
-    let (ma, mp, pa, pe, pc) = (med(&mut m_ark), med(&mut m_pub), med(&mut p_alo), med(&mut p_eo), med(&mut p_copy));
+    let (ma, mp, pa, pe, pc, ps) = (med(&mut m_ark), med(&mut m_pub), med(&mut p_alo), med(&mut p_eo), med(&mut p_copy), med(&mut p_staged));
     println!("median of {rounds}: mqtt output {ma:.0} rec/s, mosquitto_pub {mp:.0} rec/s: {:.2}", ma / mp);
     let (na, nr, ra, rc) = (med(&mut n_ark), med(&mut n_raw), med(&mut r_ark), med(&mut r_cli));
     println!("median of {rounds}: nats output {na:.0} rec/s, async-nats client {nr:.0} rec/s: {:.2}", na / nr);
     println!("median of {rounds}: redis output {ra:.0} rec/s, redis-cli --pipe {rc:.0} rec/s: {:.2}", ra / rc);
     println!(
-        "median of {rounds}: postgres output at-least-once {pa:.0} rec/s ({:.2} of psql \\copy {pc:.0}), exactly-once {pe:.0} rec/s ({:.2})",
+        "median of {rounds}: postgres output at-least-once {pa:.0} rec/s ({:.2} of psql \\copy {pc:.0}), exactly-once by prepared transactions {pe:.0} rec/s ({:.2}), by staged rows {ps:.0} rec/s ({:.2})",
         pa / pc,
-        pe / pc
+        pe / pc,
+        ps / pc
     );
 }

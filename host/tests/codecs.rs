@@ -5,6 +5,8 @@
 //! - Through a schema registry (`common::registry`: Karapace on a Kafka-protocol broker, both on
 //!   127.0.0.1): one stream encodes records into the registry's wire format onto a NATS JetStream
 //!   stream (registering the schema), a second decodes them by schema id; Avro and Protobuf.
+//! - A registry that requires HTTP basic auth refuses a stream without `registry_auth` (or with a
+//!   wrong password) at start, and serves one with it.
 
 mod common;
 use common::*;
@@ -88,6 +90,38 @@ fn bad_codec_settings_are_refused_at_their_place() {
     check("{ type: decode, format: protobuf, schema_file: order.proto }", "message");
     check("{ type: encode, format: avro, schema_file: order.avsc, registry_url: 'http://127.0.0.1:1' }", "`registry_url` and `subject` go together");
     check("{ type: decode }", "needs `schema_file`");
+    check("{ type: decode, format: avro, schema_file: order.avsc, registry_auth: { type: bearer, token: t } }", "registry_auth needs `registry_url`");
+    check("{ type: decode, registry_url: 'http://127.0.0.1:1', registry_auth: { type: basic } }", "registry_auth.username is required");
+}
+
+#[test]
+fn a_registry_that_requires_credentials_gets_them_from_registry_auth() {
+    let registry = common::registry::Registry::start_with_auth(Some(("arkflow", "s3cret-pw")));
+    let dir = Dir::new();
+    schemas(&dir);
+    let lines: Vec<String> = (0..50).map(|i| format!("{{\"id\":{i},\"user\":\"u{i}\",\"note\":null}}")).collect();
+    std::fs::write(dir.path("in.jsonl"), lines.join("\n") + "\n").unwrap();
+    let cfg = |auth: &str| {
+        dir.config(&format!(
+            "streams:\n  - input: {{ type: file, path: in.jsonl }}\n    pipeline:\n      processors:\n        - {{ type: encode, format: avro, schema_file: order.avsc, registry_url: '{url}', subject: orders-value{auth} }}\n        - {{ type: decode, registry_url: '{url}'{auth} }}\n    output: {{ type: file, path: out.jsonl }}\n",
+            url = registry.url()
+        ))
+    };
+    // Without credentials, or with a wrong password, the registry refuses the registration and
+    // the start says so (never the password).
+    for auth in ["", ", registry_auth: { type: basic, username: arkflow, password: wrong-pw }"] {
+        let out = run(&cfg(auth), &[]);
+        assert!(!out.status.success(), "refused: {auth}");
+        let err = stderr(&out);
+        assert!(err.contains("401") && err.contains("registering the schema failed"), "{auth}: {err}");
+        assert!(!err.contains("wrong-pw"), "{err}");
+    }
+    // With them: the schema is registered and fetched back, every record unchanged.
+    let out = run(&cfg(", registry_auth: { type: basic, username: arkflow, password: s3cret-pw }"), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("s3cret-pw"));
+    let want: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(json_lines(&dir.path("out.jsonl")), want);
 }
 
 /// Encodes `lines` through the registry onto NATS subject `subject`, then decodes them back.

@@ -5,6 +5,9 @@
 //!   every input record's effect exactly once, each key's counts 1..=n in insertion order, and
 //!   nothing may stay staged. A restart with a wiped state directory is refused, naming the
 //!   committed epochs of the earlier run.
+//! - The same through prepared transactions (a server with `max_prepared_transactions` > 0):
+//!   every effect once, and no prepared transaction left after the final run; a prepared claim
+//!   an earlier run left for an undecided epoch is rolled back at start (its row never shows).
 //! - A commit that a crash cut short after the decision is replayed by the next run from the
 //!   staged rows (not from the dead process's memory): the table holds every row once.
 //! - Upserts by `key_columns` keep each key's last row; a record that is not a JSON object and a
@@ -67,7 +70,22 @@ fn assert_counts_once(pg: &Postgres, expected: &HashMap<String, i64>, n: u64) {
 
 #[test]
 fn kill_loop_into_postgres_is_exactly_once_and_a_wiped_state_is_refused() {
-    let pg = Postgres::start();
+    kill_loop(false);
+}
+
+#[test]
+fn prepared_transactions_commit_every_epoch_once_under_sigkills() {
+    kill_loop(true);
+}
+
+/// SIGKILLs the counter → postgres stream, then runs it to the end: every effect once, nothing
+/// left staged or prepared. With `two_phase`, the server allows prepared transactions and the
+/// output commits through them; without, through staged rows, and a wiped state is refused.
+fn kill_loop(two_phase: bool) {
+    let pg = match two_phase {
+        true => Postgres::start_with(&["-c", "max_prepared_transactions=16"]),
+        false => Postgres::start(),
+    };
     pg.psql("CREATE TABLE counts (id bigserial PRIMARY KEY, key text NOT NULL, count bigint NOT NULL)");
     let dir = Dir::new();
     let n = env_or("ARKFLOW_PG_RECORDS", 100_000);
@@ -80,12 +98,18 @@ fn kill_loop_into_postgres_is_exactly_once_and_a_wiped_state_is_refused() {
     let before: u64 = pg.psql("SELECT count(*) FROM counts").trim().parse().unwrap();
     let out = run(&cfg, &[]);
     assert!(out.status.success(), "final run: {}", stderr(&out));
+    let how = if two_phase { "exactly-once through prepared transactions" } else { "exactly-once through rows staged" };
+    assert!(stderr(&out).contains(how), "the output says how it commits ({how}): {}", stderr(&out));
     assert_eq!(killed, kills, "every planned kill landed while the stream ran");
     let epochs = pg.psql("SELECT count(*) FROM arkflow_pg_commits").trim().to_string();
     eprintln!("postgres output: {killed} kills, {before} rows before the final run, {epochs} epochs committed");
     assert!(before > 0, "kills landed after decided checkpoints");
     assert_counts_once(&pg, &expected, n);
     assert_eq!(pg.psql("SELECT count(*) FROM arkflow_pg_staged").trim(), "0", "nothing left staged after a clean end");
+    assert_eq!(pg.psql("SELECT count(*) FROM pg_prepared_xacts").trim(), "0", "nothing left prepared after a clean end");
+    if two_phase {
+        return;
+    }
 
     // The state is wiped: the committed epochs belong to no decision of the new state.
     std::fs::remove_dir_all(dir.path("state")).unwrap();
@@ -241,4 +265,32 @@ fn a_decided_commit_cut_short_is_replayed_from_the_staged_rows() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_counts_once(&pg, &expected, 20_000);
     assert_eq!(pg.psql("SELECT count(*) FROM arkflow_pg_staged").trim(), "0");
+}
+
+#[test]
+fn a_prepared_claim_left_by_an_earlier_run_is_rolled_back_at_start() {
+    let pg = Postgres::start_with(&["-c", "max_prepared_transactions=4"]);
+    pg.psql("CREATE TABLE counts (id bigserial PRIMARY KEY, key text NOT NULL, count bigint NOT NULL)");
+    let dir = Dir::new();
+    let input = dir.path("in.jsonl");
+    write_input(&input, 5_000, 50);
+    let cfg = counter_config(&dir, &pg, &input, "table: counts");
+    let out = run(&cfg, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A process of an older generation prepared the next epoch (its claim and a row) and died
+    // before any decision: its transaction holds the claim the next run needs.
+    let next: u64 = pg.psql("SELECT max(epoch) + 1 FROM arkflow_pg_commits").trim().parse().unwrap();
+    let hash = xxhash_rust::xxh3::xxh3_64(b"pg-counter\0output");
+    let gid = format!("arkflow:{hash:016x}:{next}:0");
+    pg.psql(&format!(
+        "BEGIN; INSERT INTO arkflow_pg_commits (scope, sink, epoch, generation, records, target) VALUES ('pg-counter', 'output', {next}, 0, 1, 'counts'); \
+         INSERT INTO counts (key, count) VALUES ('zombie', 1); PREPARE TRANSACTION '{gid}'"
+    ));
+    let expected = write_input(&input, 10_000, 50);
+    let out = run(&cfg, &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("rolled back the prepared transactions of undecided epochs") && err.contains(&gid), "{err}");
+    assert_eq!(pg.psql("SELECT count(*) FROM pg_prepared_xacts").trim(), "0");
+    assert_counts_once(&pg, &expected, 10_000);
 }

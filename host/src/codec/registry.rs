@@ -10,6 +10,8 @@
 //!   cannot be reached after 3 attempts (or answers 5xx) is `CodecError::Unavailable`.
 //! - `register` (`POST <url>/subjects/<subject>/versions`) returns the id of a schema, new or
 //!   already registered (the registry answers the same id for the same schema).
+//! - With `registry_auth`, every request carries its `Authorization` header (basic or bearer);
+//!   a 401 or 403 is an error naming the registry, never the credentials.
 
 use super::avro::AvroSchema;
 use super::protobuf::ProtoMessage;
@@ -81,8 +83,16 @@ fn index_path(mut bytes: &[u8]) -> Option<(Vec<i32>, &[u8])> {
 }
 
 impl Registry {
-    pub fn new(url: &str) -> anyhow::Result<Registry> {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    /// A client of the registry at `url`, sending `auth`'s `Authorization` header when given.
+    pub fn new(url: &str, auth: Option<&crate::config::http_auth::Auth>) -> anyhow::Result<Registry> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(a) = auth {
+            let mut v = reqwest::header::HeaderValue::from_str(a.header())
+                .map_err(|_| anyhow::anyhow!("registry_auth: the credentials are not a valid header value"))?;
+            v.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).default_headers(headers).build()?;
         Ok(Registry { url: url.trim_end_matches('/').to_string(), client, cache: Mutex::new(HashMap::new()) })
     }
 
@@ -148,6 +158,12 @@ impl Registry {
             match got {
                 Ok((status, body)) if status.is_success() => return Ok(compile(&body)),
                 Ok((status, _)) if status.as_u16() == 404 => return Ok(Err("the registry has no such schema".into())),
+                Ok((status, body)) if matches!(status.as_u16(), 401 | 403) => {
+                    return Err(CodecError::Unavailable(format!(
+                        "schema registry {url}: status {status}: the registry refused the credentials (set or check registry_auth): {}",
+                        body.chars().take(200).collect::<String>()
+                    )))
+                }
                 Ok((status, body)) => last = format!("status {status}: {}", body.chars().take(200).collect::<String>()),
                 Err(e) => last = e.to_string(),
             }

@@ -6,6 +6,7 @@
 //! whose `Display` is the full message, `file:line:col: ...` when the problem has a place in
 //! the file. The format is documented in `docs/CONFIG.md`; defaults live in `model.rs`.
 
+pub mod http_auth;
 pub mod model;
 pub use model::*;
 

@@ -4,7 +4,6 @@
 //! only through the registry, the `Input` and `Output` traits and the sink commit protocol
 //! (`checkpoint::commit`).
 
-pub mod http_auth;
 pub mod input;
 pub mod kafka;
 pub mod mqtt;

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use super::registry::{BuildCx, ProcessorType};
 use super::{BatchCtx, BatchError, FailurePolicy, Processor, ProcessorFactory, StateSlot};
 use crate::codec::{Codec, CodecError, Format, Registry, Schema, SchemaSource};
+use crate::config::http_auth::{Auth, RawAuth};
 use crate::config::{ConfigError, Ctx, ProcessorCaps, YPath};
 use crate::record::{ErrorClass, Outcome, Record, RecordError};
 
@@ -32,6 +33,8 @@ pub struct DecodeConfig {
     pub schema: Option<SchemaSource>,
     /// Decode the schema-registry wire format, schemas fetched from this URL; default none
     pub registry_url: Option<String>,
+    /// Credentials sent to the registry (`{type: basic, username, password}` or `{type: bearer, token}`); default none
+    pub registry_auth: Option<Auth>,
     /// Field of the decoded value to key records by; default none
     pub key_field: Option<String>,
 }
@@ -44,6 +47,8 @@ pub struct EncodeConfig {
     pub registry_url: Option<String>,
     /// The registry subject (with `registry_url`)
     pub subject: Option<String>,
+    /// Credentials sent to the registry; default none
+    pub registry_auth: Option<Auth>,
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
@@ -53,6 +58,7 @@ pub struct RawDecode {
     schema_file: Option<PathBuf>,
     message: Option<String>,
     registry_url: Option<String>,
+    registry_auth: Option<RawAuth>,
     key_field: Option<String>,
 }
 
@@ -63,6 +69,7 @@ pub struct RawEncode {
     schema_file: PathBuf,
     message: Option<String>,
     registry_url: Option<String>,
+    registry_auth: Option<RawAuth>,
     subject: Option<String>,
 }
 
@@ -80,6 +87,16 @@ fn schema_source(ctx: &Ctx, format: Option<String>, file: PathBuf, message: Opti
     Ok(source)
 }
 
+/// `registry_auth`, which needs `registry_url`.
+fn registry_auth(ctx: &Ctx, raw: Option<RawAuth>, url: &Option<String>, at: &YPath) -> Result<Option<Auth>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let path = at.key("registry_auth");
+    if url.is_none() {
+        return Err(ctx.invalid(&path, format!("{path} needs `registry_url`")));
+    }
+    Auth::from_raw(ctx, raw, &path).map(Some)
+}
+
 fn registry_url(ctx: &Ctx, url: Option<String>, at: &YPath) -> Result<Option<String>, ConfigError> {
     if let Some(u) = &url {
         if !matches!(reqwest::Url::parse(u), Ok(p) if matches!(p.scheme(), "http" | "https")) {
@@ -95,6 +112,7 @@ impl ProcessorType for DecodeConfig {
 
     fn from_raw(ctx: &Ctx, raw: RawDecode, at: &YPath) -> Result<Self, ConfigError> {
         let registry_url = registry_url(ctx, raw.registry_url, at)?;
+        let registry_auth = registry_auth(ctx, raw.registry_auth, &registry_url, at)?;
         let schema = match raw.schema_file {
             Some(file) => Some(schema_source(ctx, raw.format, file, raw.message, at)?),
             None if registry_url.is_some() && raw.format.is_none() && raw.message.is_none() => None,
@@ -105,7 +123,7 @@ impl ProcessorType for DecodeConfig {
                 ctx.invalid(&at.key("registry_url"), format!("{}: the wire format names each value's schema; leave out `schema_file`", at.key("registry_url")))
             );
         }
-        Ok(DecodeConfig { schema, registry_url, key_field: raw.key_field })
+        Ok(DecodeConfig { schema, registry_url, registry_auth, key_field: raw.key_field })
     }
 
     fn capabilities(&self) -> ProcessorCaps {
@@ -115,7 +133,7 @@ impl ProcessorType for DecodeConfig {
     fn build(&self, _cx: &BuildCx<'_>) -> anyhow::Result<Arc<dyn ProcessorFactory>> {
         let codec = match (&self.schema, &self.registry_url) {
             (Some(s), _) => Codec::Plain(Schema::load(s)?),
-            (None, Some(url)) => Codec::RegistryDecode(Arc::new(Registry::new(url)?)),
+            (None, Some(url)) => Codec::RegistryDecode(Arc::new(Registry::new(url, self.registry_auth.as_ref())?)),
             (None, None) => anyhow::bail!("decode: no schema"),
         };
         Ok(Arc::new(CodecFactory { codec: Arc::new(codec), decode: true, key_field: self.key_field.clone() }))
@@ -129,6 +147,7 @@ impl ProcessorType for EncodeConfig {
     fn from_raw(ctx: &Ctx, raw: RawEncode, at: &YPath) -> Result<Self, ConfigError> {
         let schema = schema_source(ctx, Some(raw.format), raw.schema_file, raw.message, at)?;
         let registry_url = registry_url(ctx, raw.registry_url, at)?;
+        let registry_auth = registry_auth(ctx, raw.registry_auth, &registry_url, at)?;
         if registry_url.is_some() != raw.subject.is_some() {
             return Err(ctx.invalid(at, format!("{}: `registry_url` and `subject` go together", at.describe())));
         }
@@ -137,7 +156,7 @@ impl ProcessorType for EncodeConfig {
                 return Err(ctx.invalid(&at.key("schema_file"), format!("{}: registering a Protobuf schema needs its .proto file", at.key("schema_file"))));
             }
         }
-        Ok(EncodeConfig { schema, registry_url, subject: raw.subject })
+        Ok(EncodeConfig { schema, registry_url, subject: raw.subject, registry_auth })
     }
 
     fn build(&self, cx: &BuildCx<'_>) -> anyhow::Result<Arc<dyn ProcessorFactory>> {
@@ -149,7 +168,8 @@ impl ProcessorType for EncodeConfig {
                     (SchemaSource::Protobuf { file, .. }, Schema::Protobuf(m)) => (Format::Protobuf, std::fs::read_to_string(file)?, Some(m.index_path())),
                     _ => anyhow::bail!("encode: the schema is not of its format"),
                 };
-                let id = Registry::new(url)?.register(subject, format, &text).map_err(|e| anyhow::anyhow!("{}: {e:#}", cx.label))?;
+                let id =
+                    Registry::new(url, self.registry_auth.as_ref())?.register(subject, format, &text).map_err(|e| anyhow::anyhow!("{}: {e:#}", cx.label))?;
                 tracing::info!(subject = %subject, id, "encode: schema registered");
                 Codec::RegistryEncode { schema, frame: crate::codec::registry::frame(id, path.as_deref()) }
             }

@@ -43,6 +43,11 @@ fn command(program: PathBuf) -> Command {
 
 impl Postgres {
     pub fn start() -> Postgres {
+        Self::start_with(&[])
+    }
+
+    /// A cluster with extra `postgres` arguments (e.g. `["-c", "max_prepared_transactions=8"]`).
+    pub fn start_with(extra: &[&str]) -> Postgres {
         let bin = bin_dir();
         let port = super::free_port();
         let dir = std::env::temp_dir().join(format!("arkflow-pg-{}-{port}", std::process::id()));
@@ -60,6 +65,7 @@ impl Postgres {
             .arg("-k")
             .arg(&dir)
             .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-c", "fsync=off", "-c", "max_connections=50"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

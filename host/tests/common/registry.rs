@@ -28,10 +28,16 @@ fn karapace_bin() -> PathBuf {
 
 impl Registry {
     pub fn start() -> Registry {
+        Self::start_with_auth(None)
+    }
+
+    /// A registry that admits only `user` with `password` (HTTP basic auth; karapace's
+    /// `registry_authfile`, the user hashed by its own `karapace_mkpasswd`), when given.
+    pub fn start_with_auth(user: Option<(&str, &str)>) -> Registry {
         let broker = Tansu::start();
         let dir = tempfile::tempdir().unwrap();
         let port = super::free_port();
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "karapace_registry": true, "karapace_rest": false,
             "bootstrap_uri": broker.broker, "host": "127.0.0.1", "port": port,
             "advertised_hostname": "127.0.0.1", "advertised_port": port,
@@ -39,6 +45,16 @@ impl Registry {
             "replication_factor": 1, "compatibility": "BACKWARD", "log_level": "WARNING",
             "protobuf_runtime_directory": dir.path().join("pb"),
         });
+        if let Some((name, password)) = user {
+            let mkpasswd = karapace_bin().with_file_name("karapace_mkpasswd");
+            let out = Command::new(mkpasswd).args(["-u", name, "-a", "sha256", password]).output().expect("run karapace_mkpasswd");
+            assert!(out.status.success(), "karapace_mkpasswd: {}", String::from_utf8_lossy(&out.stderr));
+            let entry: serde_json::Value = serde_json::from_slice(&out.stdout).expect("karapace_mkpasswd prints a user");
+            let acl = serde_json::json!({ "users": [entry], "permissions": [{ "username": name, "operation": "Write", "resource": ".*" }] });
+            let file = dir.path().join("auth.json");
+            std::fs::write(&file, acl.to_string()).unwrap();
+            config["registry_authfile"] = serde_json::json!(file);
+        }
         std::fs::write(dir.path().join("karapace.json"), config.to_string()).unwrap();
         let log = std::fs::File::create(dir.path().join("karapace.log")).unwrap();
         let child = Command::new(karapace_bin())

@@ -21,8 +21,8 @@
 //!   requests are served from the first read on, after recovery has placed the count.
 
 use super::{json_line_record, Ack, Input, Position};
+use crate::config::http_auth::{Auth, RawAuth};
 use crate::config::{ConfigError, Ctx, SourceCaps, YPath};
-use crate::connectors::http_auth::{Auth, RawAuth};
 use crate::connectors::registry::{Source, SourceCx};
 use crate::record::Record;
 use std::collections::VecDeque;

@@ -16,8 +16,8 @@
 //!   replays a replayable input through a record-by-record pipeline.
 
 use super::{encode_line, Output, OutputFormat, RecordKeys};
+use crate::config::http_auth::{Auth, RawAuth};
 use crate::config::{ConfigError, Ctx, SinkCaps, YPath};
-use crate::connectors::http_auth::{Auth, RawAuth};
 use crate::connectors::registry::{Sink, SinkCx};
 use crate::record::Record;
 use bytes::Bytes;

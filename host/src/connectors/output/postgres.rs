@@ -10,6 +10,10 @@
 //!   `postgres_sql`). At start (`recovered`), a committed epoch this state never decided is
 //!   refused (a wiped state, or another stream with this operator id on the database), and the
 //!   undecided staged rows of earlier runs are deleted.
+//!   When the server allows prepared transactions and the table takes plain inserts through
+//!   COPY (`two_phase`, default on), phase one instead COPYs the rows into the table in a
+//!   transaction that claims the epoch and is prepared, and phase two is `COMMIT PREPARED`: the
+//!   rows are written once (see `postgres_prepared`).
 //! - Otherwise at-least-once: rows stream into one `COPY` that every flush (and every 2^20
 //!   rows) ends (see `postgres_copy`; with `key_columns`, through a
 //!   temporary table and one upsert, so replays overwrite the same rows), or, for a table with
@@ -32,6 +36,9 @@ mod sql;
 
 #[path = "postgres_copy.rs"]
 mod copy;
+
+#[path = "postgres_prepared.rs"]
+mod prepared;
 
 use copy::CopyRows;
 use sql::{describe, Blob, Pg, PgCommitter, Staged, Target, STAGED};
@@ -56,6 +63,8 @@ pub struct PostgresOutputConfig {
     pub columns: Vec<String>,
     /// Upsert on these columns (a unique index); default none (plain inserts)
     pub key_columns: Vec<String>,
+    /// Exactly-once through prepared transactions when the server and table allow (default true)
+    pub two_phase: bool,
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
@@ -65,6 +74,7 @@ pub struct RawPostgresOutput {
     table: String,
     columns: Option<Vec<String>>,
     key_columns: Option<Vec<String>>,
+    two_phase: Option<bool>,
 }
 
 impl Sink for PostgresOutputConfig {
@@ -83,7 +93,13 @@ impl Sink for PostgresOutputConfig {
             let t = at.key("table");
             return Err(ctx.invalid(&t, format!("{t} must be `table` or `schema.table` (got {:?})", raw.table)));
         }
-        Ok(PostgresOutputConfig { url: raw.url, table: raw.table, columns: raw.columns.unwrap_or_default(), key_columns: raw.key_columns.unwrap_or_default() })
+        Ok(PostgresOutputConfig {
+            url: raw.url,
+            table: raw.table,
+            columns: raw.columns.unwrap_or_default(),
+            key_columns: raw.key_columns.unwrap_or_default(),
+            two_phase: raw.two_phase.unwrap_or(true),
+        })
     }
 
     fn capabilities(&self) -> SinkCaps {
@@ -93,15 +109,22 @@ impl Sink for PostgresOutputConfig {
     fn open(&self, cx: &SinkCx<'_>) -> anyhow::Result<Box<dyn Output>> {
         let pg = Pg::new(self.url.parse()?);
         let exactly_once = cx.exactly_once && cx.place.is_some();
-        let target = block_on(async {
+        let (target, two_phase) = block_on(async {
             let target = pg.run(async |c| Ok(Target::load(c, &self.table, &self.columns, &self.key_columns).await)).await;
             let target = target.map_err(|e| anyhow::anyhow!("{}: {}", pg.what, describe(&e)))?.map_err(|e| anyhow::anyhow!("{}: {e:#}", pg.what))?;
+            let mut two_phase = false;
             if exactly_once {
                 pg.control_tables().await.map_err(|e| anyhow::anyhow!("{}: creating the control tables: {}", pg.what, describe(&e)))?;
+                let fits = self.two_phase && target.copy.is_some() && !target.upserts();
+                two_phase = fits && pg.run(async |c| prepared::available(c).await).await.map_err(|e| anyhow::anyhow!("{}: {}", pg.what, describe(&e)))?;
             }
-            anyhow::Ok(target)
+            anyhow::Ok((target, two_phase))
         })
         .map_err(|e| anyhow::anyhow!("postgres output: {e:#}"))?;
+        if exactly_once {
+            let how = if two_phase { "prepared transactions (two-phase commit)" } else { "rows staged in arkflow_pg_staged" };
+            tracing::info!(sink = %cx.sink, table = %self.table, "postgres output: exactly-once through {how}");
+        }
         let mode = match cx.place.filter(|_| exactly_once) {
             Some(at) => Mode::Epochs { scope: at.scope.to_string(), generation: at.generation },
             None => Mode::AtLeastOnce,
@@ -116,6 +139,9 @@ impl Sink for PostgresOutputConfig {
             copying: None,
             open_copy: BTreeMap::new(),
             cache: copy::Cache::default(),
+            two_phase,
+            last_decided: None,
+            prepared_epoch: None,
         }))
     }
 }
@@ -169,16 +195,29 @@ pub struct PgOut {
     open_copy: BTreeMap<u64, CopyRows>,
     /// Staged COPY rows, shared with the committer.
     cache: copy::Cache,
+    /// Phase one prepares a transaction with the rows (`postgres_prepared`).
+    two_phase: bool,
+    /// The last decided epoch at start (what makes an older prepared transaction abandoned).
+    last_decided: Option<u64>,
+    /// Two-phase: the epoch whose rows stream into `copying`, in the transaction phase one
+    /// prepares (later epochs wait in `open_copy` until its barrier).
+    prepared_epoch: Option<u64>,
 }
 
 impl PgOut {
     fn add(&mut self, epoch: u64, records: &[Record]) -> anyhow::Result<()> {
+        let streams =
+            self.two_phase && (self.prepared_epoch == Some(epoch) || (self.prepared_epoch.is_none() && self.open_copy.range(..=epoch).next().is_none()));
+        if streams {
+            self.prepared_epoch = Some(epoch);
+        }
         let copy = self.target.copy.as_ref();
         for r in records {
             let v = r.value.as_deref().unwrap_or_default();
             let refused = match copy {
                 Some(fields) => match self.mode {
                     Mode::AtLeastOnce => fields.encode(&mut self.copied, v).err(),
+                    Mode::Epochs { .. } if streams => fields.encode(&mut self.copied, v).err(),
                     Mode::Epochs { .. } => fields.encode(self.open_copy.entry(epoch).or_default(), v).err(),
                 },
                 None => {
@@ -212,6 +251,7 @@ impl PgOut {
 
     fn copy_error(&mut self, e: &tokio_postgres::Error) -> anyhow::Error {
         self.copying = None;
+        self.prepared_epoch = None;
         self.pg.reset();
         anyhow::anyhow!("postgres output: copying into {} on {}: {}", self.target.name, self.pg.what, describe(e))
     }
@@ -220,6 +260,9 @@ impl PgOut {
     fn send_copied(&mut self) -> anyhow::Result<()> {
         let rows = std::mem::take(&mut self.copied);
         if self.copying.is_none() {
+            if let Some(epoch) = self.prepared_epoch {
+                self.begin_prepared(epoch)?;
+            }
             let started = block_on(copy::Streaming::start(&self.pg, self.target.copy_statements()));
             self.copying = Some(started.map_err(|e| self.copy_error(&e))?);
         }
@@ -256,11 +299,67 @@ impl PgOut {
             c.batch_execute("COMMIT").await
         }))
         .map_err(|err| anyhow::anyhow!("postgres output: staging epoch {epoch} on {}: {}", self.pg.what, describe(&err)))?;
-        Ok(Staged { epoch, generation, records })
+        Ok(Staged { epoch, generation, records, prepared: false })
+    }
+
+    /// Phase one of `epoch` by a prepared transaction, its rows in one COPY (an epoch whose rows
+    /// waited in memory while an earlier one streamed).
+    fn prepare_epoch(&self, scope: &str, epoch: u64, generation: u64, rows: copy::CopyRows) -> anyhow::Result<Staged> {
+        let (buf, records) = (bytes::Bytes::from(rows.buf), rows.records);
+        let ids = (scope, self.sink.as_str(), epoch, generation);
+        let copied = self.past_locks(ids, || block_on(self.pg.run(async |c| prepared::prepare(c, &self.target, ids, buf.clone(), records).await)))?;
+        anyhow::ensure!(copied == records, "postgres output: COPY into {} took {copied} of {records} rows", self.target.name);
+        Ok(Staged { epoch, generation, records, prepared: true })
+    }
+
+    /// Two-phase, before `epoch`'s first rows stream: opens its transaction and claims the epoch.
+    fn begin_prepared(&self, epoch: u64) -> anyhow::Result<()> {
+        let Mode::Epochs { scope, generation } = &self.mode else { anyhow::bail!("postgres output: two-phase without epochs") };
+        let ids = (scope.as_str(), self.sink.as_str(), epoch, *generation);
+        self.past_locks(ids, || block_on(self.pg.run(async |c| prepared::begin(c, &self.target, ids).await)))
+    }
+
+    /// Runs `attempt` (a phase one of epoch `ids.2`); after a lock timeout (an older
+    /// generation's prepared claim of the same epoch), rolls back what no commit will complete
+    /// and runs it once more.
+    fn past_locks<T>(&self, ids: (&str, &str, u64, u64), attempt: impl Fn() -> Result<T, tokio_postgres::Error>) -> anyhow::Result<T> {
+        let (scope, sink, epoch, generation) = ids;
+        let failed = |e: tokio_postgres::Error| prepared::failed(epoch, &self.pg, &e);
+        match attempt() {
+            Err(e) if e.code().is_some_and(|c| c.code() == "55P03") => {
+                let rolled = block_on(prepared::roll_back_abandoned(&self.pg, scope, sink, self.last_decided, generation)).map_err(failed)?;
+                tracing::warn!(epoch, rolled_back = ?rolled, "postgres output: phase one waited on another transaction's lock; rolled back the abandoned prepared transactions and tries again");
+                attempt().map_err(failed)
+            }
+            other => other.map_err(failed),
+        }
+    }
+
+    /// Two-phase, at `epoch`'s barrier: ends its COPY, records its count and prepares.
+    fn finish_prepared(&mut self, scope: &str, epoch: u64, generation: u64) -> anyhow::Result<Staged> {
+        if self.copied.records > 0 {
+            self.send_copied()?;
+        }
+        self.prepared_epoch = None;
+        let copying = self.copying.take().ok_or_else(|| anyhow::anyhow!("postgres output: epoch {epoch} has no open COPY"))?;
+        let sent = copying.records;
+        let copied = block_on(copying.finish(&self.pg)).map_err(|e| self.copy_error(&e))?;
+        anyhow::ensure!(copied == sent, "postgres output: COPY into {} took {copied} of {sent} rows", self.target.name);
+        let ids = (scope, self.sink.as_str(), epoch, generation);
+        block_on(self.pg.run(async |c| prepared::seal(c, ids, sent).await)).map_err(|e| prepared::failed(epoch, &self.pg, &e))?;
+        Ok(Staged { epoch, generation, records: sent, prepared: true })
     }
 
     /// Stages `epoch`'s rows, whichever path they took.
     fn stage_epoch(&mut self, scope: &str, epoch: u64, generation: u64) -> anyhow::Result<Staged> {
+        if self.prepared_epoch == Some(epoch) {
+            return self.finish_prepared(scope, epoch, generation);
+        }
+        if self.two_phase {
+            if let Some(rows) = self.open_copy.remove(&epoch) {
+                return self.prepare_epoch(scope, epoch, generation, rows);
+            }
+        }
         if let Some(rows) = self.open_copy.remove(&epoch) {
             let texts: Vec<&str> = copy::chunks(&rows.buf, CHUNK_BYTES).into_iter().map(|c| std::str::from_utf8(c).expect("rows are UTF-8")).collect();
             let staged = self.stage(scope, epoch, generation, &texts, rows.records)?;
@@ -304,8 +403,13 @@ impl Output for PgOut {
     fn pre_commit(&mut self, epoch: u64) -> anyhow::Result<Option<serde_json::Value>> {
         let Mode::Epochs { scope, generation } = &self.mode else { return self.flush().map(|()| None) };
         let (scope, generation) = (scope.clone(), *generation);
-        let ready: std::collections::BTreeSet<u64> =
-            self.open.range(..=epoch).map(|(e, _)| *e).chain(self.open_copy.range(..=epoch).map(|(e, _)| *e)).collect();
+        let ready: std::collections::BTreeSet<u64> = self
+            .open
+            .range(..=epoch)
+            .map(|(e, _)| *e)
+            .chain(self.open_copy.range(..=epoch).map(|(e, _)| *e))
+            .chain(self.prepared_epoch.filter(|e| *e <= epoch))
+            .collect();
         let mut epochs = Vec::with_capacity(ready.len());
         for e in ready {
             epochs.push(self.stage_epoch(&scope, e, generation)?);
@@ -327,6 +431,12 @@ impl Output for PgOut {
 
     fn recovered(&mut self, last_decided: Option<u64>) -> anyhow::Result<()> {
         let Mode::Epochs { scope, generation } = &self.mode else { return Ok(()) };
+        self.last_decided = last_decided;
+        let rolled = block_on(prepared::roll_back_abandoned(&self.pg, scope, &self.sink, last_decided, *generation))
+            .map_err(|e| anyhow::anyhow!("postgres output: rolling back abandoned prepared transactions on {}: {}", self.pg.what, describe(&e)))?;
+        if !rolled.is_empty() {
+            tracing::info!(rolled_back = ?rolled, "postgres output: rolled back the prepared transactions of undecided epochs of earlier runs");
+        }
         let (sink, g, after) = (&self.sink, *generation as i64, last_decided.map_or(-1, |d| d as i64));
         let found = block_on(self.pg.run(async |c| {
             let q = format!("SELECT max(epoch) FROM {} WHERE scope = $1 AND sink = $2 AND epoch > $3", sql::COMMITS);

@@ -107,7 +107,7 @@ impl Streaming {
 
     /// Sends `rows` (whole rows) to the server, waiting only while its buffers are full.
     pub async fn send(&mut self, rows: CopyRows) -> Result<(), tokio_postgres::Error> {
-        feed(self.sink.as_mut(), rows.buf).await?;
+        feed(self.sink.as_mut(), Bytes::from(rows.buf)).await?;
         self.records += rows.records;
         Ok(())
     }
@@ -124,8 +124,7 @@ impl Streaming {
 
 /// Queues `rows` on `sink` in COPY data messages of at most [`MESSAGE_BYTES`] (a message need
 /// not end at a row), waiting only while the connection's buffers are full.
-async fn feed(mut sink: std::pin::Pin<&mut tokio_postgres::CopyInSink<Bytes>>, rows: Vec<u8>) -> Result<(), tokio_postgres::Error> {
-    let all = Bytes::from(rows);
+async fn feed(mut sink: std::pin::Pin<&mut tokio_postgres::CopyInSink<Bytes>>, all: Bytes) -> Result<(), tokio_postgres::Error> {
     let mut at = 0;
     while at < all.len() {
         let end = (at + MESSAGE_BYTES).min(all.len());
@@ -158,7 +157,7 @@ pub(super) fn chunks(buf: &[u8], max: usize) -> Vec<&[u8]> {
 }
 
 /// Runs `st` (inside the caller's transaction) with `rows`; the number of rows the COPY took.
-pub(super) async fn copy_all(c: &tokio_postgres::Client, st: &super::sql::CopyStatements, rows: Vec<u8>) -> Result<u64, tokio_postgres::Error> {
+pub(super) async fn copy_all(c: &tokio_postgres::Client, st: &super::sql::CopyStatements, rows: Bytes) -> Result<u64, tokio_postgres::Error> {
     if let Some(before) = &st.before {
         c.batch_execute(before).await?;
     }

@@ -240,6 +240,9 @@ pub(super) struct Staged {
     pub epoch: u64,
     pub generation: u64,
     pub records: u64,
+    /// Phase one prepared a transaction (`postgres_prepared`) instead of staging the rows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prepared: bool,
 }
 
 /// The manifest blob of one pre-commit.
@@ -293,10 +296,13 @@ impl PgCommitter {
                 found.iter().flat_map(|r| r.get::<_, String>(0).into_bytes()).collect()
             }
         };
-        super::copy::copy_all(c, &self.target.copy_statements(), rows).await
+        super::copy::copy_all(c, &self.target.copy_statements(), bytes::Bytes::from(rows)).await
     }
 
     async fn commit_epoch(&self, blob: &Blob, s: &Staged) -> Result<(), CommitError> {
+        if s.prepared {
+            return self.commit_prepared(blob, s).await;
+        }
         let (scope, sink, epoch, generation, records) = (&blob.scope, &blob.sink, s.epoch as i64, s.generation as i64, s.records as i64);
         let insert = self.target.staged_insert();
         let plain = !self.target.upserts();
@@ -346,6 +352,30 @@ impl PgCommitter {
             Outcome::Other(g, n) => Err(CommitError::Fatal(format!(
                 "postgres output: epoch {epoch} of {scope}/{sink} was committed into {} by another run (generation {g}, {n} rows; this one: generation {generation}, {records} rows): another stream with this operator_id writes to this database",
                 self.target.name
+            ))),
+        }
+    }
+}
+
+impl PgCommitter {
+    /// Phase two of an epoch phase one prepared: `COMMIT PREPARED`.
+    async fn commit_prepared(&self, blob: &Blob, s: &Staged) -> Result<(), CommitError> {
+        let ids = (blob.scope.as_str(), blob.sink.as_str(), s.epoch, s.generation);
+        let done =
+            self.pg.run(async |c| super::prepared::commit(c, ids, s.records).await).await.map_err(|e| {
+                classify(&e, format!("postgres output: committing the prepared epoch {} into {} on {}", s.epoch, self.target.name, self.pg.what))
+            })?;
+        match done {
+            super::prepared::Committed::Now | super::prepared::Committed::Before => Ok(()),
+            super::prepared::Committed::Lost(found) => Err(CommitError::Fatal(format!(
+                "postgres output: the prepared transaction {} of decided epoch {} is gone and the epoch is not committed ({}): it was rolled back outside this stream, and its {} rows are lost",
+                super::prepared::gid(ids.0, ids.1, ids.2, ids.3),
+                s.epoch,
+                match found {
+                    Some((g, n)) => format!("{COMMITS} names generation {g} with {n} rows"),
+                    None => format!("{COMMITS} has no row for it"),
+                },
+                s.records
             ))),
         }
     }

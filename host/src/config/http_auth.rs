@@ -1,8 +1,9 @@
-//! The `auth:` section of the `http` input and output, as ArkFlow writes it:
-//! `{type: bearer, token}` or `{type: basic, username, password}`.
+//! The `auth:` section of the `http` input and output, as ArkFlow writes it, and the codecs'
+//! `registry_auth`: `{type: bearer, token}` or `{type: basic, username, password}`.
 //!
-//! Contract: both sides reduce it to the one `Authorization` header value it stands for: the
-//! input compares a request's header with it (in constant time), the output sends it. The value
+//! Contract: every user reduces it to the one `Authorization` header value it stands for: the
+//! input compares a request's header with it (in constant time), the output and the registry
+//! client send it. The value
 //! never appears in logs or errors (Debug redacts it).
 
 use crate::config::{ConfigError, Ctx, YPath};
