@@ -326,7 +326,7 @@ impl PgOut {
         let (scope, sink, epoch, generation) = ids;
         let failed = |e: tokio_postgres::Error| prepared::failed(epoch, &self.pg, &e);
         match attempt() {
-            Err(e) if e.code().is_some_and(|c| c.code() == "55P03") => {
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
                 let rolled = block_on(prepared::roll_back_abandoned(&self.pg, scope, sink, self.last_decided, generation)).map_err(failed)?;
                 tracing::warn!(epoch, rolled_back = ?rolled, "postgres output: phase one waited on another transaction's lock; rolled back the abandoned prepared transactions and tries again");
                 attempt().map_err(failed)
@@ -355,12 +355,10 @@ impl PgOut {
         if self.prepared_epoch == Some(epoch) {
             return self.finish_prepared(scope, epoch, generation);
         }
-        if self.two_phase {
-            if let Some(rows) = self.open_copy.remove(&epoch) {
+        if let Some(rows) = self.open_copy.remove(&epoch) {
+            if self.two_phase {
                 return self.prepare_epoch(scope, epoch, generation, rows);
             }
-        }
-        if let Some(rows) = self.open_copy.remove(&epoch) {
             let texts: Vec<&str> = copy::chunks(&rows.buf, CHUNK_BYTES).into_iter().map(|c| std::str::from_utf8(c).expect("rows are UTF-8")).collect();
             let staged = self.stage(scope, epoch, generation, &texts, rows.records)?;
             self.cache.lock().expect("cache").insert((epoch, generation), rows.buf);

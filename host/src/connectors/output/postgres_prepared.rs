@@ -112,12 +112,17 @@ pub(super) async fn roll_back_abandoned(
             match pg.run(async |c| c.batch_execute(&format!("ROLLBACK PREPARED '{g}'")).await).await {
                 Ok(()) => rolled.push(g),
                 // Committed or rolled back meanwhile (by another process's start).
-                Err(e) if e.code().is_some_and(|c| c.code() == "42704") => {}
+                Err(e) if gone(&e) => {}
                 Err(e) => return Err(e),
             }
         }
     }
     Ok(rolled)
+}
+
+/// The error of `COMMIT`/`ROLLBACK PREPARED` for a gid that is not (or no longer) prepared.
+fn gone(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_OBJECT)
 }
 
 /// What `COMMIT PREPARED` found.
@@ -134,7 +139,7 @@ pub(super) async fn commit(c: &Client, ids: (&str, &str, u64, u64), records: u64
     let (scope, sink, epoch, generation) = ids;
     match c.batch_execute(&format!("COMMIT PREPARED '{}'", gid(scope, sink, epoch, generation))).await {
         Ok(()) => return Ok(Committed::Now),
-        Err(e) if e.code().is_some_and(|c| c.code() == "42704") => {}
+        Err(e) if gone(&e) => {}
         Err(e) => return Err(e),
     }
     let q = format!("SELECT generation, records FROM {COMMITS} WHERE scope = $1 AND sink = $2 AND epoch = $3");

@@ -355,9 +355,7 @@ impl PgCommitter {
             ))),
         }
     }
-}
 
-impl PgCommitter {
     /// Phase two of an epoch phase one prepared: `COMMIT PREPARED`.
     async fn commit_prepared(&self, blob: &Blob, s: &Staged) -> Result<(), CommitError> {
         let ids = (blob.scope.as_str(), blob.sink.as_str(), s.epoch, s.generation);

@@ -194,7 +194,7 @@ pub struct S3Out {
 
 /// Uploads `data` as the next chunk of `open`'s multipart upload of `key` (started here when it
 /// has none yet).
-fn push_chunk(uploads: &dyn Multipart, key: &str, open: &mut Open, data: Vec<u8>) -> anyhow::Result<()> {
+fn push_chunk(uploads: &dyn Multipart, key: &str, open: &mut Open, data: Bytes) -> anyhow::Result<()> {
     let staged = match &mut open.staged {
         Some(s) => s,
         None => {
@@ -205,8 +205,7 @@ fn push_chunk(uploads: &dyn Multipart, key: &str, open: &mut Open, data: Vec<u8>
     let number = staged.upload.tags.len() as i32 + 1;
     staged.hash.update(&data);
     staged.bytes += data.len() as u64;
-    let tag =
-        block_on(uploads.part(key, &staged.upload.id, number, Bytes::from(data))).with_context(|| format!("s3 output: uploading chunk {number} of {key}"))?;
+    let tag = block_on(uploads.part(key, &staged.upload.id, number, data)).with_context(|| format!("s3 output: uploading chunk {number} of {key}"))?;
     staged.upload.tags.push((number, tag));
     Ok(())
 }
@@ -268,7 +267,7 @@ impl S3Out {
     fn stage_chunk(&mut self, epoch: u64) -> anyhow::Result<()> {
         let key = self.part_key(epoch);
         let open = self.open.get_mut(&epoch).expect("open epoch");
-        let data = std::mem::take(&mut open.buf);
+        let data = Bytes::from(std::mem::take(&mut open.buf));
         push_chunk(&*self.uploads, &key, open, data)
     }
 
@@ -285,9 +284,9 @@ impl S3Out {
             self.upload(&key, open.buf)?;
             return Ok((marker, None));
         }
-        let rest = std::mem::take(&mut open.buf);
-        for piece in rest.chunks(self.chunk) {
-            push_chunk(&*self.uploads, &key, &mut open, piece.to_vec())?;
+        let rest = Bytes::from(std::mem::take(&mut open.buf));
+        for at in (0..rest.len()).step_by(self.chunk) {
+            push_chunk(&*self.uploads, &key, &mut open, rest.slice(at..(at + self.chunk).min(rest.len())))?;
         }
         let staged = open.staged.expect("a multipart part has a chunk");
         Ok((Marker { part: key, records: open.records, bytes: staged.bytes, xxh3: staged.hash.digest() }, Some(staged.upload)))
@@ -372,17 +371,20 @@ impl Output for S3Out {
                 }
             );
         }
-        let undecided = |key: &str| epoch_of(key).is_some_and(|e| last_decided.is_none_or(|d| e > d));
-        let older = |key: &str| key.rsplit_once("-g").and_then(|(_, g)| g.split('.').next()?.parse::<u64>().ok()).is_none_or(|g| g < generation);
-        for p in parts.iter().filter(|p| undecided(&p.key) && older(&p.key)) {
+        // An undecided epoch's part or upload of an older generation: the replay stages it again.
+        let replayed = |key: &str| {
+            let undecided = epoch_of(key).is_some_and(|e| last_decided.is_none_or(|d| e > d));
+            undecided && key.rsplit_once("-g").and_then(|(_, g)| g.split('.').next()?.parse::<u64>().ok()).is_none_or(|g| g < generation)
+        };
+        for p in parts.iter().filter(|p| replayed(&p.key)) {
             block_on(store.delete(&p.key)).with_context(|| format!("s3 output: deleting the undecided part {}", p.key))?;
         }
-        // Uploads never completed: of an undecided epoch (its replay stages it again), or of an
-        // epoch whose marker exists (that marker names the upload that was completed).
+        // Uploads never completed: replayed ones, and those of an epoch whose marker exists (that
+        // marker names the upload that was completed).
         let marked: std::collections::BTreeSet<u64> = markers.iter().filter_map(|m| epoch_of(&m.key)).collect();
         let pending =
             block_on(self.uploads.pending(&format!("parts/{scope}/"))).with_context(|| format!("s3 output: listing the uploads in {}", store.describe()))?;
-        for u in pending.iter().filter(|u| (undecided(&u.key) && older(&u.key)) || epoch_of(&u.key).is_some_and(|e| marked.contains(&e))) {
+        for u in pending.iter().filter(|u| replayed(&u.key) || epoch_of(&u.key).is_some_and(|e| marked.contains(&e))) {
             block_on(self.uploads.abort(&u.key, &u.upload_id)).with_context(|| format!("s3 output: aborting the abandoned upload of {}", u.key))?;
         }
         Ok(())

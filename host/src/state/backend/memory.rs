@@ -8,6 +8,11 @@ use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+/// A part's tag (S3's ETag): its hash.
+fn tag(data: &[u8]) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(data))
+}
+
 /// The parts of one multipart upload, by number.
 type Parts = BTreeMap<i32, Bytes>;
 
@@ -69,7 +74,7 @@ impl Multipart for MemoryStore {
         let mut u = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
         match u.get_mut(upload_id) {
             Some((k, parts)) if k == key => {
-                let tag = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&data));
+                let tag = tag(&data);
                 parts.insert(number, data);
                 Ok(tag)
             }
@@ -86,7 +91,7 @@ impl Multipart for MemoryStore {
         let mut body = Vec::new();
         for (i, (n, tag)) in parts.iter().enumerate() {
             let Some(data) = stored.get(n) else { return Err(fail("a listed part was never uploaded")) };
-            if *tag != format!("{:016x}", xxhash_rust::xxh3::xxh3_64(data)) {
+            if *tag != self::tag(data) {
                 return Err(fail("a part's tag does not match"));
             }
             if i + 1 < parts.len() && data.len() < MIN_PART_BYTES {
