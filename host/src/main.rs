@@ -308,6 +308,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             dropped = r.records_dropped,
             failed = r.records_failed,
             columnar = r.records_columnar,
+            bytes_out = r.bytes_out,
             last_barrier = r.last_aligned_epoch,
             state_entries = r.state_entries,
             state_bytes = r.state_bytes,

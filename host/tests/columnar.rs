@@ -159,6 +159,64 @@ streams:
     assert!(!nested.is_empty() && nested.values().all(|t| t == &serde_json::json!({"a": 1})), "nested values kept through the record path");
 }
 
+/// `bytes_out` of each stream's final report in `log`, by stream.
+fn bytes_out(log: &str) -> Vec<(String, u64)> {
+    let field = |l: &str, k: &str| l.split(&format!(" {k}=")).nth(1).map(|v| v.split(' ').next().unwrap().to_string()).unwrap();
+    let mut out: Vec<_> = log.lines().filter(|l| l.contains("stream finished")).map(|l| (field(l, "stream"), field(l, "bytes_out").parse().unwrap())).collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_drop_output_on_the_lane_counts_the_bytes_its_rows_would_take() {
+    let dir = Dir::new();
+    let input = dir.path("in.jsonl");
+    write_mixed(&input, 5_000);
+    let output = |file: bool, stream: &str| match file {
+        true => format!("{{ type: file, path: {} }}", dir.path(&format!("{stream}.jsonl")).display()),
+        false => "{ type: drop }".to_string(),
+    };
+    let config = |file: bool| {
+        dir.config(&format!(
+            r#"
+streams:
+  - name: filter
+    input: {{ type: file, path: {input}, batch_size: 4 }}
+    pipeline:
+      thread_num: 2
+      processors:
+        - type: sql
+          query: "SELECT * FROM flow WHERE value >= 10"
+    output: {filter}
+  - name: project
+    input: {{ type: file, path: {input}, batch_size: 16 }}
+    pipeline:
+      thread_num: 1
+      processors:
+        - type: sql
+          query: "SELECT id, value / 3.0 AS third, upper(sensor) AS s, id % 3 = 0 AS flag FROM flow WHERE extra IS NULL"
+    output: {project}
+"#,
+            input = input.display(),
+            filter = output(file, "filter"),
+            project = output(file, "project"),
+        ))
+    };
+    let dropped = run_with(&config(false), true);
+    assert!(dropped.status.success(), "{}", stderr(&dropped));
+    assert!(reported(&stderr(&dropped)).iter().all(|(_, _, columnar, _)| *columnar > 0), "the lane ran: {}", stderr(&dropped));
+    // The same blocks, written: their rows are typed alike, so they weigh the same.
+    let written = run_with(&config(true), true);
+    assert!(written.status.success(), "{}", stderr(&written));
+    let (counted, wrote) = (bytes_out(&stderr(&dropped)), bytes_out(&stderr(&written)));
+    assert!(counted.iter().all(|(_, b)| *b > 100_000), "{counted:?}");
+    assert_eq!(counted, wrote, "rows the lane counts without encoding them weigh what it writes");
+    for (stream, bytes) in &wrote {
+        let text = std::fs::read_to_string(dir.path(&format!("{stream}.jsonl"))).unwrap();
+        assert_eq!(*bytes, (text.len() - text.lines().count()) as u64, "{stream}: bytes_out is the bytes of the lines written");
+    }
+}
+
 /// The lane stream of the kill loops: `thread_num` workers, the exactly-once file output.
 fn lane_config(dir: &Dir, input: &Path, threads: u64) -> std::path::PathBuf {
     dir.config(&format!(

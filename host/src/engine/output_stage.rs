@@ -113,8 +113,13 @@ impl<'a> OutputStage<'a> {
             return;
         }
         if self.sinks.output.discards() {
-            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            self.shared.metrics.records_out.fetch_add(rows as u64, Relaxed);
+            // Counted as the record path counts them: rows, and the bytes of their JSON lines.
+            let m = &self.shared.metrics;
+            m.records_out.fetch_add(batches.iter().map(|b| b.num_rows() as u64).sum(), Relaxed);
+            match crate::processor::sql::json_rows_size(&batches) {
+                Ok(bytes) => m.bytes_out.fetch_add(bytes, Relaxed),
+                Err(e) => return self.check(Err(anyhow::Error::new(e).context("sizing query results"))),
+            };
             return;
         }
         match crate::processor::sql::result_records(&batches, (meta.timestamp_ms, meta.partition, meta.offset)) {

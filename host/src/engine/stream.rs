@@ -79,7 +79,7 @@ pub struct CheckpointSetup {
 }
 
 /// How a stream ended.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct StreamReport {
     pub name: String,
     pub records_in: u64,
@@ -88,6 +88,8 @@ pub struct StreamReport {
     pub records_failed: u64,
     /// Of `records_in`, those the columnar lane ran as whole blocks.
     pub records_columnar: u64,
+    /// Bytes written to the main and named outputs (keys, values, headers; `arkflow_bytes_out`).
+    pub bytes_out: u64,
     pub last_aligned_epoch: u64,
     /// The error that stopped the stream, if any.
     pub failure: Option<String>,
@@ -121,20 +123,7 @@ pub struct CheckpointReport {
 impl StreamReport {
     /// The report of a stream that processed nothing.
     pub fn empty(name: &str, failure: Option<String>) -> Self {
-        StreamReport {
-            name: name.to_string(),
-            records_in: 0,
-            records_out: 0,
-            records_dropped: 0,
-            records_failed: 0,
-            records_columnar: 0,
-            last_aligned_epoch: 0,
-            failure,
-            state_entries: 0,
-            state_bytes: 0,
-            checkpoints: None,
-            final_undecided: false,
-        }
+        StreamReport { name: name.to_string(), failure, ..Default::default() }
     }
 }
 
@@ -243,6 +232,7 @@ impl Session {
         report.records_dropped = m.records_dropped.load(Relaxed);
         report.records_failed = m.records_failed.load(Relaxed);
         report.records_columnar = m.records_columnar.load(Relaxed);
+        report.bytes_out = m.bytes_out.load(Relaxed);
         report.last_aligned_epoch = m.last_aligned_epoch.load(Relaxed);
         report.failure = shared.failure();
         report

@@ -7,6 +7,7 @@
 //! - [`JsonValue`] borrows from the document: strings are unescaped (borrowed when they hold no
 //!   escapes), numbers, objects and arrays are their raw text.
 //! - [`escape_into`] writes the body of a JSON string literal (no quotes) that decodes to `s`.
+//!
 //! No serde: this keeps plugin components small and avoids building a tree per record.
 
 use std::borrow::Cow;

@@ -18,6 +18,9 @@
 //!   the SDK keeps it in a static (wasm instances are single-threaded); `process-batch` and
 //!   `on-checkpoint` are forwarded to it. Calling them before a successful `init` returns an
 //!   `internal` error with code `not-initialized`.
+//! - Allocation: on wasm32 the SDK's global allocator is [`arena::BatchArena`], a bump allocator
+//!   that serves a batch's allocations and gives its chunk back when they are all freed (feature
+//!   `arena`, default on).
 //! - A panic anywhere in the plugin is logged through the `log` import (level error) and then
 //!   becomes a wasm trap (wasm32 always aborts on panic); the host drops the batch's staged state
 //!   writes and re-instantiates the plugin.
@@ -29,6 +32,7 @@
 //! They also compile on the native target (imports then panic if called), so the pure helpers
 //! ([`json`], [`codec`], [`Config`]) are unit-tested with a plain `cargo test`.
 
+pub mod arena;
 pub mod batch;
 pub mod codec;
 pub mod config;
@@ -61,6 +65,18 @@ pub use bindings::arkflow::plugin::types::{
 pub use config::Config;
 pub use state::StateCache;
 pub use types::{Outcome, RecordIn, RecordOut};
+
+#[cfg(all(feature = "arena", target_arch = "wasm32"))]
+#[global_allocator]
+static ARENA: arena::BatchArena = arena::BatchArena::new();
+
+/// Whether a batch is in flight: the arena serves from a `process-batch` call until another
+/// export is called (see [`arena`]).
+fn batch_scope(active: bool) {
+    #[cfg(all(feature = "arena", target_arch = "wasm32"))]
+    ARENA.set_active(active);
+    let _ = active;
+}
 
 /// The version of the `arkflow:plugin` WIT package this SDK was generated from; reported as
 /// `info.abi` by every plugin built with it.
@@ -205,11 +221,13 @@ pub mod __private {
 
     impl<P: Processor> Guest for Glue<P> {
         fn describe() -> Info {
+            batch_scope(false);
             install_panic_hook();
             P::describe()
         }
 
         fn init(config: Vec<(String, String)>) -> Result<(), Error> {
+            batch_scope(false);
             install_panic_hook();
             let instance = P::init(Config::new(config))?;
             INSTANCE.with(|cell| *cell.borrow_mut() = Some(Box::new(instance)));
@@ -217,6 +235,7 @@ pub mod __private {
         }
 
         fn process_batch(ctx: BatchContext, records: bindings::arkflow::plugin::types::Batch) -> Result<bindings::arkflow::plugin::types::Outcomes, Error> {
+            batch_scope(true);
             let batch = Batch::new(records);
             with_instance::<P, _>(|p| {
                 let mut out = Outcomes::with_capacity(batch.len(), 32);
@@ -226,12 +245,14 @@ pub mod __private {
         }
 
         fn on_checkpoint(ctx: CheckpointContext) -> Result<(), Error> {
+            batch_scope(false);
             with_instance::<P, _>(|p| p.on_checkpoint(&ctx))
         }
     }
 
     impl<P: Processor> TimerGuest for Glue<P> {
         fn on_timers(ctx: TimerContext, fired: Vec<Timer>) -> Result<bindings::arkflow::plugin::types::Outcomes, Error> {
+            batch_scope(false);
             let n = fired.len();
             with_instance::<P, _>(|p| Outcomes::from_list(p.on_timers(&ctx, fired)?, n, "on_timers")?.finish(n))
         }

@@ -31,6 +31,8 @@ mod config;
 mod continuous;
 mod engine;
 mod flat;
+mod json_size;
+pub use json_size::json_rows_size;
 mod window;
 mod windowed;
 

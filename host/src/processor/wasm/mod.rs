@@ -114,6 +114,7 @@ fn prepare_unchecked(cfg: &WasmProcessorConfig, label: &str, env: &crate::proces
     let path = cfg.path.clone();
     let shown = path.display().to_string();
     let bytes = std::fs::read(&path).map_err(|e| anyhow!("{label}: cannot read plugin {shown}: {e}"))?;
+    engine::check_env().map_err(|e| anyhow!("{label}: plugin {shown}: {e}"))?;
     let engine = shared_engine();
     let loaded =
         cache::load(engine, &bytes, cache::dir().as_deref()).map_err(|e| anyhow!("{label}: plugin {shown} is not a valid WebAssembly component: {e}"))?;
