@@ -352,7 +352,7 @@ fn validate(config: EngineConfig) -> anyhow::Result<()> {
                 factories.push(build_factory(s, i, p, &env)?);
                 continue;
             };
-            let label = format!("streams[{}].pipeline.processors[{i}]", s.name);
+            let label = s.stage_label(i);
             let f = WasmFactory::load(w, &label, i, &env)?;
             f.check_init().with_context(|| format!("{label}: init"))?;
             let info = f.info();
@@ -410,7 +410,7 @@ fn state_command(config: Option<&std::path::Path>, cmd: &StateCmd) -> anyhow::Re
                 let mut format = String::from("bytes");
                 for (i, p) in s.pipeline.processors.iter().enumerate() {
                     if let Some(w) = p.get::<WasmProcessorConfig>() {
-                        let label = format!("streams[{}].pipeline.processors[{i}]", s.name);
+                        let label = s.stage_label(i);
                         let f = arkflow::processor::wasm::WasmFactory::load(w, &label, i, &arkflow::processor::StreamEnv::of(s))?;
                         if let Some((_, fmt)) = f.info().state_formats.iter().find(|(st, _)| st == store_name) {
                             format = fmt.clone();

@@ -7,10 +7,15 @@ use crate::config::{ConfigError, EngineConfig, Tables};
 /// The tables the loader dispatches `type:` on.
 pub(crate) fn tables() -> Tables {
     use crate::connectors::registry::{INPUTS, OUTPUTS};
+    use crate::processor::codec_stage::{DecodeConfig, EncodeConfig};
+    use crate::processor::registry::ProcessorType;
+    use crate::processor::registry::PROCESSORS;
+    let stage = |name: &str| PROCESSORS.iter().map(|e| &e.config).find(|c| c.name == name);
     Tables {
         inputs: INPUTS.iter().map(|e| &e.config).collect(),
         outputs: OUTPUTS.iter().map(|e| &e.config).collect(),
-        processors: crate::processor::registry::PROCESSORS.iter().map(|e| &e.config).collect(),
+        processors: PROCESSORS.iter().map(|e| &e.config).collect(),
+        codecs: stage(DecodeConfig::NAME).zip(stage(EncodeConfig::NAME)).map(|(decode, encode)| crate::config::Codecs { decode, encode }),
     }
 }
 

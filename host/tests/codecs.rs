@@ -5,6 +5,7 @@
 //! - Through a schema registry (`common::registry`: Karapace on a Kafka-protocol broker, both on
 //!   127.0.0.1): one stream encodes records into the registry's wire format onto a NATS JetStream
 //!   stream (registering the schema), a second decodes them by schema id; Avro and Protobuf.
+//!   The Protobuf pair uses the `codec:` shorthand on the output and the input instead of stages.
 //! - A registry that requires HTTP basic auth refuses a stream without `registry_auth` (or with a
 //!   wrong password) at start, and serves one with it.
 
@@ -124,7 +125,8 @@ fn a_registry_that_requires_credentials_gets_them_from_registry_auth() {
     assert_eq!(json_lines(&dir.path("out.jsonl")), want);
 }
 
-/// Encodes `lines` through the registry onto NATS subject `subject`, then decodes them back.
+/// Encodes `lines` through the registry onto NATS subject `subject`, then decodes them back:
+/// with `encode` and `decode` stages, or (`shorthand`) with the output's and the input's `codec:`.
 fn through_registry(
     dir: &Dir,
     registry: &common::registry::Registry,
@@ -132,24 +134,33 @@ fn through_registry(
     encode: &str,
     subject: &str,
     lines: &[String],
+    shorthand: bool,
 ) -> Vec<serde_json::Value> {
     let stream = subject.to_ascii_uppercase();
     nats.create_stream(&stream, &[subject]);
     let input = dir.path(&format!("{subject}.jsonl"));
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let encode = format!("{encode}, registry_url: '{}', subject: {subject}-value", registry.url());
+    let (stages, codec) = match shorthand {
+        false => (format!("    pipeline:\n      processors:\n        - {{ type: encode, {encode} }}\n"), String::new()),
+        true => (String::new(), format!(", codec: {{ {encode} }}")),
+    };
     let produce = dir.config(&format!(
-        "streams:\n  - input: {{ type: file, path: {} }}\n    pipeline:\n      processors:\n        - {{ type: encode, {encode}, registry_url: '{}', subject: {subject}-value }}\n    output: {{ type: nats, url: '{}', subject: {subject} }}\n",
+        "streams:\n  - input: {{ type: file, path: {} }}\n{stages}    output: {{ type: nats, url: '{}', subject: {subject}{codec} }}\n",
         input.display(),
-        registry.url(),
         nats.url()
     ));
     let out = run(&produce, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let decoded = dir.path(&format!("{subject}.out.jsonl"));
+    let decode = format!("registry_url: '{}', key_field: user", registry.url());
+    let (stages, codec) = match shorthand {
+        false => (format!("    pipeline:\n      processors:\n        - {{ type: decode, {decode} }}\n"), String::new()),
+        true => (String::new(), format!(", codec: {{ {decode} }}")),
+    };
     let consume = dir.config(&format!(
-        "streams:\n  - input: {{ type: nats, url: '{}', stream: {stream}, stop_at_end: true }}\n    pipeline:\n      processors:\n        - {{ type: decode, registry_url: '{}', key_field: user }}\n    output: {{ type: file, path: {} }}\n",
+        "streams:\n  - input: {{ type: nats, url: '{}', stream: {stream}, stop_at_end: true{codec} }}\n{stages}    output: {{ type: file, path: {} }}\n",
         nats.url(),
-        registry.url(),
         decoded.display()
     ));
     let out = run(&consume, &[]);
@@ -175,11 +186,12 @@ fn avro_and_protobuf_round_trip_through_a_schema_registry() {
     schemas(&dir);
     let lines: Vec<String> = (0..300).map(|i| format!("{{\"id\":{i},\"user\":\"u{}\",\"note\":\"n{i}\"}}", i % 5)).collect();
     let want: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let avro = through_registry(&dir, &registry, &nats, &format!("format: avro, schema_file: {}", dir.path("order.avsc").display()), "avro", &lines);
+    let avro = through_registry(&dir, &registry, &nats, &format!("format: avro, schema_file: {}", dir.path("order.avsc").display()), "avro", &lines, false);
     assert_eq!(avro, want, "Avro through the registry");
     let proto = format!("format: protobuf, schema_file: {}, message: shop.Order", dir.path("order.proto").display());
-    let protobuf = through_registry(&dir, &registry, &nats, &proto, "proto", &lines);
-    assert_eq!(protobuf, want, "Protobuf through the registry");
+    // The `codec:` shorthand on the output and the input does what the stages do.
+    let protobuf = through_registry(&dir, &registry, &nats, &proto, "proto", &lines, true);
+    assert_eq!(protobuf, want, "Protobuf through the registry, with codec: on the output and the input");
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! each time, then run to the end: the parts the committed markers name must hold every input
 //! record's effect exactly once, each key's counts 1..=n in epoch order. A restart with a wiped
 //! state directory is refused, naming the committed output of the earlier run. The same with
-//! `format: parquet`: the Parquet parts the markers name hold every record's effect once. And with
+//! `format: parquet` and a declared `parquet_schema`: the Parquet parts the markers name hold every
+//! record's effect once, each with the declared columns. And with
 //! epochs of tens of MiB (1 KiB records, 5 MiB chunks), each part goes up as a multipart upload
 //! completed after the decision: every record once, no upload left pending at the end.
 //! Size: ARKFLOW_S3_OUT_RECORDS (default 200,000), ARKFLOW_S3_OUT_KILLS (8),
@@ -38,7 +39,10 @@ fn committed(target: &S3Target, prefix: &str) -> (usize, Vec<serde_json::Value>)
 
 /// The rows of a Parquet file as JSON lines.
 fn parquet_as_json_lines(part: bytes::Bytes) -> String {
+    use datafusion::arrow::array::RecordBatchReader;
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(part).unwrap().build().unwrap();
+    let columns: Vec<String> = reader.schema().fields().iter().map(|f| format!("{}:{}", f.name(), f.data_type())).collect();
+    assert_eq!(columns, ["key:Utf8", "count:Int64", "absent:Float64"], "every part has the declared columns");
     let mut writer = arrow_json::LineDelimitedWriter::new(Vec::new());
     for batch in reader {
         writer.write(&batch.unwrap()).unwrap();
@@ -84,8 +88,9 @@ fn kill_loop_into_the_s3_output_is_exactly_once_and_a_wiped_state_is_refused() {
 }
 
 #[test]
-fn parquet_parts_hold_every_record_exactly_once_under_sigkills() {
-    kill_loop(env_or("ARKFLOW_S3_OUT_RECORDS", 200_000) / 3, env_or("ARKFLOW_S3_OUT_KILLS", 8) / 2, "parquet", false);
+fn parquet_parts_of_a_declared_schema_hold_every_record_exactly_once_under_sigkills() {
+    let format = "parquet, parquet_schema: {key: string, count: int64, absent: float64}";
+    kill_loop(env_or("ARKFLOW_S3_OUT_RECORDS", 200_000) / 3, env_or("ARKFLOW_S3_OUT_KILLS", 8) / 2, format, false);
 }
 
 /// SIGKILLs the counter → s3 stream `kills` times over `n` records in `format`, runs it to the

@@ -175,4 +175,14 @@ pub(crate) struct Tables {
     pub inputs: Vec<&'static Entry<InputConfig>>,
     pub outputs: Vec<&'static Entry<OutputConfig>>,
     pub processors: Vec<&'static Entry<ProcessorConfig>>,
+    /// The stage an input's `codec:` stands for (placed first in the pipeline), and an
+    /// output's (placed last): the `codec:` mapping is that stage's settings.
+    pub codecs: Option<Codecs>,
+}
+
+/// The processor types behind `codec:` on inputs and outputs.
+#[derive(Clone, Copy)]
+pub(crate) struct Codecs {
+    pub decode: &'static Entry<ProcessorConfig>,
+    pub encode: &'static Entry<ProcessorConfig>,
 }

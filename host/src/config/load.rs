@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_yaml::Value;
 
-use super::connector::Tables;
+use super::connector::{ProcessorConfig, Tables};
 use super::ctx::Ctx;
-use super::dispatch::dispatch;
+use super::dispatch::{dispatch, Entry};
 use super::error::{ConfigError, ConfigErrorKind as K};
 use super::interp::{interpolate, LineIndex};
 use super::model::*;
@@ -261,11 +261,20 @@ fn state_management(ctx: &Ctx, raw: Option<RawStateManagement>) -> Result<StateM
 fn stream(ctx: &Ctx, tables: &Tables, index: usize, raw: RawStream) -> Result<StreamConfig, ConfigError> {
     let path = YPath::root().key("streams").index(index);
     let name = raw.name.unwrap_or_else(|| default_stream_name(index));
-    let input = dispatch(ctx, raw.input, &path.key("input"), "input", &tables.inputs)?;
-    let pipeline = pipeline(ctx, tables, raw.pipeline, &path.key("pipeline"))?;
-    let output = dispatch(ctx, raw.output, &path.key("output"), "output", &tables.outputs)?;
+    let (mut raw_input, mut raw_output) = (raw.input, raw.output);
+    let decode = take_codec(ctx, &mut raw_input, &path.key("input"), tables.codecs.map(|c| c.decode))?;
+    let encode = take_codec(ctx, &mut raw_output, &path.key("output"), tables.codecs.map(|c| c.encode))?;
+    let input = dispatch(ctx, raw_input, &path.key("input"), "input", &tables.inputs)?;
+    let mut pipeline = pipeline(ctx, tables, raw.pipeline, &path.key("pipeline"))?;
+    pipeline.codecs = (decode.is_some(), encode.is_some());
+    pipeline.processors.splice(0..0, decode);
+    pipeline.processors.extend(encode);
+    let output = dispatch(ctx, raw_output, &path.key("output"), "output", &tables.outputs)?;
     let error_output = match raw.error_output {
-        Some(v) => Some(dispatch(ctx, v, &path.key("error_output"), "output", &tables.outputs)?),
+        Some(v) => {
+            no_codec(ctx, &v, &path.key("error_output"), "error records are JSON")?;
+            Some(dispatch(ctx, v, &path.key("error_output"), "output", &tables.outputs)?)
+        }
         None => None,
     };
     let outputs = named_outputs(ctx, tables, raw.outputs, &path.key("outputs"))?;
@@ -279,6 +288,37 @@ fn stream(ctx: &Ctx, tables: &Tables, index: usize, raw: RawStream) -> Result<St
     };
     let event_time = event_time(ctx, raw.event_time, &path.key("event_time"))?;
     Ok(StreamConfig { name, input, pipeline, output, error_output, outputs, state, key_by: raw.key_by, event_time })
+}
+
+/// Takes `codec:` out of an input or output section (`at`): the stage it stands for (`stage`:
+/// `decode` for an input, `encode` for an output), built from the `codec:` mapping as that
+/// stage's settings, so its errors point into the mapping.
+fn take_codec(ctx: &Ctx, section: &mut Value, at: &YPath, stage: Option<&'static Entry<ProcessorConfig>>) -> Result<Option<ProcessorConfig>, ConfigError> {
+    let Value::Mapping(m) = section else { return Ok(None) };
+    let Some(codec) = m.remove("codec") else { return Ok(None) };
+    let at = at.key("codec");
+    let Some(stage) = stage else { return Err(ctx.unknown_key(&at, &[])) };
+    let Value::Mapping(c) = codec else {
+        let msg = format!("invalid value for {at}: expected a mapping of `{}` settings (`{{format: avro, schema_file: ...}}`)", stage.name);
+        return Err(ctx.at_value(K::InvalidType, &at, msg));
+    };
+    if c.contains_key("type") {
+        let msg = format!(
+            "{}: a codec has no `type`; its keys are the `type: {}` stage's (`format`, `schema_file`, `registry_url`, ...)",
+            at.key("type"),
+            stage.name
+        );
+        return Err(ctx.at_key(K::Invalid, &at.key("type"), msg));
+    }
+    (stage.build)(ctx, Value::Mapping(c), &at).map(Some)
+}
+
+/// Refuses `codec:` on an output section other than the main `output:`.
+fn no_codec(ctx: &Ctx, section: &Value, at: &YPath, why: &str) -> Result<(), ConfigError> {
+    match section.get("codec") {
+        Some(_) => Err(ctx.at_key(K::Invalid, &at.key("codec"), format!("{}: only `input:` and the main `output:` take a codec ({why})", at.key("codec")))),
+        None => Ok(()),
+    }
 }
 
 fn event_time(ctx: &Ctx, raw: Option<RawEventTime>, path: &YPath) -> Result<Option<EventTimeConfig>, ConfigError> {
@@ -322,6 +362,7 @@ fn named_outputs(ctx: &Ctx, tables: &Tables, raw: Option<Value>, path: &YPath) -
             let msg = format!("{at}: output name `{name}` must be 1-64 characters of letters, digits, `_` and `-`");
             return Err(ctx.at_key(K::Invalid, &at, msg));
         }
+        no_codec(ctx, &v, &at, "records routed to a named output leave the pipeline where they are routed; put an `encode` stage before that one")?;
         out.push((name, dispatch(ctx, v, &at, "output", &tables.outputs)?));
     }
     Ok(out)
@@ -339,6 +380,7 @@ fn pipeline(ctx: &Ctx, tables: &Tables, raw: Option<RawPipeline>, path: &YPath) 
         batch_size: r.batch_size.unwrap_or(d.batch_size),
         channel_capacity: r.channel_capacity.unwrap_or(d.channel_capacity),
         processors,
+        codecs: (false, false),
     };
     ctx.at_least(&path.key("thread_num"), cfg.thread_num, 1)?;
     ctx.at_least(&path.key("batch_size"), cfg.batch_size, 1)?;

@@ -19,7 +19,7 @@ mod load;
 mod schema;
 mod spans;
 
-pub(crate) use connector::Tables;
+pub(crate) use connector::{Codecs, Tables};
 pub use connector::{DynEq, ProcessorCaps, ProcessorSpec, SinkCaps, SinkSpec, SourceCaps, SourceSpec};
 pub(crate) use ctx::{non_empty_list, non_empty_path, Ctx};
 pub(crate) use dispatch::{schema_of, Entry};
@@ -32,6 +32,8 @@ mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_codec;
 #[cfg(test)]
 mod tests_errors;
 

@@ -173,7 +173,26 @@ pub struct PipelineConfig {
     pub batch_size: usize,
     /// Capacity, in batches, of each channel between stages; default 16
     pub channel_capacity: usize,
+    /// The stages in order: an input's `codec:` first, then `processors:`, then the output's
+    /// `codec:` (see `codecs`).
     pub processors: Vec<ProcessorConfig>,
+    /// Whether `processors` starts with the input's `codec:` stage and ends with the output's;
+    /// default neither.
+    pub codecs: (bool, bool),
+}
+
+impl StreamConfig {
+    /// Where stage `i` of the pipeline is configured, for messages: `pipeline.processors[j]`
+    /// (its index in the file), `input.codec` or `output.codec`.
+    pub fn stage_label(&self, i: usize) -> String {
+        let (input, output) = self.pipeline.codecs;
+        let n = self.pipeline.processors.len();
+        match i {
+            0 if input => format!("streams[{}].input.codec", self.name),
+            _ if output && i + 1 == n => format!("streams[{}].output.codec", self.name),
+            _ => format!("streams[{}].pipeline.processors[{}]", self.name, i - usize::from(input)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -264,6 +283,7 @@ impl Default for PipelineConfig {
             batch_size: DEFAULT_PIPELINE_BATCH_SIZE,
             channel_capacity: DEFAULT_CHANNEL_CAPACITY,
             processors: Vec::new(),
+            codecs: (false, false),
         }
     }
 }

@@ -24,14 +24,29 @@ fn one_of<'a, T: 'static>(table: impl IntoIterator<Item = &'a Entry<T>>) -> Valu
     json!({ "oneOf": variants })
 }
 
-/// Replaces the free-form component sections with the `oneOf` of their types.
-fn patch(v: &mut Value, inputs: &Value, processors: &Value, outputs: &Value) {
+/// `sections` (a `oneOf`) with a `codec` property in every variant: the mapping of the stage
+/// `codec:` stands for.
+fn with_codec(sections: &Value, stage: Option<&Entry<super::connector::ProcessorConfig>>) -> Value {
+    let mut v = sections.clone();
+    if let (Some(stage), Some(variants)) = (stage, v["oneOf"].as_array_mut()) {
+        let mut codec = (stage.schema)();
+        codec["description"] = json!(format!("Shorthand for a `type: {}` stage with these settings", stage.name));
+        for variant in variants {
+            variant["properties"]["codec"] = codec.clone();
+        }
+    }
+    v
+}
+
+/// Replaces the free-form component sections with the `oneOf` of their types (`main`: the main
+/// output's, which may carry a codec).
+fn patch(v: &mut Value, inputs: &Value, processors: &Value, outputs: &Value, main: &Value) {
     match v {
         Value::Object(o) => {
             if let Some(Value::Object(props)) = o.get_mut("properties") {
                 if props.contains_key("input") && props.contains_key("output") {
                     props.insert("input".into(), inputs.clone());
-                    props.insert("output".into(), outputs.clone());
+                    props.insert("output".into(), main.clone());
                     props.insert("error_output".into(), json!({ "anyOf": [outputs, { "type": "null" }] }));
                     props.insert(
                         "outputs".into(),
@@ -43,10 +58,10 @@ fn patch(v: &mut Value, inputs: &Value, processors: &Value, outputs: &Value) {
                 }
             }
             for child in o.values_mut() {
-                patch(child, inputs, processors, outputs);
+                patch(child, inputs, processors, outputs, main);
             }
         }
-        Value::Array(a) => a.iter_mut().for_each(|c| patch(c, inputs, processors, outputs)),
+        Value::Array(a) => a.iter_mut().for_each(|c| patch(c, inputs, processors, outputs, main)),
         _ => {}
     }
 }
@@ -56,7 +71,8 @@ fn patch(v: &mut Value, inputs: &Value, processors: &Value, outputs: &Value) {
 pub(crate) fn json_schema_of(tables: &super::connector::Tables) -> Value {
     let mut root = schema_of::<super::load::RawRootSchema>();
     let (i, p, o) = (one_of(tables.inputs.iter().copied()), one_of(tables.processors.iter().copied()), one_of(tables.outputs.iter().copied()));
-    patch(&mut root, &i, &p, &o);
+    let (i, main) = (with_codec(&i, tables.codecs.map(|c| c.decode)), with_codec(&o, tables.codecs.map(|c| c.encode)));
+    patch(&mut root, &i, &p, &o, &main);
     root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
     root["title"] = json!("arkflow configuration");
     root

@@ -119,7 +119,7 @@ fn defaults_applied() {
     let s = &cfg.streams[0];
     assert_eq!(s.name, "stream-0");
     assert_eq!(s.input, InputConfig::new(StdinConfig { batch_size: 1024, key_field: None }));
-    assert_eq!(s.pipeline, PipelineConfig { thread_num: 1, batch_size: 256, channel_capacity: 16, processors: vec![] });
+    assert_eq!(s.pipeline, PipelineConfig { thread_num: 1, batch_size: 256, channel_capacity: 16, processors: vec![], codecs: (false, false) });
     assert_eq!(s.output, OutputConfig::new(DropConfig));
     assert_eq!(s.error_output, None);
     assert_eq!(s.key_by, None);

@@ -10,3 +10,10 @@ pub mod mqtt;
 pub mod nats;
 pub mod output;
 pub mod registry;
+
+/// A config of one stream with this `input:` and `output:` (YAML flow mappings), for the
+/// connectors' settings tests.
+#[cfg(test)]
+pub(crate) fn one_stream(input: &str, output: &str) -> Result<crate::config::EngineConfig, crate::config::ConfigError> {
+    crate::config::EngineConfig::from_yaml_str(&format!("streams:\n  - input: {input}\n    output: {output}\n"), None)
+}

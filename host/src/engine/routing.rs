@@ -75,7 +75,7 @@ pub fn plan(cfg: &StreamConfig, needs: &[KeyNeed]) -> anyhow::Result<Routing> {
 }
 
 fn label(cfg: &StreamConfig, i: usize) -> String {
-    format!("streams[{}].pipeline.processors[{i}]", cfg.name)
+    cfg.stage_label(i)
 }
 
 /// "(a, b)" for fields, "the record key" for the record key.

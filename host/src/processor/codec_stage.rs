@@ -136,7 +136,7 @@ impl ProcessorType for DecodeConfig {
             (None, Some(url)) => Codec::RegistryDecode(Arc::new(Registry::new(url, self.registry_auth.as_ref())?)),
             (None, None) => anyhow::bail!("decode: no schema"),
         };
-        Ok(Arc::new(CodecFactory { codec: Arc::new(codec), decode: true, key_field: self.key_field.clone() }))
+        Ok(Arc::new(CodecFactory { codec: Arc::new(codec), way: Way::Decode, key_field: self.key_field.clone() }))
     }
 }
 
@@ -175,44 +175,56 @@ impl ProcessorType for EncodeConfig {
             }
             _ => Codec::Plain(schema),
         };
-        Ok(Arc::new(CodecFactory { codec: Arc::new(codec), decode: false, key_field: None }))
+        Ok(Arc::new(CodecFactory { codec: Arc::new(codec), way: Way::Encode, key_field: None }))
+    }
+}
+
+/// Which way a codec stage converts: its stage name, and the error code of its failed records.
+#[derive(Clone, Copy)]
+enum Way {
+    Decode,
+    Encode,
+}
+
+impl Way {
+    fn name(self) -> &'static str {
+        match self {
+            Way::Decode => DecodeConfig::NAME,
+            Way::Encode => EncodeConfig::NAME,
+        }
     }
 }
 
 struct CodecFactory {
     codec: Arc<Codec>,
-    decode: bool,
+    way: Way,
     key_field: Option<String>,
 }
 
 impl ProcessorFactory for CodecFactory {
     fn name(&self) -> &str {
-        if self.decode {
-            "decode"
-        } else {
-            "encode"
-        }
+        self.way.name()
     }
     fn keeps_state(&self) -> bool {
         false
     }
     fn instantiate(&self, _: &super::ProcessorContext) -> anyhow::Result<Box<dyn Processor>> {
-        Ok(Box::new(CodecStage { codec: self.codec.clone(), decode: self.decode, key_field: self.key_field.clone() }))
+        Ok(Box::new(CodecStage { codec: self.codec.clone(), way: self.way, key_field: self.key_field.clone() }))
     }
 }
 
 struct CodecStage {
     codec: Arc<Codec>,
-    decode: bool,
+    way: Way,
     key_field: Option<String>,
 }
 
 impl CodecStage {
     fn one(&self, r: &Record) -> Result<Outcome, BatchError> {
-        let (code, value) = if self.decode {
-            ("decode", r.value.as_deref().map(|v| self.codec.decode(v)))
-        } else {
-            ("encode", r.value.as_deref().map(|v| self.codec.encode(v)))
+        let code = self.way.name();
+        let value = match self.way {
+            Way::Decode => r.value.as_deref().map(|v| self.codec.decode(v)),
+            Way::Encode => r.value.as_deref().map(|v| self.codec.encode(v)),
         };
         let fail = |message: String| Outcome::Fail(RecordError { class: ErrorClass::InvalidInput, code: code.into(), message });
         let value = match value {
@@ -238,11 +250,7 @@ impl CodecStage {
 
 impl Processor for CodecStage {
     fn name(&self) -> &str {
-        if self.decode {
-            "decode"
-        } else {
-            "encode"
-        }
+        self.way.name()
     }
 
     fn process(&mut self, _: &BatchCtx, records: &[Record], _: &mut StateSlot) -> Result<Vec<Outcome>, BatchError> {

@@ -199,6 +199,6 @@ pub fn build_factories(stream: &StreamConfig, store_names: &[String]) -> anyhow:
 
 /// Compiles and validates processor `i` (`p`) of `stream`, whose environment is `env`.
 pub fn build_factory(stream: &StreamConfig, i: usize, p: &ProcessorConfig, env: &StreamEnv) -> anyhow::Result<Arc<dyn ProcessorFactory>> {
-    let label = format!("streams[{}].pipeline.processors[{i}]", stream.name);
+    let label = stream.stage_label(i);
     registry::build(p, &registry::BuildCx { label: &label, index: i, env })
 }

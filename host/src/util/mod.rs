@@ -3,4 +3,5 @@
 pub mod dirs;
 pub mod json;
 pub mod retry;
+pub mod stop;
 pub mod time;

@@ -12,6 +12,7 @@ pub mod proxy;
 pub mod redis;
 pub mod registry;
 pub mod s3;
+pub mod server;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -3,37 +3,29 @@
 //! acknowledgements until a checkpoint is decided). `bash tests/servers/install.sh` installs
 //! mosquitto when missing. Also a small MQTT client (rumqttc) for publishing and subscribing.
 
+use super::server::Server;
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 pub struct Mosquitto {
-    child: Child,
-    dir: PathBuf,
+    _server: Server,
     pub port: u16,
 }
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
-        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].into_iter().map(PathBuf::from).find(|p| p.exists());
-        let bin = bin.expect("mosquitto is not installed: run `bash tests/servers/install.sh`");
-        let port = super::free_port();
-        let dir = std::env::temp_dir().join(format!("arkflow-mosquitto-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let bin = Server::binary("mosquitto", &["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]);
+        let (port, dir) = Server::prepare("mosquitto");
         let conf = dir.join("mosquitto.conf");
         let text = format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 0\nmax_queued_messages 0\npersistence false\nset_tcp_nodelay true\n"
         );
         std::fs::write(&conf, text).unwrap();
-        let child = Command::new(bin).arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start mosquitto");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "mosquitto did not come up on 127.0.0.1:{port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Mosquitto { child, dir, port }
+        let mut cmd = Command::new(bin);
+        cmd.arg("-c").arg(&conf);
+        Mosquitto { _server: Server::spawn("mosquitto", cmd, port, dir), port }
     }
 
     fn client(&self, id: &str) -> (Client, rumqttc::Connection) {
@@ -103,12 +95,4 @@ pub fn publish_to(port: u16, topic: &str, payloads: Vec<String>, rate: u64) {
     }
     acks.join().unwrap();
     let _ = client.disconnect();
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }

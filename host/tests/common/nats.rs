@@ -3,41 +3,29 @@
 //! `bash tests/servers/install.sh` installs it when missing. Also a small JetStream client
 //! (async-nats) to make streams, publish and read them.
 
+use super::server::Server;
 use async_nats::jetstream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 pub struct Nats {
-    child: Child,
-    dir: PathBuf,
     pub port: u16,
     rt: tokio::runtime::Runtime,
     js: jetstream::Context,
+    /// Dropped last (fields drop in order): the client goes before the server.
+    _server: Server,
 }
 
 impl Nats {
     pub fn start() -> Nats {
-        let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"].into_iter().map(PathBuf::from).find(|p| p.exists());
-        let bin = bin.expect("nats-server is not installed: run `bash tests/servers/install.sh`");
-        let port = super::free_port();
-        let dir = std::env::temp_dir().join(format!("arkflow-nats-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nats-server");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "nats-server did not come up on 127.0.0.1:{port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let bin = Server::binary("nats-server", &["/usr/sbin/nats-server", "/usr/bin/nats-server"]);
+        let (port, dir) = Server::prepare("nats");
+        let mut cmd = Command::new(bin);
+        cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]).arg(&dir);
+        let server = Server::spawn("nats-server", cmd, port, dir);
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let js = rt.block_on(async { jetstream::new(async_nats::connect(format!("127.0.0.1:{port}")).await.expect("connect to nats-server")) });
-        Nats { child, dir, port, rt, js }
+        Nats { port, rt, js, _server: server }
     }
 
     pub fn url(&self) -> String {
@@ -84,13 +72,5 @@ impl Nats {
             }
             out
         })
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

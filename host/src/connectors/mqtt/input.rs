@@ -100,12 +100,12 @@ impl Source for MqttInputConfig {
         options.set_manual_acks(manual);
         let (client, event_loop) = Conn::client(options);
         let (tx, rx) = bounded(self.max_pending);
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = crate::util::stop::StopOnDrop::new();
         let what = format!("mqtt input {}", self.conn.describe());
         let filters: Vec<SubscribeFilter> = self.topics.iter().map(|t| SubscribeFilter::new(t.clone(), self.qos)).collect();
-        let on = on_event(Receiving { client: client.clone(), filters, tx, stop: stop.clone(), what: what.clone() });
-        drive("mqtt-input", what, event_loop, stop.clone(), on)?;
-        Ok(Box::new(MqttInput { cfg: self.clone(), client, rx, stop, unacked: VecDeque::new(), read: 0, ack_on_read: manual && !cx.checkpoints }))
+        let on = on_event(Receiving { client: client.clone(), filters, tx, stop: stop.flag(), what: what.clone() });
+        drive("mqtt-input", what, event_loop, stop.flag(), on)?;
+        Ok(Box::new(MqttInput { cfg: self.clone(), client, rx, _stop: stop, unacked: VecDeque::new(), read: 0, ack_on_read: manual && !cx.checkpoints }))
     }
 }
 
@@ -165,7 +165,8 @@ pub struct MqttInput {
     cfg: MqttInputConfig,
     client: AsyncClient,
     rx: Receiver<Publish>,
-    stop: Arc<AtomicBool>,
+    /// Stops the client's event loop when the input is dropped.
+    _stop: crate::util::stop::StopOnDrop,
     /// Messages read and not yet acknowledged, with their record index.
     unacked: VecDeque<(u64, Publish)>,
     read: u64,
@@ -233,11 +234,5 @@ impl Input for MqttInput {
         if let Ok(p) = MqttPosition::decode(position) {
             self.ack_upto(p.mqtt);
         }
-    }
-}
-
-impl Drop for MqttInput {
-    fn drop(&mut self) {
-        self.stop.store(true, Relaxed);
     }
 }

@@ -15,7 +15,7 @@ use crate::connectors::output::Output;
 use crate::connectors::registry::{Sink, SinkCx};
 use crate::record::Record;
 use rumqttc::{AsyncClient, Event, Outgoing, Packet, QoS};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,7 +80,7 @@ impl Sink for MqttOutputConfig {
         options.set_inflight(1000);
         let (client, event_loop) = Conn::client(options);
         let done = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = crate::util::stop::StopOnDrop::new();
         let (counted, qos) = (done.clone(), self.qos);
         let on = move |event: Event| {
             let finished = matches!(
@@ -95,8 +95,8 @@ impl Sink for MqttOutputConfig {
             None
         };
         let what = format!("mqtt output {}", self.conn.describe());
-        drive("mqtt-output", what.clone(), event_loop, stop.clone(), on)?;
-        Ok(Box::new(MqttOut { cfg: self.clone(), client, done, sent: 0, stop, what }))
+        drive("mqtt-output", what.clone(), event_loop, stop.flag(), on)?;
+        Ok(Box::new(MqttOut { cfg: self.clone(), client, done, sent: 0, _stop: stop, what }))
     }
 }
 
@@ -107,7 +107,8 @@ struct MqttOut {
     done: Arc<AtomicU64>,
     /// Messages handed to the client.
     sent: u64,
-    stop: Arc<AtomicBool>,
+    /// Stops the client's event loop when the output is dropped.
+    _stop: crate::util::stop::StopOnDrop,
     what: String,
 }
 
@@ -165,11 +166,5 @@ impl MqttOut {
             }
             std::thread::sleep(Duration::from_micros(200));
         }
-    }
-}
-
-impl Drop for MqttOut {
-    fn drop(&mut self) {
-        self.stop.store(true, Relaxed);
     }
 }

@@ -25,8 +25,6 @@ use crate::record::Record;
 use async_nats::jetstream::message::Acker;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Where a consumer with no position and no earlier consumer starts.
@@ -137,7 +135,7 @@ impl Source for NatsInputConfig {
             cfg: self.clone(),
             durable,
             rx: None,
-            stop: Arc::new(AtomicBool::new(false)),
+            stop: crate::util::stop::StopOnDrop::new(),
             marks: VecDeque::new(),
             next: 0,
             ack_on_read: !cx.checkpoints,
@@ -162,7 +160,8 @@ pub struct NatsInput {
     durable: String,
     /// The fetch loop's queue, once started (at the first read: after a restored `seek`).
     rx: Option<Receiver<Item>>,
-    stop: Arc<AtomicBool>,
+    /// Stops the fetch loop when the input is dropped.
+    stop: crate::util::stop::StopOnDrop,
     /// Per batch read and not yet acknowledged: the position after it and its last message's acker.
     marks: VecDeque<(u64, Acker)>,
     next: u64,
@@ -177,7 +176,7 @@ impl NatsInput {
         self.rx.get_or_insert_with(|| {
             let (tx, rx) = bounded(self.cfg.max_pending);
             let next = (self.next > 0).then_some(self.next);
-            let fetch = Fetch { cfg: self.cfg.clone(), durable: self.durable.clone(), next, tx, stop: self.stop.clone(), end: None };
+            let fetch = Fetch { cfg: self.cfg.clone(), durable: self.durable.clone(), next, tx, stop: self.stop.flag(), end: None };
             crate::state::backend::io_runtime().spawn(fetch.run());
             rx
         })
@@ -256,11 +255,5 @@ impl Input for NatsInput {
         if let Ok(p) = NatsPosition::decode(position) {
             self.ack_upto(p.nats);
         }
-    }
-}
-
-impl Drop for NatsInput {
-    fn drop(&mut self) {
-        self.stop.store(true, Relaxed);
     }
 }

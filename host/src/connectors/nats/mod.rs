@@ -81,11 +81,8 @@ impl Conn {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::EngineConfig;
 
-    fn load(input: &str, output: &str) -> Result<EngineConfig, crate::config::ConfigError> {
-        EngineConfig::from_yaml_str(&format!("streams:\n  - input: {input}\n    output: {output}\n"), None)
-    }
+    use crate::connectors::one_stream as load;
 
     #[test]
     fn settings_have_defaults_and_are_checked() {

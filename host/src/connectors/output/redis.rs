@@ -117,6 +117,17 @@ struct RedisOut {
     con: Option<redis::Connection>,
 }
 
+/// Which consecutive records one variadic command writes together.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Merge {
+    /// Records of one key (`RPUSH`, `LPUSH`, `HSET`: the command names the key once).
+    SameKey,
+    /// Records of any keys (`MSET k1 v1 k2 v2`).
+    AnyKey,
+    /// None: one command per record.
+    Never,
+}
+
 impl RedisOut {
     fn where_(&self) -> String {
         let info = self.client.get_connection_info();
@@ -163,19 +174,18 @@ impl RedisOut {
         for r in records {
             let key = self.key_of(r)?;
             let value = r.value.as_deref().unwrap_or_default();
-            let (name, merges) = match self.cfg.command {
-                RedisCommand::Rpush => ("RPUSH", true),
-                RedisCommand::Lpush => ("LPUSH", true),
-                RedisCommand::Hset => ("HSET", true),
-                RedisCommand::Set if self.cfg.ttl_ms.is_none() => ("MSET", true),
-                RedisCommand::Set => ("SET", false),
-                RedisCommand::Xadd => ("XADD", false),
-                RedisCommand::Publish => ("PUBLISH", false),
+            let (name, merge) = match self.cfg.command {
+                RedisCommand::Rpush => ("RPUSH", Merge::SameKey),
+                RedisCommand::Lpush => ("LPUSH", Merge::SameKey),
+                RedisCommand::Hset => ("HSET", Merge::SameKey),
+                RedisCommand::Set if self.cfg.ttl_ms.is_none() => ("MSET", Merge::AnyKey),
+                RedisCommand::Set => ("SET", Merge::Never),
+                RedisCommand::Xadd => ("XADD", Merge::Never),
+                RedisCommand::Publish => ("PUBLISH", Merge::Never),
             };
-            // MSET takes any keys; the others merge only records of one key.
-            let same = |k: &[u8]| name == "MSET" || k == key.as_slice();
+            let joins = |k: &[u8]| merge == Merge::AnyKey || (merge == Merge::SameKey && k == key.as_slice());
             let cmd = match open.take() {
-                Some((k, cmd)) if merges && same(&k) => {
+                Some((k, cmd)) if joins(&k) => {
                     open = Some((k, cmd));
                     &mut open.as_mut().expect("open").1
                 }
@@ -184,8 +194,8 @@ impl RedisOut {
                         close(&mut p, done);
                     }
                     let mut cmd = redis::cmd(name);
-                    if name != "MSET" {
-                        cmd.arg(&key);
+                    if merge != Merge::AnyKey {
+                        cmd.arg(&key); // the command's one key; MSET's keys go with their values
                     }
                     open = Some((key.clone(), cmd));
                     &mut open.as_mut().expect("open").1
@@ -203,7 +213,7 @@ impl RedisOut {
                     None => cmd.arg("*").arg("value").arg(value),
                 },
             };
-            if !merges {
+            if merge == Merge::Never {
                 let (_, done) = open.take().expect("open");
                 close(&mut p, done);
             }

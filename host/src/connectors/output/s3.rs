@@ -82,6 +82,8 @@ pub struct S3OutputConfig {
     pub format: S3Format,
     /// Bytes per multipart chunk (and the size from which an epoch is uploaded in chunks).
     pub upload_chunk: usize,
+    /// `parquet_schema:`: the columns of every Parquet part; default None (inferred per part).
+    pub parquet_schema: Option<datafusion::arrow::datatypes::SchemaRef>,
 }
 
 /// `upload_chunk_mb`'s default.
@@ -99,6 +101,8 @@ pub struct RawS3Output {
     endpoint_url: Option<String>,
     format: Option<String>,
     upload_chunk_mb: Option<u64>,
+    #[schemars(with = "Option<BTreeMap<String, String>>")]
+    parquet_schema: Option<serde_yaml::Mapping>,
 }
 
 impl Sink for S3OutputConfig {
@@ -106,7 +110,7 @@ impl Sink for S3OutputConfig {
     type Raw = RawS3Output;
 
     fn from_raw(ctx: &Ctx, raw: RawS3Output, path: &YPath) -> Result<Self, ConfigError> {
-        let RawS3Output { bucket, region, prefix, access_key_id, secret_access_key, endpoint_url, format, upload_chunk_mb } = raw;
+        let RawS3Output { bucket, region, prefix, access_key_id, secret_access_key, endpoint_url, format, upload_chunk_mb, parquet_schema } = raw;
         let s3 = s3_config(ctx, RawS3 { bucket, region, prefix, access_key_id, secret_access_key, endpoint_url }, path)?;
         let format = ctx.named(format, &path.key("format"), "format", S3Format::NAMES, S3Format::from_name, S3Format::default())?;
         let chunk_mb = upload_chunk_mb.unwrap_or(DEFAULT_CHUNK_MB);
@@ -115,7 +119,13 @@ impl Sink for S3OutputConfig {
         if chunk_mb > 4096 {
             return Err(ctx.invalid(&at, format!("{at} must be at most 4096 (S3's largest part is 5 GiB), got {chunk_mb}")));
         }
-        Ok(S3OutputConfig { s3, format, upload_chunk: (chunk_mb << 20) as usize })
+        let at = path.key("parquet_schema");
+        let parquet_schema = match parquet_schema {
+            Some(_) if format != S3Format::Parquet => return Err(ctx.invalid(&at, format!("{at} needs `format: parquet`"))),
+            Some(fields) => Some(super::parquet_part::declared_schema(ctx, fields, &at)?),
+            None => None,
+        };
+        Ok(S3OutputConfig { s3, format, upload_chunk: (chunk_mb << 20) as usize, parquet_schema })
     }
 
     fn capabilities(&self) -> SinkCaps {
@@ -129,7 +139,8 @@ impl Sink for S3OutputConfig {
             (true, Some(at)) => Mode::Epochs { scope: at.scope.to_string(), generation: at.generation },
             _ => Mode::AtLeastOnce { run: format!("{}-{}", crate::util::time::now_ms(), std::process::id()), seq: 0 },
         };
-        Ok(Box::new(S3Out { store, uploads, chunk: self.upload_chunk, format: self.format, mode, open: BTreeMap::new(), line: Vec::new() }))
+        let (chunk, format, schema) = (self.upload_chunk, self.format, self.parquet_schema.clone());
+        Ok(Box::new(S3Out { store, uploads, chunk, format, schema, mode, open: BTreeMap::new(), line: Vec::new(), lines: Vec::new() }))
     }
 }
 
@@ -171,6 +182,8 @@ struct Open {
     buf: Vec<u8>,
     records: u64,
     staged: Option<Staging>,
+    /// A Parquet part of the declared schema being written (its bytes drained into `buf`).
+    parquet: Option<super::parquet_part::Streaming>,
 }
 
 /// The chunks of an open epoch uploaded so far.
@@ -186,10 +199,14 @@ pub struct S3Out {
     /// Multipart chunk size (`upload_chunk_mb`).
     chunk: usize,
     format: S3Format,
+    /// `parquet_schema:`, when declared.
+    schema: Option<datafusion::arrow::datatypes::SchemaRef>,
     mode: Mode,
     /// Open parts per epoch (one entry, epoch 0, when at-least-once).
     open: BTreeMap<u64, Open>,
     line: Vec<u8>,
+    /// The lines of a write, for a declared Parquet schema.
+    lines: Vec<u8>,
 }
 
 /// Uploads `data` as the next chunk of `open`'s multipart upload of `key` (started here when it
@@ -221,10 +238,20 @@ impl S3Out {
         block_on(async move { store.put(&k, Bytes::from(data)).await }).with_context(|| format!("s3 output: uploading {key} to {}", self.store.describe()))
     }
 
-    /// Appends `records` to `epoch`'s part: as lines (Parquet parts are built from JSON lines
-    /// when uploaded, so their records must be JSON objects).
+    /// Appends `records` to `epoch`'s part: as lines (Parquet parts are built from JSON lines,
+    /// so their records must be JSON objects), or with a declared schema, as Parquet bytes.
     fn encode(&mut self, epoch: u64, records: &[Record]) -> anyhow::Result<()> {
-        let Open { buf, records: n, .. } = self.open.entry(epoch).or_default();
+        let Open { buf, records: n, parquet, .. } = self.open.entry(epoch).or_default();
+        let buf = match &self.schema {
+            Some(schema) => {
+                if parquet.is_none() {
+                    *parquet = Some(super::parquet_part::Streaming::new(schema.clone(), self.chunk)?);
+                }
+                self.lines.clear();
+                &mut self.lines
+            }
+            None => buf,
+        };
         for r in records {
             self.line.clear();
             match self.format {
@@ -246,7 +273,12 @@ impl S3Out {
             buf.extend_from_slice(&self.line);
             *n += 1;
         }
-        if self.open[&epoch].buf.len() >= self.chunk && self.format != S3Format::Parquet {
+        let open = self.open.get_mut(&epoch).expect("open epoch");
+        if let Some(parquet) = &mut open.parquet {
+            parquet.push_records(&self.lines, records).context("s3 output: writing a Parquet part")?;
+            parquet.drain_into(&mut open.buf);
+        }
+        if self.open[&epoch].buf.len() >= self.chunk && (self.format != S3Format::Parquet || self.schema.is_some()) {
             match self.mode {
                 Mode::Epochs { .. } => self.stage_chunk(epoch)?,
                 Mode::AtLeastOnce { .. } => self.flush()?,
@@ -276,9 +308,7 @@ impl S3Out {
     fn stage_part(&mut self, epoch: u64) -> anyhow::Result<(Marker, Option<Upload>)> {
         let key = self.part_key(epoch);
         let mut open = self.open.remove(&epoch).expect("open epoch");
-        if self.format == S3Format::Parquet {
-            open.buf = self.body(std::mem::take(&mut open.buf))?;
-        }
+        self.finish(&mut open)?;
         if open.staged.is_none() && open.buf.len() <= self.chunk {
             let marker = Marker { part: key.clone(), records: open.records, bytes: open.buf.len() as u64, xxh3: xxh3_64(&open.buf) };
             self.upload(&key, open.buf)?;
@@ -292,12 +322,16 @@ impl S3Out {
         Ok((Marker { part: key, records: open.records, bytes: staged.bytes, xxh3: staged.hash.digest() }, Some(staged.upload)))
     }
 
-    /// A part's object: its lines, or for Parquet the file built from them.
-    fn body(&self, lines: Vec<u8>) -> anyhow::Result<Vec<u8>> {
-        match self.format {
-            S3Format::Parquet => super::parquet_part::from_json_lines(&lines).context("s3 output: writing a Parquet part"),
-            S3Format::Json | S3Format::Raw => Ok(lines),
+    /// Ends `open`'s part: its lines stay as they are; a Parquet part is built from its lines
+    /// (inferred schema) or gets its last row group and footer (declared).
+    fn finish(&self, open: &mut Open) -> anyhow::Result<()> {
+        let ctx = "s3 output: writing a Parquet part";
+        match (self.format, open.parquet.take()) {
+            (S3Format::Parquet, Some(p)) => open.buf.extend(p.finish().context(ctx)?),
+            (S3Format::Parquet, None) => open.buf = super::parquet_part::from_json_lines(&open.buf).context(ctx)?,
+            (S3Format::Json | S3Format::Raw, _) => {}
         }
+        Ok(())
     }
 }
 
@@ -318,11 +352,12 @@ impl Output for S3Out {
 
     fn flush(&mut self) -> anyhow::Result<()> {
         let Mode::AtLeastOnce { run, seq } = &mut self.mode else { return Ok(()) };
-        let Some(Open { buf: lines, records, .. }) = self.open.remove(&0) else { return Ok(()) };
+        let Some(mut open) = self.open.remove(&0) else { return Ok(()) };
         *seq += 1;
-        let name = format!("{run}-{seq:08}");
-        let part = format!("parts/at-least-once/{name}.{}", self.format.ext());
-        let data = self.body(lines)?;
+        let (name, ext) = (format!("{run}-{seq:08}"), self.format.ext());
+        let (part, records) = (format!("parts/at-least-once/{name}.{ext}"), open.records);
+        self.finish(&mut open)?;
+        let data = open.buf;
         let marker = Marker { part: part.clone(), records, bytes: data.len() as u64, xxh3: xxh3_64(&data) };
         self.upload(&part, data)?;
         self.upload(&format!("committed/at-least-once/{name}.json"), serde_json::to_vec(&marker)?)

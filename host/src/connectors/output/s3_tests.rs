@@ -12,9 +12,11 @@ fn out(store: &Arc<MemoryStore>, generation: u64) -> S3Out {
         uploads: store.clone(),
         chunk: MIN_PART_BYTES,
         format: S3Format::Json,
+        schema: None,
         mode: Mode::Epochs { scope: "op".into(), generation },
         open: BTreeMap::new(),
         line: Vec::new(),
+        lines: Vec::new(),
     }
 }
 
@@ -198,4 +200,44 @@ fn at_least_once_flushes_whenever_a_chunk_is_full() {
         o.write_batch(&kib_records(b * 1000, 1000)).unwrap();
     }
     assert_eq!(keys(&store, "committed/").len(), 1, "5 MiB reached once in 6,000 KiB records, without a flush");
+}
+
+fn declared(o: &mut S3Out) {
+    o.format = S3Format::Parquet;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let fields = [("id", DataType::Int64), ("noise", DataType::Utf8), ("missing", DataType::Float64)];
+    o.schema = Some(Arc::new(Schema::new(fields.map(|(n, t)| Field::new(n, t, true)).to_vec())));
+}
+
+#[test]
+fn a_declared_parquet_schema_streams_the_part_in_chunks_while_the_epoch_is_open() {
+    let store = Arc::new(MemoryStore::new());
+    let mut o = out(&store, 1);
+    declared(&mut o);
+    for b in 0..140 {
+        o.write_epoch(4, &kib_records(b * 100, 100)).unwrap();
+    }
+    let pending = block_on(store.pending("parts/")).unwrap();
+    assert_eq!(pending.len(), 1, "row groups went up while the epoch was open");
+    let blob = o.pre_commit(4).unwrap().unwrap();
+    o.committer().unwrap().commit(4, &blob, false).unwrap();
+    let body = block_on(store.get("parts/op/000000000004-g1.parquet")).unwrap().unwrap();
+    assert_eq!(body.len() as u64, blob["parts"][0][1]["bytes"].as_u64().unwrap());
+    use datafusion::arrow::array::RecordBatchReader;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(body).unwrap().build().unwrap();
+    let names: Vec<String> = reader.schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, ["id", "noise", "missing"], "the declared columns, in order, a field no record has included");
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 14_000);
+}
+
+#[test]
+fn a_record_that_does_not_fit_the_declared_schema_is_named() {
+    let store = Arc::new(MemoryStore::new());
+    let mut o = out(&store, 1);
+    declared(&mut o);
+    let mut bad = rec(r#"{"id":"seven"}"#);
+    (bad.partition, bad.offset) = (2, 41);
+    let e = o.write_epoch(1, &[rec(r#"{"id":1,"other":[1]}"#), bad]).unwrap_err();
+    assert!(format!("{e:#}").contains("the record at partition 2 offset 41 does not fit `parquet_schema`"), "{e:#}");
 }
