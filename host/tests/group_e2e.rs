@@ -27,28 +27,9 @@ use common::kill::env_or;
 use common::s3::Moto;
 use common::*;
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const PARTITIONS: i32 = 8;
-
-/// Starts `arkflow` with its log in `log`.
-fn start(cfg: &std::path::Path, log: &std::path::Path) -> Child {
-    let f = std::fs::File::create(log).unwrap();
-    Command::new(bin())
-        .arg("--config")
-        .arg(cfg)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(f.try_clone().unwrap())
-        .stderr(f)
-        .spawn()
-        .expect("spawn arkflow")
-}
-
-fn logs(paths: &[std::path::PathBuf]) -> String {
-    paths.iter().map(|p| format!("==== {}\n{}", p.display(), std::fs::read_to_string(p).unwrap_or_default())).collect()
-}
 
 /// How many sessions of stream `stream` the log shows started (each process's assignments so far).
 fn sessions(log: &std::path::Path, stream: &str) -> usize {
@@ -151,27 +132,27 @@ streams:
     });
 
     let logs_at: Vec<_> = (1..=4).map(|i| dir.path(&format!("p{i}.log"))).collect();
-    let mut p1 = start(&cfg, &logs_at[0]);
-    let mut p2 = start(&cfg, &logs_at[1]);
-    let mut p3 = start(&cfg, &logs_at[2]);
+    let mut p1 = start_logged(&cfg, &logs_at[0]);
+    let mut p2 = start_logged(&cfg, &logs_at[1]);
+    let mut p3 = start_logged(&cfg, &logs_at[2]);
     // All three own partitions (the last rebalance gives each a session).
     let all_in = wait_for(Duration::from_secs(60), || logs_at[..3].iter().all(|l| in_group(l, keying)));
-    assert!(all_in, "three processes did not all get partitions:\n{}", logs(&logs_at));
+    assert!(all_in, "three processes did not all get partitions:\n{}", logs_of(&logs_at));
     std::thread::sleep(Duration::from_secs(4));
 
     // SIGKILL one while records flow, then start another (that join reassigns the dead one's share).
     signal(&p1, "KILL");
     let _ = p1.wait();
     std::thread::sleep(Duration::from_secs(2));
-    let mut p4 = start(&cfg, &logs_at[3]);
+    let mut p4 = start_logged(&cfg, &logs_at[3]);
     let joined = wait_for(Duration::from_secs(90), || in_group(&logs_at[3], keying));
-    assert!(joined, "the fourth process never got partitions:\n{}", logs(&logs_at));
+    assert!(joined, "the fourth process never got partitions:\n{}", logs_of(&logs_at));
     std::thread::sleep(Duration::from_secs(4));
 
     // A graceful stop: the last checkpoint is published before the partitions are released.
     signal(&p2, "TERM");
     let status = p2.wait().unwrap();
-    assert!(status.success(), "graceful stop failed ({status}):\n{}", logs(&logs_at));
+    assert!(status.success(), "graceful stop failed ({status}):\n{}", logs_of(&logs_at));
     producer.join().unwrap();
 
     // The survivors finish the input; then they stop gracefully.
@@ -182,7 +163,7 @@ streams:
     }
     for p in [&mut p3, &mut p4] {
         let status = p.wait().unwrap();
-        assert!(status.success(), "graceful stop failed ({status}):\n{}", logs(&logs_at));
+        assert!(status.success(), "graceful stop failed ({status}):\n{}", logs_of(&logs_at));
     }
     if !done {
         // Where the output falls short, per input partition (diagnostics for the failure below).
@@ -202,7 +183,7 @@ streams:
         }
     }
     let group_log = || tansu.log().lines().filter(|l| l.contains("heartbeat") || l.contains("member") || l.contains("leave")).collect::<Vec<_>>().join("\n");
-    assert!(done, "the output has {} of {n} records after 300 s:\n{}\n==== tansu\n{}", out_total(), logs(&logs_at), group_log());
+    assert!(done, "the output has {} of {n} records after 300 s:\n{}\n==== tansu\n{}", out_total(), logs_of(&logs_at), group_log());
 
     // Every output exactly once: per key, the counts are exactly 1..=n.
     let out = tansu.read_all("out");
@@ -219,7 +200,7 @@ streams:
     }
     // The moves really happened: the killed process's partitions were taken over from its
     // checkpoints, and the graceful stop handed its key groups on.
-    let all = logs(&logs_at);
+    let all = logs_of(&logs_at);
     assert!(all.matches("group session: key groups taken over").count() >= 6, "sessions:\n{all}");
     // Ended sessions' objects were collected while the survivors ran (every 2 × 10 s), and the
     // exactly-once check above held with it.
@@ -347,19 +328,19 @@ streams:
 
     let logs_at: Vec<_> = (1..=2).map(|i| dir.path(&format!("c{i}.log"))).collect();
     let out_total = || TansuClient(tansu.broker.clone()).end_offsets("out");
-    let mut p1 = start(&cfg, &logs_at[0]);
+    let mut p1 = start_logged(&cfg, &logs_at[0]);
     let some = wait_for(Duration::from_secs(120), || out_total() > 0);
-    assert!(some, "no output from the last part:\n{}", logs(&logs_at));
+    assert!(some, "no output from the last part:\n{}", logs_of(&logs_at));
     let at_kill = out_total();
     signal(&p1, "KILL");
     let _ = p1.wait();
-    let mut p2 = start(&cfg, &logs_at[1]);
+    let mut p2 = start_logged(&cfg, &logs_at[1]);
     let done = wait_for(Duration::from_secs(240), || out_total() >= n as i64);
     signal(&p2, "TERM");
     let status = p2.wait().unwrap();
-    assert!(done, "the output has {} of {n} records:\n{}", out_total(), logs(&logs_at));
+    assert!(done, "the output has {} of {n} records:\n{}", out_total(), logs_of(&logs_at));
     assert!(at_kill < n as i64, "the kill landed mid-run ({at_kill} of {n} records out)");
-    assert!(status.success(), "graceful stop failed ({status}):\n{}", logs(&logs_at));
+    assert!(status.success(), "graceful stop failed ({status}):\n{}", logs_of(&logs_at));
     let mut counts: HashMap<String, Vec<i64>> = HashMap::new();
     for (_, _, v) in tansu.read_all("out") {
         let j: serde_json::Value = serde_json::from_str(&v).unwrap();

@@ -42,6 +42,13 @@ pub trait Committer: Send + Sync {
     /// Makes the output of `blob` (prepared for `epoch`) visible; idempotent. `replay` is true
     /// when an earlier call for the same blob may have run, wholly or in part.
     fn commit(&self, epoch: u64, blob: &serde_json::Value, replay: bool) -> Result<(), CommitError>;
+
+    /// Releases what this sink staged in checkpoint scope `scope` for the epochs after `after`
+    /// (every epoch when None): their writer is fenced, so no decision will ever name them
+    /// (group mode, when a session's key groups are taken over). Idempotent; by default nothing.
+    fn abandon(&self, _scope: &str, _after: Option<u64>) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for dyn Committer {

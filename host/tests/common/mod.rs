@@ -49,6 +49,18 @@ impl Dir {
     }
 }
 
+/// Starts `arkflow --config cfg` (RUST_LOG=info) with its stdout and stderr in `log`.
+pub fn start_logged(cfg: &Path, log: &Path) -> Child {
+    let f = std::fs::File::create(log).unwrap();
+    let cmd = Command::new(bin()).arg("--config").arg(cfg).env("RUST_LOG", "info").stdin(Stdio::null()).stdout(f.try_clone().unwrap()).stderr(f).spawn();
+    cmd.expect("spawn arkflow")
+}
+
+/// The logs at `paths`, each under a header naming it (for failure messages).
+pub fn logs_of(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| format!("==== {}\n{}", p.display(), std::fs::read_to_string(p).unwrap_or_default())).collect()
+}
+
 pub fn run(config: &Path, extra: &[&str]) -> Output {
     Command::new(bin()).arg("--config").arg(config).args(extra).env("RUST_LOG", "info").stdin(Stdio::null()).output().expect("run arkflow")
 }

@@ -24,7 +24,18 @@ impl Nats {
         cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]).arg(&dir);
         let server = Server::spawn("nats-server", cmd, port, dir);
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let js = rt.block_on(async { jetstream::new(async_nats::connect(format!("127.0.0.1:{port}")).await.expect("connect to nats-server")) });
+        // The server may accept TCP a moment before it serves clients: a reset then is retried.
+        let js = rt.block_on(async {
+            let start = std::time::Instant::now();
+            loop {
+                match async_nats::connect(format!("127.0.0.1:{port}")).await {
+                    Ok(c) => break jetstream::new(c),
+                    Err(e) if start.elapsed() < Duration::from_secs(20) => eprintln!("connect to nats-server on {port}: {e}; retrying"),
+                    Err(e) => panic!("connect to nats-server on 127.0.0.1:{port}: {e}"),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
         Nats { port, rt, js, _server: server }
     }
 

@@ -421,7 +421,8 @@ impl Output for PgOut {
     fn committer(&self) -> Option<Arc<dyn Committer>> {
         match self.mode {
             Mode::Epochs { .. } => {
-                Some(Arc::new(PgCommitter { pg: Pg::new(self.pg.config().clone()), target: self.target.clone(), cache: self.cache.clone() }))
+                let (target, cache, sink) = (self.target.clone(), self.cache.clone(), self.sink.clone());
+                Some(Arc::new(PgCommitter { pg: Pg::new(self.pg.config().clone()), target, cache, sink }))
             }
             Mode::AtLeastOnce => None,
         }

@@ -261,6 +261,8 @@ pub(super) struct PgCommitter {
     pub pg: Arc<Pg>,
     pub target: Target,
     pub cache: super::copy::Cache,
+    /// The sink's id (its rows in the control tables are keyed by it).
+    pub sink: String,
 }
 
 impl crate::checkpoint::Committer for PgCommitter {
@@ -270,6 +272,21 @@ impl crate::checkpoint::Committer for PgCommitter {
         for s in &blob.epochs {
             crate::checkpoint::block_on(self.commit_epoch(&blob, s))?;
         }
+        Ok(())
+    }
+
+    /// Rolls back `scope`'s prepared transactions of the epochs after `after` (every generation:
+    /// their writer is fenced) and deletes its staged rows of those epochs.
+    fn abandon(&self, scope: &str, after: Option<u64>) -> anyhow::Result<()> {
+        let what = |e: &tokio_postgres::Error| format!("postgres output: releasing what {scope}/{} staged on {}: {}", self.sink, self.pg.what, describe(e));
+        let rolled = crate::checkpoint::block_on(super::prepared::roll_back_abandoned(&self.pg, scope, &self.sink, after, u64::MAX))
+            .map_err(|e| anyhow::anyhow!(what(&e)))?;
+        if !rolled.is_empty() {
+            tracing::info!(rolled_back = ?rolled, "postgres output: rolled back the prepared transactions of a fenced session's undecided epochs");
+        }
+        let after = after.map_or(-1, |d| d as i64);
+        let q = format!("DELETE FROM {STAGED} WHERE scope = $1 AND sink = $2 AND epoch > $3");
+        crate::checkpoint::block_on(self.pg.run(async |c| c.execute(&q, &[&scope, &self.sink, &after]).await)).map_err(|e| anyhow::anyhow!(what(&e)))?;
         Ok(())
     }
 }

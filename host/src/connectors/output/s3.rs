@@ -38,12 +38,12 @@
 //! At-least-once, a flush also happens whenever the written records reach a chunk.
 
 use super::{encode_line, Output, OutputFormat};
-use crate::checkpoint::{block_on, CommitError, Committer};
+use crate::checkpoint::{block_on, Committer};
 use crate::config::{s3_config, ConfigError, Ctx, RawS3, S3Config, SinkCaps, YPath};
 use crate::connectors::registry::{Sink, SinkCx};
 use crate::record::Record;
-use crate::state::backend::multipart::{Completion, Multipart, MIN_PART_BYTES};
-use crate::state::backend::{ObjectStore, PutOutcome, S3Store, StoreError};
+use crate::state::backend::multipart::{Multipart, MIN_PART_BYTES};
+use crate::state::backend::{ObjectStore, S3Store, StoreError};
 use anyhow::Context;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -227,6 +227,11 @@ fn push_chunk(uploads: &dyn Multipart, key: &str, open: &mut Open, data: Bytes) 
     Ok(())
 }
 
+/// The epoch of a part or marker key (`.../<epoch, 12 digits>...`).
+fn epoch_of(key: &str) -> Option<u64> {
+    key.rsplit('/').next().and_then(|n| n.get(..12)).and_then(|e| e.parse::<u64>().ok())
+}
+
 fn marker_key(scope: &str, epoch: u64) -> String {
     format!("committed/{scope}/{epoch:012}.json")
 }
@@ -394,7 +399,6 @@ impl Output for S3Out {
             Ok::<_, StoreError>((m, p))
         })
         .with_context(|| format!("s3 output: listing {}", store.describe()))?;
-        let epoch_of = |key: &str| key.rsplit('/').next().and_then(|n| n.get(..12)).and_then(|e| e.parse::<u64>().ok());
         if let Some(m) = markers.iter().find(|m| epoch_of(&m.key).is_some_and(|e| last_decided.is_none_or(|d| e > d))) {
             anyhow::bail!(
                 "s3 output: {}/{} is the committed output of an epoch this stream's state {}: it belongs to another run (a wiped or `memory` state store, or another stream writing to this prefix). Move the old output away or write to another prefix; mixing them would lose or duplicate records",
@@ -426,73 +430,9 @@ impl Output for S3Out {
     }
 }
 
-/// Phase two of the s3 sink: writes each part's committed marker (see the module contract).
-pub struct S3Committer {
-    store: Arc<dyn ObjectStore>,
-    uploads: Arc<dyn Multipart>,
-}
-
-impl Committer for S3Committer {
-    fn commit(&self, _epoch: u64, blob: &serde_json::Value, _replay: bool) -> Result<(), CommitError> {
-        let blob: Blob = serde_json::from_value(blob.clone())
-            .map_err(|e| CommitError::Fatal(format!("s3 output: the checkpoint's pre-commit is not an s3 output's ({e})")))?;
-        let at = self.store.describe();
-        for (epoch, marker) in &blob.parts {
-            let key = marker_key(&blob.scope, *epoch);
-            match block_on(write_marker(&*self.store, &*self.uploads, &key, marker, blob.uploads.get(epoch))) {
-                Err(e) => return Err(CommitError::Retry(format!("s3 output: committing {at}/{key}: {e}"))),
-                Ok(Written::Now | Written::Before) => {}
-                Ok(Written::PartMissing) => {
-                    return Err(CommitError::Fatal(format!(
-                        "s3 output: the part {at}/{} of epoch {epoch} is missing or not {} bytes: it was uploaded before the decision, so something deleted it",
-                        marker.part, marker.bytes
-                    )))
-                }
-                Ok(Written::Other) => {
-                    return Err(CommitError::Fatal(format!(
-                        "s3 output: {at}/{key} exists with other content: another run's output is in the way (write to another prefix)"
-                    )))
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What became of a marker.
-enum Written {
-    Now,
-    /// By an earlier run of this commit: the same content.
-    Before,
-    Other,
-    PartMissing,
-}
-
-/// Completes the part's multipart upload (when it was staged as one), then creates the marker
-/// `key` once the part is there with its size (create-only).
-async fn write_marker(store: &dyn ObjectStore, uploads: &dyn Multipart, key: &str, marker: &Marker, upload: Option<&Upload>) -> Result<Written, StoreError> {
-    let body = Bytes::from(serde_json::to_vec(marker).expect("a marker serializes"));
-    let same = |existing: &[u8]| serde_json::from_slice::<Marker>(existing).ok().as_ref() == Some(marker);
-    if let Some(existing) = store.get(key).await? {
-        return Ok(if same(&existing) { Written::Before } else { Written::Other });
-    }
-    if let Some(u) = upload {
-        // NoSuchUpload: completed by an earlier run of this commit (or aborted, which the part
-        // check below reports).
-        let _: Completion = uploads.complete(&marker.part, &u.id, &u.tags).await?;
-    }
-    let listed = store.list(&marker.part).await?;
-    if !listed.iter().any(|m| m.key == marker.part && m.size == marker.bytes) {
-        return Ok(Written::PartMissing);
-    }
-    if store.put_if_absent(key, body).await? == PutOutcome::Created {
-        return Ok(Written::Now);
-    }
-    Ok(match store.get(key).await? {
-        Some(existing) if same(&existing) => Written::Before,
-        _ => Written::Other,
-    })
-}
+#[path = "s3_commit.rs"]
+mod commit;
+pub use commit::S3Committer;
 
 #[cfg(test)]
 #[path = "s3_tests.rs"]

@@ -1,5 +1,6 @@
 //! The s3 output's commit protocol on an in-memory object store.
 use super::*;
+use crate::checkpoint::CommitError;
 use crate::state::backend::MemoryStore;
 
 fn rec(v: &str) -> Record {
@@ -240,4 +241,21 @@ fn a_record_that_does_not_fit_the_declared_schema_is_named() {
     (bad.partition, bad.offset) = (2, 41);
     let e = o.write_epoch(1, &[rec(r#"{"id":1,"other":[1]}"#), bad]).unwrap_err();
     assert!(format!("{e:#}").contains("the record at partition 2 offset 41 does not fit `parquet_schema`"), "{e:#}");
+}
+
+#[test]
+fn abandon_releases_a_fenced_scopes_uploads_and_parts_after_its_last_decision() {
+    let store = Arc::new(MemoryStore::new());
+    for key in ["parts/op/sessions/1/000000000003-g1.jsonl", "parts/op/sessions/1/000000000004-g1.jsonl", "parts/op/sessions/2/000000000009-g2.jsonl"] {
+        block_on(store.put(key, Bytes::from_static(b"x\n"))).unwrap();
+        block_on(store.begin(&key.replace(".jsonl", ".txt"))).unwrap();
+    }
+    let c = out(&store, 1).committer().unwrap();
+    c.abandon("op/sessions/1", Some(3)).unwrap();
+    assert_eq!(keys(&store, "parts/"), ["parts/op/sessions/1/000000000003-g1.jsonl", "parts/op/sessions/2/000000000009-g2.jsonl"]);
+    let pending: Vec<String> = block_on(store.pending("parts/")).unwrap().into_iter().map(|u| u.key).collect();
+    assert_eq!(pending, ["parts/op/sessions/1/000000000003-g1.txt", "parts/op/sessions/2/000000000009-g2.txt"], "the decided epoch and other scopes are kept");
+    c.abandon("op/sessions/2", None).unwrap();
+    assert_eq!(keys(&store, "parts/"), ["parts/op/sessions/1/000000000003-g1.jsonl"], "a scope that decided nothing releases everything");
+    c.abandon("op/sessions/2", None).expect("idempotent");
 }

@@ -15,6 +15,9 @@
 //! 2. publish that checkpoint's decided but unpublished outbox records of `k` (outbox mode);
 //! 3. create claim `n + 1`; if another session created it first, start again from 1.
 //!
+//! The sessions fenced on the way are reported (`TakeOver::fenced`), so the new owner can finish
+//! what their sinks decided and release what they staged past it (`settle`).
+//!
 //! Two sessions therefore never decide state of the same key group after one another's claim:
 //! durability before visibility and one decision per epoch hold per session, and each key
 //! group's history is a chain of sessions.
@@ -80,6 +83,9 @@ pub struct TakeOver {
     pub leftovers: usize,
     /// The newest TTL clock of the checkpoints restored from.
     pub clock_ms: Option<i64>,
+    /// Every scope fenced on the way, with its last decision: what their sinks decided but may
+    /// not have committed, and staged past it, is settled by the new owner (`settle`).
+    pub fenced: BTreeMap<String, Option<Head>>,
 }
 
 /// Claims `groups` for session `g` and loads their latest state (see the module contract).
@@ -115,10 +121,11 @@ pub async fn take_over(
                 out.heads.insert(k, head);
             } else {
                 tracing::warn!(key_group = k, "another session claimed key group {k} at the same time; resolving again");
-                fenced.clear();
+                out.fenced.extend(fenced.drain());
             }
         }
     }
+    out.fenced.extend(fenced);
     // 4. Restore each head's groups from its manifest.
     restore(store, &mut out, key_groups, routing).await?;
     Ok(out)

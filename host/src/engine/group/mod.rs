@@ -21,9 +21,13 @@
 //! fenced per key group by the claims) and a `kafka` output publishes through the outbox
 //! (`exactly_once_mode: outbox`). KIP-447-style transactional fencing needs a broker with
 //! transactions, which the brokers we test against lack, and an outbox works on any broker.
+//! Outputs that become visible after the decision (`s3`, `postgres`) commit per session scope;
+//! a new owner finishes the last decided commit of each session it fences and releases what
+//! that session staged past it (`settle`).
 
 pub mod claims;
 pub mod gc;
+mod settle;
 #[cfg(test)]
 mod tests;
 
@@ -107,12 +111,6 @@ pub(crate) fn build(engine: &EngineConfig, spec: &StreamSpec) -> anyhow::Result<
     crate::engine::exactly_once_output_needs_store(engine, cfg)?;
     for (i, (id, o)) in crate::engine::configured_sinks(cfg).into_iter().enumerate() {
         let caps = o.caps();
-        if caps.commits_after_decision && sm.exactly_once {
-            return Err(refuse(&format!(
-                "cannot use an exactly-once {ty} {id} yet: a session's last decided epoch becomes visible in a commit that the next owner of its key groups does not run; use a kafka output (exactly_once_mode: outbox), or state_management.exactly_once: false for an at-least-once {ty} output",
-                ty = o.type_name()
-            )));
-        }
         if i == 0 {
             continue; // the main output's checks are above
         }
@@ -394,6 +392,13 @@ fn start_session(t: &StreamSpec, g: &GroupSetup, assignment: &[(String, i32)]) -
     let at = crate::engine::SinkPlace { store: &store, scope: &scope, generation, key_groups: t.key_groups, producer: g.producer.as_ref() };
     let sinks = crate::engine::Sinks::checkpointed(&g.engine, cfg, &at, None)?;
     settings.committers = sinks.committers();
+    // The fenced sessions' decided but possibly uncommitted output, and what they staged past it.
+    let after_decision: crate::checkpoint::Committers = crate::engine::configured_sinks(cfg)
+        .into_iter()
+        .filter(|(_, o)| o.caps().commits_after_decision)
+        .filter_map(|(id, _)| settings.committers.get(&id).map(|c| (id, c.clone())))
+        .collect();
+    settle::settle(&*store, &took, &after_decision).map_err(|e| anyhow::anyhow!("stream {}: {e:#}", cfg.name))?;
     let recovered = crate::checkpoint::recovery::Recovered {
         generation,
         manifest: None,

@@ -18,6 +18,19 @@ fn entry(group: u32, k: &str) -> SnapshotEntry {
 
 /// Writes a decided checkpoint of `scope` holding `entries`, with `position` offsets per partition.
 async fn decide(store: &dyn ObjectStore, scope: &str, epoch: u64, generation: u64, entries: &[SnapshotEntry], position: &[(i32, i64)]) {
+    decide_with(store, scope, epoch, generation, entries, position, vec![]).await
+}
+
+/// [`decide`] with the sinks' pre-commits in the manifest.
+async fn decide_with(
+    store: &dyn ObjectStore,
+    scope: &str,
+    epoch: u64,
+    generation: u64,
+    entries: &[SnapshotEntry],
+    position: &[(i32, i64)],
+    sinks: Vec<crate::checkpoint::SinkCommit>,
+) {
     let bytes = snapshot::encode(epoch, entries);
     let fkey = crate::checkpoint::data_key(scope, epoch, generation, "w0", 1);
     let file = StateFile { key: fkey.clone(), epoch, size: bytes.len() as u64, checksum: snapshot::checksum_of(&bytes), entries: entries.len() as u64 };
@@ -34,7 +47,7 @@ async fn decide(store: &dyn ObjectStore, scope: &str, epoch: u64, generation: u6
         routing: Some("partition".into()),
         input_position: serde_json::json!({ "kafka": { "in": ps } }),
         state_files: vec![file],
-        sinks: vec![],
+        sinks,
         ttl_clock_ms: 0,
         created_ms: 0,
         event_time: None,
@@ -218,6 +231,61 @@ fn gc_deletes_a_session_once_no_key_group_leads_to_it() {
 }
 
 /// Group mode refuses, by name, what it cannot run: each config fails before any broker is reached.
+/// A committer that records what it is asked to do.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl crate::checkpoint::Committer for Recorder {
+    fn commit(&self, epoch: u64, blob: &serde_json::Value, replay: bool) -> Result<(), crate::checkpoint::CommitError> {
+        self.0.lock().unwrap().push(format!("commit {epoch} {blob} replay={replay}"));
+        Ok(())
+    }
+    fn abandon(&self, scope: &str, after: Option<u64>) -> anyhow::Result<()> {
+        self.0.lock().unwrap().push(format!("abandon {scope} after {after:?}"));
+        Ok(())
+    }
+}
+
+#[test]
+fn a_new_owner_finishes_a_fenced_sessions_last_commit_and_releases_the_rest() {
+    use crate::checkpoint::{block_on, Committer, Committers, SinkCommit};
+    let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+    let rec = Arc::new(Recorder::default());
+    let committers: Committers = [("output".to_string(), rec.clone() as Arc<dyn Committer>)].into();
+    let calls = || std::mem::take(&mut *rec.0.lock().unwrap());
+    let (s1, s2) = (session_scope("op", 1), session_scope("op", 2));
+    block_on(take_over(store.clone(), "op", 1, &groups(&[0, 1]), KG, "partition", None)).unwrap();
+    // Session 1 decides epoch 3 with output of its s3-like sink and of an outbox, then dies
+    // before committing.
+    let sinks = vec![
+        SinkCommit { sink: "output".into(), epoch: 3, blob: serde_json::json!({ "n": 3 }) },
+        SinkCommit { sink: "outputs.k".into(), epoch: 3, blob: serde_json::json!({}) },
+    ];
+    block_on(decide_with(&*store, &s1, 3, 1, &[entry(0, "a"), entry(1, "b")], &[(0, 10), (1, 20)], sinks));
+    let t = block_on(take_over(store.clone(), "op", 2, &groups(&[0]), KG, "partition", None)).unwrap();
+    super::settle::settle(&*store, &t, &committers).unwrap();
+    assert_eq!(
+        calls(),
+        [r#"commit 3 {"n":3} replay=true"#.to_string(), format!("abandon {s1} after Some(3)")],
+        "the decided commit replayed (only the sinks given), then the rest released"
+    );
+    // Once the epoch is marked committed, a later owner only releases.
+    block_on(store.put_if_absent(&crate::layout::committed(&s1, 3), Bytes::from_static(b"{}"))).unwrap();
+    let t = block_on(take_over(store.clone(), "op", 3, &groups(&[1]), KG, "partition", None)).unwrap();
+    super::settle::settle(&*store, &t, &committers).unwrap();
+    assert_eq!(calls(), [format!("abandon {s1} after Some(3)")]);
+    // Session 2 decided nothing and died before settling: group 0 continues from session 1's
+    // epoch 3 through claim 2's `from`, which is replayed too (not marked in this case), and all
+    // of session 2's staging is released.
+    block_on(store.delete(&crate::layout::committed(&s1, 3))).unwrap();
+    let t = block_on(take_over(store.clone(), "op", 4, &groups(&[0]), KG, "partition", None)).unwrap();
+    super::settle::settle(&*store, &t, &committers).unwrap();
+    assert_eq!(calls(), [r#"commit 3 {"n":3} replay=true"#.to_string(), format!("abandon {s2} after None")]);
+    // Without such sinks there is nothing to do.
+    super::settle::settle(&*store, &t, &Committers::new()).unwrap();
+    assert!(calls().is_empty());
+}
+
 #[test]
 fn group_mode_refuses_what_it_cannot_run() {
     const LOCAL: &str = ", backend_type: local, local_config: { path: /nonexistent/arkflow }";
@@ -243,7 +311,6 @@ streams:
             yaml(LOCAL, "{ type: kafka, brokers: [\"127.0.0.1:1\"], topic: out, exactly_once: true, exactly_once_mode: outbox }"),
             "needs state_management.exactly_once: true",
         ),
-        (yaml(&format!("{LOCAL}, exactly_once: true"), "{ type: s3, bucket: b }"), "cannot use an exactly-once s3 output yet"),
     ];
     for (y, want) in cases {
         let cfg = crate::config::EngineConfig::from_yaml_str(&y, None).unwrap_or_else(|e| panic!("{y}: {e:#}"));
