@@ -30,10 +30,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// The stream: the file `input` → `output` (a YAML flow mapping).
 fn stream(input: &Path, output: &str, state: Option<&Path>) -> EngineConfig {
     // Each exactly-once run has a state of its own, so its own operator id (its commits claim).
@@ -102,8 +98,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
     }
-    let n = env_u64("BENCH_RECORDS", 200_000);
-    let rounds = env_u64("BENCH_ROUNDS", 3);
+    let n = common::env_u64("BENCH_RECORDS", 200_000);
+    let rounds = common::env_u64("BENCH_ROUNDS", 3);
     let dir = tempfile::tempdir().unwrap();
     let lines = dir.path().join("in.jsonl");
     let csv = dir.path().join("in.csv");

@@ -41,10 +41,6 @@ use t::s3::Moto;
 const PARTITIONS: i32 = 8;
 const KEYS: u64 = 10_000;
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 struct Env {
     tansu: Tansu,
     moto: Moto,
@@ -316,10 +312,10 @@ fn main() {
         println!("group: bench");
         return;
     }
-    let records = env_u64("BENCH_RECORDS", 300_000);
-    let rounds = env_u64("BENCH_ROUNDS", 2);
-    let fo_rounds = env_u64("BENCH_FAILOVER_ROUNDS", 1);
-    let rate = env_u64("BENCH_RATE", 2_000);
+    let records = common::env_u64("BENCH_RECORDS", 300_000);
+    let rounds = common::env_u64("BENCH_ROUNDS", 2);
+    let fo_rounds = common::env_u64("BENCH_FAILOVER_ROUNDS", 1);
+    let rate = common::env_u64("BENCH_RATE", 2_000);
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let env = Env { tansu: Tansu::start(), moto: Moto::start(), dir: t::Dir::new() };
 

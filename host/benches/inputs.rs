@@ -26,10 +26,6 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 fn stream(input: &str) -> EngineConfig {
     let yaml = format!("streams:\n  - name: bench\n    input: {input}\n    pipeline: {{ processors: [] }}\n    output: {{ type: drop }}\n");
     EngineConfig::from_yaml_str(&yaml, None).expect("bench config")
@@ -85,13 +81,7 @@ fn mqtt(broker: &t::mqtt::Mosquitto, round: u64, payloads: &[String]) -> (f64, f
         assert!(out.status.success(), "mosquitto_sub: {}", String::from_utf8_lossy(&out.stderr));
         n as f64 / start.elapsed().as_secs_f64()
     };
-    if round.is_multiple_of(2) {
-        let a = ark();
-        (a, sub())
-    } else {
-        let s = sub();
-        (ark(), s)
-    }
+    common::alternate(round, ark, sub)
 }
 
 /// Records/s of the async-nats client reading `n` messages of stream `name` through a new
@@ -119,8 +109,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
     }
-    let n = env_u64("BENCH_RECORDS", 200_000);
-    let rounds = env_u64("BENCH_ROUNDS", 3);
+    let n = common::env_u64("BENCH_RECORDS", 200_000);
+    let rounds = common::env_u64("BENCH_ROUNDS", 3);
     let payloads: Vec<String> = (0..n).map(|i| format!("{{\"id\":{i},\"who\":\"u{}\",\"amount\":{}}}", i % 10_000, i % 100)).collect();
     let broker = t::mqtt::Mosquitto::start();
     let nats = t::nats::Nats::start();
@@ -132,13 +122,7 @@ fn main() {
         let input = format!("{{ type: nats, url: '{}', stream: IN, durable: ark-{round}, stop_at_end: true }}", nats.url());
         let nark = || common::run_stream(&stream(&input)).0;
         let ncli = || nats_client(&nats.url(), "IN", &format!("raw-{round}"), n);
-        let (na, nc) = if round.is_multiple_of(2) {
-            let a = nark();
-            (a, ncli())
-        } else {
-            let c = ncli();
-            (nark(), c)
-        };
+        let (na, nc) = common::alternate(round, nark, ncli);
         println!(
             "round {round}: mqtt input {ark:.0} rec/s vs mosquitto_sub {sub:.0} ({:.2}) | nats input {na:.0} vs async-nats {nc:.0} ({:.2})",
             ark / sub,

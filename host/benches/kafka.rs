@@ -20,10 +20,6 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::ClientConfig;
 use std::time::{Duration, Instant};
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// Produces `n` records one at a time (no lingering: one record per Kafka batch); returns rec/s.
 fn produce_one_at_a_time(broker: &str, n: u64) -> f64 {
     let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
@@ -109,8 +105,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
     }
-    let n = env_u64("BENCH_RECORDS", 200_000);
-    let rounds = env_u64("BENCH_ROUNDS", 3);
+    let n = common::env_u64("BENCH_RECORDS", 200_000);
+    let rounds = common::env_u64("BENCH_ROUNDS", 3);
     let broker = t::kafka::Tansu::start();
     broker.create_topic("in", 4);
     broker.create_topic("out", 4);

@@ -22,10 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 fn dist(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist").join(file)
 }
@@ -80,8 +76,8 @@ fn load_times(plugin: &Path) -> (f64, f64, f64) {
 }
 
 fn languages() {
-    let records = env_or("BENCH_RECORDS", 200_000);
-    let rounds = env_or("BENCH_ROUNDS", 3) as usize;
+    let records = common::env_u64("BENCH_RECORDS", 200_000);
+    let rounds = common::env_u64("BENCH_ROUNDS", 3) as usize;
     let wanted = std::env::var("BENCH_LANGS").unwrap_or_else(|_| "rust python js c go zig".into());
     let langs: Vec<(String, PathBuf)> = wanted
         .split_whitespace()
@@ -124,7 +120,7 @@ fn languages() {
 }
 
 fn swaps() {
-    let n = env_or("BENCH_SWAPS", 10);
+    let n = common::env_u64("BENCH_SWAPS", 10);
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("plugin.wasm");
     let versions = [dist("counter.wasm"), dist("counter_v2.wasm")];
@@ -188,7 +184,7 @@ fn main() {
         return;
     }
     languages();
-    if env_or("BENCH_SWAPS", 10) > 0 {
+    if common::env_u64("BENCH_SWAPS", 10) > 0 {
         swaps();
     }
 }

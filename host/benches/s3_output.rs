@@ -23,10 +23,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// Records/s of the stream `input` → s3 (under `prefix`), exactly-once with its state in `state`.
 fn arkflow(t: &s3::S3Target, input: &Path, prefix: &str, state: &Path, n: u64) -> f64 {
     let yaml = format!(
@@ -75,8 +71,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
     }
-    let n = env_u64("BENCH_RECORDS", 200_000);
-    let rounds = env_u64("BENCH_ROUNDS", 3);
+    let n = common::env_u64("BENCH_RECORDS", 200_000);
+    let rounds = common::env_u64("BENCH_ROUNDS", 3);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.jsonl");
     {
@@ -91,13 +87,7 @@ fn main() {
     for round in 0..rounds {
         let run_ark = || arkflow(t, &input, &format!("ark-{round}/"), &dir.path().join(format!("state-{round}")), n);
         let run_cli = || aws(t, &input, &format!("cli-{round}/in.jsonl"), n);
-        let (a, c) = if round.is_multiple_of(2) {
-            let a = run_ark();
-            (a, run_cli())
-        } else {
-            let c = run_cli();
-            (run_ark(), c)
-        };
+        let (a, c) = common::alternate(round, run_ark, run_cli);
         println!("round {round}: s3 output (exactly-once) {a:.0} rec/s vs aws s3 cp {c:.0} ({:.2})", a / c);
         ark.push(a);
         cli.push(c);

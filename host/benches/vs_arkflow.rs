@@ -27,10 +27,6 @@ use std::time::{Duration, Instant};
 const QUERY: &str = "SELECT * FROM flow WHERE value >= 10";
 const CONTEXT: &str = r#"{ "timestamp": 1625000000000, "value": 10, "sensor": "temp_1" }"#;
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// Writes the input of (A); returns the number of rows the query keeps.
 fn write_data(path: &Path, n: u64) -> u64 {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
@@ -104,8 +100,8 @@ fn upstream_yaml(port: u16, input: &str, processors: &str) -> String {
 }
 
 fn main() {
-    let n = env_or("BENCH_RECORDS", 2_000_000);
-    let rounds = env_or("BENCH_ROUNDS", 5);
+    let n = common::env_u64("BENCH_RECORDS", 2_000_000);
+    let rounds = common::env_u64("BENCH_ROUNDS", 5);
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let theirs: Option<PathBuf> = std::env::var_os("ARKFLOW_UPSTREAM").map(PathBuf::from);
     let baseline: Option<PathBuf> = std::env::var_os("ARKFLOW_BASELINE").map(PathBuf::from);

@@ -29,10 +29,6 @@ use std::time::Instant;
 
 const CHILD: &str = "BENCH_WASMTIME_CHILD";
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// (label, path) of every plugin.
 fn plugins() -> Vec<(String, PathBuf)> {
     let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
@@ -50,7 +46,7 @@ fn plugins() -> Vec<(String, PathBuf)> {
 
 fn config(plugin: &Path, label: &str) -> EngineConfig {
     let interpreted = ["python", "js"].iter().any(|l| label.contains(l));
-    let records = env_or("BENCH_RECORDS", 2_000_000) / if interpreted { 10 } else { 1 };
+    let records = common::env_u64("BENCH_RECORDS", 2_000_000) / if interpreted { 10 } else { 1 };
     let name = plugin.file_name().unwrap().to_string_lossy();
     let extra = if name.starts_with("dedupe") { r#", config: { id_field: key, ttl_ms: "0" }"# } else { "" };
     let yaml = format!(
@@ -75,7 +71,7 @@ streams:
 fn child() {
     let dir = tempfile::tempdir().unwrap();
     let mut all = plugins();
-    let by = env_or("BENCH_ROUND", 0) as usize % all.len().max(1);
+    let by = common::env_u64("BENCH_ROUND", 0) as usize % all.len().max(1);
     all.rotate_left(by);
     for (label, path) in all {
         let bytes = std::fs::read(&path).unwrap();
@@ -120,7 +116,7 @@ fn main() {
         .split(';')
         .map(|s| s.trim().to_string())
         .collect();
-    let rounds = env_or("BENCH_ROUNDS", 3) as usize;
+    let rounds = common::env_u64("BENCH_ROUNDS", 3) as usize;
     let mut figures: Figures = BTreeMap::new();
     let me = std::env::current_exe().unwrap();
     for round in 0..rounds {

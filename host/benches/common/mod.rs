@@ -56,3 +56,20 @@ fn clock_ticks() -> f64 {
         std::process::Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0)
     })
 }
+
+/// The number in environment variable `name`, or `default` when it is unset or not a number.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Runs `a` and `b` in an order that alternates with `round` (a first in even rounds), so neither
+/// side always runs on a machine warmed or loaded by the other; returns their results as (a, b).
+pub fn alternate<A, B>(round: u64, a: impl FnOnce() -> A, b: impl FnOnce() -> B) -> (A, B) {
+    if round.is_multiple_of(2) {
+        let x = a();
+        (x, b())
+    } else {
+        let y = b();
+        (a(), y)
+    }
+}
