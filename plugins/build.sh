@@ -9,7 +9,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 target_dir="${ARKFLOW_PLUGIN_TARGET_DIR:-$HOME/.cache/arkflow-plugins-target}"
 triple=wasm32-wasip2
-plugins=(counter counter_v2 counter_init_trap counter_by_user dedupe filter evil wrong_world window_count abi_0_1_0)
+plugins=(counter counter_v2 counter_init_trap counter_by_user dedupe filter evil wrong_world window_count sensor_stats abi_0_1_0)
 
 sysroot="$(rustc --print sysroot)"
 if [ ! -d "$sysroot/lib/rustlib/$triple" ]; then

@@ -20,10 +20,12 @@ bash plugins/build-guests.sh
 bash tests/servers/install.sh
 # Plugin SDK unit tests run on the host target, in the plugins' own target dir.
 (cd plugins && cargo test --quiet --target-dir "${ARKFLOW_PLUGIN_TARGET_DIR:-$HOME/.cache/arkflow-plugins-target}")
-# The guest SDKs' own tests (Python, JavaScript: also run the built components under node; Go).
+# The guest SDKs' own tests (Python, JavaScript: also run the built components under node; Go; C
+# natively under the sanitizers; Zig's run in its build.sh).
 bash plugins/python/test.sh
 bash plugins/js/test.sh
 bash plugins/go/build.sh --test counter
+bash plugins/c/tests/run.sh
 if [ $# -gt 0 ]; then
     cargo test --release --workspace "$@"
     exit

@@ -20,7 +20,7 @@ fn wasm(lang: &str) -> std::path::PathBuf {
     p
 }
 
-fn config(dir: &Dir, lang: &str, input: &str, output: &str) -> std::path::PathBuf {
+fn config(dir: &Dir, lang: &str, read: &str, input: &str, output: &str) -> std::path::PathBuf {
     // Default limits for every language (Python and JavaScript need >= 14 / 10 MiB of the 64).
     dir.config(&format!(
         r#"
@@ -39,7 +39,7 @@ streams:
       processors:
         - type: wasm
           path: "{}"
-          config: {{ key_field: user }}
+          config: {{ key_field: user, read: {read} }}
           on_failure: error_output
     output: {{ type: file, path: out/{output} }}
     error_output: {{ type: file, path: errors-{output} }}
@@ -67,7 +67,13 @@ fn write_input(path: &Path, from: u64, n: u64, with_bad: bool) -> HashMap<String
 
 /// (sorted output lines of the finalized parts with prefix `name.`, the error records' codes).
 fn run_lang(dir: &Dir, lang: &str, input: &str, output: &str) -> (Vec<String>, Vec<String>) {
-    let o = run(&config(dir, lang, input, output), &[]);
+    run_read(dir, lang, "json", input, output)
+}
+
+/// [`run_lang`] with config `read` (`json`: the guest parses the value; `fields`: the host's typed
+/// column).
+fn run_read(dir: &Dir, lang: &str, read: &str, input: &str, output: &str) -> (Vec<String>, Vec<String>) {
+    let o = run(&config(dir, lang, read, input, output), &[]);
     assert!(o.status.success(), "{lang}: arkflow failed: {}", stderr(&o));
     let mut lines: Vec<String> = std::fs::read_dir(dir.path("out"))
         .unwrap()
@@ -105,21 +111,40 @@ fn final_counts(lines: &[String]) -> BTreeMap<String, i64> {
     m
 }
 
+/// Every language, reading the key both ways (`read: json` in the guest, `read: fields` from the
+/// host's typed column), gives the Rust counter's output.
 #[test]
 fn every_language_counts_the_same() {
     let mut reference: Option<(Vec<String>, Vec<String>)> = None;
     for lang in LANGS {
-        let dir = Dir::new();
-        std::fs::create_dir_all(dir.path("out")).unwrap();
-        let expected = write_input(&dir.path("in.jsonl"), 0, RECORDS, true);
-        let (lines, errors) = run_lang(&dir, lang, "in.jsonl", "out.jsonl");
-        assert_eq!(lines.len() as u64, RECORDS, "{lang}: one output per keyed record");
-        let want: BTreeMap<String, i64> = expected.into_iter().collect();
-        assert_eq!(final_counts(&lines), want, "{lang}: final counts equal the input's");
-        assert_eq!(errors, vec!["invalid-input/no-key".to_string()], "{lang}: the record without a key fails as invalid-input/no-key");
-        match &reference {
-            None => reference = Some((lines, errors)),
-            Some((ref_lines, _)) => assert!(&lines == ref_lines, "{lang}: output differs from Rust's"),
+        for read in ["json", "fields"] {
+            let dir = Dir::new();
+            std::fs::create_dir_all(dir.path("out")).unwrap();
+            let expected = write_input(&dir.path("in.jsonl"), 0, RECORDS, true);
+            if read == "fields" {
+                // A number is a key when the guest parses it, a mismatch of the utf8 field when
+                // the host decodes it: this record tells the two paths apart.
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new().append(true).open(dir.path("in.jsonl")).unwrap();
+                writeln!(f, "{{\"id\":-2,\"user\":7}}").unwrap();
+            }
+            let (lines, mut errors) = run_read(&dir, lang, read, "in.jsonl", "out.jsonl");
+            errors.sort();
+            assert_eq!(lines.len() as u64, RECORDS, "{lang} read {read}: one output per keyed record");
+            let want: BTreeMap<String, i64> = expected.into_iter().collect();
+            assert_eq!(final_counts(&lines), want, "{lang} read {read}: final counts equal the input's");
+            let mut want_errors = vec!["invalid-input/no-key".to_string()];
+            if read == "fields" {
+                want_errors.insert(0, "invalid-input/bad-field".to_string());
+            }
+            assert_eq!(
+                errors, want_errors,
+                "{lang} read {read}: the record without a key fails as no-key, a number where the key must be a string as bad-field"
+            );
+            match &reference {
+                None => reference = Some((lines, errors)),
+                Some((ref_lines, _)) => assert!(&lines == ref_lines, "{lang} read {read}: output differs from Rust's"),
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The per-language plugin guides (docs/plugins/<lang>.md) checked against the WIT package their
 //! SDK targets (all six: `wit/plugin.wit`, 0.2.0): every
 //! guide names that package version, every function of the `store` resource and every export of
-//! the `processor` interface, and each timer function, so a change to the WIT that the guides do
+//! the `processor` interface, each timer function and both `fields` functions, so a change to the WIT that the guides do
 //! not follow fails here.
 
 use std::path::Path;
@@ -49,10 +49,12 @@ fn every_language_guide_covers_the_wit() {
         let mut timers = functions_in(&wit, "interface", "timers");
         timers.extend(functions_in(&wit, "interface", "timer-handler"));
         assert_eq!(timers, ["register-timer", "delete-timer", "watermark", "now", "on-timers"]);
+        let fields = functions_in(&wit, "interface", "fields");
+        assert_eq!(fields, ["declare", "columns"]);
         let path = root.join(format!("docs/plugins/{lang}.md"));
         let doc = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(doc.contains(&package), "{}: does not name the WIT package {package}", path.display());
-        for f in store.iter().chain(&exports).chain(&timers) {
+        for f in store.iter().chain(&exports).chain(&timers).chain(&fields) {
             assert!(doc.contains(&format!("`{f}")), "{}: does not document `{f}` of {}", path.display(), wit_of(lang));
         }
     }

@@ -9,7 +9,7 @@
 # 0.63.0 (cargo), the WASI preview1 reactor adapter (crate, via cargo). Bindings are generated from
 # wit/ on every run into plugins/c/.build/ (gitignored). Also builds the SDK as a library,
 # .build/libarkflow.a, and links the counter against it (a check; not copied to dist/). Safe to
-# run repeatedly and from any directory.
+# run repeatedly and from any directory. The SDK's unit tests: plugins/c/tests/run.sh (native).
 set -euo pipefail
 
 C_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -40,7 +40,8 @@ grep -q '#define ARKFLOW_SDK_VERSION "0.2.0"' "$C_DIR/sdk/arkflow.h" ||
     { echo "build.sh: sdk/arkflow.h does not say ARKFLOW_SDK_VERSION \"0.2.0\"" >&2; exit 1; }
 echo "built $BUILD/libarkflow.a (C SDK 0.2.0; linked the counter against it)"
 
-mapfile -t plugins < <(plugin_names "$C_DIR" '*.c' "$@")
+# tests/ holds the SDK's unit tests (tests/run.sh), not a plugin.
+mapfile -t plugins < <(plugin_names "$C_DIR" '*.c' "$@" | grep -vx tests)
 
 for name in "${plugins[@]}"; do
     src="$C_DIR/$name"

@@ -9,10 +9,11 @@
 # 0.17 (PyPI `ziglang`, run as `python3 -m ziglang`), wasm-tools (PyPI), wit-bindgen 0.63.0
 # (cargo), the WASI preview1 reactor adapter (crate, via cargo). On every run the C bindings are
 # generated from wit/ (`wit-bindgen c`) and translated for Zig (`zig translate-c`) into
-# plugins/zig/.build/ (gitignored); the generated C glue (plugin.c) is compiled in. Also checks
-# the SDK as a Zig package (sdk/build.zig.zon): builds the counter through sdk/build.zig into
-# .build/pkg-check/ (not copied to dist/). Safe to run repeatedly and from any directory. Zig's
-# caches: plugins/zig/.build/zig-cache and ~/.cache/zig.
+# plugins/zig/.build/ (gitignored); the generated C glue (plugin.c) is compiled in. Runs the SDK's
+# unit tests (`zig test`, natively). Also checks the SDK as a Zig package (sdk/build.zig.zon):
+# builds the counter through sdk/build.zig into .build/pkg-check/ (not copied to dist/). Safe to
+# run repeatedly and from any directory. Zig's caches: plugins/zig/.build/zig-cache and
+# ~/.cache/zig.
 set -euo pipefail
 
 ZIG_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,6 +33,16 @@ mkdir -p "$BUILD"
 # Bindings: plugin.h / plugin.c / plugin_component_type.o, and bindings.zig = translate-c(plugin.h).
 zig_bindings "$GEN"
 mapfile -t plugins < <(plugin_names "$ZIG_DIR" '{}.zig' "$@")
+
+# The SDK's unit tests (the `test` blocks of sdk/arkflow.zig: code that calls no host import), run
+# natively against the same bindings.
+if ! log="$(zig test -lc --cache-dir "$BUILD/zig-cache" --dep bindings -Mroot="$ZIG_DIR/sdk/arkflow.zig" \
+    -Mbindings="$GEN/bindings.zig" 2>&1)"; then
+    echo "$log" >&2
+    echo "build.sh: the Zig SDK's unit tests failed" >&2
+    exit 1
+fi
+echo "Zig SDK unit tests: $(tail -n 1 <<<"$log")"
 
 # The SDK as a Zig package (sdk/build.zig.zon, module `arkflow`): `zig fetch` packs it (checks the
 # manifest and its paths; prints its hash), then the counter is built through sdk/build.zig, as a

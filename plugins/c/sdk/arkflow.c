@@ -1,7 +1,7 @@
 /*
  * arkflow.c — the C SDK's implementation: the WIT exports (describe, init, process-batch,
- * on-checkpoint) over the plugin's ak_* callbacks, wrappers of the state/log/metrics imports,
- * a JSON reader/escaper and the per-batch state cache. Behaviour mirrors the Rust SDK
+ * on-checkpoint) over the plugin's ak_* callbacks, wrappers of the state/fields/log/metrics
+ * imports, a JSON reader/escaper and the per-batch state cache. Behaviour mirrors the Rust SDK
  * (plugins/sdk): same JSON acceptance rules and error messages, same escaping, same cache order.
  */
 #include "arkflow.h"
@@ -23,6 +23,14 @@ static void *xrealloc(void *p, size_t n) {
     p = realloc(p, n ? n : 1);
     if (!p) abort();
     return p;
+}
+
+/* A NUL-terminated copy of s[0..len). */
+static char *cstr_n(const void *s, size_t len) {
+    char *r = xmalloc(len + 1);
+    if (len) memcpy(r, s, len);
+    r[len] = 0;
+    return r;
 }
 
 /* ================================ bytes and buffers ================================ */
@@ -206,6 +214,14 @@ static ak_error error_from_buf(ak_error_class cls, const char *code, ak_buf *msg
     e.code = str_dup_n(code, strlen(code));
     e.message = str_dup_n(msg->ptr, msg->len);
     ak_buf_free(msg);
+    return e;
+}
+
+ak_error ak_error_newb(ak_error_class cls, const char *code, ak_bytes message) {
+    ak_error e;
+    e.class_ = cls;
+    e.code = str_dup_n(code, strlen(code));
+    e.message = str_dup_n(message.ptr, message.len);
     return e;
 }
 
@@ -787,6 +803,163 @@ const ak_bytes *ak_record_header(const ak_record_in *r, const char *name) {
     return NULL;
 }
 
+/* =================================== typed fields =================================== */
+
+/* The declaration last accepted by the host: names (owned copies) and types, in the host's
+ * column order. */
+static char **g_field_names;
+static ak_field_type *g_field_types;
+static size_t g_fields_len;
+
+static void fields_forget(void) {
+    for (size_t i = 0; i < g_fields_len; i++) free(g_field_names[i]);
+    free(g_field_names);
+    free(g_field_types);
+    g_field_names = NULL;
+    g_field_types = NULL;
+    g_fields_len = 0;
+}
+
+bool ak_fields_declare(const ak_field *fields, size_t n, ak_error *err) {
+    arkflow_plugin_fields_field_t *list = n ? xmalloc(n * sizeof *list) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        list[i].name.ptr = (uint8_t *)fields[i].name;
+        list[i].name.len = strlen(fields[i].name);
+        list[i].type = fields[i].type;
+    }
+    arkflow_plugin_fields_list_field_t arg = {list, n};
+    plugin_string_t why;
+    bool ok = arkflow_plugin_fields_declare(&arg, &why);
+    free(list);
+    if (!ok) {
+        *err = ak_error_newb(AK_CONFIG, "bad-fields", ak_bytes_of(why.ptr, why.len));
+        plugin_string_free(&why);
+        return false;
+    }
+    fields_forget();
+    g_field_names = n ? xmalloc(n * sizeof *g_field_names) : NULL;
+    g_field_types = n ? xmalloc(n * sizeof *g_field_types) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        g_field_names[i] = cstr_n(fields[i].name, strlen(fields[i].name));
+        g_field_types[i] = fields[i].type;
+    }
+    g_fields_len = n;
+    return true;
+}
+
+const ak_fields *ak_batch_fields(ak_batch *batch, ak_error *err) {
+    if (batch->fields_) return batch->fields_;
+    ak_fields *f = xmalloc(sizeof *f);
+    plugin_string_t why;
+    if (!arkflow_plugin_fields_columns(&f->raw_, &why)) {
+        free(f);
+        *err = ak_error_newb(AK_INTERNAL, "fields", ak_bytes_of(why.ptr, why.len));
+        plugin_string_free(&why);
+        return NULL;
+    }
+    f->len = batch->len;
+    f->mismatched = f->raw_.mismatched.ptr;
+    f->mismatched_len = f->raw_.mismatched.len;
+    batch->fields_ = f;
+    return f;
+}
+
+static void fields_free(ak_fields *f) {
+    if (!f) return;
+    arkflow_plugin_fields_decoded_free(&f->raw_);
+    free(f);
+}
+
+bool ak_fields_mismatch(const ak_fields *f, size_t i, ak_bytes *reason) {
+    size_t lo = 0, hi = f->mismatched_len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint32_t at = f->mismatched[mid].f0;
+        if (at == i) {
+            if (reason) *reason = ak_bytes_of(f->mismatched[mid].f1.ptr, f->mismatched[mid].f1.len);
+            return true;
+        }
+        if (at < i) lo = mid + 1;
+        else hi = mid;
+    }
+    return false;
+}
+
+static const char *field_type_name(ak_field_type t) {
+    switch (t) {
+    case AK_FIELD_BOOL: return "boolean";
+    case AK_FIELD_I64: return "int64";
+    case AK_FIELD_F64: return "float64";
+    default: return "utf8";
+    }
+}
+
+/* The column of `name` declared as `t` (and holding values of that type), else NULL with *err set;
+ * *items: how many records its valid bitmap covers (at most f->len). */
+static const arkflow_plugin_fields_typed_column_t *field_column(const ak_fields *f, const char *name, ak_field_type t,
+                                                               size_t *items, ak_error *err) {
+    for (size_t j = 0; j < g_fields_len && j < f->raw_.columns.len; j++) {
+        if (g_field_types[j] != t || strcmp(g_field_names[j], name) != 0) continue;
+        const arkflow_plugin_fields_typed_column_t *c = &f->raw_.columns.ptr[j];
+        if (c->values.tag != t) break; /* the variant's cases are in field-type order */
+        size_t bits = c->valid.len * 8;
+        *items = bits < f->len ? bits : f->len;
+        return c;
+    }
+    ak_buf m = {0};
+    ak_buf_puts(&m, "field `");
+    ak_buf_puts(&m, name);
+    ak_buf_puts(&m, "` was not declared as ");
+    ak_buf_puts(&m, field_type_name(t));
+    ak_buf_puts(&m, " (ak_fields_declare)");
+    *err = error_from_buf(AK_INTERNAL, "undeclared-field", &m);
+    return NULL;
+}
+
+static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+
+bool ak_fields_i64(const ak_fields *f, const char *name, ak_i64s *out, ak_error *err) {
+    size_t n;
+    const arkflow_plugin_fields_typed_column_t *c = field_column(f, name, AK_FIELD_I64, &n, err);
+    if (!c) return false;
+    out->valid = c->valid.ptr;
+    out->values = c->values.val.int64.ptr;
+    out->len = min_size(n, c->values.val.int64.len);
+    return true;
+}
+
+bool ak_fields_f64(const ak_fields *f, const char *name, ak_f64s *out, ak_error *err) {
+    size_t n;
+    const arkflow_plugin_fields_typed_column_t *c = field_column(f, name, AK_FIELD_F64, &n, err);
+    if (!c) return false;
+    out->valid = c->valid.ptr;
+    out->values = c->values.val.float64.ptr;
+    out->len = min_size(n, c->values.val.float64.len);
+    return true;
+}
+
+bool ak_fields_bool(const ak_fields *f, const char *name, ak_bools *out, ak_error *err) {
+    size_t n;
+    const arkflow_plugin_fields_typed_column_t *c = field_column(f, name, AK_FIELD_BOOL, &n, err);
+    if (!c) return false;
+    out->valid = c->valid.ptr;
+    out->values = c->values.val.boolean.ptr;
+    out->len = min_size(n, c->values.val.boolean.len * 8);
+    return true;
+}
+
+bool ak_fields_str(const ak_fields *f, const char *name, ak_strs *out, ak_error *err) {
+    size_t n;
+    const arkflow_plugin_fields_typed_column_t *c = field_column(f, name, AK_FIELD_UTF8, &n, err);
+    if (!c) return false;
+    out->valid = c->valid.ptr;
+    out->data = c->values.val.utf8.data.ptr;
+    out->data_len = c->values.val.utf8.data.len;
+    out->ends = c->values.val.utf8.ends.ptr;
+    out->len = min_size(n, c->values.val.utf8.ends.len);
+    return true;
+}
+
 /* ======================================= state ====================================== */
 
 static arkflow_plugin_state_borrow_store_t borrow(ak_store s) { return arkflow_plugin_state_borrow_store(s); }
@@ -1355,12 +1528,7 @@ void exports_arkflow_plugin_processor_describe(exports_arkflow_plugin_processor_
     if (ak_plugin.key_by) plugin_string_dup(&ret->key_by.val, ak_plugin.key_by);
 }
 
-static char *cstr(plugin_string_t s) {
-    char *r = xmalloc(s.len + 1);
-    if (s.len) memcpy(r, s.ptr, s.len);
-    r[s.len] = 0;
-    return r;
-}
+static char *cstr(plugin_string_t s) { return cstr_n(s.ptr, s.len); }
 
 static void config_free(ak_config *c) {
     for (size_t i = 0; i < c->len; i++) {
@@ -1456,7 +1624,8 @@ static bool settle(bool ok, ak_outcome *outs, size_t n, ak_buf *spans, arkflow_p
         colbuf_init(&values, m, bytes);
     }
     if (keys) colbuf_init(&kcol, m, key_bytes);
-    ret->sources.ptr = one_each ? NULL : xmalloc(m * sizeof(uint32_t));
+    /* (none when m == 0: the generated glue frees only non-empty lists) */
+    ret->sources.ptr = one_each || !m ? NULL : xmalloc(m * sizeof(uint32_t));
     ret->sources.len = one_each ? 0 : m;
     ret->timestamps.ptr = ts ? xmalloc(ts * sizeof *ret->timestamps.ptr) : NULL;
     ret->headers.ptr = hs ? xmalloc(hs * sizeof *ret->headers.ptr) : NULL;
@@ -1534,7 +1703,7 @@ bool exports_arkflow_plugin_processor_process_batch(exports_arkflow_plugin_proce
     size_t n = records->timestamps.len;
     bool ok = false;
     ak_header *headers;
-    ak_batch b = {ctx, record_views(records, n, &headers), NULL, n, NULL, {0}, 0};
+    ak_batch b = {ctx, record_views(records, n, &headers), NULL, n, NULL, {0}, 0, NULL};
     if (!g_initialized) {
         *err = not_initialized();
     } else {
@@ -1546,6 +1715,7 @@ bool exports_arkflow_plugin_processor_process_batch(exports_arkflow_plugin_proce
         for (size_t i = 0; i < n; i++) ak_key_free(&keys[i]);
         free(keys);
     }
+    fields_free(b.fields_);
     free(b.records);
     free(headers);
     exports_arkflow_plugin_processor_batch_free(records);

@@ -16,8 +16,10 @@
  * the SDK shows it as an array of ak_record_in views into those buffers (no copy per record) and
  * packs the outcomes into one buffer of emitted values on return.
  * state (ak_store_*), timers (ak_timer_*, ak_watermark, ak_now), log (ak_log*), metrics
- * (ak_metric_*). A plugin that never calls ak_timer_* does not import `timers` (the linker drops
- * the unused import), so it is a plain plugin to the host.
+ * (ak_metric_*), typed fields (ak_fields_declare, ak_batch_fields). A plugin that never calls
+ * ak_timer_* does not import `timers` (the linker drops the unused import), so it is a plain
+ * plugin to the host; one that never calls ak_fields_declare / ak_batch_fields does not import
+ * `fields`.
  *
  * Conventions:
  *  - Fallible calls return bool (true = ok) and fill `ak_error *err` on failure. An ak_error owns
@@ -184,6 +186,7 @@ typedef struct {
     void *keys_;    /* SDK-internal: the ak_key array of ak_batch_keys */
     ak_buf values_; /* SDK-internal: the values of ak_emit_begin/_end, back to back */
     size_t mark_;
+    void *fields_;  /* SDK-internal: the ak_fields of ak_batch_fields */
 } ak_batch;
 
 /* One on-timers call: the timers of one key group that are due, in time order. outcomes[i] is
@@ -234,6 +237,8 @@ void ak_buf_free(ak_buf *b);
 ak_error ak_error_new(ak_error_class cls, const char *code, const char *message);
 ak_error ak_errorf(ak_error_class cls, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same with a {ptr, len} message (copied), e.g. a reason the host returned. */
+ak_error ak_error_newb(ak_error_class cls, const char *code, ak_bytes message);
 #define ak_invalid_input(code, msg) ak_error_new(AK_INVALID_INPUT, (code), (msg))
 #define ak_config_error(code, msg)  ak_error_new(AK_CONFIG, (code), (msg))
 #define ak_retriable(code, msg)     ak_error_new(AK_RETRIABLE, (code), (msg))
@@ -313,6 +318,123 @@ void ak_key_free(ak_key *k);
 ak_key *ak_batch_keys(ak_batch *batch, const char *key_field);
 /* The first header named `name`, or NULL. */
 const ak_bytes *ak_record_header(const ak_record_in *r, const char *name);
+
+/* ---- typed fields: WIT interface `fields` -------------------------------------------------- */
+
+/* The host decodes the top-level JSON fields a plugin declares, for every record of a batch, into
+ * typed columns: the guest parses no JSON. Declare the fields once, in ak_init:
+ *
+ *   static const ak_field fields[] = {{"user", AK_FIELD_UTF8}, {"n", AK_FIELD_I64}};
+ *   if (!ak_fields_declare(fields, 2, err)) return false;
+ *
+ * then, in ak_process_batch, get the batch's columns once and read them by record index:
+ *
+ *   const ak_fields *f = ak_batch_fields(batch, err);
+ *   ak_strs user;
+ *   if (!f || !ak_fields_str(f, "user", &user, err)) return false;
+ *   for (size_t i = 0; i < batch->len; i++) {
+ *       ak_bytes u, why;
+ *       if (ak_fields_mismatch(f, i, &why)) ... record i: not an object, or a field of another type
+ *       else if (ak_strs_get(&user, i, &u)) ... record i's "user" is the string u
+ *       else ... record i has no "user" (missing, null, or no value)
+ *   }
+ *
+ * Columns are views of the buffers the host's reply was lifted into (nothing copied, nothing
+ * allocated per record); they live until ak_process_batch returns. A getter returns false
+ * ("absent") where record i lacks the field, holds null, has no value, or is mismatched. */
+
+typedef arkflow_plugin_fields_field_type_t ak_field_type; /* enum field-type */
+#define AK_FIELD_BOOL ARKFLOW_PLUGIN_FIELDS_FIELD_TYPE_BOOLEAN /* true / false */
+#define AK_FIELD_I64  ARKFLOW_PLUGIN_FIELDS_FIELD_TYPE_INT64   /* an integer (no fraction/exponent) in range */
+#define AK_FIELD_F64  ARKFLOW_PLUGIN_FIELDS_FIELD_TYPE_FLOAT64 /* any number, as the nearest double */
+#define AK_FIELD_UTF8 ARKFLOW_PLUGIN_FIELDS_FIELD_TYPE_UTF8    /* a string (escapes decoded) */
+
+/* One field to read: a top-level member name of the records' JSON objects, and its type. */
+typedef struct {
+    const char *name;
+    ak_field_type type;
+} ak_field;
+
+/* declare: the fields ak_batch_fields returns, replacing an earlier declaration (call it in
+ * ak_init; the declaration must not change while a batch's ak_fields is in use). The host checks
+ * the list (at most 64 fields, names non-empty and unique); its error becomes config "bad-fields". */
+bool ak_fields_declare(const ak_field *fields, size_t n, ak_error *err);
+
+/* A record whose value did not fit the declaration: f0 = its index, f1 = the host's reason
+ * (names the field; not NUL-terminated). */
+typedef plugin_tuple2_u32_string_t ak_mismatch;
+
+/* The declared fields of one batch (ak_batch_fields). */
+typedef struct {
+    size_t len;                    /* records: the batch's len */
+    const ak_mismatch *mismatched; /* the records whose value is not a JSON object or has a */
+    size_t mismatched_len;         /* declared field of another type, by ascending index */
+    arkflow_plugin_fields_decoded_t raw_; /* SDK-internal: the host's reply */
+} ak_fields;
+
+/* columns: the declared fields of this batch's records, fetched from the host on the first call
+ * (one host call per batch; later calls return the same). NULL on failure: *err is internal
+ * "fields" with the host's reason (e.g. nothing declared). Freed when ak_process_batch returns. */
+const ak_fields *ak_batch_fields(ak_batch *batch, ak_error *err);
+
+/* Whether record i is in f->mismatched; *reason (may be NULL) gets the host's reason (borrowed). */
+bool ak_fields_mismatch(const ak_fields *f, size_t i, ak_bytes *reason);
+
+/* Typed column views, by field name. Each getter returns false where record i has no value of the
+ * field (its `valid` bit is clear, or i >= len) and otherwise sets *out. */
+typedef struct {
+    const uint8_t *valid; /* bitmap: bit i % 8 of byte i / 8 */
+    const int64_t *values;
+    size_t len;
+} ak_i64s;
+typedef struct {
+    const uint8_t *valid;
+    const double *values;
+    size_t len;
+} ak_f64s;
+typedef struct {
+    const uint8_t *valid;
+    const uint8_t *values; /* bitmap */
+    size_t len;
+} ak_bools;
+typedef struct {
+    const uint8_t *valid;
+    const uint8_t *data;   /* Arrow layout: item i is data[ends[i-1] .. ends[i]] (ends[-1] = 0) */
+    const uint32_t *ends;
+    size_t len, data_len;
+} ak_strs;
+
+/* The column of the field `name`; false when it was not declared with that type: *err is
+ * internal "undeclared-field" naming it. */
+bool ak_fields_i64(const ak_fields *f, const char *name, ak_i64s *out, ak_error *err);
+bool ak_fields_f64(const ak_fields *f, const char *name, ak_f64s *out, ak_error *err);
+bool ak_fields_bool(const ak_fields *f, const char *name, ak_bools *out, ak_error *err);
+bool ak_fields_str(const ak_fields *f, const char *name, ak_strs *out, ak_error *err);
+
+static inline bool ak_bit_(const uint8_t *bits, size_t i) { return (bits[i >> 3] >> (i & 7)) & 1; }
+static inline bool ak_i64s_get(const ak_i64s *c, size_t i, int64_t *out) {
+    if (i >= c->len || !ak_bit_(c->valid, i)) return false;
+    *out = c->values[i];
+    return true;
+}
+static inline bool ak_f64s_get(const ak_f64s *c, size_t i, double *out) {
+    if (i >= c->len || !ak_bit_(c->valid, i)) return false;
+    *out = c->values[i];
+    return true;
+}
+static inline bool ak_bools_get(const ak_bools *c, size_t i, bool *out) {
+    if (i >= c->len || !ak_bit_(c->valid, i)) return false;
+    *out = ak_bit_(c->values, i);
+    return true;
+}
+/* *out: the UTF-8 text (borrowed, not NUL-terminated). */
+static inline bool ak_strs_get(const ak_strs *c, size_t i, ak_bytes *out) {
+    if (i >= c->len || !ak_bit_(c->valid, i)) return false;
+    uint32_t start = i ? c->ends[i - 1] : 0, end = c->ends[i];
+    if (end < start || end > c->data_len) return false;
+    *out = ak_bytes_of(c->data + start, end - start);
+    return true;
+}
 
 /* ---- state: WIT resource `store` ---------------------------------------------------------- */
 

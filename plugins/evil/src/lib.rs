@@ -38,7 +38,12 @@
 //! - `memory-counter`: counts each record's key like the counter, but in a map in guest memory,
 //!   never in state: right until the instance is replaced (a restart, a retry, a swap), then
 //!   counting starts again from zero (what `arkflow plugin test --checkpoint-every` must catch).
+//! - `fields-misuse`: init declares 65 fields (refused; the error is kept), then `n` as int64;
+//!   process-batch fetches the fields twice, declares again mid-batch and fetches a third time,
+//!   and emits per record `{"n":<n or null>,"same":<both fetches agree>,"init_error":"...",
+//!   "mid_batch_error":"..."}`.
 //! - anything else (or no mode): pass-through, every record re-emitted unchanged.
+//!
 //! Declares state store "default" (used by `flood` only).
 use arkflow_plugin_sdk::prelude::*;
 use std::hint::black_box;
@@ -51,6 +56,22 @@ struct Evil {
     log_bytes: usize,
     /// `memory-counter`'s counts, wrongly kept in guest memory.
     counts: std::collections::HashMap<Vec<u8>, i64>,
+    /// `fields-misuse`: what the refused declaration said.
+    init_error: String,
+}
+
+/// `fields-misuse` (see the module docs).
+fn fields_misuse(batch: &Batch, init_error: &str, out: &mut Outcomes) -> Result<(), Error> {
+    let (a, b) = (batch.fields()?, batch.fields()?);
+    fields::declare(&[("n", FieldType::Int64), ("s", FieldType::Utf8)])?;
+    let mid = batch.fields().err().map(|e| e.message).unwrap_or_default();
+    let (x, y) = (a.i64("n")?, b.i64("n")?);
+    for i in 0..batch.len() {
+        let n = x.get(i).map_or("null".to_string(), |n| n.to_string());
+        let (init, mid) = (json::escape(init_error), json::escape(&mid));
+        out.emit_value(i, format!(r#"{{"n":{n},"same":{},"init_error":"{init}","mid_batch_error":"{mid}"}}"#, x.get(i) == y.get(i)).as_bytes());
+    }
+    Ok(())
 }
 
 impl Processor for Evil {
@@ -67,7 +88,14 @@ impl Processor for Evil {
         let giant_bytes = config.get_parse_or("giant_bytes", 8usize << 20)?;
         let sleep_ms = config.get_parse_or("sleep_ms", 3_600_000u64)?;
         let log_bytes = config.get_parse_or("log_bytes", 4000usize)?;
-        Ok(Evil { mode, flood_count, giant_bytes, sleep_ms, log_bytes, counts: Default::default() })
+        let mut init_error = String::new();
+        if mode == "fields-misuse" {
+            let names: Vec<String> = (0..65).map(|i| format!("f{i}")).collect();
+            let many: Vec<(&str, FieldType)> = names.iter().map(|n| (n.as_str(), FieldType::Utf8)).collect();
+            init_error = fields::declare(&many).err().map(|e| format!("{:?}/{}: {}", e.class, e.code, e.message)).unwrap_or_default();
+            fields::declare(&[("n", FieldType::Int64)])?;
+        }
+        Ok(Evil { mode, flood_count, giant_bytes, sleep_ms, log_bytes, counts: Default::default(), init_error })
     }
 
     fn process(&mut self, ctx: &BatchContext, batch: &Batch, out: &mut Outcomes) -> Result<(), Error> {
@@ -93,6 +121,7 @@ impl Processor for Evil {
             "bad-column" => {
                 Store::open("default")?.get_column(&col(b"k".to_vec(), vec![5]))?;
             }
+            "fields-misuse" => fields_misuse(batch, &self.init_error, out)?,
             _ => return arkflow_plugin_sdk::process_records(self, ctx, batch, out),
         }
         Ok(())

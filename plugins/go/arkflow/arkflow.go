@@ -16,6 +16,10 @@
 //   - [Store] (state.store: get-column/put-column and the single-key calls), [StateCache] (one
 //     get-column, compute, one put-column per batch; keys and values in flat buffers),
 //     [EncodeI64]/[DecodeI64] (the `increment` counter encoding); state.go.
+//   - Typed fields ([DeclareFields] in Init, [Batch.Fields] per batch: the host decodes the
+//     declared top-level JSON fields of every record into typed columns, read by name with
+//     [Fields.Int64], [Fields.Float64], [Fields.Bool], [Fields.Str]; no JSON parsed in the
+//     guest); fields.go. A plugin that never calls them does not import `fields`.
 //   - [Config] (the YAML `config:` map), [KeyRule] (record key or a JSON member of the value),
 //     [JSONField] (a validating top-level member lookup), [AppendJSONEscaped] (JSON escaping).
 //   - Timers ([RegisterTimer], [TimerHandler]), errors ([NewError], [InvalidInput],

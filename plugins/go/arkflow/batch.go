@@ -52,10 +52,14 @@ type Batch struct {
 	raw     types.Batch
 	records []RecordIn
 	built   bool
+	// Fields: fetched once per call (fields.go).
+	fields        Fields
+	fieldsErr     error
+	fieldsFetched bool
 }
 
 func (b *Batch) reset(raw types.Batch) {
-	b.raw, b.built = raw, false
+	b.raw, b.built, b.fieldsFetched, b.fieldsErr = raw, false, false, nil
 }
 
 // NewBatch builds a batch from records (for unit tests of plugin code).

@@ -4,7 +4,8 @@ package arkflow
 
 // The host side of the SDK in the component (arkflow:plugin@0.2.0): the processor and
 // timer-handler export glue, the state.store resource (get-column/put-column pass Columns
-// through as is), timers, log and metrics. (Off wasm, host_fake.go stands in, for unit tests.)
+// through as is), timers, fields (declare; columns lifted as is, see Fields.lift), log and
+// metrics. An import the plugin never calls is dropped by the Go linker. (Off wasm, host_fake.go stands in, for unit tests.)
 
 import (
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	glue "arkflow.dev/plugin-sdk/wit/exports/export_arkflow_plugin_processor"
 	timerGlue "arkflow.dev/plugin-sdk/wit/exports/export_arkflow_plugin_timer_handler"
 	_ "arkflow.dev/plugin-sdk/wit/exports/wit_exports" // the component's exported entry points
+	hostfields "arkflow.dev/plugin-sdk/wit/imports/arkflow_plugin_fields"
 	hostlog "arkflow.dev/plugin-sdk/wit/imports/arkflow_plugin_log"
 	"arkflow.dev/plugin-sdk/wit/imports/arkflow_plugin_metrics"
 	state "arkflow.dev/plugin-sdk/wit/imports/arkflow_plugin_state"
@@ -95,6 +97,27 @@ func collectGarbage() {
 	runtime.GC() // a full, blocking cycle: nothing of it is left for cabi_realloc
 	metrics.Read(gcSamples)
 	gcNext = gcSamples[0].Value.Uint64() + max(gcSamples[1].Value.Uint64(), GCMinBytes)
+}
+
+// declareFields is WIT `fields.declare`: false and the host's message when it refuses.
+func declareFields(fields []Field) (string, bool) {
+	list := make([]hostfields.Field, len(fields))
+	for i, f := range fields {
+		list[i] = hostfields.Field{Name: f.Name, Type: uint8(f.Type)}
+	}
+	if r := hostfields.Declare(list); r.IsErr() {
+		return r.Err(), false
+	}
+	return "", true
+}
+
+// fetchFields is WIT `fields.columns` of the running call, into f (reset for the batch).
+func fetchFields(_ *Batch, f *Fields) error {
+	r := hostfields.Columns()
+	if r.IsErr() {
+		return Internal("fields", r.Err())
+	}
+	return f.lift(r.Ok())
 }
 
 // Log writes one line (WIT `log.log`).

@@ -22,6 +22,50 @@ func record(key, value string) arkflow.RecordIn {
 	return r
 }
 
+// outcomes runs the batches through p and renders each record's outcome: the emitted value, or
+// "fail <class>/<code>" (with ": <message>" when full).
+func outcomes(t *testing.T, p arkflow.Processor, batches [][]arkflow.RecordIn, full bool) [][]string {
+	t.Helper()
+	var got [][]string
+	for b, records := range batches {
+		o := arkflow.NewOutcomes()
+		if err := p.Process(&arkflow.BatchContext{BatchId: uint64(b)}, arkflow.NewBatch(records...), o); err != nil {
+			t.Fatalf("batch %d: %v", b, err)
+		}
+		out, err := o.PerInput(len(records))
+		if err != nil {
+			t.Fatalf("batch %d: %v", b, err)
+		}
+		var row []string
+		for _, o := range out {
+			var s string
+			switch o.Tag() {
+			case arkflow.OutcomeEmit:
+				s = string(o.Emit()[0].Value)
+			case arkflow.OutcomeFail:
+				s = "fail " + arkflow.ClassName(o.Fail().Class) + "/" + o.Fail().Code
+				if full {
+					s += ": " + o.Fail().Message
+				}
+			}
+			row = append(row, s)
+		}
+		got = append(got, row)
+	}
+	return got
+}
+
+func compare(t *testing.T, got, want [][]string) {
+	t.Helper()
+	for b := range want {
+		for i := range want[b] {
+			if got[b][i] != want[b][i] {
+				t.Errorf("batch %d record %d: got %s, want %s", b, i, got[b][i], want[b][i])
+			}
+		}
+	}
+}
+
 func TestCounter(t *testing.T) {
 	arkflow.ResetFakeState()
 	p, err := newCounter(arkflow.NewConfig([2]string{"key_field", "user"}))
@@ -36,31 +80,46 @@ func TestCounter(t *testing.T) {
 		{`{"key":"a","count":1}`, `{"key":"7","count":1}`, "fail invalid-input/no-key", `{"key":"a","count":2}`},
 		{`{"key":"k\"` + "\uFFFD" + `","count":1}`, `{"key":"a","count":3}`, "fail invalid-input/bad-json", "fail invalid-input/no-key"},
 	}
-	for b, records := range batches {
-		o := arkflow.NewOutcomes()
-		if err := p.Process(&arkflow.BatchContext{BatchId: uint64(b)}, arkflow.NewBatch(records...), o); err != nil {
-			t.Fatalf("batch %d: %v", b, err)
-		}
-		out, err := o.PerInput(len(records))
-		if err != nil {
-			t.Fatalf("batch %d: %v", b, err)
-		}
-		for i, o := range out {
-			var got string
-			switch o.Tag() {
-			case arkflow.OutcomeEmit:
-				got = string(o.Emit()[0].Value)
-			case arkflow.OutcomeFail:
-				got = "fail " + arkflow.ClassName(o.Fail().Class) + "/" + o.Fail().Code
-			}
-			if got != want[b][i] {
-				t.Errorf("batch %d record %d: got %s, want %s", b, i, got, want[b][i])
-			}
-		}
-	}
+	compare(t, outcomes(t, p, batches, false), want)
 	store, _ := arkflow.OpenStore("default")
 	if v, ok, _ := store.Get([]byte("a")); !ok || string(v) != string(arkflow.EncodeI64(3)) {
 		t.Errorf("stored count of a: %v", v)
+	}
+}
+
+// read: fields: the key comes from the host's utf8 column (here the fake host's), a record key
+// still wins; a mismatched record fails with bad-field and the host's reason.
+func TestCounterReadFields(t *testing.T) {
+	arkflow.ResetFakeState()
+	p, err := newCounter(arkflow.NewConfig([2]string{"key_field", "user"}, [2]string{"read", "fields"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches := [][]arkflow.RecordIn{
+		{record("", `{"user":"a"}`), record("", `{"user":7}`), record("", `{"x":1}`), record("", `{"user":"a\"b"}`)},
+		{record("k", `{"user":7}`), record("", `{"user":"a"}`), record("", `{"user":`), record("", ""), record("", `"a"`)},
+	}
+	want := [][]string{
+		{`{"key":"a","count":1}`, "fail invalid-input/bad-field: field `user`: a number where utf8 was declared",
+			"fail invalid-input/no-key: no string field `user`", `{"key":"a\"b","count":1}`},
+		{`{"key":"k","count":1}`, `{"key":"a","count":2}`, "fail invalid-input/bad-field: invalid JSON at byte 8: unexpected end of input",
+			"fail invalid-input/no-key: no string field `user`", "fail invalid-input/bad-field: invalid type: a string, expected a JSON object"},
+	}
+	compare(t, outcomes(t, p, batches, true), want)
+
+	// Without key_field nothing is declared: record keys only, as with read: json.
+	p, err = newCounter(arkflow.NewConfig([2]string{"read", "fields"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	compare(t, outcomes(t, p, [][]arkflow.RecordIn{{record("k", ""), record("", `{"user":"a"}`)}}, true),
+		[][]string{{`{"key":"k","count":2}`, "fail invalid-input/no-key: record has no key and no `key_field` value"}})
+}
+
+func TestCounterReadBogus(t *testing.T) {
+	_, err := newCounter(arkflow.NewConfig([2]string{"key_field", "user"}, [2]string{"read", "bogus"}))
+	if e := arkflow.AsError(err); err == nil || e.Class != arkflow.ClassConfig || e.Code != "bad-config" || e.Message != "config `read`: `bogus` (json or fields)" {
+		t.Errorf("read: bogus: %v", err)
 	}
 }
 

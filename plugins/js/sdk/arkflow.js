@@ -16,7 +16,8 @@
 // `length`, `get(i)`, iteration, `map`, `keys()`, `values()`). `processBatch` (and `onTimers`)
 // return one outcome per input (`emitOne(value)`, `emit(...)`, `pass(r)`, `drop()`, `fail(e)`) or
 // an `Outcomes` builder; values cross back as one buffer (batch.js). State: state.js (`Store`,
-// `StateCache` over `get-column` / `put-column`).
+// `StateCache` over `get-column` / `put-column`). Typed fields: fields.js (`declareFields` in
+// init, then `records.fields()` per batch: columns the host decoded from the JSON values).
 //
 // Contract (the Rust SDK's, see plugins/README.md):
 // - describe() comes from exportProcessor's fields (abi = ABI_VERSION, "0.2.0"; `keyBy`: see
@@ -40,6 +41,7 @@ import { jsonKey } from './json.js';
 export * from './errors.js';
 export { Batch, Record, Emit, Outcomes, toWit } from './batch.js';
 export { Store, StateCache, decodeI64, encodeI64 } from './state.js';
+export { FieldType, Fields, declareFields, Int64Column, Float64Column, BooleanColumn, Utf8Column } from './fields.js';
 export { JSON_MAX_DEPTH, bytesKey, escapeJson, jsonKey, validateJson } from './json.js';
 
 export const ABI_VERSION = '0.2.0';

@@ -5,6 +5,8 @@
 //   decoded up front: `keys()` / `values()` cut a whole column into `subarray` views (no copy) the
 //   first time they are asked for, and a `Record` (`batch.get(i)`, iterating, `batch.map(...)`) is
 //   a view of index `i` that reads them.
+// - `records.fields()`: the fields declared with `declareFields` (fields.js), decoded by the host
+//   for every record of the batch (one host call, made on the first ask).
 // - Outcomes: `processBatch` returns either an array with one outcome per input, in order, or an
 //   `Outcomes` builder. An outcome is a string / Uint8Array value (what `emitOne` returns: one
 //   record with the input's key and timestamp), `undefined` (`drop()`), a `PluginError`
@@ -20,6 +22,7 @@
 //   failing the same input, fails the call with `internal` `outcomes-out-of-order` /
 //   `outcomes-mixed`.
 import { PluginError, internal } from './errors.js';
+import { Fields } from './fields.js';
 
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
@@ -33,13 +36,18 @@ export function items(col, n) {
   const { data, ends, valid } = col;
   const out = new Array(n);
   let start = 0;
-  for (let i = 0; i < n; i++) {
-    const end = ends[i];
-    out[i] = data.subarray(start, end);
-    start = end;
-  }
-  if (valid.length > 0) {
-    for (let i = 0; i < n; i++) if ((valid[i >> 3] & (1 << (i & 7))) === 0) out[i] = undefined;
+  if (valid.length === 0) {
+    for (let i = 0; i < n; i++) {
+      const end = ends[i];
+      out[i] = data.subarray(start, end);
+      start = end;
+    }
+  } else { // no view for an absent item (a batch without record keys is common)
+    for (let i = 0; i < n; i++) {
+      const end = ends[i];
+      out[i] = (valid[i >> 3] & (1 << (i & 7))) !== 0 ? data.subarray(start, end) : undefined;
+      start = end;
+    }
   }
   return out;
 }
@@ -97,13 +105,15 @@ export class Batch {
     this._keys = undefined;
     this._values = undefined;
     this._headers = undefined;
+    this._fields = undefined;
   }
 
-  /** A batch of `{ key, value, timestampMs, headers: [[name, value]] }` (tests of plugin code). */
-  static of(records) {
+  /** A batch of `{ key, value, timestampMs, headers: [[name, value]] }` (tests of plugin code);
+   * `fields`: what `fields()` returns (a `Fields.fromRaw(...)`) instead of asking the host. */
+  static of(records, { fields } = {}) {
     const headers = [];
     records.forEach((r, i) => (r.headers ?? []).forEach(([k, v]) => headers.push([i, { key: k, value: bytesOf(v) }])));
-    return new Batch({
+    const batch = new Batch({
       keys: column(records.map((r) => bytesOf(r.key))),
       values: column(records.map((r) => bytesOf(r.value))),
       timestamps: BigInt64Array.from(records, (r) => BigInt(r.timestampMs ?? 0)),
@@ -111,6 +121,16 @@ export class Batch {
       offsets: new BigUint64Array(records.length),
       headers,
     });
+    batch._fields = fields;
+    return batch;
+  }
+
+  /** The fields declared with `declareFields` (fields.js), decoded by the host for every record
+   * of this batch: a `Fields`. The first call asks the host (`internal` / `fields` when it
+   * refuses, e.g. nothing was declared); later calls return the same object. */
+  fields() {
+    if (this._fields === undefined) this._fields = Fields.fetch();
+    return this._fields;
   }
 
   /** Every record's key (undefined when absent), as views cut once. */

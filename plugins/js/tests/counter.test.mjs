@@ -68,17 +68,75 @@ class FakeStore {
   }
 }
 
+/** The host's side of `fields.columns` for the JSON `values` (Uint8Array or undefined) of a batch
+ * and the declared [[name, type]]: typed columns, and the records that do not fit (reasons in the
+ * host's style; the counter passes them through). */
+const FIELD_TYPE = { boolean: 'boolean', int64: 'number', float64: 'number', utf8: 'string' };
+function decodeFields(values, declared) {
+  const n = values.length;
+  const got = declared.map(() => new Array(n).fill(undefined));
+  const mismatched = [];
+  values.forEach((v, i) => {
+    if (v === undefined) return;
+    let doc;
+    try {
+      doc = JSON.parse(dec.decode(v));
+    } catch {
+      doc = undefined;
+    }
+    if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+      mismatched.push([i, 'invalid type: expected a JSON object']);
+      return;
+    }
+    const row = [];
+    for (const [name, type] of declared) {
+      const x = Object.hasOwn(doc, name) ? doc[name] : null;
+      if (x !== null && (typeof x !== FIELD_TYPE[type] || (type === 'int64' && !Number.isInteger(x)))) {
+        mismatched.push([i, `field \`${name}\`: a ${Array.isArray(x) ? 'sequence' : typeof x} where ${type} was declared`]);
+        return;
+      }
+      row.push(x);
+    }
+    row.forEach((x, j) => (got[j][i] = x === null ? undefined : x));
+  });
+  const columns = declared.map(([, type], j) => {
+    const list = got[j];
+    const valid = new Uint8Array(Math.max(1, (n + 7) >> 3));
+    list.forEach((x, i) => x !== undefined && (valid[i >> 3] |= 1 << (i & 7)));
+    let val;
+    if (type === 'utf8') val = column(list.map((x) => (x === undefined ? bytes('') : bytes(x))));
+    else if (type === 'int64') val = BigInt64Array.from(list, (x) => BigInt(x ?? 0));
+    else if (type === 'float64') val = Float64Array.from(list, (x) => x ?? 0);
+    else {
+      val = new Uint8Array(valid.length);
+      list.forEach((x, i) => x && (val[i >> 3] |= 1 << (i & 7)));
+    }
+    return { valid, values: { tag: type, val } };
+  });
+  return { columns, mismatched };
+}
+
 let store;
 let logged;
+let host; // the fields import: what was declared, the running batch's values, calls to columns
 beforeEach(() => {
   store = new FakeStore();
   logged = [];
+  host = { declared: undefined, values: undefined, columnsCalls: 0 };
   globalThis.arkflowFake = {
     open: (name) => {
       assert.equal(name, 'default');
       return store;
     },
     log: (level, message) => logged.push([level, message]),
+    declare: (fields) => {
+      host.declared = fields.map((f) => [f.name, f.type]);
+    },
+    columns: () => {
+      host.columnsCalls++;
+      if (host.declared === undefined) throw Object.assign(new Error('fields'), { payload: 'fields.columns: no fields declared' });
+      return decodeFields(host.values, host.declared);
+    },
   };
 });
 
@@ -94,7 +152,10 @@ const batch = (records) => ({
 });
 const CTX = { batchId: 1n, keyGroup: 0, partition: 0, attempt: 0, checkpointEpoch: 1n };
 /** The raw outcomes of a batch of `records`. */
-const runRaw = (records) => processor.processBatch(CTX, batch(records));
+const runRaw = (records) => {
+  host.values = records.map((r) => r.value);
+  return processor.processBatch(CTX, batch(records));
+};
 /** One `{ tag: 'emit', val: [record] }` / `{ tag: 'fail', val: error }` / `{ tag: 'drop' }` per input. */
 const run = (records) => {
   const o = runRaw(records);
@@ -264,4 +325,76 @@ test('an unexpected exception is logged, then thrown', { skip: COMPONENT && 'nat
   assert.throws(() => run([rec('a')]), TypeError);
   assert.equal(logged[0][0], 'error');
   assert.match(logged[0][1], /TypeError: boom/);
+});
+
+test('config read: json (the default) or fields', () => {
+  assert.throws(() => init({ key_field: 'user', read: 'bogus' }), (e) => {
+    assert.deepEqual(e.payload, { class: 'config', code: 'bad-config', message: 'config `read`: `bogus` (json or fields)' });
+    return true;
+  });
+  init({ key_field: 'user', read: 'json' });
+  assert.equal(host.declared, undefined);
+  assert.deepEqual(values(run([rec(undefined, '{"user":7}'), rec(undefined, '{"user":"7"}')])),
+    ['{"key":"7","count":1}', '{"key":"7","count":2}']);
+  assert.equal(host.columnsCalls, 0);
+});
+
+test('read: fields takes key_field from the typed column', () => {
+  init({ key_field: 'user', read: 'fields' });
+  assert.deepEqual(host.declared, [['user', 'utf8']]);
+  store.data.set(hex(bytes('a')), i64(10));
+  const out = run([
+    rec(undefined, '{"id":1,"user":"a"}'),
+    rec('k', '{"user":"not this"}'), // the record key wins
+    rec(undefined, '{"id":-2,"user":7}'),
+    rec(undefined, '{"id":-1,"name":"no user"}'),
+    rec(undefined, '{"user":null}'),
+    rec(undefined, '[1]'),
+    rec(),
+    rec(undefined, '{"user":"q\\"é\\ud83d\\ude00"}'),
+    rec(undefined, '{"user":"a"}'),
+  ]);
+  assert.deepEqual(values(out), [
+    '{"key":"a","count":11}',
+    '{"key":"k","count":1}',
+    { class: 'invalid-input', code: 'bad-field', message: 'field `user`: a number where utf8 was declared' },
+    { class: 'invalid-input', code: 'no-key', message: 'no string field `user`' },
+    { class: 'invalid-input', code: 'no-key', message: 'no string field `user`' },
+    { class: 'invalid-input', code: 'bad-field', message: 'invalid type: expected a JSON object' },
+    { class: 'invalid-input', code: 'no-key', message: 'no string field `user`' },
+    '{"key":"q\\"é😀","count":1}',
+    '{"key":"a","count":12}',
+  ]);
+  assert.equal(host.columnsCalls, 1, 'one columns call per batch');
+  assert.deepEqual(store.calls, [
+    ['get-column', ['a', 'k', 'q"é😀']],
+    ['put-column', [['a', hex(i64(12))], ['k', hex(i64(1))], ['q"é😀', hex(i64(1))]]],
+  ]);
+  // No record key in the batch (the whole column in one pass).
+  assert.deepEqual(values(run([rec(undefined, '{"user":"b"}'), rec(undefined, '{"user":1.5}'), rec(undefined, '{}'), rec(undefined, '{"user":"a"}')])), [
+    '{"key":"b","count":1}',
+    { class: 'invalid-input', code: 'bad-field', message: 'field `user`: a number where utf8 was declared' },
+    { class: 'invalid-input', code: 'no-key', message: 'no string field `user`' },
+    '{"key":"a","count":13}',
+  ]);
+  assert.equal(host.columnsCalls, 2);
+});
+
+test('read: fields without key_field declares nothing', () => {
+  init({ read: 'fields' });
+  assert.equal(host.declared, undefined);
+  const [a, b] = run([rec('k'), rec(undefined, '{"user":"a"}')]);
+  assert.equal(values([a])[0], '{"key":"k","count":1}');
+  assert.equal(b.val.message, 'record has no key and no `key_field` value');
+  assert.equal(host.columnsCalls, 0);
+});
+
+test('read: fields, a declaration the host refuses refuses the plugin', () => {
+  globalThis.arkflowFake.declare = () => {
+    throw Object.assign(new Error('fields'), { payload: 'fields.declare: a field name is empty' });
+  };
+  assert.throws(() => init({ key_field: '', read: 'fields' }), (e) => {
+    assert.deepEqual(e.payload, { class: 'config', code: 'bad-fields', message: 'fields.declare: a field name is empty' });
+    return true;
+  });
 });

@@ -1,7 +1,9 @@
 // Stands in for every `arkflow:plugin/*` import in the unit tests (native, and of components
-// transpiled by jco). A test sets `globalThis.arkflowFake = { open(name), log(level, message) }`;
-// `open` returns an object with the store's methods, which the `Store` resource delegates to (jco
-// accepts only instances of the imported class as resource handles).
+// transpiled by jco). A test sets `globalThis.arkflowFake = { open(name), log(level, message) }`,
+// plus `declare(fields)` / `columns()` when it uses typed fields (an `err` is thrown as an Error
+// whose `payload` is the message, as the bindings do). `open` returns an object with the store's
+// methods, which the `Store` resource delegates to (jco accepts only instances of the imported
+// class as resource handles).
 export class Store {
   #impl;
 
@@ -32,3 +34,11 @@ export function log(level, message) {
 export function counterAdd() {}
 export function gaugeSet() {}
 export function histogramRecord() {}
+
+export function declare(fields) {
+  return globalThis.arkflowFake.declare(fields);
+}
+
+export function columns() {
+  return globalThis.arkflowFake.columns();
+}

@@ -22,7 +22,7 @@ sys.path[:0] = [_BINDINGS, os.path.join(HERE, "..", "sdk"), os.path.join(HERE, "
 import app  # noqa: E402  (registers the counter with arkflow.export)
 import arkflow  # noqa: E402
 from componentize_py_types import Err  # noqa: E402
-from wit_world.imports import log, state  # noqa: E402
+from wit_world.imports import fields as wit_fields, log, state  # noqa: E402
 from wit_world.imports.types import BatchContext, Column, ErrorClass, ValueFormat  # noqa: E402
 from arkflow.batch import column, items  # noqa: E402
 
@@ -52,6 +52,66 @@ class FakeStore:
         self.data.update(entries)
 
 
+class FakeFields:
+    """The host side of the `fields` import: `declare` records the declaration, `columns` decodes
+    the values of the batch being processed (set by the test) like the host does (a sketch of
+    host/src/processor/wasm/fields.rs: same layout, reasons in the same form)."""
+
+    KINDS = {wit_fields.FieldType.BOOLEAN: (bool,), wit_fields.FieldType.INT64: (int,),
+             wit_fields.FieldType.FLOAT64: (int, float), wit_fields.FieldType.UTF8: (str,)}
+    NAMES = {bool: "a boolean", int: "a number", float: "a number", str: "a string", dict: "an object", list: "an array"}
+
+    def __init__(self):
+        self.declared = None
+        self.values = []
+        self.calls = []
+
+    def declare(self, fields):
+        self.calls.append(("declare", [(f.name, f.type) for f in fields]))
+        names = [f.name for f in fields]
+        if len(set(names)) != len(names):
+            raise Err(f"fields.declare: field `{names[0]}` is declared twice")
+        self.declared = [(f.name, f.type) for f in fields]
+
+    def columns(self):
+        self.calls.append(("columns",))
+        if not self.declared:
+            raise Err("fields.columns: no fields declared")
+        n, mismatched = len(self.values), []
+        cols = [[None] * n for _ in self.declared]
+        for i, v in enumerate(self.values):
+            if v is None:
+                continue
+            doc = json.loads(v)
+            if not isinstance(doc, dict):
+                mismatched.append((i, "invalid type: not a JSON object, expected a JSON object"))
+                continue
+            row = []
+            for name, t in self.declared:
+                x = doc.get(name)
+                if x is not None and (type(x) not in self.KINDS[t] or (t != wit_fields.FieldType.BOOLEAN and type(x) is bool)):
+                    mismatched.append((i, f"field `{name}`: {self.NAMES[type(x)]} where {t.name.lower()} was declared"))
+                    break
+                row.append(x)
+            else:
+                for c, x in zip(cols, row):
+                    c[i] = x
+        bits = lambda xs: sum(1 << i for i, x in enumerate(xs) if x).to_bytes((n + 7) // 8 or 1, "little")  # noqa: E731
+        out = []
+        for (name, t), c in zip(self.declared, cols):
+            valid = bits([x is not None for x in c])
+            if t == wit_fields.FieldType.UTF8:
+                values = wit_fields.TypedValues_Utf8(column([(x or "").encode() for x in c]))
+            elif t == wit_fields.FieldType.BOOLEAN:
+                values = wit_fields.TypedValues_Boolean(bits([bool(x) for x in c]))
+            elif t == wit_fields.FieldType.INT64:
+                values = wit_fields.TypedValues_Int64([x or 0 for x in c])
+            else:
+                values = wit_fields.TypedValues_Float64([float(x or 0) for x in c])
+            out.append(wit_fields.TypedColumn(valid, values))
+        return wit_fields.Decoded(out, mismatched)
+
+
 def rec(key=None, value=None):
     return (key, value, 1_700_000_000_000)
 
@@ -75,19 +135,24 @@ class CounterTest(unittest.TestCase):
     def setUp(self):
         self.store = FakeStore()
         self.logged = []
+        self.fields = FakeFields()
         self._open, self._log = state.Store.open, log.log
+        self._declare, self._columns = wit_fields.declare, wit_fields.columns
         state.Store.open = classmethod(lambda cls, name: self.store if name == "default" else None)
         log.log = lambda level, message: self.logged.append((level, message))
+        wit_fields.declare, wit_fields.columns = self.fields.declare, self.fields.columns
         arkflow._instance = None
 
     def tearDown(self):
         state.Store.open, log.log = self._open, self._log
+        wit_fields.declare, wit_fields.columns = self._declare, self._columns
         arkflow._instance = None
 
     def init(self, *pairs, **config):
         PROCESSOR().init(list(pairs) + list(config.items()))
 
     def run_batch(self, records, raw=False):
+        self.fields.values = [r[1] for r in records]
         o = PROCESSOR().process_batch(CTX, arkflow.Batch.of(records).raw)
         return o if raw else outcomes(o, len(records))
 
@@ -171,6 +236,51 @@ class CounterTest(unittest.TestCase):
             '{"key":"é😀","count":1}',
             '{"key":"\ufffd\ufffdA","count":1}',
             '{"key":"\ufeffA","count":1}'])
+
+    def test_read_fields_takes_the_key_from_the_hosts_utf8_column(self):
+        self.init(key_field="user", read="fields")
+        self.assertEqual(self.fields.calls, [("declare", [("user", wit_fields.FieldType.UTF8)])])
+        docs = [b'{"user":"a"}', b'{"id":1,"user":"\\u00e9"}', b'{"user":"a","x":[1]}']
+        self.assertEqual(self.run_batch([rec(value=d) for d in docs]),
+                         ['{"key":"a","count":1}', '{"key":"é","count":1}', '{"key":"a","count":2}'])
+        self.assertEqual(self.fields.calls[1:], [("columns",)], "one host call per batch")
+        self.assertEqual(self.store.calls[0], ("get-column", [b"a", "é".encode()]))
+
+    def test_read_fields_failures_and_record_keys(self):
+        self.init(key_field="user", read="fields")
+        out = self.run_batch([rec(value=b'{"user":7}'), rec(value=b'{"name":"no user"}'), rec(b"k", b'{"user":7}'),
+                              rec(value=b'[1]'), rec(value=None), rec(value=b'{"user":null}'), rec(value=b'{"user":"b"}')])
+        self.assertEqual([(o.class_, o.code, o.message) for o in out[:2]], [
+            (ErrorClass.INVALID_INPUT, "bad-field", "field `user`: a number where utf8 was declared"),
+            (ErrorClass.INVALID_INPUT, "no-key", "no string field `user`")])
+        self.assertEqual(out[2], '{"key":"k","count":1}', "the record key first, as before")
+        self.assertEqual((out[3].code, out[3].message), ("bad-field", "invalid type: not a JSON object, expected a JSON object"))
+        self.assertEqual([(o.code, o.message) for o in out[4:6]], [("no-key", "no string field `user`")] * 2)
+        self.assertEqual(out[6], '{"key":"b","count":1}')
+        # Every record with a key: the fields are still fetched once (as the Rust counter does).
+        self.fields.calls.clear()
+        self.assertEqual(self.run_batch([rec(b"k", b'{"user":"z"}')]), ['{"key":"k","count":2}'])
+        self.assertEqual(self.fields.calls, [("columns",)])
+
+    def test_read_json_is_the_default_and_counts_a_number_as_its_text(self):
+        for read in ((), (("read", "json"),)):
+            self.init(("key_field", "user"), *read)
+            self.assertEqual(self.run_batch([rec(value=b'{"user":7}')])[0].split(",")[0], '{"key":"7"')
+            self.assertEqual(self.fields.calls, [], "no fields declared or fetched")
+
+    def test_read_fields_without_key_field_declares_nothing(self):
+        self.init(read="fields")
+        [o] = self.run_batch([rec(value=b'{"user":"a"}')])
+        self.assertEqual((o.code, o.message), ("no-key", "record has no key and no `key_field` value"))
+        self.assertEqual(self.fields.calls, [])
+
+    def test_an_unknown_read_is_refused_at_init(self):
+        with self.assertRaises(Err) as e:
+            self.init(key_field="user", read="bogus")
+        err = e.exception.value
+        self.assertEqual((err.class_, err.code, err.message),
+                         (ErrorClass.CONFIG, "bad-config", "config `read`: `bogus` (json or fields)"))
+        self.assertEqual(self.store.calls, [])
 
     def test_state_errors_fail_the_batch_with_class_state(self):
         self.init()
@@ -296,6 +406,78 @@ class SdkTest(unittest.TestCase):
             with self.assertRaises(arkflow.Error) as e:
                 o.finish(2)
             self.assertEqual(e.exception.code, code)
+
+class FieldsTest(unittest.TestCase):
+    def setUp(self):
+        self.host = FakeFields()
+        self._declare, self._columns = wit_fields.declare, wit_fields.columns
+        wit_fields.declare, wit_fields.columns = self.host.declare, self.host.columns
+
+    def tearDown(self):
+        wit_fields.declare, wit_fields.columns = self._declare, self._columns
+
+    def test_columns_are_read_by_name_and_type(self):
+        raw = wit_fields.Decoded([
+            wit_fields.TypedColumn(bytes([0b101]), wit_fields.TypedValues_Int64([7, 0, -2])),
+            wit_fields.TypedColumn(bytes([0b011]), wit_fields.TypedValues_Utf8(Column(b"abc", [1, 3, 3], b""))),
+            wit_fields.TypedColumn(bytes([0b110]), wit_fields.TypedValues_Boolean(bytes([0b010]))),
+            wit_fields.TypedColumn(bytes([0b001]), wit_fields.TypedValues_Float64([1.5, 0.0, 0.0])),
+        ], [(2, "field `s`: a number where utf8 was declared")])
+        f = arkflow.Fields(raw, [("n", arkflow.fields.INT64), ("s", "utf8"), ("b", arkflow.FieldType.BOOLEAN), ("x", "float64")])
+        n, s, b, x = f.int64("n"), f.utf8("s"), f.boolean("b"), f.float64("x")
+        self.assertEqual([n.get(i) for i in range(3)], [7, None, -2])
+        self.assertEqual([s.get(i) for i in range(3)], ["a", "bc", None])
+        self.assertEqual([s.get_bytes(i) for i in range(3)], [b"a", b"bc", None])
+        self.assertEqual([b.get(i) for i in range(3)], [None, True, False])
+        self.assertEqual([x.get(i) for i in range(3)], [1.5, None, None])
+        self.assertEqual((n.to_list(), s.to_list(), s.to_bytes_list(), b.to_list(), list(x)),
+                         ([7, None, -2], ["a", "bc", None], [b"a", b"bc", None], [None, True, False], [1.5, None, None]))
+        self.assertEqual((len(f), len(n), len(s), len(b), len(x)), (3, 3, 3, 3, 3))
+        self.assertEqual(s.data, b"abc", "a view over the lifted buffer")
+        for ask in (lambda: f.float64("n"), lambda: f.int64("zz"), lambda: f.utf8("b")):
+            with self.assertRaises(arkflow.Error) as e:
+                ask()
+            self.assertEqual((e.exception.class_, e.exception.code), (ErrorClass.INTERNAL, "undeclared-field"))
+        self.assertEqual(e.exception.message, "field `b` was not declared as utf8 (arkflow.fields.declare)")
+        self.assertEqual((f.mismatch(2), f.mismatch(1), f.mismatched), ("field `s`: a number where utf8 was declared", None,
+                                                                        [(2, "field `s`: a number where utf8 was declared")]))
+
+    def test_bitmaps_past_one_byte_and_all_valid(self):
+        n = 21
+        absent = {0, 8, 9, 20}
+        valid = sum(1 << i for i in range(n) if i not in absent).to_bytes(3, "little")
+        col = arkflow.Int64Column(valid, list(range(n)))
+        self.assertEqual(col.to_list(), [None if i in absent else i for i in range(n)])
+        self.assertEqual([col.get(i) for i in range(n)], col.to_list())
+        full = arkflow.Utf8Column(b"\xff" * 3, b"x" * n, list(range(1, n + 1)))
+        self.assertEqual(full.to_bytes_list(), [b"x"] * n)
+        self.assertEqual(arkflow.Utf8Column(b"\x00", b"", []).to_list(), [])
+
+    def test_declare_and_batch_fields(self):
+        arkflow.fields.declare({"user": "utf8", "n": arkflow.fields.INT64})
+        self.assertEqual(self.host.calls, [("declare", [("user", wit_fields.FieldType.UTF8), ("n", wit_fields.FieldType.INT64)])])
+        self.host.values = [b'{"user":"a","n":1}', b'{"n":"x"}', None]
+        b = arkflow.Batch.of([(None, v) for v in self.host.values])
+        f = b.fields()
+        self.assertIs(b.fields(), f, "fetched once per batch")
+        self.assertEqual(self.host.calls[1:], [("columns",)])
+        self.assertEqual((f.utf8("user").to_list(), f.int64("n").to_list()), (["a", None, None], [1, None, None]))
+        self.assertEqual(f.mismatch(1), "field `n`: a string where int64 was declared")
+        # A test can hand the batch its fields.
+        self.assertIs(arkflow.Batch.of([(b"k", b"{}")], fields=f).fields(), f)
+        for bad, msg in [([("a", "utf8"), ("a", "int64")], "fields.declare: field `a` is declared twice"),
+                         ([("a", "text")], "field `a`: type must be boolean, int64, float64 or utf8")]:
+            with self.assertRaises(arkflow.Error) as e:
+                arkflow.fields.declare(bad)
+            self.assertEqual((e.exception.class_, e.exception.code, e.exception.message), (ErrorClass.CONFIG, "bad-fields", msg))
+        self.host.values = [b'{"user":"z"}']
+        self.assertEqual(arkflow.Batch.of([(None, b"{}")]).fields().utf8("user").get(0), "z", "a refused declaration keeps the last")
+        self.host.declared = None
+        with self.assertRaises(arkflow.Error) as e:
+            arkflow.Batch.of([(None, b"{}")]).fields()
+        self.assertEqual((e.exception.class_, e.exception.code, e.exception.message),
+                         (ErrorClass.INTERNAL, "fields", "fields.columns: no fields declared"))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -119,6 +119,12 @@ impl Batch {
         (0..self.len()).map(|i| self.get(i))
     }
 
+    /// The fields declared with [`fields::declare`](crate::fields::declare), decoded by the host
+    /// for every record of this batch (one host call; call it once per batch).
+    pub fn fields(&self) -> Result<crate::fields::Fields, Error> {
+        crate::fields::Fields::fetch()
+    }
+
     /// Owned copies of every record.
     pub fn to_records(&self) -> Vec<RecordIn> {
         self.iter().map(|r| r.to_owned()).collect()

@@ -10,6 +10,9 @@
 //!   ([`Batch`]) and writes what each became into [`Outcomes`] (nothing copied or allocated per
 //!   record). Its default copies the batch into owned records and calls
 //!   [`Processor::process_batch`] (one [`Outcome`] per record), the simpler API: implement one.
+//! - Typed fields: [`fields::declare`] in `init`, then [`Batch::fields`] per batch: the host
+//!   decodes the declared top-level JSON fields of every record into typed columns. A plugin
+//!   that never declares does not import `arkflow:plugin/fields`.
 //! - Timers: [`timers::register`] / [`timers::delete`] during a call, and
 //!   [`Processor::on_timers`] when they fire. A plugin that never registers a timer does not
 //!   import `arkflow:plugin/timers` (the linker drops the unused import), so the host treats it as
@@ -36,6 +39,7 @@ pub mod arena;
 pub mod batch;
 pub mod codec;
 pub mod config;
+pub mod fields;
 pub mod json;
 pub mod log;
 pub mod state;
@@ -85,6 +89,7 @@ pub const ABI_VERSION: &str = "0.2.0";
 /// Everything a plugin usually needs: `use arkflow_plugin_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::codec::{decode_i64, encode_i64};
+    pub use crate::fields::{self, FieldType, Fields};
     pub use crate::json::{self, JsonValue};
     pub use crate::{
         export_processor, metrics, timers, Batch, BatchContext, CheckpointContext, Config, Error, ErrorClass, Header, Info, Outcome, Outcomes, Processor,

@@ -13,8 +13,23 @@
 //! (plugin.c, generated from wit/ at build time for the world `timed-plugin` under the name
 //! `plugin`, and compiled in) calls, and wraps the imports: `Store` (state), `registerTimer` /
 //! `deleteTimer` / `watermark` / `now` (timers; a plugin that never calls them does not import
-//! them), `log`, `metrics`. Behaviour mirrors the Rust SDK (plugins/sdk): same JSON rules and messages, same
-//! escaping, same state-cache order.
+//! them), `log`, `metrics`, and typed fields (`declareFields` in init, `Batch.fields` per batch:
+//! the host decodes the declared top-level JSON fields of every record into typed columns; a
+//! plugin that never declares does not import them). Behaviour mirrors the Rust SDK
+//! (plugins/sdk): same JSON rules and messages, same escaping, same state-cache order.
+//!
+//! Typed fields, in short:
+//!
+//!     // init:
+//!     try ak.declareFields(&.{.{ .name = "user", .type = .utf8 }});
+//!     // processBatch:
+//!     const f = try batch.fields(); // one host call; freed when processBatch returns
+//!     const users = try f.utf8("user"); // also int64 / float64 / boolean
+//!     for (0..batch.len()) |i| {
+//!         if (f.mismatch(i)) |why| { batch.fail(i, ak.invalidInput("bad-field", why)); continue; }
+//!         const user = users.get(i) orelse { batch.drop(i); continue; }; // missing, null, no value
+//!         ...
+//!     }
 //!
 //! Errors: a WIT `error` carries class/code/message, which a Zig error cannot. Fallible SDK calls
 //! return `Failure!T` (`error.Failed`) and park the details; `takeError()` hands them over (the
@@ -825,6 +840,7 @@ pub const Batch = struct {
     outcomes: []Outcome,
     keys_: ?[]?[]const u8 = null,
     owned_: ?[]?[]u8 = null,
+    fields_: ?Fields = null,
     values_: Buf = .{},
     mark_: usize = 0,
 
@@ -847,6 +863,15 @@ pub const Batch = struct {
         self.keys_ = ks;
         self.owned_ = owned;
         return ks;
+    }
+
+    /// The fields declared with `declareFields` (in init), decoded by the host for every record
+    /// of this batch: one host call the first time, the same view after; it lives until
+    /// processBatch returns (nothing to free). Failed with internal/"fields" when the host
+    /// refuses (nothing declared).
+    pub fn fields(self: *Batch) Failure!*const Fields {
+        if (self.fields_ == null) self.fields_ = try Fields.fetch();
+        return &self.fields_.?;
     }
 
     /// The fastest emit: append record i's output value to the returned buffer, then call
@@ -900,6 +925,7 @@ pub const Batch = struct {
             freeSlice(owned);
         }
         if (self.keys_) |k| freeSlice(k);
+        if (self.fields_) |*f| f.deinit();
         self.values_.deinit();
     }
 };
@@ -1126,6 +1152,223 @@ fn packOutcomes(outcomes: []Outcome, spans: ?*Buf, ret: *c.arkflow_plugin_types_
     ret.failed = .{ .ptr = if (fails == 0) null else failed.ptr, .len = fails };
     freeSlice(outcomes);
 }
+
+// =================================== typed fields ===================================
+
+// The `fields` import: the plugin declares the top-level JSON fields it reads (declareFields, in
+// init) and the host decodes them for every record of a batch into typed columns
+// (Batch.fields): no JSON is parsed in the guest. The columns are views over the lifted buffers
+// (nothing copied, nothing allocated per record). A plugin that never declares does not import
+// arkflow:plugin/fields (the linker drops the unused import).
+
+/// The type a field is read as (WIT `field-type`): boolean (JSON true/false), int64 (a JSON
+/// integer, no fraction or exponent, within the i64 range), float64 (any JSON number, as the
+/// nearest f64), utf8 (a JSON string, escapes decoded).
+pub const FieldType = enum(u8) {
+    boolean = c.ARKFLOW_PLUGIN_FIELDS_FIELD_TYPE_BOOLEAN,
+    int64 = c.ARKFLOW_PLUGIN_FIELDS_FIELD_TYPE_INT64,
+    float64 = c.ARKFLOW_PLUGIN_FIELDS_FIELD_TYPE_FLOAT64,
+    utf8 = c.ARKFLOW_PLUGIN_FIELDS_FIELD_TYPE_UTF8,
+};
+
+/// One field to read: a top-level member name of the records' JSON objects, and its type.
+pub const Field = struct { name: []const u8, type: FieldType };
+
+// The declaration in force (a copy: names back to back in one buffer), in the host's column order.
+var declared_fields: []Field = &.{};
+var declared_names: []u8 = &.{};
+
+/// Declares the fields `Batch.fields` returns, replacing an earlier declaration; call it in init
+/// (not while a batch's `Fields` is in use: they look columns up in the declaration).
+/// The host checks the list (at most 64 fields, names non-empty and unique): Failed with
+/// config/"bad-fields" and the host's reason otherwise (the earlier declaration stays).
+///
+///     try ak.declareFields(&.{ .{ .name = "user", .type = .utf8 }, .{ .name = "n", .type = .int64 } });
+pub fn declareFields(list_: []const Field) Failure!void {
+    const arg = alloc(c.arkflow_plugin_fields_field_t, list_.len);
+    defer freeSlice(arg);
+    var total: usize = 0;
+    for (list_, 0..) |f, i| {
+        arg[i] = .{ .name = .{ .ptr = @constCast(f.name.ptr), .len = f.name.len }, .type = @intFromEnum(f.type) };
+        total += f.name.len;
+    }
+    var l: c.arkflow_plugin_fields_list_field_t = .{ .ptr = if (arg.len == 0) null else arg.ptr, .len = arg.len };
+    var err: c.plugin_string_t = undefined;
+    if (!c.arkflow_plugin_fields_declare(&l, &err)) {
+        const e = Error.init(.config, "bad-fields", bytes(err));
+        c.plugin_string_free(&err);
+        return fail(e);
+    }
+    const fs = alloc(Field, list_.len);
+    const names = alloc(u8, total);
+    var at: usize = 0;
+    for (list_, 0..) |f, i| {
+        @memcpy(names[at..][0..f.name.len], f.name);
+        fs[i] = .{ .name = names[at..][0..f.name.len], .type = f.type };
+        at += f.name.len;
+    }
+    freeSlice(declared_fields);
+    freeSlice(declared_names);
+    declared_fields = fs;
+    declared_names = names;
+}
+
+/// The fields declared now (what `declareFields` last accepted).
+pub fn declaredFields() []const Field {
+    return declared_fields;
+}
+
+/// Bit i of an LSB-first bitmap (false past its end).
+inline fn bitAt(bits: []const u8, i: usize) bool {
+    return i / 8 < bits.len and (bits[i / 8] >> @intCast(i % 8)) & 1 != 0;
+}
+
+/// An int64 column: `get(i)` is record i's value, or null where the record lacks the field
+/// (missing, `null`, no value, or mismatched). `values[i]` is a default where `valid` is clear.
+pub const Int64Column = struct {
+    valid: []const u8 = &.{},
+    values: []const i64 = &.{},
+    pub fn get(self: Int64Column, i: usize) ?i64 {
+        return if (bitAt(self.valid, i) and i < self.values.len) self.values[i] else null;
+    }
+};
+
+/// A float64 column (as Int64Column).
+pub const Float64Column = struct {
+    valid: []const u8 = &.{},
+    values: []const f64 = &.{},
+    pub fn get(self: Float64Column, i: usize) ?f64 {
+        return if (bitAt(self.valid, i) and i < self.values.len) self.values[i] else null;
+    }
+};
+
+/// A boolean column: `values` is a bitmap like `valid`.
+pub const BooleanColumn = struct {
+    valid: []const u8 = &.{},
+    values: []const u8 = &.{},
+    pub fn get(self: BooleanColumn, i: usize) ?bool {
+        return if (bitAt(self.valid, i)) bitAt(self.values, i) else null;
+    }
+};
+
+/// A utf8 column in Arrow's layout: item i is data[ends[i-1]..ends[i]] (ends[-1] = 0). `get(i)`
+/// is a view into `data` (valid until processBatch returns); the host sends only valid UTF-8.
+pub const Utf8Column = struct {
+    valid: []const u8 = &.{},
+    data: []const u8 = &.{},
+    ends: []const u32 = &.{},
+    pub fn get(self: Utf8Column, i: usize) ?[]const u8 {
+        if (!bitAt(self.valid, i) or i >= self.ends.len) return null;
+        const start: usize = if (i == 0) 0 else self.ends[i - 1];
+        const end: usize = self.ends[i];
+        if (end < start or end > self.data.len) return null;
+        return self.data[start..end];
+    }
+};
+
+/// A record whose value did not fit the declaration, and the host's reason (which names the
+/// field).
+pub const Mismatch = struct { index: usize, reason: []const u8 };
+
+/// The declared fields of one batch (`Batch.fields`): one column per declared field, looked up by
+/// name and type (`int64`, `float64`, `boolean`, `utf8`; look a column up once per batch, not per
+/// record), and the records that did not fit the declaration (`mismatch`). Asking for a name not
+/// declared with that type is Failed with internal/"undeclared-field".
+pub const Fields = struct {
+    raw: c.arkflow_plugin_fields_decoded_t,
+    declared: []const Field,
+    owned: bool = true,
+
+    fn fetch() Failure!Fields {
+        var raw: c.arkflow_plugin_fields_decoded_t = undefined;
+        var err: c.plugin_string_t = undefined;
+        if (!c.arkflow_plugin_fields_columns(&raw, &err)) {
+            const e = Error.init(.internal, "fields", bytes(err));
+            c.plugin_string_free(&err);
+            return fail(e);
+        }
+        return .{ .raw = raw, .declared = declared_fields };
+    }
+
+    /// What the host would return for `declared` (borrowed, not freed: for unit tests of plugin
+    /// code).
+    pub fn fromRaw(raw: c.arkflow_plugin_fields_decoded_t, declared: []const Field) Fields {
+        return .{ .raw = raw, .declared = declared, .owned = false };
+    }
+
+    fn column(self: *const Fields, name: []const u8, t: FieldType) Failure!*const c.arkflow_plugin_fields_typed_column_t {
+        for (self.declared, 0..) |f, j| {
+            if (f.type != t or !std.mem.eql(u8, f.name, name)) continue;
+            if (j >= self.raw.columns.len) break;
+            const col = &bytes(self.raw.columns)[j];
+            if (col.values.tag != @intFromEnum(t)) break;
+            return col;
+        }
+        var m = Buf{};
+        m.appendSlice("field `");
+        m.appendSlice(name);
+        m.appendSlice("` was not declared as ");
+        m.appendSlice(@tagName(t));
+        m.appendSlice(" (ak.declareFields)");
+        return fail(errorFromBuf(.internal, "undeclared-field", &m));
+    }
+
+    /// The int64 column of the field `name`.
+    pub fn int64(self: *const Fields, name: []const u8) Failure!Int64Column {
+        const col = try self.column(name, .int64);
+        return .{ .valid = bytes(col.valid), .values = bytes(col.values.val.int64) };
+    }
+
+    /// The float64 column of the field `name`.
+    pub fn float64(self: *const Fields, name: []const u8) Failure!Float64Column {
+        const col = try self.column(name, .float64);
+        return .{ .valid = bytes(col.valid), .values = bytes(col.values.val.float64) };
+    }
+
+    /// The boolean column of the field `name`.
+    pub fn boolean(self: *const Fields, name: []const u8) Failure!BooleanColumn {
+        const col = try self.column(name, .boolean);
+        return .{ .valid = bytes(col.valid), .values = bytes(col.values.val.boolean) };
+    }
+
+    /// The utf8 column of the field `name`.
+    pub fn utf8(self: *const Fields, name: []const u8) Failure!Utf8Column {
+        const col = try self.column(name, .utf8);
+        const v = &col.values.val.utf8;
+        return .{ .valid = bytes(col.valid), .data = bytes(v.data), .ends = bytes(v.ends) };
+    }
+
+    /// The reason record i did not fit the declaration (its value is not a JSON object, or a
+    /// declared field holds another type), or null. A binary search of the (ascending) list.
+    pub fn mismatch(self: *const Fields, i: usize) ?[]const u8 {
+        const ms = bytes(self.raw.mismatched);
+        var lo: usize = 0;
+        var hi: usize = ms.len;
+        while (lo < hi) {
+            const mid = lo + (hi - lo) / 2;
+            if (ms[mid].f0 == i) return bytes(ms[mid].f1);
+            if (ms[mid].f0 < i) lo = mid + 1 else hi = mid;
+        }
+        return null;
+    }
+
+    /// How many records did not fit the declaration.
+    pub fn mismatchCount(self: *const Fields) usize {
+        return self.raw.mismatched.len;
+    }
+
+    /// The k-th of them (k < mismatchCount()), in ascending record order.
+    pub fn mismatchAt(self: *const Fields, k: usize) Mismatch {
+        const m = bytes(self.raw.mismatched)[k];
+        return .{ .index = m.f0, .reason = bytes(m.f1) };
+    }
+
+    /// Frees what the host returned (Batch.fields does it for you).
+    pub fn deinit(self: *Fields) void {
+        if (self.owned) c.arkflow_plugin_fields_decoded_free(&self.raw);
+        self.owned = false;
+    }
+};
 
 // ===================================== timers =====================================
 
@@ -1848,4 +2091,118 @@ pub fn exportProcessor(comptime P: type) void {
     @export(&G.processBatch, .{ .name = "exports_arkflow_plugin_processor_process_batch" });
     @export(&G.onCheckpoint, .{ .name = "exports_arkflow_plugin_processor_on_checkpoint" });
     @export(&G.onTimers, .{ .name = "exports_arkflow_plugin_timer_handler_on_timers" });
+}
+
+// ====================================== tests ======================================
+// `zig test` natively (plugins/zig/build.sh runs them): only code that calls no host import.
+
+// The native tests link no generated glue (plugin.c calls wasm imports): stand-ins for the
+// free functions the code under test references.
+const TestGlue = struct {
+    fn errorFree(e: *c.arkflow_plugin_types_error_t) callconv(.c) void {
+        if (e.code.len != 0) std.c.free(e.code.ptr);
+        if (e.message.len != 0) std.c.free(e.message.ptr);
+    }
+    fn decodedFree(_: *c.arkflow_plugin_fields_decoded_t) callconv(.c) void {
+        @panic("the tests' Fields are borrowed (fromRaw): nothing to free");
+    }
+};
+comptime {
+    if (@import("builtin").is_test) {
+        @export(&TestGlue.errorFree, .{ .name = "arkflow_plugin_types_error_free" });
+        @export(&TestGlue.decodedFree, .{ .name = "arkflow_plugin_fields_decoded_free" });
+    }
+}
+
+fn testDropError(e: Error) void {
+    var m = e;
+    m.deinit();
+}
+
+test "typed fields: columns by name and type, absent items, mismatch reasons" {
+    const t = std.testing;
+    var ints = [_]i64{ 7, 0, -2 };
+    var floats = [_]f64{ 1.5, 0, 0 };
+    var text = "abc".*;
+    var ends = [_]u32{ 1, 3, 3 };
+    var v_n = [_]u8{0b101};
+    var v_s = [_]u8{0b011};
+    var v_b = [_]u8{0b110};
+    var v_f = [_]u8{0b001};
+    var b_vals = [_]u8{0b010};
+    var cols = [_]c.arkflow_plugin_fields_typed_column_t{
+        .{ .valid = list(&v_n), .values = .{ .tag = c.ARKFLOW_PLUGIN_FIELDS_TYPED_VALUES_INT64, .val = .{ .int64 = .{ .ptr = &ints, .len = 3 } } } },
+        .{ .valid = list(&v_s), .values = .{ .tag = c.ARKFLOW_PLUGIN_FIELDS_TYPED_VALUES_UTF8, .val = .{ .utf8 = .{ .data = list(&text), .ends = .{ .ptr = &ends, .len = 3 } } } } },
+        .{ .valid = list(&v_b), .values = .{ .tag = c.ARKFLOW_PLUGIN_FIELDS_TYPED_VALUES_BOOLEAN, .val = .{ .boolean = list(&b_vals) } } },
+        .{ .valid = list(&v_f), .values = .{ .tag = c.ARKFLOW_PLUGIN_FIELDS_TYPED_VALUES_FLOAT64, .val = .{ .float64 = .{ .ptr = &floats, .len = 3 } } } },
+    };
+    var why2 = "field `s`: a number where utf8 was declared".*;
+    var why5 = "not a JSON object".*;
+    var mism = [_]c.plugin_tuple2_u32_string_t{
+        .{ .f0 = 2, .f1 = .{ .ptr = &why2, .len = why2.len } },
+        .{ .f0 = 5, .f1 = .{ .ptr = &why5, .len = why5.len } },
+    };
+    const raw: c.arkflow_plugin_fields_decoded_t = .{ .columns = .{ .ptr = &cols, .len = cols.len }, .mismatched = .{ .ptr = &mism, .len = mism.len } };
+    const declared = [_]Field{ .{ .name = "n", .type = .int64 }, .{ .name = "s", .type = .utf8 }, .{ .name = "b", .type = .boolean }, .{ .name = "f", .type = .float64 } };
+    var f = Fields.fromRaw(raw, &declared);
+    defer f.deinit(); // borrowed: frees nothing
+
+    const n = try f.int64("n");
+    try t.expectEqual(@as(?i64, 7), n.get(0));
+    try t.expectEqual(@as(?i64, null), n.get(1));
+    try t.expectEqual(@as(?i64, -2), n.get(2));
+    try t.expectEqual(@as(?i64, null), n.get(9)); // past the batch
+
+    const s = try f.utf8("s");
+    try t.expectEqualStrings("a", s.get(0).?);
+    try t.expectEqualStrings("bc", s.get(1).?);
+    try t.expect(s.get(2) == null);
+    try t.expect(s.get(0).?.ptr == @as([*]const u8, &text)); // a view, not a copy
+
+    const b = try f.boolean("b");
+    try t.expectEqual(@as(?bool, null), b.get(0));
+    try t.expectEqual(@as(?bool, true), b.get(1));
+    try t.expectEqual(@as(?bool, false), b.get(2));
+
+    const fl = try f.float64("f");
+    try t.expectEqual(@as(?f64, 1.5), fl.get(0));
+    try t.expectEqual(@as(?f64, null), fl.get(1));
+
+    // Declared as int64, asked as float64; never declared.
+    try t.expectError(error.Failed, f.float64("n"));
+    var e = takeError();
+    try t.expectEqual(ErrorClass.internal, e.errorClass());
+    try t.expectEqualStrings("undeclared-field", e.code());
+    try t.expectEqualStrings("field `n` was not declared as float64 (ak.declareFields)", e.message());
+    testDropError(e);
+    try t.expectError(error.Failed, f.utf8("zz"));
+    e = takeError();
+    try t.expectEqualStrings("undeclared-field", e.code());
+    testDropError(e);
+
+    try t.expectEqualStrings("field `s`: a number where utf8 was declared", f.mismatch(2).?);
+    try t.expectEqualStrings("not a JSON object", f.mismatch(5).?);
+    try t.expect(f.mismatch(1) == null);
+    try t.expect(f.mismatch(3) == null);
+    try t.expect(f.mismatch(6) == null);
+    try t.expectEqual(@as(usize, 2), f.mismatchCount());
+    try t.expectEqual(@as(usize, 5), f.mismatchAt(1).index);
+    try t.expectEqualStrings("not a JSON object", f.mismatchAt(1).reason);
+}
+
+test "typed fields: an empty batch and a column shorter than asked" {
+    const t = std.testing;
+    const declared = [_]Field{.{ .name = "u", .type = .utf8 }};
+    // The host returned fewer columns than declared (or none): the name reads as undeclared.
+    var f = Fields.fromRaw(std.mem.zeroes(c.arkflow_plugin_fields_decoded_t), &declared);
+    try t.expectError(error.Failed, f.utf8("u"));
+    testDropError(takeError());
+    try t.expect(f.mismatch(0) == null);
+    try t.expectEqual(@as(usize, 0), f.mismatchCount());
+    // Views of empty columns read as absent everywhere.
+    const empty = Utf8Column{};
+    try t.expect(empty.get(0) == null);
+    const bad = Utf8Column{ .valid = &.{0xff}, .data = "ab", .ends = &.{ 1, 5 } }; // end past data
+    try t.expectEqualStrings("a", bad.get(0).?);
+    try t.expect(bad.get(1) == null);
 }

@@ -84,6 +84,10 @@ pub struct HostCtx {
     pub(super) timers_added: Vec<Vec<u8>>,
     /// The stream's watermark as the instance last saw it (`timers.watermark`).
     pub(super) watermark: i64,
+    /// The fields the plugin declared (`fields.declare`).
+    pub(super) declared: super::fields::Declared,
+    /// Those fields of the running `process-batch` call's records (`fields.columns`).
+    pub(super) decoded: Option<super::bindings::v02::arkflow::plugin::fields::Decoded>,
 }
 
 impl HostCtx {
@@ -125,6 +129,8 @@ impl HostCtx {
             stage: 0,
             timers_added: Vec::new(),
             watermark: i64::MIN,
+            declared: Default::default(),
+            decoded: None,
         }
     }
 

@@ -1,8 +1,9 @@
-//! The WIT import traits (`state`, `timers`, `log`, `metrics`) of both ABIs, implemented on
+//! The WIT import traits (`state`, `timers`, `log`, `metrics`; 0.2.0's `fields` too) of both ABIs, implemented on
 //! [`HostCtx`]. The two packages' traits differ only in their module path (0.2.0 adds the column
 //! calls of `store`), so one macro writes both from the same bodies, which delegate to `HostCtx`.
 
 use super::columns::{Cols, ColumnBuf};
+use super::fields::Declared;
 use super::obs::Op;
 use super::resource::StoreRes;
 use super::HostCtx;
@@ -171,4 +172,24 @@ mod v02 {
             Ok(self.with_scope(&store, |s, id| (0..k.len()).try_for_each(|i| s.put(id, k.bytes(i).to_vec(), v.bytes(i).to_vec()))).map_err(to_wit))
         }
     });
+
+    impl p::fields::Host for HostCtx {
+        fn declare(&mut self, fields: Vec<p::fields::Field>) -> Result<(), String> {
+            self.declared = Declared::new(fields)?;
+            // The running call's columns were decoded for the old declaration.
+            self.decoded = None;
+            Ok(())
+        }
+
+        fn columns(&mut self) -> Result<p::fields::Decoded, String> {
+            match &self.decoded {
+                Some(d) => Ok(d.clone()),
+                None if self.declared.is_empty() => Err("fields.columns: no fields are declared (call fields.declare in init)".into()),
+                None => {
+                    Err("fields.columns: called outside process-batch, or after fields.declare in the same call (a declaration applies from the next batch)"
+                        .into())
+                }
+            }
+        }
+    }
 }

@@ -275,11 +275,13 @@ impl WasmProcessor {
             data.batch_id = self.batch_id;
             data.timers_added.clear();
             data.watermark = self.timers.watermark();
+            data.decoded = (!data.declared.is_empty()).then(|| super::fields::decode(&data.declared, records));
         }
         store.set_epoch_deadline(deadline_ticks(limits.batch_timeout_ms));
         let obs = self.shared.obs.clone();
         let started = std::time::Instant::now();
         let result = bounded(limits.batch_timeout_ms, plugin.process_batch(&mut *store, call, records, &mut self.batch_buf));
+        store.data_mut().decoded = None;
         obs.host.latency.observe(started.elapsed().as_secs_f64());
         obs.host.calls.fetch_add(1, Relaxed);
         obs.host.records_in.fetch_add(records.len() as u64, Relaxed);

@@ -22,6 +22,8 @@ mod columns;
 mod config;
 mod convert;
 mod engine;
+mod fields;
+mod fields_scan;
 mod host;
 mod imports;
 mod instance;

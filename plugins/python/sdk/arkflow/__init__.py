@@ -19,7 +19,13 @@ A plugin is a module `app` that calls `arkflow.export(...)` and re-exports `Proc
 `pass_(record)`, `drop()`, `fail(error)`) or an `Outcomes` builder; see batch.py for the batch
 view (`Batch`, `Record`: nothing decoded until touched) and how outcomes cross back (one values
 buffer, no per-record list when every input emits one value). State: state.py (`Store`,
-`StateCache` over `get-column` / `put-column`).
+`StateCache` over `get-column` / `put-column`). Typed fields: fields.py (`fields.declare` in
+`init`, then `records.fields()` per batch: the host decodes the declared top-level JSON fields of
+every record into typed columns, so the guest parses no JSON):
+
+    arkflow.fields.declare([("user", arkflow.fields.UTF8)])       # in __init__
+    users = records.fields().utf8("user")                         # in process_batch
+    users.get(i)  # str, or None (records.fields().mismatch(i): why record i did not fit)
 
 Contract (the Rust SDK's, see plugins/README.md):
 - `describe()` comes from `export`'s arguments (abi = ABI_VERSION, "0.2.0"). `init` builds the
@@ -55,6 +61,10 @@ from wit_world.imports.types import Error as WitError
 from .batch import Batch, Emit, Outcomes, Record, RecordOut, to_wit  # noqa: F401
 from .errors import (  # noqa: F401
     Error, config_error, internal, invalid_input, retriable, state_call, state_error,
+)
+from . import fields  # noqa: F401  (arkflow.fields.declare, ...)
+from .fields import (  # noqa: F401
+    BooleanColumn, Fields, FieldType, Float64Column, Int64Column, Utf8Column,
 )
 from .json import escape_json, json_key, validate_json, JSON_MAX_DEPTH  # noqa: F401
 from .state import StateCache, Store, decode_i64, encode_i64  # noqa: F401

@@ -4,7 +4,8 @@ SDK's plugins/sdk/src/batch.rs).
 - `Batch`: the records of one call, a read-only sequence over the few buffers the host sent.
   Nothing is decoded up front: `keys()` / `values()` slice a whole column by its `ends` in one
   pass the first time they are asked for (C-level slicing, no Python loop), and a `Record`
-  (`batch[i]`, or iterating) is a view of index `i` that reads those lists.
+  (`batch[i]`, or iterating) is a view of index `i` that reads those lists. `fields()`: the
+  declared typed fields of every record, decoded by the host (fields.py), fetched once.
 - Outcomes: `process_batch` returns either a list with one outcome per input, in order, or an
   `Outcomes` builder. An outcome is a `str`/`bytes` value (what `emit_one` returns: one record
   with the input's key and timestamp), `None` (`drop()`), an `Error` (`fail(e)`), or an `Emit`
@@ -24,6 +25,7 @@ from wit_world.imports.types import Column, Header
 from wit_world.imports.types import Outcomes as WitOutcomes
 
 from .errors import Error, internal
+from .fields import Fields
 
 
 # --- columns ------------------------------------------------------------------------------------
@@ -78,23 +80,26 @@ def text_column(values: List[str]) -> Column:
 
 class Batch:
     """The records of one call (see the module docs). `len()`, `batch[i]` and iteration give
-    `Record` views; `keys()` / `values()` give whole columns as lists."""
+    `Record` views; `keys()` / `values()` give whole columns as lists; `fields()` the typed
+    fields."""
 
-    __slots__ = ("raw", "_n", "_keys", "_values", "_headers")
+    __slots__ = ("raw", "_n", "_keys", "_values", "_headers", "_fields")
 
-    def __init__(self, raw):
+    def __init__(self, raw, fields: Optional[Fields] = None):
         self.raw = raw
         self._n = len(raw.timestamps)
         self._keys = self._values = self._headers = None
+        self._fields = fields
 
     @classmethod
-    def of(cls, records: Sequence[Tuple], timestamp_ms: int = 0) -> "Batch":
-        """A batch of (key, value[, timestamp_ms[, headers]]) tuples, for tests of plugin code."""
+    def of(cls, records: Sequence[Tuple], timestamp_ms: int = 0, fields: Optional[Fields] = None) -> "Batch":
+        """A batch of (key, value[, timestamp_ms[, headers]]) tuples, for tests of plugin code;
+        `fields`: what `fields()` returns (else it asks the host)."""
         from wit_world.imports.types import Batch as WitBatch  # noqa: PLC0415
         ts = [r[2] if len(r) > 2 else timestamp_ms for r in records]
         hs = [(i, Header(k, v)) for i, r in enumerate(records) if len(r) > 3 for k, v in r[3]]
         return cls(WitBatch(column([r[0] for r in records]), column([r[1] for r in records]),
-                            ts, [0] * len(records), [0] * len(records), hs))
+                            ts, [0] * len(records), [0] * len(records), hs), fields)
 
     def __len__(self) -> int:
         return self._n
@@ -119,6 +124,14 @@ class Batch:
         if self._values is None:
             self._values = items(self.raw.values, self._n)
         return self._values
+
+    def fields(self) -> Fields:
+        """The fields declared with `arkflow.fields.declare`, decoded by the host for every record
+        of this batch: one host call, the first time (raises internal `fields` on a host error,
+        e.g. when nothing is declared)."""
+        if self._fields is None:
+            self._fields = Fields.fetch(self._n)
+        return self._fields
 
     def timestamps(self) -> List[int]:
         return self.raw.timestamps
