@@ -286,29 +286,6 @@ fn the_lane_is_exactly_once_across_restarts_at_another_thread_num() {
     lane_kill_loop(env_or("ARKFLOW_CRASH_RECORDS", 200_000), env_or("ARKFLOW_CRASH_KILLS", 3), &[2, 1, 3]);
 }
 
-/// The peak resident memory of `cmd` (VmHWM, read until it exits) and its output.
-fn peak_rss_kb(mut cmd: Command) -> (u64, std::process::Output) {
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let status = format!("/proc/{}/status", child.id());
-    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let watch = {
-        let peak = peak.clone();
-        std::thread::spawn(move || {
-            while let Ok(s) = std::fs::read_to_string(&status) {
-                let hwm = s.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").parse().ok());
-                match hwm {
-                    Some(kb) => peak.fetch_max(kb, std::sync::atomic::Ordering::Relaxed),
-                    None => break, // a zombie: it has exited
-                };
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-        })
-    };
-    let out = child.wait_with_output().unwrap();
-    watch.join().unwrap();
-    (peak.load(std::sync::atomic::Ordering::Relaxed), out)
-}
-
 /// Blocks of 100,000 generated lines (ArkFlow's benchmark shape) through json_to_arrow and an
 /// aggregate: every block is one exact row, and the input does not run ahead of the workers
 /// (the lane bounds the bytes in flight: 60 blocks of ~6 MB would otherwise queue up).

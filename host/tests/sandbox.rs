@@ -174,6 +174,68 @@ fn malformed_batch_replies_fail_the_batch_not_the_host() {
     }
 }
 
+/// A plugin whose host call lists the same guest bytes over and over (16 KiB of guest memory that
+/// would lift into 200 GB of keys and values) is stopped by the host's copy bound: its records
+/// reach error_output with the cause named, and the host never holds more than a few hundred MB.
+#[test]
+fn a_plugin_amplifying_a_host_call_is_refused_without_the_host_allocating_it() {
+    let dir = Dir::new();
+    std::fs::write(dir.path("in.jsonl"), "{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n").unwrap();
+    let cfg = dir.config(&format!(
+        r#"streams:
+  - input: {{ type: file, path: {input} }}
+    pipeline:
+      processors:
+        - type: wasm
+          path: {evil}
+          config: {{ mode: amplify, amplify_entries: "100000", amplify_bytes: "1048576" }}
+          retries: 1
+          on_failure: error_output
+    output: {{ type: file, path: {out} }}
+    error_output: {{ type: file, path: {err} }}
+    state: {{ operator_id: amplify, enabled: true }}
+"#,
+        input = dir.path("in.jsonl").display(),
+        evil = plugin("evil").display(),
+        out = dir.path("out.jsonl").display(),
+        err = dir.path("errors.jsonl").display(),
+    ));
+    let mut cmd = std::process::Command::new(bin());
+    cmd.arg("--config").arg(&cfg).stdin(std::process::Stdio::null());
+    let (peak_kb, out) = peak_rss_kb(cmd);
+    let err = stderr(&out);
+    assert!(!err.contains("' panicked at"), "no host thread panicked: {err}");
+    let errs = json_lines(&dir.path("errors.jsonl"));
+    assert_eq!(errs.len(), 3, "every record routed to error_output: {err}");
+    let msg = errs[0]["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("too much data is being copied between the host and the guest") && msg.contains("evil.wasm"), "{msg}");
+    assert!(peak_kb < 1_000_000, "the host peaked at {peak_kb} kB");
+}
+
+/// The copy bound follows the plugin's memory limit: a plugin given 512 MiB may return a 150 MiB
+/// value (past wasmtime's 128 MiB default), and it reaches the output.
+#[test]
+fn a_plugin_with_a_large_memory_limit_may_return_more_than_the_default_copy_bound() {
+    let dir = Dir::new();
+    std::fs::write(dir.path("in.jsonl"), "{\"id\":1}\n").unwrap();
+    let cfg = dir.config(&format!(
+        r#"streams:
+  - input: {{ type: file, path: {input} }}
+    pipeline:
+      processors:
+        - type: wasm
+          path: {evil}
+          config: {{ mode: giant, giant_bytes: "157286400" }}
+          limits: {{ memory_mb: 512, max_output_bytes: 268435456 }}
+    output: {{ type: drop }}
+"#,
+        input = dir.path("in.jsonl").display(),
+        evil = plugin("evil").display(),
+    ));
+    let out = run(&cfg, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 #[test]
 fn a_plugin_that_traps_in_init_is_refused_at_validate() {
     let dir = Dir::new();

@@ -197,3 +197,26 @@ pub fn http_request_or(port: u16, method: &str, path: &str) -> (u16, String) {
 pub fn metric_value(body: &str, metric: &str, stream: &str) -> Option<i64> {
     body.lines().find(|l| l.starts_with(&format!("{metric}{{stream=\"{stream}\"}}"))).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).map(|v| v as i64)
 }
+
+/// The peak resident memory of `cmd` (VmHWM, read until it exits) and its output.
+pub fn peak_rss_kb(mut cmd: Command) -> (u64, std::process::Output) {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let watch = {
+        let peak = peak.clone();
+        std::thread::spawn(move || {
+            while let Ok(s) = std::fs::read_to_string(&status) {
+                let hwm = s.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").parse().ok());
+                match hwm {
+                    Some(kb) => peak.fetch_max(kb, std::sync::atomic::Ordering::Relaxed),
+                    None => break, // a zombie: it has exited
+                };
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
+    };
+    let out = child.wait_with_output().unwrap();
+    watch.join().unwrap();
+    (peak.load(std::sync::atomic::Ordering::Relaxed), out)
+}

@@ -42,6 +42,10 @@
 //!   process-batch fetches the fields twice, declares again mid-batch and fetches a third time,
 //!   and emits per record `{"n":<n or null>,"same":<both fetches agree>,"init_error":"...",
 //!   "mid_batch_error":"..."}`.
+//! - `amplify`: calls `store.put-many` through the raw canonical ABI with `amplify_entries`
+//!   (config, default 2000) entries whose keys and values all point at one `amplify_bytes`
+//!   (default 1 MiB) buffer: a few KiB of guest memory that would lift into entries x bytes x 2
+//!   on the host. The host must refuse the call, not allocate it. Then passes records through.
 //! - anything else (or no mode): pass-through, every record re-emitted unchanged.
 //!
 //! Declares state store "default" (used by `flood` only).
@@ -58,6 +62,30 @@ struct Evil {
     counts: std::collections::HashMap<Vec<u8>, i64>,
     /// `fields-misuse`: what the refused declaration said.
     init_error: String,
+    /// `amplify`: (entries, bytes).
+    amplify: (usize, usize),
+}
+
+#[cfg(target_arch = "wasm32")]
+#[link(wasm_import_module = "arkflow:plugin/state@0.2.0")]
+extern "C" {
+    #[link_name = "[method]store.put-many"]
+    fn raw_put_many(store: i32, entries: *const u32, len: usize, ret: *mut u8);
+}
+
+/// `amplify` (see the module docs).
+fn amplify(entries: usize, bytes: usize) -> Result<(), Error> {
+    let store = Store::open("default")?;
+    let big = vec![7u8; bytes];
+    let (p, n) = (big.as_ptr() as usize as u32, big.len() as u32);
+    let list: Vec<u32> = (0..entries).flat_map(|_| [p, n, p, n]).collect();
+    let mut ret = [0u64; 4];
+    #[cfg(target_arch = "wasm32")]
+    unsafe {
+        raw_put_many(store.handle() as i32, list.as_ptr(), entries, ret.as_mut_ptr().cast())
+    };
+    black_box((&list, &mut ret, &store));
+    Ok(())
 }
 
 /// `fields-misuse` (see the module docs).
@@ -95,7 +123,8 @@ impl Processor for Evil {
             init_error = fields::declare(&many).err().map(|e| format!("{:?}/{}: {}", e.class, e.code, e.message)).unwrap_or_default();
             fields::declare(&[("n", FieldType::Int64)])?;
         }
-        Ok(Evil { mode, flood_count, giant_bytes, sleep_ms, log_bytes, counts: Default::default(), init_error })
+        let amplify = (config.get_parse_or("amplify_entries", 2000usize)?, config.get_parse_or("amplify_bytes", 1usize << 20)?);
+        Ok(Evil { mode, flood_count, giant_bytes, sleep_ms, log_bytes, counts: Default::default(), init_error, amplify })
     }
 
     fn process(&mut self, ctx: &BatchContext, batch: &Batch, out: &mut Outcomes) -> Result<(), Error> {
@@ -122,6 +151,10 @@ impl Processor for Evil {
                 Store::open("default")?.get_column(&col(b"k".to_vec(), vec![5]))?;
             }
             "fields-misuse" => fields_misuse(batch, &self.init_error, out)?,
+            "amplify" => {
+                amplify(self.amplify.0, self.amplify.1)?;
+                return arkflow_plugin_sdk::process_records(self, ctx, batch, out);
+            }
             _ => return arkflow_plugin_sdk::process_records(self, ctx, batch, out),
         }
         Ok(())

@@ -80,6 +80,10 @@ async fn instantiate(shared: &WasmShared, store: &mut Store<HostCtx>) -> wasmtim
 fn new_store(shared: &WasmShared) -> Store<HostCtx> {
     let mut store = Store::new(shared_engine(), HostCtx::new(shared));
     store.limiter(|h| &mut h.limits);
+    // What one call may copy from the guest to the host: lists whose items all point at the same
+    // guest bytes would otherwise lift into far more host memory than the guest has. Legitimate
+    // data lives in guest memory, so its size is the bound (at least wasmtime's 128 MiB default).
+    store.set_hostcall_fuel((shared.cfg.limits.memory_mb as usize).saturating_mul(1 << 20).max(128 << 20));
     store.epoch_deadline_trap();
     store.set_epoch_deadline(deadline_ticks(shared.cfg.limits.batch_timeout_ms));
     store
@@ -137,6 +141,8 @@ fn trap_text(e: &wasmtime::Error) -> String {
     }
     if text.contains("growing memory") || text.contains("memory.grow") {
         format!("memory limit exceeded (limits.memory_mb): {text}")
+    } else if text.contains("fuel allocated for hostcalls") {
+        format!("one call copied more from the guest than the plugin's memory (limits.memory_mb, at least 128 MiB): {text}")
     } else if e.downcast_ref::<Trap>().is_some() {
         format!("trap: {text}")
     } else {
