@@ -151,10 +151,6 @@ impl Processor for Evil {
                 Store::open("default")?.get_column(&col(b"k".to_vec(), vec![5]))?;
             }
             "fields-misuse" => fields_misuse(batch, &self.init_error, out)?,
-            "amplify" => {
-                amplify(self.amplify.0, self.amplify.1)?;
-                return arkflow_plugin_sdk::process_records(self, ctx, batch, out);
-            }
             _ => return arkflow_plugin_sdk::process_records(self, ctx, batch, out),
         }
         Ok(())
@@ -162,6 +158,10 @@ impl Processor for Evil {
 
     fn process_batch(&mut self, ctx: &BatchContext, records: Vec<RecordIn>) -> Result<Vec<Outcome>, Error> {
         match self.mode.as_str() {
+            "amplify" => {
+                amplify(self.amplify.0, self.amplify.1)?;
+                Ok(records.into_iter().map(Outcome::pass).collect())
+            }
             "loop" => {
                 let mut i = 0u64;
                 loop {

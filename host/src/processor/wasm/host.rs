@@ -26,6 +26,28 @@ pub struct Limits {
     pub(super) peak: usize,
 }
 
+/// Most elements one table of a plugin may grow to. Tables live in host memory (8 to 16 bytes an
+/// element) outside the guest's memory limit, so a guest growing one by billions of elements,
+/// filled with a function reference, would take the host down; real components (the Python and
+/// JavaScript interpreters included) stay far below.
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl Limits {
+    /// Linear memory up to `memory_mb` MiB, tables up to [`MAX_TABLE_ELEMENTS`]; a growth past a
+    /// limit traps.
+    pub fn new(memory_mb: u64) -> Self {
+        let inner = StoreLimitsBuilder::new()
+            .memory_size((memory_mb as usize).saturating_mul(1 << 20))
+            .table_elements(MAX_TABLE_ELEMENTS)
+            .trap_on_grow_failure(true)
+            .instances(64)
+            .tables(64)
+            .memories(16)
+            .build();
+        Limits { inner, peak: 0 }
+    }
+}
+
 impl wasmtime::ResourceLimiter for Limits {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         let ok = self.inner.memory_growing(current, desired, maximum)?;
@@ -101,14 +123,7 @@ impl HostCtx {
         if shared.cfg.grants.inherit_stdio {
             b.inherit_stderr();
         }
-        let limits = StoreLimitsBuilder::new()
-            .memory_size((shared.cfg.limits.memory_mb as usize).saturating_mul(1 << 20))
-            .trap_on_grow_failure(true)
-            .instances(64)
-            .tables(64)
-            .memories(16)
-            .build();
-        let limits = Limits { inner: limits, peak: 0 };
+        let limits = Limits::new(shared.cfg.limits.memory_mb);
         HostCtx {
             wasi: b.build(),
             table: ResourceTable::new(),
@@ -205,5 +220,29 @@ impl HostCtx {
 impl WasiView for HostCtx {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A guest growing a table past [`MAX_TABLE_ELEMENTS`] traps; growing within it works.
+    #[test]
+    fn tables_grow_only_to_the_limit() {
+        let engine = wasmtime::Engine::default();
+        let wat = r#"(module
+            (table $t 1 funcref)
+            (func $f)
+            (elem declare func $f)
+            (func (export "grow") (param i32) (result i32) (table.grow $t (ref.func $f) (local.get 0))))"#;
+        let module = wasmtime::Module::new(&engine, wat).unwrap();
+        let mut store = wasmtime::Store::new(&engine, Limits::new(64));
+        store.limiter(|l| l);
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+        let grow = instance.get_typed_func::<i32, i32>(&mut store, "grow").unwrap();
+        assert_eq!(grow.call(&mut store, 1000).unwrap(), 1, "a small growth returns the old size");
+        let e = grow.call(&mut store, 1 << 30).unwrap_err();
+        assert!(format!("{e:?}").contains("forcing trap when growing table"), "{e:?}");
     }
 }

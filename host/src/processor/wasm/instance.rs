@@ -141,6 +141,8 @@ fn trap_text(e: &wasmtime::Error) -> String {
     }
     if text.contains("growing memory") || text.contains("memory.grow") {
         format!("memory limit exceeded (limits.memory_mb): {text}")
+    } else if text.contains("growing table") {
+        format!("table limit exceeded (at most {} elements a table): {text}", super::host::MAX_TABLE_ELEMENTS)
     } else if text.contains("fuel allocated for hostcalls") {
         format!("one call copied more from the guest than the plugin's memory (limits.memory_mb, at least 128 MiB): {text}")
     } else if e.downcast_ref::<Trap>().is_some() {
