@@ -161,8 +161,10 @@ fn at_least_once_loses_no_row_under_sigkills() {
     let kills = env_or("ARKFLOW_PG_KILLS", 6);
     let input = dir.path("in.jsonl");
     write_input(&input, n, 1_000);
+    // 10 s of input at this rate: longer than the 6 kills' delays can add up to (7.2 s), so every
+    // kill lands while the stream runs (at 20,000/s a run of long delays let it finish first).
     let cfg = dir.config(&format!(
-        "{}streams:\n  - name: alo\n    input: {{ type: file, path: {}, rate_per_sec: 20000 }}\n    output: {{ type: postgres, url: \"{}\", table: seen }}\n    state: {{ operator_id: pg-alo, enabled: true }}\n",
+        "{}streams:\n  - name: alo\n    input: {{ type: file, path: {}, rate_per_sec: 10000 }}\n    output: {{ type: postgres, url: \"{}\", table: seen }}\n    state: {{ operator_id: pg-alo, enabled: true }}\n",
         local_state(&dir, 200, false),
         input.display(),
         pg.url()
