@@ -103,13 +103,8 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let lines = dir.path().join("in.jsonl");
     let csv = dir.path().join("in.csv");
-    {
-        let (mut l, mut c) = (std::io::BufWriter::new(std::fs::File::create(&lines).unwrap()), std::io::BufWriter::new(std::fs::File::create(&csv).unwrap()));
-        for i in 0..n {
-            writeln!(l, "{{\"id\":{i},\"who\":\"u{}\",\"amount\":{}}}", i % 10_000, i % 100).unwrap();
-            writeln!(c, "{i},u{},{}", i % 10_000, i % 100).unwrap();
-        }
-    }
+    common::write_lines(&lines, n, |i| format!("{{\"id\":{i},\"who\":\"u{}\",\"amount\":{}}}", i % 10_000, i % 100));
+    common::write_lines(&csv, n, |i| format!("{i},u{},{}", i % 10_000, i % 100));
     let broker = t::mqtt::Mosquitto::start();
     let pg = t::postgres::Postgres::start_with(&["-c", "max_prepared_transactions=8"]);
     let psql = |sql: &str| pg.psql(sql);

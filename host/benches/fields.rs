@@ -16,7 +16,6 @@
 mod common;
 
 use arkflow::config::EngineConfig;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn dist(file: &str) -> PathBuf {
@@ -42,13 +41,6 @@ streams:
         plugin.display()
     );
     EngineConfig::from_yaml_str(&yaml, None).expect("bench config")
-}
-
-fn write_lines(path: &Path, records: u64, line: impl Fn(u64) -> String) {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    for i in 0..records {
-        writeln!(f, "{}", line(i)).unwrap();
-    }
 }
 
 /// Runs `json` and `fields` configs alternately for `rounds`; (median rec/s of each, median ratio).
@@ -79,9 +71,11 @@ fn main() {
     let keys = common::env_u64("BENCH_KEYS", 10_000);
     let dir = tempfile::tempdir().unwrap();
     let users = dir.path().join("users.json");
-    write_lines(&users, records, |i| format!(r#"{{"id":{i},"user":"u{}","name":"name {i}"}}"#, i.wrapping_mul(2_654_435_761) % keys));
+    common::write_lines(&users, records, |i| format!(r#"{{"id":{i},"user":"u{}","name":"name {i}"}}"#, i.wrapping_mul(2_654_435_761) % keys));
     let sensors = dir.path().join("sensors.json");
-    write_lines(&sensors, records, |i| format!(r#"{{"timestamp":{},"value":{}.{},"sensor":"temp_{}"}}"#, 1_625_000_000_000 + i, i % 97, i % 10, i % 100));
+    common::write_lines(&sensors, records, |i| {
+        format!(r#"{{"timestamp":{},"value":{}.{},"sensor":"temp_{}"}}"#, 1_625_000_000_000 + i, i % 97, i % 10, i % 100)
+    });
 
     let wanted = std::env::var("BENCH_LANGS").unwrap_or_else(|_| "rust c zig go python js".into());
     let mut table = Vec::new();

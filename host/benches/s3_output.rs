@@ -18,7 +18,6 @@ mod s3;
 use arkflow::checkpoint::block_on;
 use arkflow::config::EngineConfig;
 use arkflow::state::backend::{ObjectStore, S3Store};
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -75,12 +74,7 @@ fn main() {
     let rounds = common::env_u64("BENCH_ROUNDS", 3);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.jsonl");
-    {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
-        for i in 0..n {
-            writeln!(f, "{{\"id\":{i},\"who\":\"u{}\",\"amount\":{}}}", i % 10_000, i % 100).unwrap();
-        }
-    }
+    common::write_lines(&input, n, |i| format!("{{\"id\":{i},\"who\":\"u{}\",\"amount\":{}}}", i % 10_000, i % 100));
     let moto = s3::Moto::start();
     let t = &moto.target;
     let (mut ark, mut cli) = (vec![], vec![]);

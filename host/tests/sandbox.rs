@@ -174,32 +174,35 @@ fn malformed_batch_replies_fail_the_batch_not_the_host() {
     }
 }
 
+/// The config of one stream: a file of `lines` through the evil plugin with the stage settings
+/// `stage` (YAML under the stage, indented to it), then `tail` (the stream's outputs and state).
+fn one_evil_stage(dir: &Dir, lines: &str, stage: &str, tail: &str) -> std::path::PathBuf {
+    std::fs::write(dir.path("in.jsonl"), lines).unwrap();
+    dir.config(&format!(
+        "streams:\n  - input: {{ type: file, path: {} }}\n    pipeline:\n      processors:\n        - type: wasm\n          path: {}\n          {stage}\n    {tail}\n",
+        dir.path("in.jsonl").display(),
+        plugin("evil").display(),
+    ))
+}
+
 /// A plugin whose host call lists the same guest bytes over and over (16 KiB of guest memory that
 /// would lift into 200 GB of keys and values) is stopped by the host's copy bound: its records
 /// reach error_output with the cause named, and the host never holds more than a few hundred MB.
 #[test]
 fn a_plugin_amplifying_a_host_call_is_refused_without_the_host_allocating_it() {
     let dir = Dir::new();
-    std::fs::write(dir.path("in.jsonl"), "{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n").unwrap();
-    let cfg = dir.config(&format!(
-        r#"streams:
-  - input: {{ type: file, path: {input} }}
-    pipeline:
-      processors:
-        - type: wasm
-          path: {evil}
-          config: {{ mode: amplify, amplify_entries: "100000", amplify_bytes: "1048576" }}
+    let cfg = one_evil_stage(
+        &dir,
+        "{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n",
+        r#"config: { mode: amplify, amplify_entries: "100000", amplify_bytes: "1048576" }
           retries: 1
-          on_failure: error_output
-    output: {{ type: file, path: {out} }}
-    error_output: {{ type: file, path: {err} }}
-    state: {{ operator_id: amplify, enabled: true }}
-"#,
-        input = dir.path("in.jsonl").display(),
-        evil = plugin("evil").display(),
-        out = dir.path("out.jsonl").display(),
-        err = dir.path("errors.jsonl").display(),
-    ));
+          on_failure: error_output"#,
+        &format!(
+            "output: {{ type: file, path: {} }}\n    error_output: {{ type: file, path: {} }}\n    state: {{ operator_id: amplify, enabled: true }}",
+            dir.path("out.jsonl").display(),
+            dir.path("errors.jsonl").display()
+        ),
+    );
     let mut cmd = std::process::Command::new(bin());
     cmd.arg("--config").arg(&cfg).stdin(std::process::Stdio::null());
     let (peak_kb, out) = peak_rss_kb(cmd);
@@ -217,21 +220,13 @@ fn a_plugin_amplifying_a_host_call_is_refused_without_the_host_allocating_it() {
 #[test]
 fn a_plugin_with_a_large_memory_limit_may_return_more_than_the_default_copy_bound() {
     let dir = Dir::new();
-    std::fs::write(dir.path("in.jsonl"), "{\"id\":1}\n").unwrap();
-    let cfg = dir.config(&format!(
-        r#"streams:
-  - input: {{ type: file, path: {input} }}
-    pipeline:
-      processors:
-        - type: wasm
-          path: {evil}
-          config: {{ mode: giant, giant_bytes: "157286400" }}
-          limits: {{ memory_mb: 512, max_output_bytes: 268435456 }}
-    output: {{ type: drop }}
-"#,
-        input = dir.path("in.jsonl").display(),
-        evil = plugin("evil").display(),
-    ));
+    let cfg = one_evil_stage(
+        &dir,
+        "{\"id\":1}\n",
+        r#"config: { mode: giant, giant_bytes: "157286400" }
+          limits: { memory_mb: 512, max_output_bytes: 268435456 }"#,
+        "output: { type: drop }",
+    );
     let out = run(&cfg, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
 }

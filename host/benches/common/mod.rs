@@ -73,3 +73,13 @@ pub fn alternate<A, B>(round: u64, a: impl FnOnce() -> A, b: impl FnOnce() -> B)
         (a(), y)
     }
 }
+
+/// Writes `n` lines to `path`, line `i` being `line(i)` (the input files the benches read).
+pub fn write_lines(path: &std::path::Path, n: u64, line: impl Fn(u64) -> String) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for i in 0..n {
+        writeln!(f, "{}", line(i)).unwrap();
+    }
+    f.flush().unwrap();
+}
